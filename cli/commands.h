@@ -1,0 +1,22 @@
+// Subcommand registration for the basin program. Each command file adds its options to the
+// CLI11 app and returns the function that runs it; library errors propagate to main().
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace basin::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_eval(CLI::App& app);
+Runner add_inspect(CLI::App& app);
+Runner add_init_model(CLI::App& app);
+
+// "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
+std::string check_device(const std::string& name);
+void set_threads(int threads);
+
+} // namespace basin::cli

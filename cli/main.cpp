@@ -1,0 +1,64 @@
+// basin: the command-line program. Subcommands are thin wrappers around the library; every
+// library error is caught here and printed as one line with a non-zero exit.
+#include <cstdio>
+#include <map>
+#include <torch/torch.h>
+
+#include "basin/core/error.h"
+#include "commands.h"
+
+namespace basin::cli {
+
+std::string check_device(const std::string& name) {
+    torch::Device device(torch::kCPU);
+    try {
+        device = torch::Device(name);
+    } catch (const c10::Error&) {
+        fail("--device: expected cpu, cuda or cuda:N, got '", name, "'");
+    }
+    if (device.is_cuda())
+        BASIN_CHECK(torch::cuda::is_available(), "--device ", name,
+                    ": CUDA is not available (this libtorch was built without CUDA or no GPU is visible)");
+    return name;
+}
+
+void set_threads(int threads) {
+    if (threads > 0) {
+        torch::set_num_threads(threads);
+        torch::set_num_interop_threads(1);
+    }
+}
+
+} // namespace basin::cli
+
+int main(int argc, char** argv) {
+    CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "basin 0.1.0");
+    std::map<CLI::App*, basin::cli::Runner> runners;
+    auto add = [&](const char* name, const char* help, basin::cli::Runner (*adder)(CLI::App&)) {
+        CLI::App* sub = app.add_subcommand(name, help);
+        runners[sub] = adder(*sub);
+    };
+    add("eval", "Evaluate a sequence-classification checkpoint on a labelled dataset", basin::cli::add_eval);
+    add("inspect", "Describe a checkpoint folder or a .safetensors file", basin::cli::add_inspect);
+    add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    try {
+        for (auto* sub : app.get_subcommands()) return runners.at(sub)();
+    } catch (const basin::Error& e) {
+        std::fprintf(stderr, "basin: error: %s\n", e.what());
+        return 1;
+    } catch (const c10::Error& e) {
+        std::fprintf(stderr, "basin: error: %s\n", e.what_without_backtrace());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "basin: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

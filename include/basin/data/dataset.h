@@ -1,0 +1,52 @@
+// Labelled text datasets: JSONL, CSV and TSV (GLUE style) readers with column mapping, and the
+// mapping from label names to class indices.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace basin {
+
+struct Example {
+    std::string text;
+    std::optional<std::string> text_pair;
+    std::string label;  // as written in the file (numbers as decimal text)
+    std::size_t line;   // 1-based line in the source file
+};
+
+enum class DataFormat { Auto, Jsonl, Csv, Tsv };
+
+// Column names (or 0-based indices, written as digits, for files without a header).
+struct ColumnMap {
+    std::string text = "text";
+    std::string text_pair = "text_pair"; // optional: used when present
+    std::string label = "label";
+};
+
+struct ReadOptions {
+    DataFormat format = DataFormat::Auto; // Auto: by extension (.jsonl/.json, .csv, .tsv/.txt)
+    ColumnMap columns;
+    bool header = true;         // CSV/TSV: first row names the columns
+    bool require_labels = true; // false: examples without a label are allowed
+};
+
+struct Dataset {
+    std::filesystem::path path;
+    std::vector<Example> examples;
+    bool has_pair = false;
+    // Distinct labels in a stable order: numeric order when all are integers, else sorted.
+    std::vector<std::string> label_names() const;
+};
+
+Dataset read_dataset(const std::filesystem::path& path, const ReadOptions& options = {});
+DataFormat parse_format(const std::string& name); // "auto", "jsonl", "csv", "tsv"
+
+// Maps each example's label to a class index given the model's label list (index -> name).
+// A label that is not a name but an integer in range is taken as the index itself. A label the
+// model does not know is an error naming the file, the line and the known labels.
+std::vector<std::int64_t> map_labels(const Dataset& data, const std::vector<std::string>& labels);
+
+} // namespace basin

@@ -1,0 +1,49 @@
+// Hugging Face checkpoint folders: config.json, model.safetensors or sharded
+// model-XXXXX-of-YYYYY.safetensors with model.safetensors.index.json, and tokenizer.json.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "basin/io/safetensors.h"
+
+namespace basin {
+
+// All tensors of a checkpoint, whether stored in one file or in shards.
+class CheckpointTensors {
+  public:
+    // path: a checkpoint folder, a .safetensors file, or a model.safetensors.index.json file.
+    explicit CheckpointTensors(const fs::path& path);
+
+    struct Ref {
+        const SafetensorsFile* file = nullptr;
+        const TensorInfo* info = nullptr;
+        const std::uint8_t* data() const { return file->data(*info); }
+    };
+
+    const std::vector<std::string>& names() const { return names_; } // file order, then offset
+    const Ref* find(const std::string& name) const;
+    const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
+    const fs::path& source() const { return source_; }
+    std::uint64_t total_bytes() const;
+
+  private:
+    fs::path source_;
+    std::vector<std::unique_ptr<SafetensorsFile>> files_;
+    std::vector<std::string> names_;
+    std::unordered_map<std::string, Ref> refs_;
+};
+
+// Finds the weights file of a checkpoint folder: model.safetensors.index.json, then
+// model.safetensors, then the single *.safetensors file. Errors name what was looked for.
+fs::path find_weights(const fs::path& folder);
+
+// Writes tensors as one model.safetensors, or as shards with an index when the total exceeds
+// max_shard_bytes (0 = never shard). Each file is written atomically.
+void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,
+                              const std::map<std::string, std::string>& metadata,
+                              std::uint64_t max_shard_bytes = 0);
+
+} // namespace basin

@@ -1,0 +1,80 @@
+// safetensors reading and writing.
+//
+// File layout: 8-byte little-endian header length N, N bytes of JSON header, then the data
+// buffer. The header maps tensor names to {dtype, shape, data_offsets: [begin, end)} relative to
+// the buffer, plus an optional "__metadata__" string->string map. The reader memory-maps the file
+// and validates the header completely before any tensor is touched.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "basin/core/fs.h"
+
+namespace basin {
+
+enum class Dtype { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
+
+std::size_t dtype_size(Dtype dtype);
+const char* dtype_name(Dtype dtype);
+bool parse_dtype(const std::string& name, Dtype* out);
+bool is_floating(Dtype dtype);
+
+// Converts n elements of a floating dtype (F16, BF16, F32, F64) to float32.
+void convert_to_f32(Dtype dtype, const void* src, float* dst, std::size_t n);
+// Converts n float32 values to F16, BF16, F32 or F64 (round to nearest even).
+void convert_from_f32(Dtype dtype, const float* src, void* dst, std::size_t n);
+
+using Shape = std::vector<std::int64_t>;
+std::string shape_string(const Shape& shape);
+std::int64_t shape_numel(const Shape& shape);
+
+struct TensorInfo {
+    std::string name;
+    Dtype dtype = Dtype::F32;
+    Shape shape;
+    std::uint64_t begin = 0; // offsets into the data buffer
+    std::uint64_t end = 0;
+    std::int64_t numel() const { return shape_numel(shape); }
+    std::uint64_t nbytes() const { return end - begin; }
+};
+
+constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+
+class SafetensorsFile {
+  public:
+    explicit SafetensorsFile(const fs::path& path);
+
+    const fs::path& path() const { return file_.path(); }
+    const std::vector<TensorInfo>& tensors() const { return tensors_; } // in offset order
+    const TensorInfo* find(const std::string& name) const;
+    const TensorInfo& at(const std::string& name) const; // throws naming the file
+    const std::uint8_t* data(const TensorInfo& info) const { return buffer_ + info.begin; }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    std::uint64_t file_size() const { return file_.size(); }
+
+  private:
+    MappedFile file_;
+    const std::uint8_t* buffer_ = nullptr;
+    std::vector<TensorInfo> tensors_;
+    std::unordered_map<std::string, std::size_t> index_;
+    std::map<std::string, std::string> metadata_;
+};
+
+// A tensor to be written: its bytes must hold numel * dtype_size bytes.
+struct TensorView {
+    std::string name;
+    Dtype dtype = Dtype::F32;
+    Shape shape;
+    const void* data = nullptr;
+};
+
+// Writes a spec-conformant file (header padded with spaces to a multiple of 8) atomically.
+void write_safetensors(const fs::path& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+} // namespace basin

@@ -1,0 +1,49 @@
+// Loading a checkpoint folder into an EncoderModel and saving one back.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "basin/io/checkpoint.h"
+#include "basin/models/config.h"
+#include "basin/models/encoder.h"
+
+namespace basin {
+
+struct LoadOptions {
+    torch::Device device = torch::kCPU;
+    // false: load the body only; head tensors in the file are ignored and the model's head keeps
+    // its initialisation (a new head for fine-tuning or probing).
+    bool load_head = true;
+};
+
+struct LoadedModel {
+    std::filesystem::path dir;
+    HfConfig hf;
+    EncoderConfig config;
+    EncoderModel model{nullptr};
+    Dtype stored_dtype = Dtype::F32; // dtype of most floating tensors in the file
+    std::map<std::string, std::string> metadata;
+};
+
+// Reads config.json and the weights of a checkpoint folder, strictly.
+LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+// Copies checkpoint tensors into model parameters. Every missing, unexpected and mis-shaped
+// tensor is reported in one error. Accepts old BERT names (LayerNorm.gamma/beta), bodies saved
+// without the "bert."/"roberta." prefix, and tied or buffer entries transformers writes.
+void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const LoadOptions& options);
+
+// Writes config.json and model.safetensors (atomically each) into dir, creating it.
+void save_model(EncoderModel& model, const HfConfig& hf, const std::filesystem::path& dir,
+                Dtype dtype = Dtype::F32, const std::map<std::string, std::string>& metadata = {});
+
+// The HfConfig describing model's architecture (labels included), starting from base.
+HfConfig config_for(const EncoderConfig& config, HfConfig base);
+
+torch::Dtype torch_dtype(Dtype dtype);
+
+} // namespace basin

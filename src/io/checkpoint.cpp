@@ -1,0 +1,120 @@
+#include "basin/io/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include "basin/core/error.h"
+
+namespace basin {
+
+fs::path find_weights(const fs::path& folder) {
+    if (fs::exists(folder / "model.safetensors.index.json"))
+        return folder / "model.safetensors.index.json";
+    if (fs::exists(folder / "model.safetensors")) return folder / "model.safetensors";
+    std::vector<fs::path> found;
+    if (fs::is_directory(folder))
+        for (const auto& entry : fs::directory_iterator(folder))
+            if (entry.path().extension() == ".safetensors") found.push_back(entry.path());
+    if (found.size() == 1) return found.front();
+    if (fs::exists(folder / "pytorch_model.bin"))
+        fail(folder.string(), ": only pytorch_model.bin found; basin reads safetensors (convert it "
+                              "with safetensors.torch.save_file)");
+    fail(folder.string(), ": no model.safetensors or model.safetensors.index.json found",
+         found.size() > 1 ? " (several *.safetensors files but no index)" : "");
+}
+
+CheckpointTensors::CheckpointTensors(const fs::path& path) {
+    source_ = fs::is_directory(path) ? find_weights(path) : path;
+    BASIN_CHECK(fs::exists(source_), source_.string(), ": file not found");
+    if (source_.extension() == ".json") {
+        nlohmann::json index;
+        try {
+            index = nlohmann::json::parse(read_text_file(source_));
+        } catch (const nlohmann::json::parse_error& e) {
+            fail(source_.string(), ": malformed JSON (", e.what(), ")");
+        }
+        BASIN_CHECK(index.is_object() && index.contains("weight_map") &&
+                        index["weight_map"].is_object(),
+                    source_.string(), ": expected an object with a 'weight_map' object");
+        std::map<std::string, std::size_t> file_index;
+        std::vector<std::pair<std::string, std::string>> wanted; // tensor -> shard file
+        for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+            BASIN_CHECK(it.value().is_string(), source_.string(), ": weight_map['", it.key(),
+                        "'] must be a file name");
+            const std::string shard = it.value().get<std::string>();
+            BASIN_CHECK(!shard.empty() && shard.find('/') == std::string::npos &&
+                            shard.find('\\') == std::string::npos && shard != "." && shard != "..",
+                        source_.string(), ": weight_map['", it.key(), "'] = '", shard,
+                        "' must be a plain file name in the same folder");
+            if (!file_index.count(shard)) {
+                file_index[shard] = files_.size();
+                files_.push_back(std::make_unique<SafetensorsFile>(source_.parent_path() / shard));
+            }
+            wanted.emplace_back(it.key(), shard);
+        }
+        for (const auto& [name, shard] : wanted) {
+            const auto* file = files_[file_index[shard]].get();
+            const TensorInfo* info = file->find(name);
+            BASIN_CHECK(info, source_.string(), ": tensor '", name, "' is mapped to ", shard,
+                        " but that file does not contain it");
+            refs_[name] = Ref{file, info};
+        }
+        for (const auto& file : files_)
+            for (const auto& info : file->tensors())
+                if (refs_.count(info.name)) names_.push_back(info.name);
+    } else {
+        files_.push_back(std::make_unique<SafetensorsFile>(source_));
+        for (const auto& info : files_.front()->tensors()) {
+            refs_[info.name] = Ref{files_.front().get(), &info};
+            names_.push_back(info.name);
+        }
+    }
+}
+
+const CheckpointTensors::Ref* CheckpointTensors::find(const std::string& name) const {
+    auto it = refs_.find(name);
+    return it == refs_.end() ? nullptr : &it->second;
+}
+
+std::uint64_t CheckpointTensors::total_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& [_, ref] : refs_) total += ref.info->nbytes();
+    return total;
+}
+
+void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,
+                              const std::map<std::string, std::string>& metadata,
+                              std::uint64_t max_shard_bytes) {
+    std::uint64_t total = 0;
+    std::vector<std::uint64_t> sizes;
+    for (const auto& t : tensors) {
+        sizes.push_back(std::uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype));
+        total += sizes.back();
+    }
+    if (max_shard_bytes == 0 || total <= max_shard_bytes) {
+        write_safetensors(folder / "model.safetensors", tensors, metadata);
+        return;
+    }
+    std::vector<std::vector<TensorView>> shards(1);
+    std::uint64_t current = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (current > 0 && current + sizes[i] > max_shard_bytes) {
+            shards.emplace_back();
+            current = 0;
+        }
+        shards.back().push_back(tensors[i]);
+        current += sizes[i];
+    }
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = nlohmann::ordered_json::object();
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+        char name[64];
+        std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+        write_safetensors(folder / name, shards[s], metadata);
+        for (const auto& t : shards[s]) index["weight_map"][t.name] = name;
+    }
+    // The index goes last: a folder with an index is complete.
+    write_text_atomically(folder / "model.safetensors.index.json", index.dump(2) + "\n");
+}
+
+} // namespace basin

@@ -1,0 +1,293 @@
+#include "basin/io/safetensors.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "basin/core/error.h"
+
+namespace basin {
+namespace {
+
+struct DtypeEntry {
+    Dtype dtype;
+    const char* name;
+    std::size_t size;
+};
+constexpr DtypeEntry kDtypes[] = {
+    {Dtype::BOOL, "BOOL", 1}, {Dtype::U8, "U8", 1},       {Dtype::I8, "I8", 1},
+    {Dtype::I16, "I16", 2},   {Dtype::U16, "U16", 2},     {Dtype::F16, "F16", 2},
+    {Dtype::BF16, "BF16", 2}, {Dtype::I32, "I32", 4},     {Dtype::U32, "U32", 4},
+    {Dtype::F32, "F32", 4},   {Dtype::F64, "F64", 8},     {Dtype::I64, "I64", 8},
+    {Dtype::U64, "U64", 8},   {Dtype::F8_E4M3, "F8_E4M3", 1}, {Dtype::F8_E5M2, "F8_E5M2", 1},
+};
+
+float half_to_float(std::uint16_t h) {
+    std::uint32_t sign = std::uint32_t(h & 0x8000) << 16;
+    std::uint32_t exponent = (h >> 10) & 0x1f;
+    std::uint32_t mantissa = h & 0x3ff;
+    std::uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else { // subnormal: normalise
+            int shift = 0;
+            while ((mantissa & 0x400) == 0) {
+                mantissa <<= 1;
+                ++shift;
+            }
+            mantissa &= 0x3ff;
+            bits = sign | (std::uint32_t(127 - 15 - shift + 1) << 23) | (mantissa << 13);
+        }
+    } else if (exponent == 0x1f) {
+        bits = sign | 0x7f800000 | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float out;
+    std::memcpy(&out, &bits, 4);
+    return out;
+}
+
+std::uint16_t float_to_half(float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    std::uint32_t sign = (bits >> 16) & 0x8000;
+    std::uint32_t abs = bits & 0x7fffffff;
+    if (abs >= 0x7f800000) // inf or nan
+        return std::uint16_t(sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 : 0));
+    if (abs >= 0x477ff000) return std::uint16_t(sign | 0x7c00); // overflows to inf
+    if (abs < 0x38800000) { // half subnormal or zero: value = m * 2^-24, m rounded to even
+        float magnitude;
+        std::memcpy(&magnitude, &abs, 4);
+        return std::uint16_t(sign | std::uint32_t(std::nearbyint(magnitude * 16777216.0f)));
+    }
+    std::uint32_t rounded = abs + 0xfff + ((abs >> 13) & 1); // round to nearest even
+    return std::uint16_t(sign | ((rounded - (112u << 23)) >> 13));
+}
+
+float bf16_to_float(std::uint16_t h) {
+    std::uint32_t bits = std::uint32_t(h) << 16;
+    float out;
+    std::memcpy(&out, &bits, 4);
+    return out;
+}
+
+std::uint16_t float_to_bf16(float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    if ((bits & 0x7fffffff) > 0x7f800000) return std::uint16_t((bits >> 16) | 0x40); // quiet nan
+    bits += 0x7fff + ((bits >> 16) & 1);
+    return std::uint16_t(bits >> 16);
+}
+
+} // namespace
+
+std::size_t dtype_size(Dtype dtype) {
+    for (const auto& entry : kDtypes)
+        if (entry.dtype == dtype) return entry.size;
+    return 0;
+}
+
+const char* dtype_name(Dtype dtype) {
+    for (const auto& entry : kDtypes)
+        if (entry.dtype == dtype) return entry.name;
+    return "?";
+}
+
+bool parse_dtype(const std::string& name, Dtype* out) {
+    for (const auto& entry : kDtypes)
+        if (name == entry.name) {
+            *out = entry.dtype;
+            return true;
+        }
+    return false;
+}
+
+bool is_floating(Dtype dtype) {
+    return dtype == Dtype::F16 || dtype == Dtype::BF16 || dtype == Dtype::F32 || dtype == Dtype::F64;
+}
+
+void convert_to_f32(Dtype dtype, const void* src, float* dst, std::size_t n) {
+    switch (dtype) {
+    case Dtype::F32: std::memcpy(dst, src, n * 4); return;
+    case Dtype::F16: {
+        const auto* in = static_cast<const std::uint16_t*>(src);
+        for (std::size_t i = 0; i < n; ++i) dst[i] = half_to_float(in[i]);
+        return;
+    }
+    case Dtype::BF16: {
+        const auto* in = static_cast<const std::uint16_t*>(src);
+        for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(in[i]);
+        return;
+    }
+    case Dtype::F64: {
+        const auto* in = static_cast<const double*>(src);
+        for (std::size_t i = 0; i < n; ++i) dst[i] = float(in[i]);
+        return;
+    }
+    default: fail("converting ", dtype_name(dtype), " to F32: not a supported floating dtype");
+    }
+}
+
+void convert_from_f32(Dtype dtype, const float* src, void* dst, std::size_t n) {
+    switch (dtype) {
+    case Dtype::F32: std::memcpy(dst, src, n * 4); return;
+    case Dtype::F16: {
+        auto* out = static_cast<std::uint16_t*>(dst);
+        for (std::size_t i = 0; i < n; ++i) out[i] = float_to_half(src[i]);
+        return;
+    }
+    case Dtype::BF16: {
+        auto* out = static_cast<std::uint16_t*>(dst);
+        for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16(src[i]);
+        return;
+    }
+    case Dtype::F64: {
+        auto* out = static_cast<double*>(dst);
+        for (std::size_t i = 0; i < n; ++i) out[i] = src[i];
+        return;
+    }
+    default: fail("converting F32 to ", dtype_name(dtype), ": not a supported floating dtype");
+    }
+}
+
+std::string shape_string(const Shape& shape) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+    return out + "]";
+}
+
+std::int64_t shape_numel(const Shape& shape) {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+}
+
+SafetensorsFile::SafetensorsFile(const fs::path& path) : file_(path) {
+    const std::string where = path.string();
+    const std::uint64_t size = file_.size();
+    BASIN_CHECK(size >= 8, where, ": truncated safetensors file (", size,
+                " bytes; the 8-byte header length is missing)");
+    std::uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | file_.data()[i];
+    BASIN_CHECK(header_len <= kMaxSafetensorsHeaderBytes, where, ": header length ", header_len,
+                " exceeds the limit of ", kMaxSafetensorsHeaderBytes, " bytes");
+    BASIN_CHECK(header_len <= size - 8, where, ": header length ", header_len,
+                " is larger than the file (", size, " bytes)");
+    buffer_ = file_.data() + 8 + header_len;
+    const std::uint64_t buffer_size = size - 8 - header_len;
+
+    nlohmann::json header;
+    try {
+        header = nlohmann::json::parse(file_.data() + 8, file_.data() + 8 + header_len);
+    } catch (const nlohmann::json::parse_error& e) {
+        fail(where, ": malformed header JSON (", e.what(), ")");
+    }
+    BASIN_CHECK(header.is_object(), where, ": header must be a JSON object");
+
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        const std::string& name = it.key();
+        const auto& entry = it.value();
+        if (name == "__metadata__") {
+            BASIN_CHECK(entry.is_object(), where, ": __metadata__ must be an object");
+            for (auto m = entry.begin(); m != entry.end(); ++m) {
+                BASIN_CHECK(m.value().is_string(), where, ": __metadata__ value for '", m.key(),
+                            "' must be a string");
+                metadata_[m.key()] = m.value().get<std::string>();
+            }
+            continue;
+        }
+        const std::string at = where + ": tensor '" + name + "'";
+        BASIN_CHECK(entry.is_object(), at, ": entry must be an object");
+        BASIN_CHECK(entry.contains("dtype") && entry["dtype"].is_string(), at,
+                    ": missing string field 'dtype'");
+        TensorInfo info;
+        info.name = name;
+        const auto dtype = entry["dtype"].get<std::string>();
+        BASIN_CHECK(parse_dtype(dtype, &info.dtype), at, ": unknown dtype '", dtype, "'");
+        BASIN_CHECK(entry.contains("shape") && entry["shape"].is_array(), at,
+                    ": missing array field 'shape'");
+        std::uint64_t numel = 1;
+        for (const auto& dim : entry["shape"]) {
+            BASIN_CHECK(dim.is_number_unsigned() || (dim.is_number_integer() && dim.get<std::int64_t>() >= 0),
+                        at, ": shape entries must be non-negative integers");
+            auto d = dim.get<std::uint64_t>();
+            BASIN_CHECK(d == 0 || numel <= (std::uint64_t(1) << 62) / d, at,
+                        ": shape is too large");
+            numel *= d;
+            info.shape.push_back(static_cast<std::int64_t>(d));
+        }
+        const auto& offsets = entry.value("data_offsets", nlohmann::json());
+        BASIN_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
+                        offsets[1].is_number_unsigned(),
+                    at, ": 'data_offsets' must be two non-negative integers");
+        info.begin = offsets[0].get<std::uint64_t>();
+        info.end = offsets[1].get<std::uint64_t>();
+        BASIN_CHECK(info.begin <= info.end, at, ": data_offsets [", info.begin, ", ", info.end,
+                    ") are reversed");
+        BASIN_CHECK(info.end <= buffer_size, at, ": data_offsets [", info.begin, ", ", info.end,
+                    ") lie outside the data buffer (", buffer_size, " bytes)");
+        const std::uint64_t expected = numel * dtype_size(info.dtype);
+        BASIN_CHECK(info.nbytes() == expected, at, ": holds ", info.nbytes(), " bytes but shape ",
+                    shape_string(info.shape), " x ", dtype, " needs ", expected);
+        tensors_.push_back(std::move(info));
+    }
+    std::sort(tensors_.begin(), tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
+        return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    for (std::size_t i = 1; i < tensors_.size(); ++i) {
+        const auto& prev = tensors_[i - 1];
+        const auto& cur = tensors_[i];
+        BASIN_CHECK(cur.begin >= prev.end, where, ": tensors '", prev.name, "' [", prev.begin, ", ",
+                    prev.end, ") and '", cur.name, "' [", cur.begin, ", ", cur.end,
+                    ") overlap");
+    }
+    for (std::size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+}
+
+const TensorInfo* SafetensorsFile::find(const std::string& name) const {
+    auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const TensorInfo& SafetensorsFile::at(const std::string& name) const {
+    const TensorInfo* info = find(name);
+    BASIN_CHECK(info, path().string(), ": no tensor named '", name, "'");
+    return *info;
+}
+
+void write_safetensors(const fs::path& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    std::uint64_t offset = 0;
+    for (const auto& t : tensors) {
+        BASIN_CHECK(!t.name.empty() && t.name != "__metadata__", path.string(),
+                    ": invalid tensor name '", t.name, "'");
+        BASIN_CHECK(!header.contains(t.name), path.string(), ": duplicate tensor name '", t.name,
+                    "'");
+        const std::uint64_t nbytes = std::uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
+        header[t.name] = {{"dtype", dtype_name(t.dtype)},
+                          {"shape", t.shape},
+                          {"data_offsets", {offset, offset + nbytes}}};
+        offset += nbytes;
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    write_file_atomically(path, [&](std::FILE* out) {
+        std::uint8_t length[8];
+        for (int i = 0; i < 8; ++i) length[i] = std::uint8_t(std::uint64_t(text.size()) >> (8 * i));
+        bool ok = std::fwrite(length, 1, 8, out) == 8 &&
+                  std::fwrite(text.data(), 1, text.size(), out) == text.size();
+        for (const auto& t : tensors) {
+            const std::size_t nbytes = std::size_t(shape_numel(t.shape)) * dtype_size(t.dtype);
+            ok = ok && (nbytes == 0 || std::fwrite(t.data, 1, nbytes, out) == nbytes);
+        }
+        BASIN_CHECK(ok, path.string(), ": write failed (", std::strerror(errno), ")");
+    });
+}
+
+} // namespace basin

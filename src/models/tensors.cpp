@@ -1,0 +1,195 @@
+#include <algorithm>
+#include <set>
+
+#include "basin/core/error.h"
+#include "basin/models/load.h"
+
+namespace basin {
+
+torch::Dtype torch_dtype(Dtype dtype) {
+    switch (dtype) {
+    case Dtype::F16: return torch::kFloat16;
+    case Dtype::BF16: return torch::kBFloat16;
+    case Dtype::F32: return torch::kFloat32;
+    case Dtype::F64: return torch::kFloat64;
+    case Dtype::I64: return torch::kInt64;
+    case Dtype::I32: return torch::kInt32;
+    case Dtype::U8: return torch::kUInt8;
+    case Dtype::I8: return torch::kInt8;
+    case Dtype::BOOL: return torch::kBool;
+    default: fail("dtype ", dtype_name(dtype), " has no torch equivalent");
+    }
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string list(const std::vector<std::string>& names, std::size_t limit = 12) {
+    std::string out;
+    for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+    if (names.size() > limit) out += ", ... (" + std::to_string(names.size() - limit) + " more)";
+    return out;
+}
+
+// Entries transformers writes that are not parameters here: buffers and tied copies.
+bool is_known_extra(const std::string& name) {
+    return ends_with(name, "embeddings.position_ids") || ends_with(name, "predictions.decoder.weight") ||
+           ends_with(name, "predictions.decoder.bias") || name == "lm_head.decoder.weight" ||
+           name == "lm_head.decoder.bias";
+}
+
+} // namespace
+
+void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const LoadOptions& options) {
+    const std::string where = "loading " + tensors.source().string();
+    const std::string prefix = model->config.body_prefix() + ".";
+    bool has_prefix = false;
+    for (const auto& name : tensors.names()) has_prefix = has_prefix || name.rfind(prefix, 0) == 0;
+
+    // checkpoint name -> model name
+    std::map<std::string, std::string> renamed;
+    for (const auto& name : tensors.names()) {
+        std::string target = name;
+        if (ends_with(target, "LayerNorm.gamma")) target.replace(target.size() - 5, 5, "weight");
+        else if (ends_with(target, "LayerNorm.beta")) target.replace(target.size() - 4, 4, "bias");
+        if (!has_prefix && (target.rfind("embeddings.", 0) == 0 || target.rfind("encoder.", 0) == 0 ||
+                            target.rfind("pooler.", 0) == 0))
+            target = prefix + target;
+        renamed[target] = name;
+    }
+
+    auto params = model->named_parameters(/*recurse=*/true);
+    std::vector<std::string> missing, unexpected, misshaped, bad_dtype;
+    std::set<std::string> used;
+    torch::NoGradGuard no_grad;
+    for (auto& item : params) {
+        const std::string& name = item.key();
+        const bool head = model->is_head_parameter(name);
+        const bool pooler = name.rfind(prefix + "pooler.", 0) == 0;
+        if (head && !options.load_head) continue;
+        auto it = renamed.find(name);
+        if (it == renamed.end()) {
+            // A pooler is absent from checkpoints of architectures without one (ForMaskedLM);
+            // it is optional, and keeps its initialisation.
+            if (!pooler) missing.push_back(name);
+            continue;
+        }
+        used.insert(it->second);
+        const auto* ref = tensors.find(it->second);
+        auto& param = item.value();
+        const Shape expected(param.sizes().begin(), param.sizes().end());
+        if (ref->info->shape != expected) {
+            misshaped.push_back(name + ": expected " + shape_string(expected) + ", got " +
+                                shape_string(ref->info->shape));
+            continue;
+        }
+        if (!is_floating(ref->info->dtype)) {
+            bad_dtype.push_back(name + " (" + dtype_name(ref->info->dtype) + ")");
+            continue;
+        }
+        auto cpu = torch::empty(param.sizes(), torch::kFloat32);
+        convert_to_f32(ref->info->dtype, ref->data(), cpu.data_ptr<float>(), std::size_t(cpu.numel()));
+        param.copy_(cpu.to(param.device(), param.scalar_type()));
+    }
+    for (const auto& name : tensors.names()) {
+        if (used.count(name) || is_known_extra(name)) continue;
+        // Without load_head, any non-body tensor (another architecture's head) is ignored.
+        std::string target = name;
+        for (const auto& [model_name, file_name] : renamed)
+            if (file_name == name) target = model_name;
+        if (!options.load_head && target.rfind(prefix, 0) != 0) continue;
+        if (target.rfind(prefix + "pooler.", 0) == 0 && !model->body->pooler) continue;
+        unexpected.push_back(name);
+    }
+    if (missing.empty() && unexpected.empty() && misshaped.empty() && bad_dtype.empty()) return;
+    std::string message = where + ": checkpoint does not match " + model->config.architecture_name();
+    if (!missing.empty())
+        message += "; " + std::to_string(missing.size()) + " missing: " + list(missing);
+    if (!unexpected.empty())
+        message += "; " + std::to_string(unexpected.size()) + " unexpected: " + list(unexpected);
+    if (!misshaped.empty())
+        message += "; " + std::to_string(misshaped.size()) + " with the wrong shape: " + list(misshaped);
+    if (!bad_dtype.empty())
+        message += "; " + std::to_string(bad_dtype.size()) + " not floating point: " + list(bad_dtype);
+    throw Error(message);
+}
+
+LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options) {
+    BASIN_CHECK(std::filesystem::is_directory(dir), dir.string(), ": model folder not found");
+    LoadedModel loaded;
+    loaded.dir = dir;
+    loaded.hf = HfConfig::load(dir / "config.json");
+    loaded.config = EncoderConfig::resolve(loaded.hf, (dir / "config.json").string());
+    CheckpointTensors tensors(dir);
+    std::map<Dtype, std::uint64_t> bytes_by_dtype;
+    for (const auto& name : tensors.names()) bytes_by_dtype[tensors.find(name)->info->dtype] += tensors.find(name)->info->nbytes();
+    if (!bytes_by_dtype.empty())
+        loaded.stored_dtype = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),
+                                               [](auto& a, auto& b) { return a.second < b.second; })->first;
+    loaded.metadata = tensors.files().front()->metadata();
+    loaded.model = EncoderModel(loaded.config);
+    loaded.model->to(options.device);
+    load_weights(loaded.model, tensors, options);
+    return loaded;
+}
+
+HfConfig config_for(const EncoderConfig& c, HfConfig hf) {
+    hf.architectures = {c.architecture_name()};
+    hf.model_type = family_name(c.family);
+    hf.vocab_size = c.vocab_size;
+    hf.hidden_size = c.hidden_size;
+    hf.num_hidden_layers = c.num_layers;
+    hf.num_attention_heads = c.num_heads;
+    hf.intermediate_size = c.intermediate_size;
+    switch (c.activation) {
+    case Activation::Gelu: hf.hidden_act = "gelu"; break;
+    case Activation::GeluTanh: hf.hidden_act = "gelu_new"; break;
+    case Activation::Relu: hf.hidden_act = "relu"; break;
+    case Activation::Silu: hf.hidden_act = "silu"; break;
+    }
+    hf.layer_norm_eps = c.layer_norm_eps;
+    hf.max_position_embeddings = c.max_positions;
+    hf.type_vocab_size = c.type_vocab_size;
+    hf.pad_token_id = c.pad_token_id;
+    hf.hidden_dropout_prob = c.hidden_dropout;
+    hf.attention_probs_dropout_prob = c.attention_dropout;
+    hf.id2label.clear();
+    hf.label2id.clear();
+    for (std::size_t i = 0; i < c.labels.size(); ++i) {
+        hf.id2label[std::int64_t(i)] = c.labels[i];
+        hf.label2id[c.labels[i]] = std::int64_t(i);
+    }
+    return hf;
+}
+
+void save_model(EncoderModel& model, const HfConfig& hf, const std::filesystem::path& dir, Dtype dtype,
+                const std::map<std::string, std::string>& metadata) {
+    BASIN_CHECK(dtype == Dtype::F32 || dtype == Dtype::F16 || dtype == Dtype::BF16, "saving ", dir.string(),
+                ": dtype must be F32, F16 or BF16, got ", dtype_name(dtype));
+    std::filesystem::create_directories(dir);
+    std::vector<torch::Tensor> keep_alive;
+    std::vector<TensorView> views;
+    for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+        auto t = item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous();
+        torch::Tensor stored;
+        if (dtype == Dtype::F32) {
+            stored = t;
+        } else {
+            stored = torch::empty(t.sizes(), torch::kInt16);
+            convert_from_f32(dtype, t.data_ptr<float>(), stored.data_ptr(), std::size_t(t.numel()));
+        }
+        keep_alive.push_back(stored);
+        views.push_back({item.key(), dtype, Shape(t.sizes().begin(), t.sizes().end()), stored.data_ptr()});
+    }
+    auto meta = metadata;
+    meta.emplace("format", "pt");
+    write_checkpoint_weights(dir, views, meta);
+    nlohmann::json config = hf.to_json();
+    config["torch_dtype"] = dtype == Dtype::F32 ? "float32" : dtype == Dtype::F16 ? "float16" : "bfloat16";
+    write_text_atomically(dir / "config.json", config.dump(2) + "\n");
+}
+
+} // namespace basin
