@@ -14,6 +14,7 @@ using Runner = std::function<int()>;
 Runner add_eval(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_init_model(CLI::App& app);
+Runner add_tokenize(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
 std::string check_device(const std::string& name);

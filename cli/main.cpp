@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     };
     add("eval", "Evaluate a sequence-classification checkpoint on a labelled dataset", basin::cli::add_eval);
     add("inspect", "Describe a checkpoint folder or a .safetensors file", basin::cli::add_inspect);
+    add("tokenize", "Tokenize text with a tokenizer.json (ids as JSONL)", basin::cli::add_tokenize);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

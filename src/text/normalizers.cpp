@@ -1,7 +1,6 @@
 // Normalizers: BertNormalizer, Lowercase, NFC/NFD/NFKC/NFKD, StripAccents, Strip, Replace,
 // Prepend, Precompiled (SentencePiece charsmap) and Sequence.
-#include <unicode/ubrk.h>
-#include <unicode/ustring.h>
+#include <cstring>
 
 #include "basin/core/error.h"
 #include "basin/text/components.h"
@@ -185,82 +184,59 @@ class Precompiled : public Normalizer {
 
     void normalize(std::u32string& text) const override {
         if (units_.empty()) return;
-        // Like Hugging Face: whole grapheme clusters (shorter than 6 bytes) are looked up first,
-        // then each character of a cluster that had no entry.
-        std::string utf8 = utf8_encode(text);
+        // SentencePiece semantics (and current Hugging Face): at each position the longest key
+        // of the map that prefixes the rest of the input is replaced; otherwise one character
+        // is copied unchanged.
+        const std::string utf8 = utf8_encode(text);
         std::string out;
-        for (auto [b, e] : graphemes(text)) {
-            std::string cluster = utf8_encode(std::u32string_view(text).substr(b, e - b));
+        out.reserve(utf8.size());
+        std::size_t pos = 0;
+        while (pos < utf8.size()) {
+            std::size_t length = 0;
             std::string replacement;
-            if (cluster.size() < 6 && lookup(cluster, &replacement)) {
+            if (longest_prefix(std::string_view(utf8).substr(pos), &length, &replacement)) {
                 out += replacement;
-                continue;
-            }
-            for (std::size_t i = b; i < e; ++i) {
-                std::string one;
-                utf8_append(one, text[i]);
-                out += lookup(one, &replacement) ? replacement : one;
+                pos += length;
+            } else {
+                std::size_t n = utf8_char_length(static_cast<unsigned char>(utf8[pos]));
+                out.append(utf8, pos, n);
+                pos += n;
             }
         }
         text = utf8_decode(out, where_);
     }
 
   private:
-    // First (shortest) prefix of key found in the trie; Hugging Face replaces the whole key.
-    bool lookup(const std::string& key, std::string* replacement) const {
+    static std::size_t utf8_char_length(unsigned char c) {
+        return c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
+    }
+
+    // Walks the darts-clone double array over key; reports the longest key that is a prefix.
+    bool longest_prefix(std::string_view key, std::size_t* length, std::string* replacement) const {
         auto offset = [](std::uint32_t unit) { return (unit >> 10) << ((unit & (1u << 9)) >> 6); };
         auto label = [](std::uint32_t unit) { return unit & ((1u << 31) | 0xff); };
         auto has_leaf = [](std::uint32_t unit) { return ((unit >> 8) & 1) == 1; };
         auto value = [](std::uint32_t unit) { return unit & ((1u << 31) - 1); };
-        std::size_t node = 0;
-        std::uint32_t unit = units_[0];
-        node ^= offset(unit);
-        for (unsigned char c : key) {
+        std::size_t node = offset(units_[0]);
+        bool found = false;
+        for (std::size_t i = 0; i < key.size(); ++i) {
+            const unsigned char c = static_cast<unsigned char>(key[i]);
+            if (c == 0) break;
             node ^= c;
-            if (node >= units_.size()) return false;
-            unit = units_[node];
-            if (label(unit) != c) return false;
+            if (node >= units_.size() || label(units_[node]) != c) break;
+            const std::uint32_t unit = units_[node];
             node ^= offset(unit);
-            if (node >= units_.size()) return false;
+            if (node >= units_.size()) break;
             if (has_leaf(unit)) {
-                std::size_t start = value(units_[node]);
-                if (start >= normalized_.size()) return false;
-                std::size_t end = normalized_.find('\0', start);
+                const std::size_t start = value(units_[node]);
+                if (start >= normalized_.size()) break;
+                const std::size_t end = normalized_.find('\0', start);
                 *replacement = normalized_.substr(start, end == std::string::npos ? end : end - start);
-                return true;
+                *length = i + 1;
+                found = true;
             }
         }
-        return false;
-    }
-
-    static std::vector<std::pair<std::size_t, std::size_t>> graphemes(const std::u32string& text) {
-        std::vector<std::pair<std::size_t, std::size_t>> out;
-        std::vector<UChar> utf16;
-        std::vector<std::size_t> to_char; // utf16 index -> character index
-        for (std::size_t i = 0; i < text.size(); ++i) {
-            char32_t c = text[i];
-            if (c < 0x10000) {
-                utf16.push_back(UChar(c));
-                to_char.push_back(i);
-            } else {
-                utf16.push_back(UChar(0xD800 + ((c - 0x10000) >> 10)));
-                utf16.push_back(UChar(0xDC00 + ((c - 0x10000) & 0x3ff)));
-                to_char.push_back(i);
-                to_char.push_back(i);
-            }
-        }
-        to_char.push_back(text.size());
-        UErrorCode status = U_ZERO_ERROR;
-        UBreakIterator* it = ubrk_open(UBRK_CHARACTER, "", utf16.data(), int32_t(utf16.size()), &status);
-        if (U_FAILURE(status)) {
-            for (std::size_t i = 0; i < text.size(); ++i) out.emplace_back(i, i + 1);
-            return out;
-        }
-        int32_t prev = ubrk_first(it);
-        for (int32_t next = ubrk_next(it); next != UBRK_DONE; prev = next, next = ubrk_next(it))
-            out.emplace_back(to_char[std::size_t(prev)], to_char[std::size_t(next)]);
-        ubrk_close(it);
-        return out;
+        return found;
     }
 
     static std::string base64_decode(const std::string& in) {

@@ -378,6 +378,12 @@ void Tokenizer::pad(std::vector<Encoding>& batch) const {
     }
 }
 
+std::string Tokenizer::normalize(std::string_view text) const {
+    std::u32string s = utf8_decode(text, "tokenizer input");
+    if (normalizer_) normalizer_->normalize(s);
+    return utf8_encode(s);
+}
+
 std::int32_t Tokenizer::token_to_id(const std::string& token) const {
     for (const auto& a : added_)
         if (a.content == token) return a.id;

@@ -106,8 +106,8 @@ inline std::uint32_t category_mask(char32_t c) { return U_GET_GC_MASK(UChar32(c)
 } // namespace
 
 bool is_whitespace(char32_t c) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') return true;
-    return c > 0x7f && u_hasBinaryProperty(UChar32(c), UCHAR_WHITE_SPACE);
+    if (c < 0x80) return c == ' ' || (c >= 0x09 && c <= 0x0d);
+    return u_hasBinaryProperty(UChar32(c), UCHAR_WHITE_SPACE);
 }
 bool is_letter(char32_t c) { return category_mask(c) & U_GC_L_MASK; }
 bool is_number(char32_t c) { return category_mask(c) & U_GC_N_MASK; }

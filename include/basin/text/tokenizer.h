@@ -68,6 +68,8 @@ class Tokenizer {
     encode_batch(const std::vector<std::pair<std::string, std::optional<std::string>>>& inputs,
                  bool add_special_tokens = true) const;
     void pad(std::vector<Encoding>& batch) const;
+    // The normalizer's output for text (added tokens are not split out first).
+    std::string normalize(std::string_view text) const;
 
     std::int32_t token_to_id(const std::string& token) const; // -1 if unknown
     std::string id_to_token(std::int32_t id) const;
