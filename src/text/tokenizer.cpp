@@ -217,7 +217,7 @@ std::vector<Tokenizer::Segment> Tokenizer::split_added(const std::u32string& tex
         if (added_[std::size_t(best)].rstrip)
             while (stop < text.size() && is_whitespace(text[stop])) ++stop;
         if (start > emitted) out.push_back({text.substr(emitted, start - emitted), -1});
-        out.push_back({text.substr(start, stop - start), added_[std::size_t(best)].id});
+        out.push_back({text.substr(start, stop - start), best});
         emitted = i = stop;
     }
     if (emitted < text.size()) out.push_back({text.substr(emitted), -1});
@@ -229,18 +229,18 @@ std::vector<Encoding> Tokenizer::tokenize(std::string_view text) const {
     std::u32string input = utf8_decode(text, "tokenizer input");
     bool first = true;
     for (auto& raw_segment : split_added(input, /*normalized=*/false)) {
-        if (raw_segment.added_id >= 0) {
-            enc.ids.push_back(raw_segment.added_id);
-            enc.tokens.push_back(utf8_encode(raw_segment.text));
+        if (raw_segment.added >= 0) {
+            enc.ids.push_back(added_[std::size_t(raw_segment.added)].id);
+            enc.tokens.push_back(added_[std::size_t(raw_segment.added)].content);
             first = false;
             continue;
         }
         std::u32string normalized = std::move(raw_segment.text);
         if (normalizer_) normalizer_->normalize(normalized);
         for (auto& segment : split_added(normalized, /*normalized=*/true)) {
-            if (segment.added_id >= 0) {
-                enc.ids.push_back(segment.added_id);
-                enc.tokens.push_back(utf8_encode(segment.text));
+            if (segment.added >= 0) {
+                enc.ids.push_back(added_[std::size_t(segment.added)].id);
+                enc.tokens.push_back(added_[std::size_t(segment.added)].content);
                 first = false;
                 continue;
             }

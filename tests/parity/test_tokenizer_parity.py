@@ -20,8 +20,8 @@ SHARED_MODELS = ["bert-base-uncased", "roberta-base", "gpt2", "t5-small", "all-M
 # the Rust behaviour, which tests/golden/test_recorded_ids.py checks against 11,100 inputs whose
 # ids were recorded from transformers. Strings that hit one of these are counted and excluded:
 # - pairs with a ByteLevel post-processor (gpt2): the JS drops the second text;
-# - ByteLevel's GPT-2 regex: JS \s counts U+FEFF as a space and not U+0085; Oniguruma (used by
-#   the Rust crate) the reverse;
+# - ByteLevel's GPT-2 regex and WhitespaceSplit: JS \s counts U+FEFF as a space and not U+0085;
+#   Oniguruma and Rust's char::is_whitespace (used by the Rust crate) do the reverse;
 # - BertNormalizer: the JS walks UTF-16 code units, so CJK ideographs outside the BMP are not
 #   isolated; it keeps unassigned code points (Rust's is_control removes Cn); and its
 #   lowercasing applies the final-sigma rule (Rust lowercases character by character);

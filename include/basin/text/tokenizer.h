@@ -88,7 +88,7 @@ class Tokenizer {
     Tokenizer();
     struct Segment {
         std::u32string text;
-        std::int32_t added_id = -1; // >= 0 when the segment is an added token
+        std::int32_t added = -1; // index into added_ when the segment is an added token
     };
     std::vector<Segment> split_added(const std::u32string& text, bool normalized) const;
     std::vector<Encoding> tokenize(std::string_view text) const; // one Encoding of model tokens

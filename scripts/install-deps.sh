@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything basin needs on Debian 12 (run as root or with sudo available):
+# the C++ toolchain and libraries, Debian's CPU libtorch with OpenBLAS, the Python reference
+# packages for the golden tests, and the npm reference tokenizer for the parity test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  build-essential cmake ccache pkg-config
+  libtorch-dev libopenblas-dev        # tensors/autograd; OpenBLAS: ~25x faster matmul than reference BLAS
+  nlohmann-json3-dev libcli11-dev libicu-dev libgtest-dev
+  python3-torch python3-numpy python3-sklearn   # independent reference computations in tests
+)
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The reference tokenizer (pure JavaScript), pinned by tests/parity/package-lock.json.
+if [ ! -d tests/parity/node_modules/@huggingface/tokenizers ]; then
+  (cd tests/parity && npm ci --no-audit --no-fund --loglevel=error)
+fi

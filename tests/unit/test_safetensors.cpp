@@ -1,0 +1,176 @@
+#include <cmath>
+#include <cstring>
+
+#include "basin/core/hash.h"
+#include "basin/io/checkpoint.h"
+#include "basin/io/safetensors.h"
+#include "test_util.h"
+
+using namespace basin;
+using basin::testing::TempDir;
+using basin::testing::write_bytes;
+
+namespace {
+
+std::string header_file(const std::string& header, std::size_t data_bytes) {
+    std::string out(8, '\0');
+    std::uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) out[std::size_t(i)] = char((n >> (8 * i)) & 0xff);
+    return out + header + std::string(data_bytes, '\0');
+}
+
+} // namespace
+
+TEST(Safetensors, RoundTripKeepsTensorsAndMetadata) {
+    TempDir dir;
+    std::vector<float> a = {1.5f, -2.25f, 3.0f, 0.0f, 1e-3f, -7.0f};
+    std::vector<std::int64_t> b = {1, 2, 3};
+    write_safetensors(dir / "x.safetensors",
+                      {{"layer.a", Dtype::F32, {2, 3}, a.data()}, {"b", Dtype::I64, {3}, b.data()}},
+                      {{"format", "pt"}, {"note", "hello"}});
+    SafetensorsFile file(dir / "x.safetensors");
+    ASSERT_EQ(file.tensors().size(), 2u);
+    const auto& info = file.at("layer.a");
+    EXPECT_EQ(info.shape, (Shape{2, 3}));
+    EXPECT_EQ(info.dtype, Dtype::F32);
+    EXPECT_EQ(std::memcmp(file.data(info), a.data(), a.size() * 4), 0);
+    EXPECT_EQ(std::memcmp(file.data(file.at("b")), b.data(), 24), 0);
+    EXPECT_EQ(file.metadata().at("note"), "hello");
+    // header padded to a multiple of 8
+    std::uint64_t n = 0;
+    std::string bytes = read_text_file(dir / "x.safetensors");
+    for (int i = 7; i >= 0; --i) n = (n << 8) | std::uint8_t(bytes[std::size_t(i)]);
+    EXPECT_EQ(n % 8, 0u);
+    EXPECT_FALSE(std::filesystem::exists(dir / ("x.safetensors.tmp-" + std::to_string(::getpid()))));
+}
+
+TEST(Safetensors, HalfAndBfloatConversionRoundsToNearestEven) {
+    std::vector<float> values = {0.0f, 1.0f, -2.0f, 65504.0f, 1e-7f, 3.14159f, 1.0009765625f, 70000.0f, 6e-8f};
+    std::vector<std::uint16_t> half(values.size()), bf(values.size());
+    convert_from_f32(Dtype::F16, values.data(), half.data(), values.size());
+    convert_from_f32(Dtype::BF16, values.data(), bf.data(), values.size());
+    EXPECT_EQ(half[1], 0x3c00);
+    EXPECT_EQ(half[2], 0xc000);
+    EXPECT_EQ(half[3], 0x7bff);  // largest half
+    EXPECT_EQ(half[7], 0x7c00);  // overflow -> inf
+    EXPECT_EQ(half[8], 0x0001);  // 6e-8 rounds to the smallest subnormal (5.96e-8)
+    EXPECT_EQ(bf[1], 0x3f80);
+    std::vector<float> back(values.size());
+    convert_to_f32(Dtype::F16, half.data(), back.data(), values.size());
+    EXPECT_NEAR(back[5], 3.14159f, 1e-3);
+    EXPECT_FLOAT_EQ(back[6], 1.0009765625f); // exactly representable
+    convert_to_f32(Dtype::BF16, bf.data(), back.data(), values.size());
+    EXPECT_NEAR(back[5], 3.14159f, 2e-2);
+    std::uint16_t inf_bits = 0x7c00, subnormal_bits = 0x0001;
+    float inf = 0, subnormal = 0;
+    convert_to_f32(Dtype::F16, &inf_bits, &inf, 1);
+    convert_to_f32(Dtype::F16, &subnormal_bits, &subnormal, 1);
+    EXPECT_TRUE(std::isinf(inf));
+    EXPECT_FLOAT_EQ(subnormal, 5.9604645e-8f);
+}
+
+TEST(Safetensors, RejectsTruncatedFile) {
+    TempDir dir;
+    write_bytes(dir / "t.safetensors", "abc");
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "t.safetensors"), "t.safetensors", "truncated");
+}
+
+TEST(Safetensors, RejectsHeaderLongerThanFile) {
+    TempDir dir;
+    std::string bytes = header_file("{}", 0);
+    bytes[0] = char(200);
+    write_bytes(dir / "h.safetensors", bytes);
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "h.safetensors"), "h.safetensors", "header length 200",
+                          "larger than the file");
+}
+
+TEST(Safetensors, RejectsAbsurdHeaderLength) {
+    TempDir dir;
+    std::string bytes(16, '\0');
+    bytes[7] = char(0x7f);
+    write_bytes(dir / "big.safetensors", bytes);
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "big.safetensors"), "exceeds the limit");
+}
+
+TEST(Safetensors, RejectsMalformedHeaderJson) {
+    TempDir dir;
+    write_bytes(dir / "m.safetensors", header_file("{\"a\": [", 0));
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "m.safetensors"), "m.safetensors", "malformed header JSON");
+}
+
+TEST(Safetensors, RejectsUnknownDtype) {
+    TempDir dir;
+    write_bytes(dir / "d.safetensors",
+                header_file(R"({"w":{"dtype":"F12","shape":[2],"data_offsets":[0,4]}})", 4));
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "d.safetensors"), "tensor 'w'", "unknown dtype 'F12'");
+}
+
+TEST(Safetensors, RejectsOverlappingOffsets) {
+    TempDir dir;
+    write_bytes(dir / "o.safetensors",
+                header_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                            R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                            12));
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "o.safetensors"), "'a'", "'b'", "overlap");
+}
+
+TEST(Safetensors, RejectsOffsetsOutsideTheBuffer) {
+    TempDir dir;
+    write_bytes(dir / "r.safetensors",
+                header_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "r.safetensors"), "tensor 'a'", "outside the data buffer");
+}
+
+TEST(Safetensors, RejectsSizeThatDisagreesWithShape) {
+    TempDir dir;
+    write_bytes(dir / "s.safetensors",
+                header_file(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", 8));
+    EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "s.safetensors"), "holds 8 bytes", "needs 6");
+}
+
+TEST(Checkpoint, ShardedWriteAndReadGiveTheSameTensors) {
+    TempDir dir;
+    std::vector<std::vector<float>> data;
+    std::vector<TensorView> views;
+    for (int i = 0; i < 5; ++i) {
+        data.emplace_back(100, float(i));
+        views.push_back({"t" + std::to_string(i), Dtype::F32, {10, 10}, data.back().data()});
+    }
+    write_checkpoint_weights(dir.path(), views, {{"format", "pt"}}, /*max_shard_bytes=*/500);
+    ASSERT_TRUE(std::filesystem::exists(dir / "model.safetensors.index.json"));
+    ASSERT_TRUE(std::filesystem::exists(dir / "model-00005-of-00005.safetensors"));
+    CheckpointTensors tensors(dir.path());
+    EXPECT_EQ(tensors.files().size(), 5u);
+    ASSERT_EQ(tensors.names().size(), 5u);
+    for (int i = 0; i < 5; ++i) {
+        const auto* ref = tensors.find("t" + std::to_string(i));
+        ASSERT_NE(ref, nullptr);
+        EXPECT_EQ(reinterpret_cast<const float*>(ref->data())[42], float(i));
+    }
+}
+
+TEST(Checkpoint, IndexNamingAMissingTensorIsAnError) {
+    TempDir dir;
+    std::vector<float> x(4, 1.0f);
+    write_safetensors(dir / "model-00001-of-00001.safetensors", {{"a", Dtype::F32, {4}, x.data()}});
+    write_bytes(dir / "model.safetensors.index.json",
+                R"({"weight_map": {"a": "model-00001-of-00001.safetensors", "b": "model-00001-of-00001.safetensors"}})");
+    EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "tensor 'b'", "does not contain it");
+    write_bytes(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "../evil.safetensors"}})");
+    EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "plain file name");
+}
+
+TEST(Checkpoint, FolderWithoutWeightsNamesWhatWasLookedFor) {
+    TempDir dir;
+    EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "no model.safetensors");
+    write_bytes(dir / "pytorch_model.bin", "x");
+    EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "pytorch_model.bin", "convert");
+}
+
+TEST(Hash, Sha256MatchesKnownVectors) {
+    EXPECT_EQ(sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    std::string million(1000000, 'a');
+    EXPECT_EQ(sha256_hex(million.data(), million.size()),
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
