@@ -1,6 +1,9 @@
 // basin: the command-line program. Subcommands are thin wrappers around the library; every
 // library error is caught here and printed as one line with a non-zero exit.
 #include <cstdio>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <unistd.h>
 #include <map>
 #include <torch/torch.h>
 
@@ -23,15 +26,29 @@ std::string check_device(const std::string& name) {
 }
 
 void set_threads(int threads) {
-    if (threads > 0) {
-        torch::set_num_threads(threads);
-        torch::set_num_interop_threads(1);
-    }
+    if (threads <= 0) return;
+    torch::set_num_threads(threads);
+    // OpenBLAS (Debian's pthread build) keeps its own thread pool besides libtorch's OpenMP
+    // threads; both must follow --threads or they oversubscribe the cores.
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
 }
 
 } // namespace basin::cli
 
+// libgomp's idle threads spin for a while after each parallel region, competing with OpenBLAS's
+// own threads (measured: 2 threads run 2x slower than 1). The wait policy is read when libgomp
+// loads, before main, so basin re-executes itself once with OMP_WAIT_POLICY=PASSIVE unless
+// the user chose a policy.
+static void ensure_passive_openmp_wait(char** argv) {
+    if (std::getenv("OMP_WAIT_POLICY") || std::getenv("BASIN_NO_REEXEC")) return;
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    ::setenv("BASIN_NO_REEXEC", "1", 1);
+    ::execv("/proc/self/exe", argv); // returns only on failure; then carry on as we are
+}
+
 int main(int argc, char** argv) {
+    ensure_passive_openmp_wait(argv);
     CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "basin 0.1.0");

@@ -49,16 +49,33 @@ SelfAttentionImpl::SelfAttentionImpl(const EncoderConfig& c)
     dropout = register_module("dropout", torch::nn::Dropout(c.attention_dropout));
 }
 
+std::pair<torch::Tensor, torch::Tensor> SelfAttentionImpl::fused_qkv() {
+    if (torch::GradMode::is_enabled()) // training: the concatenation must be part of the graph
+        return {torch::cat({query->weight, key->weight, value->weight}, 0),
+                torch::cat({query->bias, key->bias, value->bias}, 0)};
+    const std::array<std::uint32_t, 6> versions = {
+        query->weight._version(), key->weight._version(), value->weight._version(),
+        query->bias._version(),   key->bias._version(),   value->bias._version()};
+    if (!fused_weight_.defined() || versions != fused_versions_ ||
+        fused_weight_.device() != query->weight.device()) {
+        torch::NoGradGuard no_grad;
+        fused_weight_ = torch::cat({query->weight, key->weight, value->weight}, 0);
+        fused_bias_ = torch::cat({query->bias, key->bias, value->bias}, 0);
+        fused_versions_ = versions;
+    }
+    return {fused_weight_, fused_bias_};
+}
+
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
     const auto B = x.size(0), T = x.size(1);
-    // One GEMM for Q, K and V: [B, T, 3H]
-    auto w = torch::cat({query->weight, key->weight, value->weight}, 0);
-    auto b = torch::cat({query->bias, key->bias, value->bias}, 0);
+    auto [w, b] = fused_qkv();
+    // One GEMM for Q, K and V: [B, T, 3H] -> 3 x [B, N, T, D] (views, no copies)
     auto qkv = torch::linear(x, w, b).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-    auto q = qkv[0], k = qkv[1], v = qkv[2]; // [B, N, T, D]
-    // scores [B, N, T, T]; scale folded into q (cheaper than scaling the scores)
-    auto scores = torch::matmul(q * (1.0 / std::sqrt(double(head_dim))), k.transpose(-1, -2));
-    auto probs = dropout(torch::softmax(scores + additive_mask, -1));
+    auto q = qkv[0], k = qkv[1], v = qkv[2];
+    // scores [B, N, T, T]; the mask broadcasts. (baddbmm measured slower here: it needs
+    // contiguous [B*N, T, D] copies of q and k.)
+    auto scores = torch::matmul(q, k.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(head_dim))).add_(additive_mask);
+    auto probs = dropout(torch::softmax(scores, -1));
     auto context = torch::matmul(probs, v); // [B, N, T, D]
     return context.permute({0, 2, 1, 3}).reshape({B, T, heads * head_dim});
 }

@@ -5,6 +5,7 @@
 // Shape legend: B batch, T tokens, H hidden size, N heads, D = H / N, V vocab, L labels.
 #pragma once
 
+#include <array>
 #include <torch/torch.h>
 
 #include "basin/models/config.h"
@@ -30,6 +31,13 @@ struct SelfAttentionImpl : torch::nn::Module {
     torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
     torch::nn::Dropout dropout{nullptr};
     std::int64_t heads, head_dim;
+
+  private:
+    // Q, K and V weights concatenated for one GEMM; reused without autograd while the
+    // parameters' version counters are unchanged.
+    std::pair<torch::Tensor, torch::Tensor> fused_qkv();
+    torch::Tensor fused_weight_, fused_bias_;
+    std::array<std::uint32_t, 6> fused_versions_{};
 };
 TORCH_MODULE(SelfAttention);
 
