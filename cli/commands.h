@@ -15,6 +15,8 @@ Runner add_eval(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_init_model(CLI::App& app);
 Runner add_tokenize(CLI::App& app);
+Runner add_finetune(CLI::App& app, const std::string& command_line);
+Runner add_probe(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
 std::string check_device(const std::string& name);

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
     ensure_passive_openmp_wait(argv);
     CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
     app.require_subcommand(1);
+    // A repeated option takes its last value, so that scripts can append overrides.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.set_version_flag("--version", "basin 0.1.0");
     std::map<CLI::App*, basin::cli::Runner> runners;
     auto add = [&](const char* name, const char* help, basin::cli::Runner (*adder)(CLI::App&)) {
@@ -60,6 +62,13 @@ int main(int argc, char** argv) {
     add("eval", "Evaluate a sequence-classification checkpoint on a labelled dataset", basin::cli::add_eval);
     add("inspect", "Describe a checkpoint folder or a .safetensors file", basin::cli::add_inspect);
     add("tokenize", "Tokenize text with a tokenizer.json (ids as JSONL)", basin::cli::add_tokenize);
+    {
+        std::string command_line;
+        for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+        CLI::App* sub = app.add_subcommand("finetune", "Fine-tune a checkpoint (full, BitFit or head) on labelled data");
+        runners[sub] = basin::cli::add_finetune(*sub, command_line);
+    }
+    add("probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", basin::cli::add_probe);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

@@ -126,6 +126,10 @@ nlohmann::json HfConfig::to_json() const {
     return j;
 }
 
+bool default_pooler(ModelFamily family, HeadKind head) {
+    return head == HeadKind::None || (family == ModelFamily::Bert && head == HeadKind::SequenceClassification);
+}
+
 const char* family_name(ModelFamily family) {
     return family == ModelFamily::Bert ? "bert" : "roberta";
 }
@@ -173,6 +177,7 @@ EncoderConfig EncoderConfig::resolve(const HfConfig& hf, const std::string& wher
     }
     c.family = known->second.first;
     c.head = known->second.second;
+    c.pooler = default_pooler(c.family, c.head);
     BASIN_CHECK(hf.vocab_size > 0, where, ": vocab_size must be positive, got ", hf.vocab_size);
     BASIN_CHECK(hf.hidden_size > 0 && hf.num_attention_heads > 0 &&
                     hf.hidden_size % hf.num_attention_heads == 0,

@@ -200,9 +200,9 @@ RobertaLMHeadImpl::RobertaLMHeadImpl(const EncoderConfig& c) {
 
 EncoderModelImpl::EncoderModelImpl(const EncoderConfig& c) : config(c) {
     const bool bert = c.family == ModelFamily::Bert;
-    // Which architectures carry a pooler follows transformers (add_pooling_layer).
-    const bool pooler = c.head == HeadKind::None || (bert && c.head == HeadKind::SequenceClassification);
-    body = register_module(c.body_prefix(), Body(c, pooler));
+    BASIN_CHECK(!(bert && c.head == HeadKind::SequenceClassification && !c.pooler), "building ",
+                c.architecture_name(), ": BERT's classifier reads the pooler");
+    body = register_module(c.body_prefix(), Body(c, c.pooler));
     if (c.head == HeadKind::SequenceClassification) {
         BASIN_CHECK(c.num_labels() > 0, "building ", c.architecture_name(), ": no labels");
         if (bert) {

@@ -136,6 +136,25 @@ LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opti
     return loaded;
 }
 
+LoadedModel load_body(const std::filesystem::path& dir, const LoadOptions& options) {
+    BASIN_CHECK(std::filesystem::is_directory(dir), dir.string(), ": model folder not found");
+    LoadedModel loaded;
+    loaded.dir = dir;
+    loaded.hf = HfConfig::load(dir / "config.json");
+    loaded.config = EncoderConfig::resolve(loaded.hf, (dir / "config.json").string());
+    loaded.config.head = HeadKind::None;
+    loaded.config.labels.clear();
+    loaded.config.pooler = false; // features are read before any pooler
+    CheckpointTensors tensors(dir);
+    loaded.metadata = tensors.files().front()->metadata();
+    loaded.model = EncoderModel(loaded.config);
+    loaded.model->to(options.device);
+    LoadOptions body = options;
+    body.load_head = false;
+    load_weights(loaded.model, tensors, body);
+    return loaded;
+}
+
 HfConfig config_for(const EncoderConfig& c, HfConfig hf) {
     hf.architectures = {c.architecture_name()};
     hf.model_type = family_name(c.family);

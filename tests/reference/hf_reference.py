@@ -168,9 +168,10 @@ def make_model(out_dir, family, dtype="F32", seed=0, labels=("neg", "pos", "neut
 
 
 # ---------------------------------------------------------------- forward pass ---------------
-def classify(model_dir, input_ids, sep_id=None):
-    """Logits for a list of id lists, run as ONE right-padded batch (unlike basin's sorted
-    batches). BERT token types: 0 up to and including the first separator, 1 after it."""
+def encode(model_dir, input_ids, sep_id=None):
+    """Last hidden states [B, T, H] for a list of id lists, run as ONE right-padded batch
+    (unlike basin's sorted batches), with the weights and config. BERT token types: 0 up to and
+    including the first separator, 1 after it."""
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     W, _, _ = read_safetensors(os.path.join(model_dir, "model.safetensors"))
     W = {k: torch.from_numpy(np.array(v)) for k, v in W.items()}
@@ -214,8 +215,22 @@ def classify(model_dir, input_ids, sep_id=None):
         attn = ln(lin(context, q_ + "attention.output.dense") + x, q_ + "attention.output.LayerNorm")
         inter = act(lin(attn, q_ + "intermediate.dense"))
         x = ln(lin(inter, q_ + "output.dense") + attn, q_ + "output.LayerNorm")
-    if family == "bert":
+    return x, W, cfg
+
+
+def features(model_dir, input_ids, sep_id=None):
+    """The probe's features: the first-token vector after the encoder."""
+    x, _, _ = encode(model_dir, input_ids, sep_id)
+    return x[:, 0]
+
+
+def classify(model_dir, input_ids, sep_id=None):
+    """Sequence-classification logits (BERT pooler + classifier, or RoBERTa's head)."""
+    x, W, cfg = encode(model_dir, input_ids, sep_id)
+    lin = lambda t, name: t @ W[name + ".weight"].T + W[name + ".bias"]
+    if cfg["model_type"] == "bert":
         pooled = torch.tanh(lin(x[:, 0], "bert.pooler.dense"))
         return lin(pooled, "classifier")
     h = torch.tanh(lin(x[:, 0], "classifier.dense"))
     return lin(h, "classifier.out_proj")
+

@@ -66,6 +66,7 @@ struct EncoderConfig {
     double attention_dropout = 0.1;
     double classifier_dropout = 0.1;
     std::vector<std::string> labels; // index -> name (empty unless a classification head)
+    bool pooler = true;              // whether the body has a pooler (transformers' add_pooling_layer)
 
     // Checkpoint key prefix of the body: "bert" or "roberta".
     std::string body_prefix() const { return family == ModelFamily::Bert ? "bert" : "roberta"; }
@@ -79,6 +80,8 @@ struct EncoderConfig {
     static EncoderConfig resolve(const HfConfig& hf, const std::string& where);
 };
 
+// transformers' add_pooling_layer: base models and BERT's sequence classifier have a pooler.
+bool default_pooler(ModelFamily family, HeadKind head);
 const char* family_name(ModelFamily family);
 const char* head_name(HeadKind head);
 

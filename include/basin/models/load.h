@@ -32,6 +32,10 @@ struct LoadedModel {
 // Reads config.json and the weights of a checkpoint folder, strictly.
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});
 
+// Reads only the body of any supported checkpoint (the head, if any, is dropped): the model
+// returned has HeadKind::None. For features and probing.
+LoadedModel load_body(const std::filesystem::path& dir, const LoadOptions& options = {});
+
 // Copies checkpoint tensors into model parameters. Every missing, unexpected and mis-shaped
 // tensor is reported in one error. Accepts old BERT names (LayerNorm.gamma/beta), bodies saved
 // without the "bert."/"roberta." prefix, and tied or buffer entries transformers writes.

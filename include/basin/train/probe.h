@@ -1,0 +1,78 @@
+// Linear probing: the generalized loss of PAPER.md. The body is frozen and any head dropped;
+// the first-token vector after the encoder (what RoBERTa's classification head reads) is
+// extracted once per (weights, data, max length) and cached; a multinomial logistic regression
+// with L2 is fitted on the training features with full-batch L-BFGS in double precision, and
+// its loss and accuracy are reported on the test features.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "basin/data/dataset.h"
+#include "basin/models/encoder.h"
+#include "basin/text/tokenizer.h"
+
+namespace basin {
+
+struct ProbeFitOptions {
+    double l2 = 1e-3;            // penalty (l2 / 2) * ||W||^2 on the weights, not the bias
+    int max_iterations = 500;
+    double tolerance = 1e-6;     // converged when the gradient's largest entry is below this
+};
+
+struct ProbeFit {
+    torch::Tensor weight; // [L, H] float64
+    torch::Tensor bias;   // [L] float64
+    int iterations = 0;
+    double gradient_norm = 0; // max |gradient| at the end
+    bool converged = false;
+    double train_loss = 0, train_accuracy = 0;
+};
+
+// Fits the head on features [N, H] with labels [N] in 0..num_classes-1.
+ProbeFit fit_probe(const torch::Tensor& features, const torch::Tensor& labels, std::int64_t num_classes,
+                   const ProbeFitOptions& options = {});
+// Mean cross-entropy and accuracy of a fitted head on features.
+std::pair<double, double> probe_loss_accuracy(const ProbeFit& fit, const torch::Tensor& features,
+                                              const torch::Tensor& labels);
+
+// SHA-256 of a model's body parameters (names, shapes, float32 values), for cache keys.
+std::string body_hash(EncoderModel& model);
+
+struct FeatureOptions {
+    std::size_t batch_size = 64;
+    std::size_t max_length = 128;
+    std::filesystem::path cache_dir; // empty: no cache
+    int threads = 0;
+};
+
+struct Features {
+    torch::Tensor values; // [N, H] float32
+    bool from_cache = false;
+    double seconds = 0;
+};
+
+// First-token features of every example, from the cache when the key matches.
+Features extract_features(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
+                          const Dataset& data, const FeatureOptions& options);
+
+struct ProbeResult {
+    std::vector<std::string> labels;
+    double test_loss = 0, test_accuracy = 0, train_loss = 0, train_accuracy = 0;
+    int iterations = 0;
+    bool converged = false;
+    double gradient_norm = 0;
+    double extract_seconds = 0, fit_seconds = 0;
+    bool train_cached = false, test_cached = false;
+    ProbeFit fit;
+};
+
+ProbeResult probe(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
+                  const Dataset& train, const Dataset& test, const FeatureOptions& features,
+                  const ProbeFitOptions& fit);
+
+} // namespace basin
