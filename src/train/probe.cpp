@@ -29,7 +29,13 @@ ProbeFit fit_probe(const torch::Tensor& features, const torch::Tensor& labels, s
                 "expected features [N, H] and labels [N]");
     BASIN_CHECK(features.size(0) > 0, "fit_probe: no training examples");
     torch::NoGradGuard outer; // re-enabled below for the closure
-    auto x = features.to(torch::kCPU, torch::kDouble).contiguous();
+    // Standardise with the training statistics (first-token features of a model can vary very
+    // little across examples, which makes the problem ill-conditioned); the fitted head is
+    // folded back so that it applies to raw features.
+    auto raw = features.to(torch::kCPU, torch::kDouble);
+    auto mean = raw.mean(0);
+    auto scale = raw.std(0, /*unbiased=*/false).clamp_min(1e-8);
+    auto x = ((raw - mean) / scale).contiguous();
     auto y = labels.to(torch::kCPU, torch::kLong);
     auto w = torch::zeros({num_classes, x.size(1)}, torch::kDouble).set_requires_grad(true);
     auto b = torch::zeros({num_classes}, torch::kDouble).set_requires_grad(true);
@@ -65,8 +71,8 @@ ProbeFit fit_probe(const torch::Tensor& features, const torch::Tensor& labels, s
         previous_loss = loss;
     }
     fit.converged = fit.gradient_norm < options.tolerance;
-    fit.weight = w.detach().clone();
-    fit.bias = b.detach().clone();
+    fit.weight = (w.detach() / scale).contiguous();
+    fit.bias = (b.detach() - fit.weight.mv(mean)).contiguous();
     auto [loss, accuracy] = probe_loss_accuracy(fit, features, labels);
     fit.train_loss = loss;
     fit.train_accuracy = accuracy;

@@ -96,11 +96,15 @@ TEST(Probe, SeparableFeaturesAreFittedPerfectlyAndConverge) {
     auto [loss, accuracy] = probe_loss_accuracy(fit, test_x, torch::tensor(test_y, torch::kLong));
     EXPECT_EQ(accuracy, 1.0);
     EXPECT_LT(loss, 0.1);
-    // at the optimum the gradient of the L2-regularised objective vanishes: W = -(1/l2) dCE/dW
-    auto w = fit.weight.clone().set_requires_grad(true);
-    auto ce = torch::nn::functional::cross_entropy(torch::addmm(fit.bias, x.to(torch::kDouble), w.t()), y);
-    auto g = torch::autograd::grad({ce}, {w})[0];
-    EXPECT_LT((g + 1e-3 * fit.weight).abs().max().item<double>(), 1e-6);
+    // at the optimum the gradient of the L2-regularised objective (in standardised features,
+    // where the fit is made) vanishes: dCE/dV + l2 V = 0 with V = W * scale
+    auto xd = x.to(torch::kDouble);
+    auto mean = xd.mean(0), scale = xd.std(0, false);
+    auto v = (fit.weight * scale).clone().set_requires_grad(true);
+    auto c = (fit.bias + fit.weight.mv(mean)).clone();
+    auto ce = torch::nn::functional::cross_entropy(torch::addmm(c, (xd - mean) / scale, v.t()), y);
+    auto g = torch::autograd::grad({ce}, {v})[0];
+    EXPECT_LT((g + 1e-3 * v).abs().max().item<double>(), 1e-6);
 }
 
 TEST(Probe, FitIsDeterministic) {

@@ -18,8 +18,11 @@
 
 namespace basin {
 
+// Features are standardised with the training set's mean and standard deviation before the fit,
+// and the head is folded back to apply to raw features; the L2 penalty acts on the weights of
+// the standardised problem.
 struct ProbeFitOptions {
-    double l2 = 1e-3;            // penalty (l2 / 2) * ||W||^2 on the weights, not the bias
+    double l2 = 1e-3;            // penalty (l2 / 2) * ||W||^2 on the (standardised) weights, not the bias
     int max_iterations = 500;
     double tolerance = 1e-6;     // converged when the gradient's largest entry is below this
 };
