@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     };
     add("eval", "Evaluate a sequence-classification checkpoint on a labelled dataset", basin::cli::add_eval);
     add("inspect", "Describe a checkpoint folder or a .safetensors file", basin::cli::add_inspect);
+    add("tokenizer", "Tokenizer tools (train)", basin::cli::add_tokenizer);
     add("tokenize", "Tokenize text with a tokenizer.json (ids as JSONL)", basin::cli::add_tokenize);
     {
         std::string command_line;

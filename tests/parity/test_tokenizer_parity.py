@@ -29,7 +29,7 @@ SHARED_MODELS = ["bert-base-uncased", "roberta-base", "gpt2", "t5-small", "all-M
 #   replacements; strings on which that approximation and the real charsmap disagree are
 #   excluded (the comparison is made on the normalizer's output).
 SKIP_PAIRS = {"gpt2"}
-BYTE_LEVEL = {"gpt2", "roberta-base", "basin-byte-level-bpe"}
+BYTE_LEVEL = {"gpt2", "roberta-base", "basin-byte-level-bpe", "basin-trained-bpe"}
 BERT_NORMALIZER = {"bert-base-uncased", "all-MiniLM-L6-v2", "basin-wordpiece"}
 PRECOMPILED = {"t5-small"}
 CJK_ASTRAL = [(0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0x2F800, 0x2FA1F)]
@@ -122,6 +122,16 @@ def project_tokenizers(basin, work):
     path = os.path.join(work, "wordpiece.json")
     json.dump(wp, open(path, "w", encoding="utf-8"), ensure_ascii=False)
     out["basin-wordpiece"] = path
+
+    # a tokenizer trained by basin (issue 4) on the parity corpus's texts
+    texts = os.path.join(work, "trainer-corpus.txt")
+    with open(os.path.join(work, "corpus.jsonl"), encoding="utf-8") as f, open(texts, "w", encoding="utf-8") as t:
+        for line in f:
+            t.write(json.loads(line)["text"].replace("\n", " ").replace("\x00", "") + "\n")  # NUL reads as binary
+    path = os.path.join(work, "basin-trained-bpe.json")
+    subprocess.run([basin, "tokenizer", "train", "--corpus", texts, "--vocab-size", "1500", "--out", path], check=True,
+                   stdout=subprocess.DEVNULL)
+    out["basin-trained-bpe"] = path
     return out
 
 
