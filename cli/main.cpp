@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
         for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
         CLI::App* sub = app.add_subcommand("finetune", "Fine-tune a checkpoint (full, BitFit or head) on labelled data");
         runners[sub] = basin::cli::add_finetune(*sub, command_line);
+        sub = app.add_subcommand("pretrain", "Masked-LM pretraining of an encoder from a text corpus");
+        runners[sub] = basin::cli::add_pretrain(*sub, command_line);
     }
     add("probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", basin::cli::add_probe);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);

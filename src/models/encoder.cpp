@@ -53,7 +53,7 @@ std::pair<torch::Tensor, torch::Tensor> SelfAttentionImpl::fused_qkv() {
     if (torch::GradMode::is_enabled()) // training: the concatenation must be part of the graph
         return {torch::cat({query->weight, key->weight, value->weight}, 0),
                 torch::cat({query->bias, key->bias, value->bias}, 0)};
-    const std::array<std::uint32_t, 6> versions = {
+    const std::array<std::int64_t, 6> versions = {
         query->weight._version(), key->weight._version(), value->weight._version(),
         query->bias._version(),   key->bias._version(),   value->bias._version()};
     if (!fused_weight_.defined() || versions != fused_versions_ ||
@@ -227,17 +227,27 @@ torch::Tensor EncoderModelImpl::classify(const torch::Tensor& input_ids, const t
     return roberta_classifier(hidden);
 }
 
-torch::Tensor EncoderModelImpl::mlm_logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-    BASIN_CHECK(config.head == HeadKind::MaskedLM, "mlm_logits: ", config.architecture_name(),
+torch::Tensor EncoderModelImpl::lm_head(const torch::Tensor& hidden) {
+    BASIN_CHECK(config.head == HeadKind::MaskedLM, "masked-LM logits: ", config.architecture_name(),
                 " has no masked-LM head");
-    auto hidden = body(input_ids, attention_mask, torch::Tensor());
     const auto& decoder = body->embeddings->word_embeddings->weight; // tied
     if (config.family == ModelFamily::Bert) {
         auto& p = bert_lm->predictions;
         return torch::linear(p->transform(hidden), decoder, p->bias);
     }
+    // RoBERTa's head applies GELU whatever hidden_act says
     auto x = roberta_lm->layer_norm(activate(roberta_lm->dense(hidden), Activation::Gelu));
     return torch::linear(x, decoder, roberta_lm->bias);
+}
+
+torch::Tensor EncoderModelImpl::mlm_logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+    return lm_head(body(input_ids, attention_mask, torch::Tensor()));
+}
+
+torch::Tensor EncoderModelImpl::mlm_logits_at(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                              const torch::Tensor& selected) {
+    auto hidden = body(input_ids, attention_mask, torch::Tensor()); // [B, T, H]
+    return lm_head(hidden.index({selected}));                       // [M, V]
 }
 
 torch::Tensor EncoderModelImpl::features(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

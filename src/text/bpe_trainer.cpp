@@ -6,13 +6,13 @@
 #include "basin/text/bpe_trainer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/data/corpus.h"
 #include "basin/text/components.h"
 #include "basin/text/tokenizer.h"
 #include "basin/text/unicode.h"
@@ -21,19 +21,6 @@ namespace basin::text {
 namespace {
 
 constexpr std::size_t kFixedTokens = 4 + 256 + 1; // <s> <pad> </s> <unk>, bytes, <mask>
-
-std::vector<fs::path> corpus_files(const fs::path& corpus) {
-    BASIN_CHECK(fs::exists(corpus), corpus.string(), ": corpus not found");
-    std::vector<fs::path> files;
-    if (fs::is_regular_file(corpus)) {
-        files.push_back(corpus);
-    } else {
-        for (const auto& entry : fs::recursive_directory_iterator(corpus))
-            if (entry.is_regular_file()) files.push_back(entry.path());
-        std::sort(files.begin(), files.end());
-    }
-    return files;
-}
 
 using Pair = std::pair<std::int32_t, std::int32_t>;
 struct PairHash {
@@ -50,19 +37,12 @@ BpeTrainResult train_byte_level_bpe(const fs::path& corpus, const BpeTrainOption
     BpeTrainResult result;
     auto pre = make_pre_tokenizer({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "bpe trainer");
     std::unordered_map<std::string, std::uint64_t> counts;
-    for (const auto& path : corpus_files(corpus)) {
-        std::ifstream in(path, std::ios::binary);
-        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        std::size_t bad = 0;
-        const bool binary = content.find('\0') != std::string::npos || !utf8_valid(content, &bad);
-        if (content.find_first_not_of(" \t\r\n") == std::string::npos || binary) {
-            ++result.skipped_files;
-            if (options.warn)
-                options.warn(path.string() + ": skipped (" + (binary ? "binary or not UTF-8" : "empty") + ")");
-            continue;
-        }
-        ++result.files;
-        result.bytes += content.size();
+    Corpus text_files = read_corpus(corpus, options.warn);
+    result.files = text_files.files.size();
+    result.skipped_files = text_files.skipped;
+    result.bytes = text_files.bytes;
+    for (const auto& file : text_files.files) {
+        const std::string& content = file.text;
         std::size_t start = 0;
         while (start < content.size()) {
             std::size_t end = content.find('\n', start);
@@ -78,7 +58,6 @@ BpeTrainResult train_byte_level_bpe(const fs::path& corpus, const BpeTrainOption
             start = end + 1;
         }
     }
-    BASIN_CHECK(result.files > 0, corpus.string(), ": no usable text files in the corpus");
     result.distinct_words = counts.size();
 
     // symbols: the 256 byte characters first, merged tokens appended

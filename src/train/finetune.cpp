@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
-#include <random>
 #include <set>
 #include <torch/version.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include "basin/data/batching.h"
 #include "basin/eval/evaluate.h"
 #include "basin/models/load.h"
+#include "state.h"
 
 namespace basin {
 
@@ -37,69 +37,16 @@ const char* train_mode_name(TrainMode mode) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace train_detail;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool is_layer_norm(const std::string& name) {
-    return name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
-}
-
-// Deterministic on every platform (std::shuffle's algorithm is implementation-defined).
-std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed) {
-    std::vector<std::size_t> p(n);
-    for (std::size_t i = 0; i < n; ++i) p[i] = i;
-    std::mt19937_64 rng(seed);
-    for (std::size_t i = n; i > 1; --i) std::swap(p[i - 1], p[rng() % i]);
-    return p;
-}
-
-std::uint64_t epoch_seed(std::uint64_t seed, int epoch) {
-    return seed * 0x9E3779B97F4A7C15ull + std::uint64_t(epoch) + 1;
 }
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
     for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
     return out;
-}
-
-// HF's linear schedule with warm-up, evaluated before optimizer step `step` (0-based).
-double lr_factor(std::int64_t step, std::int64_t warmup, std::int64_t total) {
-    if (step < warmup) return double(step) / double(std::max<std::int64_t>(1, warmup));
-    return std::max(0.0, double(total - step) / double(std::max<std::int64_t>(1, total - warmup)));
-}
-
-std::string hex_bytes(const torch::Tensor& bytes) {
-    static const char* digits = "0123456789abcdef";
-    auto t = bytes.contiguous();
-    const auto* p = t.data_ptr<std::uint8_t>();
-    std::string out;
-    for (std::int64_t i = 0; i < t.numel(); ++i) {
-        out += digits[p[i] >> 4];
-        out += digits[p[i] & 15];
-    }
-    return out;
-}
-
-torch::Tensor bytes_from_hex(const std::string& hex) {
-    auto t = torch::empty({std::int64_t(hex.size() / 2)}, torch::kUInt8);
-    auto* p = t.data_ptr<std::uint8_t>();
-    auto value = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) p[i / 2] = std::uint8_t(value(hex[i]) * 16 + value(hex[i + 1]));
-    return t;
-}
-
-void save_parameters(EncoderModel& model, const fs::path& path) {
-    std::vector<torch::Tensor> keep;
-    std::vector<TensorView> views;
-    for (const auto& item : model->named_parameters()) {
-        auto t = item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous();
-        keep.push_back(t);
-        views.push_back({item.key(), Dtype::F32, Shape(t.sizes().begin(), t.sizes().end()), t.data_ptr()});
-    }
-    write_safetensors(path, views);
 }
 
 struct TrainState {
@@ -136,98 +83,29 @@ EpochMetrics epoch_from_json(const nlohmann::json& j) {
     return m;
 }
 
-// The resumable state lives in OUT.partial/state; a new state is written to state.tmp and
-// swapped in, so that a kill at any moment leaves one complete state.
-class StateStore {
-  public:
-    StateStore(const fs::path& partial, std::string signature)
-        : dir_(partial), signature_(std::move(signature)) {}
+nlohmann::json to_json(const TrainState& s) {
+    nlohmann::json epochs = nlohmann::json::array();
+    for (const auto& m : s.epochs) epochs.push_back(to_json(m));
+    return {{"step", s.step},         {"epoch", s.epoch},         {"next_micro", s.next_micro},
+            {"loss_sum", s.loss_sum}, {"loss_count", s.loss_count}, {"examples_seen", s.examples_seen},
+            {"tokens_seen", s.tokens_seen}, {"elapsed", s.elapsed}, {"epochs", epochs}};
+}
 
-    bool exists() const { return fs::exists(current() / "state.json") || fs::exists(previous() / "state.json"); }
-
-    void save(EncoderModel& model, torch::optim::Optimizer& optimizer, const TrainState& s) {
-        fs::create_directories(dir_);
-        const fs::path tmp = dir_ / "state.tmp";
-        fs::remove_all(tmp);
-        fs::create_directories(tmp);
-        save_parameters(model, tmp / "weights.safetensors");
-        torch::save(optimizer, (tmp / "optimizer.pt").string());
-        auto generator = at::detail::getDefaultCPUGenerator();
-        torch::Tensor rng;
-        {
-            std::lock_guard<std::mutex> lock(generator.mutex());
-            rng = generator.get_state();
-        }
-        nlohmann::json epochs = nlohmann::json::array();
-        for (const auto& m : s.epochs) epochs.push_back(to_json(m));
-        nlohmann::json j = {{"signature", signature_},   {"step", s.step},
-                            {"epoch", s.epoch},          {"next_micro", s.next_micro},
-                            {"loss_sum", s.loss_sum},    {"loss_count", s.loss_count},
-                            {"examples_seen", s.examples_seen}, {"tokens_seen", s.tokens_seen},
-                            {"elapsed", s.elapsed},      {"rng", hex_bytes(rng)},
-                            {"epochs", epochs}};
-        write_text_atomically(tmp / "state.json", j.dump(1) + "\n");
-        // swap: state -> state.old, state.tmp -> state, drop state.old
-        fs::remove_all(previous());
-        if (fs::exists(current())) fs::rename(current(), previous());
-        fs::rename(tmp, current());
-        fs::remove_all(previous());
-    }
-
-    // Restores model, optimizer and RNG; returns the saved counters.
-    TrainState load(EncoderModel& model, torch::optim::Optimizer& optimizer) {
-        const fs::path from = fs::exists(current() / "state.json") ? current() : previous();
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(read_text_file(from / "state.json"));
-        } catch (const nlohmann::json::parse_error& e) {
-            fail((from / "state.json").string(), ": malformed resumable state (", e.what(),
-                 "); remove ", dir_.string(), " to start over");
-        }
-        BASIN_CHECK(j.value("signature", "") == signature_, dir_.string(),
-                    ": a partial run with different arguments or inputs is there; remove it or pass --overwrite");
-        LoadOptions options;
-        load_weights(model, CheckpointTensors(from / "weights.safetensors"), options);
-        torch::load(optimizer, (from / "optimizer.pt").string());
-        auto generator = at::detail::getDefaultCPUGenerator();
-        {
-            std::lock_guard<std::mutex> lock(generator.mutex());
-            generator.set_state(bytes_from_hex(j.at("rng").get<std::string>()));
-        }
-        TrainState s;
-        s.step = j.at("step");
-        s.epoch = j.at("epoch");
-        s.next_micro = j.at("next_micro");
-        s.loss_sum = j.at("loss_sum");
-        s.loss_count = j.at("loss_count");
-        s.examples_seen = j.at("examples_seen");
-        s.tokens_seen = j.at("tokens_seen");
-        s.elapsed = j.at("elapsed");
-        for (const auto& e : j.at("epochs")) s.epochs.push_back(epoch_from_json(e));
-        return s;
-    }
-
-    void remove() { fs::remove_all(dir_); }
-    const fs::path& dir() const { return dir_; }
-
-  private:
-    fs::path current() const { return dir_ / "state"; }
-    fs::path previous() const { return dir_ / "state.old"; }
-    fs::path dir_;
-    std::string signature_;
-};
+TrainState state_from_json(const nlohmann::json& j) {
+    TrainState s;
+    s.step = j.at("step");
+    s.epoch = j.at("epoch");
+    s.next_micro = j.at("next_micro");
+    s.loss_sum = j.at("loss_sum");
+    s.loss_count = j.at("loss_count");
+    s.examples_seen = j.at("examples_seen");
+    s.tokens_seen = j.at("tokens_seen");
+    s.elapsed = j.at("elapsed");
+    for (const auto& e : j.at("epochs")) s.epochs.push_back(epoch_from_json(e));
+    return s;
+}
 
 std::string file_hash(const fs::path& path) { return sha256_file(path); }
-
-std::string weights_hash(const fs::path& model_dir) {
-    Sha256 h;
-    CheckpointTensors tensors(model_dir);
-    for (const auto& file : tensors.files()) {
-        std::string digest = sha256_file(file->path());
-        h.update(digest.data(), digest.size());
-    }
-    return h.hex_digest();
-}
 
 } // namespace
 
@@ -245,20 +123,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     BASIN_CHECK(o.weight_decay >= 0, "--weight-decay must not be negative");
     BASIN_CHECK(o.max_grad_norm >= 0, "--max-grad-norm must not be negative");
     BASIN_CHECK(!o.dropout || (*o.dropout >= 0 && *o.dropout < 1), "--dropout must be in [0, 1)");
-    BASIN_CHECK(!o.out.empty(), "--out is required");
-    const fs::path out = fs::absolute(o.out).lexically_normal();
+    const fs::path out = check_output_folder(o.out, o.overwrite, o.model);
     const fs::path model_dir = fs::absolute(o.model).lexically_normal();
-    BASIN_CHECK(out != model_dir, "--out ", out.string(), " is the start model's folder");
-    if (fs::exists(out)) {
-        BASIN_CHECK(fs::is_directory(out), out.string(), ": exists and is not a folder");
-        BASIN_CHECK(o.overwrite || fs::is_empty(out), out.string(),
-                    ": output folder exists and is not empty (pass --overwrite to replace it)");
-    }
-    const fs::path parent = out.parent_path();
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    BASIN_CHECK(!ec && ::access(parent.c_str(), W_OK) == 0, parent.string(),
-                ": cannot write the output folder here (", ec ? ec.message() : "permission denied", ")");
 
     // ---- data and labels
     Dataset train = read_dataset(o.train);
@@ -281,7 +147,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         BASIN_CHECK(o.train_limit <= train.examples.size(), "--train-limit ", o.train_limit,
                     " is larger than the training data (", train.examples.size(), " examples in ",
                     o.train.string(), ")");
-        auto order = permutation(train.examples.size(), epoch_seed(o.seed, -1));
+        auto order = permutation(train.examples.size(), mix_seed(o.seed, -1));
         order.resize(o.train_limit);
         std::sort(order.begin(), order.end());
         std::vector<Example> kept;
@@ -323,27 +189,17 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     const std::size_t max_length = std::min(o.max_length ? o.max_length : model_max, model_max);
 
     // ---- which parameters train
-    std::vector<torch::Tensor> decay, no_decay;
     std::int64_t trainable = 0, total_params = 0;
     for (auto& item : model->named_parameters()) {
         const std::string& name = item.key();
         const bool head = model->is_head_parameter(name);
-        bool train_it = o.mode == TrainMode::Full || head || (o.mode == TrainMode::BitFit && ends_with(name, "bias"));
+        const bool train_it = o.mode == TrainMode::Full || head || (o.mode == TrainMode::BitFit && ends_with(name, "bias"));
         item.value().set_requires_grad(train_it);
         total_params += item.value().numel();
-        if (!train_it) continue;
-        trainable += item.value().numel();
-        (ends_with(name, "bias") || is_layer_norm(name) ? no_decay : decay).push_back(item.value());
+        if (train_it) trainable += item.value().numel();
     }
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    auto group_options = [&](double wd) {
-        auto opts = std::make_unique<torch::optim::AdamWOptions>(o.lr);
-        opts->betas({0.9, 0.999}).eps(1e-8).weight_decay(wd);
-        return opts;
-    };
-    if (!decay.empty()) groups.emplace_back(decay, group_options(o.weight_decay));
-    if (!no_decay.empty()) groups.emplace_back(no_decay, group_options(0.0));
-    torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr));
+    auto optimizer_ptr = make_adamw(model, o.lr, o.weight_decay);
+    auto& optimizer = *optimizer_ptr;
 
     // ---- steps
     auto tokenized = tokenize_examples(train, tokenizer, max_length, o.threads);
@@ -374,19 +230,12 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     fs::path partial = out;
     partial += ".partial";
     StateStore store(partial, signature);
-    if (o.overwrite && store.exists()) {
-        // --overwrite replaces the output; a partial state of the same run is still resumed
-        try {
-            nlohmann::json j = nlohmann::json::parse(read_text_file(partial / "state" / "state.json"));
-            if (j.value("signature", "") != signature) store.remove();
-        } catch (...) {
-            store.remove();
-        }
-    }
+    // --overwrite discards a partial state of another run; one of this run is still resumed
+    if (o.overwrite && store.foreign()) store.remove();
     TrainState state;
     bool resumed = false;
     if (store.exists()) {
-        state = store.load(model, optimizer);
+        state = state_from_json(store.load(model, optimizer));
         resumed = true;
         log(str("resuming from ", partial.string(), " at step ", state.step, " of ", total_steps));
     }
@@ -403,7 +252,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     const double elapsed_before = state.elapsed;
     model->train();
     while (state.step < total_steps && state.epoch < epochs) {
-        auto order = permutation(n, epoch_seed(o.seed, state.epoch));
+        auto order = permutation(n, mix_seed(o.seed, state.epoch));
         std::size_t micro = state.next_micro;
         while (micro < micro_per_epoch && state.step < total_steps) {
             const std::size_t group = std::min<std::size_t>(std::size_t(o.grad_accum), micro_per_epoch - micro);
@@ -427,14 +276,9 @@ FinetuneResult finetune(const FinetuneOptions& o) {
                 state.examples_seen += indices.size();
                 for (auto i : indices) state.tokens_seen += tokenized.encodings[i].size();
             }
-            if (o.max_grad_norm > 0) {
-                std::vector<torch::Tensor> params;
-                for (auto& g : optimizer.param_groups())
-                    for (auto& p : g.params()) params.push_back(p);
-                torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
-            }
+            clip_gradients(optimizer, o.max_grad_norm);
             const double factor = lr_factor(state.step, warmup, total_steps);
-            for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(o.lr * factor);
+            set_lr(optimizer, o.lr * factor);
             optimizer.step();
             ++state.step;
             state.loss_sum += step_loss;
@@ -450,7 +294,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
             const bool epoch_done = micro >= micro_per_epoch;
             if (o.save_every > 0 && state.step % o.save_every == 0 && state.step < total_steps && !epoch_done) {
                 state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-                store.save(model, optimizer, state);
+                store.save(model, optimizer, to_json(state));
             }
             if (o.stop_after_step >= 0 && state.step == o.stop_after_step) std::_Exit(137); // simulated kill
         }
@@ -480,7 +324,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         state.loss_count = 0;
         if (o.save_every > 0 && state.step < total_steps) {
             state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-            store.save(model, optimizer, state);
+            store.save(model, optimizer, to_json(state));
         }
     }
 
@@ -512,28 +356,19 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         {"tokens_per_second", result.tokens_per_second},
         {"resumed", resumed},
         {"data_order_epoch1_head", [&] {
-             auto order = permutation(n, epoch_seed(o.seed, 0));
+             auto order = permutation(n, mix_seed(o.seed, 0));
              order.resize(std::min<std::size_t>(order.size(), 16));
              return order;
          }()},
     };
-    fs::path tmp = out;
-    tmp += ".tmp-" + std::to_string(::getpid());
-    fs::remove_all(tmp);
-    try {
+    write_folder_atomically(out, [&](const fs::path& tmp) {
         HfConfig hf = config_for(config, base.hf);
         save_model(model, hf, tmp, Dtype::F32, {{"basin_run", "finetune"}});
         fs::copy_file(model_dir / "tokenizer.json", tmp / "tokenizer.json");
         for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"})
             if (fs::exists(model_dir / extra)) fs::copy_file(model_dir / extra, tmp / extra);
         write_text_atomically(tmp / "basin_run.json", result.run_record.dump(2) + "\n");
-        if (fs::exists(out)) fs::remove_all(out);
-        fs::rename(tmp, out);
-    } catch (const std::exception& e) {
-        std::error_code ignored;
-        fs::remove_all(tmp, ignored);
-        fail("writing ", out.string(), ": ", e.what());
-    }
+    });
     store.remove();
     return result;
 }

@@ -37,7 +37,7 @@ struct SelfAttentionImpl : torch::nn::Module {
     // parameters' version counters are unchanged.
     std::pair<torch::Tensor, torch::Tensor> fused_qkv();
     torch::Tensor fused_weight_, fused_bias_;
-    std::array<std::uint32_t, 6> fused_versions_{};
+    std::array<std::int64_t, 6> fused_versions_{};
 };
 TORCH_MODULE(SelfAttention);
 
@@ -152,9 +152,16 @@ struct EncoderModelImpl : torch::nn::Module {
                            const torch::Tensor& type_ids);
     // Masked-LM logits [B, T, V]; requires a masked-LM head.
     torch::Tensor mlm_logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+    // Masked-LM logits [M, V] at the M positions where selected ([B, T] bool) is true only: the
+    // vocabulary projection is the costly part and pretraining needs it at masked positions.
+    torch::Tensor mlm_logits_at(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                const torch::Tensor& selected);
     // First-token feature after the encoder [B, H] (the input of RoBERTa's classifier).
     torch::Tensor features(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                            const torch::Tensor& type_ids);
+
+    // The masked-LM head on hidden states [..., H] -> [..., V].
+    torch::Tensor lm_head(const torch::Tensor& hidden);
 
     // Names of parameters in the head (dropped when comparing bodies across datasets).
     bool is_head_parameter(const std::string& name) const;

@@ -1,0 +1,62 @@
+// Internal to train/: resumable training state and the pieces of a training loop shared by
+// fine-tuning and pretraining (deterministic shuffles, the linear schedule).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "basin/models/encoder.h"
+
+namespace basin::train_detail {
+
+// A permutation of 0..n-1 from a seed: Fisher-Yates over mt19937_64, the same on every platform
+// (std::shuffle's algorithm is implementation-defined).
+std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed);
+std::uint64_t mix_seed(std::uint64_t seed, std::int64_t salt);
+
+// Hugging Face's linear schedule with warm-up, evaluated before optimizer step `step` (0-based).
+double lr_factor(std::int64_t step, std::int64_t warmup, std::int64_t total);
+
+// AdamW over the trainable parameters, weight decay on all but biases and LayerNorm weights.
+std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, double weight_decay);
+void set_lr(torch::optim::Optimizer& optimizer, double lr);
+void clip_gradients(torch::optim::Optimizer& optimizer, double max_norm);
+
+// OUT.partial/state: all parameters (F32), the optimizer state, libtorch's CPU RNG state and the
+// caller's counters (JSON). A new state goes to state.tmp and is swapped in, so a kill at any
+// moment leaves one complete state. The signature (of options and inputs) must match to resume.
+class StateStore {
+  public:
+    StateStore(std::filesystem::path partial, std::string signature);
+    bool exists() const;
+    // true when a state exists whose signature differs from this run's
+    bool foreign() const;
+    void save(EncoderModel& model, torch::optim::Optimizer& optimizer, const nlohmann::json& counters);
+    nlohmann::json load(EncoderModel& model, torch::optim::Optimizer& optimizer); // returns the counters
+    void remove();
+    const std::filesystem::path& dir() const { return dir_; }
+
+  private:
+    std::filesystem::path current() const { return dir_ / "state"; }
+    std::filesystem::path previous() const { return dir_ / "state.old"; }
+    std::filesystem::path dir_;
+    std::string signature_;
+};
+
+// Checks --out before any work: refuses a non-empty folder unless overwrite, and a parent that
+// cannot be written. Returns the absolute path.
+std::filesystem::path check_output_folder(const std::filesystem::path& out, bool overwrite,
+                                          const std::filesystem::path& input_model = {});
+
+// Writes a folder through `fill(tmp)` into a temporary sibling, then renames it onto out.
+void write_folder_atomically(const std::filesystem::path& out,
+                             const std::function<void(const std::filesystem::path&)>& fill);
+
+std::string weights_hash(const std::filesystem::path& model_dir);
+
+} // namespace basin::train_detail
