@@ -284,7 +284,7 @@ def main():
     write_corpus("moby_dick", [clean(p) for chapter in moby_dick() for p in re.split(r"\n\s*\n", chapter) if p.strip()],
                  "moby_dick")
     json.dump({"files": corpus_manifest, "note": "lines deduplicated after lower-casing and whitespace normalisation"},
-              open(os.path.join(corpus_dir, "manifest.json"), "w"), indent=2)
+              open(os.path.join(args.out, "corpus-manifest.json"), "w"), indent=2)  # beside, not in, the corpus
     total = sum(v["bytes"] for v in corpus_manifest.values())
     summary = ", ".join("%s (%d/%d)" % (k, v["n_train"], v["n_test"]) for k, v in datasets.items())
     print(f"datasets: {summary}")
