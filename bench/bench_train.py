@@ -15,26 +15,10 @@ import subprocess
 import sys
 import time
 
-if "--child" in sys.argv:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as basin does (see docs/PERFORMANCE.md)
-import torch
+from common import HERE, ROOT, SHARED, H, L, N, I, set_threads  # noqa: E402  (sets thread policy first)
+import torch  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 import hf_reference as ref  # noqa: E402
-
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
-H, L, N, I = 512, 6, 8, 2048
-
-
-def set_threads(threads):
-    torch.set_num_threads(threads)
-    import ctypes
-    try:
-        ctypes.CDLL("libopenblas.so.0").openblas_set_num_threads(threads)
-    except OSError:
-        pass
 
 
 class Layer(torch.nn.Module):
