@@ -11,10 +11,8 @@ namespace basin {
 
 TokenizedExamples tokenize_examples(const Dataset& data, const text::Tokenizer& tokenizer,
                                     std::size_t max_length, int threads) {
-    text::Tokenizer local = text::Tokenizer::from_json(tokenizer.spec(), "tokenizer");
-    local.truncation() = tokenizer.truncation();
-    local.truncation().max_length = max_length;
-    local.padding().enabled = false;
+    text::TruncationOptions truncation = tokenizer.truncation();
+    truncation.max_length = max_length;
     TokenizedExamples out;
     out.encodings.resize(data.examples.size());
     const std::size_t n = data.examples.size();
@@ -26,8 +24,8 @@ TokenizedExamples tokenize_examples(const Dataset& data, const text::Tokenizer& 
             for (std::size_t i = w; i < n; i += workers) {
                 const auto& ex = data.examples[i];
                 try {
-                    out.encodings[i] = local.encode(ex.text, ex.text_pair ? std::optional<std::string_view>(*ex.text_pair)
-                                                                         : std::nullopt);
+                    const auto pair = ex.text_pair ? std::optional<std::string_view>(*ex.text_pair) : std::nullopt;
+                    out.encodings[i] = tokenizer.encode(ex.text, pair, /*add_special_tokens=*/true, truncation);
                 } catch (const Error& e) {
                     fail(data.path.string(), ":", ex.line, ": ", e.what());
                 }

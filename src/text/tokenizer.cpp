@@ -224,7 +224,7 @@ std::vector<Tokenizer::Segment> Tokenizer::split_added(const std::u32string& tex
     return out;
 }
 
-std::vector<Encoding> Tokenizer::tokenize(std::string_view text) const {
+Encoding Tokenizer::tokenize(std::string_view text) const {
     Encoding enc;
     std::u32string input = utf8_decode(text, "tokenizer input");
     bool first = true;
@@ -258,7 +258,7 @@ std::vector<Encoding> Tokenizer::tokenize(std::string_view text) const {
     }
     enc.type_ids.assign(enc.ids.size(), 0);
     enc.special_mask.assign(enc.ids.size(), 0);
-    return {std::move(enc)};
+    return enc;
 }
 
 namespace {
@@ -271,14 +271,15 @@ void truncate_to(Encoding& e, std::size_t n) {
 }
 } // namespace
 
-Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add_special) const {
+Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add_special,
+                                 const TruncationOptions& truncation) const {
     const bool is_pair = b.has_value();
-    if (truncation_.max_length > 0) {
+    if (truncation.max_length > 0) {
         const std::size_t added = add_special ? post_->added(is_pair) : 0;
-        const std::size_t budget = truncation_.max_length > added ? truncation_.max_length - added : 0;
+        const std::size_t budget = truncation.max_length > added ? truncation.max_length - added : 0;
         std::size_t n1 = a.size(), n2 = is_pair ? b->size() : 0;
         if (n1 + n2 > budget) {
-            switch (truncation_.strategy) {
+            switch (truncation.strategy) {
             case TruncationStrategy::LongestFirst: {
                 // Remove one token at a time from the longer sequence (the second on ties).
                 std::size_t excess = n1 + n2 - budget;
@@ -293,12 +294,12 @@ Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add
             }
             case TruncationStrategy::OnlyFirst:
                 BASIN_CHECK(n2 <= budget, "truncation only_first: the second sequence alone (", n2,
-                            " tokens) exceeds max_length ", truncation_.max_length);
+                            " tokens) exceeds max_length ", truncation.max_length);
                 n1 = budget - n2;
                 break;
             case TruncationStrategy::OnlySecond:
                 BASIN_CHECK(is_pair && n1 <= budget, "truncation only_second: the first sequence (",
-                            n1, " tokens) exceeds max_length ", truncation_.max_length);
+                            n1, " tokens) exceeds max_length ", truncation.max_length);
                 n2 = budget - n1;
                 break;
             }
@@ -338,10 +339,15 @@ Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add
 
 Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair,
                            bool add_special_tokens) const {
-    Encoding a = std::move(tokenize(text).front());
+    return encode(text, pair, add_special_tokens, truncation_);
+}
+
+Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair, bool add_special_tokens,
+                           const TruncationOptions& truncation) const {
+    Encoding a = tokenize(text);
     std::optional<Encoding> b;
-    if (pair) b = std::move(tokenize(*pair).front());
-    return post_process(std::move(a), std::move(b), add_special_tokens);
+    if (pair) b = tokenize(*pair);
+    return post_process(std::move(a), std::move(b), add_special_tokens, truncation);
 }
 
 std::vector<Encoding>

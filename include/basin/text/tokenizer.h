@@ -63,6 +63,10 @@ class Tokenizer {
 
     Encoding encode(std::string_view text, std::optional<std::string_view> pair = std::nullopt,
                     bool add_special_tokens = true) const;
+    // The same with explicit truncation options instead of the tokenizer's own, so that one
+    // const tokenizer serves callers that need another max_length.
+    Encoding encode(std::string_view text, std::optional<std::string_view> pair, bool add_special_tokens,
+                    const TruncationOptions& truncation) const;
     // Encodes every input and pads the batch when padding is enabled.
     std::vector<Encoding>
     encode_batch(const std::vector<std::pair<std::string, std::optional<std::string>>>& inputs,
@@ -91,8 +95,9 @@ class Tokenizer {
         std::int32_t added = -1; // index into added_ when the segment is an added token
     };
     std::vector<Segment> split_added(const std::u32string& text, bool normalized) const;
-    std::vector<Encoding> tokenize(std::string_view text) const; // one Encoding of model tokens
-    Encoding post_process(Encoding a, std::optional<Encoding> b, bool add_special) const;
+    Encoding tokenize(std::string_view text) const; // model tokens, no special tokens
+    Encoding post_process(Encoding a, std::optional<Encoding> b, bool add_special,
+                          const TruncationOptions& truncation) const;
 
     nlohmann::json json_;
     std::unique_ptr<Normalizer> normalizer_;
