@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "basin/core/error.h"
+#include "basin/core/strings.h"
 
 namespace basin {
 namespace {
@@ -259,19 +260,19 @@ bool EncoderModelImpl::is_head_parameter(const std::string& name) const {
     return name.rfind(config.body_prefix() + ".", 0) != 0;
 }
 
+bool is_layer_norm_parameter(const std::string& name) {
+    return name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
+}
+
 void init_weights(EncoderModel& model, double initializer_range, std::uint64_t seed) {
     torch::NoGradGuard no_grad;
     auto generator = at::detail::createCPUGenerator(seed);
     for (auto& item : model->named_parameters()) {
         const auto& name = item.key();
         auto& p = item.value();
-        auto ends_with = [&](const std::string& suffix) {
-            return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-        };
-        const bool norm = name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
-        if (norm) {
-            p.fill_(ends_with(".weight") ? 1.0 : 0.0);
-        } else if (ends_with("bias")) {
+        if (is_layer_norm_parameter(name)) {
+            p.fill_(ends_with(name, ".weight") ? 1.0 : 0.0);
+        } else if (ends_with(name, "bias")) {
             p.zero_();
         } else {
             auto values = at::normal(0.0, initializer_range, p.sizes(), generator);

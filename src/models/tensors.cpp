@@ -2,6 +2,7 @@
 #include <set>
 
 #include "basin/core/error.h"
+#include "basin/core/strings.h"
 #include "basin/models/load.h"
 
 namespace basin {
@@ -22,10 +23,6 @@ torch::Dtype torch_dtype(Dtype dtype) {
 }
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string list(const std::vector<std::string>& names, std::size_t limit = 12) {
     std::string out;

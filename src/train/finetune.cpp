@@ -11,6 +11,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/core/strings.h"
 #include "basin/data/batching.h"
 #include "basin/eval/evaluate.h"
 #include "basin/models/load.h"
@@ -38,10 +39,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace train_detail;
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -104,8 +101,6 @@ TrainState state_from_json(const nlohmann::json& j) {
     for (const auto& e : j.at("epochs")) s.epochs.push_back(epoch_from_json(e));
     return s;
 }
-
-std::string file_hash(const fs::path& path) { return sha256_file(path); }
 
 } // namespace
 
@@ -219,11 +214,11 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)}, {"train_limit", o.train_limit},
         {"device", o.device}, {"threads", o.threads}};
     nlohmann::json inputs_json = {
-        {"model", {{"path", model_dir.string()}, {"config_sha256", file_hash(model_dir / "config.json")},
+        {"model", {{"path", model_dir.string()}, {"config_sha256", sha256_file(model_dir / "config.json")},
                    {"weights_sha256", weights_hash(model_dir)}}},
-        {"train", {{"path", fs::absolute(o.train).string()}, {"sha256", file_hash(o.train)}, {"examples", n}}}};
+        {"train", {{"path", fs::absolute(o.train).string()}, {"sha256", sha256_file(o.train)}, {"examples", n}}}};
     if (eval)
-        inputs_json["eval"] = {{"path", fs::absolute(o.eval).string()}, {"sha256", file_hash(o.eval)},
+        inputs_json["eval"] = {{"path", fs::absolute(o.eval).string()}, {"sha256", sha256_file(o.eval)},
                                {"examples", eval->examples.size()}};
     const std::string signature = sha256_hex((options_json.dump() + inputs_json.dump()).data(),
                                              (options_json.dump() + inputs_json.dump()).size());

@@ -6,6 +6,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/core/strings.h"
 #include "basin/io/checkpoint.h"
 #include "basin/models/load.h"
 
@@ -29,10 +30,6 @@ double lr_factor(std::int64_t step, std::int64_t warmup, std::int64_t total) {
 }
 
 namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string hex_bytes(const torch::Tensor& bytes) {
     static const char* digits = "0123456789abcdef";
     auto t = bytes.contiguous();
@@ -70,8 +67,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, 
     for (auto& item : model->named_parameters()) {
         if (!item.value().requires_grad()) continue;
         const std::string& name = item.key();
-        const bool norm = name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
-        (ends_with(name, "bias") || norm ? no_decay : decay).push_back(item.value());
+        (ends_with(name, "bias") || is_layer_norm_parameter(name) ? no_decay : decay).push_back(item.value());
     }
     auto options = [&](double wd) {
         auto o = std::make_unique<torch::optim::AdamWOptions>(lr);

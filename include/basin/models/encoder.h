@@ -176,6 +176,9 @@ struct EncoderModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(EncoderModel);
 
+// Whether a parameter belongs to a LayerNorm (BERT's "LayerNorm", RoBERTa LM head's "layer_norm").
+bool is_layer_norm_parameter(const std::string& name);
+
 // Initialises weights as transformers does (normal(0, initializer_range), zero biases,
 // LayerNorm at 1/0, padding embedding row at 0), seeded.
 void init_weights(EncoderModel& model, double initializer_range, std::uint64_t seed);
