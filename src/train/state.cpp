@@ -1,5 +1,7 @@
 #include "state.h"
 
+#include "adamw.h"
+
 #include <random>
 #include <unistd.h>
 
@@ -77,7 +79,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, 
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!decay.empty()) groups.emplace_back(decay, options(weight_decay));
     if (!no_decay.empty()) groups.emplace_back(no_decay, options(0.0));
-    return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
+    return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(lr));
 }
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {

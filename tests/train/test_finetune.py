@@ -136,17 +136,22 @@ class Finetune(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(WORK, "resumed.partial")))
 
     def test_real_sigkill_then_resume(self):
-        args = ["--epochs", "4", "--seed", "4", "--save-every", "2"]
+        # long enough (450 steps, about 2 s) that the kills land mid-run
+        args = ["--epochs", "30", "--seed", "4", "--save-every", "7"]
         self.finetune("straight4", *args)
         out = os.path.join(WORK, "killed")
+        kills = 0
         for delay in (0.6, 1.0):
             p = subprocess.Popen([BASIN, "finetune", *self.common, "--out", out, *args],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(delay)
             p.send_signal(signal.SIGKILL)
             p.wait()
-            if p.returncode == -signal.SIGKILL:  # killed before the end: no output folder yet
-                self.assertFalse(os.path.exists(out), "a killed run left an output folder")
+            if p.returncode != -signal.SIGKILL:  # it finished before the kill
+                break
+            kills += 1
+            self.assertFalse(os.path.exists(out), "a killed run left an output folder")
+        self.assertGreater(kills, 0, "no run was killed mid-way: the test proves nothing")
         self.finetune("killed", *args)
         a, b = weights(os.path.join(WORK, "straight4")), weights(out)
         self.assertTrue(all(np.array_equal(a[k], b[k]) for k in a), "weights after SIGKILL + resume differ")

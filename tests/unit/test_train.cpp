@@ -1,8 +1,9 @@
-#include <torch/torch.h>
-
+#include "../../src/train/adamw.h"
 #include "basin/models/load.h"
 #include "basin/train/probe.h"
 #include "test_util.h"
+
+#include <torch/torch.h>
 
 using namespace basin;
 
@@ -65,7 +66,8 @@ TEST(Training, GradientsMatchFiniteDifferences) {
                 }
                 const double fd = (plus - minus) / (2 * eps);
                 const double ad = grad.view(-1)[i].item<double>();
-                EXPECT_LE(std::abs(ad - fd), 1e-7 + 1e-5 * std::abs(fd)) << arch << " " << item.key() << "[" << i << "]";
+                EXPECT_LE(std::abs(ad - fd), 1e-7 + 1e-5 * std::abs(fd))
+                    << arch << " " << item.key() << "[" << i << "]";
                 ++checked;
             }
         }
@@ -90,7 +92,8 @@ TEST(Probe, SeparableFeaturesAreFittedPerfectlyAndConverge) {
     EXPECT_LT(fit.gradient_norm, 1e-6);
     EXPECT_EQ(fit.train_accuracy, 1.0);
     // fresh points from the same blobs are classified perfectly too
-    auto test_x = torch::cat({centers[0] + torch::randn({20, dim}) * 0.5, centers[2] + torch::randn({20, dim}) * 0.5});
+    auto test_x = torch::cat(
+        {centers[0] + torch::randn({20, dim}) * 0.5, centers[2] + torch::randn({20, dim}) * 0.5});
     std::vector<std::int64_t> test_y(20, 0);
     test_y.insert(test_y.end(), 20, 2);
     auto [loss, accuracy] = probe_loss_accuracy(fit, test_x, torch::tensor(test_y, torch::kLong));
@@ -114,4 +117,45 @@ TEST(Probe, FitIsDeterministic) {
     auto a = fit_probe(x, y, 2), b = fit_probe(x, y, 2);
     EXPECT_TRUE(torch::equal(a.weight, b.weight));
     EXPECT_EQ(a.iterations, b.iterations);
+}
+
+// The fused optimizer must follow libtorch's AdamW: same parameters after several steps with
+// weight decay on one group and not the other, and a state that libtorch's AdamW can continue.
+TEST(Training, FusedAdamWFollowsLibtorchAdamW) {
+    torch::manual_seed(3);
+    auto make = [](bool fused,
+                   std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::AdamW> {
+        std::vector<torch::optim::OptimizerParamGroup> groups;
+        auto decay = std::make_unique<torch::optim::AdamWOptions>(1e-2);
+        decay->weight_decay(0.1);
+        auto none = std::make_unique<torch::optim::AdamWOptions>(1e-2);
+        none->weight_decay(0.0);
+        groups.emplace_back(std::vector<torch::Tensor>{params[0]}, std::move(decay));
+        groups.emplace_back(std::vector<torch::Tensor>{params[1]}, std::move(none));
+        if (fused) return std::make_unique<basin::train_detail::FusedAdamW>(groups);
+        return std::make_unique<torch::optim::AdamW>(groups);
+    };
+    auto w0 = torch::randn({300, 70}), b0 = torch::randn({70});
+    auto w1 = w0.clone().requires_grad_(), b1 = b0.clone().requires_grad_();
+    auto w2 = w0.clone().requires_grad_(), b2 = b0.clone().requires_grad_();
+    auto fused = make(true, {w1, b1});
+    auto plain = make(false, {w2, b2});
+    for (int step = 0; step < 12; ++step) {
+        auto grad_w = torch::randn({300, 70}), grad_b = torch::randn({70}) * 1e-3;
+        w1.mutable_grad() = grad_w.clone(), b1.mutable_grad() = grad_b.clone();
+        w2.mutable_grad() = grad_w.clone(), b2.mutable_grad() = grad_b.clone();
+        const auto version = w1._version();
+        fused->step();
+        plain->step();
+        EXPECT_GT(w1._version(), version); // caches keyed by the version see the update
+    }
+    EXPECT_LT((w1 - w2).abs().max().item<double>(), 1e-5);
+    EXPECT_LT((b1 - b2).abs().max().item<double>(), 1e-5);
+    EXPECT_GT((w1 - w0).abs().max().item<double>(), 1e-2); // it did move
+    auto s1 = static_cast<torch::optim::AdamWParamState&>(
+        *fused->state().at(c10::guts::to_string(w1.unsafeGetTensorImpl())));
+    auto s2 = static_cast<torch::optim::AdamWParamState&>(
+        *plain->state().at(c10::guts::to_string(w2.unsafeGetTensorImpl())));
+    EXPECT_EQ(s1.step(), s2.step());
+    EXPECT_LT((s1.exp_avg_sq() - s2.exp_avg_sq()).abs().max().item<double>(), 1e-6);
 }
