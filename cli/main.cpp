@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
         runners[sub] = basin::cli::add_pretrain(*sub, command_line);
     }
     add("probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", basin::cli::add_probe);
+    add("map", "Weight-space map: similarity, clusters and projections of many checkpoints", basin::cli::add_map);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

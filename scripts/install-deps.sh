@@ -13,6 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(
   build-essential cmake ccache pkg-config
   libtorch-dev libopenblas-dev        # tensors/autograd; OpenBLAS: ~25x faster matmul than reference BLAS
+  libeigen3-dev                       # N x N eigenproblems of the weight-space map
   nlohmann-json3-dev libcli11-dev libicu-dev libgtest-dev
   python3-torch python3-numpy python3-sklearn   # independent reference computations in tests
 )

@@ -1,5 +1,8 @@
 #include "basin/core/fs.h"
 
+#include "basin/core/error.h"
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -9,8 +12,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "basin/core/error.h"
 
 namespace basin {
 
@@ -64,6 +65,35 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     return *this;
 }
 
+namespace {
+// [offset, offset+length) widened to whole pages of the mapping. Dropping a page that a later
+// range also uses is harmless: it is mapped again from the page cache on the next touch.
+bool page_range(const std::uint8_t* base, std::size_t size, std::size_t offset, std::size_t length,
+                void** begin, std::size_t* bytes) {
+    static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    if (!base || offset >= size || length == 0) return false;
+    const std::size_t first = offset / page * page;
+    const std::size_t last = std::min(offset + length, size);
+    *begin = const_cast<std::uint8_t*>(base) + first;
+    *bytes = last - first;
+    return true;
+}
+} // namespace
+
+void MappedFile::prefetch(std::size_t offset, std::size_t length) const {
+    void* begin = nullptr;
+    std::size_t bytes = 0;
+    if (page_range(data_, size_, offset, length, &begin, &bytes))
+        ::madvise(begin, bytes, MADV_WILLNEED);
+}
+
+void MappedFile::release(std::size_t offset, std::size_t length) const {
+    void* begin = nullptr;
+    std::size_t bytes = 0;
+    if (page_range(data_, size_, offset, length, &begin, &bytes))
+        ::madvise(begin, bytes, MADV_DONTNEED);
+}
+
 void write_file_atomically(const fs::path& path, const std::function<void(std::FILE*)>& write) {
     fs::path tmp = path;
     tmp += ".tmp-" + std::to_string(::getpid());
@@ -73,8 +103,8 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::F
         write(out);
         BASIN_CHECK(std::fflush(out) == 0 && ::fsync(::fileno(out)) == 0, path.string(),
                     ": write failed (", std::strerror(errno), ")");
-        BASIN_CHECK(std::fclose(out) == 0, path.string(), ": close failed (",
-                    std::strerror(errno), ")");
+        BASIN_CHECK(std::fclose(out) == 0, path.string(), ": close failed (", std::strerror(errno),
+                    ")");
         out = nullptr;
         std::error_code ec;
         fs::rename(tmp, path, ec);
@@ -92,6 +122,61 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
         BASIN_CHECK(std::fwrite(text.data(), 1, text.size(), out) == text.size(), path.string(),
                     ": write failed (", std::strerror(errno), ")");
     });
+}
+
+fs::path check_output_folder(const fs::path& out_arg, bool overwrite, const fs::path& input_model) {
+    BASIN_CHECK(!out_arg.empty(), "--out is required");
+    const fs::path out = fs::absolute(out_arg).lexically_normal();
+    if (!input_model.empty())
+        BASIN_CHECK(out != fs::absolute(input_model).lexically_normal(), "--out ", out.string(),
+                    " is the input model's folder");
+    if (fs::exists(out)) {
+        BASIN_CHECK(fs::is_directory(out), out.string(), ": exists and is not a folder");
+        BASIN_CHECK(overwrite || fs::is_empty(out), out.string(),
+                    ": output folder exists and is not empty (pass --overwrite to replace it)");
+    }
+    const fs::path parent = out.parent_path();
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    BASIN_CHECK(!ec && ::access(parent.c_str(), W_OK) == 0, parent.string(),
+                ": cannot write the output folder here (", ec ? ec.message() : "permission denied",
+                ")");
+    return out;
+}
+
+void write_folder_atomically(const fs::path& out,
+                             const std::function<void(const fs::path&)>& fill) {
+    fs::path tmp = out;
+    tmp += ".tmp-" + std::to_string(::getpid());
+    fs::remove_all(tmp);
+    try {
+        fs::create_directories(tmp);
+        fill(tmp);
+        if (fs::exists(out)) fs::remove_all(out);
+        fs::rename(tmp, out);
+    } catch (const std::exception& e) {
+        std::error_code ignored;
+        fs::remove_all(tmp, ignored);
+        fail("writing ", out.string(), ": ", e.what());
+    }
+}
+
+namespace {
+std::uint64_t status_kb(const char* key) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    const std::size_t n = std::strlen(key);
+    while (std::getline(in, line))
+        if (line.compare(0, n, key) == 0) return std::strtoull(line.c_str() + n, nullptr, 10);
+    return 0;
+}
+} // namespace
+
+std::uint64_t current_rss_bytes() {
+    return status_kb("VmRSS:") * 1024;
+}
+std::uint64_t peak_rss_bytes() {
+    return status_kb("VmHWM:") * 1024;
 }
 
 } // namespace basin

@@ -155,41 +155,6 @@ nlohmann::json StateStore::load(EncoderModel& model, torch::optim::Optimizer& op
 
 void StateStore::remove() { fs::remove_all(dir_); }
 
-fs::path check_output_folder(const fs::path& out_arg, bool overwrite, const fs::path& input_model) {
-    BASIN_CHECK(!out_arg.empty(), "--out is required");
-    const fs::path out = fs::absolute(out_arg).lexically_normal();
-    if (!input_model.empty())
-        BASIN_CHECK(out != fs::absolute(input_model).lexically_normal(), "--out ", out.string(),
-                    " is the input model's folder");
-    if (fs::exists(out)) {
-        BASIN_CHECK(fs::is_directory(out), out.string(), ": exists and is not a folder");
-        BASIN_CHECK(overwrite || fs::is_empty(out), out.string(),
-                    ": output folder exists and is not empty (pass --overwrite to replace it)");
-    }
-    const fs::path parent = out.parent_path();
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    BASIN_CHECK(!ec && ::access(parent.c_str(), W_OK) == 0, parent.string(),
-                ": cannot write the output folder here (", ec ? ec.message() : "permission denied", ")");
-    return out;
-}
-
-void write_folder_atomically(const fs::path& out, const std::function<void(const fs::path&)>& fill) {
-    fs::path tmp = out;
-    tmp += ".tmp-" + std::to_string(::getpid());
-    fs::remove_all(tmp);
-    try {
-        fs::create_directories(tmp);
-        fill(tmp);
-        if (fs::exists(out)) fs::remove_all(out);
-        fs::rename(tmp, out);
-    } catch (const std::exception& e) {
-        std::error_code ignored;
-        fs::remove_all(tmp, ignored);
-        fail("writing ", out.string(), ": ", e.what());
-    }
-}
-
 std::string weights_hash(const fs::path& model_dir) {
     Sha256 h;
     CheckpointTensors tensors(model_dir);

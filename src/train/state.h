@@ -48,15 +48,6 @@ class StateStore {
     std::string signature_;
 };
 
-// Checks --out before any work: refuses a non-empty folder unless overwrite, and a parent that
-// cannot be written. Returns the absolute path.
-std::filesystem::path check_output_folder(const std::filesystem::path& out, bool overwrite,
-                                          const std::filesystem::path& input_model = {});
-
-// Writes a folder through `fill(tmp)` into a temporary sibling, then renames it onto out.
-void write_folder_atomically(const std::filesystem::path& out,
-                             const std::function<void(const std::filesystem::path&)>& fill);
-
 std::string weights_hash(const std::filesystem::path& model_dir);
 
 } // namespace basin::train_detail

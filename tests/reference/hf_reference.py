@@ -50,7 +50,8 @@ def write_safetensors(path, tensors, dtype="F32", metadata=None):
 
 def read_safetensors(path):
     """Returns (dict name -> float32 numpy array, metadata, header). Validates the layout."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     (n,) = struct.unpack("<Q", data[:8])
     assert 8 + n <= len(data), "header longer than file"
     assert n % 8 == 0, "header not padded to 8 bytes"

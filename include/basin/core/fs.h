@@ -26,6 +26,11 @@ class MappedFile {
     MappedFile& operator=(const MappedFile&) = delete;
 
     const std::uint8_t* data() const { return data_; }
+    // Page-cache hints for streaming readers: read [offset, offset+length) ahead, or drop the
+    // pages of a range already used from this process (its resident set) so that streaming a file
+    // larger than memory keeps memory bounded. Ranges are widened to whole pages.
+    void prefetch(std::size_t offset, std::size_t length) const;
+    void release(std::size_t offset, std::size_t length) const;
     std::size_t size() const { return size_; }
     const fs::path& path() const { return path_; }
 
@@ -37,8 +42,19 @@ class MappedFile {
 
 // Calls write(stream-like file descriptor path) on "<path>.tmp-<pid>", then renames it onto path.
 // On any exception the temporary file is removed and the exception propagates.
-void write_file_atomically(const fs::path& path,
-                           const std::function<void(std::FILE* out)>& write);
+void write_file_atomically(const fs::path& path, const std::function<void(std::FILE* out)>& write);
 void write_text_atomically(const fs::path& path, const std::string& text);
+
+// Checks an output folder before any work: refuses a non-empty folder unless overwrite, and a
+// parent that cannot be written. Returns the absolute path.
+fs::path check_output_folder(const fs::path& out, bool overwrite, const fs::path& input_model = {});
+
+// Writes a folder through `fill(tmp)` into a temporary sibling, then renames it onto out, so a
+// killed run never leaves a folder that looks complete.
+void write_folder_atomically(const fs::path& out, const std::function<void(const fs::path&)>& fill);
+
+// Resident memory of this process now and at its peak (VmRSS, VmHWM), in bytes; 0 if unknown.
+std::uint64_t current_rss_bytes();
+std::uint64_t peak_rss_bytes();
 
 } // namespace basin

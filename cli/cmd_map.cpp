@@ -1,0 +1,92 @@
+// basin map: similarity, clusters and projections of many checkpoints' task vectors.
+#include "basin/core/error.h"
+#include "basin/space/map.h"
+#include "commands.h"
+
+#include <cctype>
+#include <cstdio>
+#include <thread>
+
+namespace basin::cli {
+namespace {
+
+// "2G", "512M", "1.5GB", "100000": bytes (K, M, G, T are powers of 1024)
+std::uint64_t parse_byte_size(const std::string& text) {
+    std::size_t used = 0;
+    double value = 0;
+    try {
+        value = std::stod(text, &used);
+    } catch (...) {
+        fail("--memory-limit: expected a size such as 2G or 512M, got '", text, "'");
+    }
+    std::string unit = text.substr(used);
+    for (auto& ch : unit)
+        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+    if (!unit.empty() && unit.back() == 'I') unit.pop_back(); // GiB
+    const std::string units = "KMGT";
+    double scale = 1;
+    if (!unit.empty()) {
+        const auto at = units.find(unit);
+        BASIN_CHECK(unit.size() == 1 && at != std::string::npos,
+                    "--memory-limit: unknown unit in '", text, "' (use K, M, G or T)");
+        for (std::size_t i = 0; i <= at; ++i)
+            scale *= 1024;
+    }
+    BASIN_CHECK(value > 0, "--memory-limit: must be positive, got '", text, "'");
+    return static_cast<std::uint64_t>(value * scale);
+}
+
+} // namespace
+
+Runner add_map(CLI::App& app) {
+    struct Options {
+        std::string base, models, groups, out, memory_limit = "2G";
+        MapOptions map;
+        int threads = 0;
+    };
+    auto o = std::make_shared<Options>();
+    app.add_option("--base", o->base, "The pretrained checkpoint the task vectors start from")
+        ->required();
+    app.add_option("--models", o->models,
+                   "File listing checkpoint folders or glob patterns, one per line")
+        ->required();
+    app.add_option("--groups", o->groups,
+                   "CSV file: model,KIND[,KIND...] (for example model,dataset,family)");
+    app.add_option("--out", o->out, "Output folder")->required();
+    app.add_option("--include", o->map.gram.include, "Only tensors whose name matches this regex");
+    app.add_option("--exclude", o->map.gram.exclude,
+                   "Leave out tensors whose name matches this regex");
+    app.add_option("--reference", o->map.reference,
+                   "Origin of the task vectors for cosines: base or mean")
+        ->capture_default_str();
+    app.add_flag("--per-layer", o->map.gram.per_layer,
+                 "Also write cosine and distance per layer (per_layer.csv)");
+    app.add_option("--memory-limit", o->memory_limit,
+                   "Memory for the whole process (2G, 512M, ...)")
+        ->capture_default_str();
+    app.add_flag("--skip-mismatched", o->map.gram.skip_mismatched,
+                 "Skip (and list) models whose body does not match the base, instead of failing");
+    app.add_option("--clusters", o->map.clusters,
+                   "Without --groups: the number of clusters to find");
+    app.add_option("--seed", o->map.seed, "Seed of k-means starts")->capture_default_str();
+    app.add_option("--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
+    app.add_flag("--overwrite", o->map.overwrite, "Replace a non-empty output folder");
+    app.add_flag("--quiet", o->map.quiet, "No progress lines");
+    return [o]() {
+        o->map.gram.memory_limit = parse_byte_size(o->memory_limit);
+        o->map.gram.threads =
+            o->threads > 0 ? o->threads
+                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        const auto models = read_model_list(o->models);
+        const MapSummary s = run_map(o->base, models, o->groups, o->out, o->map);
+        std::printf("mapped %zu models (%lld parameters each) in %.2f s", s.models,
+                    static_cast<long long>(s.parameters), s.seconds);
+        for (const auto& [kind, accuracy] : s.spectral_accuracy)
+            std::printf("; %s clustering accuracy %.1f%%", kind.c_str(), 100 * accuracy);
+        std::printf("\nwrote %s\n", o->out.c_str());
+        return 0;
+    };
+}
+
+} // namespace basin::cli

@@ -1,0 +1,60 @@
+// Figures for papers: a small vector canvas written as SVG and as PDF (no dependencies), and the
+// charts basin draws on it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace basin {
+
+struct Color {
+    double r = 0, g = 0, b = 0; // 0..1
+};
+Color category_color(int index); // distinct colours for groups (cycles after 10)
+Color diverging_color(double t); // t in [-1, 1]: blue, white, red
+
+enum class Anchor { Start, Middle, End };
+
+// Shapes in points, origin at the top left, y downwards (as SVG); the PDF writer flips y.
+class Canvas {
+  public:
+    Canvas(double width, double height) : width_(width), height_(height) {}
+    void rect(double x, double y, double w, double h, Color fill, bool stroke = false);
+    void circle(double cx, double cy, double r, Color fill);
+    void line(double x1, double y1, double x2, double y2, Color color, double width = 1);
+    void text(double x, double y, const std::string& text, double size,
+              Anchor anchor = Anchor::Start, double rotate_degrees = 0, Color color = {});
+    std::string svg() const;
+    std::string
+    pdf() const; // fonts: the standard Helvetica, so ASCII text only (others become '?')
+    // writes STEM.svg and STEM.pdf
+    void save(const std::string& stem) const;
+
+  private:
+    struct Shape {
+        enum Kind { Rect, Circle, Line, Text } kind;
+        double a, b, c,
+            d; // rect x y w h | circle cx cy r | line x1 y1 x2 y2 | text x y size rotate
+        Color color;
+        bool stroke = false;
+        double width = 1;
+        Anchor anchor = Anchor::Start;
+        std::string text;
+    };
+    double width_, height_;
+    std::vector<Shape> shapes_;
+};
+
+// A 2-D scatter plot, one colour per group, with a legend.
+Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
+                    const std::vector<int>& group, const std::vector<std::string>& group_names,
+                    const std::string& title, const std::string& x_label,
+                    const std::string& y_label);
+
+// A heatmap of a square matrix with values in [-1, 1] (rows and columns in the given order), with
+// lines between groups, row names and a colour bar.
+Canvas heatmap(const std::vector<std::vector<double>>& values,
+               const std::vector<std::string>& names, const std::vector<int>& group,
+               const std::string& title, double low, double high);
+
+} // namespace basin

@@ -1,0 +1,81 @@
+// The Gram matrix of task vectors (model - base) of many checkpoints, in one streaming pass.
+//
+// Every checkpoint's bytes are read once, chunk by chunk, all N models at a time. Each chunk is
+// cut into blocks of at most kGramBlockColumns parameters; a block becomes an N x columns float32
+// matrix X (rows: task-vector pieces) and X X^T is added, in double, to the Gram matrix of the
+// block's layer group. Memory is O(N^2 + N x chunk), the chunk being set from a memory limit;
+// never O(N x parameters). Blocks are laid out over the parameter stream independently of the
+// chunk size, and block b always goes to thread b mod threads, so the result does not depend on
+// the memory limit (bitwise, for a given thread count).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace basin {
+
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kGramBlockColumns = 4096;
+
+// A dense symmetric matrix of doubles, row-major.
+struct SquareMatrix {
+    std::size_t n = 0;
+    std::vector<double> values;
+    SquareMatrix() = default;
+    explicit SquareMatrix(std::size_t size) : n(size), values(size * size, 0.0) {}
+    double& operator()(std::size_t i, std::size_t j) { return values[i * n + j]; }
+    double operator()(std::size_t i, std::size_t j) const { return values[i * n + j]; }
+};
+
+struct StreamProgress {
+    std::uint64_t bytes_done = 0;
+    std::uint64_t bytes_total = 0;
+    double seconds = 0;
+};
+
+struct GramOptions {
+    std::string include; // ECMAScript regex searched in tensor names; empty: all
+    std::string exclude; // tensors whose name it matches are left out
+    std::uint64_t memory_limit = 2ull << 30; // bytes for the whole process
+    bool per_layer = false;                  // one Gram matrix per layer group as well
+    bool skip_mismatched = false; // skip models whose body does not match, instead of failing
+    int threads = 1;
+    std::function<void(const StreamProgress&)> progress; // called about once a second
+};
+
+struct GramResult {
+    std::vector<fs::path> models;                              // used, in input order
+    std::vector<std::pair<fs::path, std::string>> skipped;     // model, why (--skip-mismatched)
+    std::vector<std::pair<std::string, std::string>> excluded; // tensor, why
+    std::vector<std::string> layers; // layer groups in stream order (one, "all", without per_layer)
+    std::vector<std::int64_t> layer_parameters;
+    std::vector<SquareMatrix> layer_gram; // per group; they add up to gram
+    SquareMatrix gram;                    // of the task vectors model - base
+    std::int64_t parameters = 0;          // elements of one task vector
+    std::uint64_t bytes_read = 0;         // tensor bytes of the base and all models
+    std::int64_t chunk_parameters = 0;    // parameters per model per chunk, from the memory limit
+    std::uint64_t peak_rss = 0;           // of the process, bytes
+    double seconds = 0;
+};
+
+// Tensors of the body: those of the base that are floating point, not a head (names with a
+// classifier, lm_head, cls, score, qa_outputs or pooler component), selected by include/exclude,
+// and present with the base's shape in the models. A tensor absent from (or reshaped in) every
+// model is excluded and listed; one absent from or reshaped in some models only is an error naming
+// the model and the tensor (or, with skip_mismatched, those models are skipped and listed).
+GramResult task_vector_gram(const fs::path& base, const std::vector<fs::path>& models,
+                            const GramOptions& options);
+
+// The layer group of a tensor name: "layer N" for names with a layer/layers/h/block/blocks index
+// component, "embeddings" for embedding tables, otherwise "other".
+std::string layer_group(const std::string& tensor_name);
+
+// True for tensor names of task heads, which map leaves out of task vectors.
+bool is_head_tensor(const std::string& tensor_name);
+
+} // namespace basin

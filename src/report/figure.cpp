@@ -1,0 +1,307 @@
+#include "basin/report/figure.h"
+
+#include "basin/core/fs.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace basin {
+namespace {
+
+std::string num(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    return buf;
+}
+
+std::string hex(Color c) {
+    char buf[8];
+    auto b = [](double v) { return static_cast<int>(std::lround(std::clamp(v, 0.0, 1.0) * 255)); };
+    std::snprintf(buf, sizeof buf, "#%02x%02x%02x", b(c.r), b(c.g), b(c.b));
+    return buf;
+}
+
+std::string xml_escape(const std::string& s) {
+    std::string out;
+    for (char ch : s) {
+        switch (ch) {
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '&':
+            out += "&amp;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += ch;
+        }
+    }
+    return out;
+}
+
+std::string pdf_string(const std::string& s) {
+    std::string out = "(";
+    for (unsigned char ch : s) {
+        if (ch == '(' || ch == ')' || ch == '\\') out += '\\';
+        out += (ch >= 32 && ch < 127) ? static_cast<char>(ch) : '?';
+    }
+    return out + ")";
+}
+
+// Helvetica's average advance is about 0.55 em; enough to centre and right-align labels.
+double text_width(const std::string& s, double size) {
+    return 0.55 * size * static_cast<double>(s.size());
+}
+
+std::string format_tick(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", std::abs(v) < 1e-12 ? 0.0 : v);
+    return buf;
+}
+
+// about five round tick values covering [lo, hi]
+std::vector<double> ticks(double lo, double hi) {
+    const double span = hi - lo;
+    if (!(span > 0)) return {lo};
+    const double raw = span / 5, mag = std::pow(10, std::floor(std::log10(raw)));
+    const double step = raw / mag < 2 ? 2 * mag : raw / mag < 5 ? 5 * mag : 10 * mag;
+    std::vector<double> out;
+    for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step)
+        out.push_back(v);
+    return out;
+}
+
+} // namespace
+
+Color category_color(int index) {
+    static const Color colors[] = {{0.12, 0.47, 0.71}, {1.00, 0.50, 0.05}, {0.17, 0.63, 0.17},
+                                   {0.84, 0.15, 0.16}, {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29},
+                                   {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}, {0.74, 0.74, 0.13},
+                                   {0.09, 0.75, 0.81}};
+    return colors[((index % 10) + 10) % 10];
+}
+
+Color diverging_color(double t) {
+    t = std::clamp(t, -1.0, 1.0);
+    const Color blue{0.23, 0.30, 0.75}, white{0.97, 0.97, 0.97}, red{0.71, 0.02, 0.15};
+    const Color& end = t < 0 ? blue : red;
+    const double a = std::abs(t);
+    return {white.r + (end.r - white.r) * a, white.g + (end.g - white.g) * a,
+            white.b + (end.b - white.b) * a};
+}
+
+void Canvas::rect(double x, double y, double w, double h, Color fill, bool stroke) {
+    shapes_.push_back({Shape::Rect, x, y, w, h, fill, stroke, 1, Anchor::Start, {}});
+}
+void Canvas::circle(double cx, double cy, double r, Color fill) {
+    shapes_.push_back({Shape::Circle, cx, cy, r, 0, fill, false, 1, Anchor::Start, {}});
+}
+void Canvas::line(double x1, double y1, double x2, double y2, Color color, double width) {
+    shapes_.push_back({Shape::Line, x1, y1, x2, y2, color, true, width, Anchor::Start, {}});
+}
+void Canvas::text(double x, double y, const std::string& text, double size, Anchor anchor,
+                  double rotate, Color color) {
+    shapes_.push_back({Shape::Text, x, y, size, rotate, color, false, 1, anchor, text});
+}
+
+std::string Canvas::svg() const {
+    std::ostringstream o;
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width_) << "\" height=\""
+      << num(height_) << "\" viewBox=\"0 0 " << num(width_) << " " << num(height_)
+      << "\" font-family=\"Helvetica, Arial, sans-serif\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    for (const auto& s : shapes_) {
+        switch (s.kind) {
+        case Shape::Rect:
+            o << "<rect x=\"" << num(s.a) << "\" y=\"" << num(s.b) << "\" width=\"" << num(s.c)
+              << "\" height=\"" << num(s.d) << "\" fill=\"" << hex(s.color) << "\""
+              << (s.stroke ? " stroke=\"black\" stroke-width=\"0.5\"" : "") << "/>\n";
+            break;
+        case Shape::Circle:
+            o << "<circle cx=\"" << num(s.a) << "\" cy=\"" << num(s.b) << "\" r=\"" << num(s.c)
+              << "\" fill=\"" << hex(s.color) << "\" stroke=\"black\" stroke-width=\"0.4\"/>\n";
+            break;
+        case Shape::Line:
+            o << "<line x1=\"" << num(s.a) << "\" y1=\"" << num(s.b) << "\" x2=\"" << num(s.c)
+              << "\" y2=\"" << num(s.d) << "\" stroke=\"" << hex(s.color) << "\" stroke-width=\""
+              << num(s.width) << "\"/>\n";
+            break;
+        case Shape::Text: {
+            const char* anchor = s.anchor == Anchor::Middle ? "middle"
+                                 : s.anchor == Anchor::End  ? "end"
+                                                            : "start";
+            o << "<text x=\"" << num(s.a) << "\" y=\"" << num(s.b) << "\" font-size=\"" << num(s.c)
+              << "\" text-anchor=\"" << anchor << "\" fill=\"" << hex(s.color) << "\"";
+            if (s.d != 0)
+                o << " transform=\"rotate(" << num(s.d) << " " << num(s.a) << " " << num(s.b)
+                  << ")\"";
+            o << ">" << xml_escape(s.text) << "</text>\n";
+            break;
+        }
+        }
+    }
+    o << "</svg>\n";
+    return o.str();
+}
+
+std::string Canvas::pdf() const {
+    std::ostringstream c; // content stream, y flipped
+    auto y = [&](double v) { return num(height_ - v); };
+    auto rgb = [&](Color k, const char* op) {
+        return num(k.r) + " " + num(k.g) + " " + num(k.b) + " " + op + "\n";
+    };
+    for (const auto& s : shapes_) {
+        switch (s.kind) {
+        case Shape::Rect:
+            c << rgb(s.color, "rg") << num(s.a) << " " << y(s.b + s.d) << " " << num(s.c) << " "
+              << num(s.d) << (s.stroke ? " re\n0 0 0 RG 0.5 w B\n" : " re f\n");
+            break;
+        case Shape::Circle: { // four Bezier arcs
+            const double k = 0.5523 * s.c, cx = s.a, cy = height_ - s.b, r = s.c;
+            c << rgb(s.color, "rg") << "0 0 0 RG 0.4 w\n"
+              << num(cx + r) << " " << num(cy) << " m\n"
+              << num(cx + r) << " " << num(cy + k) << " " << num(cx + k) << " " << num(cy + r)
+              << " " << num(cx) << " " << num(cy + r) << " c\n"
+              << num(cx - k) << " " << num(cy + r) << " " << num(cx - r) << " " << num(cy + k)
+              << " " << num(cx - r) << " " << num(cy) << " c\n"
+              << num(cx - r) << " " << num(cy - k) << " " << num(cx - k) << " " << num(cy - r)
+              << " " << num(cx) << " " << num(cy - r) << " c\n"
+              << num(cx + k) << " " << num(cy - r) << " " << num(cx + r) << " " << num(cy - k)
+              << " " << num(cx + r) << " " << num(cy) << " c\nB\n";
+            break;
+        }
+        case Shape::Line:
+            c << rgb(s.color, "RG") << num(s.width) << " w " << num(s.a) << " " << y(s.b) << " m "
+              << num(s.c) << " " << y(s.d) << " l S\n";
+            break;
+        case Shape::Text: {
+            const double w = text_width(s.text, s.c);
+            const double shift = s.anchor == Anchor::Middle ? w / 2
+                                 : s.anchor == Anchor::End  ? w
+                                                            : 0;
+            const double angle = -s.d * M_PI / 180, co = std::cos(angle), si = std::sin(angle);
+            const double x0 = s.a - shift * co, y0 = (height_ - s.b) - shift * si;
+            c << "BT " << rgb(s.color, "rg") << "/F1 " << num(s.c) << " Tf " << num(co) << " "
+              << num(si) << " " << num(-si) << " " << num(co) << " " << num(x0) << " " << num(y0)
+              << " Tm " << pdf_string(s.text) << " Tj ET\n";
+            break;
+        }
+        }
+    }
+    const std::string content = c.str();
+    std::vector<std::string> objects = {
+        "<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 " + num(width_) + " " + num(height_) +
+            "] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        "<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "endstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"};
+    std::string out = "%PDF-1.4\n";
+    std::vector<std::size_t> offsets;
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        offsets.push_back(out.size());
+        out += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
+    }
+    const std::size_t xref = out.size();
+    out += "xref\n0 " + std::to_string(objects.size() + 1) + "\n0000000000 65535 f \n";
+    for (std::size_t off : offsets) {
+        char line[32];
+        std::snprintf(line, sizeof line, "%010zu 00000 n \n", off);
+        out += line;
+    }
+    out += "trailer\n<< /Size " + std::to_string(objects.size() + 1) +
+           " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+    return out;
+}
+
+void Canvas::save(const std::string& stem) const {
+    write_text_atomically(stem + ".svg", svg());
+    write_text_atomically(stem + ".pdf", pdf());
+}
+
+Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
+                    const std::vector<int>& group, const std::vector<std::string>& group_names,
+                    const std::string& title, const std::string& x_label,
+                    const std::string& y_label) {
+    const double left = 60, top = 40, plot = 360, legend = 160;
+    Canvas c(left + plot + 20 + legend, top + plot + 50);
+    c.text(left + plot / 2, 24, title, 13, Anchor::Middle);
+    double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+    for (const auto& [x, y] : points)
+        x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+    auto pad = [](double& lo, double& hi) {
+        const double span = hi > lo ? hi - lo : std::max(1e-12, std::abs(lo));
+        lo -= 0.06 * span, hi += 0.06 * span;
+    };
+    pad(x0, x1), pad(y0, y1);
+    auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * plot; };
+    auto py = [&](double y) { return top + plot - (y - y0) / (y1 - y0) * plot; };
+    c.rect(left, top, plot, plot, {1, 1, 1}, true);
+    const Color grey{0.85, 0.85, 0.85}, dark{0.3, 0.3, 0.3};
+    for (double t : ticks(x0, x1)) {
+        c.line(px(t), top, px(t), top + plot, grey, 0.5);
+        c.text(px(t), top + plot + 14, format_tick(t), 9, Anchor::Middle, 0, dark);
+    }
+    for (double t : ticks(y0, y1)) {
+        c.line(left, py(t), left + plot, py(t), grey, 0.5);
+        c.text(left - 4, py(t) + 3, format_tick(t), 9, Anchor::End, 0, dark);
+    }
+    c.text(left + plot / 2, top + plot + 34, x_label, 11, Anchor::Middle);
+    c.text(16, top + plot / 2, y_label, 11, Anchor::Middle, -90);
+    for (std::size_t i = 0; i < points.size(); ++i)
+        c.circle(px(points[i].first), py(points[i].second), 4.5, category_color(group[i]));
+    for (std::size_t g = 0; g < group_names.size(); ++g) {
+        const double ly = top + 10 + 16 * static_cast<double>(g);
+        c.circle(left + plot + 30, ly, 4.5, category_color(static_cast<int>(g)));
+        c.text(left + plot + 40, ly + 3.5, group_names[g], 10);
+    }
+    return c;
+}
+
+Canvas heatmap(const std::vector<std::vector<double>>& values,
+               const std::vector<std::string>& names, const std::vector<int>& group,
+               const std::string& title, double low, double high) {
+    const std::size_t n = values.size();
+    std::size_t longest = 0;
+    for (const auto& s : names)
+        longest = std::max(longest, s.size());
+    const double cell = std::clamp(420.0 / std::max<std::size_t>(1, n), 2.0, 28.0);
+    const bool labels = cell >= 7;
+    const double font = std::min(9.0, cell * 0.8);
+    const double left = 20 + (labels ? text_width(std::string(longest, 'x'), font) : 0) + 8,
+                 top = 40;
+    const double side = cell * static_cast<double>(n);
+    Canvas c(left + side + 90, top + side + 30);
+    c.text(left + side / 2, 24, title, 13, Anchor::Middle);
+    auto shade = [&](double v) {
+        return diverging_color(high > low ? 2 * (v - low) / (high - low) - 1 : 0);
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t j = 0; j < n; ++j)
+            c.rect(left + j * cell, top + i * cell, cell, cell, shade(values[i][j]));
+        if (labels)
+            c.text(left - 4, top + (i + 0.5) * cell + font / 3, names[i], font, Anchor::End);
+    }
+    for (std::size_t i = 1; i < n; ++i)
+        if (group[i] != group[i - 1]) {
+            c.line(left, top + i * cell, left + side, top + i * cell, {0, 0, 0}, 1);
+            c.line(left + i * cell, top, left + i * cell, top + side, {0, 0, 0}, 1);
+        }
+    // colour bar
+    const double bx = left + side + 20, bh = std::max(side, 120.0);
+    for (int k = 0; k < 50; ++k) {
+        const double v = high - (high - low) * (k + 0.5) / 50;
+        c.rect(bx, top + bh * k / 50, 14, bh / 50 + 0.5, shade(v));
+    }
+    c.text(bx + 18, top + 8, format_tick(high), 9);
+    c.text(bx + 18, top + bh, format_tick(low), 9);
+    return c;
+}
+
+} // namespace basin

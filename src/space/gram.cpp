@@ -1,0 +1,413 @@
+#include "basin/space/gram.h"
+
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/io/checkpoint.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cblas.h>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <thread>
+
+namespace basin {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Source {
+    const SafetensorsFile* file = nullptr;
+    const TensorInfo* info = nullptr;
+    const std::uint8_t* at(std::int64_t element) const {
+        return file->data(*info) + element * static_cast<std::int64_t>(dtype_size(info->dtype));
+    }
+};
+
+// One body tensor, found in the base and in every model.
+struct StreamTensor {
+    std::string name;
+    std::int64_t numel = 0;
+    std::size_t group = 0;
+    Source base;
+    std::vector<Source> models;
+};
+
+struct Segment {
+    std::size_t tensor = 0;
+    std::int64_t offset = 0;
+    std::int64_t count = 0;
+};
+
+// At most kGramBlockColumns parameters of one layer group.
+struct Block {
+    std::size_t group = 0;
+    std::int64_t columns = 0;
+    std::vector<Segment> segments;
+};
+
+std::string shape_of(const TensorInfo& info) {
+    return shape_string(info.shape);
+}
+
+// OpenBLAS runs single-threaded while map's own threads each call it: the blocks are small
+// (N x 4096), so threading inside each call would cost more than it gives.
+class SingleThreadedBlas {
+  public:
+    SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+    ~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+
+  private:
+    int saved_;
+};
+
+std::string human_bytes(double bytes) {
+    const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4)
+        bytes /= 1024, ++u;
+    return str(std::round(bytes * 10) / 10, " ", units[u]);
+}
+
+} // namespace
+
+bool is_head_tensor(const std::string& name) {
+    static const std::regex head(R"((^|\.)(classifier|lm_head|cls|score|qa_outputs|pooler)\.)");
+    return std::regex_search(name, head);
+}
+
+std::string layer_group(const std::string& name) {
+    static const std::regex layer(R"((^|\.)(layer|layers|h|block|blocks)\.(\d+)\.)");
+    std::smatch m;
+    if (std::regex_search(name, m, layer)) return "layer " + m[3].str();
+    static const std::regex embedding(R"(embed|(^|\.)(wte|wpe)\.)");
+    if (std::regex_search(name, embedding)) return "embeddings";
+    return "other";
+}
+
+GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::path>& model_paths,
+                            const GramOptions& options) {
+    const auto start = Clock::now();
+    BASIN_CHECK(model_paths.size() >= 2, "map: needs at least 2 models, got ", model_paths.size());
+    std::regex include, exclude;
+    try {
+        if (!options.include.empty()) include = std::regex(options.include);
+        if (!options.exclude.empty()) exclude = std::regex(options.exclude);
+    } catch (const std::regex_error& e) {
+        fail("map: --include/--exclude: not a valid regular expression (", e.what(), ")");
+    }
+
+    CheckpointTensors base(base_path);
+    std::vector<std::unique_ptr<CheckpointTensors>> checkpoints;
+    for (const auto& path : model_paths)
+        checkpoints.push_back(std::make_unique<CheckpointTensors>(path));
+
+    GramResult result;
+    // ---- which tensors form the body, and which models match it
+    std::vector<std::string> body;
+    std::vector<std::string> problem(model_paths.size()); // first mismatch per model
+    for (const auto& name : base.names()) {
+        const TensorInfo& info = *base.find(name)->info;
+        if (is_head_tensor(name)) {
+            result.excluded.emplace_back(name, "head");
+            continue;
+        }
+        if (!is_floating(info.dtype)) {
+            result.excluded.emplace_back(name,
+                                         str("not floating point (", dtype_name(info.dtype), ")"));
+            continue;
+        }
+        if (!options.include.empty() && !std::regex_search(name, include)) {
+            result.excluded.emplace_back(name, "not matched by --include");
+            continue;
+        }
+        if (!options.exclude.empty() && std::regex_search(name, exclude)) {
+            result.excluded.emplace_back(name, "matched by --exclude");
+            continue;
+        }
+        std::vector<std::string> why(checkpoints.size());
+        std::size_t matching = 0;
+        for (std::size_t m = 0; m < checkpoints.size(); ++m) {
+            const auto* ref = checkpoints[m]->find(name);
+            if (!ref)
+                why[m] = str("tensor ", name, " is missing (the base has it)");
+            else if (ref->info->shape != info.shape)
+                why[m] = str("tensor ", name, " has shape ", shape_of(*ref->info), ", the base ",
+                             shape_of(info));
+            else if (!is_floating(ref->info->dtype))
+                why[m] = str("tensor ", name, " is ", dtype_name(ref->info->dtype),
+                             ", expected a floating dtype");
+            else
+                ++matching;
+        }
+        if (matching == 0) {
+            result.excluded.emplace_back(name, checkpoints[0]->find(name)
+                                                   ? "shape differs in every model"
+                                                   : "absent from every model");
+            continue;
+        }
+        for (std::size_t m = 0; m < checkpoints.size(); ++m)
+            if (!why[m].empty() && problem[m].empty()) problem[m] = why[m];
+        body.push_back(name);
+    }
+    {
+        std::set<std::string> extra;
+        for (const auto& ck : checkpoints)
+            for (const auto& name : ck->names())
+                if (!base.find(name)) extra.insert(name);
+        for (const auto& name : extra)
+            result.excluded.emplace_back(name, "not in the base");
+    }
+    std::vector<std::size_t> used;
+    for (std::size_t m = 0; m < checkpoints.size(); ++m) {
+        if (problem[m].empty()) {
+            used.push_back(m);
+            continue;
+        }
+        BASIN_CHECK(options.skip_mismatched, "map: ", model_paths[m].string(), ": ", problem[m],
+                    " (pass --skip-mismatched to skip such models)");
+        result.skipped.emplace_back(model_paths[m], problem[m]);
+    }
+    BASIN_CHECK(used.size() >= 2, "map: fewer than 2 models match the base's body (",
+                result.skipped.size(), " skipped)");
+    BASIN_CHECK(!body.empty(), "map: no tensor of ", base_path.string(),
+                " is left to compare (all excluded: check --include/--exclude)");
+    for (std::size_t m : used)
+        result.models.push_back(model_paths[m]);
+    const std::size_t n = used.size();
+
+    // ---- the parameter stream: tensors in the base's order, cut into blocks
+    std::vector<StreamTensor> tensors;
+    std::map<std::string, std::size_t> group_index;
+    for (const auto& name : body) {
+        StreamTensor t;
+        t.name = name;
+        const auto* ref = base.find(name);
+        t.base = {ref->file, ref->info};
+        t.numel = ref->info->numel();
+        for (std::size_t m : used) {
+            const auto* r = checkpoints[m]->find(name);
+            t.models.push_back({r->file, r->info});
+        }
+        const std::string group = options.per_layer ? layer_group(name) : "all";
+        auto [it, inserted] = group_index.emplace(group, result.layers.size());
+        if (inserted) {
+            result.layers.push_back(group);
+            result.layer_parameters.push_back(0);
+        }
+        t.group = it->second;
+        result.layer_parameters[t.group] += t.numel;
+        result.parameters += t.numel;
+        tensors.push_back(std::move(t));
+    }
+    // Tensors of one group are placed together so that blocks do not mix groups.
+    std::stable_sort(
+        tensors.begin(), tensors.end(),
+        [](const StreamTensor& a, const StreamTensor& b) { return a.group < b.group; });
+    std::vector<Block> blocks;
+    for (std::size_t ti = 0; ti < tensors.size(); ++ti) {
+        const auto& t = tensors[ti];
+        for (std::int64_t offset = 0; offset < t.numel;) {
+            if (blocks.empty() || blocks.back().group != t.group ||
+                blocks.back().columns == kGramBlockColumns)
+                blocks.push_back({t.group, 0, {}});
+            Block& b = blocks.back();
+            const std::int64_t take = std::min(t.numel - offset, kGramBlockColumns - b.columns);
+            b.segments.push_back({ti, offset, take});
+            b.columns += take;
+            offset += take;
+        }
+    }
+
+    // ---- chunk size from the memory limit
+    const int threads = std::max(1, options.threads);
+    const std::size_t groups = result.layers.size();
+    std::uint64_t bytes_per_column = 0; // mapped bytes per parameter, over the base and all models
+    std::uint64_t total_bytes = 0;
+    for (const auto& t : tensors) {
+        std::uint64_t column = t.base.info->nbytes() / std::max<std::int64_t>(1, t.numel);
+        for (const auto& s : t.models)
+            column += s.info->nbytes() / std::max<std::int64_t>(1, t.numel);
+        bytes_per_column = std::max(bytes_per_column, column);
+        total_bytes += column * t.numel;
+    }
+    const std::uint64_t fixed = std::uint64_t(threads) * ((n + 1) * kGramBlockColumns * 4 +
+                                                          n * n * 4 + groups * n * n * 8) +
+                                2 * groups * n * n * 8 + blocks.size() * 64 + (32ull << 20);
+    const std::uint64_t rss = current_rss_bytes();
+    const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * kGramBlockColumns;
+    BASIN_CHECK(options.memory_limit >= needed, "map: --memory-limit ",
+                human_bytes(options.memory_limit), " is too small for ", n, " models: at least ",
+                human_bytes(needed), " is needed");
+    // resident: the chunk being read (its pages are dropped after use); the next one is only
+    // prefetched into the page cache. Half the room is kept as margin for both.
+    const std::int64_t chunk_columns = std::max<std::int64_t>(
+        kGramBlockColumns,
+        static_cast<std::int64_t>((options.memory_limit - rss - fixed) / (2 * bytes_per_column)));
+    result.chunk_parameters = chunk_columns;
+
+    std::vector<std::pair<std::size_t, std::size_t>> chunks; // [first block, last block)
+    for (std::size_t b = 0; b < blocks.size();) {
+        std::size_t e = b;
+        std::int64_t columns = 0;
+        while (e < blocks.size() && (e == b || columns + blocks[e].columns <= chunk_columns))
+            columns += blocks[e++].columns;
+        chunks.emplace_back(b, e);
+        b = e;
+    }
+    std::vector<std::uint64_t> chunk_bytes; // tensor bytes read per chunk, over all inputs
+    for (const auto& [first, last] : chunks) {
+        std::uint64_t bytes = 0;
+        for (std::size_t b = first; b < last; ++b)
+            for (const auto& seg : blocks[b].segments) {
+                const auto& t = tensors[seg.tensor];
+                bytes += seg.count * dtype_size(t.base.info->dtype);
+                for (const auto& src : t.models)
+                    bytes += seg.count * dtype_size(src.info->dtype);
+            }
+        chunk_bytes.push_back(bytes);
+    }
+
+    // pages of a chunk's byte ranges, in every input: prefetch or release
+    auto for_each_range = [&](std::size_t chunk, bool release) {
+        for (std::size_t b = chunks[chunk].first; b < chunks[chunk].second; ++b)
+            for (const auto& seg : blocks[b].segments) {
+                const auto& t = tensors[seg.tensor];
+                auto apply = [&](const Source& s) {
+                    const std::uint64_t size = dtype_size(s.info->dtype);
+                    if (release)
+                        s.file->release(*s.info, seg.offset * size, seg.count * size);
+                    else
+                        s.file->prefetch(*s.info, seg.offset * size, seg.count * size);
+                };
+                apply(t.base);
+                for (const auto& s : t.models)
+                    apply(s);
+            }
+    };
+
+    // ---- the pass
+    struct Worker {
+        std::vector<float> x, base, block_gram;
+        std::vector<std::vector<double>> acc; // per group, upper triangle used
+    };
+    std::vector<Worker> workers(threads);
+    for (auto& w : workers) {
+        w.x.resize(n * kGramBlockColumns);
+        w.base.resize(kGramBlockColumns);
+        w.block_gram.resize(n * n);
+        w.acc.assign(groups, std::vector<double>(n * n, 0.0));
+    }
+    auto locate_non_finite = [&](const Block& block, std::size_t model) -> std::string {
+        std::vector<float> values;
+        for (const auto& seg : block.segments) {
+            const auto& t = tensors[seg.tensor];
+            values.resize(seg.count);
+            convert_to_f32(t.base.info->dtype, t.base.at(seg.offset), values.data(), seg.count);
+            for (float v : values)
+                if (!std::isfinite(v))
+                    return str(base_path.string(), ": tensor ", t.name, " holds NaN or Inf");
+            const auto& s = t.models[model];
+            convert_to_f32(s.info->dtype, s.at(seg.offset), values.data(), seg.count);
+            for (float v : values)
+                if (!std::isfinite(v))
+                    return str(result.models[model].string(), ": tensor ", t.name,
+                               " holds NaN or Inf");
+        }
+        return str(result.models[model].string(), ": task vector overflows float32");
+    };
+    auto process = [&](Worker& w, const Block& block) -> std::string {
+        std::int64_t col = 0;
+        for (const auto& seg : block.segments) {
+            const auto& t = tensors[seg.tensor];
+            convert_to_f32(t.base.info->dtype, t.base.at(seg.offset), w.base.data() + col,
+                           seg.count);
+            col += seg.count;
+        }
+        for (std::size_t m = 0; m < n; ++m) {
+            float* row = w.x.data() + m * kGramBlockColumns;
+            col = 0;
+            for (const auto& seg : block.segments) {
+                const auto& s = tensors[seg.tensor].models[m];
+                convert_to_f32(s.info->dtype, s.at(seg.offset), row + col, seg.count);
+                col += seg.count;
+            }
+            const float* b = w.base.data();
+            for (std::int64_t c = 0; c < block.columns; ++c)
+                row[c] -= b[c];
+        }
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(n),
+                    static_cast<int>(block.columns), 1.0f, w.x.data(), kGramBlockColumns, 0.0f,
+                    w.block_gram.data(), static_cast<int>(n));
+        auto& acc = w.acc[block.group];
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);
+            for (std::size_t j = i; j < n; ++j)
+                acc[i * n + j] += w.block_gram[i * n + j];
+        }
+        return {};
+    };
+
+    SingleThreadedBlas single_threaded;
+    StreamProgress progress{0, total_bytes, 0};
+    auto last_report = Clock::now();
+    if (!chunks.empty()) for_each_range(0, false);
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+        if (c + 1 < chunks.size()) for_each_range(c + 1, false);
+        std::vector<std::string> errors(threads);
+        auto run = [&](int t) {
+            try {
+                for (std::size_t b = chunks[c].first; b < chunks[c].second; ++b)
+                    if (b % threads == static_cast<std::size_t>(t) && errors[t].empty())
+                        errors[t] = process(workers[t], blocks[b]);
+            } catch (const std::exception& e) {
+                errors[t] = e.what();
+            }
+        };
+        std::vector<std::thread> pool;
+        for (int t = 1; t < threads; ++t)
+            pool.emplace_back(run, t);
+        run(0);
+        for (auto& th : pool)
+            th.join();
+        for (const auto& e : errors)
+            BASIN_CHECK(e.empty(), "map: ", e);
+        for_each_range(c, true);
+        progress.bytes_done += chunk_bytes[c];
+        progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        if (options.progress &&
+            (std::chrono::duration<double>(Clock::now() - last_report).count() >= 1.0 ||
+             c + 1 == chunks.size())) {
+            options.progress(progress);
+            last_report = Clock::now();
+        }
+    }
+
+    // ---- reduce: threads in a fixed order, mirror the upper triangle
+    result.gram = SquareMatrix(n);
+    for (std::size_t g = 0; g < groups; ++g) {
+        SquareMatrix layer(n);
+        for (const auto& w : workers)
+            for (std::size_t i = 0; i < n; ++i)
+                for (std::size_t j = i; j < n; ++j)
+                    layer(i, j) += w.acc[g][i * n + j];
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < i; ++j)
+                layer(i, j) = layer(j, i);
+        for (std::size_t k = 0; k < n * n; ++k)
+            result.gram.values[k] += layer.values[k];
+        result.layer_gram.push_back(std::move(layer));
+    }
+    result.bytes_read = progress.bytes_done;
+    result.peak_rss = peak_rss_bytes();
+    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return result;
+}
+
+} // namespace basin
