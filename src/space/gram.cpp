@@ -52,6 +52,8 @@ struct Block {
     std::vector<Segment> segments;
 };
 
+constexpr std::uint64_t kFolioSlackBytes = 4ull << 20;
+
 std::string shape_of(const TensorInfo& info) {
     return shape_string(info.shape);
 }
@@ -237,9 +239,15 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         bytes_per_column = std::max(bytes_per_column, column);
         total_bytes += column * t.numel;
     }
+    // The kernel maps file pages in whole page-cache folios (up to a few MB on recent kernels), so
+    // each mapped file can hold that much beyond the chunk's own bytes (measured: 64 F16 models at
+    // a 300M limit peaked 330 MB over the chunk estimate without this allowance).
+    std::size_t files = base.files().size();
+    for (std::size_t m : used) files += checkpoints[m]->files().size();
+    const std::uint64_t mapping_slack = files * kFolioSlackBytes;
     const std::uint64_t fixed = std::uint64_t(threads) * ((n + 1) * kGramBlockColumns * 4 +
                                                           n * n * 4 + groups * n * n * 8) +
-                                2 * groups * n * n * 8 + blocks.size() * 64 + (32ull << 20);
+                                2 * groups * n * n * 8 + blocks.size() * 64 + (32ull << 20) + mapping_slack;
     const std::uint64_t rss = current_rss_bytes();
     const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * kGramBlockColumns;
     BASIN_CHECK(options.memory_limit >= needed, "map: --memory-limit ",
