@@ -31,57 +31,6 @@ void check_utf8(const std::string& s, const std::filesystem::path& path, std::si
                 " of the line");
 }
 
-// Reads one logical CSV record (quoted fields may span lines). Returns false at end of file.
-bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector<std::string>& fields,
-                     std::size_t& line, const std::filesystem::path& path) {
-    fields.clear();
-    std::string row;
-    if (!std::getline(in, row)) return false;
-    ++line;
-    const std::size_t first_line = line;
-    std::string field;
-    bool in_quotes = false, was_quoted = false;
-    for (std::size_t i = 0;; ++i) {
-        if (i == row.size()) {
-            if (in_quotes) { // the quoted field continues on the next line
-                std::string next;
-                BASIN_CHECK(std::getline(in, next), where(path, first_line),
-                            ": unterminated quoted field");
-                ++line;
-                field += '\n';
-                row = next;
-                i = std::size_t(-1);
-                continue;
-            }
-            if (!row.empty() && row.back() == '\r' && !was_quoted && !field.empty() && field.back() == '\r')
-                field.pop_back();
-            fields.push_back(std::move(field));
-            return true;
-        }
-        char c = row[i];
-        if (in_quotes) {
-            if (c == '"') {
-                if (i + 1 < row.size() && row[i + 1] == '"') {
-                    field += '"';
-                    ++i;
-                } else {
-                    in_quotes = false;
-                }
-            } else {
-                field += c;
-            }
-        } else if (c == delimiter) {
-            fields.push_back(std::move(field));
-            field.clear();
-            was_quoted = false;
-        } else if (quoting && c == '"' && field.empty()) {
-            in_quotes = was_quoted = true;
-        } else {
-            field += c;
-        }
-    }
-}
-
 std::optional<std::size_t> column_index(const std::vector<std::string>& header, const std::string& name) {
     for (std::size_t i = 0; i < header.size(); ++i)
         if (header[i] == name) return i;
@@ -169,6 +118,56 @@ void read_jsonl(std::ifstream& in, const ReadOptions& options, Dataset& data) {
 }
 
 } // namespace
+
+bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector<std::string>& fields,
+                     std::size_t& line, const std::filesystem::path& path) {
+    fields.clear();
+    std::string row;
+    if (!std::getline(in, row)) return false;
+    ++line;
+    const std::size_t first_line = line;
+    std::string field;
+    bool in_quotes = false, was_quoted = false;
+    for (std::size_t i = 0;; ++i) {
+        if (i == row.size()) {
+            if (in_quotes) { // the quoted field continues on the next line
+                std::string next;
+                BASIN_CHECK(std::getline(in, next), where(path, first_line),
+                            ": unterminated quoted field");
+                ++line;
+                field += '\n';
+                row = next;
+                i = std::size_t(-1);
+                continue;
+            }
+            if (!row.empty() && row.back() == '\r' && !was_quoted && !field.empty() && field.back() == '\r')
+                field.pop_back();
+            fields.push_back(std::move(field));
+            return true;
+        }
+        char c = row[i];
+        if (in_quotes) {
+            if (c == '"') {
+                if (i + 1 < row.size() && row[i + 1] == '"') {
+                    field += '"';
+                    ++i;
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field += c;
+            }
+        } else if (c == delimiter) {
+            fields.push_back(std::move(field));
+            field.clear();
+            was_quoted = false;
+        } else if (quoting && c == '"' && field.empty()) {
+            in_quotes = was_quoted = true;
+        } else {
+            field += c;
+        }
+    }
+}
 
 DataFormat parse_format(const std::string& name) {
     if (name == "auto") return DataFormat::Auto;

@@ -34,24 +34,29 @@ double squared_distance(const std::vector<double>& a, const std::vector<double>&
     return s;
 }
 
+// Each point to its nearest centre; returns the inertia (sum of squared distances).
+double assign_to_nearest(const Points& x, const Points& centres, std::vector<int>& labels) {
+    labels.assign(x.size(), 0);
+    double inertia = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        double best = std::numeric_limits<double>::infinity();
+        for (std::size_t c = 0; c < centres.size(); ++c) {
+            const double d = squared_distance(x[i], centres[c]);
+            if (d < best) best = d, labels[i] = static_cast<int>(c);
+        }
+        inertia += best;
+    }
+    return inertia;
+}
+
 // Lloyd iterations from given centres; returns the inertia and fills labels.
 double lloyd(const Points& x, Points& centres, std::vector<int>& labels, int max_iter, double tol) {
-    const std::size_t n = x.size(), k = centres.size(), dims = x[0].size();
-    labels.assign(n, 0);
-    double inertia = 0;
+    const std::size_t k = centres.size(), dims = x[0].size();
     for (int iter = 0; iter < max_iter; ++iter) {
-        inertia = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            double best = std::numeric_limits<double>::infinity();
-            for (std::size_t c = 0; c < k; ++c) {
-                const double d = squared_distance(x[i], centres[c]);
-                if (d < best) best = d, labels[i] = static_cast<int>(c);
-            }
-            inertia += best;
-        }
+        assign_to_nearest(x, centres, labels);
         Points next(k, std::vector<double>(dims, 0.0));
         std::vector<int> count(k, 0);
-        for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
             ++count[labels[i]];
             for (std::size_t d = 0; d < dims; ++d)
                 next[labels[i]][d] += x[i][d];
@@ -69,17 +74,7 @@ double lloyd(const Points& x, Points& centres, std::vector<int>& labels, int max
         centres = std::move(next);
         if (shift <= tol) break;
     }
-    // final labels for the final centres
-    inertia = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        double best = std::numeric_limits<double>::infinity();
-        for (std::size_t c = 0; c < k; ++c) {
-            const double d = squared_distance(x[i], centres[c]);
-            if (d < best) best = d, labels[i] = static_cast<int>(c);
-        }
-        inertia += best;
-    }
-    return inertia;
+    return assign_to_nearest(x, centres, labels); // final labels for the final centres
 }
 
 // Hungarian algorithm (shortest augmenting paths) for a square cost matrix; returns the column

@@ -37,6 +37,7 @@ struct StreamTensor {
     std::size_t group = 0;
     Source base;
     std::vector<Source> models;
+    std::uint64_t column_bytes = 0; // bytes per element over the base and all models
 };
 
 struct Segment {
@@ -204,6 +205,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             result.layer_parameters.push_back(0);
         }
         t.group = it->second;
+        t.column_bytes = dtype_size(t.base.info->dtype);
+        for (const auto& src : t.models) t.column_bytes += dtype_size(src.info->dtype);
         result.layer_parameters[t.group] += t.numel;
         result.parameters += t.numel;
         tensors.push_back(std::move(t));
@@ -233,21 +236,20 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     std::uint64_t bytes_per_column = 0; // mapped bytes per parameter, over the base and all models
     std::uint64_t total_bytes = 0;
     for (const auto& t : tensors) {
-        std::uint64_t column = t.base.info->nbytes() / std::max<std::int64_t>(1, t.numel);
-        for (const auto& s : t.models)
-            column += s.info->nbytes() / std::max<std::int64_t>(1, t.numel);
-        bytes_per_column = std::max(bytes_per_column, column);
-        total_bytes += column * t.numel;
+        bytes_per_column = std::max(bytes_per_column, t.column_bytes);
+        total_bytes += t.column_bytes * t.numel;
     }
     // The kernel maps file pages in whole page-cache folios (up to a few MB on recent kernels), so
     // each mapped file can hold that much beyond the chunk's own bytes (measured: 64 F16 models at
     // a 300M limit peaked 330 MB over the chunk estimate without this allowance).
     std::size_t files = base.files().size();
-    for (std::size_t m : used) files += checkpoints[m]->files().size();
+    for (std::size_t m : used)
+        files += checkpoints[m]->files().size();
     const std::uint64_t mapping_slack = files * kFolioSlackBytes;
-    const std::uint64_t fixed = std::uint64_t(threads) * ((n + 1) * kGramBlockColumns * 4 +
-                                                          n * n * 4 + groups * n * n * 8) +
-                                2 * groups * n * n * 8 + blocks.size() * 64 + (32ull << 20) + mapping_slack;
+    const std::uint64_t fixed =
+        std::uint64_t(threads) *
+            ((n + 1) * kGramBlockColumns * 4 + n * n * 4 + groups * n * n * 8) +
+        2 * groups * n * n * 8 + blocks.size() * 64 + (32ull << 20) + mapping_slack;
     const std::uint64_t rss = current_rss_bytes();
     const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * kGramBlockColumns;
     BASIN_CHECK(options.memory_limit >= needed, "map: --memory-limit ",
@@ -273,12 +275,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     for (const auto& [first, last] : chunks) {
         std::uint64_t bytes = 0;
         for (std::size_t b = first; b < last; ++b)
-            for (const auto& seg : blocks[b].segments) {
-                const auto& t = tensors[seg.tensor];
-                bytes += seg.count * dtype_size(t.base.info->dtype);
-                for (const auto& src : t.models)
-                    bytes += seg.count * dtype_size(src.info->dtype);
-            }
+            for (const auto& seg : blocks[b].segments)
+                bytes += seg.count * tensors[seg.tensor].column_bytes;
         chunk_bytes.push_back(bytes);
     }
 

@@ -2,6 +2,7 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/data/dataset.h"
 #include "basin/report/figure.h"
 #include "basin/space/analysis.h"
 
@@ -25,30 +26,16 @@ std::string trim(const std::string& s) {
     return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-    std::vector<std::string> out;
-    std::string cell;
-    bool quoted = false;
-    for (std::size_t i = 0; i < line.size(); ++i) {
-        const char ch = line[i];
-        if (quoted) {
-            if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"')
-                cell += '"', ++i;
-            else if (ch == '"')
-                quoted = false;
-            else
-                cell += ch;
-        } else if (ch == '"') {
-            quoted = true;
-        } else if (ch == ',') {
-            out.push_back(trim(cell));
-            cell.clear();
-        } else {
-            cell += ch;
-        }
+// One CSV record with its cells trimmed; blank records and '#' comment lines are skipped.
+bool read_trimmed_record(std::istream& in, std::vector<std::string>& cells, std::size_t& line,
+                         const fs::path& path) {
+    while (read_csv_record(in, ',', true, cells, line, path)) {
+        for (auto& c : cells)
+            c = trim(c);
+        const bool blank = cells.size() == 1 && cells[0].empty();
+        if (!blank && cells[0].rfind('#', 0) != 0) return true;
     }
-    out.push_back(trim(cell));
-    return out;
+    return false;
 }
 
 std::string csv_cell(const std::string& s) {
@@ -144,13 +131,9 @@ std::vector<fs::path> read_model_list(const fs::path& list) {
 ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>& models) {
     std::ifstream in(file);
     BASIN_CHECK(in, file.string(), ": cannot open the groups file");
-    std::string line;
-    int line_number = 0;
+    std::size_t line_number = 0;
     std::vector<std::string> header;
-    while (header.empty() && std::getline(in, line)) {
-        ++line_number;
-        if (!trim(line).empty() && trim(line)[0] != '#') header = split_csv_line(line);
-    }
+    read_trimmed_record(in, header, line_number, file);
     BASIN_CHECK(header.size() >= 2 && header[0] == "model", file.string(), ":", line_number,
                 ": expected a header 'model,KIND[,KIND...]' (for example model,dataset,family)");
     ModelGroups g;
@@ -164,10 +147,8 @@ ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>&
     }
     std::vector<bool> has_row(models.size(), false);
     const fs::path dir = file.parent_path();
-    while (std::getline(in, line)) {
-        ++line_number;
-        if (trim(line).empty() || trim(line)[0] == '#') continue;
-        const auto cells = split_csv_line(line);
+    std::vector<std::string> cells;
+    while (read_trimmed_record(in, cells, line_number, file)) {
         BASIN_CHECK(cells.size() == header.size(), file.string(), ":", line_number, ": expected ",
                     header.size(), " fields, found ", cells.size());
         std::size_t m = models.size();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <istream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ struct Dataset {
 };
 
 Dataset read_dataset(const std::filesystem::path& path, const ReadOptions& options = {});
+
+// Reads one logical CSV record (quoted fields may span lines; with quoting, "" is a quote) into
+// fields, advancing line (counts physical lines). Returns false at end of file.
+bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector<std::string>& fields,
+                     std::size_t& line, const std::filesystem::path& path);
 DataFormat parse_format(const std::string& name); // "auto", "jsonl", "csv", "tsv"
 
 // Maps each example's label to a class index given the model's label list (index -> name).
