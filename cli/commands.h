@@ -20,6 +20,9 @@ Runner add_probe(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
 Runner add_pretrain(CLI::App& app, const std::string& command_line);
 Runner add_map(CLI::App& app);
+Runner add_interpolate(CLI::App& app);
+Runner add_hull(CLI::App& app);
+Runner add_plane(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
 std::string check_device(const std::string& name);

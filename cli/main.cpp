@@ -75,6 +75,11 @@ int main(int argc, char** argv) {
     }
     add("probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", basin::cli::add_probe);
     add("map", "Weight-space map: similarity, clusters and projections of many checkpoints", basin::cli::add_map);
+    add("interpolate", "Generalized loss along the line between two checkpoints (and beyond, --extrapolate)",
+        basin::cli::add_interpolate);
+    add("hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
+        basin::cli::add_hull);
+    add("plane", "Generalized-loss surface on the plane through three checkpoints", basin::cli::add_plane);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

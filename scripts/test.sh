@@ -3,7 +3,7 @@
 # Tests that need ../shared report themselves as skipped when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --data   # --data: the quickstart datasets some tests build
 scripts/build.sh
 cd build
 ctest --output-on-failure -j "$(nproc)" "$@"

@@ -40,13 +40,10 @@ bool is_known_extra(const std::string& name) {
 
 } // namespace
 
-void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const LoadOptions& options) {
-    const std::string where = "loading " + tensors.source().string();
+std::map<std::string, std::string> match_checkpoint_names(const EncoderModel& model, const CheckpointTensors& tensors) {
     const std::string prefix = model->config.body_prefix() + ".";
     bool has_prefix = false;
     for (const auto& name : tensors.names()) has_prefix = has_prefix || name.rfind(prefix, 0) == 0;
-
-    // checkpoint name -> model name
     std::map<std::string, std::string> renamed;
     for (const auto& name : tensors.names()) {
         std::string target = name;
@@ -57,6 +54,13 @@ void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const L
             target = prefix + target;
         renamed[target] = name;
     }
+    return renamed;
+}
+
+void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const LoadOptions& options) {
+    const std::string where = "loading " + tensors.source().string();
+    const std::string prefix = model->config.body_prefix() + ".";
+    const std::map<std::string, std::string> renamed = match_checkpoint_names(model, tensors);
 
     auto params = model->named_parameters(/*recurse=*/true);
     std::vector<std::string> missing, unexpected, misshaped, bad_dtype;

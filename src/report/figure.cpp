@@ -225,42 +225,207 @@ void Canvas::save(const std::string& stem) const {
     write_text_atomically(stem + ".pdf", pdf());
 }
 
+namespace {
+
+// Plot axes: a data box mapped onto a square of the canvas, with grid lines, ticks and labels.
+// symlog_x: x is drawn as sign(x) log10(1 + |x|), which keeps 0..1 readable next to 32.
+struct Frame {
+    double left = 60, top = 40, width = 360, height = 360;
+    double x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+    bool symlog_x = false;
+
+    static double symlog(double x) { return x < 0 ? -std::log10(1 - x) : std::log10(1 + x); }
+    double tx(double x) const { return symlog_x ? symlog(x) : x; }
+    double px(double x) const { return left + (tx(x) - tx(x0)) / (tx(x1) - tx(x0)) * width; }
+    double py(double y) const { return top + height - (y - y0) / (y1 - y0) * height; }
+
+    // pads the data range by 6% (or widens an empty one) so points do not sit on the border
+    void fit(double xlo, double xhi, double ylo, double yhi) {
+        auto pad = [](double& lo, double& hi) {
+            const double span = hi > lo ? hi - lo : std::max(1e-12, std::abs(lo));
+            lo -= 0.06 * span, hi += 0.06 * span;
+        };
+        if (symlog_x) {
+            x0 = xlo, x1 = xhi;
+            if (!(x1 > x0)) x0 -= 1, x1 += 1;
+        } else {
+            x0 = xlo, x1 = xhi, pad(x0, x1);
+        }
+        y0 = ylo, y1 = yhi, pad(y0, y1);
+    }
+
+    std::vector<double> x_ticks() const {
+        if (!symlog_x) return ticks(x0, x1);
+        std::vector<double> out;
+        for (double v : {-1000.0, -300.0, -100.0, -30.0, -10.0, -3.0, -1.0, 0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0})
+            if (v >= x0 && v <= x1) out.push_back(v);
+        return out;
+    }
+
+    void draw(Canvas& c, const std::string& title, const std::string& x_label, const std::string& y_label,
+              bool x_ticks_shown = true) const {
+        c.text(left + width / 2, 24, title, 13, Anchor::Middle);
+        c.rect(left, top, width, height, {1, 1, 1}, true);
+        const Color grey{0.85, 0.85, 0.85}, dark{0.3, 0.3, 0.3};
+        if (x_ticks_shown)
+            for (double t : x_ticks()) {
+                c.line(px(t), top, px(t), top + height, grey, 0.5);
+                c.text(px(t), top + height + 14, format_tick(t), 9, Anchor::Middle, 0, dark);
+            }
+        for (double t : ticks(y0, y1)) {
+            c.line(left, py(t), left + width, py(t), grey, 0.5);
+            c.text(left - 4, py(t) + 3, format_tick(t), 9, Anchor::End, 0, dark);
+        }
+        c.text(left + width / 2, top + height + 34, x_label, 11, Anchor::Middle);
+        c.text(16, top + height / 2, y_label, 11, Anchor::Middle, -90);
+    }
+
+    void legend(Canvas& c, const std::vector<std::string>& names) const {
+        for (std::size_t g = 0; g < names.size(); ++g) {
+            const double ly = top + 10 + 16 * static_cast<double>(g);
+            c.circle(left + width + 30, ly, 4.5, category_color(static_cast<int>(g)));
+            c.text(left + width + 40, ly + 3.5, names[g], 10);
+        }
+    }
+};
+
+double legend_width(const std::vector<std::string>& names) {
+    double w = 0;
+    for (const auto& n : names) w = std::max(w, text_width(n, 10));
+    return names.empty() ? 0 : 50 + w;
+}
+
+} // namespace
+
 Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
                     const std::vector<int>& group, const std::vector<std::string>& group_names,
                     const std::string& title, const std::string& x_label,
                     const std::string& y_label) {
-    const double left = 60, top = 40, plot = 360, legend = 160;
-    Canvas c(left + plot + 20 + legend, top + plot + 50);
-    c.text(left + plot / 2, 24, title, 13, Anchor::Middle);
+    Frame f;
+    Canvas c(f.left + f.width + 20 + std::max(160.0, legend_width(group_names)), f.top + f.height + 50);
     double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
     for (const auto& [x, y] : points)
         x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
-    auto pad = [](double& lo, double& hi) {
-        const double span = hi > lo ? hi - lo : std::max(1e-12, std::abs(lo));
-        lo -= 0.06 * span, hi += 0.06 * span;
-    };
-    pad(x0, x1), pad(y0, y1);
-    auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * plot; };
-    auto py = [&](double y) { return top + plot - (y - y0) / (y1 - y0) * plot; };
-    c.rect(left, top, plot, plot, {1, 1, 1}, true);
-    const Color grey{0.85, 0.85, 0.85}, dark{0.3, 0.3, 0.3};
-    for (double t : ticks(x0, x1)) {
-        c.line(px(t), top, px(t), top + plot, grey, 0.5);
-        c.text(px(t), top + plot + 14, format_tick(t), 9, Anchor::Middle, 0, dark);
-    }
-    for (double t : ticks(y0, y1)) {
-        c.line(left, py(t), left + plot, py(t), grey, 0.5);
-        c.text(left - 4, py(t) + 3, format_tick(t), 9, Anchor::End, 0, dark);
-    }
-    c.text(left + plot / 2, top + plot + 34, x_label, 11, Anchor::Middle);
-    c.text(16, top + plot / 2, y_label, 11, Anchor::Middle, -90);
+    f.fit(x0, x1, y0, y1);
+    f.draw(c, title, x_label, y_label);
     for (std::size_t i = 0; i < points.size(); ++i)
-        c.circle(px(points[i].first), py(points[i].second), 4.5, category_color(group[i]));
-    for (std::size_t g = 0; g < group_names.size(); ++g) {
-        const double ly = top + 10 + 16 * static_cast<double>(g);
-        c.circle(left + plot + 30, ly, 4.5, category_color(static_cast<int>(g)));
-        c.text(left + plot + 40, ly + 3.5, group_names[g], 10);
+        c.circle(f.px(points[i].first), f.py(points[i].second), 4.5, category_color(group[i]));
+    f.legend(c, group_names);
+    return c;
+}
+
+Canvas line_plot(const std::vector<Series>& series, const std::string& title, const std::string& x_label,
+                 const std::string& y_label, bool symlog_x) {
+    Frame f;
+    f.symlog_x = symlog_x;
+    std::vector<std::string> names;
+    double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+    for (const auto& s : series) {
+        names.push_back(s.name);
+        for (std::size_t i = 0; i < s.x.size(); ++i) {
+            if (!std::isfinite(s.y[i])) continue;
+            x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]), y0 = std::min(y0, s.y[i]), y1 = std::max(y1, s.y[i]);
+        }
     }
+    if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+    Canvas c(f.left + f.width + 20 + std::max(120.0, legend_width(names)), f.top + f.height + 50);
+    f.fit(x0, x1, y0, y1);
+    f.draw(c, title, x_label, y_label);
+    for (std::size_t k = 0; k < series.size(); ++k) {
+        const auto& s = series[k];
+        const Color color = category_color(int(k));
+        for (std::size_t i = 0; i + 1 < s.x.size(); ++i)
+            if (std::isfinite(s.y[i]) && std::isfinite(s.y[i + 1]))
+                c.line(f.px(s.x[i]), f.py(s.y[i]), f.px(s.x[i + 1]), f.py(s.y[i + 1]), color, s.bold ? 2.5 : 1.5);
+        for (std::size_t i = 0; i < s.x.size(); ++i)
+            if (std::isfinite(s.y[i])) c.circle(f.px(s.x[i]), f.py(s.y[i]), s.bold ? 3 : 2.2, color);
+    }
+    f.legend(c, names);
+    return c;
+}
+
+Canvas strip_plot(const std::vector<Series>& groups, const std::string& title, const std::string& y_label) {
+    Frame f;
+    f.width = std::max(200.0, 110.0 * double(groups.size()));
+    double y0 = 1e300, y1 = -1e300;
+    for (const auto& g : groups)
+        for (double v : g.y)
+            if (std::isfinite(v)) y0 = std::min(y0, v), y1 = std::max(y1, v);
+    if (y0 > y1) y0 = 0, y1 = 1;
+    Canvas c(f.left + f.width + 20, f.top + f.height + 50);
+    f.fit(0, double(groups.size()), y0, y1);
+    f.x0 = 0, f.x1 = double(groups.size());
+    f.draw(c, title, "", y_label, /*x_ticks_shown=*/false);
+    for (std::size_t k = 0; k < groups.size(); ++k) {
+        const double centre = f.px(double(k) + 0.5);
+        const Color color = category_color(int(k));
+        std::vector<double> v;
+        for (double y : groups[k].y)
+            if (std::isfinite(y)) v.push_back(y);
+        std::sort(v.begin(), v.end());
+        if (!v.empty()) { // box: quartiles and median (linear interpolation between order statistics)
+            auto q = [&](double p) {
+                const double pos = p * double(v.size() - 1);
+                const std::size_t i = std::size_t(pos);
+                return i + 1 < v.size() ? v[i] + (v[i + 1] - v[i]) * (pos - double(i)) : v[i];
+            };
+            const double half = 0.3 * f.width / double(groups.size());
+            c.rect(centre - half, f.py(q(0.75)), 2 * half, f.py(q(0.25)) - f.py(q(0.75)), {0.95, 0.95, 0.95}, true);
+            c.line(centre - half, f.py(q(0.5)), centre + half, f.py(q(0.5)), {0, 0, 0}, 2);
+        }
+        for (std::size_t i = 0; i < v.size(); ++i) { // points spread sideways so ties stay visible
+            const double jitter = (double((i * 37) % 11) / 10.0 - 0.5) * 0.25 * f.width / double(groups.size());
+            c.circle(centre + jitter, f.py(v[i]), 3, color);
+        }
+        c.text(centre, f.top + f.height + 16, groups[k].name, 10, Anchor::Middle);
+    }
+    return c;
+}
+
+Color sequential_color(double t) { // viridis anchors
+    static const Color anchors[] = {{0.267, 0.005, 0.329}, {0.231, 0.322, 0.545}, {0.129, 0.569, 0.549},
+                                    {0.369, 0.788, 0.384}, {0.993, 0.906, 0.144}};
+    t = std::clamp(std::isfinite(t) ? t : 1.0, 0.0, 1.0) * 4;
+    const int i = std::min(3, int(t));
+    const double a = t - i;
+    const Color &p = anchors[i], &q = anchors[i + 1];
+    return {p.r + (q.r - p.r) * a, p.g + (q.g - p.g) * a, p.b + (q.b - p.b) * a};
+}
+
+Canvas surface_map(const std::vector<std::vector<double>>& values, double x0, double x1, double y0, double y1,
+                   const std::vector<Marker>& markers, const std::string& title, const std::string& value_label) {
+    const std::size_t ny = values.size(), nx = ny ? values[0].size() : 0;
+    Frame f;
+    f.x0 = x0, f.x1 = x1, f.y0 = y0, f.y1 = y1;
+    Canvas c(f.left + f.width + 110, f.top + f.height + 50);
+    double lo = 1e300, hi = -1e300;
+    for (const auto& row : values)
+        for (double v : row)
+            if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    if (lo > hi) lo = 0, hi = 1;
+    f.draw(c, title, "u", "v");
+    const double cw = f.width / double(std::max<std::size_t>(1, nx - (nx > 1))),
+                 ch = f.height / double(std::max<std::size_t>(1, ny - (ny > 1)));
+    // each grid value is the centre of its cell; the cells at the border are clipped to the box
+    for (std::size_t j = 0; j < ny; ++j)
+        for (std::size_t i = 0; i < nx; ++i) {
+            const double cx = nx > 1 ? f.left + f.width * double(i) / double(nx - 1) : f.left + f.width / 2;
+            const double cy = ny > 1 ? f.top + f.height - f.height * double(j) / double(ny - 1) : f.top + f.height / 2;
+            const double l = std::max(f.left, cx - cw / 2), r = std::min(f.left + f.width, cx + cw / 2);
+            const double t = std::max(f.top, cy - ch / 2), b = std::min(f.top + f.height, cy + ch / 2);
+            c.rect(l, t, r - l + 0.3, b - t + 0.3, sequential_color(hi > lo ? (values[j][i] - lo) / (hi - lo) : 0.5));
+        }
+    for (const auto& m : markers) {
+        c.circle(f.px(m.x), f.py(m.y), 5, {1, 1, 1});
+        c.circle(f.px(m.x), f.py(m.y), 3.5, {0, 0, 0});
+        c.text(f.px(m.x) + 7, f.py(m.y) - 6, m.label, 11, Anchor::Start, 0, {1, 1, 1});
+    }
+    const double bx = f.left + f.width + 20;
+    for (int k = 0; k < 50; ++k)
+        c.rect(bx, f.top + f.height * k / 50, 14, f.height / 50 + 0.5, sequential_color(1 - (k + 0.5) / 50));
+    c.text(bx + 18, f.top + 8, format_tick(hi), 9);
+    c.text(bx + 18, f.top + f.height, format_tick(lo), 9);
+    c.text(bx + 7, f.top + f.height + 20, value_label, 9, Anchor::Middle);
     return c;
 }
 

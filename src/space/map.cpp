@@ -1,6 +1,7 @@
 #include "basin/space/map.h"
 
 #include "basin/core/error.h"
+#include "basin/core/strings.h"
 #include "basin/core/fs.h"
 #include "basin/data/dataset.h"
 #include "basin/report/figure.h"
@@ -19,12 +20,6 @@ namespace basin {
 namespace {
 
 using nlohmann::json;
-
-std::string trim(const std::string& s) {
-    const auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string::npos) return {};
-    return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 // One CSV record with its cells trimmed; blank records and '#' comment lines are skipped.
 bool read_trimmed_record(std::istream& in, std::vector<std::string>& cells, std::size_t& line,

@@ -102,46 +102,62 @@ std::string body_hash(EncoderModel& model) {
     return h.hex_digest();
 }
 
-Features extract_features(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
-                          const Dataset& data, const FeatureOptions& options) {
+PreparedData prepare_features(const Dataset& data, const text::Tokenizer& tokenizer, const EncoderConfig& config,
+                              const FeatureOptions& options, bool tokenize) {
+    PreparedData out;
+    out.data = &data;
+    const std::size_t model_max = std::size_t(config.max_positions - config.position_offset());
+    out.max_length = std::min(options.max_length ? options.max_length : model_max, model_max);
+    out.data_sha256 = sha256_file(data.path);
+    const std::string tokenizer_json = tokenizer.spec().dump();
+    out.tokenizer_sha256 = sha256_hex(tokenizer_json.data(), tokenizer_json.size());
+    if (tokenize) out.tokens = tokenize_examples(data, tokenizer, out.max_length, options.threads);
+    return out;
+}
+
+fs::path feature_cache_file(const std::string& model_hash, const PreparedData& data, const FeatureOptions& options) {
+    if (options.cache_dir.empty()) return {};
+    const std::string key_text = "first-token-features-v1|" + model_hash + "|" + data.data_sha256 + "|" +
+                                 std::to_string(data.max_length) + "|" + data.tokenizer_sha256;
+    return options.cache_dir / (sha256_hex(key_text.data(), key_text.size()) + ".safetensors");
+}
+
+std::optional<torch::Tensor> read_cached_features(const fs::path& file, std::int64_t examples, std::int64_t hidden) {
+    if (file.empty() || !fs::exists(file)) return std::nullopt;
+    try {
+        SafetensorsFile cached(file);
+        const auto& info = cached.at("features");
+        if (info.dtype != Dtype::F32 || info.shape != Shape{examples, hidden}) return std::nullopt;
+        auto values = torch::empty({examples, hidden}, torch::kFloat32);
+        std::memcpy(values.data_ptr<float>(), cached.data(info), info.nbytes());
+        return values;
+    } catch (const Error&) {
+        return std::nullopt; // a damaged cache entry is recomputed and replaced
+    }
+}
+
+Features extract_features(EncoderModel& model, const std::string& model_hash, const PreparedData& data,
+                          const FeatureOptions& options) {
     const auto start = std::chrono::steady_clock::now();
     const auto& config = model->config;
-    const std::size_t model_max = std::size_t(config.max_positions - config.position_offset());
-    const std::size_t max_length = std::min(options.max_length ? options.max_length : model_max, model_max);
+    const auto examples = std::int64_t(data.data->examples.size());
     Features out;
-    fs::path cache_file;
-    if (!options.cache_dir.empty()) {
-        const std::string tokenizer_json = tokenizer.spec().dump();
-        const std::string key_text = "first-token-features-v1|" + model_hash + "|" + sha256_file(data.path) + "|" +
-                                     std::to_string(max_length) + "|" +
-                                     sha256_hex(tokenizer_json.data(), tokenizer_json.size());
-        cache_file = options.cache_dir / (sha256_hex(key_text.data(), key_text.size()) + ".safetensors");
-        if (fs::exists(cache_file)) {
-            try {
-                SafetensorsFile file(cache_file);
-                const auto& info = file.at("features");
-                if (info.dtype == Dtype::F32 && info.shape.size() == 2 &&
-                    info.shape[0] == std::int64_t(data.examples.size()) && info.shape[1] == config.hidden_size) {
-                    out.values = torch::empty({info.shape[0], info.shape[1]}, torch::kFloat32);
-                    std::memcpy(out.values.data_ptr<float>(), file.data(info), info.nbytes());
-                    out.from_cache = true;
-                    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                    return out;
-                }
-            } catch (const Error&) {
-                // a damaged cache entry is recomputed and replaced
-            }
-        }
+    const fs::path cache_file = feature_cache_file(model_hash, data, options);
+    if (auto cached = read_cached_features(cache_file, examples, config.hidden_size)) {
+        out.values = *cached;
+        out.from_cache = true;
+        out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return out;
     }
-    auto tokenized = tokenize_examples(data, tokenizer, max_length, options.threads);
-    auto batches = make_batches(tokenized.encodings, options.batch_size, /*sort_by_length=*/true);
+    const auto& encodings = data.tokens.encodings;
+    auto batches = make_batches(encodings, options.batch_size, /*sort_by_length=*/true);
     const torch::Device device = model->parameters().front().device();
-    out.values = torch::empty({std::int64_t(data.examples.size()), config.hidden_size}, torch::kFloat32);
+    out.values = torch::empty({examples, config.hidden_size}, torch::kFloat32);
     model->eval();
     {
         torch::InferenceMode inference;
         for (const auto& indices : batches) {
-            Batch batch = collate(tokenized.encodings, indices, std::int32_t(config.pad_token_id), device);
+            Batch batch = collate(encodings, indices, std::int32_t(config.pad_token_id), device);
             auto f = model->features(batch.input_ids, batch.attention_mask, batch.type_ids).to(torch::kCPU, torch::kFloat32);
             auto index = torch::tensor(std::vector<std::int64_t>(indices.begin(), indices.end()), torch::kLong);
             out.values.index_copy_(0, index, f);
@@ -151,23 +167,47 @@ Features extract_features(EncoderModel& model, const std::string& model_hash, co
         fs::create_directories(options.cache_dir);
         write_safetensors(cache_file,
                           {{"features", Dtype::F32, {out.values.size(0), out.values.size(1)}, out.values.data_ptr<float>()}},
-                          {{"model", model_hash}, {"data", data.path.string()}, {"max_length", std::to_string(max_length)}});
+                          {{"model", model_hash}, {"data", data.data->path.string()},
+                           {"max_length", std::to_string(data.max_length)}});
     }
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return out;
+}
+
+Features extract_features(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
+                          const Dataset& data, const FeatureOptions& options) {
+    const auto start = std::chrono::steady_clock::now();
+    // tokenizing is skipped on a cache hit
+    PreparedData prepared = prepare_features(data, tokenizer, model->config, options, /*tokenize=*/false);
+    if (auto cached = read_cached_features(feature_cache_file(model_hash, prepared, options),
+                                           std::int64_t(data.examples.size()), model->config.hidden_size)) {
+        Features out;
+        out.values = *cached;
+        out.from_cache = true;
+        out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return out;
+    }
+    prepared.tokens = tokenize_examples(data, tokenizer, prepared.max_length, options.threads);
+    Features out = extract_features(model, model_hash, prepared, options);
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
+
+std::vector<std::string> probe_labels(const Dataset& train, const Dataset& test) {
+    auto labels = train.label_names();
+    BASIN_CHECK(labels.size() >= 2, train.path.string(), ": a probe needs at least 2 labels, found ", labels.size());
+    const std::set<std::string> known(labels.begin(), labels.end());
+    for (const auto& ex : test.examples)
+        BASIN_CHECK(known.count(ex.label), test.path.string(), ":", ex.line, ": label '", ex.label,
+                    "' does not occur in the training data ", train.path.string());
+    return labels;
 }
 
 ProbeResult probe(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
                   const Dataset& train, const Dataset& test, const FeatureOptions& feature_options,
                   const ProbeFitOptions& fit_options) {
     ProbeResult result;
-    result.labels = train.label_names();
-    BASIN_CHECK(result.labels.size() >= 2, train.path.string(), ": a probe needs at least 2 labels, found ",
-                result.labels.size());
-    const std::set<std::string> known(result.labels.begin(), result.labels.end());
-    for (const auto& ex : test.examples)
-        BASIN_CHECK(known.count(ex.label), test.path.string(), ":", ex.line, ": label '", ex.label,
-                    "' does not occur in the training data ", train.path.string());
+    result.labels = probe_labels(train, test);
     auto y_train = torch::tensor(map_labels(train, result.labels), torch::kLong);
     auto y_test = torch::tensor(map_labels(test, result.labels), torch::kLong);
     auto f_train = extract_features(model, model_hash, tokenizer, train, feature_options);

@@ -36,6 +36,10 @@ LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opti
 // returned has HeadKind::None. For features and probing.
 LoadedModel load_body(const std::filesystem::path& dir, const LoadOptions& options = {});
 
+// The checkpoint's tensor names keyed by the model's parameter names: old BERT names
+// (LayerNorm.gamma/beta) and bodies saved without the "bert."/"roberta." prefix are resolved.
+std::map<std::string, std::string> match_checkpoint_names(const EncoderModel& model, const CheckpointTensors& tensors);
+
 // Copies checkpoint tensors into model parameters. Every missing, unexpected and mis-shaped
 // tensor is reported in one error. Accepts old BERT names (LayerNorm.gamma/beta), bodies saved
 // without the "bert."/"roberta." prefix, and tied or buffer entries transformers writes.

@@ -12,6 +12,7 @@ struct Color {
 };
 Color category_color(int index); // distinct colours for groups (cycles after 10)
 Color diverging_color(double t); // t in [-1, 1]: blue, white, red
+Color sequential_color(double t); // t in [0, 1]: dark purple to yellow (viridis)
 
 enum class Anchor { Start, Middle, End };
 
@@ -50,6 +51,31 @@ Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
                     const std::vector<int>& group, const std::vector<std::string>& group_names,
                     const std::string& title, const std::string& x_label,
                     const std::string& y_label);
+
+// A named series of (x, y) values: a line in line_plot, a group of values (y only) in strip_plot.
+struct Series {
+    std::string name;
+    std::vector<double> x, y;
+    bool bold = false; // drawn thicker (an average among its parts)
+};
+
+// Lines with markers, one colour per series, with a legend. symlog_x: x drawn as
+// sign(x) log10(1 + |x|) (extrapolation to 32 and -31 next to 0..1).
+Canvas line_plot(const std::vector<Series>& series, const std::string& title, const std::string& x_label,
+                 const std::string& y_label, bool symlog_x = false);
+
+// One column per group: every value as a point, over a box from the first to the third quartile
+// with the median marked.
+Canvas strip_plot(const std::vector<Series>& groups, const std::string& title, const std::string& y_label);
+
+struct Marker {
+    double x = 0, y = 0;
+    std::string label;
+};
+// A surface sampled on a regular grid (values[row j][column i] at x(i), y(j), both ends included)
+// as a heat map with a colour bar, and labelled markers.
+Canvas surface_map(const std::vector<std::vector<double>>& values, double x0, double x1, double y0, double y1,
+                   const std::vector<Marker>& markers, const std::string& title, const std::string& value_label);
 
 // A heatmap of a square matrix with values in [-1, 1] (rows and columns in the given order), with
 // lines between groups, row names and a colour bar.

@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "basin/data/batching.h"
 #include "basin/data/dataset.h"
 #include "basin/models/encoder.h"
 #include "basin/text/tokenizer.h"
@@ -59,7 +60,28 @@ struct Features {
     double seconds = 0;
 };
 
+// A dataset tokenized once, with the hashes that key its cached features: shared by every
+// weight-space point scored on it.
+struct PreparedData {
+    const Dataset* data = nullptr;
+    std::string data_sha256, tokenizer_sha256;
+    std::size_t max_length = 0; // after clamping to the model's positions
+    TokenizedExamples tokens;
+};
+// tokenize = false: hashes only (enough to look features up in the cache).
+PreparedData prepare_features(const Dataset& data, const text::Tokenizer& tokenizer, const EncoderConfig& config,
+                              const FeatureOptions& options, bool tokenize = true);
+
+// Where the features of (model, data) are cached; empty without a cache folder.
+std::filesystem::path feature_cache_file(const std::string& model_hash, const PreparedData& data,
+                                         const FeatureOptions& options);
+// The cached features, if present and of the expected size [examples, hidden].
+std::optional<torch::Tensor> read_cached_features(const std::filesystem::path& file, std::int64_t examples,
+                                                  std::int64_t hidden);
+
 // First-token features of every example, from the cache when the key matches.
+Features extract_features(EncoderModel& model, const std::string& model_hash, const PreparedData& data,
+                          const FeatureOptions& options);
 Features extract_features(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
                           const Dataset& data, const FeatureOptions& options);
 
@@ -73,6 +95,9 @@ struct ProbeResult {
     bool train_cached = false, test_cached = false;
     ProbeFit fit;
 };
+
+// The probe's classes: the training labels (at least two); every test label must be among them.
+std::vector<std::string> probe_labels(const Dataset& train, const Dataset& test);
 
 ProbeResult probe(EncoderModel& model, const std::string& model_hash, const text::Tokenizer& tokenizer,
                   const Dataset& train, const Dataset& test, const FeatureOptions& features,

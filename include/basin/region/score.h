@@ -1,0 +1,60 @@
+// Scoring weight-space points with the generalized loss (PAPER.md): for every point and target
+// dataset, first-token features of the point's body on the dataset's train and test splits
+// (cached per point, dataset and tokenizer), then a linear probe fitted on train and measured
+// on test. Datasets are read and tokenized once and shared by all points; a point is built only
+// when some of its features are not cached; independent points run on parallel workers.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "basin/region/weight_space.h"
+#include "basin/train/probe.h"
+
+namespace basin {
+
+// A probe target: FOLDER/train.{jsonl,json,csv,tsv} and FOLDER/test.{...}.
+struct TargetDataset {
+    std::string name; // the folder's name
+    Dataset train, test;
+    std::vector<std::string> labels;
+    torch::Tensor train_labels, test_labels; // class indices
+    PreparedData train_prepared, test_prepared;
+};
+// Reads both splits (errors name the folder and the files looked for). Not tokenized yet.
+TargetDataset read_target(const std::filesystem::path& folder);
+
+struct NamedPoint {
+    std::string name;
+    Combination combination;
+};
+
+struct PointScore {
+    double loss = 0, accuracy = 0;             // test split: the generalized loss and accuracy
+    double train_loss = 0, train_accuracy = 0; // the probe on its own training data
+    bool converged = false;
+    bool cached = false; // every feature came from the cache
+};
+
+struct ScoreOptions {
+    FeatureOptions features;
+    ProbeFitOptions fit;
+    torch::Device device = torch::kCPU;
+    int jobs = 1;          // points scored at once (each worker holds one model)
+    bool progress = false; // a line on stderr per point: done, rate, time left
+};
+
+struct ScoreTimes {
+    double build_seconds = 0, extract_seconds = 0, fit_seconds = 0, wall_seconds = 0;
+    std::size_t points_built = 0, points_cached = 0;
+};
+
+// scores[p][d]: point p on target d. Targets are tokenized here if they are not yet.
+std::vector<std::vector<PointScore>> score_points(const WeightSpace& space, std::vector<TargetDataset>& targets,
+                                                  const std::vector<NamedPoint>& points, const ScoreOptions& options,
+                                                  ScoreTimes* times = nullptr);
+
+} // namespace basin
