@@ -8,16 +8,15 @@
 #include <thread>
 
 namespace basin::cli {
-namespace {
 
 // "2G", "512M", "1.5GB", "100000": bytes (K, M, G, T are powers of 1024)
-std::uint64_t parse_byte_size(const std::string& text) {
+std::uint64_t parse_byte_size(const std::string& text, const char* option) {
     std::size_t used = 0;
     double value = 0;
     try {
         value = std::stod(text, &used);
     } catch (...) {
-        fail("--memory-limit: expected a size such as 2G or 512M, got '", text, "'");
+        fail(option, ": expected a size such as 2G or 512M, got '", text, "'");
     }
     std::string unit = text.substr(used);
     for (auto& ch : unit)
@@ -29,15 +28,13 @@ std::uint64_t parse_byte_size(const std::string& text) {
     if (!unit.empty()) {
         const auto at = units.find(unit);
         BASIN_CHECK(unit.size() == 1 && at != std::string::npos,
-                    "--memory-limit: unknown unit in '", text, "' (use K, M, G or T)");
+                    option, ": unknown unit in '", text, "' (use K, M, G or T)");
         for (std::size_t i = 0; i <= at; ++i)
             scale *= 1024;
     }
-    BASIN_CHECK(value > 0, "--memory-limit: must be positive, got '", text, "'");
+    BASIN_CHECK(value > 0, option, ": must be positive, got '", text, "'");
     return static_cast<std::uint64_t>(value * scale);
 }
-
-} // namespace
 
 Runner add_map(CLI::App& app) {
     struct Options {
@@ -74,7 +71,7 @@ Runner add_map(CLI::App& app) {
     app.add_flag("--overwrite", o->map.overwrite, "Replace a non-empty output folder");
     app.add_flag("--quiet", o->map.quiet, "No progress lines");
     return [o]() {
-        o->map.gram.memory_limit = parse_byte_size(o->memory_limit);
+        o->map.gram.memory_limit = parse_byte_size(o->memory_limit, "--memory-limit");
         o->map.gram.threads =
             o->threads > 0 ? o->threads
                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -80,6 +80,8 @@ int main(int argc, char** argv) {
     add("hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
         basin::cli::add_hull);
     add("plane", "Generalized-loss surface on the plane through three checkpoints", basin::cli::add_plane);
+    add("merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
+        basin::cli::add_merge);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,123 @@
+// basin merge: one checkpoint from many (the centroid and the usual model-merging methods).
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "basin/core/error.h"
+#include "basin/core/strings.h"
+#include "basin/merge/merge.h"
+#include "basin/space/map.h"
+#include "commands.h"
+
+namespace basin::cli {
+
+std::uint64_t parse_byte_size(const std::string& text, const char* option); // cmd_map.cpp
+
+// A model list: a file (one folder or glob per line), or folders separated by commas.
+std::vector<fs::path> read_models_argument(const std::string& text) {
+    if (fs::is_regular_file(text)) return read_model_list(text);
+    std::vector<fs::path> models;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const auto end = std::min(text.find(',', start), text.size());
+        const std::string item = trim(text.substr(start, end - start));
+        if (!item.empty()) {
+            BASIN_CHECK(fs::is_directory(item), "--models: ", item,
+                        " is neither a list file nor a model folder (a list file has one folder or glob per line)");
+            models.emplace_back(item);
+        }
+        start = end + 1;
+    }
+    BASIN_CHECK(!models.empty(), "--models: no models in '", text, "'");
+    return models;
+}
+
+// Keeps the models whose group labels match none of the KIND=VALUE rules.
+std::vector<fs::path> exclude_by_group(const std::vector<fs::path>& models, const std::string& groups_file,
+                                       const std::vector<std::string>& rules, nlohmann::json& record) {
+    if (rules.empty()) return models;
+    BASIN_CHECK(!groups_file.empty(), "--exclude needs --groups (the file that gives each model its labels)");
+    const ModelGroups groups = read_model_groups(groups_file, models);
+    std::vector<bool> excluded(models.size(), false);
+    for (const auto& rule : rules) {
+        const auto eq = rule.find('=');
+        BASIN_CHECK(eq != std::string::npos && eq > 0, "--exclude '", rule, "': expected KIND=VALUE, e.g. dataset=spam");
+        const std::string kind = rule.substr(0, eq), value = rule.substr(eq + 1);
+        const auto at = std::find(groups.kinds.begin(), groups.kinds.end(), kind);
+        BASIN_CHECK(at != groups.kinds.end(), "--exclude '", rule, "': ", groups_file, " has no column '", kind, "'");
+        const auto& labels = groups.labels[std::size_t(at - groups.kinds.begin())];
+        bool matched = false;
+        for (std::size_t i = 0; i < models.size(); ++i)
+            if (labels[i] == value) excluded[i] = true, matched = true;
+        BASIN_CHECK(matched, "--exclude '", rule, "': no model has ", kind, " '", value, "' in ", groups_file);
+    }
+    std::vector<fs::path> kept;
+    nlohmann::json left_out = nlohmann::json::array();
+    for (std::size_t i = 0; i < models.size(); ++i)
+        if (excluded[i]) left_out.push_back(fs::absolute(models[i]).lexically_normal().string());
+        else kept.push_back(models[i]);
+    BASIN_CHECK(!kept.empty(), "--exclude removes every model (", models.size(), " of ", models.size(), ")");
+    record = {{"exclude", rules}, {"groups", groups_file}, {"excluded_models", left_out}};
+    return kept;
+}
+
+Runner add_merge(CLI::App& app) {
+    struct Options {
+        MergeOptions merge;
+        std::string method = "mean", models, base, out, groups, dtype, shard_size;
+        std::vector<std::string> exclude;
+        std::vector<double> weights;
+        bool quiet = false;
+    };
+    auto o = std::make_shared<Options>();
+    app.add_option("--method", o->method, "mean, weighted, task-arithmetic, ties, dare, slerp or model-stock")
+        ->capture_default_str();
+    app.add_option("--models", o->models, "File listing checkpoint folders or globs (one per line), or DIR1,DIR2,...")
+        ->required();
+    app.add_option("--out", o->out, "Output checkpoint folder")->required();
+    app.add_option("--base", o->base, "The pretrained model (task vectors: task-arithmetic, ties, dare, model-stock)");
+    app.add_option("--groups", o->groups, "CSV model,KIND[,KIND...] giving each model its labels (for --exclude)");
+    app.add_option("--exclude", o->exclude, "Leave out models with this label, KIND=VALUE (e.g. dataset=spam); repeatable")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--weights", o->weights, "weighted: one weight per model, comma-separated (normalised by their sum)")
+        ->delimiter(',')
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--lambda", o->merge.lambda, "Scale of the merged task vector")->capture_default_str();
+    app.add_option("--density", o->merge.density, "ties: share of each task vector's entries kept")->capture_default_str();
+    app.add_option("--drop", o->merge.drop, "dare: probability of dropping an entry")->capture_default_str();
+    app.add_option("--t", o->merge.t, "slerp: 0 = first model, 1 = second")->capture_default_str();
+    app.add_option("--seed", o->merge.seed, "dare: seed of the drop masks")->capture_default_str();
+    app.add_flag("--keep-head", o->merge.keep_head, "Keep head tensors (every input must have the same head shapes)");
+    app.add_option("--dtype", o->dtype, "Output dtype of floating tensors: F32, F16 or BF16 (default: as the first model)");
+    app.add_option("--shard-size", o->shard_size, "Write shards of at most this size (e.g. 2G) with an index");
+    app.add_option("--threads", o->merge.threads, "Threads (0: all cores)")->capture_default_str();
+    app.add_flag("--overwrite", o->merge.overwrite, "Replace a non-empty output folder");
+    app.add_flag("--quiet", o->quiet, "Print nothing but errors");
+    return [o]() {
+        MergeOptions m = o->merge;
+        m.method = parse_merge_method(o->method);
+        auto models = read_models_argument(o->models);
+        nlohmann::json selection;
+        m.models = exclude_by_group(models, o->groups, o->exclude, selection);
+        m.extra_provenance = selection;
+        m.weights = o->weights;
+        m.base = o->base;
+        m.out = o->out;
+        if (!o->dtype.empty()) {
+            Dtype d;
+            BASIN_CHECK(parse_dtype(o->dtype, &d) && (d == Dtype::F32 || d == Dtype::F16 || d == Dtype::BF16),
+                        "--dtype: expected F32, F16 or BF16, got '", o->dtype, "'");
+            m.dtype = d;
+        }
+        if (!o->shard_size.empty()) m.shard_bytes = parse_byte_size(o->shard_size, "--shard-size");
+        const MergeResult r = merge_checkpoints(m);
+        if (!o->quiet)
+            std::printf("merged %zu models (%s): %zu tensors, %zu head tensors dropped, %.2f GB read, %.2f GB written in "
+                        "%.2f s -> %s\n",
+                        m.models.size(), o->method.c_str(), r.tensors, r.dropped_heads, double(r.bytes_read) / 1e9,
+                        double(r.bytes_written) / 1e9, r.seconds, o->out.c_str());
+        return 0;
+    };
+}
+
+} // namespace basin::cli

@@ -1,0 +1,59 @@
+// Merging checkpoints tensor by tensor: the centroid (mean), weighted averages, task arithmetic,
+// TIES, DARE, SLERP and Model Stock. Inputs stay memory-mapped and their pages are released after
+// each tensor, so memory is about one output model plus a few chunks, never N models. The output is
+// a Hugging Face checkpoint folder (config and tokenizer of the base, or of the first model),
+// written atomically, with a basin_merge.json provenance record. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "basin/io/safetensors.h"
+
+namespace basin {
+
+enum class MergeMethod { Mean, Weighted, TaskArithmetic, Ties, Dare, Slerp, ModelStock };
+MergeMethod parse_merge_method(const std::string& name); // errors list the methods
+const char* merge_method_name(MergeMethod method);
+bool needs_base(MergeMethod method); // task vectors: task-arithmetic, ties, dare, model-stock
+
+struct MergeOptions {
+    MergeMethod method = MergeMethod::Mean;
+    std::vector<std::filesystem::path> models;
+    std::filesystem::path base;   // the pretrained model (required by needs_base methods)
+    std::filesystem::path out;
+    std::vector<double> weights;  // weighted: one per model (normalised by their sum)
+    double lambda = 1.0;          // task-arithmetic, ties, dare: base + lambda * merged task vector
+    double density = 0.2;         // ties: share of each task vector's entries kept (largest magnitude)
+    double drop = 0.9;            // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
+    double t = 0.5;               // slerp: 0 = first model, 1 = second
+    std::uint64_t seed = 0;       // dare's masks
+    bool keep_head = false;       // keep head tensors when every input has them with one shape
+    std::optional<Dtype> dtype;   // output dtype of floating tensors (default: the first model's per tensor)
+    std::uint64_t shard_bytes = 0; // 0: one model.safetensors
+    bool overwrite = false;
+    int threads = 0;              // 0: all cores
+    nlohmann::json extra_provenance; // e.g. the exclusion rule that chose the models
+};
+
+struct MergeResult {
+    std::size_t tensors = 0, dropped_heads = 0;
+    std::uint64_t bytes_read = 0, bytes_written = 0;
+    double seconds = 0;
+    nlohmann::json provenance; // what basin_merge.json holds
+};
+
+MergeResult merge_checkpoints(const MergeOptions& options);
+
+// DARE's keep decision for element `index` of tensor `name` of model `model`: a counter-based
+// draw (splitmix64 of seed, model, FNV-1a of the name, index), so masks do not depend on chunking
+// or threads and are reproducible elsewhere (tests/merge recomputes them in numpy).
+bool dare_keeps(std::uint64_t seed, std::size_t model, std::uint64_t name_hash, std::uint64_t index, double drop);
+std::uint64_t fnv1a(const std::string& text);
+
+} // namespace basin
