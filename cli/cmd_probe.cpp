@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "basin/core/error.h"
+#include "basin/core/fs.h"
 #include "basin/io/safetensors.h"
 #include "basin/models/load.h"
 #include "basin/train/probe.h"
@@ -11,12 +12,7 @@
 
 namespace basin::cli {
 
-fs::path default_cache_dir() {
-    if (const char* dir = std::getenv("BASIN_CACHE")) return fs::path(dir) / "features";
-    if (const char* xdg = std::getenv("XDG_CACHE_HOME")) return fs::path(xdg) / "basin" / "features";
-    if (const char* home = std::getenv("HOME")) return fs::path(home) / ".cache" / "basin" / "features";
-    return fs::temp_directory_path() / "basin-cache" / "features";
-}
+fs::path default_cache_dir() { return cache_root() / "features"; }
 
 Runner add_probe(CLI::App& app) {
     struct Options {

@@ -39,11 +39,11 @@ void set_threads(int threads) {
 // libgomp's idle threads spin for a while after each parallel region, competing with OpenBLAS's
 // own threads (measured: 2 threads run 2x slower than 1). The wait policy is read when libgomp
 // loads, before main, so basin re-executes itself once with OMP_WAIT_POLICY=PASSIVE unless
-// the user chose a policy. Commands that never enter an OpenMP region (map) skip the restart,
+// the user chose a policy. Commands without OpenBLAS next to OpenMP (map, merge) skip the restart,
 // which costs about 0.4 s.
 static void ensure_passive_openmp_wait(int argc, char** argv) {
     if (std::getenv("OMP_WAIT_POLICY") || std::getenv("BASIN_NO_REEXEC")) return;
-    if (argc > 1 && std::string(argv[1]) == "map") return;
+    if (argc > 1 && (std::string(argv[1]) == "map" || std::string(argv[1]) == "merge")) return;
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     ::setenv("BASIN_NO_REEXEC", "1", 1);
     ::execv("/proc/self/exe", argv); // returns only on failure; then carry on as we are

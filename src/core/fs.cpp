@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -177,6 +178,13 @@ std::uint64_t current_rss_bytes() {
 }
 std::uint64_t peak_rss_bytes() {
     return status_kb("VmHWM:") * 1024;
+}
+
+fs::path cache_root() {
+    if (const char* dir = std::getenv("BASIN_CACHE")) return dir;
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME")) return fs::path(xdg) / "basin";
+    if (const char* home = std::getenv("HOME")) return fs::path(home) / ".cache" / "basin";
+    return fs::temp_directory_path() / "basin-cache";
 }
 
 } // namespace basin

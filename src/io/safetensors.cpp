@@ -1,5 +1,7 @@
 #include "basin/io/safetensors.h"
 
+#include <future>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -120,6 +122,13 @@ __attribute__((target("avx,f16c"))) void half_to_float_f16c(const std::uint16_t*
     for (; i < n; ++i) out[i] = half_to_float(in[i]);
 }
 
+__attribute__((target("avx,f16c"))) void float_to_half_f16c(const float* in, std::uint16_t* out, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) // round to nearest even, as float_to_half
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) out[i] = float_to_half(in[i]);
+}
+
 bool have_f16c() {
     static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
     return yes;
@@ -153,6 +162,7 @@ void convert_from_f32(Dtype dtype, const float* src, void* dst, std::size_t n) {
     case Dtype::F32: std::memcpy(dst, src, n * 4); return;
     case Dtype::F16: {
         auto* out = static_cast<std::uint16_t*>(dst);
+        if (have_f16c()) return float_to_half_f16c(src, out, n);
         for (std::size_t i = 0; i < n; ++i) out[i] = float_to_half(src[i]);
         return;
     }
@@ -298,10 +308,30 @@ void write_safetensors(const fs::path& path, const std::vector<TensorView>& tens
         for (int i = 0; i < 8; ++i) length[i] = std::uint8_t(std::uint64_t(text.size()) >> (8 * i));
         bool ok = std::fwrite(length, 1, 8, out) == 8 &&
                   std::fwrite(text.data(), 1, text.size(), out) == text.size();
+        // Tensors produced on demand are double-buffered: the next one is computed while a
+        // second thread writes the previous one.
+        std::vector<std::uint8_t> staging[2];
+        std::future<bool> writing;
+        int next = 0;
         for (const auto& t : tensors) {
             const std::size_t nbytes = std::size_t(shape_numel(t.shape)) * dtype_size(t.dtype);
-            ok = ok && (nbytes == 0 || std::fwrite(t.data, 1, nbytes, out) == nbytes);
+            const void* bytes = t.data;
+            if (!bytes && nbytes > 0) {
+                BASIN_CHECK(t.fill, path.string(), ": tensor ", t.name, " has neither data nor a producer");
+                auto& buffer = staging[next];
+                next ^= 1;
+                if (buffer.size() < nbytes) buffer.resize(nbytes);
+                t.fill(buffer.data());
+                if (writing.valid()) ok = writing.get() && ok;
+                writing = std::async(std::launch::async, [out, &buffer, nbytes] {
+                    return std::fwrite(buffer.data(), 1, nbytes, out) == nbytes;
+                });
+                continue;
+            }
+            if (writing.valid()) ok = writing.get() && ok;
+            ok = ok && (nbytes == 0 || std::fwrite(bytes, 1, nbytes, out) == nbytes);
         }
+        if (writing.valid()) ok = writing.get() && ok;
         BASIN_CHECK(ok, path.string(), ": write failed (", std::strerror(errno), ")");
     });
 }

@@ -7,7 +7,11 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <cerrno>
+#include <fcntl.h>
+#include <map>
 #include <omp.h>
+#include <unistd.h>
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
@@ -21,16 +25,50 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kChunk = 1 << 16; // elements per work item: all inputs' chunks fit in L2
+constexpr std::size_t kChunk = 1 << 16; // elements per work item
 
 struct Input {
     fs::path dir;
     std::unique_ptr<CheckpointTensors> tensors;
 };
 
+// Input bytes are read with pread into small per-thread buffers (as cat reads), not through the
+// mapping: no page faults, no mapped pages to drop, and memory bounded by the buffers.
+class Reader {
+  public:
+    explicit Reader(const std::vector<const SafetensorsFile*>& files) {
+        for (const auto* f : files) {
+            const int fd = ::open(f->path().c_str(), O_RDONLY | O_CLOEXEC);
+            BASIN_CHECK(fd >= 0, f->path().string(), ": cannot open (", std::strerror(errno), ")");
+            fds_[f] = fd;
+        }
+    }
+    ~Reader() {
+        for (auto& [file, fd] : fds_) ::close(fd);
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    // Reads bytes [from, from + bytes) of a tensor's data.
+    void read(const CheckpointTensors::Ref& ref, std::uint64_t from, std::size_t bytes, void* out) const {
+        const int fd = fds_.at(ref.file);
+        std::uint64_t offset = ref.file->file_offset(*ref.info) + from;
+        auto* dst = static_cast<std::uint8_t*>(out);
+        while (bytes > 0) {
+            const ssize_t got = ::pread(fd, dst, bytes, off_t(offset));
+            if (got < 0 && errno == EINTR) continue;
+            BASIN_CHECK(got > 0, ref.file->path().string(), ": read failed at byte ", offset, " (",
+                        got < 0 ? std::strerror(errno) : "the file is shorter than its header says", ")");
+            dst += got, offset += std::uint64_t(got), bytes -= std::size_t(got);
+        }
+    }
+
+  private:
+    std::map<const SafetensorsFile*, int> fds_;
+};
+
 std::string weights_hash(const CheckpointTensors& t) {
     std::string joined;
-    for (const auto& file : t.files()) joined += sha256_file(file->path());
+    for (const auto& file : t.files()) joined += sha256_file_cached(file->path());
     return t.files().size() == 1 ? joined : sha256_hex(joined.data(), joined.size());
 }
 
@@ -57,9 +95,19 @@ std::uint64_t splitmix(std::uint64_t x) {
     return x ^ (x >> 31);
 }
 
+// sum = w * x (first term) or sum += w * x, in double. Compiled for AVX-512 and AVX2 besides the
+// baseline and picked at load time: this loop is most of a merge's arithmetic.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate(double* sum, const float* x, double w,
+                                                                                std::size_t n, bool first) {
+    if (first)
+        for (std::size_t e = 0; e < n; ++e) sum[e] = w * double(x[e]);
+    else
+        for (std::size_t e = 0; e < n; ++e) sum[e] += w * double(x[e]);
+}
+
 // The tensor's per-method constants, computed in a first pass over the whole tensor where needed.
 struct TensorPlan {
-    std::vector<double> coefficients; // mean, weighted, slerp: out = sum_i c_i x_i
+    std::vector<double> coefficients; // linear methods: out = sum_i c_i x_i over models, then base
     std::vector<float> thresholds;    // ties: |tau_i| kept when >= threshold_i
     double stock_t = 1;               // model stock: t * mean + (1 - t) * base
     std::uint64_t name_hash = 0;
@@ -188,42 +236,53 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
                         ": has tensor ", name, " that ", inputs[0].dir.string(), " lacks");
     BASIN_CHECK(!merged.empty(), "merge: no floating-point tensors to merge");
 
-    // ---- output buffers: one model
+    // ---- the output tensors, each computed just before it is written (one tensor in memory)
     struct Output {
         std::string name;
         Dtype dtype;
         Shape shape;
-        std::vector<std::uint8_t> bytes;
+        bool floating;
     };
     std::vector<Output> outputs;
     for (const auto& name : first.names()) {
         if (std::find(dropped.begin(), dropped.end(), name) != dropped.end()) continue;
         const auto& info = *first.find(name)->info;
         const bool floating = is_floating(info.dtype);
-        const Dtype dtype = floating && o.dtype ? *o.dtype : info.dtype;
-        outputs.push_back({name, dtype, info.shape, std::vector<std::uint8_t>(std::size_t(info.numel()) * dtype_size(dtype))});
-        if (!floating) std::memcpy(outputs.back().bytes.data(), first.find(name)->data(), info.nbytes());
+        outputs.push_back({name, floating && o.dtype ? *o.dtype : info.dtype, info.shape, floating});
     }
 
     const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     const std::size_t sources = n + (with_base ? 1 : 0);
+    std::vector<const SafetensorsFile*> files;
+    for (const auto& in : inputs)
+        for (const auto& f : in.tensors->files()) files.push_back(f.get());
+    const Reader reader(files);
+    // per-thread buffers, allocated once: every source's chunk as stored (at most 8 bytes a value)
+    std::vector<std::vector<std::uint8_t>> raw_buffers(std::size_t(std::max(1, threads)));
+    auto thread_raw = [&]() -> std::vector<std::uint8_t>& {
+        auto& raw = raw_buffers.at(std::size_t(omp_get_thread_num()));
+        if (raw.empty()) raw.resize(sources * kChunk * 8);
+        return raw;
+    };
     MergeResult result;
-    for (auto& out_tensor : outputs) {
-        if (!is_floating(first.find(out_tensor.name)->info->dtype)) continue;
+    auto merge_tensor = [&](const Output& out_tensor, std::uint8_t* dst) {
         const std::string& name = out_tensor.name;
+        if (!out_tensor.floating) { // integer buffers (position ids): the first model's
+            std::memcpy(dst, first.find(name)->data(), first.find(name)->info->nbytes());
+            return;
+        }
         std::vector<const CheckpointTensors::Ref*> refs(sources);
         for (std::size_t i = 0; i < sources; ++i) refs[i] = inputs[i].tensors->find(name);
         const std::size_t numel = std::size_t(refs[0]->info->numel());
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
-        for (auto* r : refs) r->file->prefetch(*r->info, 0, r->info->nbytes());
-
-        // loads chunk c of every source as float32 into scratch (row i = source i)
-        auto load = [&](std::size_t c, std::vector<float>& scratch) {
+        // reads chunk c of every source and converts it to float32 into scratch (row i = source i);
+        // raw holds one source's chunk as stored
+        auto load = [&](std::size_t c, std::vector<float>& scratch, std::vector<std::uint8_t>& raw) {
             const std::size_t from = c * kChunk, count = std::min(kChunk, numel - from);
             for (std::size_t i = 0; i < sources; ++i) {
-                const auto* info = refs[i]->info;
-                convert_to_f32(info->dtype, refs[i]->data() + from * dtype_size(info->dtype), scratch.data() + i * kChunk,
-                               count);
+                const std::size_t size = dtype_size(refs[i]->info->dtype);
+                reader.read(*refs[i], from * size, count * size, raw.data());
+                convert_to_f32(refs[i]->info->dtype, raw.data(), scratch.data() + i * kChunk, count);
             }
             return std::make_pair(from, count);
         };
@@ -238,10 +297,11 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
 #pragma omp parallel num_threads(threads)
             {
                 std::vector<float> scratch(sources * kChunk);
+                auto& raw = thread_raw();
                 std::vector<double> local(k * k, 0.0);
 #pragma omp for schedule(static)
                 for (std::size_t c = 0; c < chunks; ++c) {
-                    const auto [from, count] = load(c, scratch);
+                    const auto [from, count] = load(c, scratch, raw);
                     if (o.method == MergeMethod::ModelStock) // tau_i = x_i - base
                         for (std::size_t i = 0; i < n; ++i)
                             for (std::size_t e = 0; e < count; ++e) scratch[i * kChunk + e] -= scratch[n * kChunk + e];
@@ -286,9 +346,10 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
 #pragma omp parallel num_threads(threads)
                 {
                     std::vector<float> scratch(sources * kChunk);
+                    auto& raw = thread_raw();
 #pragma omp for schedule(static)
                     for (std::size_t c = 0; c < chunks; ++c) {
-                        const auto [from, count] = load(c, scratch);
+                        const auto [from, count] = load(c, scratch, raw);
                         for (std::size_t e = 0; e < count; ++e)
                             magnitudes[from + e] = std::abs(scratch[i * kChunk + e] - scratch[n * kChunk + e]);
                     }
@@ -297,104 +358,121 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
                                  std::greater<float>());
                 plan.thresholds[i] = magnitudes[keep - 1];
             }
-        } else if (o.method == MergeMethod::Mean) {
-            plan.coefficients.assign(n, 1.0 / double(n));
-        } else if (o.method == MergeMethod::Weighted) {
+        }
+        // the linear methods as coefficients over the sources (models, then the base)
+        std::vector<double>& c = plan.coefficients;
+        switch (o.method) {
+        case MergeMethod::Mean: c.assign(n, 1.0 / double(n)); break;
+        case MergeMethod::Weighted: {
             double sum = 0;
             for (double w : o.weights) sum += w;
-            for (double w : o.weights) plan.coefficients.push_back(w / sum);
+            for (double w : o.weights) c.push_back(w / sum);
+            break;
         }
+        case MergeMethod::TaskArithmetic: // base + lambda sum (x_i - base); lambda = 0 is the base bit for bit
+            c.assign(n, o.lambda);
+            c.push_back(1 - double(n) * o.lambda);
+            break;
+        case MergeMethod::ModelStock: // t mean + (1 - t) base
+            c.assign(n, plan.stock_t / double(n));
+            c.push_back(1 - plan.stock_t);
+            break;
+        default: break; // slerp: set above; ties, dare: not linear
+        }
+        const bool linear = !c.empty();
 
         // ---- second pass: combine chunk by chunk into the output tensor
+        if (linear) {
+            // sum_i c_i x_i, converting and accumulating a block at a time (in L1), in double; the
+            // sum starts from the first non-zero term, so a one-hot combination (slerp at t = 0 or 1,
+            // task arithmetic with lambda = 0) returns its source bit for bit, -0.0 included
+            constexpr std::size_t kBlock = 2048;
 #pragma omp parallel num_threads(threads)
-        {
-            std::vector<float> scratch(sources * kChunk), merged_chunk(kChunk);
+            {
+                std::vector<float> values(kBlock), merged_block(kBlock);
+                std::vector<double> sum(kBlock);
+                auto& raw = thread_raw();
 #pragma omp for schedule(static)
-            for (std::size_t c = 0; c < chunks; ++c) {
-                const auto [from, count] = load(c, scratch);
-                const float* b = with_base ? scratch.data() + n * kChunk : nullptr;
-                auto x = [&](std::size_t i) { return scratch.data() + i * kChunk; };
-                float* y = merged_chunk.data();
-                switch (o.method) {
-                case MergeMethod::Mean:
-                case MergeMethod::Weighted:
-                case MergeMethod::Slerp: {
-                    // sum_i c_i x_i in double; exact-zero coefficients skipped so that slerp at t = 0
-                    // or 1 returns the endpoint bit for bit
-                    for (std::size_t e = 0; e < count; ++e) {
-                        double s = 0; // starts from the first term, not 0, so that -0.0 survives
-                        bool any = false;
-                        for (std::size_t i = 0; i < plan.coefficients.size(); ++i) {
-                            if (plan.coefficients[i] == 0) continue;
-                            const double term = plan.coefficients[i] * double(x(i)[e]);
-                            s = any ? s + term : term;
-                            any = true;
+                for (std::size_t ch = 0; ch < chunks; ++ch) {
+                    const std::size_t begin = ch * kChunk, end = std::min(numel, begin + kChunk);
+                    for (std::size_t i = 0; i < c.size(); ++i)
+                        if (c[i] != 0) {
+                            const std::size_t size = dtype_size(refs[i]->info->dtype);
+                            reader.read(*refs[i], begin * size, (end - begin) * size, raw.data() + i * kChunk * 8);
                         }
-                        y[e] = float(s);
+                    for (std::size_t from = begin; from < end; from += kBlock) {
+                        const std::size_t count = std::min(kBlock, end - from);
+                        bool first = true;
+                        for (std::size_t i = 0; i < c.size(); ++i) {
+                            if (c[i] == 0) continue;
+                            const Dtype dtype = refs[i]->info->dtype;
+                            convert_to_f32(dtype, raw.data() + i * kChunk * 8 + (from - begin) * dtype_size(dtype),
+                                           values.data(), count);
+                            accumulate(sum.data(), values.data(), c[i], count, first);
+                            first = false;
+                        }
+                        for (std::size_t e = 0; e < count; ++e) merged_block[e] = first ? 0.0f : float(sum[e]);
+                        convert_from_f32(out_tensor.dtype, merged_block.data(), dst + from * dtype_size(out_tensor.dtype),
+                                         count);
                     }
-                    break;
                 }
-                case MergeMethod::TaskArithmetic:
-                    for (std::size_t e = 0; e < count; ++e) {
-                        double s = 0;
-                        for (std::size_t i = 0; i < n; ++i) s += double(x(i)[e]) - double(b[e]);
-                        y[e] = o.lambda == 0 ? b[e] : float(double(b[e]) + o.lambda * s);
-                    }
-                    break;
-                case MergeMethod::Ties:
-                    for (std::size_t e = 0; e < count; ++e) {
-                        double total = 0;
-                        for (std::size_t i = 0; i < n; ++i) {
-                            const float tau = x(i)[e] - b[e];
-                            if (std::abs(tau) >= plan.thresholds[i]) total += tau;
-                        }
-                        double sum = 0;
-                        std::size_t agree = 0;
-                        if (total != 0)
+            }
+        } else {
+#pragma omp parallel num_threads(threads)
+            {
+                std::vector<float> scratch(sources * kChunk), merged_chunk(kChunk);
+                auto& raw = thread_raw();
+#pragma omp for schedule(static)
+                for (std::size_t ch = 0; ch < chunks; ++ch) {
+                    const auto [from, count] = load(ch, scratch, raw);
+                    const float* b = scratch.data() + n * kChunk;
+                    auto x = [&](std::size_t i) { return scratch.data() + i * kChunk; };
+                    float* y = merged_chunk.data();
+                    if (o.method == MergeMethod::Ties) {
+                        for (std::size_t e = 0; e < count; ++e) {
+                            // elect the sign of the trimmed task vectors' sum, then average those that agree
+                            double total = 0;
                             for (std::size_t i = 0; i < n; ++i) {
                                 const float tau = x(i)[e] - b[e];
-                                if (std::abs(tau) >= plan.thresholds[i] && tau != 0 && (tau > 0) == (total > 0))
-                                    sum += tau, ++agree;
+                                if (std::abs(tau) >= plan.thresholds[i]) total += tau;
                             }
-                        y[e] = agree ? float(double(b[e]) + o.lambda * sum / double(agree)) : b[e];
+                            double agreeing = 0;
+                            std::size_t agree = 0;
+                            if (total != 0)
+                                for (std::size_t i = 0; i < n; ++i) {
+                                    const float tau = x(i)[e] - b[e];
+                                    if (std::abs(tau) >= plan.thresholds[i] && tau != 0 && (tau > 0) == (total > 0))
+                                        agreeing += tau, ++agree;
+                                }
+                            y[e] = agree ? float(double(b[e]) + o.lambda * agreeing / double(agree)) : b[e];
+                        }
+                    } else { // dare: drop entries of each task vector, rescale the survivors, add
+                        const double rescale = 1.0 / (1.0 - o.drop);
+                        for (std::size_t e = 0; e < count; ++e) {
+                            double total = 0;
+                            for (std::size_t i = 0; i < n; ++i)
+                                if (dare_keeps(o.seed, i, plan.name_hash, from + e, o.drop))
+                                    total += (double(x(i)[e]) - double(b[e])) * rescale;
+                            y[e] = float(double(b[e]) + o.lambda * total);
+                        }
                     }
-                    break;
-                case MergeMethod::Dare: {
-                    const double rescale = 1.0 / (1.0 - o.drop);
-                    for (std::size_t e = 0; e < count; ++e) {
-                        double s = 0;
-                        for (std::size_t i = 0; i < n; ++i)
-                            if (dare_keeps(o.seed, i, plan.name_hash, from + e, o.drop))
-                                s += (double(x(i)[e]) - double(b[e])) * rescale;
-                        y[e] = float(double(b[e]) + o.lambda * s);
-                    }
-                    break;
+                    convert_from_f32(out_tensor.dtype, y, dst + from * dtype_size(out_tensor.dtype),
+                                     count);
                 }
-                case MergeMethod::ModelStock:
-                    for (std::size_t e = 0; e < count; ++e) {
-                        double mean = 0;
-                        for (std::size_t i = 0; i < n; ++i) mean += x(i)[e];
-                        mean /= double(n);
-                        y[e] = float(plan.stock_t * mean + (1 - plan.stock_t) * double(b[e]));
-                    }
-                    break;
-                }
-                convert_from_f32(out_tensor.dtype, y, out_tensor.bytes.data() + from * dtype_size(out_tensor.dtype), count);
             }
         }
-        for (auto* r : refs) {
-            result.bytes_read += r->info->nbytes();
-            r->file->release(*r->info, 0, r->info->nbytes()); // the page cache keeps them; our RSS does not
-        }
+        for (auto* r : refs) result.bytes_read += r->info->nbytes();
         result.tensors += 1;
-    }
+    };
     result.dropped_heads = dropped.size();
 
     // ---- provenance and the output folder
+    std::vector<std::string> hashes(inputs.size());
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (std::size_t i = 0; i < inputs.size(); ++i) hashes[i] = weights_hash(*inputs[i].tensors);
     json inputs_json = json::array();
     for (std::size_t i = 0; i < n; ++i)
-        inputs_json.push_back({{"path", fs::absolute(inputs[i].dir).lexically_normal().string()},
-                               {"sha256", weights_hash(*inputs[i].tensors)}});
+        inputs_json.push_back({{"path", fs::absolute(inputs[i].dir).lexically_normal().string()}, {"sha256", hashes[i]}});
     json parameters = {{"dtype", o.dtype ? dtype_name(*o.dtype) : "as the first model"}, {"keep_head", o.keep_head}};
     switch (o.method) {
     case MergeMethod::Weighted: parameters["weights"] = o.weights; break;
@@ -411,8 +489,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
                        {"dropped_heads", dropped},
                        {"tensors_merged", merged.size()}};
     if (with_base)
-        provenance["base"] = {{"path", fs::absolute(o.base).lexically_normal().string()},
-                              {"sha256", weights_hash(*base)}};
+        provenance["base"] = {{"path", fs::absolute(o.base).lexically_normal().string()}, {"sha256", hashes.back()}};
     if (!o.extra_provenance.is_null()) provenance["selection"] = o.extra_provenance;
     const fs::path config_source = with_base ? o.base : o.models[0];
     json config = json::parse(read_text_file(config_source / "config.json"), nullptr, false);
@@ -426,7 +503,12 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     }
     if (o.dtype) config["torch_dtype"] = *o.dtype == Dtype::F16 ? "float16" : *o.dtype == Dtype::BF16 ? "bfloat16" : "float32";
     std::vector<TensorView> views;
-    for (const auto& t : outputs) views.push_back({t.name, t.dtype, t.shape, t.bytes.data()});
+    for (const auto& t : outputs) {
+        views.push_back({t.name, t.dtype, t.shape, nullptr, [&merge_tensor, &t](void* bytes) {
+                             merge_tensor(t, static_cast<std::uint8_t*>(bytes));
+                         }});
+        result.bytes_written += std::uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
+    }
     write_folder_atomically(out, [&](const fs::path& dir) {
         write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", method}}, o.shard_bytes);
         write_text_atomically(dir / "config.json", config.dump(2) + "\n");
@@ -435,7 +517,6 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
             if (fs::exists(config_source / file)) fs::copy_file(config_source / file, dir / file);
         write_text_atomically(dir / "basin_merge.json", provenance.dump(2) + "\n");
     });
-    for (const auto& t : outputs) result.bytes_written += t.bytes.size();
     result.provenance = provenance;
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;

@@ -86,7 +86,7 @@ const std::string& WeightSpace::source_hash(std::size_t i) const {
     std::lock_guard<std::mutex> lock(hash_mutex);
     if (s.hash.empty()) {
         std::string joined;
-        for (const auto& file : s.tensors->files()) joined += sha256_file(file->path());
+        for (const auto& file : s.tensors->files()) joined += sha256_file_cached(file->path());
         s.hash = s.tensors->files().size() == 1 ? joined : sha256_hex(joined.data(), joined.size());
     }
     return s.hash;

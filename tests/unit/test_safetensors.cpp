@@ -167,6 +167,20 @@ TEST(Checkpoint, FolderWithoutWeightsNamesWhatWasLookedFor) {
     EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "pytorch_model.bin", "convert");
 }
 
+TEST(Hash, ShaExtensionsAndPortableCodeAgree) {
+    std::string data(100'003, '\0');
+    std::uint32_t x = 12345;
+    for (auto& c : data) c = char((x = x * 1664525u + 1013904223u) >> 24);
+    const bool accelerated = use_sha_extensions(true);
+    std::vector<std::string> fast, portable;
+    for (std::size_t n : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100'003}) fast.push_back(sha256_hex(data.data(), n));
+    use_sha_extensions(false);
+    for (std::size_t n : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100'003}) portable.push_back(sha256_hex(data.data(), n));
+    use_sha_extensions(true);
+    EXPECT_EQ(fast, portable);
+    if (!accelerated) GTEST_SKIP() << "this CPU has no SHA extensions: only the portable code ran";
+}
+
 TEST(Hash, Sha256MatchesKnownVectors) {
     EXPECT_EQ(sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -53,6 +53,10 @@ fs::path check_output_folder(const fs::path& out, bool overwrite, const fs::path
 // killed run never leaves a folder that looks complete.
 void write_folder_atomically(const fs::path& out, const std::function<void(const fs::path&)>& fill);
 
+// basin's cache folder: $BASIN_CACHE, else $XDG_CACHE_HOME/basin, else ~/.cache/basin, else a
+// folder in the system's temporary directory.
+fs::path cache_root();
+
 // Resident memory of this process now and at its peak (VmRSS, VmHWM), in bytes; 0 if unknown.
 std::uint64_t current_rss_bytes();
 std::uint64_t peak_rss_bytes();

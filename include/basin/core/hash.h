@@ -22,7 +22,15 @@ class Sha256 {
     std::uint64_t total_bytes_ = 0;
 };
 
+// Whether SHA-256 may use the CPU's SHA extensions (default: yes, when present). Returns whether
+// they are in use now. For tests that check both code paths.
+bool use_sha_extensions(bool allowed);
+
 std::string sha256_hex(const void* data, std::size_t size);
 std::string sha256_file(const std::filesystem::path& path);
+// sha256_file, remembered in cache_root()/file-hashes under the file's absolute path, size,
+// modification time (ns) and inode: a file that changes in any of these is hashed again. Models
+// merged or scored many times are read for hashing once. An unwritable cache is not an error.
+std::string sha256_file_cached(const std::filesystem::path& path);
 
 } // namespace basin

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -61,6 +62,10 @@ class SafetensorsFile {
     void release(const TensorInfo& info, std::uint64_t from, std::uint64_t bytes) const {
         file_.release(static_cast<std::size_t>(buffer_ - file_.data() + info.begin + from), bytes);
     }
+    // Where a tensor's bytes start in the file (for readers that use pread instead of the mapping).
+    std::uint64_t file_offset(const TensorInfo& info) const {
+        return std::uint64_t(buffer_ - file_.data()) + info.begin;
+    }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     std::uint64_t file_size() const { return file_.size(); }
 
@@ -78,6 +83,9 @@ struct TensorView {
     Dtype dtype = Dtype::F32;
     Shape shape;
     const void* data = nullptr;
+    // Without data: called to produce the bytes into a buffer of numel * dtype_size bytes just
+    // before they are written, so a writer holds one tensor at a time (merges stream this way).
+    std::function<void(void* bytes)> fill;
 };
 
 // Writes a spec-conformant file (header padded with spaces to a multiple of 8) atomically.

@@ -1,0 +1,51 @@
+// basin: the program's entry point. The commands that need no libtorch (map, merge) run in this
+// small binary and start in milliseconds; every other command, and the help, runs in basin-torch
+// (installed next to it), which spends about 0.4 s loading and initialising libtorch.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include "basin/core/error.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+    const std::string command = argc > 1 ? argv[1] : "";
+    if (command == "map" || command == "merge") {
+        // libgomp reads its wait policy when it loads: without PASSIVE its idle threads spin and
+        // take the cores from the reader and the writer. Restarting this small program is cheap.
+        if (!std::getenv("OMP_WAIT_POLICY")) {
+            ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+            ::execv("/proc/self/exe", argv); // returns only on failure: then carry on as we are
+        }
+        CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
+        app.require_subcommand(1);
+        app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast); // as basin-torch
+        CLI::App* sub = command == "map"
+                            ? app.add_subcommand("map", "Weight-space map: similarity, clusters and projections of many checkpoints")
+                            : app.add_subcommand("merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, "
+                                                          "ties, dare, slerp, model-stock");
+        const basin::cli::Runner run = command == "map" ? basin::cli::add_map(*sub) : basin::cli::add_merge(*sub);
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::ParseError& e) {
+            return app.exit(e);
+        }
+        try {
+            return run();
+        } catch (const std::exception& e) { // basin::Error and anything else: one line
+            std::fprintf(stderr, "basin: error: %s\n", e.what());
+            return 1;
+        }
+    }
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto full = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "basin-torch";
+    ::execv(full.c_str(), argv);
+    std::fprintf(stderr, "basin: error: cannot run %s (%s); it is built and installed next to basin\n", full.c_str(),
+                 std::strerror(errno));
+    return 1;
+}
