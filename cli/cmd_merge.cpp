@@ -17,16 +17,10 @@ std::uint64_t parse_byte_size(const std::string& text, const char* option); // c
 std::vector<fs::path> read_models_argument(const std::string& text) {
     if (fs::is_regular_file(text)) return read_model_list(text);
     std::vector<fs::path> models;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const auto end = std::min(text.find(',', start), text.size());
-        const std::string item = trim(text.substr(start, end - start));
-        if (!item.empty()) {
-            BASIN_CHECK(fs::is_directory(item), "--models: ", item,
-                        " is neither a list file nor a model folder (a list file has one folder or glob per line)");
-            models.emplace_back(item);
-        }
-        start = end + 1;
+    for (const auto& item : split_list(text)) {
+        BASIN_CHECK(fs::is_directory(item), "--models: ", item,
+                    " is neither a list file nor a model folder (a list file has one folder or glob per line)");
+        models.emplace_back(item);
     }
     BASIN_CHECK(!models.empty(), "--models: no models in '", text, "'");
     return models;

@@ -24,6 +24,7 @@ Runner add_interpolate(CLI::App& app);
 Runner add_hull(CLI::App& app);
 Runner add_plane(CLI::App& app);
 Runner add_merge(CLI::App& app);
+Runner add_init_compare(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
 std::string check_device(const std::string& name);

@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
     add("plane", "Generalized-loss surface on the plane through three checkpoints", basin::cli::add_plane);
     add("merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
         basin::cli::add_merge);
+    add("init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare",
+        basin::cli::add_init_compare);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <torch/torch.h>
 
+#include "basin/core/stats.h"
 #include "basin/models/load.h"
 #include "basin/region/points.h"
 #include "basin/region/weight_space.h"
@@ -252,4 +253,24 @@ TEST(RegionPoints, PlaneCoordinatesAndWeights) {
     EXPECT_ERROR_CONTAINS(parse_grid("100x100", false), "--force");
     EXPECT_EQ(parse_grid("100x100", true).first, 100u);
     EXPECT_ERROR_CONTAINS(parse_grid("ax3", false), "not a number");
+}
+
+TEST(Stats, PairedTTestAgainstClosedForms) {
+    // df = 2: P(|T| >= t) = 1 - t / sqrt(2 + t^2); df = 1 (Cauchy): 1 - 2 atan(t) / pi
+    for (double t : {0.5, 2.0, 4.3}) {
+        EXPECT_NEAR(student_t_two_sided_p(t, 2), 1 - t / std::sqrt(2 + t * t), 1e-12) << t;
+        EXPECT_NEAR(student_t_two_sided_p(t, 1), 1 - 2 * std::atan(t) / M_PI, 1e-12) << t;
+    }
+    // differences 1, 2, 3: mean 2, sd 1, t = 2 sqrt(3), df 2
+    const auto r = paired_t_test({0.5, 0.6, 0.7}, {1.5, 2.6, 3.7});
+    EXPECT_NEAR(r.mean_difference, 2, 1e-12);
+    EXPECT_NEAR(r.t, 2 * std::sqrt(3.0), 1e-9);
+    EXPECT_EQ(r.degrees_of_freedom, 2);
+    EXPECT_NEAR(r.p_value, 1 - r.t / std::sqrt(2 + r.t * r.t), 1e-9);
+    EXPECT_EQ(paired_t_test({1, 2}, {1, 2}).p_value, 1.0);
+    EXPECT_EQ(paired_t_test({1, 2}, {2, 3}).p_value, 0.0); // every difference equal and non-zero
+    EXPECT_NEAR(sample_std({1, 2, 3, 4}), std::sqrt(5.0 / 3.0), 1e-12);
+    // I_x(2, 3) = 12 (x^2/2 - 2 x^3/3 + x^4/4); at 0.3: 0.3483 (and the symmetric branch at 0.8)
+    EXPECT_NEAR(incomplete_beta(0.3, 2, 3), 12 * (0.09 / 2 - 2 * 0.027 / 3 + 0.0081 / 4), 1e-12);
+    EXPECT_NEAR(incomplete_beta(0.8, 2, 3), 12 * (0.64 / 2 - 2 * 0.512 / 3 + 0.4096 / 4), 1e-12);
 }

@@ -1,0 +1,95 @@
+#include "basin/core/stats.h"
+
+#include <cmath>
+#include <limits>
+
+#include "basin/core/error.h"
+
+namespace basin {
+
+double mean(const std::vector<double>& x) {
+    if (x.empty()) return 0;
+    double s = 0;
+    for (double v : x) s += v;
+    return s / double(x.size());
+}
+
+double sample_std(const std::vector<double>& x) {
+    if (x.size() < 2) return 0;
+    const double m = mean(x);
+    double s = 0;
+    for (double v : x) s += (v - m) * (v - m);
+    return std::sqrt(s / double(x.size() - 1));
+}
+
+namespace {
+
+// Continued fraction of the incomplete beta function, evaluated with the modified Lentz method.
+double beta_fraction(double x, double a, double b) {
+    constexpr double tiny = 1e-300, eps = 1e-15;
+    double c = 1, d = 1 - (a + b) * x / (a + 1);
+    if (std::abs(d) < tiny) d = tiny;
+    d = 1 / d;
+    double h = d;
+    for (int m = 1; m <= 10000; ++m) {
+        const double m2 = 2.0 * m;
+        // even step: d_{2m} = m (b - m) x / ((a + 2m - 1)(a + 2m))
+        double num = m * (b - m) * x / ((a + m2 - 1) * (a + m2));
+        d = 1 + num * d;
+        c = 1 + num / c;
+        if (std::abs(d) < tiny) d = tiny;
+        if (std::abs(c) < tiny) c = tiny;
+        d = 1 / d;
+        h *= d * c;
+        // odd step: d_{2m+1} = -(a + m)(a + b + m) x / ((a + 2m)(a + 2m + 1))
+        num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1));
+        d = 1 + num * d;
+        c = 1 + num / c;
+        if (std::abs(d) < tiny) d = tiny;
+        if (std::abs(c) < tiny) c = tiny;
+        d = 1 / d;
+        const double step = d * c;
+        h *= step;
+        if (std::abs(step - 1) < eps) break;
+    }
+    return h;
+}
+
+} // namespace
+
+double incomplete_beta(double x, double a, double b) {
+    BASIN_CHECK(a > 0 && b > 0, "incomplete beta: a and b must be positive");
+    if (x <= 0) return 0;
+    if (x >= 1) return 1;
+    const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+    // the fraction converges fast for x < (a + 1) / (a + b + 2); otherwise use the symmetry
+    if (x < (a + 1) / (a + b + 2)) return std::exp(log_front) * beta_fraction(x, a, b) / a;
+    return 1 - std::exp(log_front) * beta_fraction(1 - x, b, a) / b;
+}
+
+double student_t_two_sided_p(double t, double df) {
+    if (std::isinf(t)) return 0;
+    return incomplete_beta(df / (df + t * t), df / 2, 0.5);
+}
+
+PairedTest paired_t_test(const std::vector<double>& a, const std::vector<double>& b) {
+    BASIN_CHECK(a.size() == b.size(), "paired t-test: ", a.size(), " and ", b.size(), " values");
+    PairedTest r;
+    std::vector<double> d;
+    for (std::size_t i = 0; i < a.size(); ++i) d.push_back(b[i] - a[i]);
+    r.mean_difference = mean(d);
+    r.degrees_of_freedom = int(d.size()) - 1;
+    if (d.size() < 2) return r;
+    const double sd = sample_std(d);
+    if (sd == 0) {
+        if (r.mean_difference == 0) return r;
+        r.t = r.mean_difference > 0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+        r.p_value = 0;
+        return r;
+    }
+    r.t = r.mean_difference / (sd / std::sqrt(double(d.size())));
+    r.p_value = student_t_two_sided_p(r.t, r.degrees_of_freedom);
+    return r;
+}
+
+} // namespace basin
