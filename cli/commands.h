@@ -25,6 +25,8 @@ Runner add_hull(CLI::App& app);
 Runner add_plane(CLI::App& app);
 Runner add_merge(CLI::App& app);
 Runner add_init_compare(CLI::App& app);
+Runner add_run(CLI::App& app);
+Runner add_status(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
 std::string check_device(const std::string& name);

@@ -1,4 +1,4 @@
-// basin: the program's entry point. The commands that need no libtorch (map, merge) run in this
+// basin: the program's entry point. The commands that need no libtorch (map, merge, run, status) run in this
 // small binary and start in milliseconds; every other command, and the help, runs in basin-torch
 // (installed next to it), which spends about 0.4 s loading and initialising libtorch.
 #include <cerrno>
@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <unistd.h>
 
@@ -14,21 +15,25 @@
 
 int main(int argc, char** argv) {
     const std::string command = argc > 1 ? argv[1] : "";
-    if (command == "map" || command == "merge") {
+    static const std::map<std::string, std::pair<const char*, basin::cli::Runner (*)(CLI::App&)>> light = {
+        {"map", {"Weight-space map: similarity, clusters and projections of many checkpoints", basin::cli::add_map}},
+        {"merge", {"Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
+                   basin::cli::add_merge}},
+        {"run", {"Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI", basin::cli::add_run}},
+        {"status", {"What an experiment has done, is doing and has left", basin::cli::add_status}},
+    };
+    if (const auto it = light.find(command); it != light.end()) {
         // libgomp reads its wait policy when it loads: without PASSIVE its idle threads spin and
         // take the cores from the reader and the writer. Restarting this small program is cheap.
-        if (!std::getenv("OMP_WAIT_POLICY")) {
+        if ((command == "map" || command == "merge") && !std::getenv("OMP_WAIT_POLICY")) {
             ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
             ::execv("/proc/self/exe", argv); // returns only on failure: then carry on as we are
         }
         CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
         app.require_subcommand(1);
         app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast); // as basin-torch
-        CLI::App* sub = command == "map"
-                            ? app.add_subcommand("map", "Weight-space map: similarity, clusters and projections of many checkpoints")
-                            : app.add_subcommand("merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, "
-                                                          "ties, dare, slerp, model-stock");
-        const basin::cli::Runner run = command == "map" ? basin::cli::add_map(*sub) : basin::cli::add_merge(*sub);
+        CLI::App* sub = app.add_subcommand(command, it->second.first);
+        const basin::cli::Runner run = it->second.second(*sub);
         try {
             app.parse(argc, argv);
         } catch (const CLI::ParseError& e) {

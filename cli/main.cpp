@@ -84,6 +84,9 @@ int main(int argc, char** argv) {
         basin::cli::add_merge);
     add("init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare",
         basin::cli::add_init_compare);
+    add("run", "Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI",
+        basin::cli::add_run);
+    add("status", "What an experiment has done, is doing and has left", basin::cli::add_status);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

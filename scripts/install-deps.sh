@@ -16,6 +16,9 @@ packages=(
   libeigen3-dev                       # N x N eigenproblems of the weight-space map
   nlohmann-json3-dev libcli11-dev libicu-dev libgtest-dev
   python3-torch python3-numpy python3-sklearn   # independent reference computations in tests
+  libsqlite3-dev libtomlplusplus-dev  # experiments: the results store and the spec
+  libopenmpi-dev openmpi-bin          # `mpirun basin run`: jobs spread over ranks
+  chromium                            # the report's test: the page loads and draws in a headless browser
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 with_data=0

@@ -1,0 +1,72 @@
+// basin run / status: an experiment spec expanded into jobs, run resumably (MPI optional).
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/experiment/runner.h"
+#include "commands.h"
+
+namespace basin::cli {
+
+namespace {
+
+std::map<std::string, std::string> parse_sets(const std::vector<std::string>& sets) {
+    std::map<std::string, std::string> out;
+    for (const auto& s : sets) {
+        const auto eq = s.find('=');
+        BASIN_CHECK(eq != std::string::npos && eq > 0, "--set '", s, "': expected KEY=VALUE, e.g. data_root=/data/suite");
+        out[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    return out;
+}
+
+// The `basin` program next to this one: jobs run through it.
+fs::path basin_program() {
+    std::error_code ec;
+    const auto self = fs::read_symlink("/proc/self/exe", ec);
+    BASIN_CHECK(!ec, "cannot find this program's path (/proc/self/exe)");
+    return self.parent_path() / "basin";
+}
+
+} // namespace
+
+Runner add_run(CLI::App& app) {
+    struct Options {
+        std::string spec;
+        std::vector<std::string> sets;
+        RunOptions run;
+    };
+    auto o = std::make_shared<Options>();
+    app.add_option("spec", o->spec, "Experiment spec (TOML)")->required();
+    app.add_option("--set", o->sets, "Override an [experiment] value: KEY=VALUE (repeatable), e.g. data_root=DIR")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_flag("--dry-run", o->run.dry_run, "List the jobs, their dependencies and commands; run nothing");
+    app.add_option("--jobs", o->run.jobs, "Jobs at once on this machine (without MPI)")->capture_default_str();
+    app.add_flag("--quiet", o->run.quiet, "No progress lines");
+    return [o]() {
+        const ExperimentSpec spec = read_experiment(o->spec, parse_sets(o->sets));
+        RunOptions r = o->run;
+        r.program = basin_program();
+        const int failed = run_experiment(spec, r);
+        return failed == 0 ? 0 : 2;
+    };
+}
+
+Runner add_status(CLI::App& app) {
+    struct Options {
+        std::string spec;
+        std::vector<std::string> sets;
+    };
+    auto o = std::make_shared<Options>();
+    app.add_option("spec", o->spec, "Experiment spec (TOML)")->required();
+    app.add_option("--set", o->sets, "Override an [experiment] value: KEY=VALUE (repeatable)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    return [o]() {
+        print_status(read_experiment(o->spec, parse_sets(o->sets)));
+        return 0;
+    };
+}
+
+} // namespace basin::cli

@@ -1,0 +1,72 @@
+// An experiment: one TOML spec (base model, datasets with families, seeds, fine-tuning settings,
+// analyses) expanded into jobs with explicit dependencies. Each job is one basin command; its key
+// is the SHA-256 of its command line and of everything it reads (data files, the base model, its
+// dependencies' keys), so a rerun skips finished work and redoes only what changed.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace basin {
+
+struct DatasetSpec {
+    std::string name, family;
+};
+
+struct ExperimentSpec {
+    std::filesystem::path file;      // the spec itself
+    std::string text;                // its text, for the report
+    std::string name;
+    std::filesystem::path base;      // pretrained model
+    std::filesystem::path data_root; // one folder per dataset (train and test splits)
+    std::filesystem::path out;       // experiment folder (store, jobs, models)
+    std::vector<DatasetSpec> datasets;
+    std::vector<std::uint64_t> seeds;
+    int threads = 1; // threads per job (1 makes every job bitwise reproducible)
+    std::size_t max_length = 64;
+    // fine-tuning
+    std::string mode = "full";
+    int epochs = 1;
+    double lr = 3e-4;
+    std::size_t batch_size = 32, train_limit = 0;
+    // analyses (a missing table in the spec turns the analysis off)
+    bool map = false;
+    bool interpolate = false;
+    std::string alphas = "0:1:5";
+    bool extrapolate = false;
+    bool hull = false;
+    std::size_t hull_random = 2;
+    bool plane = false;
+    std::string plane_grid = "5x5";
+    bool centroid = false;
+    std::string centroid_mode = "bitfit";
+    std::vector<std::uint64_t> centroid_seeds;
+    int centroid_epochs = 2;
+    double centroid_lr = 1e-3;
+    std::size_t centroid_train_limit = 0;
+    double probe_l2 = 1e-2;
+};
+
+// Reads and checks a spec. Relative paths are taken from the spec's folder; `--set KEY=VALUE`
+// style overrides (e.g. data_root=/data/suite) replace top-level [experiment] values first.
+ExperimentSpec read_experiment(const std::filesystem::path& file, const std::map<std::string, std::string>& overrides = {});
+
+struct Job {
+    std::string id;                        // e.g. finetune/spam-s1, map, hull/dataset/spam
+    std::string kind;                      // finetune, map, interpolate, extrapolate, hull, plane, centroid
+    std::vector<std::string> args;         // the basin command line (without the program)
+    std::vector<std::string> depends;      // job ids
+    std::vector<std::filesystem::path> reads; // files whose content goes into the key
+    std::filesystem::path output;          // the folder the command writes
+    std::map<std::filesystem::path, std::string> prepared; // small input files (model lists) written before it runs
+    std::map<std::string, std::string> labels; // dataset, seed, family, level, ... for the store
+    std::string key;                       // filled by expand_jobs
+};
+
+// The jobs in dependency order, with their keys.
+std::vector<Job> expand_jobs(const ExperimentSpec& spec);
+
+} // namespace basin

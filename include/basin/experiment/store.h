@@ -1,0 +1,71 @@
+// The results store of an experiment: one SQLite file (EXPERIMENT/store.sqlite) with the jobs
+// (key, state, timings, errors), the models they made (path, content hash, provenance), the points
+// of weight space they scored (coefficients) and every metric. A finished job's rows are written in
+// one transaction together with its state, so a crash leaves either all of a job's results or none.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace basin {
+
+struct JobRecord {
+    std::string id, kind, key, state, error, output;
+    double started = 0, finished = 0, seconds = 0;
+    int attempts = 0;
+};
+
+struct Metric {
+    std::string job, subject, dataset, metric;
+    double value = 0;
+};
+
+struct PointRecord {
+    std::string job, name, set, coefficients; // coefficients: JSON
+};
+
+struct ModelRecord {
+    std::string path, sha256, job, provenance; // provenance: JSON
+};
+
+// What a finished job adds to the store.
+struct JobResults {
+    std::vector<Metric> metrics;
+    std::vector<PointRecord> points;
+    std::vector<ModelRecord> models;
+};
+
+class Store {
+  public:
+    explicit Store(const std::filesystem::path& file); // creates the schema if needed
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    std::optional<JobRecord> job(const std::string& id) const;
+    std::vector<JobRecord> jobs() const;
+    void set_meta(const std::string& key, const std::string& value);
+    std::optional<std::string> meta(const std::string& key) const;
+
+    void job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output);
+    // One transaction: the job's earlier results are replaced by these, and it is marked done.
+    void job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& results);
+    void job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error);
+    void job_blocked(const std::string& id, const std::string& waiting_for);
+
+    std::vector<Metric> metrics(const std::string& job_prefix = "") const; // ordered by job, subject, dataset, metric
+    std::vector<PointRecord> points(const std::string& job_prefix = "") const;
+    std::vector<ModelRecord> models() const;
+
+  private:
+    void exec(const std::string& sql);
+    sqlite3* db_ = nullptr;
+    std::filesystem::path file_;
+};
+
+} // namespace basin

@@ -1,0 +1,381 @@
+#include "basin/experiment/runner.h"
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef BASIN_WITH_MPI
+#include <mpi.h>
+#endif
+
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+
+namespace basin {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string log_name(const std::string& id) {
+    std::string s = id;
+    for (char& c : s)
+        if (c == '/') c = '_';
+    return s + ".log";
+}
+
+// The last non-empty line of a job's log: its error message.
+std::string last_line(const fs::path& log) {
+    std::ifstream in(log);
+    std::string line, last;
+    while (std::getline(in, line))
+        if (!line.empty()) last = line;
+    return last.empty() ? "(no output)" : last;
+}
+
+// Runs program with args, stdout and stderr into log; the child dies with its parent (a killed
+// `basin run` leaves no job running on). Returns the exit status (128 + signal if killed).
+pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const fs::path& log) {
+    fs::create_directories(log.parent_path());
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    BASIN_CHECK(pid >= 0, "basin run: fork failed (", std::strerror(errno), ")");
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127); // the parent died before prctl
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+        }
+        std::vector<char*> argv;
+        std::string program_name = program.string();
+        argv.push_back(program_name.data());
+        std::vector<std::string> copy = args;
+        for (auto& a : copy) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(program.c_str(), argv.data());
+        std::fprintf(stderr, "cannot run %s: %s\n", program.c_str(), std::strerror(errno));
+        ::_exit(127);
+    }
+    return pid;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+int wait_for(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return exit_code(status);
+}
+
+void write_prepared(const Job& job) {
+    for (const auto& [path, content] : job.prepared) {
+        fs::create_directories(path.parent_path());
+        if (fs::exists(path) && read_text_file(path) == content) continue;
+        write_text_atomically(path, content);
+    }
+}
+
+std::string duration(double s) {
+    char buf[32];
+    if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+    else std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+    return buf;
+}
+
+bool done_in_store(const Store& store, const Job& job) {
+    const auto record = store.job(job.id);
+    return record && record->state == "done" && record->key == job.key && fs::exists(job.output);
+}
+
+struct Finished {
+    std::size_t index;
+    int code;
+    double seconds;
+    std::string error;
+};
+
+// Where jobs run: child processes here, or MPI worker ranks.
+class Executor {
+  public:
+    virtual ~Executor() = default;
+    virtual std::size_t capacity() const = 0;
+    virtual void start(std::size_t index, const Job& job, const fs::path& log) = 0;
+    virtual Finished wait_any() = 0;
+};
+
+class LocalExecutor : public Executor {
+  public:
+    LocalExecutor(fs::path program, int jobs) : program_(std::move(program)), jobs_(std::max(1, jobs)) {}
+    std::size_t capacity() const override { return std::size_t(jobs_); }
+    void start(std::size_t index, const Job& job, const fs::path& log) override {
+        running_[spawn(program_, job.args, log)] = {index, Clock::now(), log};
+    }
+    Finished wait_any() override {
+        int status = 0;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, 0)) < 0 && errno == EINTR) {
+        }
+        BASIN_CHECK(pid > 0, "basin run: waiting for a job failed (", std::strerror(errno), ")");
+        auto it = running_.find(pid);
+        BASIN_CHECK(it != running_.end(), "basin run: an unknown child process ended");
+        const auto [index, started, log] = it->second;
+        running_.erase(it);
+        const int code = exit_code(status);
+        return {index, code, std::chrono::duration<double>(Clock::now() - started).count(), code ? last_line(log) : ""};
+    }
+
+  private:
+    struct Running {
+        std::size_t index;
+        Clock::time_point started;
+        fs::path log;
+    };
+    fs::path program_;
+    int jobs_;
+    std::map<pid_t, Running> running_;
+};
+
+#ifdef BASIN_WITH_MPI
+// Messages: a job for a worker is (index, log path, program, args...) joined by '\0'; a result is
+// (index, exit code, seconds, error). Tag 1: job, tag 2: result, tag 3: stop.
+std::string pack(const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) out += p + '\0';
+    return out;
+}
+
+std::vector<std::string> unpack(const std::string& text) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < text.size(); ++i)
+        if (text[i] == '\0') parts.push_back(text.substr(start, i - start)), start = i + 1;
+    return parts;
+}
+
+std::string receive(int source, int tag, MPI_Status* status) {
+    MPI_Status probe;
+    MPI_Probe(source, tag, MPI_COMM_WORLD, &probe);
+    int size = 0;
+    MPI_Get_count(&probe, MPI_CHAR, &size);
+    std::string buffer(std::size_t(size), '\0');
+    MPI_Recv(buffer.data(), size, MPI_CHAR, probe.MPI_SOURCE, probe.MPI_TAG, MPI_COMM_WORLD, status);
+    return buffer;
+}
+
+class MpiExecutor : public Executor {
+  public:
+    MpiExecutor(fs::path program, int ranks) : program_(std::move(program)) {
+        for (int r = 1; r < ranks; ++r) idle_.insert(r);
+    }
+    std::size_t capacity() const override { return idle_.size() + busy_; }
+    void start(std::size_t index, const Job& job, const fs::path& log) override {
+        BASIN_CHECK(!idle_.empty(), "basin run: no idle MPI rank");
+        const int rank = *idle_.begin();
+        idle_.erase(idle_.begin());
+        ++busy_;
+        std::vector<std::string> parts = {std::to_string(index), log.string(), program_.string()};
+        parts.insert(parts.end(), job.args.begin(), job.args.end());
+        const std::string message = pack(parts);
+        MPI_Send(message.data(), int(message.size()), MPI_CHAR, rank, 1, MPI_COMM_WORLD);
+    }
+    Finished wait_any() override {
+        MPI_Status status;
+        const auto parts = unpack(receive(MPI_ANY_SOURCE, 2, &status));
+        idle_.insert(status.MPI_SOURCE);
+        --busy_;
+        return {std::stoul(parts.at(0)), std::stoi(parts.at(1)), std::stod(parts.at(2)), parts.at(3)};
+    }
+
+  private:
+    fs::path program_;
+    std::set<int> idle_;
+    std::size_t busy_ = 0;
+};
+
+// A worker rank: runs what rank 0 sends until told to stop.
+void mpi_worker() {
+    while (true) {
+        MPI_Status status;
+        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &status);
+        const std::string text = receive(0, status.MPI_TAG, &status);
+        if (status.MPI_TAG == 3) return;
+        const auto parts = unpack(text);
+        const auto start = Clock::now();
+        const std::vector<std::string> args(parts.begin() + 3, parts.end());
+        const int code = wait_for(spawn(parts.at(2), args, parts.at(1)));
+        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const std::string reply =
+            pack({parts.at(0), std::to_string(code), std::to_string(seconds), code ? last_line(parts.at(1)) : ""});
+        MPI_Send(reply.data(), int(reply.size()), MPI_CHAR, 0, 2, MPI_COMM_WORLD);
+    }
+}
+
+bool launched_by_mpi() {
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID"})
+        if (std::getenv(var)) return true;
+    return false;
+}
+#endif
+
+int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
+             const RunOptions& o) {
+    const auto start = Clock::now();
+    std::map<std::string, std::size_t> index_of;
+    for (std::size_t i = 0; i < jobs.size(); ++i) index_of[jobs[i].id] = i;
+    enum class State { Pending, Running, Done, Failed };
+    std::vector<State> state(jobs.size(), State::Pending);
+    std::size_t done = 0, skipped = 0, failed = 0, running = 0;
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        if (done_in_store(store, jobs[i])) state[i] = State::Done, ++done, ++skipped;
+    auto progress = [&](const std::string& what) {
+        if (o.quiet) return;
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        const std::size_t width = 30, filled = jobs.empty() ? width : width * done / jobs.size();
+        std::fprintf(stderr, "[%s%s] %zu/%zu jobs, %s elapsed  %s\n", std::string(filled, '#').c_str(),
+                     std::string(width - filled, '.').c_str(), done, jobs.size(), duration(elapsed).c_str(), what.c_str());
+    };
+    if (skipped) progress(std::to_string(skipped) + " finished earlier, skipped");
+    while (true) {
+        // start every job whose dependencies are done, up to the executor's capacity
+        bool blocked_any = false;
+        for (std::size_t i = 0; i < jobs.size() && running < executor.capacity(); ++i) {
+            if (state[i] != State::Pending) continue;
+            bool ready = true;
+            for (const auto& d : jobs[i].depends) {
+                const State s = state.at(index_of.at(d));
+                if (s == State::Failed) {
+                    store.job_blocked(jobs[i].id, d);
+                    state[i] = State::Failed, ++failed, blocked_any = true;
+                    ready = false;
+                    break;
+                }
+                ready = ready && s == State::Done;
+            }
+            if (!ready) continue;
+            write_prepared(jobs[i]);
+            store.job_started(jobs[i].id, jobs[i].kind, jobs[i].key, jobs[i].output.string());
+            executor.start(i, jobs[i], spec.out / "logs" / log_name(jobs[i].id));
+            state[i] = State::Running, ++running;
+            progress("started " + jobs[i].id);
+        }
+        if (running == 0) {
+            if (blocked_any) continue; // blocking may unblock nothing but changes what is left
+            break;
+        }
+        const Finished f = executor.wait_any();
+        --running;
+        const Job& job = jobs[f.index];
+        if (f.code == 0) {
+            try {
+                store.job_finished(job.id, job.key, f.seconds, collect_results(job));
+                state[f.index] = State::Done, ++done;
+                progress("finished " + job.id + " in " + duration(f.seconds));
+                continue;
+            } catch (const std::exception& e) {
+                store.job_failed(job.id, job.key, f.seconds, std::string("reading its results: ") + e.what());
+            }
+        } else {
+            store.job_failed(job.id, job.key, f.seconds, f.error);
+        }
+        state[f.index] = State::Failed, ++failed;
+        progress("FAILED " + job.id + ": " + f.error);
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        if (state[i] == State::Pending) ++failed; // unreachable: kept for safety
+    if (!o.quiet)
+        std::fprintf(stderr, "%s: %zu of %zu jobs done (%zu skipped as finished earlier), %zu failed or blocked; store %s\n",
+                     spec.name.c_str(), done, jobs.size(), skipped, failed, store_file(spec).c_str());
+    return int(failed);
+}
+
+} // namespace
+
+int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
+    int rank = 0, ranks = 1;
+#ifdef BASIN_WITH_MPI
+    const bool mpi = launched_by_mpi();
+    if (mpi) {
+        MPI_Init(nullptr, nullptr);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    }
+    if (mpi && rank != 0) { // workers: no store, no spec expansion beyond parsing
+        mpi_worker();
+        MPI_Finalize();
+        return 0;
+    }
+#endif
+    const std::vector<Job> jobs = expand_jobs(spec);
+    int failed = 0;
+    if (o.dry_run) {
+        std::optional<Store> store;
+        if (fs::exists(store_file(spec))) store.emplace(store_file(spec));
+        for (const auto& j : jobs) {
+            const bool finished = store && done_in_store(*store, j);
+            std::printf("%-7s %-45s after: %s\n        basin", finished ? "done" : "to run", j.id.c_str(),
+                        j.depends.empty() ? "-" : std::to_string(j.depends.size()).append(" jobs").c_str());
+            for (const auto& a : j.args) std::printf(" %s", a.c_str());
+            std::printf("\n");
+        }
+    } else {
+        fs::create_directories(spec.out);
+        Store store(store_file(spec));
+        store.set_meta("spec", spec.text);
+        store.set_meta("spec_file", fs::absolute(spec.file).string());
+        store.set_meta("name", spec.name);
+        store.set_meta("ranks", std::to_string(ranks)); // MPI processes of the latest run
+        if (ranks > 1) {
+#ifdef BASIN_WITH_MPI
+            MpiExecutor executor(o.program, ranks);
+            failed = schedule(spec, jobs, store, executor, o);
+#endif
+        } else {
+            LocalExecutor executor(o.program, o.jobs);
+            failed = schedule(spec, jobs, store, executor, o);
+        }
+    }
+#ifdef BASIN_WITH_MPI
+    if (mpi) {
+        for (int r = 1; r < ranks; ++r) MPI_Send(nullptr, 0, MPI_CHAR, r, 3, MPI_COMM_WORLD);
+        MPI_Finalize();
+    }
+#endif
+    return failed;
+}
+
+void print_status(const ExperimentSpec& spec) {
+    const auto jobs = expand_jobs(spec);
+    if (!fs::exists(store_file(spec))) {
+        std::printf("%s: not started (%zu jobs)\n", spec.name.c_str(), jobs.size());
+        return;
+    }
+    Store store(store_file(spec));
+    std::map<std::string, std::size_t> counts;
+    for (const auto& j : jobs) {
+        const auto r = store.job(j.id);
+        std::string state = r ? r->state : "pending";
+        if (state == "done" && (r->key != j.key || !fs::exists(j.output))) state = "stale"; // inputs changed
+        ++counts[state];
+        std::printf("%-8s %-45s", state.c_str(), j.id.c_str());
+        if (r && (state == "done" || state == "failed")) std::printf(" %8s", duration(r->seconds).c_str());
+        if (r && !r->error.empty() && state != "done") std::printf("  %s", r->error.c_str());
+        std::printf("\n");
+    }
+    std::printf("%s:", spec.name.c_str());
+    for (const auto& [state, n] : counts) std::printf(" %zu %s", n, state.c_str());
+    std::printf(" of %zu jobs\n", jobs.size());
+}
+
+} // namespace basin

@@ -1,0 +1,398 @@
+#include "basin/experiment/spec.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/hash.h"
+
+namespace basin {
+
+namespace {
+
+std::string where(const ExperimentSpec& s, const toml::node& node) {
+    const auto& src = node.source();
+    return s.file.string() + ":" + std::to_string(src.begin.line);
+}
+
+template <typename T>
+T get(const ExperimentSpec& s, const toml::table& table, const char* key, T fallback, const char* expected) {
+    const toml::node* node = table.get(key);
+    if (!node) return fallback;
+    if constexpr (std::is_same_v<T, std::string>) {
+        BASIN_CHECK(node->is_string(), where(s, *node), ": '", key, "' must be ", expected);
+        return node->value<std::string>().value();
+    } else if constexpr (std::is_same_v<T, bool>) {
+        BASIN_CHECK(node->is_boolean(), where(s, *node), ": '", key, "' must be ", expected);
+        return node->value<bool>().value();
+    } else if constexpr (std::is_floating_point_v<T>) {
+        BASIN_CHECK(node->is_number(), where(s, *node), ": '", key, "' must be ", expected);
+        return T(node->value<double>().value());
+    } else {
+        BASIN_CHECK(node->is_integer() && node->value<std::int64_t>().value() >= 0, where(s, *node), ": '", key,
+                    "' must be ", expected);
+        return T(node->value<std::int64_t>().value());
+    }
+}
+
+std::vector<std::uint64_t> get_seeds(const ExperimentSpec& s, const toml::table& table, const char* key,
+                                     std::vector<std::uint64_t> fallback) {
+    const toml::node* node = table.get(key);
+    if (!node) return fallback;
+    const auto* array = node->as_array();
+    BASIN_CHECK(array && !array->empty(), where(s, *node), ": '", key, "' must be a list of seeds, e.g. [1, 2, 3]");
+    std::vector<std::uint64_t> out;
+    for (const auto& item : *array) {
+        BASIN_CHECK(item.is_integer() && item.value<std::int64_t>().value() >= 0, where(s, item), ": '", key,
+                    "' must hold whole numbers");
+        out.push_back(std::uint64_t(item.value<std::int64_t>().value()));
+    }
+    return out;
+}
+
+const toml::table* section(const ExperimentSpec& s, const toml::table& root, const char* name) {
+    const toml::node* node = root.get(name);
+    if (!node) return nullptr;
+    BASIN_CHECK(node->is_table(), where(s, *node), ": [", name, "] must be a table");
+    return node->as_table();
+}
+
+void check_keys(const ExperimentSpec& s, const toml::table& table, const char* name, std::set<std::string> known) {
+    for (const auto& [key, node] : table)
+        BASIN_CHECK(known.count(std::string(key.str())), where(s, node), ": unknown key '", key.str(), "' in [", name,
+                    "]");
+}
+
+fs::path split_file(const fs::path& folder, const std::string& split) {
+    for (const char* ext : {".jsonl", ".json", ".csv", ".tsv"})
+        if (fs::is_regular_file(folder / (split + ext))) return folder / (split + ext);
+    throw Error(folder.string() + ": no " + split + " split (looked for " + split + ".jsonl, .json, .csv, .tsv)");
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+    return out;
+}
+
+} // namespace
+
+ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string, std::string>& overrides) {
+    ExperimentSpec s;
+    s.file = file;
+    BASIN_CHECK(fs::is_regular_file(file), file.string(), ": experiment spec not found");
+    s.text = read_text_file(file);
+    toml::table root;
+    try {
+        root = toml::parse(s.text, file.string());
+    } catch (const toml::parse_error& e) {
+        throw Error(file.string() + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    }
+    for (const auto& [key, node] : root)
+        BASIN_CHECK(std::set<std::string>({"experiment", "datasets", "finetune", "map", "interpolate", "extrapolate", "hull",
+                                           "plane", "centroid", "probe"})
+                        .count(std::string(key.str())),
+                    where(s, node), ": unknown section [", key.str(), "]");
+    const toml::table* e = section(s, root, "experiment");
+    BASIN_CHECK(e, file.string(), ": no [experiment] section (name, base, data_root, seeds)");
+    toml::table experiment = *e;
+    for (const auto& [key, value] : overrides) {
+        BASIN_CHECK(experiment.contains(key) || key == "out", "--set ", key, "=", value, ": no such key in [experiment]");
+        experiment.insert_or_assign(key, value);
+    }
+    check_keys(s, experiment, "experiment", {"name", "base", "data_root", "out", "seeds", "threads", "max_length"});
+    const fs::path dir = fs::absolute(file).parent_path();
+    auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? fs::path(p) : (dir / p).lexically_normal(); };
+    s.name = get<std::string>(s, experiment, "name", fs::path(file).stem().string(), "a string");
+    const std::string base = get<std::string>(s, experiment, "base", "", "a path");
+    const std::string data_root = get<std::string>(s, experiment, "data_root", "", "a path");
+    BASIN_CHECK(!base.empty() && !data_root.empty(), file.string(), ": [experiment] needs base and data_root");
+    s.base = resolve(base);
+    s.data_root = resolve(data_root);
+    s.out = resolve(get<std::string>(s, experiment, "out", "experiments/" + s.name, "a path"));
+    s.seeds = get_seeds(s, experiment, "seeds", {1});
+    s.threads = get<int>(s, experiment, "threads", 1, "a whole number");
+    s.max_length = get<std::size_t>(s, experiment, "max_length", 64, "a whole number");
+    BASIN_CHECK(fs::is_directory(s.base), file.string(), ": base ", s.base.string(), ": model folder not found");
+    BASIN_CHECK(fs::is_directory(s.data_root), file.string(), ": data_root ", s.data_root.string(), ": folder not found");
+
+    const toml::table* datasets = section(s, root, "datasets");
+    BASIN_CHECK(datasets && !datasets->empty(), file.string(), ": no [datasets] (one line per dataset: name = \"family\")");
+    for (const auto& [key, node] : *datasets) {
+        BASIN_CHECK(node.is_string(), where(s, node), ": dataset ", key.str(), ": expected its family as a string");
+        s.datasets.push_back({std::string(key.str()), node.value<std::string>().value()});
+        BASIN_CHECK(fs::is_directory(s.data_root / s.datasets.back().name), where(s, node), ": dataset ",
+                    key.str(), ": ", (s.data_root / s.datasets.back().name).string(), " not found");
+    }
+    if (const auto* t = section(s, root, "finetune")) {
+        check_keys(s, *t, "finetune", {"mode", "epochs", "lr", "batch_size", "train_limit"});
+        s.mode = get<std::string>(s, *t, "mode", s.mode, "full, bitfit or head");
+        s.epochs = get<int>(s, *t, "epochs", s.epochs, "a whole number");
+        s.lr = get<double>(s, *t, "lr", s.lr, "a number");
+        s.batch_size = get<std::size_t>(s, *t, "batch_size", s.batch_size, "a whole number");
+        s.train_limit = get<std::size_t>(s, *t, "train_limit", s.train_limit, "a whole number");
+    }
+    if (const auto* t = section(s, root, "probe")) {
+        check_keys(s, *t, "probe", {"l2"});
+        s.probe_l2 = get<double>(s, *t, "l2", s.probe_l2, "a number");
+    }
+    if (const auto* t = section(s, root, "map")) {
+        check_keys(s, *t, "map", {});
+        s.map = true;
+    }
+    if (const auto* t = section(s, root, "interpolate")) {
+        check_keys(s, *t, "interpolate", {"alphas"});
+        s.interpolate = true;
+        s.alphas = get<std::string>(s, *t, "alphas", s.alphas, "start:stop:count or a list");
+    }
+    if (const auto* t = section(s, root, "extrapolate")) {
+        check_keys(s, *t, "extrapolate", {});
+        s.extrapolate = true;
+    }
+    if (const auto* t = section(s, root, "hull")) {
+        check_keys(s, *t, "hull", {"random"});
+        s.hull = true;
+        s.hull_random = get<std::size_t>(s, *t, "random", s.hull_random, "a whole number");
+    }
+    if (const auto* t = section(s, root, "plane")) {
+        check_keys(s, *t, "plane", {"grid"});
+        s.plane = true;
+        s.plane_grid = get<std::string>(s, *t, "grid", s.plane_grid, "COLUMNSxROWS");
+    }
+    if (const auto* t = section(s, root, "centroid")) {
+        check_keys(s, *t, "centroid", {"mode", "seeds", "epochs", "lr", "train_limit"});
+        s.centroid = true;
+        s.centroid_mode = get<std::string>(s, *t, "mode", s.centroid_mode, "bitfit, full or head");
+        s.centroid_seeds = get_seeds(s, *t, "seeds", s.seeds);
+        s.centroid_epochs = get<int>(s, *t, "epochs", s.centroid_epochs, "a whole number");
+        s.centroid_lr = get<double>(s, *t, "lr", s.centroid_lr, "a number");
+        s.centroid_train_limit = get<std::size_t>(s, *t, "train_limit", s.centroid_train_limit, "a whole number");
+    }
+    if (s.centroid_seeds.empty()) s.centroid_seeds = s.seeds;
+    return s;
+}
+
+std::vector<Job> expand_jobs(const ExperimentSpec& s) {
+    std::vector<Job> jobs;
+    const fs::path out = fs::absolute(s.out);
+    const std::string threads = std::to_string(s.threads), max_length = std::to_string(s.max_length);
+    auto model_name = [](const std::string& dataset, std::uint64_t seed) { return dataset + "-s" + std::to_string(seed); };
+    auto model_dir = [&](const std::string& name) { return out / "models" / name; };
+    auto data_dir = [&](const std::string& dataset) { return s.data_root / dataset; };
+    std::map<std::string, std::string> family_of;
+    for (const auto& d : s.datasets) family_of[d.name] = d.family;
+
+    // ---- fine-tuning: every dataset x seed
+    std::vector<std::string> models, finetune_ids;
+    for (const auto& d : s.datasets)
+        for (std::uint64_t seed : s.seeds) {
+            Job j;
+            const std::string name = model_name(d.name, seed);
+            j.id = "finetune/" + name;
+            j.kind = "finetune";
+            j.output = model_dir(name);
+            const fs::path train = split_file(data_dir(d.name), "train"), test = split_file(data_dir(d.name), "test");
+            j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
+                      "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
+                      std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
+                      "--max-length", max_length, "--threads", threads, "--overwrite", "--quiet"};
+            if (s.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
+            j.reads = {train, test};
+            j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
+            jobs.push_back(j);
+            models.push_back(name);
+            finetune_ids.push_back(j.id);
+        }
+    auto dataset_of = [&](const std::string& model) { return model.substr(0, model.rfind("-s")); };
+    auto model_list = [&](const std::vector<std::string>& names) {
+        std::string text;
+        for (const auto& n : names) text += model_dir(n).string() + "\n";
+        return text;
+    };
+    auto data_list = [&](std::vector<std::string> datasets) {
+        std::sort(datasets.begin(), datasets.end());
+        datasets.erase(std::unique(datasets.begin(), datasets.end()), datasets.end());
+        std::vector<std::string> dirs;
+        for (const auto& d : datasets) dirs.push_back(data_dir(d).string());
+        return join(dirs, ",");
+    };
+    const std::vector<std::string> probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
+                                            "--cache", (out / "cache" / "features").string(), "--overwrite", "--quiet"};
+    auto with_probe = [&](Job& j) { j.args.insert(j.args.end(), probe.begin(), probe.end()); };
+    auto depends_on = [&](Job& j, const std::vector<std::string>& names) {
+        for (const auto& n : names) j.depends.push_back("finetune/" + n);
+    };
+
+    if (s.map) {
+        Job j;
+        j.id = j.kind = "map";
+        const fs::path dir = out / "jobs" / "map";
+        j.output = dir / "out";
+        std::string groups = "model,dataset,family\n";
+        for (const auto& m : models) groups += model_dir(m).string() + "," + dataset_of(m) + "," + family_of[dataset_of(m)] + "\n";
+        j.prepared = {{dir / "models.txt", model_list(models)}, {dir / "groups.csv", groups}};
+        j.args = {"map", "--base", s.base.string(), "--models", (dir / "models.txt").string(), "--groups",
+                  (dir / "groups.csv").string(), "--out", j.output.string(), "--threads", threads, "--overwrite", "--quiet"};
+        depends_on(j, models);
+        jobs.push_back(j);
+    }
+
+    // ---- pairs for interpolation: same dataset, same family, different families
+    struct Pair {
+        std::string a, b, relation;
+    };
+    std::vector<Pair> pairs;
+    if (s.seeds.size() >= 2)
+        for (const auto& d : s.datasets) pairs.push_back({model_name(d.name, s.seeds[0]), model_name(d.name, s.seeds[1]), "same dataset"});
+    for (std::size_t i = 0; i < s.datasets.size(); ++i)
+        for (std::size_t k = i + 1; k < s.datasets.size(); ++k)
+            if (s.datasets[i].family == s.datasets[k].family)
+                pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(s.datasets[k].name, s.seeds[0]), "same family"});
+    for (std::size_t i = 0; i < s.datasets.size(); ++i) {
+        auto other = std::find_if(s.datasets.begin() + long(i) + 1, s.datasets.end(),
+                                  [&](const DatasetSpec& d) { return d.family != s.datasets[i].family; });
+        if (other != s.datasets.end()) {
+            pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(other->name, s.seeds[0]), "different families"});
+            break; // one such pair is enough for the figure
+        }
+    }
+    auto add_line = [&](const Pair& p, bool extrapolate) {
+        Job j;
+        j.kind = extrapolate ? "extrapolate" : "interpolate";
+        j.id = j.kind + "/" + p.a + "--" + p.b;
+        j.output = out / "jobs" / j.kind / (p.a + "--" + p.b);
+        j.args = {"interpolate", model_dir(p.a).string(), model_dir(p.b).string(), "--data",
+                  data_list({dataset_of(p.a), dataset_of(p.b)}), "--alphas", extrapolate ? "0,1" : s.alphas, "--out",
+                  j.output.string()};
+        if (extrapolate) j.args.push_back("--extrapolate");
+        with_probe(j);
+        depends_on(j, {p.a, p.b});
+        j.labels = {{"A", p.a}, {"B", p.b}, {"relation", p.relation}};
+        jobs.push_back(j);
+    };
+    if (s.interpolate)
+        for (const auto& p : pairs) add_line(p, false);
+    if (s.extrapolate && !pairs.empty()) add_line(pairs.front(), true);
+
+    // ---- hull: dataset, family and general levels
+    if (s.hull) {
+        auto add_hull = [&](const std::string& level, const std::string& name, const std::vector<std::string>& group,
+                            const std::vector<std::string>& outside, const std::vector<std::string>& datasets) {
+            if (group.size() < 2) return;
+            Job j;
+            j.kind = "hull";
+            j.id = "hull/" + level + (name.empty() ? "" : "/" + name);
+            const fs::path dir = out / "jobs" / "hull" / (level + (name.empty() ? "" : "-" + name));
+            j.output = dir / "out";
+            j.prepared[dir / "group.txt"] = model_list(group);
+            j.args = {"hull", "--group", (dir / "group.txt").string(), "--data", data_list(datasets), "--seed", "1",
+                      "--out", j.output.string()};
+            if (!outside.empty()) {
+                j.prepared[dir / "outside.txt"] = model_list(outside);
+                j.args.insert(j.args.end(), {"--outside", (dir / "outside.txt").string()});
+            }
+            if (s.hull_random > 0)
+                j.args.insert(j.args.end(), {"--random", std::to_string(s.hull_random), "--base", s.base.string()});
+            with_probe(j);
+            std::vector<std::string> all = group;
+            all.insert(all.end(), outside.begin(), outside.end());
+            depends_on(j, all);
+            j.labels = {{"level", level}, {"group", name}};
+            jobs.push_back(j);
+        };
+        for (const auto& d : s.datasets) {
+            std::vector<std::string> group, outside;
+            for (const auto& m : models) {
+                if (dataset_of(m) == d.name) group.push_back(m);
+                else if (m == model_name(dataset_of(m), s.seeds[0])) outside.push_back(m);
+            }
+            add_hull("dataset", d.name, group, outside, {d.name});
+        }
+        std::set<std::string> families;
+        for (const auto& d : s.datasets) families.insert(d.family);
+        for (const auto& f : families) {
+            std::vector<std::string> group, outside, datasets;
+            for (const auto& m : models) {
+                if (family_of[dataset_of(m)] == f) group.push_back(m), datasets.push_back(dataset_of(m));
+                else if (m == model_name(dataset_of(m), s.seeds[0])) outside.push_back(m);
+            }
+            std::set<std::string> distinct(datasets.begin(), datasets.end());
+            if (distinct.size() >= 2) add_hull("family", f, group, outside, datasets);
+        }
+        std::vector<std::string> all_datasets;
+        for (const auto& d : s.datasets) all_datasets.push_back(d.name);
+        add_hull("general", "", models, {}, all_datasets);
+    }
+
+    if (s.plane && models.size() >= 3) {
+        Job j;
+        j.id = j.kind = "plane";
+        j.output = out / "jobs" / "plane";
+        // two models of the first dataset and one of the next: the plane crosses both regions
+        const std::string a = models[0], b = s.seeds.size() >= 2 ? models[1] : models[2],
+                          c = s.seeds.size() >= 2 && models.size() > s.seeds.size() ? models[s.seeds.size()] : models[2];
+        j.args = {"plane", model_dir(a).string(), model_dir(b).string(), model_dir(c).string(), "--data",
+                  data_list({dataset_of(a)}), "--grid", s.plane_grid, "--out", j.output.string()};
+        with_probe(j);
+        depends_on(j, {a, b, c});
+        j.labels = {{"A", a}, {"B", b}, {"C", c}};
+        jobs.push_back(j);
+    }
+
+    if (s.centroid) {
+        Job j;
+        j.id = j.kind = "centroid";
+        const fs::path dir = out / "jobs" / "centroid";
+        j.output = dir / "out";
+        // one model per dataset (the first seed) makes the zoo
+        std::string zoo = "model,dataset\n";
+        std::vector<std::string> members;
+        for (const auto& d : s.datasets) {
+            zoo += model_dir(model_name(d.name, s.seeds[0])).string() + "," + d.name + "\n";
+            members.push_back(model_name(d.name, s.seeds[0]));
+        }
+        std::vector<std::string> seeds;
+        for (auto v : s.centroid_seeds) seeds.push_back(std::to_string(v));
+        j.prepared = {{dir / "zoo.csv", zoo}};
+        j.args = {"init-compare", "--zoo", (dir / "zoo.csv").string(), "--data-root", s.data_root.string(), "--pretrained",
+                  s.base.string(), "--targets", "all", "--mode", s.centroid_mode, "--seeds", join(seeds, ","),
+                  "--epochs", std::to_string(s.centroid_epochs), "--lr", std::to_string(s.centroid_lr), "--batch-size",
+                  std::to_string(s.batch_size), "--max-length", max_length, "--threads", threads, "--out",
+                  j.output.string(), "--quiet"};
+        if (s.centroid_train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.centroid_train_limit)});
+        for (const auto& d : s.datasets) {
+            j.reads.push_back(split_file(data_dir(d.name), "train"));
+            j.reads.push_back(split_file(data_dir(d.name), "test"));
+        }
+        depends_on(j, members);
+        jobs.push_back(j);
+    }
+
+    // ---- keys: the command, what it reads, what it is given, and its dependencies' keys
+    std::map<std::string, std::string> key_of;
+    const std::string base_hash = [&] {
+        std::string h;
+        for (const auto& f : fs::directory_iterator(s.base))
+            if (f.is_regular_file() && (f.path().extension() == ".safetensors" || f.path().extension() == ".json"))
+                h += f.path().filename().string() + sha256_file_cached(f.path());
+        return sha256_hex(h.data(), h.size());
+    }();
+    for (auto& j : jobs) {
+        std::string text = "basin-job-v1\n" + j.id + "\n" + join(j.args, "\x1f") + "\nbase " + base_hash + "\n";
+        for (const auto& f : j.reads) text += f.string() + " " + sha256_file_cached(f) + "\n";
+        for (const auto& [path, content] : j.prepared) text += path.string() + " " + sha256_hex(content.data(), content.size()) + "\n";
+        for (const auto& d : j.depends) {
+            BASIN_CHECK(key_of.count(d), "job ", j.id, " depends on ", d, ", which comes later or does not exist");
+            text += "after " + key_of[d] + "\n";
+        }
+        j.key = sha256_hex(text.data(), text.size());
+        key_of[j.id] = j.key;
+    }
+    return jobs;
+}
+
+} // namespace basin

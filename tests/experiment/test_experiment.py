@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""basin run on a small experiment the test builds (a tiny encoder, three generated datasets in two
+families, two seeds; every analysis): the store's metrics after runs killed (SIGKILL) at random
+moments and resumed equal those of an uninterrupted run; a rerun does nothing; `mpirun -np 2` gives
+the same metrics as one process; a failing job is recorded and blocks only its dependants; dry run
+and status; bad specs.
+
+usage: test_experiment.py BASIN WORK"""
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+import hf_reference as ref  # noqa: E402
+
+BASIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+sys.argv = sys.argv[:1]
+
+TASKS = {
+    "sentiment": {"pos": "good great fine lovely".split(), "neg": "bad awful poor sad".split()},
+    "stars": {"high": "superb excellent top best".split(), "low": "worst dull weak boring".split()},
+    "topic": {"animal": "dog cat horse bird".split(), "vehicle": "car truck train plane".split()},
+}
+FAMILIES = {"sentiment": "opinion", "stars": "opinion", "topic": "topic"}
+FILLER = "the a it was quite very and this that so then there".split()
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+
+
+def make_split(path, task, n, seed):
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(n):
+            label = rng.choice(sorted(TASKS[task]))
+            words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
+            words.insert(rng.randint(0, len(words)), rng.choice(TASKS[task][label]))
+            f.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+
+
+def spec_text(out, extra_datasets=""):
+    datasets = "\n".join(f'{name} = "{family}"' for name, family in FAMILIES.items()) + extra_datasets
+    return f"""
+[experiment]
+name = "small"
+base = "base"
+data_root = "data"
+out = "{out}"
+seeds = [1, 2]
+threads = 1
+max_length = 16
+
+[datasets]
+{datasets}
+
+[finetune]
+epochs = 2
+lr = 1e-3
+batch_size = 16
+
+[map]
+[interpolate]
+alphas = "0:1:3"
+[extrapolate]
+[hull]
+random = 1
+[plane]
+grid = "3x3"
+[centroid]
+seeds = [1, 2]
+epochs = 1
+lr = 5e-3
+train_limit = 40
+"""
+
+
+def store_rows(out):
+    """Every metric of the store, with experiment-specific paths made relative."""
+    db = sqlite3.connect(os.path.join(WORK, out, "store.sqlite"))
+    prefix = os.path.join(WORK, out) + "/"
+    rows = [(j, s.replace(prefix, ""), d, m, v) for j, s, d, m, v in
+            db.execute("SELECT job, subject, dataset, metric, value FROM metrics ORDER BY job, subject, dataset, metric")]
+    jobs = dict(db.execute("SELECT id, state FROM jobs"))
+    db.close()
+    return rows, jobs
+
+
+def run(*args, env=None, check=True):
+    r = subprocess.run([BASIN, *args], capture_output=True, text=True, cwd=WORK, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"basin {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r
+
+
+class Experiment(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        shutil.rmtree(WORK, ignore_errors=True)
+        os.makedirs(WORK)
+        words = sorted({w for t in TASKS.values() for ws in t.values() for w in ws} | set(FILLER))
+        with open(os.path.join(WORK, "tokenizer.json"), "w") as f:
+            json.dump(ref.tokenizer_json("bert", words), f)
+        run("init-model", "--out", os.path.join(WORK, "base"), "--tokenizer", os.path.join(WORK, "tokenizer.json"),
+            "--hidden", "16", "--layers", "1", "--heads", "2", "--intermediate", "32", "--max-positions", "20", "--seed", "3")
+        for i, task in enumerate(TASKS):
+            d = os.path.join(WORK, "data", task)
+            os.makedirs(d)
+            make_split(os.path.join(d, "train.jsonl"), task, 80, i)
+            make_split(os.path.join(d, "test.jsonl"), task, 40, i + 10)
+        for name in ("reference", "killed", "mpi", "failing"):
+            with open(os.path.join(WORK, f"{name}.toml"), "w") as f:
+                f.write(spec_text(f"runs/{name}"))
+        start = time.time()
+        run("run", "reference.toml", "--quiet")
+        cls.reference_seconds = time.time() - start
+        cls.reference = store_rows("runs/reference")
+
+    def test_uninterrupted_run_records_every_job(self):
+        rows, jobs = self.reference
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        kinds = {j.split("/")[0] for j in jobs}
+        self.assertEqual(kinds, {"finetune", "map", "interpolate", "extrapolate", "hull", "plane", "centroid"})
+        metrics = {(j, m) for j, _, _, m, _ in rows}
+        self.assertIn(("map", "clustering_accuracy/dataset/spectral"), metrics)
+        self.assertTrue(any(m == "PB(In', In)" for _, m in metrics))
+        self.assertTrue(any(j == "centroid" and m == "difference" for j, m in metrics))
+        # a rerun finds everything done and runs nothing
+        r = run("run", "reference.toml")
+        self.assertIn(f"({len(jobs)} skipped as finished earlier)", r.stderr)
+        self.assertEqual(store_rows("runs/reference"), self.reference)
+        status = run("status", "reference.toml").stdout
+        self.assertIn(f"{len(jobs)} done of {len(jobs)} jobs", status)
+        dry = run("run", "reference.toml", "--dry-run").stdout
+        self.assertIn("done    finetune/sentiment-s1", dry)
+
+    def test_killed_at_random_moments_and_resumed_gives_the_same_store(self):
+        rng = random.Random(7)
+        kills = 0
+        for _ in range(4):
+            p = subprocess.Popen([BASIN, "run", "killed.toml", "--quiet"], cwd=WORK, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.3, max(0.6, self.reference_seconds * 0.4)))
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                kills += 1
+            p.wait()
+        self.assertGreater(kills, 0, "no run was killed: the experiment finished too fast")
+        run("run", "killed.toml", "--quiet")
+        rows, jobs = store_rows("runs/killed")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        self.assertEqual(rows, self.reference[0])
+
+    def test_mpirun_gives_the_same_metrics(self):
+        if shutil.which("mpirun") is None:
+            self.skipTest("mpirun is not installed (openmpi-bin)")
+        env = dict(os.environ, **MPI_ENV)
+        r = subprocess.run(["mpirun", "-np", "2", BASIN, "run", "mpi.toml", "--quiet"], cwd=WORK, env=env,
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        rows, jobs = store_rows("runs/mpi")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        db = sqlite3.connect(os.path.join(WORK, "runs", "mpi", "store.sqlite"))
+        self.assertEqual(db.execute("SELECT value FROM meta WHERE key = 'ranks'").fetchone()[0], "2")
+        db.close()
+        self.assertEqual(rows, self.reference[0])
+
+    def test_a_failing_job_blocks_only_its_dependants(self):
+        d = os.path.join(WORK, "data", "onelabel")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "train.jsonl"), "w") as f:
+            f.write("".join(json.dumps({"text": "the dog", "label": "x"}) + "\n" for _ in range(10)))
+        with open(os.path.join(d, "test.jsonl"), "w") as f:
+            f.write(json.dumps({"text": "the cat", "label": "x"}) + "\n")
+        with open(os.path.join(WORK, "failing.toml"), "w") as f:
+            f.write(spec_text("runs/failing", '\nonelabel = "topic"'))
+        r = run("run", "failing.toml", "--quiet", check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        db = sqlite3.connect(os.path.join(WORK, "runs", "failing", "store.sqlite"))
+        jobs = dict(db.execute("SELECT id, state FROM jobs"))
+        errors = dict(db.execute("SELECT id, error FROM jobs"))
+        db.close()
+        self.assertEqual(jobs["finetune/onelabel-s1"], "failed")
+        self.assertIn("at least 2 labels", errors["finetune/onelabel-s1"])
+        self.assertEqual(jobs["map"], "blocked")
+        self.assertEqual(jobs["finetune/sentiment-s1"], "done")
+        self.assertEqual(jobs["interpolate/sentiment-s1--sentiment-s2"], "done")
+
+    def test_bad_specs(self):
+        cases = {
+            "[experiment]\nbase = 'base'\n": "needs base and data_root",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\nnope = 'x'\n": "nope",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\nseeds = 'one'\n[datasets]\ntopic = 'x'\n": "list of seeds",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[hul]\n": "unknown section [hul]",
+            "[experiment\n": "bad.toml:1",
+        }
+        for text, message in cases.items():
+            with open(os.path.join(WORK, "bad.toml"), "w") as f:
+                f.write(text)
+            r = run("run", "bad.toml", check=False)
+            self.assertEqual(r.returncode, 1, text)
+            self.assertIn(message, r.stderr, text)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
