@@ -5,6 +5,7 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/experiment/report.h"
 #include "basin/experiment/runner.h"
 #include "commands.h"
 
@@ -65,6 +66,22 @@ Runner add_status(CLI::App& app) {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     return [o]() {
         print_status(read_experiment(o->spec, parse_sets(o->sets)));
+        return 0;
+    };
+}
+
+} // namespace basin::cli
+
+namespace basin::cli {
+
+Runner add_report(CLI::App& app) {
+    auto target = std::make_shared<std::string>();
+    app.add_option("experiment", *target, "Experiment folder (with store.sqlite) or its spec (TOML)")->required();
+    return [target]() {
+        fs::path dir = *target;
+        if (fs::is_regular_file(dir)) dir = read_experiment(dir).out; // a spec: its experiment folder
+        const ReportResult r = write_report(dir);
+        std::printf("%s (%zu figures, %zu tables)\n", r.html.c_str(), r.figures, r.tables);
         return 0;
     };
 }

@@ -27,6 +27,7 @@ Runner add_merge(CLI::App& app);
 Runner add_init_compare(CLI::App& app);
 Runner add_run(CLI::App& app);
 Runner add_status(CLI::App& app);
+Runner add_report(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1": a clear error when the device is not available in this build.
 std::string check_device(const std::string& name);

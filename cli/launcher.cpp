@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
                    basin::cli::add_merge}},
         {"run", {"Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI", basin::cli::add_run}},
         {"status", {"What an experiment has done, is doing and has left", basin::cli::add_status}},
+        {"report", {"One self-contained HTML report (and SVG/PDF figures) from an experiment's store", basin::cli::add_report}},
     };
     if (const auto it = light.find(command); it != light.end()) {
         // libgomp reads its wait policy when it loads: without PASSIVE its idle threads spin and

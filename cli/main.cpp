@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
     add("run", "Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI",
         basin::cli::add_run);
     add("status", "What an experiment has done, is doing and has left", basin::cli::add_status);
+    add("report", "One self-contained HTML report (and SVG/PDF figures) from an experiment's store", basin::cli::add_report);
     add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
     try {
         app.parse(argc, argv);

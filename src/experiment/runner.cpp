@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -265,7 +266,8 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
             }
             if (!ready) continue;
             write_prepared(jobs[i]);
-            store.job_started(jobs[i].id, jobs[i].kind, jobs[i].key, jobs[i].output.string());
+            store.job_started(jobs[i].id, jobs[i].kind, jobs[i].key, jobs[i].output.string(),
+                              nlohmann::json(jobs[i].labels).dump());
             executor.start(i, jobs[i], spec.out / "logs" / log_name(jobs[i].id));
             state[i] = State::Running, ++running;
             progress("started " + jobs[i].id);

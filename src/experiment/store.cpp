@@ -55,10 +55,11 @@ JobRecord read_job(const Statement& s) {
     j.id = s.text(0), j.kind = s.text(1), j.key = s.text(2), j.state = s.text(3), j.error = s.text(4);
     j.output = s.text(5), j.started = s.number(6), j.finished = s.number(7), j.seconds = s.number(8);
     j.attempts = int(s.number(9));
+    j.labels = s.text(10);
     return j;
 }
 
-constexpr const char* kJobColumns = "id, kind, key, state, error, output, started, finished, seconds, attempts";
+constexpr const char* kJobColumns = "id, kind, key, state, error, output, started, finished, seconds, attempts, labels";
 
 } // namespace
 
@@ -71,7 +72,7 @@ Store::Store(const std::filesystem::path& file) : file_(file) {
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
          "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, kind TEXT, key TEXT, state TEXT, error TEXT, output TEXT,"
-         " started REAL, finished REAL, seconds REAL, attempts INTEGER DEFAULT 0);"
+         " started REAL, finished REAL, seconds REAL, attempts INTEGER DEFAULT 0, labels TEXT DEFAULT '{}');"
          "CREATE TABLE IF NOT EXISTS models(path TEXT PRIMARY KEY, sha256 TEXT, job TEXT, provenance TEXT);"
          "CREATE TABLE IF NOT EXISTS points(job TEXT, name TEXT, point_set TEXT, coefficients TEXT, PRIMARY KEY(job, name));"
          "CREATE TABLE IF NOT EXISTS metrics(job TEXT, subject TEXT, dataset TEXT, metric TEXT, value REAL,"
@@ -97,7 +98,7 @@ std::optional<JobRecord> Store::job(const std::string& id) const {
 }
 
 std::vector<JobRecord> Store::jobs() const {
-    Statement s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs ORDER BY started", file_.string());
+    Statement s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs ORDER BY id", file_.string());
     std::vector<JobRecord> out;
     while (s.step()) out.push_back(read_job(s));
     return out;
@@ -114,13 +115,15 @@ std::optional<std::string> Store::meta(const std::string& key) const {
     return s.text(0);
 }
 
-void Store::job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output) {
+void Store::job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output,
+                        const std::string& labels) {
     Statement(db_,
-              "INSERT INTO jobs(id, kind, key, state, error, output, started, attempts) VALUES(?, ?, ?, 'running', '', ?, ?, 1)"
+              "INSERT INTO jobs(id, kind, key, state, error, output, started, attempts, labels)"
+              " VALUES(?, ?, ?, 'running', '', ?, ?, 1, ?)"
               " ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, key = excluded.key, state = 'running', error = '',"
-              " output = excluded.output, started = excluded.started, attempts = attempts + 1",
+              " output = excluded.output, started = excluded.started, attempts = attempts + 1, labels = excluded.labels",
               file_.string())
-        .bind(1, id).bind(2, kind).bind(3, key).bind(4, output).bind(5, now_seconds()).run();
+        .bind(1, id).bind(2, kind).bind(3, key).bind(4, output).bind(5, now_seconds()).bind(6, labels).run();
 }
 
 void Store::job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& r) {

@@ -100,8 +100,8 @@ Color diverging_color(double t) {
 void Canvas::rect(double x, double y, double w, double h, Color fill, bool stroke) {
     shapes_.push_back({Shape::Rect, x, y, w, h, fill, stroke, 1, Anchor::Start, {}});
 }
-void Canvas::circle(double cx, double cy, double r, Color fill) {
-    shapes_.push_back({Shape::Circle, cx, cy, r, 0, fill, false, 1, Anchor::Start, {}});
+void Canvas::circle(double cx, double cy, double r, Color fill, const std::string& tooltip) {
+    shapes_.push_back({Shape::Circle, cx, cy, r, 0, fill, false, 1, Anchor::Start, tooltip});
 }
 void Canvas::line(double x1, double y1, double x2, double y2, Color color, double width) {
     shapes_.push_back({Shape::Line, x1, y1, x2, y2, color, true, width, Anchor::Start, {}});
@@ -126,7 +126,9 @@ std::string Canvas::svg() const {
             break;
         case Shape::Circle:
             o << "<circle cx=\"" << num(s.a) << "\" cy=\"" << num(s.b) << "\" r=\"" << num(s.c)
-              << "\" fill=\"" << hex(s.color) << "\" stroke=\"black\" stroke-width=\"0.4\"/>\n";
+              << "\" fill=\"" << hex(s.color) << "\" stroke=\"black\" stroke-width=\"0.4\"";
+            if (s.text.empty()) o << "/>\n";
+            else o << "><title>" << xml_escape(s.text) << "</title></circle>\n"; // shown on hover
             break;
         case Shape::Line:
             o << "<line x1=\"" << num(s.a) << "\" y1=\"" << num(s.b) << "\" x2=\"" << num(s.c)
@@ -300,7 +302,7 @@ double legend_width(const std::vector<std::string>& names) {
 Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
                     const std::vector<int>& group, const std::vector<std::string>& group_names,
                     const std::string& title, const std::string& x_label,
-                    const std::string& y_label) {
+                    const std::string& y_label, const std::vector<std::string>& tooltips) {
     Frame f;
     Canvas c(f.left + f.width + 20 + std::max(160.0, legend_width(group_names)), f.top + f.height + 50);
     double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
@@ -309,7 +311,8 @@ Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
     f.fit(x0, x1, y0, y1);
     f.draw(c, title, x_label, y_label);
     for (std::size_t i = 0; i < points.size(); ++i)
-        c.circle(f.px(points[i].first), f.py(points[i].second), 4.5, category_color(group[i]));
+        c.circle(f.px(points[i].first), f.py(points[i].second), 4.5, category_color(group[i]),
+                 i < tooltips.size() ? tooltips[i] : std::string());
     f.legend(c, group_names);
     return c;
 }
@@ -338,7 +341,9 @@ Canvas line_plot(const std::vector<Series>& series, const std::string& title, co
             if (std::isfinite(s.y[i]) && std::isfinite(s.y[i + 1]))
                 c.line(f.px(s.x[i]), f.py(s.y[i]), f.px(s.x[i + 1]), f.py(s.y[i + 1]), color, s.bold ? 2.5 : 1.5);
         for (std::size_t i = 0; i < s.x.size(); ++i)
-            if (std::isfinite(s.y[i])) c.circle(f.px(s.x[i]), f.py(s.y[i]), s.bold ? 3 : 2.2, color);
+            if (std::isfinite(s.y[i]))
+                c.circle(f.px(s.x[i]), f.py(s.y[i]), s.bold ? 3 : 2.2, color,
+                         s.name + ": " + format_tick(s.x[i]) + ", " + std::to_string(s.y[i]));
     }
     f.legend(c, names);
     return c;
@@ -375,10 +380,41 @@ Canvas strip_plot(const std::vector<Series>& groups, const std::string& title, c
         }
         for (std::size_t i = 0; i < v.size(); ++i) { // points spread sideways so ties stay visible
             const double jitter = (double((i * 37) % 11) / 10.0 - 0.5) * 0.25 * f.width / double(groups.size());
-            c.circle(centre + jitter, f.py(v[i]), 3, color);
+            c.circle(centre + jitter, f.py(v[i]), 3, color, groups[k].name + ": " + std::to_string(v[i]));
         }
         c.text(centre, f.top + f.height + 16, groups[k].name, 10, Anchor::Middle);
     }
+    return c;
+}
+
+Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<Series>& series, const std::string& title,
+                 const std::string& y_label) {
+    Frame f;
+    f.width = std::max(240.0, 70.0 * double(categories.size()) * std::max<std::size_t>(1, series.size()) / 2);
+    std::vector<std::string> names;
+    double hi = 0;
+    for (const auto& s : series) {
+        names.push_back(s.name);
+        for (double v : s.y)
+            if (std::isfinite(v)) hi = std::max(hi, v);
+    }
+    Canvas c(f.left + f.width + 20 + std::max(120.0, legend_width(names)), f.top + f.height + 60);
+    f.fit(0, double(categories.size()), 0, hi > 0 ? hi : 1);
+    f.x0 = 0, f.x1 = double(categories.size()), f.y0 = 0;
+    f.draw(c, title, "", y_label, /*x_ticks_shown=*/false);
+    const double slot = f.width / double(std::max<std::size_t>(1, categories.size()));
+    const double bar = 0.8 * slot / double(std::max<std::size_t>(1, series.size()));
+    for (std::size_t k = 0; k < categories.size(); ++k) {
+        for (std::size_t s = 0; s < series.size(); ++s) {
+            const double v = k < series[s].y.size() ? series[s].y[k] : 0;
+            if (!std::isfinite(v)) continue;
+            const double x = f.left + slot * double(k) + 0.1 * slot + bar * double(s);
+            c.rect(x, f.py(v), bar, f.py(0) - f.py(v), category_color(int(s)));
+            c.circle(x + bar / 2, f.py(v), 1.5, category_color(int(s)), series[s].name + ", " + categories[k] + ": " + std::to_string(v));
+        }
+        c.text(f.left + slot * (double(k) + 0.5), f.top + f.height + 14, categories[k], 9, Anchor::Middle);
+    }
+    f.legend(c, names);
     return c;
 }
 

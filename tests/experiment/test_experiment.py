@@ -191,6 +191,41 @@ class Experiment(unittest.TestCase):
         self.assertEqual(jobs["finetune/sentiment-s1"], "done")
         self.assertEqual(jobs["interpolate/sentiment-s1--sentiment-s2"], "done")
 
+    def test_report_opens_offline_and_draws_every_figure(self):
+        r = run("report", "reference.toml")
+        html = os.path.join(WORK, "runs", "reference", "report", "report.html")
+        with open(html) as f:
+            first = f.read()
+        run("report", os.path.join(WORK, "runs", "reference"))
+        with open(html) as f:
+            self.assertEqual(f.read(), first, "the report is a function of the store")
+        figures = first.count('<figure class="chart"')
+        self.assertIn(f"({figures} figures", r.stdout)
+        self.assertGreaterEqual(figures, 8)
+        for needle in ("t-SNE", "Interpolation", "Extrapolation", "PB(In', In)", "centroid", "Experiment spec"):
+            self.assertIn(needle, first)
+        self.assertNotIn("http://", first.replace('xmlns="http://www.w3.org/2000/svg"', ""), "no network resources")
+        self.assertNotIn("https://", first)
+        for name in ("tsne-dataset", "centroid", "plane"):
+            for ext in (".svg", ".pdf"):
+                self.assertTrue(os.path.exists(os.path.join(WORK, "runs", "reference", "report", "figures", name + ext)))
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            self.skipTest("chromium is not installed: the page was not opened in a browser")
+        browser = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                   "--window-size=1200,4000"]
+        dom = subprocess.run(browser + ["--dump-dom", "file://" + html], capture_output=True, text=True, timeout=120)
+        self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
+        self.assertIn(f'data-figures-shown="{figures}"', dom.stdout, "every figure laid out with a visible size")
+        self.assertEqual(dom.stdout.count('data-rendered="yes"'), figures)
+        console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+        self.assertEqual(console_errors, [])
+        png = os.path.join(WORK, "report.png")
+        shot = subprocess.run(browser + ["--screenshot=" + png, "file://" + html], capture_output=True, text=True,
+                              timeout=120)
+        self.assertEqual(shot.returncode, 0, shot.stderr[-2000:])
+        self.assertGreater(os.path.getsize(png), 20000, "a screenshot with content, not a blank page")
+
     def test_bad_specs(self):
         cases = {
             "[experiment]\nbase = 'base'\n": "needs base and data_root",

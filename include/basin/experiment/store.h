@@ -16,6 +16,7 @@ namespace basin {
 
 struct JobRecord {
     std::string id, kind, key, state, error, output;
+    std::string labels = "{}"; // JSON: dataset, seed, family, A, B, relation, level, ...
     double started = 0, finished = 0, seconds = 0;
     int attempts = 0;
 };
@@ -52,7 +53,8 @@ class Store {
     void set_meta(const std::string& key, const std::string& value);
     std::optional<std::string> meta(const std::string& key) const;
 
-    void job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output);
+    void job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output,
+                     const std::string& labels = "{}");
     // One transaction: the job's earlier results are replaced by these, and it is marked done.
     void job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& results);
     void job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error);

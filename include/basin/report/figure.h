@@ -21,7 +21,8 @@ class Canvas {
   public:
     Canvas(double width, double height) : width_(width), height_(height) {}
     void rect(double x, double y, double w, double h, Color fill, bool stroke = false);
-    void circle(double cx, double cy, double r, Color fill);
+    // tooltip: shown when the pointer rests on the circle (SVG only)
+    void circle(double cx, double cy, double r, Color fill, const std::string& tooltip = {});
     void line(double x1, double y1, double x2, double y2, Color color, double width = 1);
     void text(double x, double y, const std::string& text, double size,
               Anchor anchor = Anchor::Start, double rotate_degrees = 0, Color color = {});
@@ -50,7 +51,7 @@ class Canvas {
 Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
                     const std::vector<int>& group, const std::vector<std::string>& group_names,
                     const std::string& title, const std::string& x_label,
-                    const std::string& y_label);
+                    const std::string& y_label, const std::vector<std::string>& tooltips = {});
 
 // A named series of (x, y) values: a line in line_plot, a group of values (y only) in strip_plot.
 struct Series {
@@ -67,6 +68,10 @@ Canvas line_plot(const std::vector<Series>& series, const std::string& title, co
 // One column per group: every value as a point, over a box from the first to the third quartile
 // with the median marked.
 Canvas strip_plot(const std::vector<Series>& groups, const std::string& title, const std::string& y_label);
+
+// Grouped bars: one group per category along x, one bar per series (its y[k] for category k).
+Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<Series>& series, const std::string& title,
+                 const std::string& y_label);
 
 struct Marker {
     double x = 0, y = 0;
