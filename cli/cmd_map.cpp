@@ -1,11 +1,17 @@
 // basin map: similarity, clusters and projections of many checkpoints' task vectors.
 #include "basin/core/error.h"
+#include "basin/experiment/runner.h"
+#include "basin/space/gram.h"
 #include "basin/space/map.h"
 #include "commands.h"
 
 #include <cctype>
 #include <cstdio>
 #include <thread>
+
+#ifdef BASIN_WITH_MPI
+#include <mpi.h>
+#endif
 
 namespace basin::cli {
 
@@ -76,6 +82,30 @@ Runner add_map(CLI::App& app) {
             o->threads > 0 ? o->threads
                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         const auto models = read_model_list(o->models);
+#ifdef BASIN_WITH_MPI
+        // under mpirun/srun: every rank reads its share of the parameter stream; the Gram matrix
+        // is summed with MPI_Allreduce and rank 0 analyses and writes
+        struct Mpi {
+            bool on = launched_by_mpi();
+            Mpi() {
+                if (on) MPI_Init(nullptr, nullptr);
+            }
+            ~Mpi() {
+                if (on) MPI_Finalize();
+            }
+        } mpi;
+        if (mpi.on) {
+            MPI_Comm_rank(MPI_COMM_WORLD, &o->map.gram.rank);
+            MPI_Comm_size(MPI_COMM_WORLD, &o->map.gram.ranks);
+            o->map.gram.sum_across_ranks = [](std::vector<double>& v) {
+                MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+            };
+            if (o->map.gram.rank != 0) {
+                task_vector_gram(o->base, models, o->map.gram);
+                return 0;
+            }
+        }
+#endif
         const MapSummary s = run_map(o->base, models, o->groups, o->out, o->map);
         std::printf("mapped %zu models (%lld parameters each) in %.2f s", s.models,
                     static_cast<long long>(s.parameters), s.seconds);

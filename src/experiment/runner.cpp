@@ -223,11 +223,6 @@ void mpi_worker() {
     }
 }
 
-bool launched_by_mpi() {
-    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID"})
-        if (std::getenv(var)) return true;
-    return false;
-}
 #endif
 
 int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
@@ -303,6 +298,12 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
 }
 
 } // namespace
+
+bool launched_by_mpi() {
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID"})
+        if (std::getenv(var)) return true;
+    return false;
+}
 
 int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
     int rank = 0, ranks = 1;

@@ -361,11 +361,18 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     };
 
     SingleThreadedBlas single_threaded;
-    StreamProgress progress{0, total_bytes, 0};
+    const std::size_t rank = std::size_t(std::max(0, options.rank)), ranks = std::size_t(std::max(1, options.ranks));
+    BASIN_CHECK(rank < ranks, "map: rank ", rank, " of ", ranks);
+    BASIN_CHECK(ranks == 1 || options.sum_across_ranks, "map: several ranks need a way to add their results");
+    std::uint64_t my_bytes = 0;
+    for (std::size_t c = rank; c < chunks.size(); c += ranks) my_bytes += chunk_bytes[c];
+    StreamProgress progress{0, my_bytes, 0};
     auto last_report = Clock::now();
-    if (!chunks.empty()) for_each_range(0, false);
-    for (std::size_t c = 0; c < chunks.size(); ++c) {
-        if (c + 1 < chunks.size()) for_each_range(c + 1, false);
+    std::size_t first_mine = rank;
+    if (first_mine < chunks.size()) for_each_range(first_mine, false);
+    std::string failure; // a rank that fails still joins the sum below, then reports
+    for (std::size_t c = first_mine; c < chunks.size() && failure.empty(); c += ranks) {
+        if (c + ranks < chunks.size()) for_each_range(c + ranks, false);
         std::vector<std::string> errors(threads);
         auto run = [&](int t) {
             try {
@@ -383,7 +390,7 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         for (auto& th : pool)
             th.join();
         for (const auto& e : errors)
-            BASIN_CHECK(e.empty(), "map: ", e);
+            if (!e.empty() && failure.empty()) failure = "map: " + e;
         for_each_range(c, true);
         progress.bytes_done += chunk_bytes[c];
         progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -394,6 +401,23 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             last_report = Clock::now();
         }
     }
+
+    if (ranks > 1) { // threads, then ranks: one vector of every group's upper triangle
+        std::vector<double> flat(groups * n * n + 2, 0.0);
+        for (const auto& w : workers)
+            for (std::size_t g = 0; g < groups; ++g)
+                for (std::size_t k = 0; k < n * n; ++k) flat[g * n * n + k] += w.acc[g][k];
+        flat[groups * n * n] = double(progress.bytes_done);
+        flat[groups * n * n + 1] = failure.empty() ? 0.0 : 1.0;
+        options.sum_across_ranks(flat);
+        BASIN_CHECK(failure.empty(), failure);
+        BASIN_CHECK(flat[groups * n * n + 1] == 0, "map: another rank failed (see its message)");
+        for (std::size_t t = 0; t < workers.size(); ++t)
+            for (std::size_t g = 0; g < groups; ++g)
+                for (std::size_t k = 0; k < n * n; ++k) workers[t].acc[g][k] = t == 0 ? flat[g * n * n + k] : 0.0;
+        progress.bytes_done = std::uint64_t(flat[groups * n * n]);
+    }
+    BASIN_CHECK(failure.empty(), failure);
 
     // ---- reduce: threads in a fixed order, mirror the upper triangle
     result.gram = SquareMatrix(n);

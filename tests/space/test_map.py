@@ -215,6 +215,31 @@ class PlantedClusters(unittest.TestCase):
         for f in ("similarity.csv", "distance.csv", "per_layer.csv"):
             self.assertEqual(open(os.path.join(small, f)).read(), open(os.path.join(self.out, f)).read(), f)
 
+    def test_mpirun_splits_the_stream_and_gives_the_same_matrix(self):
+        if shutil.which("mpirun") is None:
+            self.skipTest("mpirun is not installed (openmpi-bin)")
+        out = os.path.join(self.root, "map-mpi")
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                   OMPI_MCA_rmaps_base_oversubscribe="1")
+
+        def mpi_map(limit):
+            return subprocess.run(["mpirun", "-np", "2", BASIN, "map", "--base", self.base, "--models", self.list,
+                                   "--groups", self.groups, "--out", out, "--per-layer", "--threads", "1",
+                                   "--memory-limit", limit, "--quiet", "--overwrite"], capture_output=True, text=True, env=env)
+        # a small limit cuts the stream into chunks, which the two ranks share; each rank names the
+        # least it can run in (MPI's libraries make a process larger)
+        needed = [float(x) for x in re.findall(r"at least ([0-9.]+) MB", mpi_map("1M").stderr)]
+        self.assertTrue(needed, "the ranks name the memory they need")
+        r = mpi_map(str(int((max(needed) + 2) * (1 << 20))))
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        s = json.load(open(os.path.join(out, "summary.json")))
+        self.assertLess(s["chunk_parameters"] * 3, s["parameters"], "several chunks to share")
+        self.assertEqual(s["bytes_read"], self.summary["bytes_read"], "every byte read once over both ranks")
+        for f in ("similarity.csv", "distance.csv"):
+            got = np.loadtxt(os.path.join(out, f), delimiter=",", skiprows=1, usecols=range(1, len(self.models) + 1))
+            want = np.loadtxt(os.path.join(self.out, f), delimiter=",", skiprows=1, usecols=range(1, len(self.models) + 1))
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f)
+
     def test_figures_are_written(self):
         for stem in ("pca", "tsne", "similarity"):
             svg = ET.parse(os.path.join(self.out, stem + ".svg")).getroot()

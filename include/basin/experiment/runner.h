@@ -31,6 +31,9 @@ void print_status(const ExperimentSpec& spec);
 // What a finished job wrote, as store rows (metrics, points, models); reads only its output folder.
 JobResults collect_results(const Job& job);
 
+// Whether this process was started by mpirun or srun (their environment variables are set).
+bool launched_by_mpi();
+
 // The experiment's store file.
 inline std::filesystem::path store_file(const ExperimentSpec& spec) { return spec.out / "store.sqlite"; }
 

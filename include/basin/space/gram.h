@@ -46,6 +46,11 @@ struct GramOptions {
     bool skip_mismatched = false; // skip models whose body does not match, instead of failing
     int threads = 1;
     std::function<void(const StreamProgress&)> progress; // called about once a second
+    // Splitting the stream over processes (MPI ranks): this one reads chunks c with
+    // c % ranks == rank, and sum_across_ranks adds a vector element-wise over all of them
+    // (MPI_Allreduce); every rank then holds the whole Gram matrix.
+    int rank = 0, ranks = 1;
+    std::function<void(std::vector<double>&)> sum_across_ranks;
 };
 
 struct GramResult {
