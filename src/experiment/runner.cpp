@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #ifdef BASIN_WITH_MPI
 #include <mpi.h>
 #endif
@@ -53,6 +55,15 @@ pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(127); // the parent died before prctl
+        // a job is a process of its own, not a rank: without this, `basin map` started by an MPI
+        // worker would try to join the MPI job it inherited the environment of
+        std::vector<std::string> mpi_vars;
+        for (char** e = environ; *e; ++e) {
+            const std::string var(*e);
+            for (const char* prefix : {"OMPI_", "PMIX_", "PMI_", "SLURM_PROCID"})
+                if (var.rfind(prefix, 0) == 0) mpi_vars.push_back(var.substr(0, var.find('=')));
+        }
+        for (const auto& name : mpi_vars) ::unsetenv(name.c_str());
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);
