@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -127,23 +128,56 @@ class Executor {
     virtual Finished wait_any() = 0;
 };
 
+// Every 15 s while jobs run: one line per running job with its time so far and the last line of
+// its log (the command's own progress), so a long job shows where it is.
+class Ticker {
+  public:
+    explicit Ticker(std::function<void(const std::string&)> say) : say_(std::move(say)) {}
+    void started(std::size_t index, const std::string& id, const fs::path& log) {
+        running_[index] = {id, log, Clock::now()};
+    }
+    void finished(std::size_t index) { running_.erase(index); }
+    void tick() {
+        if (!say_ || std::chrono::duration<double>(Clock::now() - last_).count() < 15) return;
+        last_ = Clock::now();
+        for (const auto& [index, r] : running_)
+            say_("  " + r.id + ": " + duration(std::chrono::duration<double>(Clock::now() - r.since).count()) + " so far; " +
+                 last_line(r.log));
+    }
+
+  private:
+    struct Running {
+        std::string id;
+        fs::path log;
+        Clock::time_point since;
+    };
+    std::function<void(const std::string&)> say_;
+    std::map<std::size_t, Running> running_;
+    Clock::time_point last_ = Clock::now();
+};
+
 class LocalExecutor : public Executor {
   public:
-    LocalExecutor(fs::path program, int jobs) : program_(std::move(program)), jobs_(std::max(1, jobs)) {}
+    LocalExecutor(fs::path program, int jobs, Ticker& ticker)
+        : program_(std::move(program)), jobs_(std::max(1, jobs)), ticker_(ticker) {}
     std::size_t capacity() const override { return std::size_t(jobs_); }
     void start(std::size_t index, const Job& job, const fs::path& log) override {
         running_[spawn(program_, job.args, log)] = {index, Clock::now(), log};
+        ticker_.started(index, job.id, log);
     }
     Finished wait_any() override {
         int status = 0;
         pid_t pid;
-        while ((pid = ::waitpid(-1, &status, 0)) < 0 && errno == EINTR) {
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) <= 0) {
+            BASIN_CHECK(pid == 0 || errno == EINTR, "basin run: waiting for a job failed (", std::strerror(errno), ")");
+            ticker_.tick();
+            ::usleep(100'000);
         }
-        BASIN_CHECK(pid > 0, "basin run: waiting for a job failed (", std::strerror(errno), ")");
         auto it = running_.find(pid);
         BASIN_CHECK(it != running_.end(), "basin run: an unknown child process ended");
         const auto [index, started, log] = it->second;
         running_.erase(it);
+        ticker_.finished(index);
         const int code = exit_code(status);
         return {index, code, std::chrono::duration<double>(Clock::now() - started).count(), code ? last_line(log) : ""};
     }
@@ -156,6 +190,7 @@ class LocalExecutor : public Executor {
     };
     fs::path program_;
     int jobs_;
+    Ticker& ticker_;
     std::map<pid_t, Running> running_;
 };
 
@@ -188,7 +223,7 @@ std::string receive(int source, int tag, MPI_Status* status) {
 
 class MpiExecutor : public Executor {
   public:
-    MpiExecutor(fs::path program, int ranks) : program_(std::move(program)) {
+    MpiExecutor(fs::path program, int ranks, Ticker& ticker) : program_(std::move(program)), ticker_(ticker) {
         for (int r = 1; r < ranks; ++r) idle_.insert(r);
     }
     std::size_t capacity() const override { return idle_.size() + busy_; }
@@ -201,10 +236,18 @@ class MpiExecutor : public Executor {
         parts.insert(parts.end(), job.args.begin(), job.args.end());
         const std::string message = pack(parts);
         MPI_Send(message.data(), int(message.size()), MPI_CHAR, rank, 1, MPI_COMM_WORLD);
+        ticker_.started(index, job.id, log);
     }
     Finished wait_any() override {
         MPI_Status status;
-        const auto parts = unpack(receive(MPI_ANY_SOURCE, 2, &status));
+        for (int ready = 0;;) {
+            MPI_Iprobe(MPI_ANY_SOURCE, 2, MPI_COMM_WORLD, &ready, &status);
+            if (ready) break;
+            ticker_.tick();
+            ::usleep(100'000);
+        }
+        const auto parts = unpack(receive(status.MPI_SOURCE, 2, &status));
+        ticker_.finished(std::stoul(parts.at(0)));
         idle_.insert(status.MPI_SOURCE);
         --busy_;
         return {std::stoul(parts.at(0)), std::stoi(parts.at(1)), std::stod(parts.at(2)), parts.at(3)};
@@ -212,6 +255,7 @@ class MpiExecutor : public Executor {
 
   private:
     fs::path program_;
+    Ticker& ticker_;
     std::set<int> idle_;
     std::size_t busy_ = 0;
 };
@@ -350,13 +394,15 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         store.set_meta("spec_file", fs::absolute(spec.file).string());
         store.set_meta("name", spec.name);
         store.set_meta("ranks", std::to_string(ranks)); // MPI processes of the latest run
+        Ticker ticker(o.quiet ? std::function<void(const std::string&)>()
+                              : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
         if (ranks > 1) {
 #ifdef BASIN_WITH_MPI
-            MpiExecutor executor(o.program, ranks);
+            MpiExecutor executor(o.program, ranks, ticker);
             failed = schedule(spec, jobs, store, executor, o);
 #endif
         } else {
-            LocalExecutor executor(o.program, o.jobs);
+            LocalExecutor executor(o.program, o.jobs, ticker);
             failed = schedule(spec, jobs, store, executor, o);
         }
     }

@@ -199,7 +199,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
             j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
                       "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
                       std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
-                      "--max-length", max_length, "--threads", threads, "--overwrite", "--quiet"};
+                      "--max-length", max_length, "--threads", threads, "--overwrite"};
             if (s.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
             j.reads = {train, test};
             j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
@@ -221,7 +221,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         return join(dirs, ",");
     };
     const std::vector<std::string> probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
-                                            "--cache", (out / "cache" / "features").string(), "--overwrite", "--quiet"};
+                                            "--cache", (out / "cache" / "features").string(), "--overwrite"};
     auto with_probe = [&](Job& j) { j.args.insert(j.args.end(), probe.begin(), probe.end()); };
     auto depends_on = [&](Job& j, const std::vector<std::string>& names) {
         for (const auto& n : names) j.depends.push_back("finetune/" + n);
@@ -236,7 +236,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         for (const auto& m : models) groups += model_dir(m).string() + "," + dataset_of(m) + "," + family_of[dataset_of(m)] + "\n";
         j.prepared = {{dir / "models.txt", model_list(models)}, {dir / "groups.csv", groups}};
         j.args = {"map", "--base", s.base.string(), "--models", (dir / "models.txt").string(), "--groups",
-                  (dir / "groups.csv").string(), "--out", j.output.string(), "--threads", threads, "--overwrite", "--quiet"};
+                  (dir / "groups.csv").string(), "--out", j.output.string(), "--threads", threads, "--overwrite"};
         depends_on(j, models);
         jobs.push_back(j);
     }
@@ -362,7 +362,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
                   s.base.string(), "--targets", "all", "--mode", s.centroid_mode, "--seeds", join(seeds, ","),
                   "--epochs", std::to_string(s.centroid_epochs), "--lr", std::to_string(s.centroid_lr), "--batch-size",
                   std::to_string(s.batch_size), "--max-length", max_length, "--threads", threads, "--out",
-                  j.output.string(), "--quiet"};
+                  j.output.string()};
         if (s.centroid_train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.centroid_train_limit)});
         for (const auto& d : s.datasets) {
             j.reads.push_back(split_file(data_dir(d.name), "train"));
