@@ -7,6 +7,7 @@
 #include <vector>
 #include <immintrin.h>
 
+#include "basin/core/cpu.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 
@@ -67,7 +68,7 @@ __attribute__((target("sha,sse4.1,ssse3"))) void compress_sha_ni(std::uint32_t s
 bool sha_ni_allowed = true;
 
 bool has_sha_ni() {
-    static const bool present = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+    static const bool present = cpu_has_sha();
     return present && sha_ni_allowed;
 }
 } // namespace

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <nlohmann/json.hpp>
 
+#include "basin/core/cpu.h"
 #include "basin/core/error.h"
 
 namespace basin {
@@ -130,7 +131,7 @@ __attribute__((target("avx,f16c"))) void float_to_half_f16c(const float* in, std
 }
 
 bool have_f16c() {
-    static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    static const bool yes = cpu_has_f16c();
     return yes;
 }
 

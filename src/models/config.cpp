@@ -1,5 +1,8 @@
 #include "basin/models/config.h"
 
+#include <limits>
+#include <type_traits>
+
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 
@@ -10,6 +13,15 @@ template <typename T>
 void read_field(const nlohmann::json& json, const char* key, T& out, const std::string& where) {
     auto it = json.find(key);
     if (it == json.end() || it->is_null()) return;
+    if constexpr (std::is_integral_v<T>) {
+        // get<integer>() converts a float of any size, which is undefined out of range (found by
+        // fuzzing): integers must be written as integers
+        BASIN_CHECK(it->is_number_integer(), where, ": field '", key, "' must be an integer, got ",
+                    it->is_number() ? it->dump() : std::string(it->type_name()));
+        if (it->is_number_unsigned())
+            BASIN_CHECK(it->get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<T>::max()), where, ": field '",
+                        key, "' is too large: ", it->dump());
+    }
     try {
         out = it->get<T>();
     } catch (const nlohmann::json::exception&) {

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "basin/core/error.h"
+#include "basin/core/json_value.h"
 #include "basin/text/components.h"
 #include "basin/text/unicode.h"
 
@@ -47,7 +48,7 @@ Vocab read_vocab_object(const json& vocab, const std::string& where) {
     Vocab v;
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
         BASIN_CHECK(it.value().is_number_integer(), where, ": vocab['", it.key(), "'] must be an integer id");
-        v.add(it.key(), it.value().get<std::int32_t>(), where);
+        v.add(it.key(), json_integer<std::int32_t>(it.value(), where + ": vocab['" + it.key() + "']"), where);
     }
     return v;
 }
@@ -304,7 +305,7 @@ class Unigram : public TokenModel {
             insert(piece, std::int32_t(i));
         }
         unk_score_ = min_score - 10.0; // SentencePiece's unknown-piece penalty
-        if (spec.contains("unk_id") && !spec["unk_id"].is_null()) unk_id_ = spec["unk_id"].get<std::int32_t>();
+        unk_id_ = json_integer_or<std::int32_t>(spec, "unk_id", unk_id_, where);
         BASIN_CHECK(unk_id_ < std::int32_t(scores_.size()), where, ": unk_id ", unk_id_, " is outside the vocab");
         byte_fallback_ = spec.value("byte_fallback", false);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "basin/core/error.h"
+#include "basin/core/json_value.h"
 #include "basin/core/fs.h"
 #include "basin/text/components.h"
 #include "basin/text/unicode.h"
@@ -52,7 +53,7 @@ struct Tokenizer::PostProcessor {
         auto token_pair = [&](const char* key) {
             const auto& v = spec.at(key);
             BASIN_CHECK(v.is_array() && v.size() == 2, at, ": '", key, "' must be [token, id]");
-            return std::make_pair(v[0].get<std::string>(), v[1].get<std::int32_t>());
+            return std::make_pair(v[0].get<std::string>(), json_integer<std::int32_t>(v[1], at + ": '" + key + "' id"));
         };
         if (type == "BertProcessing") {
             auto [cls, cls_id] = token_pair("cls");
@@ -80,7 +81,7 @@ struct Tokenizer::PostProcessor {
                         const auto& s = item["Sequence"];
                         const std::string id = s.at("id").get<std::string>();
                         BASIN_CHECK(id == "A" || id == "B", at, ": sequence id must be A or B, got '", id, "'");
-                        out.push_back(sequence(id == "A" ? 0 : 1, s.value("type_id", 0)));
+                        out.push_back(sequence(id == "A" ? 0 : 1, json_integer_or<std::int32_t>(s, "type_id", 0, at)));
                     } else {
                         const auto& s = item.at("SpecialToken");
                         const std::string id = s.at("id").get<std::string>();
@@ -90,7 +91,7 @@ struct Tokenizer::PostProcessor {
                         Item special_item;
                         special_item.ids = found->second.first;
                         special_item.tokens = found->second.second;
-                        special_item.type_id = s.value("type_id", 0);
+                        special_item.type_id = json_integer_or<std::int32_t>(s, "type_id", 0, at);
                         out.push_back(special_item);
                     }
                 }
@@ -142,7 +143,7 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
         t.post_->load(j.value("post_processor", json()), where);
         for (const auto& a : j.value("added_tokens", json::array())) {
             AddedToken token;
-            token.id = a.at("id").get<std::int32_t>();
+            token.id = json_integer<std::int32_t>(a.at("id"), where + ": added token id");
             token.content = a.at("content").get<std::string>();
             token.single_word = a.value("single_word", false);
             token.lstrip = a.value("lstrip", false);
@@ -153,7 +154,7 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
             t.added_.push_back(token);
         }
         if (const auto& trunc = j.value("truncation", json()); trunc.is_object()) {
-            t.truncation_.max_length = trunc.value("max_length", std::size_t(0));
+            t.truncation_.max_length = json_integer_or<std::size_t>(trunc, "max_length", 0, where + ": truncation");
             const std::string strategy = trunc.value("strategy", std::string("LongestFirst"));
             t.truncation_.strategy = strategy == "OnlyFirst"    ? TruncationStrategy::OnlyFirst
                                      : strategy == "OnlySecond" ? TruncationStrategy::OnlySecond
@@ -164,11 +165,11 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
             t.padding_.side = pad.value("direction", std::string("Right")) == "Left" ? PaddingSide::Left
                                                                                       : PaddingSide::Right;
             if (pad.contains("strategy") && pad["strategy"].is_object() && pad["strategy"].contains("Fixed"))
-                t.padding_.fixed_length = pad["strategy"]["Fixed"].get<std::size_t>();
+                t.padding_.fixed_length = json_integer<std::size_t>(pad["strategy"]["Fixed"], where + ": padding length");
             if (pad.contains("pad_to_multiple_of") && !pad["pad_to_multiple_of"].is_null())
-                t.padding_.multiple_of = pad["pad_to_multiple_of"].get<std::size_t>();
-            t.padding_.pad_id = pad.value("pad_id", 0);
-            t.padding_.pad_type_id = pad.value("pad_type_id", 0);
+                t.padding_.multiple_of = json_integer<std::size_t>(pad["pad_to_multiple_of"], where + ": pad_to_multiple_of");
+            t.padding_.pad_id = json_integer_or<std::int32_t>(pad, "pad_id", 0, where + ": padding");
+            t.padding_.pad_type_id = json_integer_or<std::int32_t>(pad, "pad_type_id", 0, where + ": padding");
             t.padding_.pad_token = pad.value("pad_token", std::string("[PAD]"));
         }
     } catch (const json::exception& e) {

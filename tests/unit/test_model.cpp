@@ -167,3 +167,13 @@ TEST(Model, MaskedLmLogitsUseTheTiedEmbeddings) {
     auto doubled = model->mlm_logits(ids, torch::ones_like(ids));
     EXPECT_GT((doubled - logits).abs().max().item<float>(), 1e-3);
 }
+
+TEST(Model, ConfigIntegersMustBeIntegers) {
+    // found by fuzzing: a huge float where an integer belongs was converted with undefined behaviour
+    auto json = nlohmann::json::parse(R"({"model_type": "bert", "num_hidden_layers": 1.3e60})");
+    EXPECT_ERROR_CONTAINS(HfConfig::from_json(json, "config.json"), "config.json", "'num_hidden_layers' must be an integer");
+    json = nlohmann::json::parse(R"({"model_type": "bert", "hidden_size": 99999999999999999999})");
+    EXPECT_ERROR_CONTAINS(HfConfig::from_json(json, "config.json"), "must be an integer");
+    json = nlohmann::json::parse(R"({"model_type": "bert", "vocab_size": 3.0})");
+    EXPECT_ERROR_CONTAINS(HfConfig::from_json(json, "config.json"), "'vocab_size' must be an integer, got 3.0");
+}

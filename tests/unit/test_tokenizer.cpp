@@ -124,3 +124,12 @@ TEST(Unicode, ClassesFollowRustDefinitions) {
     EXPECT_FALSE(utf8_valid("\xc0\xaf")); // overlong
     EXPECT_FALSE(utf8_valid("\xed\xa0\x80")); // surrogate
 }
+
+TEST(Tokenizer, IdsMustBeIntegers) {
+    // a float id (or one beyond int32) is an error naming the place, not a silent conversion
+    auto spec = nlohmann::json::parse(R"({"model": {"type": "WordPiece", "vocab": {"a": 0, "b": 1.5e30}, "unk_token": "a"}})");
+    EXPECT_ERROR_CONTAINS(basin::text::Tokenizer::from_json(spec, "tokenizer.json"), "tokenizer.json", "vocab['b']");
+    spec = nlohmann::json::parse(
+        R"({"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "a"}, "added_tokens": [{"id": 4294967296, "content": "x"}]})");
+    EXPECT_ERROR_CONTAINS(basin::text::Tokenizer::from_json(spec, "tokenizer.json"), "added token id");
+}

@@ -1,0 +1,26 @@
+// CPU features for run-time dispatch, read with CPUID (works with GCC and clang alike).
+#pragma once
+
+#include <cpuid.h>
+
+namespace basin {
+
+// SSE4.1 (leaf 1 ECX bit 19) and the SHA extensions (leaf 7 EBX bit 29).
+inline bool cpu_has_sha() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19))) return false;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+}
+
+// AVX and F16C (leaf 1 ECX bits 28 and 29), with the OS saving AVX state (OSXSAVE, XCR0 bits 1-2).
+inline bool cpu_has_f16c() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const unsigned need = (1u << 27) | (1u << 28) | (1u << 29);
+    if ((c & need) != need) return false;
+    unsigned xcr0 = 0, high = 0;
+    __asm__("xgetbv" : "=a"(xcr0), "=d"(high) : "c"(0));
+    return (xcr0 & 6u) == 6u;
+}
+
+} // namespace basin
