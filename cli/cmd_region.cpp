@@ -32,6 +32,7 @@ struct RegionOptions {
     std::size_t batch_size = 64, max_length = 128;
     double l2 = 1e-3, tolerance = 1e-6;
     int max_iterations = 500, threads = 0, jobs = 1;
+    TargetLimits limits;
 
     void add(CLI::App& app) {
         app.add_option("--data", data, "Dataset folders with train and test splits (comma-separated or repeated)")
@@ -46,6 +47,10 @@ struct RegionOptions {
         app.add_option("--batch-size", batch_size, "Examples per forward pass")->capture_default_str();
         app.add_option("--l2", l2, "L2 penalty of the linear probe")->capture_default_str();
         app.add_option("--max-iterations", max_iterations, "L-BFGS iterations at most per probe")->capture_default_str();
+        app.add_option("--probe-train-limit", limits.train, "Fit each probe on a seeded sample of this many examples (0: all)")
+            ->capture_default_str();
+        app.add_option("--probe-test-limit", limits.test, "Score on a seeded sample of this many test examples (0: all)")
+            ->capture_default_str();
         app.add_option("--tolerance", tolerance, "Probe converged when every gradient entry is below this")
             ->capture_default_str();
         app.add_option("--threads", threads, "Compute threads in all (0: libtorch's default)")->capture_default_str();
@@ -59,7 +64,7 @@ struct RegionOptions {
         BASIN_CHECK(jobs >= 1, "--jobs must be at least 1, got ", jobs);
         out_dir = check_output_folder(out, overwrite);
         std::vector<TargetDataset> targets;
-        for (const auto& d : data) targets.push_back(read_target(d));
+        for (const auto& d : data) targets.push_back(read_target(d, limits));
         for (std::size_t i = 0; i < targets.size(); ++i)
             for (std::size_t j = 0; j < i; ++j)
                 BASIN_CHECK(targets[i].name != targets[j].name, "--data: two datasets are named '", targets[i].name,
@@ -117,7 +122,8 @@ json targets_json(const std::vector<TargetDataset>& targets) {
                        {"test", t.test.path.string()},
                        {"labels", t.labels},
                        {"train_examples", t.train.examples.size()},
-                       {"test_examples", t.test.examples.size()}});
+                       {"test_examples", t.test.examples.size()},
+                       {"sample", t.sample_tag.empty() ? "all examples" : t.sample_tag.substr(1)}});
     return out;
 }
 

@@ -137,8 +137,10 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         s.train_limit = get<std::size_t>(s, *t, "train_limit", s.train_limit, "a whole number");
     }
     if (const auto* t = section(s, root, "probe")) {
-        check_keys(s, *t, "probe", {"l2"});
+        check_keys(s, *t, "probe", {"l2", "train_limit", "test_limit"});
         s.probe_l2 = get<double>(s, *t, "l2", s.probe_l2, "a number");
+        s.probe_train_limit = get<std::size_t>(s, *t, "train_limit", 0, "a whole number");
+        s.probe_test_limit = get<std::size_t>(s, *t, "test_limit", 0, "a whole number");
     }
     if (const auto* t = section(s, root, "map")) {
         check_keys(s, *t, "map", {});
@@ -220,8 +222,10 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         for (const auto& d : datasets) dirs.push_back(data_dir(d).string());
         return join(dirs, ",");
     };
-    const std::vector<std::string> probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
-                                            "--cache", (out / "cache" / "features").string(), "--overwrite"};
+    std::vector<std::string> probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
+                                      "--cache", (out / "cache" / "features").string(), "--overwrite"};
+    if (s.probe_train_limit) probe.insert(probe.end(), {"--probe-train-limit", std::to_string(s.probe_train_limit)});
+    if (s.probe_test_limit) probe.insert(probe.end(), {"--probe-test-limit", std::to_string(s.probe_test_limit)});
     auto with_probe = [&](Job& j) { j.args.insert(j.args.end(), probe.begin(), probe.end()); };
     auto depends_on = [&](Job& j, const std::vector<std::string>& names) {
         for (const auto& n : names) j.depends.push_back("finetune/" + n);

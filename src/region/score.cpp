@@ -1,6 +1,9 @@
 #include "basin/region/score.h"
 
+#include <algorithm>
 #include <atomic>
+#include <random>
+#include <set>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -36,7 +39,25 @@ std::string duration_text(double seconds) {
 
 } // namespace
 
-TargetDataset read_target(const fs::path& folder) {
+namespace {
+
+// Keeps `limit` examples chosen with a seeded shuffle, in file order.
+void sample(Dataset& data, std::size_t limit, std::uint64_t seed) {
+    if (limit == 0 || data.examples.size() <= limit) return;
+    std::vector<std::size_t> order(data.examples.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(limit);
+    std::sort(order.begin(), order.end());
+    std::vector<Example> kept;
+    for (auto i : order) kept.push_back(data.examples[i]);
+    data.examples.swap(kept);
+}
+
+} // namespace
+
+TargetDataset read_target(const fs::path& folder, const TargetLimits& limits) {
     BASIN_CHECK(fs::is_directory(folder), folder.string(),
                 ": dataset folder not found (expected a folder with train and test splits)");
     TargetDataset t;
@@ -46,6 +67,22 @@ TargetDataset read_target(const fs::path& folder) {
     t.test = read_dataset(find_split(folder, "test"));
     BASIN_CHECK(!t.train.examples.empty(), t.train.path.string(), ": the train split is empty");
     BASIN_CHECK(!t.test.examples.empty(), t.test.path.string(), ": the test split is empty");
+    if (limits.train || limits.test) {
+        sample(t.train, limits.train, limits.seed);
+        sample(t.test, limits.test, limits.seed + 1);
+        // a test example whose label the sampled training data lacks cannot be scored by the probe
+        const std::set<std::string> known = [&] {
+            std::set<std::string> k;
+            for (const auto& e : t.train.examples) k.insert(e.label);
+            return k;
+        }();
+        auto& ex = t.test.examples;
+        ex.erase(std::remove_if(ex.begin(), ex.end(), [&](const Example& e) { return !known.count(e.label); }), ex.end());
+        BASIN_CHECK(!ex.empty(), t.test.path.string(), ": no test example left whose label is in the sampled training data");
+        // the cache key of the features must name the sample, not only the file
+        t.sample_tag = "|sample " + std::to_string(limits.train) + "/" + std::to_string(limits.test) + " seed " +
+                       std::to_string(limits.seed);
+    }
     t.labels = probe_labels(t.train, t.test);
     t.train_labels = torch::tensor(map_labels(t.train, t.labels), torch::kLong);
     t.test_labels = torch::tensor(map_labels(t.test, t.labels), torch::kLong);
@@ -57,10 +94,14 @@ std::vector<std::vector<PointScore>> score_points(const WeightSpace& space, std:
                                                   ScoreTimes* times) {
     const auto start = Clock::now();
     for (auto& t : targets) {
-        if (!t.train_prepared.data)
+        if (!t.train_prepared.data) {
             t.train_prepared = prepare_features(t.train, space.tokenizer(), space.config(), options.features);
-        if (!t.test_prepared.data)
+            t.train_prepared.data_sha256 += t.sample_tag;
+        }
+        if (!t.test_prepared.data) {
             t.test_prepared = prepare_features(t.test, space.tokenizer(), space.config(), options.features);
+            t.test_prepared.data_sha256 += t.sample_tag;
+        }
     }
     std::vector<std::vector<PointScore>> scores(points.size(), std::vector<PointScore>(targets.size()));
     ScoreTimes total;

@@ -127,6 +127,27 @@ class Region(unittest.TestCase):
         for x, y in zip(rows, read_scores(os.path.join(jobs, "scores.csv"))):
             self.assertAlmostEqual(float(x["loss"]), float(y["loss"]), delta=1e-6)
 
+    def test_probe_sample_limits(self):
+        cache = ["--data", ",".join(self.data), "--cache", os.path.join(WORK, "cache-limits"), "--threads", "1", "--quiet"]
+        a, b = self.models[0], self.models[1]
+        full = os.path.join(WORK, "limits-full")
+        run("interpolate", a, b, "--alphas", "0,1", "--out", full, *cache)
+        small = os.path.join(WORK, "limits-small")
+        run("interpolate", a, b, "--alphas", "0,1", "--out", small, "--probe-train-limit", "30", "--probe-test-limit",
+            "20", *cache)
+        s = load_json(os.path.join(small, "summary.json"))
+        for d in s["datasets"]:
+            self.assertEqual(d["train_examples"], 30)
+            self.assertLessEqual(d["test_examples"], 20)
+            self.assertIn("sample 30/20", d["sample"])
+        self.assertEqual(s["times"]["points_from_cache"], 0, "a sample is not the whole split: no cache hit")
+        again = os.path.join(WORK, "limits-full-again")
+        run("interpolate", a, b, "--alphas", "0,1", "--out", again, *cache)
+        self.assertEqual(read_scores(os.path.join(again, "scores.csv"))[0]["loss"],
+                         read_scores(os.path.join(full, "scores.csv"))[0]["loss"])
+        self.assertNotEqual(read_scores(os.path.join(small, "scores.csv"))[0]["loss"],
+                            read_scores(os.path.join(full, "scores.csv"))[0]["loss"])
+
     def test_extrapolation_points(self):
         out = os.path.join(WORK, "extra")
         run("interpolate", self.models[0], self.models[1], "--alphas", "0,1", "--extrapolate", "--out", out,

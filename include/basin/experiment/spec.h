@@ -48,6 +48,7 @@ struct ExperimentSpec {
     double centroid_lr = 1e-3;
     std::size_t centroid_train_limit = 0;
     double probe_l2 = 1e-2;
+    std::size_t probe_train_limit = 0, probe_test_limit = 0; // 0: whole splits
 };
 
 // Reads and checks a spec. Relative paths are taken from the spec's folder; `--set KEY=VALUE`

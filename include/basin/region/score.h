@@ -23,9 +23,17 @@ struct TargetDataset {
     std::vector<std::string> labels;
     torch::Tensor train_labels, test_labels; // class indices
     PreparedData train_prepared, test_prepared;
+    std::string sample_tag; // names the sample (limits, seed) in feature cache keys
+};
+
+// Probing on large datasets: fit on a seeded sample of at most `train` examples and score on at
+// most `test` (0: all). Test examples whose label the sample lacks are dropped.
+struct TargetLimits {
+    std::size_t train = 0, test = 0;
+    std::uint64_t seed = 0;
 };
 // Reads both splits (errors name the folder and the files looked for). Not tokenized yet.
-TargetDataset read_target(const std::filesystem::path& folder);
+TargetDataset read_target(const std::filesystem::path& folder, const TargetLimits& limits = {});
 
 struct NamedPoint {
     std::string name;
