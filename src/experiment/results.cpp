@@ -1,4 +1,5 @@
 // Turning a finished job's output files into store rows.
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -42,6 +43,16 @@ double number(const std::string& text) { return std::stod(text); }
 
 } // namespace
 
+std::string weights_hash(const fs::path& model) {
+    std::vector<fs::path> files;
+    for (const auto& f : fs::directory_iterator(model))
+        if (f.path().extension() == ".safetensors") files.push_back(f.path());
+    std::sort(files.begin(), files.end());
+    std::string hash;
+    for (const auto& f : files) hash += sha256_file_cached(f);
+    return hash;
+}
+
 JobResults collect_results(const Job& job) {
     JobResults r;
     auto metric = [&](const std::string& subject, const std::string& dataset, const std::string& name, double value) {
@@ -54,9 +65,7 @@ JobResults collect_results(const Job& job) {
         if (last.contains("eval_accuracy")) metric(model, dataset, "accuracy", last["eval_accuracy"].get<double>());
         if (last.contains("eval_loss")) metric(model, dataset, "loss", last["eval_loss"].get<double>());
         metric(model, dataset, "train_loss", last.at("train_loss").get<double>());
-        std::string hash;
-        for (const auto& f : fs::directory_iterator(job.output))
-            if (f.path().extension() == ".safetensors") hash += sha256_file_cached(f.path());
+        const std::string hash = weights_hash(job.output);
         json provenance = {{"command", run.value("command", "")}, {"labels", job.labels}};
         r.models.push_back({job.output.string(), hash, job.id, provenance.dump()});
     } else if (job.kind == "map") {

@@ -107,9 +107,14 @@ std::string duration(double s) {
     return buf;
 }
 
+// Done: recorded as done under the same key, its output present and, for a model, its weights
+// still those recorded (a checkpoint damaged or truncated since is made again, not used).
 bool done_in_store(const Store& store, const Job& job) {
     const auto record = store.job(job.id);
-    return record && record->state == "done" && record->key == job.key && fs::exists(job.output);
+    if (!record || record->state != "done" || record->key != job.key || !fs::exists(job.output)) return false;
+    for (const auto& m : store.models())
+        if (m.job == job.id && m.sha256 != weights_hash(job.output)) return false;
+    return true;
 }
 
 struct Finished {

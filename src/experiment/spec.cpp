@@ -9,6 +9,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/data/dataset.h"
 
 namespace basin {
 
@@ -202,7 +203,9 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
                       "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
                       std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
                       "--max-length", max_length, "--threads", threads, "--overwrite"};
-            if (s.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
+            // the limit is a cap: a dataset smaller than it trains on all its examples
+            if (s.train_limit && read_dataset(train).examples.size() > s.train_limit)
+                j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
             j.reads = {train, test};
             j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
             jobs.push_back(j);

@@ -156,6 +156,21 @@ class Experiment(unittest.TestCase):
         self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
         self.assertEqual(rows, self.reference[0])
 
+    def test_a_damaged_checkpoint_is_made_again_not_used(self):
+        with open(os.path.join(WORK, "damaged.toml"), "w") as f:
+            f.write(spec_text("runs/damaged"))
+        run("run", "damaged.toml", "--quiet")
+        weights = os.path.join(WORK, "runs", "damaged", "models", "topic-s2", "model.safetensors")
+        with open(weights, "r+b") as f:  # truncated after it was recorded
+            f.truncate(os.path.getsize(weights) // 2)
+        r = run("run", "damaged.toml")
+        self.assertIn("started finetune/topic-s2", r.stderr)
+        self.assertNotIn("started finetune/topic-s1", r.stderr)
+        self.assertGreater(os.path.getsize(weights), 0)
+        rows, jobs = store_rows("runs/damaged")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        self.assertEqual(rows, self.reference[0])
+
     def test_mpirun_gives_the_same_metrics(self):
         if shutil.which("mpirun") is None:
             self.skipTest("mpirun is not installed (openmpi-bin)")
