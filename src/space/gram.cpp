@@ -257,9 +257,17 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
                 human_bytes(needed), " is needed");
     // resident: the chunk being read (its pages are dropped after use); the next one is only
     // prefetched into the page cache. Half the room is kept as margin for both.
-    const std::int64_t chunk_columns = std::max<std::int64_t>(
+    std::int64_t chunk_columns = std::max<std::int64_t>(
         kGramBlockColumns,
         static_cast<std::int64_t>((options.memory_limit - rss - fixed) / (2 * bytes_per_column)));
+    if (options.ranks > 1) {
+        // every rank must cut the stream the same way, but each measured its own resident memory:
+        // all take rank 0's chunk size (the processes are alike within a few MB)
+        BASIN_CHECK(options.sum_across_ranks, "map: several ranks need a way to add their results");
+        std::vector<double> agreed = {options.rank == 0 ? double(chunk_columns) : 0.0};
+        options.sum_across_ranks(agreed);
+        chunk_columns = std::int64_t(agreed[0]);
+    }
     result.chunk_parameters = chunk_columns;
 
     std::vector<std::pair<std::size_t, std::size_t>> chunks; // [first block, last block)
