@@ -177,6 +177,13 @@ DataFormat parse_format(const std::string& name) {
     fail("--format: expected auto, jsonl, csv or tsv, got '", name, "'");
 }
 
+std::filesystem::path find_split(const std::filesystem::path& folder, const std::string& split) {
+    for (const char* ext : {".jsonl", ".json", ".csv", ".tsv"})
+        if (std::filesystem::is_regular_file(folder / (split + ext))) return folder / (split + ext);
+    throw Error(folder.string() + ": no " + split + " split (looked for " + split + ".jsonl, " + split + ".json, " +
+                split + ".csv, " + split + ".tsv)");
+}
+
 Dataset read_dataset(const std::filesystem::path& path, const ReadOptions& options) {
     Dataset data;
     data.path = path;

@@ -23,6 +23,7 @@ extern char** environ;
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/strings.h"
 
 namespace basin {
 
@@ -100,13 +101,6 @@ void write_prepared(const Job& job) {
     }
 }
 
-std::string duration(double s) {
-    char buf[32];
-    if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
-    else std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
-    return buf;
-}
-
 // Done: recorded as done under the same key, its output present and, for a model, its weights
 // still those recorded (a checkpoint damaged or truncated since is made again, not used).
 bool done_in_store(const Store& store, const Job& job) {
@@ -146,7 +140,7 @@ class Ticker {
         if (!say_ || std::chrono::duration<double>(Clock::now() - last_).count() < 15) return;
         last_ = Clock::now();
         for (const auto& [index, r] : running_)
-            say_("  " + r.id + ": " + duration(std::chrono::duration<double>(Clock::now() - r.since).count()) + " so far; " +
+            say_("  " + r.id + ": " + duration_text(std::chrono::duration<double>(Clock::now() - r.since).count()) + " so far; " +
                  last_line(r.log));
     }
 
@@ -300,7 +294,7 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         const std::size_t width = 30, filled = jobs.empty() ? width : width * done / jobs.size();
         std::fprintf(stderr, "[%s%s] %zu/%zu jobs, %s elapsed  %s\n", std::string(filled, '#').c_str(),
-                     std::string(width - filled, '.').c_str(), done, jobs.size(), duration(elapsed).c_str(), what.c_str());
+                     std::string(width - filled, '.').c_str(), done, jobs.size(), duration_text(elapsed).c_str(), what.c_str());
     };
     if (skipped) progress(std::to_string(skipped) + " finished earlier, skipped");
     while (true) {
@@ -338,7 +332,7 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
             try {
                 store.job_finished(job.id, job.key, f.seconds, collect_results(job));
                 state[f.index] = State::Done, ++done;
-                progress("finished " + job.id + " in " + duration(f.seconds));
+                progress("finished " + job.id + " in " + duration_text(f.seconds));
                 continue;
             } catch (const std::exception& e) {
                 store.job_failed(job.id, job.key, f.seconds, std::string("reading its results: ") + e.what());
@@ -434,7 +428,7 @@ void print_status(const ExperimentSpec& spec) {
         if (state == "done" && (r->key != j.key || !fs::exists(j.output))) state = "stale"; // inputs changed
         ++counts[state];
         std::printf("%-8s %-45s", state.c_str(), j.id.c_str());
-        if (r && (state == "done" || state == "failed")) std::printf(" %8s", duration(r->seconds).c_str());
+        if (r && (state == "done" || state == "failed")) std::printf(" %8s", duration_text(r->seconds).c_str());
         if (r && !r->error.empty() && state != "done") std::printf("  %s", r->error.c_str());
         std::printf("\n");
     }

@@ -68,12 +68,6 @@ void check_keys(const ExperimentSpec& s, const toml::table& table, const char* n
                     "]");
 }
 
-fs::path split_file(const fs::path& folder, const std::string& split) {
-    for (const char* ext : {".jsonl", ".json", ".csv", ".tsv"})
-        if (fs::is_regular_file(folder / (split + ext))) return folder / (split + ext);
-    throw Error(folder.string() + ": no " + split + " split (looked for " + split + ".jsonl, .json, .csv, .tsv)");
-}
-
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
     std::string out;
     for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
@@ -198,7 +192,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
             j.id = "finetune/" + name;
             j.kind = "finetune";
             j.output = model_dir(name);
-            const fs::path train = split_file(data_dir(d.name), "train"), test = split_file(data_dir(d.name), "test");
+            const fs::path train = find_split(data_dir(d.name), "train"), test = find_split(data_dir(d.name), "test");
             j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
                       "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
                       std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
@@ -372,8 +366,8 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
                   j.output.string()};
         if (s.centroid_train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.centroid_train_limit)});
         for (const auto& d : s.datasets) {
-            j.reads.push_back(split_file(data_dir(d.name), "train"));
-            j.reads.push_back(split_file(data_dir(d.name), "test"));
+            j.reads.push_back(find_split(data_dir(d.name), "train"));
+            j.reads.push_back(find_split(data_dir(d.name), "test"));
         }
         depends_on(j, members);
         jobs.push_back(j);

@@ -88,13 +88,6 @@ bool inside(const fs::path& path, const fs::path& folder) {
     return true;
 }
 
-std::uint64_t splitmix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 // sum = w * x (first term) or sum += w * x, in double. Compiled for AVX-512 and AVX2 besides the
 // baseline and picked at load time: this loop is most of a merge's arithmetic.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate(double* sum, const float* x, double w,
@@ -144,15 +137,9 @@ bool needs_base(MergeMethod m) {
            m == MergeMethod::ModelStock;
 }
 
-std::uint64_t fnv1a(const std::string& text) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-    return h;
-}
-
 bool dare_keeps(std::uint64_t seed, std::size_t model, std::uint64_t name_hash, std::uint64_t index, double drop) {
-    const std::uint64_t stream = splitmix(splitmix(seed ^ splitmix(model)) ^ name_hash);
-    const double u = double(splitmix(stream + index) >> 11) * 0x1.0p-53; // uniform in [0, 1)
+    const std::uint64_t stream = splitmix64(splitmix64(seed ^ splitmix64(model)) ^ name_hash);
+    const double u = double(splitmix64(stream + index) >> 11) * 0x1.0p-53; // uniform in [0, 1)
     return u >= drop;
 }
 
@@ -288,7 +275,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
         };
 
         TensorPlan plan;
-        plan.name_hash = fnv1a(name);
+        plan.name_hash = fnv1a64(name);
         // ---- first pass: statistics over the whole tensor
         if (o.method == MergeMethod::Slerp || o.method == MergeMethod::ModelStock) {
             // inner products of the vectors the method needs (slerp: the weights; stock: task vectors)

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "basin/core/error.h"
+#include "basin/core/strings.h"
 
 namespace basin {
 
@@ -19,27 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-fs::path find_split(const fs::path& folder, const std::string& split) {
-    for (const char* ext : {".jsonl", ".json", ".csv", ".tsv"}) {
-        const fs::path p = folder / (split + ext);
-        if (fs::is_regular_file(p)) return p;
-    }
-    throw Error(folder.string() + ": no " + split + " split for the probe (looked for " + split + ".jsonl, " + split +
-                ".json, " + split + ".csv, " + split + ".tsv)");
-}
-
-std::string duration_text(double seconds) {
-    char buf[32];
-    if (seconds < 60) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
-    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(seconds) / 60, int(seconds) % 60);
-    else std::snprintf(buf, sizeof buf, "%dh%02dm", int(seconds) / 3600, int(seconds) / 60 % 60);
-    return buf;
-}
-
-} // namespace
-
-namespace {
 
 // Keeps `limit` examples chosen with a seeded shuffle, in file order.
 void sample(Dataset& data, std::size_t limit, std::uint64_t seed) {

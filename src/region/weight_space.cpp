@@ -15,19 +15,6 @@ namespace {
 
 std::mutex hash_mutex; // guards Source::hash (points are built from several threads)
 
-std::uint64_t mix(std::uint64_t x) { // splitmix64 finaliser
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-std::uint64_t name_hash(const std::string& name) { // FNV-1a: a direction's tensor seeds depend on names, not order
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-    return h;
-}
-
 std::string hex_double(double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%a", v);
@@ -115,7 +102,7 @@ torch::Tensor WeightSpace::source_tensor(std::size_t source, std::size_t index) 
 torch::Tensor WeightSpace::direction_tensor(const RandomDirection& direction, std::size_t index) const {
     const auto& shape = shapes_.at(index);
     if (shape.size() < 2) return torch::zeros(shape, torch::kFloat32);
-    auto generator = at::detail::createCPUGenerator(mix(direction.seed ^ mix(name_hash(names_[index]))));
+    auto generator = at::detail::createCPUGenerator(splitmix64(direction.seed ^ splitmix64(fnv1a64(names_[index]))));
     auto values = torch::randn(shape, generator, torch::kFloat32);
     if (direction.kind == DirectionKind::Xavier) {
         std::int64_t receptive = 1;

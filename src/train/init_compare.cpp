@@ -19,12 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-fs::path split_file(const fs::path& folder, const std::string& split) {
-    for (const char* ext : {".jsonl", ".json", ".csv", ".tsv"})
-        if (fs::is_regular_file(folder / (split + ext))) return folder / (split + ext);
-    throw Error(folder.string() + ": no " + split + " split (looked for " + split + ".jsonl, .json, .csv, .tsv)");
-}
-
 // The final test accuracy of a finished run folder (basin_run.json), if it is complete.
 std::optional<double> finished_accuracy(const fs::path& run) {
     const fs::path record = run / "basin_run.json";
@@ -62,7 +56,7 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
     TargetComparison result;
     result.target = fs::path(target).lexically_normal().filename().string();
     if (result.target.empty()) result.target = fs::path(target).lexically_normal().parent_path().filename().string();
-    const fs::path train = split_file(target, "train"), test = split_file(target, "test");
+    const fs::path train = find_split(target, "train"), test = find_split(target, "test");
     result.test_examples = read_dataset(test).examples.size();
     for (const auto& [name, dir] : candidates) {
         CandidateResult c;

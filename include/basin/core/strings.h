@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 #include <string_view>
@@ -17,6 +18,15 @@ inline std::string trim(std::string_view s) {
     const auto b = s.find_first_not_of(" \t\r\n");
     if (b == std::string_view::npos) return {};
     return std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
+}
+
+// A duration for progress lines: 42s, 3m05s, 2h10m.
+inline std::string duration_text(double seconds) {
+    char buf[32];
+    if (seconds < 60) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
+    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(seconds) / 60, int(seconds) % 60);
+    else std::snprintf(buf, sizeof buf, "%dh%02dm", int(seconds) / 3600, int(seconds) / 60 % 60);
+    return buf;
 }
 
 // Comma-separated items, each trimmed; empty items dropped.

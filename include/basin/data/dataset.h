@@ -44,6 +44,10 @@ struct Dataset {
 
 Dataset read_dataset(const std::filesystem::path& path, const ReadOptions& options = {});
 
+// A dataset folder's split file: FOLDER/SPLIT.jsonl, .json, .csv or .tsv (the first that exists);
+// otherwise an error naming the folder and the files looked for.
+std::filesystem::path find_split(const std::filesystem::path& folder, const std::string& split);
+
 // Reads one logical CSV record (quoted fields may span lines; with quoting, "" is a quote) into
 // fields, advancing line (counts physical lines). Returns false at end of file.
 bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector<std::string>& fields,

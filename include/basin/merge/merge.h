@@ -54,6 +54,5 @@ MergeResult merge_checkpoints(const MergeOptions& options);
 // draw (splitmix64 of seed, model, FNV-1a of the name, index), so masks do not depend on chunking
 // or threads and are reproducible elsewhere (tests/merge recomputes them in numpy).
 bool dare_keeps(std::uint64_t seed, std::size_t model, std::uint64_t name_hash, std::uint64_t index, double drop);
-std::uint64_t fnv1a(const std::string& text);
 
 } // namespace basin
