@@ -13,10 +13,12 @@ usage: test_centroid_start.py BASIN WORK"""
 import hashlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import quickstart_data  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,16 +39,10 @@ def check(condition, message):
 
 
 def main():
-    if not os.path.isdir("/usr/share/games/fortunes") or not os.path.isdir(
-            os.path.join(ROOT, "data", "packages", "node_modules", "@stdlib", "datasets-spam-assassin")):
-        print("SKIPPED: the quickstart data packages are not installed (scripts/install-deps.sh --data)")
+    datasets = quickstart_data.build(WORK, max_train=300, max_test=150)
+    if datasets is None:
         return 77
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "build_default_data.py"),
-                    os.path.join(WORK, "default"), "--max-train", "300", "--max-test", "150"],
-                   check=True, capture_output=True)
-    data = os.path.join(WORK, "default", "datasets")
+    data = datasets
     zoo = ["model,dataset"]
     for d in DATASETS:
         out = os.path.join(WORK, "zoo", d)

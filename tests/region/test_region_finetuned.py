@@ -9,9 +9,11 @@ without them it reports itself skipped (exit 77).
 usage: test_region_finetuned.py BASIN WORK"""
 import csv
 import os
-import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import quickstart_data  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,16 +24,10 @@ TOLERANCE = 0.02  # generalized-loss units
 
 
 def main():
-    if not os.path.isdir("/usr/share/games/fortunes") or not os.path.isdir(
-            os.path.join(ROOT, "data", "packages", "node_modules", "@stdlib", "datasets-spam-assassin")):
-        print("SKIPPED: the quickstart data packages are not installed (scripts/install-deps.sh --data)")
+    datasets = quickstart_data.build(WORK, max_train=600, max_test=300)
+    if datasets is None:
         return 77
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "build_default_data.py"),
-                    os.path.join(WORK, "default"), "--max-train", "600", "--max-test", "300"],
-                   check=True, capture_output=True)
-    data = os.path.join(WORK, "default", "datasets", "spam")
+    data = os.path.join(datasets, "spam")
     models = []
     for seed in (1, 2):
         out = os.path.join(WORK, f"spam-s{seed}")
