@@ -75,13 +75,25 @@ Runner add_status(CLI::App& app) {
 namespace basin::cli {
 
 Runner add_report(CLI::App& app) {
-    auto target = std::make_shared<std::string>();
-    app.add_option("experiment", *target, "Experiment folder (with store.sqlite) or its spec (TOML)")->required();
-    return [target]() {
-        fs::path dir = *target;
+    struct Options {
+        std::string target, markdown;
+    };
+    auto o = std::make_shared<Options>();
+    app.add_option("experiment", o->target, "Experiment folder (with store.sqlite) or its spec (TOML)")->required();
+    app.add_option("--markdown", o->markdown,
+                   "Also write the report as Markdown to this file, its figures as SVG in a folder beside it named after it "
+                   "(docs/REPRODUCTION.md -> docs/reproduction/)");
+    return [o]() {
+        fs::path dir = o->target;
         if (fs::is_regular_file(dir)) dir = read_experiment(dir).out; // a spec: its experiment folder
-        const ReportResult r = write_report(dir);
+        ReportOptions options;
+        if (!o->markdown.empty()) {
+            options.markdown = o->markdown;
+            options.command = "basin report " + o->target + " --markdown " + o->markdown;
+        }
+        const ReportResult r = write_report(dir, options);
         std::printf("%s (%zu figures, %zu tables)\n", r.html.c_str(), r.figures, r.tables);
+        if (!r.markdown.empty()) std::printf("%s\n", r.markdown.c_str());
         return 0;
     };
 }

@@ -4,10 +4,13 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+
+#include <toml++/toml.h>
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
@@ -41,22 +44,60 @@ std::string fixed(double v, int digits = 4) {
 
 std::string pct(double v) { return fixed(100 * v, 2); }
 
-// The report under construction: HTML sections, and figures written beside it.
+std::string md_cell(const std::string& s) {
+    std::string out;
+    for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+    return out;
+}
+
+// The report under construction: HTML sections with figures written beside it, and the same
+// sections as Markdown (for a document in a repository) when a Markdown file is asked for.
 class Report {
   public:
-    explicit Report(fs::path dir) : dir_(std::move(dir)) { fs::create_directories(dir_ / "figures"); }
+    Report(fs::path dir, std::optional<fs::path> markdown) : dir_(std::move(dir)), markdown_(std::move(markdown)) {
+        fs::create_directories(dir_ / "figures");
+        if (markdown_) fs::create_directories(markdown_figures());
+    }
+
+    // Markdown figures go to a folder beside the document, named after it: docs/REPRODUCTION.md ->
+    // docs/reproduction/*.svg.
+    fs::path markdown_figures() const {
+        std::string stem = markdown_->stem().string();
+        for (auto& c : stem) c = char(std::tolower(static_cast<unsigned char>(c)));
+        return markdown_->parent_path() / stem;
+    }
 
     void heading(const std::string& text, const std::string& intro = "") {
         html_ << "<h2>" << escape(text) << "</h2>\n";
-        if (!intro.empty()) html_ << "<p>" << escape(intro) << "</p>\n";
+        md_ << "## " << text << "\n\n";
+        if (!intro.empty()) paragraph(intro);
     }
-    void paragraph(const std::string& text) { html_ << "<p>" << escape(text) << "</p>\n"; }
+    void subheading(const std::string& text) {
+        html_ << "<h3>" << escape(text) << "</h3>\n";
+        md_ << "### " << text << "\n\n";
+    }
+    void paragraph(const std::string& text) {
+        html_ << "<p>" << escape(text) << "</p>\n";
+        md_ << text << "\n\n";
+    }
+    void bullets(const std::vector<std::string>& items) {
+        if (items.empty()) return;
+        html_ << "<ul>";
+        for (const auto& i : items) html_ << "<li>" << escape(i) << "</li>", md_ << "- " << i << "\n";
+        html_ << "</ul>\n";
+        md_ << "\n";
+    }
     void figure(const std::string& name, const Canvas& canvas, const std::string& caption) {
         canvas.save((dir_ / "figures" / name).string());
         ++figures_;
         html_ << "<figure class=\"chart\" id=\"fig-" << escape(name) << "\">" << canvas.svg() << "<figcaption>Figure "
               << figures_ << ". " << escape(caption) << " <a href=\"figures/" << escape(name) << ".svg\">SVG</a> <a href=\"figures/"
               << escape(name) << ".pdf\">PDF</a></figcaption></figure>\n";
+        if (markdown_) {
+            write_text_atomically(markdown_figures() / (name + ".svg"), canvas.svg());
+            md_ << "![Figure " << figures_ << "](" << markdown_figures().filename().string() << "/" << name << ".svg)\n\n*Figure "
+                << figures_ << ". " << caption << "*\n\n";
+        }
     }
     void table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                const std::string& caption) {
@@ -70,15 +111,31 @@ class Report {
             html_ << "</tr>\n";
         }
         html_ << "</table>\n";
+        md_ << "*Table " << tables_ << ". " << caption << "*\n\n|";
+        for (const auto& h : header) md_ << " " << md_cell(h) << " |";
+        md_ << "\n|";
+        for (std::size_t i = 0; i < header.size(); ++i) md_ << "---|";
+        md_ << "\n";
+        for (const auto& row : rows) {
+            md_ << "|";
+            for (std::size_t i = 0; i < header.size(); ++i) md_ << " " << md_cell(i < row.size() ? row[i] : "") << " |";
+            md_ << "\n";
+        }
+        md_ << "\n";
     }
-    void raw(const std::string& text) { html_ << text; }
+    void code(const std::string& title, const std::string& text) {
+        html_ << "<h3>" << escape(title) << "</h3>\n<pre>" << escape(text) << "</pre>\n";
+        md_ << "### " << title << "\n\n```toml\n" << text << (text.empty() || text.back() == '\n' ? "" : "\n") << "```\n\n";
+    }
     std::size_t figures() const { return figures_; }
     std::size_t tables() const { return tables_; }
     std::string body() const { return html_.str(); }
+    std::string markdown() const { return md_.str(); }
 
   private:
     fs::path dir_;
-    std::ostringstream html_;
+    std::optional<fs::path> markdown_;
+    std::ostringstream html_, md_;
     std::size_t figures_ = 0, tables_ = 0;
 };
 
@@ -106,9 +163,252 @@ Lookup lookup(const std::vector<Metric>& metrics) {
     return l;
 }
 
+std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + pct(v); }
+
+// ---- centroid versus pretrained, from one init-compare job's metrics
+
+struct TargetComparison {
+    std::string name;
+    double pretrained = NAN, pretrained_std = NAN, centroid = NAN, centroid_std = NAN, difference = NAN, p_value = NAN;
+};
+
+struct CentroidComparison {
+    std::string title, mode;
+    std::size_t train_limit = 0;
+    std::vector<TargetComparison> targets;
+    double mean_difference = NAN;
+    int better_or_equal = 0;
+    std::vector<double> per_seed; // the mean difference over targets, for each seed
+};
+
+CentroidComparison centroid_comparison(const Lookup& m, const json& labels) {
+    CentroidComparison c;
+    c.mode = labels.value("mode", "");
+    c.train_limit = labels.contains("train_limit") ? std::stoul(labels.value("train_limit", "0")) : 0;
+    c.title = c.mode == "bitfit" ? "BitFit" : c.mode == "full" ? "full fine-tuning" : c.mode.empty() ? "centroid" : c.mode;
+    if (!c.mode.empty())
+        c.title += c.train_limit ? ", at most " + std::to_string(c.train_limit) + " training examples" : ", all training data";
+    auto get = [&](const std::string& s, const std::string& d, const std::string& metric) {
+        auto v = m.values.find({s, d, metric});
+        return v == m.values.end() ? NAN : v->second;
+    };
+    double sum = 0;
+    for (const auto& d : m.datasets) {
+        TargetComparison t{d,
+                           get("pretrained", d, "accuracy_mean"),
+                           get("pretrained", d, "accuracy_std"),
+                           get("centroid", d, "accuracy_mean"),
+                           get("centroid", d, "accuracy_std"),
+                           get("centroid - pretrained", d, "difference"),
+                           get("centroid - pretrained", d, "p_value")};
+        sum += t.difference;
+        c.better_or_equal += t.difference >= 0;
+        for (std::size_t run = 1;; ++run) {
+            const double a = get("centroid", d, "accuracy_run" + std::to_string(run)),
+                         b = get("pretrained", d, "accuracy_run" + std::to_string(run));
+            if (std::isnan(a) || std::isnan(b)) break;
+            if (c.per_seed.size() < run) c.per_seed.push_back(0);
+            c.per_seed[run - 1] += (a - b) / double(m.datasets.size());
+        }
+        c.targets.push_back(t);
+    }
+    if (!c.targets.empty()) c.mean_difference = sum / double(c.targets.size());
+    return c;
+}
+
+// ---- the paper's findings against this experiment's
+
+struct Finding {
+    std::string finding, paper, basin, spread;
+    int verdict = -1; // 1: agrees, 0: differs, -1: the paper gives no number to compare with
+};
+
+std::string verdict_text(int v) { return v == 1 ? "agrees" : v == 0 ? "differs" : "no paper number"; }
+
+struct Spread {
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    std::size_t n = 0;
+    void add(double v) { sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n; }
+    double mean() const { return n ? sum / double(n) : NAN; }
+};
+
+// The parameters of a RoBERTa/BERT-style body (embeddings and layers, no head) from its config.
+double body_parameters(const json& c) {
+    const double h = c.value("hidden_size", 0), f = c.value("intermediate_size", 0), layers = c.value("num_hidden_layers", 0);
+    const double embeddings = (c.value("vocab_size", 0) + c.value("max_position_embeddings", 0) + c.value("type_vocab_size", 0)) * h + 2 * h;
+    const double layer = 4 * (h * h + h) + 2 * h + (h * f + f) + (f * h + h) + 2 * h;
+    return embeddings + layers * layer;
+}
+
+std::string millions(double v) { return fixed(v / 1e6, 1) + "M"; }
+
+void write_paper_comparison(Report& r, const Store& store, const std::vector<JobRecord>& jobs,
+                            const std::function<Lookup(const std::string&)>& metrics_of,
+                            const std::function<json(const std::string&)>& labels) {
+    std::vector<Finding> findings;
+    auto done = [&](const std::string& kind) {
+        std::vector<std::string> ids;
+        for (const auto& j : jobs)
+            if (j.kind == kind && j.state == "done") ids.push_back(j.id);
+        return ids;
+    };
+    auto value = [](const Lookup& m, const std::string& s, const std::string& d, const std::string& metric) {
+        auto v = m.values.find({s, d, metric});
+        return v == m.values.end() ? NAN : v->second;
+    };
+
+    // clustering: spectral clustering, as in the paper; the other methods as the spread
+    if (!done("map").empty()) {
+        const Lookup m = metrics_of("map");
+        for (const auto& [kind, paper, label] : {std::tuple<std::string, double, std::string>{"dataset", 0.98, "same-dataset clustering accuracy"},
+                                                 {"family", 0.90, "task-family clustering accuracy"}}) {
+            const double spectral = value(m, "map", "", "clustering_accuracy/" + kind + "/spectral");
+            if (std::isnan(spectral)) continue;
+            std::string others;
+            for (const auto& [key, v] : m.values) {
+                const std::string prefix = "clustering_accuracy/" + kind + "/";
+                if (std::get<2>(key).rfind(prefix, 0) == 0 && std::get<2>(key) != prefix + "spectral")
+                    others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " + pct(v) + "%";
+            }
+            findings.push_back({label + " (spectral)", pct(paper) + "%", pct(spectral) + "%", others, spectral >= paper - 0.10 ? 1 : 0});
+        }
+    }
+
+    // PB at the three levels: the mean over the level's groups, the range as the spread
+    std::map<std::string, std::map<std::string, Spread>> pb; // level -> measure -> values over groups
+    for (const auto& id : done("hull")) {
+        const Lookup m = metrics_of(id);
+        for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
+            if (const double v = value(m, "pb", "all datasets", measure); !std::isnan(v)) pb[labels(id).value("level", "")][measure].add(v);
+    }
+    const std::map<std::string, double> paper_in = {{"dataset", 0.88}, {"family", 0.967}, {"general", 0.90}};
+    for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
+        for (const std::string level : {"dataset", "family", "general"}) {
+            if (!pb.count(level) || !pb[level].count(measure)) continue;
+            const Spread& sp = pb[level][measure];
+            const double paper = measure == "PB(In', In)" ? paper_in.at(level) : 1.0;
+            const std::string spread = sp.n > 1 ? "range " + pct(sp.lo) + "-" + pct(sp.hi) + "% over " + std::to_string(sp.n) + " groups" : "one group";
+            // agreement: within 10 points of the paper (hull samples beating the members is the claim)
+            findings.push_back({measure + ", " + level + " level (hull samples " + (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
+                                pct(paper) + "%", pct(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? 1 : 0});
+        }
+
+    // interpolation: the midpoint against its endpoints, by relation
+    std::map<std::string, std::pair<Spread, std::size_t>> mid; // relation -> (midpoint - mean endpoint, pairs no worse)
+    for (const auto& id : done("interpolate")) {
+        const Lookup m = metrics_of(id);
+        std::map<double, Spread> curve;
+        for (const auto& [key, v] : m.values)
+            if (std::get<2>(key) == "loss") curve[alpha_of(std::get<0>(key))].add(v);
+        if (curve.size() < 3 || !curve.count(0.0) || !curve.count(1.0)) continue;
+        double best = 0, mid_loss = NAN;
+        for (const auto& [a, sp] : curve)
+            if (a > 0 && a < 1 && (std::isnan(mid_loss) || std::abs(a - 0.5) < std::abs(best - 0.5))) best = a, mid_loss = sp.mean();
+        const double ends = (curve[0.0].mean() + curve[1.0].mean()) / 2;
+        auto& entry = mid[labels(id).value("relation", "")];
+        entry.first.add(mid_loss - ends);
+        entry.second += mid_loss <= std::max(curve[0.0].mean(), curve[1.0].mean());
+    }
+    for (const auto& [relation, entry] : mid) {
+        const Spread& sp = entry.first;
+        const bool claimed = relation != "different families"; // the paper's claim covers the region, not across families
+        findings.push_back({"interpolation, " + relation + ": midpoint loss minus mean endpoint loss",
+                            claimed ? "<= 0 (as good or better)" : "-", (sp.mean() >= 0 ? "+" : "") + fixed(sp.mean(), 4),
+                            std::to_string(entry.second) + " of " + std::to_string(sp.n) + " pairs no worse than the worse endpoint",
+                            claimed ? (sp.mean() <= 0.01 ? 1 : 0) : -1});
+    }
+
+    // extrapolation: the loss far out against the loss at the endpoints
+    for (const auto& id : done("extrapolate")) {
+        const Lookup m = metrics_of(id);
+        std::map<double, Spread> curve;
+        for (const auto& [key, v] : m.values)
+            if (std::get<2>(key) == "loss") curve[alpha_of(std::get<0>(key))].add(v);
+        if (!curve.count(0.0) || !curve.count(1.0) || curve.size() < 3) continue;
+        const double ends = std::max(curve[0.0].mean(), curve[1.0].mean());
+        const double far = std::max(curve.begin()->second.mean(), curve.rbegin()->second.mean());
+        findings.push_back({"extrapolation: loss at the far ends (alpha " + fixed(curve.begin()->first, 0) + " / " +
+                                fixed(curve.rbegin()->first, 0) + ") over the worse endpoint's",
+                            "> 1 (steep walls)", fixed(far / ends, 2) + "x", "endpoint loss " + fixed(ends, 3) + ", far " + fixed(far, 3),
+                            far / ends > 1.2 ? 1 : 0});
+    }
+
+    // the centroid as a start
+    for (const auto& id : done("centroid")) {
+        const CentroidComparison c = centroid_comparison(metrics_of(id), labels(id));
+        if (c.targets.empty()) continue;
+        const bool few = c.train_limit > 0 && c.train_limit <= 1000, bitfit = c.mode == "bitfit" || c.mode.empty();
+        std::string spread = "per seed:";
+        for (double v : c.per_seed) spread += " " + signed_pct(v);
+        const std::string paper = !bitfit ? "-" : few ? "+10.66 points" : "+3.06 to +4.03 points, 11 of 12 targets better or equal";
+        findings.push_back({"centroid vs pretrained start, " + c.title, paper,
+                            signed_pct(c.mean_difference) + " points, " + std::to_string(c.better_or_equal) + " of " +
+                                std::to_string(c.targets.size()) + " targets better or equal",
+                            spread, !bitfit ? -1 : c.mean_difference > 0 && c.better_or_equal * 4 >= int(c.targets.size()) * 3 ? 1 : 0});
+    }
+    if (findings.empty()) return;
+
+    r.heading("The paper's findings, measured here",
+              "Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md), this experiment's, its spread, and whether "
+              "they agree (clustering and PB within 10 points of the paper; the centroid better on average and on at least three "
+              "quarters of the targets; interpolation midpoints no worse than the endpoints' mean loss by more than 0.01; "
+              "extrapolation at least 1.2 times the endpoint loss). The sections below hold the tables behind every row.");
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : findings) rows.push_back({f.finding, f.paper, f.basin, f.spread, verdict_text(f.verdict)});
+    r.table({"finding", "paper", "basin", "spread", "verdict"}, rows, "The paper's findings side by side with this experiment's.");
+
+    std::vector<std::string> agree, differ;
+    for (const auto& f : findings)
+        if (f.verdict == 1) agree.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ").");
+        else if (f.verdict == 0) differ.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ").");
+    r.subheading("Where the results agree");
+    if (agree.empty()) r.paragraph("No finding agrees within the tolerances above.");
+    r.bullets(agree);
+    r.subheading("Where they differ");
+    if (differ.empty()) r.paragraph("No finding differs beyond the tolerances above.");
+    r.bullets(differ);
+
+    // the likely reasons: what separates this experiment from the paper's, in numbers from the store
+    r.subheading("Scale of this experiment against the paper's");
+    const json base = json::parse(store.meta("base_model").value_or("{}"), nullptr, false);
+    std::vector<std::string> scale;
+    if (base.is_object() && base.contains("config") && base["config"].is_object()) {
+        const json& c = base["config"];
+        const double params = body_parameters(c);
+        scale.push_back("Model size: the base has " + millions(params) + " body parameters (" + std::to_string(c.value("num_hidden_layers", 0)) +
+                        " layers, hidden " + std::to_string(c.value("hidden_size", 0)) + "); RoBERTa-base has about 124M, " +
+                        fixed(124e6 / params, 0) + " times more. Smaller models have fewer directions to spread fine-tuned "
+                        "solutions over, and their probes separate less.");
+    }
+    if (base.is_object() && base.contains("pretraining")) {
+        const json& p = base["pretraining"];
+        scale.push_back("Pretraining budget: the base saw " + millions(p.value("tokens_seen", 0.0)) + " tokens (held-out masked-LM accuracy " +
+                        pct(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2,000,000M (500K steps of 8K sequences "
+                        "of 512 tokens). A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
+    }
+    try {
+        const toml::table spec = toml::parse(store.meta("spec").value_or(""));
+        const auto seeds = spec["experiment"]["seeds"].as_array();
+        const std::size_t datasets = spec["datasets"].as_table() ? spec["datasets"].as_table()->size() : 0;
+        const auto cap = spec["finetune"]["train_limit"].value<std::int64_t>();
+        const auto epochs = spec["finetune"]["epochs"].value<std::int64_t>();
+        const auto probe_train = spec["probe"]["train_limit"].value<std::int64_t>(), probe_test = spec["probe"]["test_limit"].value<std::int64_t>();
+        scale.push_back("Data: " + std::to_string(datasets) + " datasets with " + std::to_string(seeds ? seeds->size() : 0) +
+                        " seeds each (the paper: 36 datasets, 5 to 20 seeds); fine-tuning on " +
+                        (cap ? "at most " + std::to_string(*cap) + " examples" : std::string("all examples")) + " for " +
+                        std::to_string(epochs.value_or(1)) + " epochs (the paper: full training sets)" +
+                        (probe_train ? "; the generalized loss fits its probe on " + std::to_string(*probe_train) + " examples and scores " +
+                                           std::to_string(probe_test.value_or(0)) + " per dataset, so PB values carry sampling noise of a few points"
+                                     : "") +
+                        ".");
+    } catch (const toml::parse_error&) {
+    }
+    r.bullets(scale);
+}
+
 } // namespace
 
-ReportResult write_report(const fs::path& experiment) {
+ReportResult write_report(const fs::path& experiment, const ReportOptions& options) {
     const fs::path store_path = experiment / "store.sqlite";
     BASIN_CHECK(fs::exists(store_path), experiment.string(), ": no store.sqlite (run `basin run SPEC` first)");
     Store store(store_path);
@@ -126,17 +426,30 @@ ReportResult write_report(const fs::path& experiment) {
             if (j.kind == kind && j.state == "done") ids.push_back(j.id);
         return ids;
     };
+    // the metrics of exactly one job (the store matches by prefix)
+    auto metrics_of = [&](const std::string& id) {
+        auto all = store.metrics(id);
+        all.erase(std::remove_if(all.begin(), all.end(), [&](const Metric& m) { return m.job != id; }), all.end());
+        return lookup(all);
+    };
     const fs::path dir = experiment / "report";
-    Report r(dir);
-    std::size_t done = 0, failed = 0;
-    for (const auto& j : jobs) (j.state == "done" ? done : failed) += j.state == "done" || j.state == "failed" || j.state == "blocked";
+    Report r(dir, options.markdown);
+    std::size_t done = 0, failed = 0, pending = 0;
+    for (const auto& j : jobs) {
+        if (j.state == "done") ++done;
+        else if (j.state == "failed" || j.state == "blocked") ++failed;
+        else ++pending;
+    }
+
+    // ---- the paper's findings side by side with this experiment's, first: the rest backs them up
+    write_paper_comparison(r, store, jobs, metrics_of, labels);
 
     // ---- fine-tuned models
     std::vector<std::vector<std::string>> rows;
     std::map<std::string, std::string> family_of_model;
     for (const auto& id : jobs_of_kind("finetune")) {
         const json l = labels(id);
-        const auto m = lookup(store.metrics(id));
+        const auto m = metrics_of(id);
         const std::string model = l.value("model", id), dataset = l.value("dataset", "");
         family_of_model[model] = l.value("family", "");
         const auto acc = m.values.find({model, dataset, "accuracy"});
@@ -151,7 +464,7 @@ ReportResult write_report(const fs::path& experiment) {
     // ---- the map
     if (job_of.count("map") && job_of["map"].state == "done") {
         r.heading("Weight-space map", "Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2.");
-        const auto m = lookup(store.metrics("map"));
+        const auto m = metrics_of("map");
         std::vector<std::vector<std::string>> acc;
         for (const auto& [key, value] : m.values) {
             const std::string& metric = std::get<2>(key);
@@ -167,34 +480,43 @@ ReportResult write_report(const fs::path& experiment) {
             if (w != m.values.end() && b != m.values.end()) wb.push_back({kind, fixed(w->second), fixed(b->second)});
         }
         r.table({"groups", "mean cosine within", "mean cosine between"}, wb, "Tight versus loose: similarity within and between groups.");
+        // the 2-D coordinates: from the store (older stores: from the map's embedding.csv)
+        std::vector<std::map<std::string, std::string>> table;
+        for (const auto& p : store.points("map")) {
+            if (p.set != "embedding") continue;
+            std::map<std::string, std::string> row{{"model", p.name}};
+            const json fields = json::parse(p.coefficients);
+            for (const auto& [k, v] : fields.items()) row[k] = v.get<std::string>();
+            table.push_back(row);
+        }
         const fs::path embedding = fs::path(job_of["map"].output) / "embedding.csv";
-        if (fs::exists(embedding)) {
+        if (table.empty() && fs::exists(embedding)) {
             std::ifstream in(embedding);
             std::vector<std::string> header, cells;
             std::size_t line = 0;
             read_csv_record(in, ',', true, header, line, embedding);
-            std::vector<std::vector<std::string>> table;
             while (read_csv_record(in, ',', true, cells, line, embedding))
-                if (cells.size() == header.size()) table.push_back(cells);
-            auto column = [&](const std::string& name) {
-                return std::size_t(std::find(header.begin(), header.end(), name) - header.begin());
-            };
-            for (const std::string kind : {"dataset", "family"}) {
-                const std::size_t k = column(kind), tx = column("tsne_1"), ty = column("tsne_2");
-                if (k >= header.size() || tx >= header.size()) continue;
-                std::vector<std::pair<double, double>> points;
-                std::vector<int> group;
-                std::vector<std::string> names, tips;
-                for (const auto& row : table) {
-                    auto at = std::find(names.begin(), names.end(), row[k]);
-                    if (at == names.end()) names.push_back(row[k]), at = names.end() - 1;
-                    group.push_back(int(at - names.begin()));
-                    points.emplace_back(std::stod(row[tx]), std::stod(row[ty]));
-                    tips.push_back(row[0] + " (" + row[k] + ")");
+                if (cells.size() == header.size()) {
+                    std::map<std::string, std::string> row;
+                    for (std::size_t i = 0; i < header.size(); ++i) row[header[i]] = cells[i];
+                    table.push_back(row);
                 }
-                r.figure("tsne-" + kind, scatter_plot(points, group, names, "t-SNE of 1 - cosine, by " + kind, "t-SNE 1", "t-SNE 2", tips),
-                         "Fine-tuned models in two dimensions (t-SNE on the cosine distance of task vectors), coloured by " + kind + ".");
+        }
+        for (const std::string kind : {"dataset", "family"}) {
+            std::vector<std::pair<double, double>> points;
+            std::vector<int> group;
+            std::vector<std::string> names, tips;
+            for (const auto& row : table) {
+                if (!row.count(kind) || !row.count("tsne_1") || !row.count("tsne_2")) continue;
+                auto at = std::find(names.begin(), names.end(), row.at(kind));
+                if (at == names.end()) names.push_back(row.at(kind)), at = names.end() - 1;
+                group.push_back(int(at - names.begin()));
+                points.emplace_back(std::stod(row.at("tsne_1")), std::stod(row.at("tsne_2")));
+                tips.push_back(row.at("model") + " (" + row.at(kind) + ")");
             }
+            if (points.empty()) continue;
+            r.figure("tsne-" + kind, scatter_plot(points, group, names, "t-SNE of 1 - cosine, by " + kind, "t-SNE 1", "t-SNE 2", tips),
+                     "Fine-tuned models in two dimensions (t-SNE on the cosine distance of task vectors), coloured by " + kind + ".");
         }
     }
 
@@ -209,7 +531,7 @@ ReportResult write_report(const fs::path& experiment) {
         std::map<std::string, std::map<double, std::vector<double>>> by_relation; // relation -> alpha -> mean losses
         for (const auto& id : ids) {
             const json l = labels(id);
-            const auto m = lookup(store.metrics(id));
+            const auto m = metrics_of(id);
             std::vector<Series> series;
             std::map<double, std::vector<double>> mean;
             for (const auto& dataset : m.datasets) {
@@ -263,7 +585,7 @@ ReportResult write_report(const fs::path& experiment) {
         std::vector<std::vector<std::string>> pb_rows;
         for (const auto& id : ids) {
             const json l = labels(id);
-            const auto m = lookup(store.metrics(id));
+            const auto m = metrics_of(id);
             auto cell = [&](const std::string& name) {
                 auto v = m.values.find({"pb", "all datasets", name});
                 auto n = m.values.find({"pb", "all datasets", name + " pairs"});
@@ -292,9 +614,10 @@ ReportResult write_report(const fs::path& experiment) {
 
     // ---- plane
     if (job_of.count("plane") && job_of["plane"].state == "done") {
-        const auto m = lookup(store.metrics("plane"));
+        const auto m = metrics_of("plane");
         std::map<std::string, std::pair<double, double>> uv;
         for (const auto& p : store.points("plane")) {
+            if (p.set != "plane") continue;
             const json c = json::parse(p.coefficients);
             uv[p.name] = {c.at("u").get<double>(), c.at("v").get<double>()};
         }
@@ -318,47 +641,48 @@ ReportResult write_report(const fs::path& experiment) {
         }
         const json l = labels("plane");
         std::vector<Marker> markers;
+        for (const auto& p : store.points("plane"))
+            if (p.set == "marker") {
+                const json c = json::parse(p.coefficients);
+                markers.push_back({c.at("u").get<double>(), c.at("v").get<double>(), p.name.substr(7)});
+            }
         const fs::path summary = fs::path(job_of["plane"].output) / "summary.json";
-        if (fs::exists(summary))
-            for (const auto& mk : json::parse(read_text_file(summary)).at("markers"))
+        const json old = markers.empty() && fs::exists(summary) ? json::parse(read_text_file(summary)) : json::object();
+        if (old.contains("markers")) // older stores
+            for (const auto& mk : old.at("markers"))
                 markers.push_back({mk.at("u").get<double>(), mk.at("v").get<double>(), mk.at("model").get<std::string>()});
         r.heading("Loss surface", "The plane through three fine-tuned models (orthonormalised directions).");
         r.figure("plane", surface_map(values, x0, x1, y0, y1, markers, "Generalized loss on the plane", "loss"),
                  "A = " + l.value("A", "") + ", B = " + l.value("B", "") + ", C = " + l.value("C", "") + ".");
     }
 
-    // ---- centroid vs pretrained
-    if (job_of.count("centroid") && job_of["centroid"].state == "done") {
-        const auto m = lookup(store.metrics("centroid"));
-        std::vector<std::vector<std::string>> table;
-        Series pre{"pretrained", {}, {}}, cen{"centroid", {}, {}};
-        std::vector<std::string> targets;
-        double gain = 0;
-        int wins = 0;
-        for (const auto& d : m.datasets) {
-            auto get = [&](const std::string& s, const std::string& metric) {
-                auto v = m.values.find({s, d, metric});
-                return v == m.values.end() ? NAN : v->second;
-            };
-            const double diff = get("centroid - pretrained", "difference");
-            targets.push_back(d);
-            pre.y.push_back(100 * get("pretrained", "accuracy_mean"));
-            cen.y.push_back(100 * get("centroid", "accuracy_mean"));
-            gain += diff;
-            wins += diff >= 0;
-            table.push_back({d, pct(get("pretrained", "accuracy_mean")) + " +- " + pct(get("pretrained", "accuracy_std")),
-                             pct(get("centroid", "accuracy_mean")) + " +- " + pct(get("centroid", "accuracy_std")),
-                             (diff >= 0 ? "+" : "") + pct(diff), fixed(get("centroid - pretrained", "p_value"), 3)});
-        }
-        if (!table.empty())
-            table.push_back({"mean", "", "", (gain >= 0 ? "+" : "") + pct(gain / double(m.datasets.size())),
-                             std::to_string(wins) + " of " + std::to_string(m.datasets.size()) + " better or equal"});
+    // ---- centroid vs pretrained, one table and figure per variant
+    if (const auto ids = jobs_of_kind("centroid"); !ids.empty()) {
         r.heading("The centroid as a starting point",
                   "Fine-tuning from the leave-one-dataset-out centroid versus from the pretrained model, same settings and seeds.");
-        r.table({"target", "pretrained (%)", "centroid (%)", "difference", "p (paired t)"}, table,
-                "Test accuracy, mean +- std over seeds; the paper: better or equal on 11 of 12 targets, +3.06 to +4.03 points.");
-        r.figure("centroid", bar_chart(targets, {pre, cen}, "Centroid versus pretrained start", "test accuracy (%)"),
-                 "Accuracy after fine-tuning from each start, per target dataset (mean over seeds).");
+        for (const auto& id : ids) {
+            const CentroidComparison c = centroid_comparison(metrics_of(id), labels(id));
+            if (ids.size() > 1) r.subheading(c.title);
+            std::vector<std::vector<std::string>> table;
+            Series pre{"pretrained", {}, {}}, cen{"centroid", {}, {}};
+            for (const auto& t : c.targets) {
+                pre.y.push_back(100 * t.pretrained), cen.y.push_back(100 * t.centroid);
+                table.push_back({t.name, pct(t.pretrained) + " +- " + pct(t.pretrained_std), pct(t.centroid) + " +- " + pct(t.centroid_std),
+                                 signed_pct(t.difference), fixed(t.p_value, 3)});
+            }
+            if (!table.empty())
+                table.push_back({"mean", "", "", signed_pct(c.mean_difference),
+                                 std::to_string(c.better_or_equal) + " of " + std::to_string(c.targets.size()) + " better or equal"});
+            const std::string suffix = ids.size() > 1 ? " (" + c.title + ")" : "";
+            r.table({"target", "pretrained (%)", "centroid (%)", "difference", "p (paired t)"}, table,
+                    "Test accuracy, mean +- std over seeds" + suffix +
+                        "; the paper (BitFit): better or equal on 11 of 12 targets, +3.06 to +4.03 points, +10.66 few-shot.");
+            std::vector<std::string> names;
+            for (const auto& t : c.targets) names.push_back(t.name);
+            r.figure(ids.size() > 1 ? "centroid-" + safe(id.substr(9)) : "centroid",
+                     bar_chart(names, {pre, cen}, "Centroid versus pretrained start" + suffix, "test accuracy (%)"),
+                     "Accuracy after fine-tuning from each start, per target dataset (mean over seeds)" + suffix + ".");
+        }
     }
 
     // ---- provenance
@@ -369,16 +693,18 @@ ReportResult write_report(const fs::path& experiment) {
     std::vector<std::vector<std::string>> model_rows;
     for (const auto& m : store.models()) model_rows.push_back({fs::path(m.path).filename().string(), m.sha256.substr(0, 16)});
     r.table({"model", "SHA-256 (first 16)"}, model_rows, "Fine-tuned models and the hashes of their weights.");
-    r.raw("<h3>Experiment spec</h3>\n<pre>" + escape(store.meta("spec").value_or("")) + "</pre>\n");
+    r.code("Experiment spec", store.meta("spec").value_or(""));
 
+    const std::string status_line = std::to_string(done) + " jobs done, " + std::to_string(failed) + " failed or blocked" +
+                                    (pending ? ", " + std::to_string(pending) + " not finished yet (their sections are missing)." : ".");
     const std::string page =
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " + escape(name) +
         "</title>\n<style>body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
         "caption{text-align:left;font-style:italic;margin-bottom:4px}figure{margin:1.5em 0}figcaption{font-size:90%}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto}svg circle:hover{stroke-width:2}</style></head>\n<body>\n"
-        "<h1>basin report: " + escape(name) + "</h1>\n<p>" + std::to_string(done) + " jobs done, " + std::to_string(failed) +
-        " failed or blocked. Hover over a point for its value. Generated by <code>basin report</code> from " +
+        "<h1>basin report: " + escape(name) + "</h1>\n<p>" + escape(status_line) +
+        " Hover over a point for its value. Generated by <code>basin report</code> from " +
         escape(store_path.filename().string()) + ".</p>\n" + r.body() +
         "<script>\n// marks each chart that the browser laid out with a visible size (checked by the tests)\n"
         "window.addEventListener('load', function () {\n"
@@ -391,7 +717,14 @@ ReportResult write_report(const fs::path& experiment) {
         "  document.body.setAttribute('data-figures-shown', String(shown));\n"
         "});\n</script>\n</body></html>\n";
     write_text_atomically(dir / "report.html", page);
-    return {dir / "report.html", r.figures(), r.tables()};
+    ReportResult result{dir / "report.html", r.figures(), r.tables(), {}};
+    if (options.markdown) {
+        write_text_atomically(*options.markdown,
+                              "# basin report: " + name + "\n\n<!-- Generated by `basin report` from the experiment store; do not edit. -->\n\n" +
+                                  status_line + " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
+        result.markdown = *options.markdown;
+    }
+    return result;
 }
 
 } // namespace basin

@@ -77,6 +77,13 @@ JobResults collect_results(const Job& job) {
             metric("map", "", "within/" + kind, table.at("within_mean").get<double>());
             metric("map", "", "between/" + kind, table.at("between_mean").get<double>());
         }
+        // the 2-D coordinates go into the store too, so that the report needs nothing but the store
+        for (const auto& row : read_csv(job.output / "embedding.csv")) {
+            json fields = json::object();
+            for (const auto& [column, value] : row)
+                if (column != "model") fields[column] = value;
+            r.points.push_back({job.id, row.at("model"), "embedding", fields.dump()});
+        }
     } else if (job.kind == "interpolate" || job.kind == "extrapolate") {
         for (const auto& row : read_csv(job.output / "scores.csv")) {
             const double a = number(row.at("alpha"));
@@ -107,6 +114,10 @@ JobResults collect_results(const Job& job) {
             if (r.points.empty() || r.points.back().name != name)
                 r.points.push_back({job.id, name, "plane", json({{"u", number(row.at("u"))}, {"v", number(row.at("v"))}}).dump()});
         }
+        const json summary = read_json(job.output / "summary.json"); // named: a range-for over a temporary's member dangles
+        for (const auto& mk : summary.at("markers"))
+            r.points.push_back({job.id, "marker:" + mk.at("model").get<std::string>(), "marker",
+                                json({{"u", mk.at("u")}, {"v", mk.at("v")}}).dump()});
     } else if (job.kind == "centroid") {
         const json s = read_json(job.output / "summary.json");
         for (const auto& row : s.at("rows")) {

@@ -27,6 +27,24 @@ extern char** environ;
 
 namespace basin {
 
+// What the report says about the start model (size and pretraining budget), kept in the store so
+// that the report needs nothing else: its config.json and, for a basin-pretrained model, the
+// pretraining run's steps and tokens.
+static std::string describe_base_model(const fs::path& base) {
+    nlohmann::json out = nlohmann::json::object();
+    out["path"] = base.string();
+    if (fs::exists(base / "config.json")) out["config"] = nlohmann::json::parse(read_text_file(base / "config.json"), nullptr, false);
+    if (fs::exists(base / "basin_run.json")) {
+        const auto run = nlohmann::json::parse(read_text_file(base / "basin_run.json"), nullptr, false);
+        if (run.is_object() && run.contains("heldout") && run["heldout"].is_array() && !run["heldout"].empty()) {
+            const auto& last = run["heldout"].back();
+            out["pretraining"] = {{"steps", last.value("step", 0)}, {"tokens_seen", last.value("tokens_seen", 0)},
+                                  {"heldout_mlm_accuracy", last.value("accuracy", 0.0)}};
+        }
+    }
+    return out.dump();
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -393,6 +411,7 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         store.set_meta("spec_file", fs::absolute(spec.file).string());
         store.set_meta("name", spec.name);
         store.set_meta("ranks", std::to_string(ranks)); // MPI processes of the latest run
+        store.set_meta("base_model", describe_base_model(spec.base));
         Ticker ticker(o.quiet ? std::function<void(const std::string&)>()
                               : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
         if (ranks > 1) {

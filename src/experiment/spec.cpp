@@ -151,25 +151,42 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         s.extrapolate = true;
     }
     if (const auto* t = section(s, root, "hull")) {
-        check_keys(s, *t, "hull", {"random"});
+        check_keys(s, *t, "hull", {"random", "max_samples"});
         s.hull = true;
         s.hull_random = get<std::size_t>(s, *t, "random", s.hull_random, "a whole number");
+        s.hull_max_samples = get<std::size_t>(s, *t, "max_samples", 0, "a whole number");
     }
     if (const auto* t = section(s, root, "plane")) {
         check_keys(s, *t, "plane", {"grid"});
         s.plane = true;
         s.plane_grid = get<std::string>(s, *t, "grid", s.plane_grid, "COLUMNSxROWS");
     }
-    if (const auto* t = section(s, root, "centroid")) {
-        check_keys(s, *t, "centroid", {"mode", "seeds", "epochs", "lr", "train_limit"});
-        s.centroid = true;
-        s.centroid_mode = get<std::string>(s, *t, "mode", s.centroid_mode, "bitfit, full or head");
-        s.centroid_seeds = get_seeds(s, *t, "seeds", s.seeds);
-        s.centroid_epochs = get<int>(s, *t, "epochs", s.centroid_epochs, "a whole number");
-        s.centroid_lr = get<double>(s, *t, "lr", s.centroid_lr, "a number");
-        s.centroid_train_limit = get<std::size_t>(s, *t, "train_limit", s.centroid_train_limit, "a whole number");
+    if (const toml::node* node = root.get("centroid")) {
+        auto read_variant = [&](const toml::table& t, bool named) {
+            check_keys(s, t, "centroid", {"name", "mode", "seeds", "epochs", "lr", "train_limit"});
+            CentroidSpec c;
+            c.name = get<std::string>(s, t, "name", "", "a string");
+            BASIN_CHECK(!named || !c.name.empty(), where(s, t), ": each [[centroid]] needs a name");
+            BASIN_CHECK(c.name.find_first_of("/ ") == std::string::npos, where(s, t), ": centroid name '", c.name,
+                        "' must not hold '/' or spaces");
+            for (const auto& other : s.centroids)
+                BASIN_CHECK(other.name != c.name, where(s, t), ": two centroid variants named '", c.name, "'");
+            c.mode = get<std::string>(s, t, "mode", c.mode, "bitfit, full or head");
+            c.seeds = get_seeds(s, t, "seeds", s.seeds);
+            c.epochs = get<int>(s, t, "epochs", c.epochs, "a whole number");
+            c.lr = get<double>(s, t, "lr", c.lr, "a number");
+            c.train_limit = get<std::size_t>(s, t, "train_limit", c.train_limit, "a whole number");
+            s.centroids.push_back(c);
+        };
+        if (const auto* table = node->as_table()) {
+            read_variant(*table, false);
+        } else {
+            const auto* array = node->as_array();
+            BASIN_CHECK(array && array->is_array_of_tables() && !array->empty(), where(s, *node),
+                        ": [centroid] must be a table or [[centroid]] tables");
+            for (const auto& item : *array) read_variant(*item.as_table(), true);
+        }
     }
-    if (s.centroid_seeds.empty()) s.centroid_seeds = s.seeds;
     return s;
 }
 
@@ -296,6 +313,8 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
                 j.prepared[dir / "outside.txt"] = model_list(outside);
                 j.args.insert(j.args.end(), {"--outside", (dir / "outside.txt").string()});
             }
+            if (s.hull_max_samples > 0)
+                j.args.insert(j.args.end(), {"--samples", std::to_string(std::min(group.size(), s.hull_max_samples))});
             if (s.hull_random > 0)
                 j.args.insert(j.args.end(), {"--random", std::to_string(s.hull_random), "--base", s.base.string()});
             with_probe(j);
@@ -344,10 +363,11 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         jobs.push_back(j);
     }
 
-    if (s.centroid) {
+    for (const auto& c : s.centroids) {
         Job j;
-        j.id = j.kind = "centroid";
-        const fs::path dir = out / "jobs" / "centroid";
+        j.kind = "centroid";
+        j.id = c.name.empty() ? "centroid" : "centroid/" + c.name;
+        const fs::path dir = out / "jobs" / (c.name.empty() ? "centroid" : "centroid-" + c.name);
         j.output = dir / "out";
         // one model per dataset (the first seed) makes the zoo
         std::string zoo = "model,dataset\n";
@@ -357,19 +377,20 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
             members.push_back(model_name(d.name, s.seeds[0]));
         }
         std::vector<std::string> seeds;
-        for (auto v : s.centroid_seeds) seeds.push_back(std::to_string(v));
+        for (auto v : c.seeds) seeds.push_back(std::to_string(v));
         j.prepared = {{dir / "zoo.csv", zoo}};
         j.args = {"init-compare", "--zoo", (dir / "zoo.csv").string(), "--data-root", s.data_root.string(), "--pretrained",
-                  s.base.string(), "--targets", "all", "--mode", s.centroid_mode, "--seeds", join(seeds, ","),
-                  "--epochs", std::to_string(s.centroid_epochs), "--lr", std::to_string(s.centroid_lr), "--batch-size",
-                  std::to_string(s.batch_size), "--max-length", max_length, "--threads", threads, "--out",
-                  j.output.string()};
-        if (s.centroid_train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.centroid_train_limit)});
+                  s.base.string(), "--targets", "all", "--mode", c.mode, "--seeds", join(seeds, ","), "--epochs",
+                  std::to_string(c.epochs), "--lr", std::to_string(c.lr), "--batch-size", std::to_string(s.batch_size),
+                  "--max-length", max_length, "--threads", threads, "--out", j.output.string()};
+        if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});
         for (const auto& d : s.datasets) {
             j.reads.push_back(find_split(data_dir(d.name), "train"));
             j.reads.push_back(find_split(data_dir(d.name), "test"));
         }
         depends_on(j, members);
+        j.labels = {{"variant", c.name}, {"mode", c.mode}, {"train_limit", std::to_string(c.train_limit)},
+                    {"epochs", std::to_string(c.epochs)}, {"lr", std::to_string(c.lr)}};
         jobs.push_back(j);
     }
 

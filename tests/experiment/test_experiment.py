@@ -241,6 +241,93 @@ class Experiment(unittest.TestCase):
         self.assertEqual(shot.returncode, 0, shot.stderr[-2000:])
         self.assertGreater(os.path.getsize(png), 20000, "a screenshot with content, not a blank page")
 
+    def test_markdown_report_is_a_function_of_the_store_alone(self):
+        exp = os.path.join(WORK, "runs", "reference")
+        doc = os.path.join(WORK, "doc", "SMALL.md")
+        run("report", exp, "--markdown", doc)
+        with open(doc) as f:
+            first = f.read()
+        with open(os.path.join(exp, "report", "report.html")) as f:
+            html = f.read()
+        # the job folders (embedding.csv, plane markers, ...) are not needed: the store holds everything
+        os.rename(os.path.join(exp, "jobs"), os.path.join(exp, "jobs.away"))
+        try:
+            run("report", exp, "--markdown", doc)
+        finally:
+            os.rename(os.path.join(exp, "jobs.away"), os.path.join(exp, "jobs"))
+        with open(doc) as f:
+            self.assertEqual(f.read(), first, "the same store gives the same document")
+        with open(os.path.join(exp, "report", "report.html")) as f:
+            self.assertEqual(f.read(), html, "the HTML report does not read job folders either")
+        self.assertEqual(first.count("\n*Table "), html.count("<caption>Table "))
+        figures = [line.split("](")[1].rstrip(")") for line in first.splitlines() if line.startswith("![Figure")]
+        self.assertEqual(len(figures), html.count('<figure class="chart"'))
+        for f in figures:
+            self.assertTrue(os.path.getsize(os.path.join(WORK, "doc", f)) > 500, f)
+        self.assertIn("tsne-dataset", first)
+        # the comparison with the paper: its PB row is the mean of the store's dataset-level PB values
+        db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
+        values = [v for (v,) in db.execute(
+            "SELECT value FROM metrics WHERE job LIKE 'hull/dataset/%' AND subject = 'pb' AND dataset = 'all datasets' "
+            "AND metric = 'PB(In'', In)'")]
+        db.close()
+        self.assertEqual(len(values), 3)
+        row = [line for line in first.splitlines() if line.startswith("| PB(In', In), dataset level")]
+        self.assertEqual(len(row), 1, first)
+        self.assertEqual(row[0].split("|")[3].strip(), f"{100 * sum(values) / len(values):.2f}%")
+        self.assertIn("| 88.00% |", row[0])
+        self.assertIn("### Where the results agree", first)
+        self.assertIn("### Where they differ", first)
+        self.assertIn("body parameters", first, "the scale of the experiment, from the base model recorded in the store")
+
+    def test_centroid_variants_are_jobs_of_their_own(self):
+        text = spec_text("runs/variants")
+        text = text[:text.index("[map]")] + """[hull]
+random = 1
+max_samples = 2
+[[centroid]]
+name = "bitfit-40"
+seeds = [1, 2]
+epochs = 1
+lr = 5e-3
+train_limit = 40
+[[centroid]]
+name = "full-40"
+mode = "full"
+seeds = [1, 2]
+epochs = 1
+lr = 1e-3
+train_limit = 40
+"""
+        with open(os.path.join(WORK, "variants.toml"), "w") as f:
+            f.write(text)
+        dry = run("run", "variants.toml", "--dry-run").stdout
+        self.assertIn("--samples 2", dry)  # the general hull has 6 members, capped at 2 samples
+        run("run", "variants.toml", "--quiet")
+        exp = os.path.join(WORK, "runs", "variants")
+        db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
+        jobs = dict(db.execute("SELECT id, state FROM jobs WHERE kind = 'centroid'"))
+        self.assertEqual(jobs, {"centroid/bitfit-40": "done", "centroid/full-40": "done"})
+        diffs = {job: [v for (v,) in db.execute("SELECT value FROM metrics WHERE job = ? AND metric = 'difference'", (job,))]
+                 for job in jobs}
+        db.close()
+        self.assertEqual({len(v) for v in diffs.values()}, {3})
+        doc = os.path.join(WORK, "doc", "VARIANTS.md")
+        run("report", exp, "--markdown", doc)
+        with open(doc) as f:
+            md = f.read()
+        self.assertIn("### BitFit, at most 40 training examples", md)
+        self.assertIn("### full fine-tuning, at most 40 training examples", md)
+        for job, title in (("centroid/bitfit-40", "BitFit"), ("centroid/full-40", "full fine-tuning")):
+            row = [line for line in md.splitlines()
+                   if line.startswith(f"| centroid vs pretrained start, {title}, at most 40")]
+            self.assertEqual(len(row), 1, md)
+            mean = 100 * sum(diffs[job]) / len(diffs[job])
+            self.assertTrue(row[0].split("|")[3].strip().startswith(f"{'+' if mean >= 0 else ''}{mean:.2f} points"), row[0])
+        self.assertIn("no paper number", [line for line in md.splitlines() if "full fine-tuning, at most 40" in line][0])
+        for name in ("bitfit-40", "full-40"):
+            self.assertTrue(os.path.exists(os.path.join(WORK, "doc", "variants", f"centroid-{name.replace('-', '_')}.svg")))
+
     def test_bad_specs(self):
         cases = {
             "[experiment]\nbase = 'base'\n": "needs base and data_root",
@@ -248,6 +335,10 @@ class Experiment(unittest.TestCase):
             "[experiment]\nbase = 'base'\ndata_root = 'data'\nseeds = 'one'\n[datasets]\ntopic = 'x'\n": "list of seeds",
             "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[hul]\n": "unknown section [hul]",
             "[experiment\n": "bad.toml:1",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[[centroid]]\nmode = 'full'\n":
+                "each [[centroid]] needs a name",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[[centroid]]\nname = 'a'\n"
+            "[[centroid]]\nname = 'a'\n": "two centroid variants named 'a'",
         }
         for text, message in cases.items():
             with open(os.path.join(WORK, "bad.toml"), "w") as f:

@@ -5,16 +5,27 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
+#include <string>
 
 namespace basin {
 
 struct ReportResult {
     std::filesystem::path html;
     std::size_t figures = 0, tables = 0;
+    std::filesystem::path markdown; // empty unless asked for
+};
+
+struct ReportOptions {
+    // Also write the report as Markdown here, with its figures as SVG in a folder beside it named
+    // after the file in lower case (docs/REPRODUCTION.md -> docs/reproduction/).
+    std::optional<std::filesystem::path> markdown;
+    std::string command = "basin report"; // how to regenerate it, quoted in the Markdown
 };
 
 // experiment: the experiment folder (holding store.sqlite). Writes experiment/report/report.html
-// and experiment/report/figures/*.svg|pdf.
-ReportResult write_report(const std::filesystem::path& experiment);
+// and experiment/report/figures/*.svg|pdf. The first section compares the experiment's numbers
+// with the paper's (PAPER.md) and says where they agree and where they differ.
+ReportResult write_report(const std::filesystem::path& experiment, const ReportOptions& options = {});
 
 } // namespace basin

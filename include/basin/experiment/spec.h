@@ -16,6 +16,16 @@ struct DatasetSpec {
     std::string name, family;
 };
 
+// One centroid-versus-pretrained comparison (leave-one-dataset-out centroids, every dataset a target).
+struct CentroidSpec {
+    std::string name; // empty for a lone [centroid] table (job id "centroid"), else job id "centroid/NAME"
+    std::string mode = "bitfit";
+    std::vector<std::uint64_t> seeds;
+    int epochs = 2;
+    double lr = 1e-3;
+    std::size_t train_limit = 0; // 0: all the training data
+};
+
 struct ExperimentSpec {
     std::filesystem::path file;      // the spec itself
     std::string text;                // its text, for the report
@@ -39,14 +49,10 @@ struct ExperimentSpec {
     bool extrapolate = false;
     bool hull = false;
     std::size_t hull_random = 2;
+    std::size_t hull_max_samples = 0; // 0: as many samples as members (the paper)
     bool plane = false;
     std::string plane_grid = "5x5";
-    bool centroid = false;
-    std::string centroid_mode = "bitfit";
-    std::vector<std::uint64_t> centroid_seeds;
-    int centroid_epochs = 2;
-    double centroid_lr = 1e-3;
-    std::size_t centroid_train_limit = 0;
+    std::vector<CentroidSpec> centroids; // [centroid] or several [[centroid]] variants
     double probe_l2 = 1e-2;
     std::size_t probe_train_limit = 0, probe_test_limit = 0; // 0: whole splits
 };
