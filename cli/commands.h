@@ -2,14 +2,24 @@
 // CLI11 app and returns the function that runs it; library errors propagate to main().
 #pragma once
 
+#include <cstdio>
 #include <functional>
 #include <string>
+
+#include "basin/core/interrupt.h"
 
 #include <CLI/CLI.hpp>
 
 namespace basin::cli {
 
 using Runner = std::function<int()>;
+
+// A clean stop (SIGINT/SIGTERM): one line, and the exit status a shell gives a process killed by
+// the signal (128 + its number), so scripts see the interruption.
+inline int report_interrupted(const Interrupted& e) {
+    std::fprintf(stderr, "basin: stopped: %s\n", e.what());
+    return 128 + e.signal();
+}
 
 Runner add_eval(CLI::App& app);
 Runner add_inspect(CLI::App& app);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
             ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
             ::execv("/proc/self/exe", argv); // returns only on failure: then carry on as we are
         }
+        basin::install_interrupt_handlers();
         CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
         app.require_subcommand(1);
         app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast); // as basin-torch
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
         }
         try {
             return run();
+        } catch (const basin::Interrupted& e) {
+            return basin::cli::report_interrupted(e);
         } catch (const std::exception& e) { // basin::Error and anything else: one line
             std::fprintf(stderr, "basin: error: %s\n", e.what());
             return 1;

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
 #include "commands.h"
 
 namespace basin::cli {
@@ -51,6 +52,7 @@ static void ensure_passive_openmp_wait(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     ensure_passive_openmp_wait(argc, argv);
+    basin::install_interrupt_handlers(); // before the slow start-up, so that an early signal is a clean stop too
     CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
     app.require_subcommand(1);
     // A repeated option takes its last value, so that scripts can append overrides.
@@ -96,6 +98,8 @@ int main(int argc, char** argv) {
     }
     try {
         for (auto* sub : app.get_subcommands()) return runners.at(sub)();
+    } catch (const basin::Interrupted& e) {
+        return basin::cli::report_interrupted(e);
     } catch (const basin::Error& e) {
         std::fprintf(stderr, "basin: error: %s\n", e.what());
         return 1;

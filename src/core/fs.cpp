@@ -1,6 +1,7 @@
 #include "basin/core/fs.h"
 
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -139,9 +140,9 @@ fs::path check_output_folder(const fs::path& out_arg, bool overwrite, const fs::
     const fs::path parent = out.parent_path();
     std::error_code ec;
     fs::create_directories(parent, ec);
-    BASIN_CHECK(!ec && ::access(parent.c_str(), W_OK) == 0, parent.string(),
-                ": cannot write the output folder here (", ec ? ec.message() : "permission denied",
-                ")");
+    const bool writable = !ec && ::access(parent.c_str(), W_OK) == 0;
+    BASIN_CHECK(writable, parent.string(), ": cannot write the output folder here (",
+                ec ? ec.message() : std::string(std::strerror(errno)), ")");
     return out;
 }
 
@@ -155,6 +156,10 @@ void write_folder_atomically(const fs::path& out,
         fill(tmp);
         if (fs::exists(out)) fs::remove_all(out);
         fs::rename(tmp, out);
+    } catch (const Interrupted&) {
+        std::error_code ignored;
+        fs::remove_all(tmp, ignored);
+        throw; // a clean stop, not a write error
     } catch (const std::exception& e) {
         std::error_code ignored;
         fs::remove_all(tmp, ignored);

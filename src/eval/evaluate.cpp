@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 
 namespace basin {
@@ -90,6 +91,7 @@ EvalResult evaluate(EncoderModel& model, const text::Tokenizer& tokenizer, const
     torch::InferenceMode inference;
     auto t2 = std::chrono::steady_clock::now();
     for (const auto& batch_indices : batches) {
+        check_interrupted("evaluating");
         Batch batch = collate(tokenized.encodings, batch_indices, pad_id, device);
         result.padded_tokens += std::size_t(batch.input_ids.numel());
         auto logits = model->classify(batch.input_ids, batch.attention_mask, batch.type_ids)

@@ -23,6 +23,7 @@ extern char** environ;
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/interrupt.h"
 #include "basin/core/strings.h"
 
 namespace basin {
@@ -75,6 +76,9 @@ pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(127); // the parent died before prctl
+        // a process group of its own: Ctrl-C in a terminal reaches the runner only, which passes
+        // one SIGINT on (a job that received two would stop at once instead of cleanly)
+        ::setpgid(0, 0);
         // a job is a process of its own, not a rank: without this, `basin map` started by an MPI
         // worker would try to join the MPI job it inherited the environment of
         std::vector<std::string> mpi_vars;
@@ -142,7 +146,11 @@ class Executor {
     virtual ~Executor() = default;
     virtual std::size_t capacity() const = 0;
     virtual void start(std::size_t index, const Job& job, const fs::path& log) = 0;
+    // The next job to end; index kNone when a SIGINT/SIGTERM arrived first.
     virtual Finished wait_any() = 0;
+    // Passes the signal on to every running job and returns their indices.
+    virtual std::vector<std::size_t> stop(int signal) = 0;
+    static constexpr std::size_t kNone = std::size_t(-1);
 };
 
 // Every 15 s while jobs run: one line per running job with its time so far and the last line of
@@ -187,6 +195,7 @@ class LocalExecutor : public Executor {
         pid_t pid;
         while ((pid = ::waitpid(-1, &status, WNOHANG)) <= 0) {
             BASIN_CHECK(pid == 0 || errno == EINTR, "basin run: waiting for a job failed (", std::strerror(errno), ")");
+            if (interrupted()) return {kNone, 0, 0, ""};
             ticker_.tick();
             ::usleep(100'000);
         }
@@ -197,6 +206,17 @@ class LocalExecutor : public Executor {
         ticker_.finished(index);
         const int code = exit_code(status);
         return {index, code, std::chrono::duration<double>(Clock::now() - started).count(), code ? last_line(log) : ""};
+    }
+    std::vector<std::size_t> stop(int signal) override {
+        std::vector<std::size_t> stopped;
+        for (const auto& [pid, r] : running_) ::kill(pid, signal);
+        for (const auto& [pid, r] : running_) { // each saves what it can and exits
+            wait_for(pid);
+            ticker_.finished(r.index);
+            stopped.push_back(r.index);
+        }
+        running_.clear();
+        return stopped;
     }
 
   private:
@@ -254,31 +274,45 @@ class MpiExecutor : public Executor {
         const std::string message = pack(parts);
         MPI_Send(message.data(), int(message.size()), MPI_CHAR, rank, 1, MPI_COMM_WORLD);
         ticker_.started(index, job.id, log);
+        running_[rank] = index;
     }
     Finished wait_any() override {
         MPI_Status status;
         for (int ready = 0;;) {
             MPI_Iprobe(MPI_ANY_SOURCE, 2, MPI_COMM_WORLD, &ready, &status);
             if (ready) break;
+            if (interrupted()) return {kNone, 0, 0, ""};
             ticker_.tick();
             ::usleep(100'000);
         }
         const auto parts = unpack(receive(status.MPI_SOURCE, 2, &status));
         ticker_.finished(std::stoul(parts.at(0)));
         idle_.insert(status.MPI_SOURCE);
+        running_.erase(status.MPI_SOURCE);
         --busy_;
         return {std::stoul(parts.at(0)), std::stoi(parts.at(1)), std::stod(parts.at(2)), parts.at(3)};
+    }
+
+    // The worker ranks received the signal from mpirun themselves (they keep the default action);
+    // their jobs die with them.
+    std::vector<std::size_t> stop(int) override {
+        std::vector<std::size_t> stopped;
+        for (const auto& [rank, index] : running_) stopped.push_back(index);
+        return stopped;
     }
 
   private:
     fs::path program_;
     Ticker& ticker_;
+    std::map<int, std::size_t> running_; // rank -> job index
     std::set<int> idle_;
     std::size_t busy_ = 0;
 };
 
 // A worker rank: runs what rank 0 sends until told to stop.
 void mpi_worker() {
+    std::signal(SIGINT, SIG_DFL); // a worker stops at once; its jobs die with it (PDEATHSIG)
+    std::signal(SIGTERM, SIG_DFL);
     while (true) {
         MPI_Status status;
         MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &status);
@@ -318,7 +352,7 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
     while (true) {
         // start every job whose dependencies are done, up to the executor's capacity
         bool blocked_any = false;
-        for (std::size_t i = 0; i < jobs.size() && running < executor.capacity(); ++i) {
+        for (std::size_t i = 0; i < jobs.size() && running < executor.capacity() && !interrupted(); ++i) {
             if (state[i] != State::Pending) continue;
             bool ready = true;
             for (const auto& d : jobs[i].depends) {
@@ -344,6 +378,14 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
             break;
         }
         const Finished f = executor.wait_any();
+        if (f.index == Executor::kNone) { // SIGINT/SIGTERM: stop the running jobs cleanly, keep what is done
+            const int signal = interrupt_signal();
+            const std::string why = "interrupted by " + signal_name(signal);
+            const auto stopped = executor.stop(signal);
+            for (std::size_t i : stopped) store.job_interrupted(jobs[i].id, why);
+            throw Interrupted(signal, why + ": " + std::to_string(done) + " of " + std::to_string(jobs.size()) + " jobs done, " +
+                                          std::to_string(stopped.size()) + " running stopped; the same `basin run` resumes");
+        }
         --running;
         const Job& job = jobs[f.index];
         if (f.code == 0) {

@@ -158,6 +158,10 @@ void Store::job_failed(const std::string& id, const std::string& key, double sec
         .bind(1, key).bind(2, error).bind(3, now_seconds()).bind(4, seconds).bind(5, id).run();
 }
 
+void Store::job_interrupted(const std::string& id, const std::string& why) {
+    Statement(db_, "UPDATE jobs SET state = 'interrupted', error = ? WHERE id = ?", file_.string()).bind(1, why).bind(2, id).run();
+}
+
 void Store::job_blocked(const std::string& id, const std::string& waiting_for) {
     Statement(db_,
               "INSERT INTO jobs(id, state, error) VALUES(?, 'blocked', ?) ON CONFLICT(id) DO UPDATE SET state = 'blocked',"

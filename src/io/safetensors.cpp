@@ -307,12 +307,22 @@ void write_safetensors(const fs::path& path, const std::vector<TensorView>& tens
     write_file_atomically(path, [&](std::FILE* out) {
         std::uint8_t length[8];
         for (int i = 0; i < 8; ++i) length[i] = std::uint8_t(std::uint64_t(text.size()) >> (8 * i));
-        bool ok = std::fwrite(length, 1, 8, out) == 8 &&
-                  std::fwrite(text.data(), 1, text.size(), out) == text.size();
+        // the first failure's errno: errno is per thread and the writer thread's would be lost
+        int error = 0;
+        auto wrote = [&error](bool ok) {
+            if (!ok && !error) error = errno ? errno : EIO;
+            return ok;
+        };
+        bool ok = wrote(std::fwrite(length, 1, 8, out) == 8 && std::fwrite(text.data(), 1, text.size(), out) == text.size());
+        auto merge_result = [&](std::future<int>& w) {
+            const int e = w.get();
+            if (e && !error) error = e;
+            return e == 0;
+        };
         // Tensors produced on demand are double-buffered: the next one is computed while a
         // second thread writes the previous one.
         std::vector<std::uint8_t> staging[2];
-        std::future<bool> writing;
+        std::future<int> writing; // 0 or the errno of the failed write
         int next = 0;
         for (const auto& t : tensors) {
             const std::size_t nbytes = std::size_t(shape_numel(t.shape)) * dtype_size(t.dtype);
@@ -323,17 +333,18 @@ void write_safetensors(const fs::path& path, const std::vector<TensorView>& tens
                 next ^= 1;
                 if (buffer.size() < nbytes) buffer.resize(nbytes);
                 t.fill(buffer.data());
-                if (writing.valid()) ok = writing.get() && ok;
+                if (writing.valid()) ok = merge_result(writing) && ok;
+                if (!ok) break; // the disk is full or gone: stop producing tensors
                 writing = std::async(std::launch::async, [out, &buffer, nbytes] {
-                    return std::fwrite(buffer.data(), 1, nbytes, out) == nbytes;
+                    return std::fwrite(buffer.data(), 1, nbytes, out) == nbytes ? 0 : (errno ? errno : EIO);
                 });
                 continue;
             }
-            if (writing.valid()) ok = writing.get() && ok;
-            ok = ok && (nbytes == 0 || std::fwrite(bytes, 1, nbytes, out) == nbytes);
+            if (writing.valid()) ok = merge_result(writing) && ok;
+            ok = ok && wrote(nbytes == 0 || std::fwrite(bytes, 1, nbytes, out) == nbytes);
         }
-        if (writing.valid()) ok = writing.get() && ok;
-        BASIN_CHECK(ok, path.string(), ": write failed (", std::strerror(errno), ")");
+        if (writing.valid()) ok = merge_result(writing) && ok;
+        BASIN_CHECK(ok, path.string(), ": write failed (", std::strerror(error ? error : EIO), ")");
     });
 }
 

@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -253,6 +254,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     };
     MergeResult result;
     auto merge_tensor = [&](const Output& out_tensor, std::uint8_t* dst) {
+        check_interrupted("merging");
         const std::string& name = out_tensor.name;
         if (!out_tensor.floating) { // integer buffers (position ids): the first model's
             std::memcpy(dst, first.find(name)->data(), first.find(name)->info->nbytes());

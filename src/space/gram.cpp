@@ -1,5 +1,6 @@
 #include "basin/space/gram.h"
 
+#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/io/checkpoint.h"
@@ -380,6 +381,10 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     if (first_mine < chunks.size()) for_each_range(first_mine, false);
     std::string failure; // a rank that fails still joins the sum below, then reports
     for (std::size_t c = first_mine; c < chunks.size() && failure.empty(); c += ranks) {
+        if (interrupted()) { // every rank still joins the sum below, then all stop
+            failure = "interrupted by " + signal_name(interrupt_signal()) + " while reading the checkpoints";
+            break;
+        }
         if (c + ranks < chunks.size()) for_each_range(c + ranks, false);
         std::vector<std::string> errors(threads);
         auto run = [&](int t) {
@@ -418,13 +423,15 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         flat[groups * n * n] = double(progress.bytes_done);
         flat[groups * n * n + 1] = failure.empty() ? 0.0 : 1.0;
         options.sum_across_ranks(flat);
-        BASIN_CHECK(failure.empty(), failure);
+        if (interrupted() && !failure.empty()) throw Interrupted(interrupt_signal(), failure);
+    BASIN_CHECK(failure.empty(), failure);
         BASIN_CHECK(flat[groups * n * n + 1] == 0, "map: another rank failed (see its message)");
         for (std::size_t t = 0; t < workers.size(); ++t)
             for (std::size_t g = 0; g < groups; ++g)
                 for (std::size_t k = 0; k < n * n; ++k) workers[t].acc[g][k] = t == 0 ? flat[g * n * n + k] : 0.0;
         progress.bytes_done = std::uint64_t(flat[groups * n * n]);
     }
+    if (interrupted() && !failure.empty()) throw Interrupted(interrupt_signal(), failure);
     BASIN_CHECK(failure.empty(), failure);
 
     // ---- reduce: threads in a fixed order, mirror the upper triangle

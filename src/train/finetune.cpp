@@ -8,6 +8,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -292,6 +293,13 @@ FinetuneResult finetune(const FinetuneOptions& o) {
                 store.save(model, optimizer, to_json(state));
             }
             if (o.stop_after_step >= 0 && state.step == o.stop_after_step) std::_Exit(137); // simulated kill
+            if (interrupted()) { // a clean stop: keep the work so far for the same command to resume
+                state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+                store.save(model, optimizer, to_json(state));
+                throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ", state.step,
+                                                          " of ", total_steps, "; state saved in ", partial.string(),
+                                                          ": the same command resumes"));
+            }
         }
         // end of epoch (or of the step budget)
         EpochMetrics m;

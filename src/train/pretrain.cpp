@@ -6,6 +6,7 @@
 #include <thread>
 #include <torch/version.h>
 
+#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -288,6 +289,11 @@ PretrainResult pretrain(const PretrainOptions& o) {
         if (o.save_every > 0 && step % o.save_every == 0 && step < o.max_steps)
             store.save(model, optimizer, counters(elapsed_before + secs));
         if (o.stop_after_step >= 0 && step == o.stop_after_step) std::_Exit(137); // simulated kill
+        if (interrupted()) { // a clean stop: keep the work so far for the same command to resume
+            store.save(model, optimizer, counters(elapsed_before + secs));
+            throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ", step, " of ",
+                                                      o.max_steps, "; the same command resumes"));
+        }
     }
     auto [final_loss, final_accuracy] = evaluate_heldout();
     heldout.push_back({step, final_loss, final_accuracy, tokens_seen});

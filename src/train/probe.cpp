@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -157,6 +158,7 @@ Features extract_features(EncoderModel& model, const std::string& model_hash, co
     {
         torch::InferenceMode inference;
         for (const auto& indices : batches) {
+            check_interrupted("computing features");
             Batch batch = collate(encodings, indices, std::int32_t(config.pad_token_id), device);
             auto f = model->features(batch.input_ids, batch.attention_mask, batch.type_ids).to(torch::kCPU, torch::kFloat32);
             auto index = torch::tensor(std::vector<std::int64_t>(indices.begin(), indices.end()), torch::kLong);

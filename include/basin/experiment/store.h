@@ -58,6 +58,8 @@ class Store {
     // One transaction: the job's earlier results are replaced by these, and it is marked done.
     void job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& results);
     void job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error);
+    // Stopped by SIGINT/SIGTERM: not done, not failed; the next run starts (or resumes) it.
+    void job_interrupted(const std::string& id, const std::string& why);
     void job_blocked(const std::string& id, const std::string& waiting_for);
 
     std::vector<Metric> metrics(const std::string& job_prefix = "") const; // ordered by job, subject, dataset, metric
