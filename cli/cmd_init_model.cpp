@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/models/load.h"
@@ -38,7 +39,7 @@ Runner add_init_model(CLI::App& app) {
                     ": output folder exists and is not empty (pass --overwrite to replace it)");
         nlohmann::json tokenizer_json = o->tokenizer.empty()
                                             ? text::byte_level_bpe_json({})
-                                            : nlohmann::json::parse(read_text_file(o->tokenizer));
+                                            : nlohmann::json::parse(read_text_file(o->tokenizer, limits::tokenizer_json));
         auto tokenizer = text::Tokenizer::from_json(tokenizer_json, o->tokenizer.empty() ? "tokenizer" : o->tokenizer);
         HfConfig hf;
         hf.architectures = {o->family == "bert" ? "BertModel" : "RobertaModel"};

@@ -6,6 +6,7 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/data/dataset.h"
 #include "basin/text/tokenizer.h"
 #include "commands.h"
 
@@ -35,7 +36,7 @@ Runner add_tokenize(CLI::App& app) {
         BASIN_CHECK(in, o->input, ": cannot open input file");
         std::string line, out;
         std::size_t number = 0;
-        while (std::getline(in, line)) {
+        while (read_bounded_line(in, line, o->input, number + 1)) {
             ++number;
             std::string text;
             std::optional<std::string> pair;

@@ -19,6 +19,7 @@ packages=(
   libsqlite3-dev libtomlplusplus-dev  # experiments: the results store and the spec
   libopenmpi-dev openmpi-bin          # `mpirun basin run`: jobs spread over ranks
   chromium                            # the report's test: the page loads and draws in a headless browser
+  time                                # GNU time: peak memory of a command in the resource-limit tests
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 with_data=0

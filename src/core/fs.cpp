@@ -17,12 +17,26 @@
 
 namespace basin {
 
-std::string read_text_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
+std::string read_text_file(const fs::path& path, std::uint64_t max_bytes) {
+    std::FILE* in = std::fopen(path.c_str(), "rb");
     BASIN_CHECK(in, path.string(), ": cannot open file (", std::strerror(errno), ")");
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
+    auto too_large = [&] {
+        std::fclose(in);
+        fail(path.string(), ": larger than ", max_bytes >> 20, " MiB, the most basin reads for this kind of file");
+    };
+    struct stat st {};
+    if (::fstat(::fileno(in), &st) == 0 && S_ISREG(st.st_mode) && std::uint64_t(st.st_size) > max_bytes) too_large();
+    std::string text;
+    char buffer[1 << 16];
+    std::size_t got;
+    while ((got = std::fread(buffer, 1, sizeof buffer, in)) > 0) {
+        if (text.size() + got > max_bytes) too_large(); // a file growing or not regular
+        text.append(buffer, got);
+    }
+    const bool failed = std::ferror(in);
+    std::fclose(in);
+    BASIN_CHECK(!failed, path.string(), ": read failed (", std::strerror(errno), ")");
+    return text;
 }
 
 MappedFile::MappedFile(const fs::path& path) : path_(path) {

@@ -7,10 +7,12 @@
 #include <set>
 
 #include "basin/core/error.h"
+#include "basin/core/limits.h"
 #include "basin/text/unicode.h"
 
 namespace basin {
 namespace {
+
 
 bool is_integer(const std::string& s) {
     if (s.empty()) return false;
@@ -77,7 +79,7 @@ void read_jsonl(std::ifstream& in, const ReadOptions& options, Dataset& data) {
     std::string row;
     std::size_t line = 0;
     bool first = true;
-    while (std::getline(in, row)) {
+    while (read_bounded_line(in, row, data.path, line + 1)) {
         ++line;
         if (!row.empty() && row.back() == '\r') row.pop_back();
         if (first && row.rfind("\xEF\xBB\xBF", 0) == 0) row = row.substr(3);
@@ -119,11 +121,31 @@ void read_jsonl(std::ifstream& in, const ReadOptions& options, Dataset& data) {
 
 } // namespace
 
+bool read_bounded_line(std::istream& in, std::string& row, const std::filesystem::path& path, std::size_t line) {
+    row.clear();
+    char buffer[1 << 16];
+    bool any = false;
+    while (true) {
+        in.get(buffer, sizeof buffer, '\n');
+        const std::streamsize got = in.gcount();
+        row.append(buffer, std::size_t(got));
+        any = any || got > 0;
+        BASIN_CHECK(row.size() <= limits::dataset_line, path.string(), ":", line, ": a line longer than ",
+                    limits::dataset_line >> 20, " MiB (basin's limit for one example)");
+        if (in.eof()) return any;
+        if (in.fail()) in.clear(); // nothing read: the next character is the newline
+        if (in.peek() == '\n') {
+            in.get();
+            return true;
+        }
+    }
+}
+
 bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector<std::string>& fields,
                      std::size_t& line, const std::filesystem::path& path) {
     fields.clear();
     std::string row;
-    if (!std::getline(in, row)) return false;
+    if (!read_bounded_line(in, row, path, line + 1)) return false;
     ++line;
     const std::size_t first_line = line;
     std::string field;
@@ -132,8 +154,10 @@ bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector
         if (i == row.size()) {
             if (in_quotes) { // the quoted field continues on the next line
                 std::string next;
-                BASIN_CHECK(std::getline(in, next), where(path, first_line),
+                BASIN_CHECK(read_bounded_line(in, next, path, line + 1), where(path, first_line),
                             ": unterminated quoted field");
+                BASIN_CHECK(row.size() + field.size() <= limits::dataset_line, where(path, first_line),
+                            ": a record longer than ", limits::dataset_line >> 20, " MiB (basin's limit for one example)");
                 ++line;
                 field += '\n';
                 row = next;

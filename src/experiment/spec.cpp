@@ -6,6 +6,7 @@
 
 #include <toml++/toml.h>
 
+#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -80,7 +81,7 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     ExperimentSpec s;
     s.file = file;
     BASIN_CHECK(fs::is_regular_file(file), file.string(), ": experiment spec not found");
-    s.text = read_text_file(file);
+    s.text = read_text_file(file, limits::experiment_spec);
     toml::table root;
     try {
         root = toml::parse(s.text, file.string());

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "basin/core/limits.h"
 #include "basin/core/error.h"
 
 namespace basin {
@@ -28,7 +29,7 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
     if (source_.extension() == ".json") {
         nlohmann::json index;
         try {
-            index = nlohmann::json::parse(read_text_file(source_));
+            index = nlohmann::json::parse(read_text_file(source_, limits::index_json));
         } catch (const nlohmann::json::parse_error& e) {
             fail(source_.string(), ": malformed JSON (", e.what(), ")");
         }

@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include "basin/core/limits.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
@@ -481,7 +482,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
         provenance["base"] = {{"path", fs::absolute(o.base).lexically_normal().string()}, {"sha256", hashes.back()}};
     if (!o.extra_provenance.is_null()) provenance["selection"] = o.extra_provenance;
     const fs::path config_source = with_base ? o.base : o.models[0];
-    json config = json::parse(read_text_file(config_source / "config.json"), nullptr, false);
+    json config = json::parse(read_text_file(config_source / "config.json", limits::config_json), nullptr, false);
     BASIN_CHECK(!config.is_discarded() && config.is_object(), (config_source / "config.json").string(),
                 ": not a JSON object");
     if (!o.keep_head) { // the merged checkpoint is a body: no head class, no label names

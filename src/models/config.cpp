@@ -3,6 +3,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 
@@ -96,7 +97,7 @@ HfConfig HfConfig::load(const std::filesystem::path& path) {
     BASIN_CHECK(std::filesystem::exists(path), path.string(), ": config.json not found");
     nlohmann::json json;
     try {
-        json = nlohmann::json::parse(read_text_file(path));
+        json = nlohmann::json::parse(read_text_file(path, limits::config_json));
     } catch (const nlohmann::json::parse_error& e) {
         fail(path.string(), ": malformed JSON (", e.what(), ")");
     }

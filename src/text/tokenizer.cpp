@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "basin/core/limits.h"
 #include "basin/core/error.h"
+#include "basin/core/hash.h"
 #include "basin/core/json_value.h"
 #include "basin/core/fs.h"
 #include "basin/text/components.h"
@@ -124,7 +126,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
     BASIN_CHECK(std::filesystem::exists(path), path.string(), ": tokenizer.json not found");
     json j;
     try {
-        j = json::parse(read_text_file(path));
+        j = json::parse(read_text_file(path, limits::tokenizer_json));
     } catch (const json::parse_error& e) {
         fail(path.string(), ": malformed JSON (", e.what(), ")");
     }
@@ -135,7 +137,10 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
     BASIN_CHECK(j.is_object() && j.contains("model"), where,
                 ": expected a tokenizer.json object with a 'model'");
     Tokenizer t;
-    t.json_ = j;
+    {
+        const std::string canonical = j.dump();
+        t.spec_sha256_ = sha256_hex(canonical.data(), canonical.size());
+    }
     try {
         t.normalizer_ = make_normalizer(j.value("normalizer", json()), where);
         t.pre_tokenizer_ = make_pre_tokenizer(j.value("pre_tokenizer", json()), where);

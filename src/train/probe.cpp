@@ -110,8 +110,7 @@ PreparedData prepare_features(const Dataset& data, const text::Tokenizer& tokeni
     const std::size_t model_max = std::size_t(config.max_positions - config.position_offset());
     out.max_length = std::min(options.max_length ? options.max_length : model_max, model_max);
     out.data_sha256 = sha256_file(data.path);
-    const std::string tokenizer_json = tokenizer.spec().dump();
-    out.tokenizer_sha256 = sha256_hex(tokenizer_json.data(), tokenizer_json.size());
+    out.tokenizer_sha256 = tokenizer.spec_sha256(); // the same key as before: SHA-256 of the canonical JSON
     if (tokenize) out.tokens = tokenize_examples(data, tokenizer, out.max_length, options.threads);
     return out;
 }

@@ -12,7 +12,10 @@ namespace basin {
 
 namespace fs = std::filesystem;
 
-std::string read_text_file(const fs::path& path);
+// Reads a whole file, refusing one larger than max_bytes (checked while reading, so a huge or
+// endless file costs at most max_bytes of memory). The limits for the metadata files basin
+// reads are in core/limits.h.
+std::string read_text_file(const fs::path& path, std::uint64_t max_bytes = std::uint64_t(256) << 20);
 
 // Read-only mapping of a whole file. Movable, not copyable.
 class MappedFile {

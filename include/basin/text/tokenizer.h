@@ -86,7 +86,9 @@ class Tokenizer {
     const TruncationOptions& truncation() const { return truncation_; }
     PaddingOptions& padding() { return padding_; }
     const PaddingOptions& padding() const { return padding_; }
-    const nlohmann::json& spec() const { return json_; }
+    // SHA-256 of the tokenizer.json it was made from (canonical dump): names it in cache keys.
+    // Only the hash is kept: a copy of the JSON would double the memory of a large vocabulary.
+    const std::string& spec_sha256() const { return spec_sha256_; }
 
   private:
     Tokenizer();
@@ -99,7 +101,7 @@ class Tokenizer {
     Encoding post_process(Encoding a, std::optional<Encoding> b, bool add_special,
                           const TruncationOptions& truncation) const;
 
-    nlohmann::json json_;
+    std::string spec_sha256_;
     std::unique_ptr<Normalizer> normalizer_;
     std::unique_ptr<PreTokenizer> pre_tokenizer_;
     std::unique_ptr<TokenModel> model_;
