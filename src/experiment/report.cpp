@@ -14,6 +14,7 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/stats.h"
 #include "basin/data/dataset.h"
 #include "basin/experiment/store.h"
 #include "basin/report/figure.h"
@@ -403,6 +404,29 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                         ".");
     } catch (const toml::parse_error&) {
     }
+    // fine-tuning that did not beat the majority class: such models barely left the base
+    const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
+    std::vector<std::string> floor;
+    std::size_t measured = 0;
+    for (const auto& j : jobs) {
+        if (j.kind != "finetune" || j.state != "done" || !facts.is_object()) continue;
+        const json l = labels(j.id);
+        const std::string d = l.value("dataset", "");
+        if (!facts.contains(d)) continue;
+        const double acc = value(metrics_of(j.id), l.value("model", ""), d, "accuracy");
+        if (std::isnan(acc)) continue;
+        ++measured;
+        if (acc <= facts[d].value("majority_accuracy", 0.0) + 0.02) floor.push_back(l.value("model", ""));
+    }
+    if (measured)
+        scale.push_back("Learning: " + std::to_string(floor.size()) + " of " + std::to_string(measured) +
+                        " fine-tuned models are within 2 points of their test split's majority class" +
+                        (floor.empty() ? std::string(".") : " (" + [&] {
+                            std::string s;
+                            for (const auto& m : floor) s += (s.empty() ? "" : ", ") + m;
+                            return s;
+                        }() + "): they learned little, so their task vectors carry little of their dataset.") +
+                        " Fine-tuned accuracies against that floor are in the fine-tuned models table.");
     r.bullets(scale);
 }
 
@@ -446,18 +470,39 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
 
     // ---- fine-tuned models
     std::vector<std::vector<std::string>> rows;
-    std::map<std::string, std::string> family_of_model;
+    std::map<std::string, std::string> family_of_model, family_of_dataset;
+    std::map<std::string, std::vector<double>> by_dataset; // test accuracies over seeds
+    std::vector<std::string> dataset_order;
     for (const auto& id : jobs_of_kind("finetune")) {
         const json l = labels(id);
         const auto m = metrics_of(id);
         const std::string model = l.value("model", id), dataset = l.value("dataset", "");
         family_of_model[model] = l.value("family", "");
         const auto acc = m.values.find({model, dataset, "accuracy"});
+        if (acc != m.values.end()) {
+            if (!by_dataset.count(dataset)) dataset_order.push_back(dataset);
+            by_dataset[dataset].push_back(acc->second);
+            family_of_dataset[dataset] = l.value("family", "");
+        }
         rows.push_back({model, dataset, l.value("family", ""), l.value("seed", ""),
                         acc != m.values.end() ? pct(acc->second) : "-", fixed(job_of[id].seconds, 1)});
     }
     if (!rows.empty()) {
         r.heading("Fine-tuned models", "The zoo: the base model fine-tuned on every dataset with every seed.");
+        const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
+        std::vector<std::vector<std::string>> summary;
+        for (const auto& d : dataset_order) {
+            const auto& a = by_dataset[d];
+            const json f = facts.is_object() && facts.contains(d) ? facts[d] : json::object();
+            summary.push_back({d, family_of_dataset[d], f.contains("train_examples") ? std::to_string(f.value("train_examples", 0)) : "-",
+                               f.contains("classes") ? std::to_string(f.value("classes", 0)) : "-",
+                               f.contains("majority_accuracy") ? pct(f.value("majority_accuracy", 0.0)) : "-", std::to_string(a.size()),
+                               pct(mean(a)), a.size() > 1 ? pct(sample_std(a)) : "-",
+                               pct(*std::min_element(a.begin(), a.end())) + "-" + pct(*std::max_element(a.begin(), a.end()))});
+        }
+        r.table({"dataset", "family", "train examples", "classes", "majority class (%)", "seeds", "mean test accuracy (%)",
+                 "std over seeds", "range"},
+                summary, "Fine-tuned accuracy per dataset, over seeds, against the majority class of the test split.");
         r.table({"model", "dataset", "family", "seed", "test accuracy (%)", "seconds"}, rows, "Fine-tuned models.");
     }
 

@@ -25,6 +25,7 @@ extern char** environ;
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/strings.h"
+#include "basin/data/dataset.h"
 
 namespace basin {
 
@@ -42,6 +43,26 @@ static std::string describe_base_model(const fs::path& base) {
             out["pretraining"] = {{"steps", last.value("step", 0)}, {"tokens_seen", last.value("tokens_seen", 0)},
                                   {"heldout_mlm_accuracy", last.value("accuracy", 0.0)}};
         }
+    }
+    return out.dump();
+}
+
+// Facts about each dataset for the report: sizes, classes and the majority-class accuracy on
+// the test split (the floor a fine-tuned model must beat to have learned anything).
+static std::string describe_datasets(const ExperimentSpec& spec) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& d : spec.datasets) {
+        const Dataset train = read_dataset(find_split(spec.data_root / d.name, "train"));
+        const Dataset test = read_dataset(find_split(spec.data_root / d.name, "test"));
+        std::map<std::string, std::size_t> counts;
+        for (const auto& ex : test.examples) ++counts[ex.label];
+        std::size_t most = 0;
+        for (const auto& [label, n] : counts) most = std::max(most, n);
+        out[d.name] = {{"family", d.family},
+                       {"train_examples", train.examples.size()},
+                       {"test_examples", test.examples.size()},
+                       {"classes", counts.size()},
+                       {"majority_accuracy", test.examples.empty() ? 0.0 : double(most) / double(test.examples.size())}};
     }
     return out.dump();
 }
@@ -454,6 +475,7 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         store.set_meta("name", spec.name);
         store.set_meta("ranks", std::to_string(ranks)); // MPI processes of the latest run
         store.set_meta("base_model", describe_base_model(spec.base));
+        store.set_meta("datasets", describe_datasets(spec));
         Ticker ticker(o.quiet ? std::function<void(const std::string&)>()
                               : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
         if (ranks > 1) {

@@ -55,6 +55,7 @@ struct TrainState {
     std::size_t loss_count = 0;
     std::size_t examples_seen = 0, tokens_seen = 0;
     double elapsed = 0;
+    bool epoch_end_pending = false; // stopped after the epoch's last step, before its evaluation
     std::vector<EpochMetrics> epochs;
 };
 
@@ -86,7 +87,8 @@ nlohmann::json to_json(const TrainState& s) {
     for (const auto& m : s.epochs) epochs.push_back(to_json(m));
     return {{"step", s.step},         {"epoch", s.epoch},         {"next_micro", s.next_micro},
             {"loss_sum", s.loss_sum}, {"loss_count", s.loss_count}, {"examples_seen", s.examples_seen},
-            {"tokens_seen", s.tokens_seen}, {"elapsed", s.elapsed}, {"epochs", epochs}};
+            {"tokens_seen", s.tokens_seen}, {"elapsed", s.elapsed}, {"epoch_end_pending", s.epoch_end_pending},
+            {"epochs", epochs}};
 }
 
 TrainState state_from_json(const nlohmann::json& j) {
@@ -94,6 +96,7 @@ TrainState state_from_json(const nlohmann::json& j) {
     s.step = j.at("step");
     s.epoch = j.at("epoch");
     s.next_micro = j.at("next_micro");
+    s.epoch_end_pending = j.value("epoch_end_pending", false);
     s.loss_sum = j.at("loss_sum");
     s.loss_count = j.at("loss_count");
     s.examples_seen = j.at("examples_seen");
@@ -246,8 +249,15 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     auto last_log = Clock::now();
     auto run_start = Clock::now();
     const double elapsed_before = state.elapsed;
+    // a clean stop (SIGINT/SIGTERM): keep the work so far for the same command to resume
+    auto stop_cleanly = [&]() {
+        state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+        store.save(model, optimizer, to_json(state));
+        throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ", state.step, " of ",
+                                                  total_steps, "; state saved in ", partial.string(), ": the same command resumes"));
+    };
     model->train();
-    while (state.step < total_steps && state.epoch < epochs) {
+    while ((state.step < total_steps || state.epoch_end_pending) && state.epoch < epochs) {
         auto order = permutation(n, mix_seed(o.seed, state.epoch));
         std::size_t micro = state.next_micro;
         while (micro < micro_per_epoch && state.step < total_steps) {
@@ -293,13 +303,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
                 store.save(model, optimizer, to_json(state));
             }
             if (o.stop_after_step >= 0 && state.step == o.stop_after_step) std::_Exit(137); // simulated kill
-            if (interrupted()) { // a clean stop: keep the work so far for the same command to resume
-                state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-                store.save(model, optimizer, to_json(state));
-                throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ", state.step,
-                                                          " of ", total_steps, "; state saved in ", partial.string(),
-                                                          ": the same command resumes"));
-            }
+            if (interrupted()) stop_cleanly();
         }
         // end of epoch (or of the step budget)
         EpochMetrics m;
@@ -310,7 +314,13 @@ FinetuneResult finetune(const FinetuneOptions& o) {
             EvalOptions eo;
             eo.max_length = max_length;
             eo.threads = o.threads;
-            auto r = evaluate(model, tokenizer, *eval, eo);
+            EvalResult r;
+            try {
+                r = evaluate(model, tokenizer, *eval, eo);
+            } catch (const Interrupted&) { // the epoch's steps are done: a resumed run evaluates again
+                state.epoch_end_pending = true;
+                stop_cleanly();
+            }
             m.eval_accuracy = r.accuracy;
             m.eval_macro_f1 = r.macro_f1;
             m.eval_loss = r.mean_loss;
@@ -321,6 +331,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
             log(str("epoch ", m.epoch, ": train loss ", m.train_loss));
         }
         state.epochs.push_back(m);
+        state.epoch_end_pending = false;
         ++state.epoch;
         state.next_micro = 0;
         state.loss_sum = 0;

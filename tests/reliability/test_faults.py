@@ -165,6 +165,23 @@ batch_size = 8
         with open(os.path.join(out, "model.safetensors"), "rb") as a, open(os.path.join(whole, "model.safetensors"), "rb") as b:
             self.assertEqual(a.read(), b.read(), "stopped and resumed == uninterrupted, bitwise")
 
+    def test_sigterm_during_evaluation_keeps_the_epoch(self):
+        big_eval = os.path.join(WORK, "big-eval.jsonl")
+        make_split(big_eval, 40000, 99)  # several seconds of evaluation after two training steps
+        args = lambda out: self.finetune_args(out, epochs="1") + ["--train-limit", "8", "--eval", big_eval]
+        whole = os.path.join(WORK, "eval-whole")
+        run(*args(whole))
+        out = os.path.join(WORK, "eval-stopped")
+        code, err = start_and_signal(args(out), signal.SIGTERM, "fine-tuning", 1.5)
+        self.assertEqual(code, 128 + signal.SIGTERM, err)
+        self.assertRegex(err.strip().splitlines()[-1], r"interrupted by SIGTERM at step 2 of 2; state saved in ")
+        r = run(*args(out))
+        self.assertIn("resuming from", r.stderr)
+        with open(os.path.join(out, "model.safetensors"), "rb") as a, open(os.path.join(whole, "model.safetensors"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        with open(os.path.join(out, "basin_run.json")) as a, open(os.path.join(whole, "basin_run.json")) as b:
+            self.assertEqual(json.load(a)["epochs"], json.load(b)["epochs"], "the evaluation is done once, after the resume")
+
     def test_sigint_stops_run_cleanly_and_it_resumes_to_the_same_store(self):
         whole = os.path.join(WORK, "run-whole")
         run("run", self.spec(whole), "--quiet")
