@@ -114,13 +114,22 @@ bool is_floating(Dtype dtype) {
     return dtype == Dtype::F16 || dtype == Dtype::BF16 || dtype == Dtype::F32 || dtype == Dtype::F64;
 }
 
+// Tensor data need not be aligned: the format does not require the header to be padded (found
+// by fuzzing: an odd header length put F16 data at an odd address). Elements are loaded with
+// memcpy, which compiles to a plain load where that is allowed.
+template <typename T>
+T load_unaligned(const std::uint8_t* bytes, std::size_t i) {
+    T v;
+    std::memcpy(&v, bytes + i * sizeof(T), sizeof(T));
+    return v;
+}
+
 // F16C converts 8 halves per instruction; streaming readers (map, merge) convert gigabytes.
-__attribute__((target("avx,f16c"))) void half_to_float_f16c(const std::uint16_t* in, float* out,
-                                                             std::size_t n) {
+__attribute__((target("avx,f16c"))) void half_to_float_f16c(const std::uint8_t* in, float* out, std::size_t n) {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
-    for (; i < n; ++i) out[i] = half_to_float(in[i]);
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i))));
+    for (; i < n; ++i) out[i] = half_to_float(load_unaligned<std::uint16_t>(in, i));
 }
 
 __attribute__((target("avx,f16c"))) void float_to_half_f16c(const float* in, std::uint16_t* out, std::size_t n) {
@@ -139,19 +148,19 @@ void convert_to_f32(Dtype dtype, const void* src, float* dst, std::size_t n) {
     switch (dtype) {
     case Dtype::F32: std::memcpy(dst, src, n * 4); return;
     case Dtype::F16: {
-        const auto* in = static_cast<const std::uint16_t*>(src);
+        const auto* in = static_cast<const std::uint8_t*>(src);
         if (have_f16c()) return half_to_float_f16c(in, dst, n);
-        for (std::size_t i = 0; i < n; ++i) dst[i] = half_to_float(in[i]);
+        for (std::size_t i = 0; i < n; ++i) dst[i] = half_to_float(load_unaligned<std::uint16_t>(in, i));
         return;
     }
     case Dtype::BF16: {
-        const auto* in = static_cast<const std::uint16_t*>(src);
-        for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(in[i]);
+        const auto* in = static_cast<const std::uint8_t*>(src);
+        for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(load_unaligned<std::uint16_t>(in, i));
         return;
     }
     case Dtype::F64: {
-        const auto* in = static_cast<const double*>(src);
-        for (std::size_t i = 0; i < n; ++i) dst[i] = float(in[i]);
+        const auto* in = static_cast<const std::uint8_t*>(src);
+        for (std::size_t i = 0; i < n; ++i) dst[i] = float(load_unaligned<double>(in, i));
         return;
     }
     default: fail("converting ", dtype_name(dtype), " to F32: not a supported floating dtype");

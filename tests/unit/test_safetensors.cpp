@@ -188,3 +188,34 @@ TEST(Hash, Sha256MatchesKnownVectors) {
     EXPECT_EQ(sha256_hex(million.data(), million.size()),
               "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
+
+// Found by fuzzing: the format does not require an aligned data buffer; an odd header length puts
+// 16-bit data at an odd address, which must still read correctly (no misaligned typed loads).
+TEST(Safetensors, ReadsTensorDataAtAnOddAddress) {
+    TempDir dir;
+    const std::string header = R"({"h":{"dtype":"F16","shape":[9],"data_offsets":[0,18]},)"
+                               R"("b":{"dtype":"BF16","shape":[3],"data_offsets":[18,24]},)"
+                               R"("d":{"dtype":"F64","shape":[2],"data_offsets":[24,40]}})";
+    std::string file = header_file(header.size() % 2 ? header : header + " ", 0);
+    ASSERT_EQ(file.size() % 2, 1u) << "the data must start at an odd offset for this test";
+    const float halves[9] = {1.0f, -2.0f, 0.5f, 65504.0f, 0.25f, 3.0f, -0.125f, 1024.0f, 7.0f};
+    std::uint16_t h[9], b[3];
+    const float bfloats[3] = {1.5f, -4.0f, 0.0f};
+    convert_from_f32(Dtype::F16, halves, h, 9);
+    convert_from_f32(Dtype::BF16, bfloats, b, 3);
+    file.append(reinterpret_cast<const char*>(h), sizeof h);
+    file.append(reinterpret_cast<const char*>(b), sizeof b);
+    for (double v : {2.25, -8.5}) file.append(reinterpret_cast<const char*>(&v), 8);
+    write_bytes(dir / "odd.safetensors", file);
+    SafetensorsFile st(dir / "odd.safetensors");
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(st.data(*st.find("h"))) % 2, 1u);
+    std::vector<float> out(9);
+    convert_to_f32(Dtype::F16, st.data(*st.find("h")), out.data(), 9); // 8 vectorised, 1 scalar
+    for (int i = 0; i < 9; ++i) EXPECT_EQ(out[std::size_t(i)], halves[i]);
+    convert_to_f32(Dtype::BF16, st.data(*st.find("b")), out.data(), 3);
+    EXPECT_EQ(out[0], 1.5f);
+    EXPECT_EQ(out[1], -4.0f);
+    convert_to_f32(Dtype::F64, st.data(*st.find("d")), out.data(), 2);
+    EXPECT_EQ(out[0], 2.25f);
+    EXPECT_EQ(out[1], -8.5f);
+}
