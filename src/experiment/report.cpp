@@ -164,6 +164,9 @@ Lookup lookup(const std::vector<Metric>& metrics) {
     return l;
 }
 
+// Beyond this many jobs of one analysis (a large suite), per-job figures give way to a table.
+constexpr std::size_t kMaxFiguresPerAnalysis = 8;
+
 std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + pct(v); }
 
 // ---- centroid versus pretrained, from one init-compare job's metrics
@@ -574,6 +577,10 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
                   extra ? "Past the endpoints along the same line: alpha from 1 to 32 and from 0 to -31, log-spaced."
                         : "The generalized loss (linear probe on the frozen body) along (1 - alpha) A + alpha B.");
         std::map<std::string, std::map<double, std::vector<double>>> by_relation; // relation -> alpha -> mean losses
+        // many pairs (a large suite): one table row per pair instead of one figure each
+        const bool per_pair_figures = ids.size() <= kMaxFiguresPerAnalysis;
+        std::vector<std::vector<std::string>> pair_rows;
+        std::vector<double> pair_alphas;
         for (const auto& id : ids) {
             const json l = labels(id);
             const auto m = metrics_of(id);
@@ -600,10 +607,26 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
             }
             if (series.size() > 1) series.push_back(avg);
             const std::string title = l.value("A", "A") + " -> " + l.value("B", "B");
+            if (!per_pair_figures) {
+                if (pair_alphas.empty()) pair_alphas = avg.x;
+                std::vector<std::string> row = {l.value("A", ""), l.value("B", ""), l.value("relation", "")};
+                for (double a : pair_alphas) {
+                    const auto at = std::find(avg.x.begin(), avg.x.end(), a);
+                    row.push_back(at == avg.x.end() ? "-" : fixed(avg.y[std::size_t(at - avg.x.begin())]));
+                }
+                pair_rows.push_back(row);
+                continue;
+            }
             r.figure(kind + "-" + safe(id.substr(kind.size() + 1)),
                      line_plot(series, title, extra ? "alpha (symlog)" : "alpha (0 = A, 1 = B)", "generalized loss", extra),
                      (extra ? "Extrapolation " : "Interpolation ") + title + " (" + l.value("relation", "") +
                          "): generalized loss per target dataset.");
+        }
+        if (!pair_rows.empty()) {
+            std::vector<std::string> header = {"A", "B", "relation"};
+            for (double a : pair_alphas) header.push_back("alpha " + fixed(a, 2));
+            r.table(header, pair_rows, std::string(extra ? "Extrapolation" : "Interpolation") +
+                                           ": generalized loss along each line, mean over the two models' datasets.");
         }
         if (!extra && by_relation.size() > 1) {
             std::vector<Series> series;
@@ -628,6 +651,8 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
                   "moved along random directions of the members' mean task-vector norm. PB(X, Y): the fraction of pairs where x's "
                   "generalized loss is no higher than y's (same dataset).");
         std::vector<std::vector<std::string>> pb_rows;
+        std::size_t dataset_hulls = 0;
+        for (const auto& id : ids) dataset_hulls += labels(id).value("level", "") == "dataset";
         for (const auto& id : ids) {
             const json l = labels(id);
             const auto m = metrics_of(id);
@@ -650,6 +675,7 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
                 for (auto& g : groups)
                     if (g.name == set_of[subject] && n) g.y.push_back(sum / n);
             }
+            if (l.value("level", "") == "dataset" && dataset_hulls > kMaxFiguresPerAnalysis) continue; // the PB table has them
             r.figure("hull-" + safe(id.substr(5)), strip_plot(groups, "In / In' / Ex: " + id.substr(5), "generalized loss"),
                      "Generalized loss (mean over the group's datasets) of members, hull samples and outside models: " + id.substr(5) + ".");
         }
