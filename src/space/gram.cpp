@@ -1,9 +1,10 @@
 #include "basin/space/gram.h"
 
-#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/interrupt.h"
 #include "basin/io/checkpoint.h"
+#include "basin/space/block_gram.h"
 
 #include <algorithm>
 #include <atomic>
@@ -357,9 +358,7 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             for (std::int64_t c = 0; c < block.columns; ++c)
                 row[c] -= b[c];
         }
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(n),
-                    static_cast<int>(block.columns), 1.0f, w.x.data(), kGramBlockColumns, 0.0f,
-                    w.block_gram.data(), static_cast<int>(n));
+        block_gram_upper(n, std::size_t(block.columns), w.x.data(), kGramBlockColumns, w.block_gram.data());
         auto& acc = w.acc[block.group];
         for (std::size_t i = 0; i < n; ++i) {
             if (!std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);

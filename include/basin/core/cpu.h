@@ -23,4 +23,15 @@ inline bool cpu_has_f16c() {
     return (xcr0 & 6u) == 6u;
 }
 
+// AVX-512 Foundation (leaf 7 EBX bit 16), with the OS saving the opmask and ZMM state (XCR0 bits
+// 1, 2, 5, 6, 7).
+inline bool cpu_has_avx512f() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false; // OSXSAVE
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) return false;
+    unsigned xcr0 = 0, high = 0;
+    __asm__("xgetbv" : "=a"(xcr0), "=d"(high) : "c"(0));
+    return (xcr0 & 0xe6u) == 0xe6u;
+}
+
 } // namespace basin
