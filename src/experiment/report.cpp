@@ -493,11 +493,19 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
     if (!rows.empty()) {
         r.heading("Fine-tuned models", "The zoo: the base model fine-tuned on every dataset with every seed.");
         const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
+        std::size_t cap = 0; // [finetune] train_limit of the spec: a cap on the examples used
+        try {
+            cap = std::size_t(toml::parse(store.meta("spec").value_or(""))["finetune"]["train_limit"].value_or(std::int64_t(0)));
+        } catch (const toml::parse_error&) {
+        }
+        auto used = [&](std::size_t available) {
+            return std::to_string(available) + (cap && cap < available ? " (" + std::to_string(cap) + " used)" : "");
+        };
         std::vector<std::vector<std::string>> summary;
         for (const auto& d : dataset_order) {
             const auto& a = by_dataset[d];
             const json f = facts.is_object() && facts.contains(d) ? facts[d] : json::object();
-            summary.push_back({d, family_of_dataset[d], f.contains("train_examples") ? std::to_string(f.value("train_examples", 0)) : "-",
+            summary.push_back({d, family_of_dataset[d], f.contains("train_examples") ? used(f.value("train_examples", std::size_t(0))) : "-",
                                f.contains("classes") ? std::to_string(f.value("classes", 0)) : "-",
                                f.contains("majority_accuracy") ? pct(f.value("majority_accuracy", 0.0)) : "-", std::to_string(a.size()),
                                pct(mean(a)), a.size() > 1 ? pct(sample_std(a)) : "-",
