@@ -59,8 +59,8 @@ Runner add_probe(CLI::App& app) {
             auto w = r.fit.weight.contiguous();
             auto b = r.fit.bias.contiguous();
             write_safetensors(o->save_head,
-                              {{"weight", Dtype::F64, {w.size(0), w.size(1)}, w.data_ptr<double>()},
-                               {"bias", Dtype::F64, {b.size(0)}, b.data_ptr<double>()}},
+                              {{"weight", Dtype::F64, {w.size(0), w.size(1)}, w.data_ptr<double>(), {}},
+                               {"bias", Dtype::F64, {b.size(0)}, b.data_ptr<double>(), {}}},
                               {{"labels", nlohmann::json(r.labels).dump()}, {"body_sha256", hash}});
         }
         if (o->json) {

@@ -202,7 +202,7 @@ void save_model(EncoderModel& model, const HfConfig& hf, const std::filesystem::
             convert_from_f32(dtype, t.data_ptr<float>(), stored.data_ptr(), std::size_t(t.numel()));
         }
         keep_alive.push_back(stored);
-        views.push_back({item.key(), dtype, Shape(t.sizes().begin(), t.sizes().end()), stored.data_ptr()});
+        views.push_back({item.key(), dtype, Shape(t.sizes().begin(), t.sizes().end()), stored.data_ptr(), {}});
     }
     auto meta = metadata;
     meta.emplace("format", "pt");

@@ -167,7 +167,7 @@ Features extract_features(EncoderModel& model, const std::string& model_hash, co
     if (!cache_file.empty()) {
         fs::create_directories(options.cache_dir);
         write_safetensors(cache_file,
-                          {{"features", Dtype::F32, {out.values.size(0), out.values.size(1)}, out.values.data_ptr<float>()}},
+                          {{"features", Dtype::F32, {out.values.size(0), out.values.size(1)}, out.values.data_ptr<float>(), {}}},
                           {{"model", model_hash}, {"data", data.data->path.string()},
                            {"max_length", std::to_string(data.max_length)}});
     }

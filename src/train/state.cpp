@@ -58,7 +58,7 @@ void save_parameters(EncoderModel& model, const fs::path& path) {
     for (const auto& item : model->named_parameters()) {
         auto t = item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous();
         keep.push_back(t);
-        views.push_back({item.key(), Dtype::F32, Shape(t.sizes().begin(), t.sizes().end()), t.data_ptr()});
+        views.push_back({item.key(), Dtype::F32, Shape(t.sizes().begin(), t.sizes().end()), t.data_ptr(), {}});
     }
     write_safetensors(path, views);
 }
