@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -167,6 +168,98 @@ Lookup lookup(const std::vector<Metric>& metrics) {
 // Beyond this many jobs of one analysis (a large suite), per-job figures give way to a table.
 constexpr std::size_t kMaxFiguresPerAnalysis = 8;
 
+struct Spread {
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    std::size_t n = 0;
+    void add(double v) { sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n; }
+    double mean() const { return n ? sum / double(n) : NAN; }
+};
+
+// The cosine matrix from the store, per dataset: how tight its models are (their seeds closer to
+// each other than to anything else) and how close to the rest of its family.
+struct DatasetTightness {
+    std::string dataset, family;
+    Spread within, family_other, other;
+    std::size_t nearest_same = 0, members = 0;
+};
+
+struct SimilarityView {
+    std::vector<std::string> names, datasets; // models ordered by family and dataset
+    std::vector<int> group;                    // each model's dataset index
+    std::vector<std::vector<double>> values;
+    std::vector<DatasetTightness> tightness;
+};
+
+std::optional<SimilarityView> similarity_view(const Lookup& m, const std::vector<PointRecord>& points) {
+    struct Model {
+        std::string name, dataset, family;
+    };
+    std::vector<Model> models;
+    for (const auto& p : points)
+        if (p.set == "embedding") {
+            const json f = json::parse(p.coefficients);
+            models.push_back({p.name, f.value("dataset", ""), f.value("family", "")});
+        }
+    if (models.size() < 2) return std::nullopt;
+    auto cosine = [&](const std::string& a, const std::string& b) {
+        if (a == b) return 1.0;
+        auto v = m.values.find({std::min(a, b), std::max(a, b), "cosine"});
+        return v == m.values.end() ? NAN : v->second;
+    };
+    if (std::isnan(cosine(models[0].name, models[1].name))) return std::nullopt; // an older store: no matrix
+    std::stable_sort(models.begin(), models.end(), [](const Model& a, const Model& b) {
+        return std::tie(a.family, a.dataset) < std::tie(b.family, b.dataset);
+    });
+    SimilarityView view;
+    for (const auto& x : models)
+        if (std::find(view.datasets.begin(), view.datasets.end(), x.dataset) == view.datasets.end()) {
+            view.datasets.push_back(x.dataset);
+            view.tightness.push_back({x.dataset, x.family, {}, {}, {}, 0, 0});
+        }
+    for (auto& t : view.tightness)
+        for (const auto& a : models) {
+            if (a.dataset != t.dataset) continue;
+            ++t.members;
+            double best = -2;
+            bool best_same = false;
+            for (const auto& b : models) {
+                if (a.name == b.name) continue;
+                const double c = cosine(a.name, b.name);
+                if (c > best) best = c, best_same = b.dataset == t.dataset;
+                if (b.dataset == t.dataset) {
+                    if (a.name < b.name) t.within.add(c);
+                } else if (b.family == a.family) {
+                    t.family_other.add(c);
+                } else {
+                    t.other.add(c);
+                }
+            }
+            t.nearest_same += best_same;
+        }
+    view.values.assign(models.size(), std::vector<double>(models.size()));
+    for (std::size_t i = 0; i < models.size(); ++i) {
+        view.names.push_back(models[i].name);
+        view.group.push_back(int(std::find(view.datasets.begin(), view.datasets.end(), models[i].dataset) - view.datasets.begin()));
+        for (std::size_t j = 0; j < models.size(); ++j) view.values[i][j] = cosine(models[i].name, models[j].name);
+    }
+    return view;
+}
+
+void write_similarity_by_dataset(Report& r, const Lookup& m, const std::vector<PointRecord>& points) {
+    const auto view = similarity_view(m, points);
+    if (!view) return;
+    std::vector<std::vector<std::string>> rows;
+    auto cell = [](const Spread& s) { return s.n ? fixed(s.mean()) : std::string("-"); };
+    for (const auto& t : view->tightness)
+        rows.push_back({t.dataset, t.family, cell(t.within), cell(t.family_other), cell(t.other),
+                        std::to_string(t.nearest_same) + " of " + std::to_string(t.members)});
+    r.table({"dataset", "family", "cosine between its seeds", "to its family's other datasets", "to other families",
+             "nearest model from the same dataset"},
+            rows, "Per dataset: how tight its models are. A dataset clusters when its seeds are closer to each other than to anything else.");
+    r.figure("similarity", heatmap(view->values, view->names, view->group, "Cosine similarity of task vectors", -1, 1),
+             "Cosine similarity of every pair of task vectors, ordered by family and dataset (lines between datasets).");
+}
+
 std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + pct(v); }
 
 // ---- centroid versus pretrained, from one init-compare job's metrics
@@ -229,13 +322,6 @@ struct Finding {
 
 std::string verdict_text(int v) { return v == 1 ? "agrees" : v == 0 ? "differs" : "no paper number"; }
 
-struct Spread {
-    double sum = 0, lo = INFINITY, hi = -INFINITY;
-    std::size_t n = 0;
-    void add(double v) { sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n; }
-    double mean() const { return n ? sum / double(n) : NAN; }
-};
-
 // The parameters of a RoBERTa/BERT-style body (embeddings and layers, no head) from its config.
 double body_parameters(const json& c) {
     const double h = c.value("hidden_size", 0), f = c.value("intermediate_size", 0), layers = c.value("num_hidden_layers", 0);
@@ -277,6 +363,24 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
             findings.push_back({label + " (spectral)", pct(paper) + "%", pct(spectral) + "%", others, spectral >= paper - 0.10 ? 1 : 0});
         }
     }
+
+    // tight versus loose: per dataset, seeds closer than same-family datasets, closer than other families
+    if (!done("map").empty())
+        if (const auto view = similarity_view(metrics_of("map"), store.points("map"))) {
+            std::size_t ordered = 0, with_family = 0, nearest = 0, members = 0;
+            for (const auto& t : view->tightness) {
+                if (!t.family_other.n) continue;
+                ++with_family;
+                ordered += t.within.mean() > t.family_other.mean() && t.family_other.mean() > t.other.mean();
+            }
+            for (const auto& t : view->tightness) nearest += t.nearest_same, members += t.members;
+            if (with_family)
+                findings.push_back({"cosine ordering: same dataset > same family > other families (datasets with family peers)",
+                                    "holds (tight datasets, looser families)",
+                                    std::to_string(ordered) + " of " + std::to_string(with_family) + " datasets",
+                                    std::to_string(nearest) + " of " + std::to_string(members) + " models' nearest neighbour is from their dataset",
+                                    ordered * 4 >= with_family * 3 ? 1 : 0});
+        }
 
     // PB at the three levels: the mean over the level's groups, the range as the spread
     std::map<std::string, std::map<std::string, Spread>> pb; // level -> measure -> values over groups
@@ -354,8 +458,8 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
 
     r.heading("The paper's findings, measured here",
               "Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md), this experiment's, its spread, and whether "
-              "they agree (clustering and PB within 10 points of the paper; the centroid better on average and on at least three "
-              "quarters of the targets; interpolation midpoints no worse than the endpoints' mean loss by more than 0.01; "
+              "they agree (clustering and PB within 10 points of the paper; the cosine ordering on at least three quarters of the "
+              "datasets; the centroid better on average and on at least three quarters of the targets; interpolation midpoints no worse than the endpoints' mean loss by more than 0.01; "
               "extrapolation at least 1.2 times the endpoint loss). The sections below hold the tables behind every row.");
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : findings) rows.push_back({f.finding, f.paper, f.basin, f.spread, verdict_text(f.verdict)});
@@ -536,6 +640,7 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
             if (w != m.values.end() && b != m.values.end()) wb.push_back({kind, fixed(w->second), fixed(b->second)});
         }
         r.table({"groups", "mean cosine within", "mean cosine between"}, wb, "Tight versus loose: similarity within and between groups.");
+        write_similarity_by_dataset(r, m, store.points("map"));
         // the 2-D coordinates: from the store (older stores: from the map's embedding.csv)
         std::vector<std::map<std::string, std::string>> table;
         for (const auto& p : store.points("map")) {

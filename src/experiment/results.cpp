@@ -77,7 +77,13 @@ JobResults collect_results(const Job& job) {
             metric("map", "", "within/" + kind, table.at("within_mean").get<double>());
             metric("map", "", "between/" + kind, table.at("between_mean").get<double>());
         }
-        // the 2-D coordinates go into the store too, so that the report needs nothing but the store
+        // the cosine matrix (upper triangle) and the 2-D coordinates go into the store too, so that
+        // the report needs nothing but the store
+        for (const auto& row : read_csv(job.output / "similarity.csv")) {
+            const std::string& a = row.at("model");
+            for (const auto& [b, value] : row)
+                if (b != "model" && a < b) metric(a, b, "cosine", number(value));
+        }
         for (const auto& row : read_csv(job.output / "embedding.csv")) {
             json fields = json::object();
             for (const auto& [column, value] : row)

@@ -265,6 +265,15 @@ class Experiment(unittest.TestCase):
         for f in figures:
             self.assertTrue(os.path.getsize(os.path.join(WORK, "doc", f)) > 500, f)
         self.assertIn("tsne-dataset", first)
+        # the per-dataset similarity table: the cosine between a dataset's two seeds, as map wrote it
+        with open(os.path.join(exp, "jobs", "map", "out", "similarity.csv")) as f:
+            header, *lines = [line.strip().split(",") for line in f]
+        cos = {(row[0], header[j]): float(row[j]) for row in lines for j in range(1, len(header))}
+        row = [line for line in first.splitlines()  # the 6-column tightness table, not the accuracy summary
+               if line.startswith("| sentiment | opinion |") and len(line.split("|")) == 8]
+        self.assertEqual(len(row), 1, first)
+        self.assertEqual(row[0].split("|")[3].strip(), f"{cos[('sentiment-s1', 'sentiment-s2')]:.4f}")
+        self.assertIn("similarity.svg", first)
         # the comparison with the paper: its PB row is the mean of the store's dataset-level PB values
         db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
         values = [v for (v,) in db.execute(
