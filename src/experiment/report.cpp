@@ -477,7 +477,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
     r.bullets(differ);
 
     // the likely reasons: what separates this experiment from the paper's, in numbers from the store
-    r.subheading("Scale of this experiment against the paper's");
+    r.subheading("Likely reasons for the differences: this experiment's scale against the paper's");
     const json base = json::parse(store.meta("base_model").value_or("{}"), nullptr, false);
     std::vector<std::string> scale;
     if (base.is_object() && base.contains("config") && base["config"].is_object()) {
@@ -491,8 +491,8 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
     if (base.is_object() && base.contains("pretraining")) {
         const json& p = base["pretraining"];
         scale.push_back("Pretraining budget: the base saw " + millions(p.value("tokens_seen", 0.0)) + " tokens (held-out masked-LM accuracy " +
-                        pct(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2,000,000M (500K steps of 8K sequences "
-                        "of 512 tokens). A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
+                        pct(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2.1 trillion (500K steps of 8K sequences "
+                        "of 512 tokens), " + fixed(2.1e12 / std::max(1.0, p.value("tokens_seen", 0.0)), 0) + " times more. A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
     }
     try {
         const toml::table spec = toml::parse(store.meta("spec").value_or(""));
