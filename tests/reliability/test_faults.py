@@ -114,7 +114,7 @@ class Faults(unittest.TestCase):
         return ["finetune", "--model", self.base, "--train", self.train, "--out", out, "--epochs", epochs,
                 "--batch-size", "4", "--lr", "1e-3", "--seed", "7", "--threads", "1", "--max-length", "16"]
 
-    def spec(self, out):
+    def spec(self, out, epochs=2):
         path = os.path.join(WORK, os.path.basename(out) + ".toml")
         with open(path, "w") as f:
             f.write(f"""[experiment]
@@ -129,7 +129,7 @@ max_length = 16
 a = "x"
 b = "y"
 [finetune]
-epochs = 2
+epochs = {epochs}
 lr = 1e-3
 batch_size = 8
 [map]
@@ -148,17 +148,18 @@ batch_size = 8
     # ---- signals
 
     def test_sigterm_stops_finetune_cleanly_and_it_resumes_to_the_same_weights(self):
+        # 2,000 steps: several seconds even on a fast machine, so the signal lands mid-training
         whole = os.path.join(WORK, "ft-whole")
-        run(*self.finetune_args(whole))
+        run(*self.finetune_args(whole, epochs="20"))
         out = os.path.join(WORK, "ft-stopped")
-        code, err = start_and_signal(self.finetune_args(out), signal.SIGTERM, "fine-tuning", 1.0)
+        code, err = start_and_signal(self.finetune_args(out, epochs="20"), signal.SIGTERM, "fine-tuning", 1.0)
         self.assertEqual(code, 128 + signal.SIGTERM, err)
         last = err.strip().splitlines()[-1]
         self.assertRegex(last, r"^basin: stopped: interrupted by SIGTERM at step \d+ of \d+; state saved in .*ft-stopped.partial")
         self.assertFalse(os.path.exists(out), "no output folder that looks complete")
         self.assertTrue(os.path.isdir(out + ".partial"))
         self.assertEqual(leftovers(WORK), [])
-        r = run(*self.finetune_args(out))
+        r = run(*self.finetune_args(out, epochs="20"))
         self.assertIn("resuming from", r.stderr)
         self.assertEqual(ref.read_safetensors(os.path.join(out, "model.safetensors"))[0].keys(),
                          ref.read_safetensors(os.path.join(whole, "model.safetensors"))[0].keys())
@@ -183,10 +184,12 @@ batch_size = 8
             self.assertEqual(json.load(a)["epochs"], json.load(b)["epochs"], "the evaluation is done once, after the resume")
 
     def test_sigint_stops_run_cleanly_and_it_resumes_to_the_same_store(self):
+        # 40 epochs: each fine-tune runs for seconds, so the signal finds jobs running
         whole = os.path.join(WORK, "run-whole")
-        run("run", self.spec(whole), "--quiet")
+        run("run", self.spec(whole, epochs=40), "--quiet")
         out = os.path.join(WORK, "run-stopped")
-        code, err = start_and_signal(["run", self.spec(out), "--jobs", "2"], signal.SIGINT, "started finetune", 1.5)
+        spec = self.spec(out, epochs=40)
+        code, err = start_and_signal(["run", spec, "--jobs", "2"], signal.SIGINT, "started finetune", 1.5)
         self.assertEqual(code, 128 + signal.SIGINT, err)
         self.assertRegex(err.strip().splitlines()[-1],
                          r"^basin: stopped: interrupted by SIGINT: \d+ of 5 jobs done, \d+ running stopped; the same `basin run` resumes")
@@ -197,9 +200,9 @@ batch_size = 8
         for name in os.listdir(models) if os.path.isdir(models) else []:  # every model folder there is complete (atomic rename)
             self.assertTrue(name.endswith(".partial") or os.path.exists(os.path.join(models, name, "model.safetensors")), name)
         self.assertEqual(leftovers(models), [])
-        self.assertEqual(subprocess.run(["pgrep", "-f", self.spec(out)], capture_output=True).stdout, b"",
+        self.assertEqual(subprocess.run(["pgrep", "-f", spec], capture_output=True).stdout, b"",
                          "no job left running")
-        run("run", self.spec(out), "--quiet")
+        run("run", spec, "--quiet")
         rows, states = self.metrics(out)
         self.assertTrue(all(s == "done" for s in states.values()), states)
         self.assertEqual(rows, self.metrics(whole)[0])
