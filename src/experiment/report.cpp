@@ -1,6 +1,7 @@
 #include "basin/experiment/report.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -382,12 +383,33 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                                     ordered * 4 >= with_family * 3 ? 1 : 0});
         }
 
+    // which datasets fine-tuning learned: mean accuracy over seeds more than 2 points above the
+    // majority class of the test split (facts recorded by the runner)
+    const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
+    std::map<std::string, Spread> accuracy_of;
+    for (const auto& j : jobs)
+        if (j.kind == "finetune" && j.state == "done") {
+            const json l = labels(j.id);
+            const double a = value(metrics_of(j.id), l.value("model", ""), l.value("dataset", ""), "accuracy");
+            if (!std::isnan(a)) accuracy_of[l.value("dataset", "")].add(a);
+        }
+    auto learned = [&](const std::string& d) -> std::optional<bool> {
+        if (!facts.is_object() || !facts.contains(d) || !accuracy_of.count(d)) return std::nullopt;
+        return accuracy_of[d].mean() > facts[d].value("majority_accuracy", 0.0) + 0.02;
+    };
+
     // PB at the three levels: the mean over the level's groups, the range as the spread
     std::map<std::string, std::map<std::string, Spread>> pb; // level -> measure -> values over groups
+    std::map<std::string, std::array<Spread, 2>> pb_learned; // measure -> dataset level, [not learned, learned]
     for (const auto& id : done("hull")) {
         const Lookup m = metrics_of(id);
+        const json l = labels(id);
         for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
-            if (const double v = value(m, "pb", "all datasets", measure); !std::isnan(v)) pb[labels(id).value("level", "")][measure].add(v);
+            if (const double v = value(m, "pb", "all datasets", measure); !std::isnan(v)) {
+                pb[l.value("level", "")][measure].add(v);
+                if (l.value("level", "") == "dataset")
+                    if (const auto yes = learned(l.value("group", ""))) pb_learned[measure][*yes].add(v);
+            }
     }
     const std::map<std::string, double> paper_in = {{"dataset", 0.88}, {"family", 0.967}, {"general", 0.90}};
     for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
@@ -399,6 +421,18 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
             // agreement: within 10 points of the paper (hull samples beating the members is the claim)
             findings.push_back({measure + ", " + level + " level (hull samples " + (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
                                 pct(paper) + "%", pct(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? 1 : 0});
+            // the same split by whether fine-tuning learned the dataset at all
+            if (level == "dataset" && pb_learned.count(measure))
+                for (int yes : {1, 0}) {
+                    const Spread& part = pb_learned[measure][std::size_t(yes)];
+                    if (!part.n) continue;
+                    findings.push_back({measure + ", dataset level, " + (yes ? "datasets fine-tuning learned" : "datasets it did not learn") +
+                                            " (mean accuracy " + (yes ? "more than" : "within") + " 2 points " + (yes ? "above" : "of") +
+                                            " the majority class)",
+                                        pct(paper) + "%", pct(part.mean()) + "%",
+                                        "range " + pct(part.lo) + "-" + pct(part.hi) + "% over " + std::to_string(part.n) + " datasets",
+                                        part.mean() >= paper - 0.10 ? 1 : 0});
+                }
         }
 
     // interpolation: the midpoint against its endpoints, by relation
@@ -512,7 +546,6 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
     } catch (const toml::parse_error&) {
     }
     // fine-tuning that did not beat the majority class: such models barely left the base
-    const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
     std::vector<std::string> floor;
     std::size_t measured = 0;
     for (const auto& j : jobs) {
@@ -525,6 +558,23 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
         ++measured;
         if (acc <= facts[d].value("majority_accuracy", 0.0) + 0.02) floor.push_back(l.value("model", ""));
     }
+    // averaging shrinks task vectors that point different ways: the uniform average of K members
+    // with equal norms and mean pairwise cosine c has sqrt((1 + (K - 1) c) / K) of a member's norm
+    if (!done("map").empty())
+        if (const auto view = similarity_view(metrics_of("map"), store.points("map"))) {
+            Spread within;
+            std::size_t k = 0;
+            for (const auto& t : view->tightness)
+                if (t.within.n) within.add(t.within.mean()), k = std::max(k, t.members);
+            if (within.n && k > 1) {
+                const double c = within.mean(), shrink = std::sqrt((1 + double(k - 1) * c) / double(k));
+                scale.push_back("Averaging: the task vectors of one dataset's seeds have a mean cosine of " + fixed(c, 3) +
+                                " (range " + fixed(within.lo, 3) + "-" + fixed(within.hi, 3) + " over datasets; the per-dataset table below). The average of " +
+                                std::to_string(k) + " such members keeps only " + pct(shrink) +
+                                "% of a member's task-vector norm: hull samples sit much closer to the base than the members do, "
+                                "so where fine-tuning helped the probe they lose some of it. Tight regions (cosine near 1) would lose nothing.");
+            }
+        }
     if (measured)
         scale.push_back("Learning: " + std::to_string(floor.size()) + " of " + std::to_string(measured) +
                         " fine-tuned models are within 2 points of their test split's majority class" +
