@@ -92,6 +92,7 @@ class Report {
     }
     void figure(const std::string& name, const Canvas& canvas, const std::string& caption) {
         canvas.save((dir_ / "figures" / name).string());
+        written_.insert(name);
         ++figures_;
         html_ << "<figure class=\"chart\" id=\"fig-" << escape(name) << "\">" << canvas.svg() << "<figcaption>Figure "
               << figures_ << ". " << escape(caption) << " <a href=\"figures/" << escape(name) << ".svg\">SVG</a> <a href=\"figures/"
@@ -130,6 +131,15 @@ class Report {
         html_ << "<h3>" << escape(title) << "</h3>\n<pre>" << escape(text) << "</pre>\n";
         md_ << "### " << title << "\n\n```toml\n" << text << (text.empty() || text.back() == '\n' ? "" : "\n") << "```\n\n";
     }
+    // Figures of an earlier report that this one no longer draws (the folders are the report's own).
+    void remove_stale_figures() const {
+        std::vector<fs::path> folders = {dir_ / "figures"};
+        if (markdown_) folders.push_back(markdown_figures());
+        for (const auto& folder : folders)
+            for (const auto& f : fs::directory_iterator(folder))
+                if ((f.path().extension() == ".svg" || f.path().extension() == ".pdf") && !written_.count(f.path().stem().string()))
+                    fs::remove(f.path());
+    }
     std::size_t figures() const { return figures_; }
     std::size_t tables() const { return tables_; }
     std::string body() const { return html_.str(); }
@@ -140,6 +150,7 @@ class Report {
     std::optional<fs::path> markdown_;
     std::ostringstream html_, md_;
     std::size_t figures_ = 0, tables_ = 0;
+    std::set<std::string> written_;
 };
 
 std::string safe(const std::string& s) {
@@ -951,6 +962,7 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
         "  document.body.setAttribute('data-figures-shown', String(shown));\n"
         "});\n</script>\n</body></html>\n";
     write_text_atomically(dir / "report.html", page);
+    r.remove_stale_figures();
     ReportResult result{dir / "report.html", r.figures(), r.tables(), {}};
     if (options.markdown) {
         write_text_atomically(*options.markdown,

@@ -249,6 +249,9 @@ class Experiment(unittest.TestCase):
             first = f.read()
         with open(os.path.join(exp, "report", "report.html")) as f:
             html = f.read()
+        stale = os.path.join(WORK, "doc", "small", "a-figure-no-longer-drawn.svg")
+        with open(stale, "w") as f:
+            f.write("<svg/>")
         # the job folders (embedding.csv, plane markers, ...) are not needed: the store holds everything
         os.rename(os.path.join(exp, "jobs"), os.path.join(exp, "jobs.away"))
         try:
@@ -257,6 +260,7 @@ class Experiment(unittest.TestCase):
             os.rename(os.path.join(exp, "jobs.away"), os.path.join(exp, "jobs"))
         with open(doc) as f:
             self.assertEqual(f.read(), first, "the same store gives the same document")
+        self.assertFalse(os.path.exists(stale), "figures the report no longer draws are removed")
         with open(os.path.join(exp, "report", "report.html")) as f:
             self.assertEqual(f.read(), html, "the HTML report does not read job folders either")
         self.assertEqual(first.count("\n*Table "), html.count("<caption>Table "))
@@ -281,7 +285,7 @@ class Experiment(unittest.TestCase):
             "AND metric = 'PB(In'', In)'")]
         db.close()
         self.assertEqual(len(values), 3)
-        row = [line for line in first.splitlines() if line.startswith("| PB(In', In), dataset level")]
+        row = [line for line in first.splitlines() if line.startswith("| PB(In', In), dataset level (hull samples")]
         self.assertEqual(len(row), 1, first)
         self.assertEqual(row[0].split("|")[3].strip(), f"{100 * sum(values) / len(values):.2f}%")
         self.assertIn("| 88.00% |", row[0])
