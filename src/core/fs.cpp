@@ -170,13 +170,10 @@ void write_folder_atomically(const fs::path& out,
         fill(tmp);
         if (fs::exists(out)) fs::remove_all(out);
         fs::rename(tmp, out);
-    } catch (const Interrupted&) {
-        std::error_code ignored;
-        fs::remove_all(tmp, ignored);
-        throw; // a clean stop, not a write error
     } catch (const std::exception& e) {
         std::error_code ignored;
         fs::remove_all(tmp, ignored);
+        if (dynamic_cast<const Interrupted*>(&e)) throw; // a clean stop, not a write error
         fail("writing ", out.string(), ": ", e.what());
     }
 }

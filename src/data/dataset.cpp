@@ -13,7 +13,6 @@
 namespace basin {
 namespace {
 
-
 bool is_integer(const std::string& s) {
     if (s.empty()) return false;
     std::size_t i = (s[0] == '-') ? 1 : 0;

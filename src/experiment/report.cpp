@@ -164,7 +164,19 @@ double alpha_of(const std::string& subject) { return std::stod(subject.substr(su
 struct Lookup { // metrics of one job: (subject, dataset, metric) -> value
     std::map<std::tuple<std::string, std::string, std::string>, double> values;
     std::vector<std::string> subjects, datasets; // in first-seen order
+    double value(const std::string& subject, const std::string& dataset, const std::string& metric) const {
+        const auto v = values.find({subject, dataset, metric});
+        return v == values.end() ? NAN : v->second;
+    }
 };
+
+// The finished jobs of one kind, in store order.
+std::vector<std::string> done_jobs(const std::vector<JobRecord>& jobs, const std::string& kind) {
+    std::vector<std::string> ids;
+    for (const auto& j : jobs)
+        if (j.kind == kind && j.state == "done") ids.push_back(j.id);
+    return ids;
+}
 
 Lookup lookup(const std::vector<Metric>& metrics) {
     Lookup l;
@@ -214,9 +226,7 @@ std::optional<SimilarityView> similarity_view(const Lookup& m, const std::vector
         }
     if (models.size() < 2) return std::nullopt;
     auto cosine = [&](const std::string& a, const std::string& b) {
-        if (a == b) return 1.0;
-        auto v = m.values.find({std::min(a, b), std::max(a, b), "cosine"});
-        return v == m.values.end() ? NAN : v->second;
+        return a == b ? 1.0 : m.value(std::min(a, b), std::max(a, b), "cosine");
     };
     if (std::isnan(cosine(models[0].name, models[1].name))) return std::nullopt; // an older store: no matrix
     std::stable_sort(models.begin(), models.end(), [](const Model& a, const Model& b) {
@@ -257,8 +267,7 @@ std::optional<SimilarityView> similarity_view(const Lookup& m, const std::vector
     return view;
 }
 
-void write_similarity_by_dataset(Report& r, const Lookup& m, const std::vector<PointRecord>& points) {
-    const auto view = similarity_view(m, points);
+void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>& view) {
     if (!view) return;
     std::vector<std::vector<std::string>> rows;
     auto cell = [](const Spread& s) { return s.n ? fixed(s.mean()) : std::string("-"); };
@@ -297,10 +306,7 @@ CentroidComparison centroid_comparison(const Lookup& m, const json& labels) {
     c.title = c.mode == "bitfit" ? "BitFit" : c.mode == "full" ? "full fine-tuning" : c.mode.empty() ? "centroid" : c.mode;
     if (!c.mode.empty())
         c.title += c.train_limit ? ", at most " + std::to_string(c.train_limit) + " training examples" : ", all training data";
-    auto get = [&](const std::string& s, const std::string& d, const std::string& metric) {
-        auto v = m.values.find({s, d, metric});
-        return v == m.values.end() ? NAN : v->second;
-    };
+    auto get = [&](const std::string& s, const std::string& d, const std::string& metric) { return m.value(s, d, metric); };
     double sum = 0;
     for (const auto& d : m.datasets) {
         TargetComparison t{d,
@@ -347,27 +353,42 @@ double body_parameters(const json& c) {
 
 std::string millions(double v) { return fixed(v / 1e6, 1) + "M"; }
 
-void write_paper_comparison(Report& r, const Store& store, const std::vector<JobRecord>& jobs,
+// The generalized loss along one interpolation or extrapolation line: alpha -> losses over datasets.
+std::map<double, Spread> loss_by_alpha(const Lookup& m) {
+    std::map<double, Spread> curve;
+    for (const auto& [key, v] : m.values)
+        if (std::get<2>(key) == "loss") curve[alpha_of(std::get<0>(key))].add(v);
+    return curve;
+}
+
+// facts: the store's dataset facts (sizes, majority class); spec: the experiment spec, parsed;
+// view: the map's cosine matrix by dataset (none without a finished map).
+void write_paper_comparison(Report& r, const Store& store, const std::vector<JobRecord>& jobs, const json& facts,
+                            const toml::table& spec, const std::optional<SimilarityView>& view,
                             const std::function<Lookup(const std::string&)>& metrics_of,
                             const std::function<json(const std::string&)>& labels) {
     std::vector<Finding> findings;
-    auto done = [&](const std::string& kind) {
-        std::vector<std::string> ids;
-        for (const auto& j : jobs)
-            if (j.kind == kind && j.state == "done") ids.push_back(j.id);
-        return ids;
+    auto done = [&](const std::string& kind) { return done_jobs(jobs, kind); };
+    const bool map_done = !done("map").empty();
+
+    // fine-tuned accuracy of every model, once: which datasets were learned, which models were not
+    struct ModelAccuracy {
+        std::string model, dataset;
+        double accuracy;
     };
-    auto value = [](const Lookup& m, const std::string& s, const std::string& d, const std::string& metric) {
-        auto v = m.values.find({s, d, metric});
-        return v == m.values.end() ? NAN : v->second;
-    };
+    std::vector<ModelAccuracy> accuracies;
+    for (const auto& id : done("finetune")) {
+        const json l = labels(id);
+        const double a = metrics_of(id).value(l.value("model", ""), l.value("dataset", ""), "accuracy");
+        if (!std::isnan(a)) accuracies.push_back({l.value("model", ""), l.value("dataset", ""), a});
+    }
 
     // clustering: spectral clustering, as in the paper; the other methods as the spread
-    if (!done("map").empty()) {
+    if (map_done) {
         const Lookup m = metrics_of("map");
         for (const auto& [kind, paper, label] : {std::tuple<std::string, double, std::string>{"dataset", 0.98, "same-dataset clustering accuracy"},
                                                  {"family", 0.90, "task-family clustering accuracy"}}) {
-            const double spectral = value(m, "map", "", "clustering_accuracy/" + kind + "/spectral");
+            const double spectral = m.value("map", "", "clustering_accuracy/" + kind + "/spectral");
             if (std::isnan(spectral)) continue;
             std::string others;
             for (const auto& [key, v] : m.values) {
@@ -380,33 +401,26 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
     }
 
     // tight versus loose: per dataset, seeds closer than same-family datasets, closer than other families
-    if (!done("map").empty())
-        if (const auto view = similarity_view(metrics_of("map"), store.points("map"))) {
-            std::size_t ordered = 0, with_family = 0, nearest = 0, members = 0;
-            for (const auto& t : view->tightness) {
-                if (!t.family_other.n) continue;
-                ++with_family;
-                ordered += t.within.mean() > t.family_other.mean() && t.family_other.mean() > t.other.mean();
-            }
-            for (const auto& t : view->tightness) nearest += t.nearest_same, members += t.members;
-            if (with_family)
-                findings.push_back({"cosine ordering: same dataset > same family > other families (datasets with family peers)",
-                                    "holds (tight datasets, looser families)",
-                                    std::to_string(ordered) + " of " + std::to_string(with_family) + " datasets",
-                                    std::to_string(nearest) + " of " + std::to_string(members) + " models' nearest neighbour is from their dataset",
-                                    ordered * 4 >= with_family * 3 ? 1 : 0});
+    if (view) {
+        std::size_t ordered = 0, with_family = 0, nearest = 0, members = 0;
+        for (const auto& t : view->tightness) {
+            if (!t.family_other.n) continue;
+            ++with_family;
+            ordered += t.within.mean() > t.family_other.mean() && t.family_other.mean() > t.other.mean();
         }
+        for (const auto& t : view->tightness) nearest += t.nearest_same, members += t.members;
+        if (with_family)
+            findings.push_back({"cosine ordering: same dataset > same family > other families (datasets with family peers)",
+                                "holds (tight datasets, looser families)",
+                                std::to_string(ordered) + " of " + std::to_string(with_family) + " datasets",
+                                std::to_string(nearest) + " of " + std::to_string(members) + " models' nearest neighbour is from their dataset",
+                                ordered * 4 >= with_family * 3 ? 1 : 0});
+    }
 
     // which datasets fine-tuning learned: mean accuracy over seeds more than 2 points above the
     // majority class of the test split (facts recorded by the runner)
-    const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
     std::map<std::string, Spread> accuracy_of;
-    for (const auto& j : jobs)
-        if (j.kind == "finetune" && j.state == "done") {
-            const json l = labels(j.id);
-            const double a = value(metrics_of(j.id), l.value("model", ""), l.value("dataset", ""), "accuracy");
-            if (!std::isnan(a)) accuracy_of[l.value("dataset", "")].add(a);
-        }
+    for (const auto& a : accuracies) accuracy_of[a.dataset].add(a.accuracy);
     auto learned = [&](const std::string& d) -> std::optional<bool> {
         if (!facts.is_object() || !facts.contains(d) || !accuracy_of.count(d)) return std::nullopt;
         return accuracy_of[d].mean() > facts[d].value("majority_accuracy", 0.0) + 0.02;
@@ -419,7 +433,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
         const Lookup m = metrics_of(id);
         const json l = labels(id);
         for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
-            if (const double v = value(m, "pb", "all datasets", measure); !std::isnan(v)) {
+            if (const double v = m.value("pb", "all datasets", measure); !std::isnan(v)) {
                 pb[l.value("level", "")][measure].add(v);
                 if (l.value("level", "") == "dataset")
                     if (const auto yes = learned(l.value("group", ""))) pb_learned[measure][*yes].add(v);
@@ -452,10 +466,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
     // interpolation: the midpoint against its endpoints, by relation
     std::map<std::string, std::pair<Spread, std::size_t>> mid; // relation -> (midpoint - mean endpoint, pairs no worse)
     for (const auto& id : done("interpolate")) {
-        const Lookup m = metrics_of(id);
-        std::map<double, Spread> curve;
-        for (const auto& [key, v] : m.values)
-            if (std::get<2>(key) == "loss") curve[alpha_of(std::get<0>(key))].add(v);
+        std::map<double, Spread> curve = loss_by_alpha(metrics_of(id));
         if (curve.size() < 3 || !curve.count(0.0) || !curve.count(1.0)) continue;
         double best = 0, mid_loss = NAN;
         for (const auto& [a, sp] : curve)
@@ -476,10 +487,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
 
     // extrapolation: the loss far out against the loss at the endpoints
     for (const auto& id : done("extrapolate")) {
-        const Lookup m = metrics_of(id);
-        std::map<double, Spread> curve;
-        for (const auto& [key, v] : m.values)
-            if (std::get<2>(key) == "loss") curve[alpha_of(std::get<0>(key))].add(v);
+        std::map<double, Spread> curve = loss_by_alpha(metrics_of(id));
         if (!curve.count(0.0) || !curve.count(1.0) || curve.size() < 3) continue;
         const double ends = std::max(curve[0.0].mean(), curve[1.0].mean());
         const double far = std::max(curve.begin()->second.mean(), curve.rbegin()->second.mean());
@@ -548,8 +556,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                         pct(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2.1 trillion (500K steps of 8K sequences "
                         "of 512 tokens), " + fixed(2.1e12 / std::max(1.0, p.value("tokens_seen", 0.0)), 0) + " times more. A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
     }
-    try {
-        const toml::table spec = toml::parse(store.meta("spec").value_or(""));
+    {
         const auto seeds = spec["experiment"]["seeds"].as_array();
         const std::size_t datasets = spec["datasets"].as_table() ? spec["datasets"].as_table()->size() : 0;
         const auto cap = spec["finetune"]["train_limit"].value<std::int64_t>();
@@ -563,38 +570,31 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                                            std::to_string(probe_test.value_or(0)) + " per dataset, so PB values carry sampling noise of a few points"
                                      : "") +
                         ".");
-    } catch (const toml::parse_error&) {
     }
     // fine-tuning that did not beat the majority class: such models barely left the base
     std::vector<std::string> floor;
     std::size_t measured = 0;
-    for (const auto& j : jobs) {
-        if (j.kind != "finetune" || j.state != "done" || !facts.is_object()) continue;
-        const json l = labels(j.id);
-        const std::string d = l.value("dataset", "");
-        if (!facts.contains(d)) continue;
-        const double acc = value(metrics_of(j.id), l.value("model", ""), d, "accuracy");
-        if (std::isnan(acc)) continue;
+    for (const auto& a : accuracies) {
+        if (!facts.is_object() || !facts.contains(a.dataset)) continue;
         ++measured;
-        if (acc <= facts[d].value("majority_accuracy", 0.0) + 0.02) floor.push_back(l.value("model", ""));
+        if (a.accuracy <= facts[a.dataset].value("majority_accuracy", 0.0) + 0.02) floor.push_back(a.model);
     }
     // averaging shrinks task vectors that point different ways: the uniform average of K members
     // with equal norms and mean pairwise cosine c has sqrt((1 + (K - 1) c) / K) of a member's norm
-    if (!done("map").empty())
-        if (const auto view = similarity_view(metrics_of("map"), store.points("map"))) {
-            Spread within;
-            std::size_t k = 0;
-            for (const auto& t : view->tightness)
-                if (t.within.n) within.add(t.within.mean()), k = std::max(k, t.members);
-            if (within.n && k > 1) {
-                const double c = within.mean(), shrink = std::sqrt((1 + double(k - 1) * c) / double(k));
-                scale.push_back("Averaging: the task vectors of one dataset's seeds have a mean cosine of " + fixed(c, 3) +
-                                " (range " + fixed(within.lo, 3) + "-" + fixed(within.hi, 3) + " over datasets; the per-dataset table below). The average of " +
-                                std::to_string(k) + " such members keeps only " + pct(shrink) +
-                                "% of a member's task-vector norm: hull samples sit much closer to the base than the members do, "
-                                "so where fine-tuning helped the probe they lose some of it. Tight regions (cosine near 1) would lose nothing.");
-            }
+    if (view) {
+        Spread within;
+        std::size_t k = 0;
+        for (const auto& t : view->tightness)
+            if (t.within.n) within.add(t.within.mean()), k = std::max(k, t.members);
+        if (within.n && k > 1) {
+            const double c = within.mean(), shrink = std::sqrt((1 + double(k - 1) * c) / double(k));
+            scale.push_back("Averaging: the task vectors of one dataset's seeds have a mean cosine of " + fixed(c, 3) +
+                            " (range " + fixed(within.lo, 3) + "-" + fixed(within.hi, 3) + " over datasets; the per-dataset table below). The average of " +
+                            std::to_string(k) + " such members keeps only " + pct(shrink) +
+                            "% of a member's task-vector norm: hull samples sit much closer to the base than the members do, "
+                            "so where fine-tuning helped the probe they lose some of it. Tight regions (cosine near 1) would lose nothing.");
         }
+    }
     if (measured)
         scale.push_back("Learning: " + std::to_string(floor.size()) + " of " + std::to_string(measured) +
                         " fine-tuned models are within 2 points of their test split's majority class" +
@@ -621,12 +621,7 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
         const json j = json::parse(job_of[id].labels, nullptr, false);
         return j.is_object() ? j : json::object();
     };
-    auto jobs_of_kind = [&](const std::string& kind) {
-        std::vector<std::string> ids;
-        for (const auto& j : jobs)
-            if (j.kind == kind && j.state == "done") ids.push_back(j.id);
-        return ids;
-    };
+    auto jobs_of_kind = [&](const std::string& kind) { return done_jobs(jobs, kind); };
     // the metrics of exactly one job (the store matches by prefix)
     auto metrics_of = [&](const std::string& id) {
         auto all = store.metrics(id);
@@ -642,8 +637,20 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
         else ++pending;
     }
 
+    // the runner's dataset facts and the spec, read once for every section that uses them
+    const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
+    toml::table spec;
+    try {
+        spec = toml::parse(store.meta("spec").value_or(""));
+    } catch (const toml::parse_error&) { // a store without a readable spec: the sections that need it say less
+    }
+
+    const bool map_done = job_of.count("map") && job_of["map"].state == "done";
+    const auto map_points = map_done ? store.points("map") : std::vector<PointRecord>{};
+    const auto view = map_done ? similarity_view(metrics_of("map"), map_points) : std::nullopt;
+
     // ---- the paper's findings side by side with this experiment's, first: the rest backs them up
-    write_paper_comparison(r, store, jobs, metrics_of, labels);
+    write_paper_comparison(r, store, jobs, facts, spec, view, metrics_of, labels);
 
     // ---- fine-tuned models
     std::vector<std::vector<std::string>> rows;
@@ -666,12 +673,8 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
     }
     if (!rows.empty()) {
         r.heading("Fine-tuned models", "The zoo: the base model fine-tuned on every dataset with every seed.");
-        const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
-        std::size_t cap = 0; // [finetune] train_limit of the spec: a cap on the examples used
-        try {
-            cap = std::size_t(toml::parse(store.meta("spec").value_or(""))["finetune"]["train_limit"].value_or(std::int64_t(0)));
-        } catch (const toml::parse_error&) {
-        }
+        // [finetune] train_limit of the spec: a cap on the examples used
+        const std::size_t cap = std::size_t(spec["finetune"]["train_limit"].value_or(std::int64_t(0)));
         auto used = [&](std::size_t available) {
             return std::to_string(available) + (cap && cap < available ? " (" + std::to_string(cap) + " used)" : "");
         };
@@ -692,7 +695,7 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
     }
 
     // ---- the map
-    if (job_of.count("map") && job_of["map"].state == "done") {
+    if (map_done) {
         r.heading("Weight-space map", "Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2.");
         const auto m = metrics_of("map");
         std::vector<std::vector<std::string>> acc;
@@ -710,10 +713,10 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
             if (w != m.values.end() && b != m.values.end()) wb.push_back({kind, fixed(w->second), fixed(b->second)});
         }
         r.table({"groups", "mean cosine within", "mean cosine between"}, wb, "Tight versus loose: similarity within and between groups.");
-        write_similarity_by_dataset(r, m, store.points("map"));
+        write_similarity_by_dataset(r, view);
         // the 2-D coordinates: from the store (older stores: from the map's embedding.csv)
         std::vector<std::map<std::string, std::string>> table;
-        for (const auto& p : store.points("map")) {
+        for (const auto& p : map_points) {
             if (p.set != "embedding") continue;
             std::map<std::string, std::string> row{{"model", p.name}};
             const json fields = json::parse(p.coefficients);

@@ -24,18 +24,23 @@ extern char** environ;
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
+#include "basin/core/limits.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 
 namespace basin {
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
 // What the report says about the start model (size and pretraining budget), kept in the store so
 // that the report needs nothing else: its config.json and, for a basin-pretrained model, the
 // pretraining run's steps and tokens.
-static std::string describe_base_model(const fs::path& base) {
+std::string describe_base_model(const fs::path& base) {
     nlohmann::json out = nlohmann::json::object();
     out["path"] = base.string();
-    if (fs::exists(base / "config.json")) out["config"] = nlohmann::json::parse(read_text_file(base / "config.json"), nullptr, false);
+    if (fs::exists(base / "config.json")) out["config"] = nlohmann::json::parse(read_text_file(base / "config.json", limits::config_json), nullptr, false);
     if (fs::exists(base / "basin_run.json")) {
         const auto run = nlohmann::json::parse(read_text_file(base / "basin_run.json"), nullptr, false);
         if (run.is_object() && run.contains("heldout") && run["heldout"].is_array() && !run["heldout"].empty()) {
@@ -49,7 +54,7 @@ static std::string describe_base_model(const fs::path& base) {
 
 // Facts about each dataset for the report: sizes, classes and the majority-class accuracy on
 // the test split (the floor a fine-tuned model must beat to have learned anything).
-static std::string describe_datasets(const ExperimentSpec& spec) {
+std::string describe_datasets(const ExperimentSpec& spec) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& d : spec.datasets) {
         const Dataset train = read_dataset(find_split(spec.data_root / d.name, "train"));
@@ -66,10 +71,6 @@ static std::string describe_datasets(const ExperimentSpec& spec) {
     }
     return out.dump();
 }
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::string log_name(const std::string& id) {
     std::string s = id;

@@ -414,6 +414,12 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         }
     }
 
+    // this rank's failure: a clean stop when a signal caused it, else the error it found
+    auto stop_on_own_failure = [&] {
+        if (failure.empty()) return;
+        if (interrupted()) throw Interrupted(interrupt_signal(), failure);
+        fail(failure);
+    };
     if (ranks > 1) { // threads, then ranks: one vector of every group's upper triangle
         std::vector<double> flat(groups * n * n + 2, 0.0);
         for (const auto& w : workers)
@@ -422,16 +428,14 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         flat[groups * n * n] = double(progress.bytes_done);
         flat[groups * n * n + 1] = failure.empty() ? 0.0 : 1.0;
         options.sum_across_ranks(flat);
-        if (interrupted() && !failure.empty()) throw Interrupted(interrupt_signal(), failure);
-    BASIN_CHECK(failure.empty(), failure);
+        stop_on_own_failure(); // before blaming another rank
         BASIN_CHECK(flat[groups * n * n + 1] == 0, "map: another rank failed (see its message)");
         for (std::size_t t = 0; t < workers.size(); ++t)
             for (std::size_t g = 0; g < groups; ++g)
                 for (std::size_t k = 0; k < n * n; ++k) workers[t].acc[g][k] = t == 0 ? flat[g * n * n + k] : 0.0;
         progress.bytes_done = std::uint64_t(flat[groups * n * n]);
     }
-    if (interrupted() && !failure.empty()) throw Interrupted(interrupt_signal(), failure);
-    BASIN_CHECK(failure.empty(), failure);
+    stop_on_own_failure();
 
     // ---- reduce: threads in a fixed order, mirror the upper triangle
     result.gram = SquareMatrix(n);

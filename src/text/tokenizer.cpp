@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include "basin/core/limits.h"
 #include "basin/core/error.h"
+#include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/core/json_value.h"
-#include "basin/core/fs.h"
+#include "basin/core/limits.h"
 #include "basin/text/components.h"
 #include "basin/text/unicode.h"
 
