@@ -20,6 +20,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from keyword_data import write_keyword_split  # noqa: E402
 
 BASIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 sys.argv = sys.argv[:1]
@@ -35,13 +36,7 @@ MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
 
 
 def make_split(path, task, n, seed):
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(n):
-            label = rng.choice(sorted(TASKS[task]))
-            words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
-            words.insert(rng.randint(0, len(words)), rng.choice(TASKS[task][label]))
-            f.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    write_keyword_split(path, n, seed, TASKS[task], FILLER, labels=sorted(TASKS[task]))
 
 
 def spec_text(out, extra_datasets=""):

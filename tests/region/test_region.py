@@ -8,7 +8,6 @@ usage: test_region.py BASIN WORK"""
 import csv
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
 import numpy as np  # noqa: E402
+from keyword_data import write_keyword_split  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
 sys.argv = sys.argv[:1]
@@ -34,13 +34,7 @@ def run(*args, check=True):
 
 
 def make_split(path, n, seed):
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(n):
-            label = rng.choice(["pos", "neg"])
-            words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
-            words.insert(rng.randint(0, len(words)), rng.choice(WORDS[label]))
-            f.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    write_keyword_split(path, n, seed, WORDS, FILLER, labels=["pos", "neg"])
 
 
 def body(folder):

@@ -8,7 +8,6 @@ The tmpfs cases need root (mount); without it they report themselves as skipped.
 usage: test_faults.py BASIN WORK"""
 import json
 import os
-import random
 import shutil
 import signal
 import sqlite3
@@ -20,6 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from keyword_data import write_keyword_split  # noqa: E402
 
 BASIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 sys.argv = sys.argv[:1]
@@ -36,13 +36,7 @@ def run(*args, check=True, **kw):
 
 
 def make_split(path, n, seed):
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(n):
-            label = rng.choice(sorted(WORDS))
-            words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
-            words.insert(rng.randint(0, len(words)), rng.choice(WORDS[label]))
-            f.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    write_keyword_split(path, n, seed, WORDS, FILLER, labels=sorted(WORDS))
 
 
 def leftovers(folder):

@@ -6,11 +6,13 @@ more similar to each other than to the other dataset's models.
 usage: test_map_finetuned.py BASIN WORK"""
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from keyword_data import write_keyword_split  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,13 +26,7 @@ TASKS = {
 
 
 def make_data(path, task, n, seed):
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(n):
-            label = rng.choice(sorted(TASKS[task]))
-            words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
-            words.insert(rng.randint(0, len(words)), rng.choice(TASKS[task][label]))
-            f.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    write_keyword_split(path, n, seed, TASKS[task], FILLER, labels=sorted(TASKS[task]), length=(3, 8))
 
 
 class FinetunedZoo(unittest.TestCase):

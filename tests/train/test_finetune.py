@@ -8,7 +8,6 @@ independent reference; divergence and bad input give clear errors and no output 
 usage: test_finetune.py BASIN_BINARY WORK_DIR"""
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from keyword_data import write_keyword_split  # noqa: E402
 import numpy as np  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
@@ -29,13 +29,9 @@ FILLER = "the a movie plot was quite very and it is this that so film story acti
 
 
 def make_data(path, n, seed, labels=("pos", "neg")):
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for _ in range(n):
-            label = rng.choice(labels)
-            words = [rng.choice(FILLER) for _ in range(rng.randint(3, 9))]
-            words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
-            f.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    # every label but "pos" takes the negative words
+    words = {label: POSITIVE if label == "pos" else NEGATIVE for label in labels}
+    write_keyword_split(path, n, seed, words, FILLER, labels=labels, length=(3, 9))
 
 
 def run(*args, check=True, **kw):
