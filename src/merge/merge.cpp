@@ -7,11 +7,8 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <cerrno>
-#include <fcntl.h>
 #include <map>
 #include <omp.h>
-#include <unistd.h>
 
 #include "basin/core/limits.h"
 #include "basin/core/interrupt.h"
@@ -19,6 +16,7 @@
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/io/checkpoint.h"
+#include "basin/io/tensor_reader.h"
 #include "basin/space/gram.h"
 
 namespace basin {
@@ -32,40 +30,6 @@ constexpr std::size_t kChunk = 1 << 16; // elements per work item
 struct Input {
     fs::path dir;
     std::unique_ptr<CheckpointTensors> tensors;
-};
-
-// Input bytes are read with pread into small per-thread buffers (as cat reads), not through the
-// mapping: no page faults, no mapped pages to drop, and memory bounded by the buffers.
-class Reader {
-  public:
-    explicit Reader(const std::vector<const SafetensorsFile*>& files) {
-        for (const auto* f : files) {
-            const int fd = ::open(f->path().c_str(), O_RDONLY | O_CLOEXEC);
-            BASIN_CHECK(fd >= 0, f->path().string(), ": cannot open (", std::strerror(errno), ")");
-            fds_[f] = fd;
-        }
-    }
-    ~Reader() {
-        for (auto& [file, fd] : fds_) ::close(fd);
-    }
-    Reader(const Reader&) = delete;
-    Reader& operator=(const Reader&) = delete;
-    // Reads bytes [from, from + bytes) of a tensor's data.
-    void read(const CheckpointTensors::Ref& ref, std::uint64_t from, std::size_t bytes, void* out) const {
-        const int fd = fds_.at(ref.file);
-        std::uint64_t offset = ref.file->file_offset(*ref.info) + from;
-        auto* dst = static_cast<std::uint8_t*>(out);
-        while (bytes > 0) {
-            const ssize_t got = ::pread(fd, dst, bytes, off_t(offset));
-            if (got < 0 && errno == EINTR) continue;
-            BASIN_CHECK(got > 0, ref.file->path().string(), ": read failed at byte ", offset, " (",
-                        got < 0 ? std::strerror(errno) : "the file is shorter than its header says", ")");
-            dst += got, offset += std::uint64_t(got), bytes -= std::size_t(got);
-        }
-    }
-
-  private:
-    std::map<const SafetensorsFile*, int> fds_;
 };
 
 std::string weights_hash(const CheckpointTensors& t) {
@@ -245,7 +209,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     std::vector<const SafetensorsFile*> files;
     for (const auto& in : inputs)
         for (const auto& f : in.tensors->files()) files.push_back(f.get());
-    const Reader reader(files);
+    const TensorReader reader(files); // pread into per-thread buffers, not the mapping
     // per-thread buffers, allocated once: every source's chunk as stored (at most 8 bytes a value)
     std::vector<std::vector<std::uint8_t>> raw_buffers(std::size_t(std::max(1, threads)));
     auto thread_raw = [&]() -> std::vector<std::uint8_t>& {
@@ -271,7 +235,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
             const std::size_t from = c * kChunk, count = std::min(kChunk, numel - from);
             for (std::size_t i = 0; i < sources; ++i) {
                 const std::size_t size = dtype_size(refs[i]->info->dtype);
-                reader.read(*refs[i], from * size, count * size, raw.data());
+                reader.read(*refs[i]->file, *refs[i]->info, from * size, count * size, raw.data());
                 convert_to_f32(refs[i]->info->dtype, raw.data(), scratch.data() + i * kChunk, count);
             }
             return std::make_pair(from, count);
@@ -388,7 +352,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
                     for (std::size_t i = 0; i < c.size(); ++i)
                         if (c[i] != 0) {
                             const std::size_t size = dtype_size(refs[i]->info->dtype);
-                            reader.read(*refs[i], begin * size, (end - begin) * size, raw.data() + i * kChunk * 8);
+                            reader.read(*refs[i]->file, *refs[i]->info, begin * size, (end - begin) * size, raw.data() + i * kChunk * 8);
                         }
                     for (std::size_t from = begin; from < end; from += kBlock) {
                         const std::size_t count = std::min(kBlock, end - from);

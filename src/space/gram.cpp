@@ -4,6 +4,7 @@
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
 #include "basin/io/checkpoint.h"
+#include "basin/io/tensor_reader.h"
 #include "basin/space/block_gram.h"
 
 #include <algorithm>
@@ -55,7 +56,17 @@ struct Block {
     std::vector<Segment> segments;
 };
 
-constexpr std::uint64_t kFolioSlackBytes = 4ull << 20;
+// A span's rows (N x columns floats) are kept near 4 MB, so that they stay in cache between the
+// conversion and the block products; at most 8 blocks (32,768 columns, 256 KB reads of F64).
+constexpr std::size_t kSpanFloats = std::size_t(1) << 20;
+constexpr std::size_t kMaxSpanBlocks = 8;
+
+// Consecutive blocks of one group, with the tensor pieces they cover merged into one per tensor.
+struct Span {
+    std::size_t first_block = 0, last_block = 0;
+    std::int64_t columns = 0;
+    std::vector<Segment> pieces;
+};
 
 std::string shape_of(const TensorInfo& info) {
     return shape_string(info.shape);
@@ -232,36 +243,51 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         }
     }
 
-    // ---- chunk size from the memory limit
+    // ---- spans: up to kSpanBlocks consecutive blocks of one group, read and converted together so
+    // that each input is read in pieces of up to 256 KB (one pread per tensor piece), not 8 KB.
+    // Span s goes to thread s mod threads; spans depend only on N and the model, so neither the
+    // memory limit nor the number of ranks changes which sums a thread forms. A small model keeps
+    // at least 64 spans, so that threads and ranks get even shares.
+    const std::size_t span_blocks = std::clamp<std::size_t>(
+        std::min(kSpanFloats / (n * std::size_t(kGramBlockColumns)), blocks.size() / 64), 1, kMaxSpanBlocks);
+    const std::size_t span_stride = span_blocks * std::size_t(kGramBlockColumns); // floats per row
+    std::vector<Span> spans;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+        if (spans.empty() || blocks[spans.back().first_block].group != blocks[b].group ||
+            b - spans.back().first_block == span_blocks)
+            spans.push_back({b, b, 0, {}});
+        Span& span = spans.back();
+        span.last_block = b + 1;
+        span.columns += blocks[b].columns;
+        for (const auto& seg : blocks[b].segments) {
+            auto& pieces = span.pieces;
+            if (!pieces.empty() && pieces.back().tensor == seg.tensor &&
+                pieces.back().offset + pieces.back().count == seg.offset)
+                pieces.back().count += seg.count; // one read for the whole piece of the tensor
+            else
+                pieces.push_back(seg);
+        }
+    }
+
+    // ---- memory: per thread, one span of all N rows and its raw bytes; the chunk (a run of spans)
+    // is the unit of read-ahead, of the ranks' shares and of progress, sized from the limit.
     const int threads = std::max(1, options.threads);
     const std::size_t groups = result.layers.size();
-    std::uint64_t bytes_per_column = 0; // mapped bytes per parameter, over the base and all models
-    std::uint64_t total_bytes = 0;
-    for (const auto& t : tensors) {
+    std::uint64_t bytes_per_column = 0; // stored bytes per parameter, over the base and all models
+    for (const auto& t : tensors)
         bytes_per_column = std::max(bytes_per_column, t.column_bytes);
-        total_bytes += t.column_bytes * t.numel;
-    }
-    // The kernel maps file pages in whole page-cache folios (up to a few MB on recent kernels), so
-    // each mapped file can hold that much beyond the chunk's own bytes (measured: 64 F16 models at
-    // a 300M limit peaked 330 MB over the chunk estimate without this allowance).
-    std::size_t files = base.files().size();
-    for (std::size_t m : used)
-        files += checkpoints[m]->files().size();
-    const std::uint64_t mapping_slack = files * kFolioSlackBytes;
     const std::uint64_t fixed =
-        std::uint64_t(threads) *
-            ((n + 1) * kGramBlockColumns * 4 + n * n * 4 + groups * n * n * 8) +
-        2 * groups * n * n * 8 + blocks.size() * 64 + (32ull << 20) + mapping_slack;
+        std::uint64_t(threads) * ((n + 1) * span_stride * 4 + span_stride * 8 + n * n * 4 + groups * n * n * 8) +
+        2 * groups * n * n * 8 + (blocks.size() + spans.size()) * 64 + (32ull << 20);
     const std::uint64_t rss = current_rss_bytes();
-    const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * kGramBlockColumns;
+    // The chunk being read and the next one, asked for ahead, are both counted against the limit
+    // (as page cache, not as this process's memory), so that a small limit keeps read-ahead small.
+    const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * span_stride;
     BASIN_CHECK(options.memory_limit >= needed, "map: --memory-limit ",
                 human_bytes(options.memory_limit), " is too small for ", n, " models: at least ",
                 human_bytes(needed), " is needed");
-    // resident: the chunk being read (its pages are dropped after use); the next one is only
-    // prefetched into the page cache. Half the room is kept as margin for both.
     std::int64_t chunk_columns = std::max<std::int64_t>(
-        kGramBlockColumns,
-        static_cast<std::int64_t>((options.memory_limit - rss - fixed) / (2 * bytes_per_column)));
+        std::int64_t(span_stride), std::int64_t((options.memory_limit - rss - fixed) / (2 * bytes_per_column)));
     if (options.ranks > 1) {
         // every rank must cut the stream the same way, but each measured its own resident memory:
         // all take rank 0's chunk size (the processes are alike within a few MB)
@@ -272,51 +298,55 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     }
     result.chunk_parameters = chunk_columns;
 
-    std::vector<std::pair<std::size_t, std::size_t>> chunks; // [first block, last block)
-    for (std::size_t b = 0; b < blocks.size();) {
-        std::size_t e = b;
+    std::vector<std::pair<std::size_t, std::size_t>> chunks; // [first span, last span)
+    for (std::size_t s = 0; s < spans.size();) {
+        std::size_t e = s;
         std::int64_t columns = 0;
-        while (e < blocks.size() && (e == b || columns + blocks[e].columns <= chunk_columns))
-            columns += blocks[e++].columns;
-        chunks.emplace_back(b, e);
-        b = e;
+        while (e < spans.size() && (e == s || columns + spans[e].columns <= chunk_columns))
+            columns += spans[e++].columns;
+        chunks.emplace_back(s, e);
+        s = e;
     }
     std::vector<std::uint64_t> chunk_bytes; // tensor bytes read per chunk, over all inputs
     for (const auto& [first, last] : chunks) {
         std::uint64_t bytes = 0;
-        for (std::size_t b = first; b < last; ++b)
-            for (const auto& seg : blocks[b].segments)
-                bytes += seg.count * tensors[seg.tensor].column_bytes;
+        for (std::size_t s = first; s < last; ++s)
+            for (const auto& piece : spans[s].pieces)
+                bytes += piece.count * tensors[piece.tensor].column_bytes;
         chunk_bytes.push_back(bytes);
     }
 
-    // pages of a chunk's byte ranges, in every input: prefetch or release
-    auto for_each_range = [&](std::size_t chunk, bool release) {
-        for (std::size_t b = chunks[chunk].first; b < chunks[chunk].second; ++b)
-            for (const auto& seg : blocks[b].segments) {
-                const auto& t = tensors[seg.tensor];
-                auto apply = [&](const Source& s) {
-                    const std::uint64_t size = dtype_size(s.info->dtype);
-                    if (release)
-                        s.file->release(*s.info, seg.offset * size, seg.count * size);
-                    else
-                        s.file->prefetch(*s.info, seg.offset * size, seg.count * size);
+    std::vector<const SafetensorsFile*> files;
+    for (const auto& t : tensors) {
+        files.push_back(t.base.file);
+        for (const auto& src : t.models) files.push_back(src.file);
+    }
+    const TensorReader reader(files);
+    // cold files: ask the kernel to read a chunk ahead (warm ones: a walk of the page cache)
+    auto prefetch = [&](std::size_t chunk) {
+        for (std::size_t s = chunks[chunk].first; s < chunks[chunk].second; ++s)
+            for (const auto& piece : spans[s].pieces) {
+                const auto& t = tensors[piece.tensor];
+                auto ask = [&](const Source& src) {
+                    const std::uint64_t size = dtype_size(src.info->dtype);
+                    reader.prefetch(*src.file, *src.info, piece.offset * size, piece.count * size);
                 };
-                apply(t.base);
-                for (const auto& s : t.models)
-                    apply(s);
+                ask(t.base);
+                for (const auto& src : t.models) ask(src);
             }
     };
 
     // ---- the pass
     struct Worker {
-        std::vector<float> x, base, block_gram;
-        std::vector<std::vector<double>> acc; // per group, upper triangle used
+        std::vector<float> x, base, block_gram; // x: n rows of span_stride floats
+        std::vector<std::uint8_t> raw;          // one input's piece as stored
+        std::vector<std::vector<double>> acc;   // per group, upper triangle used
     };
     std::vector<Worker> workers(threads);
     for (auto& w : workers) {
-        w.x.resize(n * kGramBlockColumns);
-        w.base.resize(kGramBlockColumns);
+        w.x.resize(n * span_stride);
+        w.base.resize(span_stride);
+        w.raw.resize(span_stride * 8);
         w.block_gram.resize(n * n);
         w.acc.assign(groups, std::vector<double>(n * n, 0.0));
     }
@@ -338,32 +368,36 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         }
         return str(result.models[model].string(), ": task vector overflows float32");
     };
-    auto process = [&](Worker& w, const Block& block) -> std::string {
-        std::int64_t col = 0;
-        for (const auto& seg : block.segments) {
-            const auto& t = tensors[seg.tensor];
-            convert_to_f32(t.base.info->dtype, t.base.at(seg.offset), w.base.data() + col,
-                           seg.count);
-            col += seg.count;
+    // one input's values over the span, as float32, into out; minus it (the base), if given
+    auto load = [&](Worker& w, const Span& span, std::size_t model, const float* minus, float* out) {
+        for (const auto& piece : span.pieces) {
+            const auto& t = tensors[piece.tensor];
+            const Source& src = model == n ? t.base : t.models[model];
+            const std::uint64_t size = dtype_size(src.info->dtype);
+            reader.read(*src.file, *src.info, piece.offset * size, piece.count * size, w.raw.data());
+            if (minus)
+                convert_minus_f32(src.info->dtype, w.raw.data(), minus, out, piece.count), minus += piece.count;
+            else
+                convert_to_f32(src.info->dtype, w.raw.data(), out, piece.count);
+            out += piece.count;
         }
-        for (std::size_t m = 0; m < n; ++m) {
-            float* row = w.x.data() + m * kGramBlockColumns;
-            col = 0;
-            for (const auto& seg : block.segments) {
-                const auto& s = tensors[seg.tensor].models[m];
-                convert_to_f32(s.info->dtype, s.at(seg.offset), row + col, seg.count);
-                col += seg.count;
+    };
+    auto process = [&](Worker& w, const Span& span) -> std::string {
+        load(w, span, n, nullptr, w.base.data());
+        for (std::size_t m = 0; m < n; ++m) // task-vector rows
+            load(w, span, m, w.base.data(), w.x.data() + m * span_stride);
+        std::size_t offset = 0;
+        for (std::size_t bi = span.first_block; bi < span.last_block; ++bi) {
+            const Block& block = blocks[bi];
+            block_gram_upper(n, std::size_t(block.columns), w.x.data() + offset, span_stride,
+                             w.block_gram.data());
+            offset += std::size_t(block.columns);
+            auto& acc = w.acc[block.group];
+            for (std::size_t i = 0; i < n; ++i) {
+                if (!std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);
+                for (std::size_t j = i; j < n; ++j)
+                    acc[i * n + j] += w.block_gram[i * n + j];
             }
-            const float* b = w.base.data();
-            for (std::int64_t c = 0; c < block.columns; ++c)
-                row[c] -= b[c];
-        }
-        block_gram_upper(n, std::size_t(block.columns), w.x.data(), kGramBlockColumns, w.block_gram.data());
-        auto& acc = w.acc[block.group];
-        for (std::size_t i = 0; i < n; ++i) {
-            if (!std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);
-            for (std::size_t j = i; j < n; ++j)
-                acc[i * n + j] += w.block_gram[i * n + j];
         }
         return {};
     };
@@ -377,20 +411,20 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     StreamProgress progress{0, my_bytes, 0};
     auto last_report = Clock::now();
     std::size_t first_mine = rank;
-    if (first_mine < chunks.size()) for_each_range(first_mine, false);
+    if (first_mine < chunks.size()) prefetch(first_mine);
     std::string failure; // a rank that fails still joins the sum below, then reports
     for (std::size_t c = first_mine; c < chunks.size() && failure.empty(); c += ranks) {
         if (interrupted()) { // every rank still joins the sum below, then all stop
             failure = "interrupted by " + signal_name(interrupt_signal()) + " while reading the checkpoints";
             break;
         }
-        if (c + ranks < chunks.size()) for_each_range(c + ranks, false);
+        if (c + ranks < chunks.size()) prefetch(c + ranks);
         std::vector<std::string> errors(threads);
         auto run = [&](int t) {
             try {
-                for (std::size_t b = chunks[c].first; b < chunks[c].second; ++b)
-                    if (b % threads == static_cast<std::size_t>(t) && errors[t].empty())
-                        errors[t] = process(workers[t], blocks[b]);
+                for (std::size_t sp = chunks[c].first; sp < chunks[c].second; ++sp)
+                    if (sp % threads == static_cast<std::size_t>(t) && errors[t].empty())
+                        errors[t] = process(workers[t], spans[sp]);
             } catch (const std::exception& e) {
                 errors[t] = e.what();
             }
@@ -403,7 +437,6 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             th.join();
         for (const auto& e : errors)
             if (!e.empty() && failure.empty()) failure = "map: " + e;
-        for_each_range(c, true);
         progress.bytes_done += chunk_bytes[c];
         progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
         if (options.progress &&

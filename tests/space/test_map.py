@@ -36,6 +36,29 @@ def run(*args, check=True):
     return r
 
 
+def limit_that_cuts_into_chunks(map_with_limit, models, most_chunk):
+    """A --memory-limit just above what map needs, so that the stream is cut into chunks of at most
+    most_chunk parameters. map_with_limit(limit) runs map and returns (CompletedProcess, summary or
+    None). A process's size varies by a few MB from run to run (more under MPI), so the limit is
+    stepped up while map finds it too small, and down by the excess while the chunk is too large
+    (the chunk and the one read ahead take 2 x (models + 1) x 4 bytes per parameter here, F32)."""
+    r, _ = map_with_limit("1M")
+    needed = [float(x) for x in re.findall(r"at least ([0-9.]+) MB", r.stderr)]
+    assert needed, "map names the memory it needs: " + r.stderr
+    limit = int((max(needed) + 0.3) * (1 << 20))
+    for _ in range(12):
+        r, summary = map_with_limit(str(limit))
+        if r.returncode != 0:
+            if "too small" not in r.stderr:
+                return r, summary
+            limit += 1 << 19
+        elif summary["chunk_parameters"] > most_chunk:
+            limit -= (summary["chunk_parameters"] - most_chunk // 2) * 2 * (models + 1) * 4
+        else:
+            return r, summary
+    return r, summary
+
+
 def encoder_shapes(vocab=1500, hidden=48, layers=3):
     shapes = {"embeddings.word_embeddings.weight": (vocab, hidden), "embeddings.position_embeddings.weight": (64, hidden),
               "embeddings.LayerNorm.weight": (hidden,), "embeddings.LayerNorm.bias": (hidden,)}
@@ -199,15 +222,15 @@ class PlantedClusters(unittest.TestCase):
 
     def test_result_does_not_depend_on_the_memory_limit(self):
         small = os.path.join(self.root, "map-small")
+
+        def map_with_limit(limit):
+            r = run("map", "--base", self.base, "--models", self.list, "--out", small, "--per-layer", "--threads", "2",
+                    "--memory-limit", limit, "--quiet", "--overwrite", check=False)
+            return r, json.load(open(os.path.join(small, "summary.json"))) if r.returncode == 0 else None
         # basin names the least memory it can run in; a little above it, the stream is cut into chunks
-        r = run("map", "--base", self.base, "--models", self.list, "--out", small, "--memory-limit", "1M", check=False)
-        needed = re.search(r"at least ([0-9.]+) MB", r.stderr)
-        self.assertIsNotNone(needed, r.stderr)
-        limit = int((float(needed.group(1)) + 2) * (1 << 20))
-        r = run("map", "--base", self.base, "--models", self.list, "--out", small, "--per-layer", "--threads", "2",
-                "--memory-limit", str(limit), "--quiet", "--overwrite", check=False)
+        r, s = limit_that_cuts_into_chunks(map_with_limit, len(self.models), self.summary["parameters"] // 4)
         self.assertEqual(r.returncode, 0, r.stderr)
-        s = json.load(open(os.path.join(small, "summary.json")))
+        limit = s["memory_limit_bytes"]
         print(f"chunk: {s['chunk_parameters']} of {s['parameters']} parameters at --memory-limit {limit}, "
               f"{self.summary['chunk_parameters']} at 2G")
         self.assertLess(s["chunk_parameters"] * 3, s["parameters"], "the small limit should cut the stream into chunks")
@@ -223,23 +246,14 @@ class PlantedClusters(unittest.TestCase):
                    OMPI_MCA_rmaps_base_oversubscribe="1")
 
         def mpi_map(limit):
-            return subprocess.run(["mpirun", "-np", "2", BASIN, "map", "--base", self.base, "--models", self.list,
-                                   "--groups", self.groups, "--out", out, "--per-layer", "--threads", "1",
-                                   "--memory-limit", limit, "--quiet", "--overwrite"], capture_output=True, text=True, env=env)
+            r = subprocess.run(["mpirun", "-np", "2", BASIN, "map", "--base", self.base, "--models", self.list,
+                                "--groups", self.groups, "--out", out, "--per-layer", "--threads", "1",
+                                "--memory-limit", limit, "--quiet", "--overwrite"], capture_output=True, text=True, env=env)
+            return r, json.load(open(os.path.join(out, "summary.json"))) if r.returncode == 0 else None
         # a small limit cuts the stream into chunks, which the two ranks share; each rank names the
         # least it can run in (MPI's libraries make a process larger)
-        needed = [float(x) for x in re.findall(r"at least ([0-9.]+) MB", mpi_map("1M").stderr)]
-        self.assertTrue(needed, "the ranks name the memory they need")
-        # just above that, so the stream is cut into several chunks; a process's size varies by a
-        # few MB from run to run, so step up while a rank finds the limit too small
-        margin = 0.3
-        while True:
-            r = mpi_map(str(int((max(needed) + margin) * (1 << 20))))
-            if r.returncode == 0 or "too small" not in r.stderr or margin > 8:
-                break
-            margin += 0.5
+        r, s = limit_that_cuts_into_chunks(mpi_map, len(self.models), self.summary["parameters"] // 4)
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
-        s = json.load(open(os.path.join(out, "summary.json")))
         self.assertLess(s["chunk_parameters"] * 3, s["parameters"], "several chunks to share")
         self.assertEqual(s["bytes_read"], self.summary["bytes_read"], "every byte read once over both ranks")
         for f in ("similarity.csv", "distance.csv"):

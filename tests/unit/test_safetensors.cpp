@@ -219,3 +219,29 @@ TEST(Safetensors, ReadsTensorDataAtAnOddAddress) {
     EXPECT_EQ(out[0], 2.25f);
     EXPECT_EQ(out[1], -8.5f);
 }
+
+// map forms task vectors with one fused pass (F16C for F16); it must equal converting, then
+// subtracting, for every dtype and for lengths that leave a scalar tail.
+TEST(Safetensors, ConvertMinusEqualsConvertThenSubtract) {
+    std::vector<float> values(37), minus(37);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        values[i] = std::ldexp(float(int(i * 7919 % 97) - 48), -int(i % 9)); // exact in F16 and BF16
+        minus[i] = 0.001f * float(i) - 0.02f;
+    }
+    for (Dtype dtype : {Dtype::F16, Dtype::BF16, Dtype::F32, Dtype::F64}) {
+        std::vector<double> aligned(values.size()); // room for any dtype
+        convert_from_f32(dtype, values.data(), aligned.data(), values.size());
+        std::vector<std::uint8_t> stored(values.size() * dtype_size(dtype) + 1);
+        void* at = stored.data() + 1; // odd address, as in a file whose header has odd length
+        std::memcpy(at, aligned.data(), values.size() * dtype_size(dtype));
+        for (std::size_t n : {std::size_t(37), std::size_t(16), std::size_t(5)}) {
+            std::vector<float> fused(n), want(n);
+            convert_minus_f32(dtype, at, minus.data(), fused.data(), n);
+            convert_to_f32(dtype, at, want.data(), n);
+            for (std::size_t i = 0; i < n; ++i) {
+                EXPECT_EQ(want[i], values[i]) << dtype_name(dtype);
+                EXPECT_EQ(fused[i], want[i] - minus[i]) << dtype_name(dtype) << " element " << i << " of " << n;
+            }
+        }
+    }
+}

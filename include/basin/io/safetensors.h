@@ -27,6 +27,8 @@ bool is_floating(Dtype dtype);
 
 // Converts n elements of a floating dtype (F16, BF16, F32, F64) to float32.
 void convert_to_f32(Dtype dtype, const void* src, float* dst, std::size_t n);
+// dst[i] = float32(src[i]) - minus[i], in one pass where the CPU allows (F16 with F16C).
+void convert_minus_f32(Dtype dtype, const void* src, const float* minus, float* dst, std::size_t n);
 // Converts n float32 values to F16, BF16, F32 or F64 (round to nearest even).
 void convert_from_f32(Dtype dtype, const float* src, void* dst, std::size_t n);
 

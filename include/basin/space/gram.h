@@ -1,12 +1,14 @@
 // The Gram matrix of task vectors (model - base) of many checkpoints, in one streaming pass.
 //
-// Every checkpoint's bytes are read once, chunk by chunk, all N models at a time. Each chunk is
-// cut into blocks of at most kGramBlockColumns parameters; a block becomes an N x columns float32
-// matrix X (rows: task-vector pieces) and X X^T is added, in double, to the Gram matrix of the
-// block's layer group. Memory is O(N^2 + N x chunk), the chunk being set from a memory limit;
-// never O(N x parameters). Blocks are laid out over the parameter stream independently of the
-// chunk size, and block b always goes to thread b mod threads, so the result does not depend on
-// the memory limit (bitwise, for a given thread count).
+// Every checkpoint's bytes are read once (pread, as cat reads: no mapping), all N models at a time.
+// The parameter stream is cut into blocks of at most kGramBlockColumns parameters of one layer
+// group; a block becomes an N x columns float32 matrix X (rows: task-vector pieces) and X X^T is
+// added, in double, to the Gram matrix of the block's group. Up to 8 consecutive blocks form a span,
+// read and converted together; span s goes to thread s mod threads. Spans are grouped into chunks,
+// sized from the memory limit: the unit of read-ahead, of the ranks' shares and of progress.
+// Memory is O(N^2 + threads x N x span), never O(N x parameters), and since spans do not depend
+// on the chunk size, the result does not depend on the memory limit (bitwise, for a given thread
+// count).
 #pragma once
 
 #include <cstdint>
