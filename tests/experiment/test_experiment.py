@@ -20,6 +20,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 from keyword_data import write_keyword_split  # noqa: E402
 
 BASIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -86,11 +87,7 @@ def store_rows(out):
     return rows, jobs
 
 
-def run(*args, env=None, check=True):
-    r = subprocess.run([BASIN, *args], capture_output=True, text=True, cwd=WORK, env=env)
-    if check and r.returncode != 0:
-        raise AssertionError(f"basin {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return r
+run = make_run(BASIN, cwd=WORK)
 
 
 class Experiment(unittest.TestCase):

@@ -17,6 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 import numpy as np  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
@@ -28,11 +29,7 @@ SHAPES = {"embeddings.word_embeddings.weight": (50, 12), "encoder.layer.0.attent
 HEAD = {"classifier.out_proj.weight": (3, 12), "classifier.out_proj.bias": (3,)}
 
 
-def run(*args, check=True):
-    r = subprocess.run([BASIN, *args], capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"basin {' '.join(args)} failed:\n{r.stderr}")
-    return r
+run = make_run(BASIN)
 
 
 def write_model(folder, tensors, dtype="F32", config=None):

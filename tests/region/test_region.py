@@ -16,6 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 import numpy as np  # noqa: E402
 from keyword_data import write_keyword_split  # noqa: E402
 
@@ -26,11 +27,7 @@ WORDS = {"pos": "good great fine".split(), "neg": "bad awful poor".split()}
 FILLER = "the a movie plot was quite very and it is this that so".split()
 
 
-def run(*args, check=True):
-    r = subprocess.run([BASIN, *args], capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"basin {' '.join(args)} failed:\n{r.stderr}")
-    return r
+run = make_run(BASIN)
 
 
 def make_split(path, n, seed):

@@ -19,6 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 from keyword_data import write_keyword_split  # noqa: E402
 
 BASIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -28,11 +29,7 @@ WORDS = {"pos": "good great fine lovely".split(), "neg": "bad awful poor sad".sp
 FILLER = "the a it was quite very and this that so then there".split()
 
 
-def run(*args, check=True, **kw):
-    r = subprocess.run([BASIN, *args], capture_output=True, text=True, **kw)
-    if check and r.returncode != 0:
-        raise AssertionError(f"basin {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return r
+run = make_run(BASIN)
 
 
 def make_split(path, n, seed):

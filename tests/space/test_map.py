@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
 warnings.simplefilter("ignore", ResourceWarning)  # short-lived reads in assertions
@@ -29,11 +30,7 @@ def write_text(path, text):
         f.write(text)
 
 
-def run(*args, check=True):
-    r = subprocess.run([BASIN, *args], capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"basin {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r
+run = make_run(BASIN)
 
 
 def limit_that_cuts_into_chunks(map_with_limit, models, most_chunk):

@@ -18,6 +18,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 from keyword_data import write_keyword_split  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -34,8 +35,7 @@ def make_data(path, n, seed, labels=("pos", "neg")):
     write_keyword_split(path, n, seed, words, FILLER, labels=labels, length=(3, 9))
 
 
-def run(*args, check=True, **kw):
-    return subprocess.run([BASIN, *args], check=check, capture_output=True, text=True, **kw)
+run = make_run(BASIN)
 
 
 def weights(folder):

@@ -17,6 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run  # noqa: E402
 import numpy as np  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
@@ -26,8 +27,7 @@ WORDS = ("the cat sat on a mat while the dog ran to the park and a bird sang in 
          "every morning people walk along the river to see boats sail past the old stone bridge").split()
 
 
-def run(*args, check=True):
-    return subprocess.run([BASIN, *args], check=check, capture_output=True, text=True)
+run = make_run(BASIN)
 
 
 class Pretrain(unittest.TestCase):
