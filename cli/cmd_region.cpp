@@ -484,7 +484,7 @@ Runner add_plane(CLI::App& app) {
                 Combination c;
                 const double x = grid.x(i), y = grid.y(j);
                 if (random) {
-                    c.weights = {1.0};
+                    c.weights.assign(1, 1.0); // (an initializer list here set off a GCC 12 -Wnonnull false positive)
                     RandomDirection a = du, b = dv;
                     a.coefficient = x, b.coefficient = y;
                     c.random = {a, b};
