@@ -203,27 +203,28 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
 
     // ---- fine-tuning: every dataset x seed
     std::vector<std::string> models, finetune_ids;
-    for (const auto& d : s.datasets)
+    for (const auto& d : s.datasets) {
+        const fs::path train = find_split(data_dir(d.name), "train"), test = find_split(data_dir(d.name), "test");
+        // the limit is a cap: a dataset smaller than it trains on all its examples (read once, not per seed)
+        const bool capped = s.train_limit && read_dataset(train).examples.size() > s.train_limit;
         for (std::uint64_t seed : s.seeds) {
             Job j;
             const std::string name = model_name(d.name, seed);
             j.id = "finetune/" + name;
             j.kind = "finetune";
             j.output = model_dir(name);
-            const fs::path train = find_split(data_dir(d.name), "train"), test = find_split(data_dir(d.name), "test");
             j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
                       "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
                       std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
                       "--max-length", max_length, "--threads", threads, "--overwrite"};
-            // the limit is a cap: a dataset smaller than it trains on all its examples
-            if (s.train_limit && read_dataset(train).examples.size() > s.train_limit)
-                j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
+            if (capped) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
             j.reads = {train, test};
             j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
             jobs.push_back(j);
             models.push_back(name);
             finetune_ids.push_back(j.id);
         }
+    }
     auto dataset_of = [&](const std::string& model) { return model.substr(0, model.rfind("-s")); };
     auto model_list = [&](const std::vector<std::string>& names) {
         std::string text;
