@@ -81,35 +81,6 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     return *this;
 }
 
-namespace {
-// [offset, offset+length) widened to whole pages of the mapping. Dropping a page that a later
-// range also uses is harmless: it is mapped again from the page cache on the next touch.
-bool page_range(const std::uint8_t* base, std::size_t size, std::size_t offset, std::size_t length,
-                void** begin, std::size_t* bytes) {
-    static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    if (!base || offset >= size || length == 0) return false;
-    const std::size_t first = offset / page * page;
-    const std::size_t last = std::min(offset + length, size);
-    *begin = const_cast<std::uint8_t*>(base) + first;
-    *bytes = last - first;
-    return true;
-}
-} // namespace
-
-void MappedFile::prefetch(std::size_t offset, std::size_t length) const {
-    void* begin = nullptr;
-    std::size_t bytes = 0;
-    if (page_range(data_, size_, offset, length, &begin, &bytes))
-        ::madvise(begin, bytes, MADV_WILLNEED);
-}
-
-void MappedFile::release(std::size_t offset, std::size_t length) const {
-    void* begin = nullptr;
-    std::size_t bytes = 0;
-    if (page_range(data_, size_, offset, length, &begin, &bytes))
-        ::madvise(begin, bytes, MADV_DONTNEED);
-}
-
 void write_file_atomically(const fs::path& path, const std::function<void(std::FILE*)>& write) {
     fs::path tmp = path;
     tmp += ".tmp-" + std::to_string(::getpid());

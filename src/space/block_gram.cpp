@@ -10,11 +10,6 @@ namespace basin {
 
 namespace {
 
-// One R x C tile of the Gram matrix: rows i0.., columns j0... OpenBLAS's ssyrk reaches a third to
-// a half of the core's peak at N = 16-64 (docs/PERFORMANCE.md): its kernels are tuned for large
-// matrices. Here all R x C sums stay in registers over the whole block. A Diagonal tile (i0 == j0,
-// R == C) forms only its upper triangle from its own R rows: 10 of 16 products for 4 x 4, which is
-// 15% of the work at N = 16.
 // The sum of a vector's 16 lanes, halves added pairwise as _mm512_reduce_add_ps does (GCC 12 warns
 // of an uninitialised value inside that intrinsic once inlined here).
 __attribute__((target("avx512f"))) inline float sum_lanes(__m512 v) {
@@ -25,6 +20,11 @@ __attribute__((target("avx512f"))) inline float sum_lanes(__m512 v) {
     return lane[0];
 }
 
+// One R x C tile of the Gram matrix: rows i0.., columns j0... OpenBLAS's ssyrk reaches a third to
+// a half of the core's peak at N = 16-64 (docs/PERFORMANCE.md): its kernels are tuned for large
+// matrices. Here all R x C sums stay in registers over the whole block. A Diagonal tile (i0 == j0,
+// R == C) forms only its upper triangle from its own R rows: 10 of 16 products for 4 x 4, which is
+// 15% of the work at N = 16.
 template <int R, int C, bool Diagonal = false>
 __attribute__((target("avx512f"))) void tile(const float* x, std::size_t stride, std::size_t columns, std::size_t i0,
                                               std::size_t j0, float* out, std::size_t n) {

@@ -317,10 +317,9 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     }
 
     std::vector<const SafetensorsFile*> files;
-    for (const auto& t : tensors) {
-        files.push_back(t.base.file);
-        for (const auto& src : t.models) files.push_back(src.file);
-    }
+    for (const auto& f : base.files()) files.push_back(f.get());
+    for (std::size_t m : used)
+        for (const auto& f : checkpoints[m]->files()) files.push_back(f.get());
     const TensorReader reader(files);
     // cold files: ask the kernel to read a chunk ahead (warm ones: a walk of the page cache)
     auto prefetch = [&](std::size_t chunk) {

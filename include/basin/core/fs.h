@@ -29,11 +29,6 @@ class MappedFile {
     MappedFile& operator=(const MappedFile&) = delete;
 
     const std::uint8_t* data() const { return data_; }
-    // Page-cache hints for streaming readers: read [offset, offset+length) ahead, or drop the
-    // pages of a range already used from this process (its resident set) so that streaming a file
-    // larger than memory keeps memory bounded. Ranges are widened to whole pages.
-    void prefetch(std::size_t offset, std::size_t length) const;
-    void release(std::size_t offset, std::size_t length) const;
     std::size_t size() const { return size_; }
     const fs::path& path() const { return path_; }
 

@@ -57,13 +57,6 @@ class SafetensorsFile {
     const TensorInfo* find(const std::string& name) const;
     const TensorInfo& at(const std::string& name) const; // throws naming the file
     const std::uint8_t* data(const TensorInfo& info) const { return buffer_ + info.begin; }
-    // Page-cache hints for bytes [from, from+bytes) of a tensor's data (see MappedFile).
-    void prefetch(const TensorInfo& info, std::uint64_t from, std::uint64_t bytes) const {
-        file_.prefetch(static_cast<std::size_t>(buffer_ - file_.data() + info.begin + from), bytes);
-    }
-    void release(const TensorInfo& info, std::uint64_t from, std::uint64_t bytes) const {
-        file_.release(static_cast<std::size_t>(buffer_ - file_.data() + info.begin + from), bytes);
-    }
     // Where a tensor's bytes start in the file (for readers that use pread instead of the mapping).
     std::uint64_t file_offset(const TensorInfo& info) const {
         return std::uint64_t(buffer_ - file_.data()) + info.begin;
