@@ -4,7 +4,8 @@ shapes, F16 on disk; random perturbations of one base), against, in the same inv
   (b) a Python baseline a researcher would write with torch: load every model, flatten the task
       vectors into one N x P float32 matrix, multiply (skipped where that matrix does not fit in RAM);
   (c) reading all the files once with `cat` (warm page cache).
-Also a run whose N x model size exceeds --memory-limit by 4x or more, with its peak memory.
+Also `basin map --precision bf16` (bfloat16 products: its time and how far its cosines move), and a
+run whose N x model size exceeds --memory-limit by 4x or more, with its peak memory.
 
 usage: bench_map.py BASIN_BINARY [--sizes 16,64] [--threads 2] [--work DIR] [--keep]
 Writes bench/results/map.json and prints a Markdown table."""
@@ -98,14 +99,15 @@ def python_baseline(base, models, threads):
     return time.perf_counter() - t, cosine.numpy()
 
 
-def run_basin(basin, base, models, work, limit, threads, tag):
+def run_basin(basin, base, models, work, limit, threads, tag, precision="f32"):
     lst = os.path.join(work, f"models-{tag}.txt")
     with open(lst, "w") as f:
         f.write("\n".join(models) + "\n")
     out = os.path.join(work, f"map-{tag}")
     t = time.perf_counter()
     subprocess.run([basin, "map", "--base", base, "--models", lst, "--out", out, "--overwrite", "--quiet",
-                    "--memory-limit", limit, "--threads", str(threads)], check=True, stdout=subprocess.DEVNULL)
+                    "--memory-limit", limit, "--threads", str(threads), "--precision", precision], check=True,
+                   stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
@@ -138,6 +140,11 @@ def main():
         row = {"models": n, "parameters": parameters, "bytes": total, "cat_seconds": cat, "basin_seconds": wall,
                "basin_map_seconds": summary["seconds"], "basin_peak_rss": summary["peak_rss_bytes"],
                "memory_limit": summary["memory_limit_bytes"], "basin_over_cat": wall / cat}
+        # --precision bf16: half the arithmetic where the CPU has AVX-512 BF16; how far its cosines move
+        bf16_wall, _, bf16_sim = min((run_basin(args.basin, base, subset, args.work, "2G", args.threads, f"{n}-bf16", "bf16")
+                                      for _ in range(args.repeats)), key=lambda r: r[0])
+        row.update({"bf16_seconds": bf16_wall, "bf16_over_cat": bf16_wall / cat,
+                    "bf16_max_cosine_difference": float(np.abs(bf16_sim - sim).max())})
         need = n * parameters * 4 * 1.15
         if need < 0.6 * ram:
             py, py_sim = python_baseline(base, subset, args.threads)
@@ -159,12 +166,14 @@ def main():
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "map.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print("| N | input GB | cat s | basin s | basin / cat | torch script s | script / basin | peak RSS MB (limit 2G) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| N | input GB | cat s | basin s | basin / cat | torch script s | script / basin | peak RSS MB (limit 2G) "
+          "| bf16 s | bf16 / cat | bf16 max cos change |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         py = f"{r['python_seconds']:.2f} | {r['python_over_basin']:.1f}x" if "python_seconds" in r else "not run | -"
         print(f"| {r['models']} | {r['bytes'] / 1e9:.2f} | {r['cat_seconds']:.2f} | {r['basin_seconds']:.2f} | "
-              f"{r['basin_over_cat']:.2f}x | {py} | {r['basin_peak_rss'] / 2**20:.0f} |")
+              f"{r['basin_over_cat']:.2f}x | {py} | {r['basin_peak_rss'] / 2**20:.0f} | {r['bf16_seconds']:.2f} | "
+              f"{r['bf16_over_cat']:.2f}x | {r['bf16_max_cosine_difference']:.1e} |")
     print(f"\nsmall limit: N={small['models']}, input {small['input_over_limit']:.1f}x the 1G limit, peak RSS "
           f"{small['peak_rss'] / 2**20:.0f} MB, {small['seconds']:.2f} s")
     if not args.keep:

@@ -56,9 +56,9 @@ struct Block {
     std::vector<Segment> segments;
 };
 
-// A span's rows (N x columns floats) are kept near 4 MB, so that they stay in cache between the
-// conversion and the block products; at most 8 blocks (32,768 columns, 256 KB reads of F64).
-constexpr std::size_t kSpanFloats = std::size_t(1) << 20;
+// A span's raw bytes (all N + 1 inputs as stored) are kept under 8 MB per thread; at most 8 blocks
+// (32,768 columns: 64 KB reads of F16, 256 KB of F64).
+constexpr std::size_t kSpanBytes = std::size_t(8) << 20;
 constexpr std::size_t kMaxSpanBlocks = 8;
 
 // Consecutive blocks of one group, with the tensor pieces they cover merged into one per tensor.
@@ -243,14 +243,30 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         }
     }
 
-    // ---- spans: up to kSpanBlocks consecutive blocks of one group, read and converted together so
-    // that each input is read in pieces of up to 256 KB (one pread per tensor piece), not 8 KB.
-    // Span s goes to thread s mod threads; spans depend only on N and the model, so neither the
-    // memory limit nor the number of ranks changes which sums a thread forms. A small model keeps
-    // at least 64 spans, so that threads and ranks get even shares.
+    // ---- spans: up to kMaxSpanBlocks consecutive blocks of one group, read together so that each
+    // input is read in pieces of up to 256 KB (one pread per tensor piece), not 8 KB, while the
+    // conversion and the products go block by block, on rows that stay in L2. Span s goes to
+    // thread s mod threads; spans depend only on N and the model, so neither the memory limit nor
+    // the number of ranks changes which sums a thread forms. A small model keeps at least 64
+    // spans, so that threads and ranks get even shares.
+    const bool bf16 = options.precision == GramPrecision::bf16;
+    const std::size_t row_bytes = bf16 ? 2 : 4; // per parameter of a task-vector row
+    // per input (n: the base), the most bytes one of its stored values takes; a span's raw bytes
+    // are laid out input after input at these strides
+    std::vector<std::size_t> value_bytes(n + 1, 0);
+    for (const auto& t : tensors) {
+        value_bytes[n] = std::max(value_bytes[n], dtype_size(t.base.info->dtype));
+        for (std::size_t m = 0; m < n; ++m)
+            value_bytes[m] = std::max(value_bytes[m], dtype_size(t.models[m].info->dtype));
+    }
+    std::size_t raw_column_bytes = 0;
+    for (std::size_t b : value_bytes) raw_column_bytes += b;
     const std::size_t span_blocks = std::clamp<std::size_t>(
-        std::min(kSpanFloats / (n * std::size_t(kGramBlockColumns)), blocks.size() / 64), 1, kMaxSpanBlocks);
-    const std::size_t span_stride = span_blocks * std::size_t(kGramBlockColumns); // floats per row
+        std::min(kSpanBytes / (raw_column_bytes * std::size_t(kGramBlockColumns)), blocks.size() / 64), 1,
+        kMaxSpanBlocks);
+    const std::size_t span_stride = span_blocks * std::size_t(kGramBlockColumns); // columns
+    std::vector<std::size_t> raw_offset(n + 1, 0);
+    for (std::size_t i = 1; i <= n; ++i) raw_offset[i] = raw_offset[i - 1] + value_bytes[i - 1] * span_stride;
     std::vector<Span> spans;
     for (std::size_t b = 0; b < blocks.size(); ++b) {
         if (spans.empty() || blocks[spans.back().first_block].group != blocks[b].group ||
@@ -277,7 +293,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     for (const auto& t : tensors)
         bytes_per_column = std::max(bytes_per_column, t.column_bytes);
     const std::uint64_t fixed =
-        std::uint64_t(threads) * ((n + 1) * span_stride * 4 + span_stride * 8 + n * n * 4 + groups * n * n * 8) +
+        std::uint64_t(threads) * (raw_column_bytes * span_stride + span_stride * 4 +
+                                  n * std::size_t(kGramBlockColumns) * row_bytes + n * n * 4 + groups * n * n * 8) +
         2 * groups * n * n * 8 + (blocks.size() + spans.size()) * 64 + (32ull << 20);
     const std::uint64_t rss = current_rss_bytes();
     // The chunk being read and the next one, asked for ahead, are both counted against the limit
@@ -337,15 +354,20 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
 
     // ---- the pass
     struct Worker {
-        std::vector<float> x, base, block_gram; // x: n rows of span_stride floats
-        std::vector<std::uint8_t> raw;          // one input's piece as stored
-        std::vector<std::vector<double>> acc;   // per group, upper triangle used
+        std::vector<std::uint8_t> raw;        // the span's bytes, input after input (raw_offset)
+        std::vector<float> base, block_gram;  // base: the span's base values as float32
+        std::vector<float> rows;              // a block's n task-vector rows (float32)
+        std::vector<std::uint16_t> rows_bf16; // or (bf16) as bfloat16
+        std::vector<std::vector<double>> acc; // per group, upper triangle used
     };
     std::vector<Worker> workers(threads);
     for (auto& w : workers) {
-        w.x.resize(n * span_stride);
+        w.raw.resize(raw_column_bytes * span_stride);
         w.base.resize(span_stride);
-        w.raw.resize(span_stride * 8);
+        if (bf16)
+            w.rows_bf16.resize(n * kGramBlockColumns);
+        else
+            w.rows.resize(n * kGramBlockColumns);
         w.block_gram.resize(n * n);
         w.acc.assign(groups, std::vector<double>(n * n, 0.0));
     }
@@ -367,30 +389,58 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         }
         return str(result.models[model].string(), ": task vector overflows float32");
     };
-    // one input's values over the span, as float32, into out; minus it (the base), if given
-    auto load = [&](Worker& w, const Span& span, std::size_t model, const float* minus, float* out) {
+    auto source = [&](const Segment& piece, std::size_t input) -> const Source& {
+        return input == n ? tensors[piece.tensor].base : tensors[piece.tensor].models[input];
+    };
+    // For the span's columns [from, to) of one input (n: the base), calls
+    // convert(dtype, stored bytes, column - from, count) on each tensor piece they cover.
+    auto each_piece = [&](Worker& w, const Span& span, std::size_t input, std::size_t from, std::size_t to,
+                          auto&& convert) {
+        const std::uint8_t* bytes = w.raw.data() + raw_offset[input];
+        std::size_t column = 0;
         for (const auto& piece : span.pieces) {
-            const auto& t = tensors[piece.tensor];
-            const Source& src = model == n ? t.base : t.models[model];
-            const std::uint64_t size = dtype_size(src.info->dtype);
-            reader.read(*src.file, *src.info, piece.offset * size, piece.count * size, w.raw.data());
-            if (minus)
-                convert_minus_f32(src.info->dtype, w.raw.data(), minus, out, piece.count), minus += piece.count;
-            else
-                convert_to_f32(src.info->dtype, w.raw.data(), out, piece.count);
-            out += piece.count;
+            if (column >= to) break;
+            const Dtype dtype = source(piece, input).info->dtype;
+            const std::size_t size = dtype_size(dtype), end = column + std::size_t(piece.count);
+            const std::size_t first = std::max(column, from), last = std::min(end, to);
+            if (first < last) convert(dtype, bytes + (first - column) * size, first - from, last - first);
+            bytes += std::size_t(piece.count) * size;
+            column = end;
         }
     };
     auto process = [&](Worker& w, const Span& span) -> std::string {
-        load(w, span, n, nullptr, w.base.data());
-        for (std::size_t m = 0; m < n; ++m) // task-vector rows
-            load(w, span, m, w.base.data(), w.x.data() + m * span_stride);
-        std::size_t offset = 0;
+        for (std::size_t input = 0; input <= n; ++input) { // one pread per tensor piece and input
+            std::uint8_t* to = w.raw.data() + raw_offset[input];
+            for (const auto& piece : span.pieces) {
+                const Source& src = source(piece, input);
+                const std::uint64_t size = dtype_size(src.info->dtype);
+                reader.read(*src.file, *src.info, piece.offset * size, piece.count * size, to);
+                to += piece.count * size;
+            }
+        }
+        const std::size_t columns = std::size_t(span.columns);
+        each_piece(w, span, n, 0, columns, [&](Dtype dtype, const std::uint8_t* bytes, std::size_t at, std::size_t count) {
+            convert_to_f32(dtype, bytes, w.base.data() + at, count);
+        });
+        std::size_t from = 0;
         for (std::size_t bi = span.first_block; bi < span.last_block; ++bi) {
             const Block& block = blocks[bi];
-            block_gram_upper(n, std::size_t(block.columns), w.x.data() + offset, span_stride,
-                             w.block_gram.data());
-            offset += std::size_t(block.columns);
+            const std::size_t to = from + std::size_t(block.columns);
+            const float* base = w.base.data() + from;
+            for (std::size_t m = 0; m < n; ++m) // task-vector rows of the block, formed while in cache
+                each_piece(w, span, m, from, to, [&](Dtype dtype, const std::uint8_t* bytes, std::size_t at, std::size_t count) {
+                    if (bf16)
+                        convert_minus_bf16(dtype, bytes, base + at, w.rows_bf16.data() + m * kGramBlockColumns + at, count);
+                    else
+                        convert_minus_f32(dtype, bytes, base + at, w.rows.data() + m * kGramBlockColumns + at, count);
+                });
+            if (bf16)
+                block_gram_upper_bf16(n, std::size_t(block.columns), w.rows_bf16.data(), kGramBlockColumns,
+                                      w.block_gram.data());
+            else
+                block_gram_upper(n, std::size_t(block.columns), w.rows.data(), kGramBlockColumns,
+                                 w.block_gram.data());
+            from = to;
             auto& acc = w.acc[block.group];
             for (std::size_t i = 0; i < n; ++i) {
                 if (!std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);

@@ -363,6 +363,7 @@ MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_path
                   {"layers", g.layers},
                   {"excluded_tensors", excluded},
                   {"skipped_models", skipped},
+                  {"precision", options.gram.precision == GramPrecision::bf16 ? "bf16" : "f32"},
                   {"memory_limit_bytes", options.gram.memory_limit},
                   {"chunk_parameters", g.chunk_parameters},
                   {"bytes_read", g.bytes_read},

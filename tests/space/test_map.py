@@ -174,6 +174,30 @@ class PlantedClusters(unittest.TestCase):
         self.assertLess(rel.max(), 1e-6)
         self.assertEqual(self.summary["parameters"], self.vectors.shape[1])
 
+    def test_bf16_precision_equals_bfloat16_rounded_vectors(self):
+        import torch
+        out = os.path.join(self.root, "map-bf16")
+        run("map", "--base", self.base, "--models", self.list, "--groups", self.groups, "--out", out, "--per-layer",
+            "--threads", "2", "--precision", "bf16", "--quiet", "--overwrite")
+        summary = json.load(open(os.path.join(out, "summary.json")))
+        self.assertEqual(summary["precision"], "bf16")
+        _, sim = read_matrix(os.path.join(out, "similarity.csv"))
+        # the reference: float32 task vectors rounded by torch to bfloat16, multiplied in float64
+        rounded = torch.from_numpy(self.vectors.astype(np.float32)).to(torch.bfloat16).to(torch.float64).numpy()
+        print(f"bf16 cosine: max |basin - torch bf16 rounding| = {np.abs(sim - cosine(rounded)).max():.2e}, "
+              f"max |bf16 - float32 map| = {np.abs(sim - cosine(self.vectors)).max():.2e}")
+        self.assertLess(np.abs(sim - cosine(rounded)).max(), 1e-6)
+        _, f32 = read_matrix(os.path.join(self.out, "similarity.csv"))
+        self.assertGreater(np.abs(sim - f32).max(), 0, "bf16 gave float32's numbers: was it used?")
+        self.assertLess(np.abs(sim - f32).max(), 1e-4)
+        # Distances come from G_ii + G_jj - 2 G_ij, which magnifies the float32 sums' error: squares of
+        # bfloat16 values have biased low bits, so their float32 sums run ~4e-7 low (docs/MAP.md).
+        _, dist = read_matrix(os.path.join(out, "distance.csv"))
+        exp_d = distances(rounded)
+        self.assertLess((np.abs(dist - exp_d)[exp_d > 0] / exp_d[exp_d > 0]).max(), 1e-5)
+        clusters = json.load(open(os.path.join(out, "clusters.json")))
+        self.assertEqual(clusters["dataset"]["methods"]["spectral"]["accuracy"], 1.0)
+
     def test_planted_clusters_are_found(self):
         clusters = json.load(open(os.path.join(self.out, "clusters.json")))
         for method in ("spectral", "kmeans_pca", "agglomerative"):

@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "basin/core/hash.h"
 #include "basin/io/checkpoint.h"
@@ -222,6 +223,33 @@ TEST(Safetensors, ReadsTensorDataAtAnOddAddress) {
 
 // map forms task vectors with one fused pass (F16C for F16); it must equal converting, then
 // subtracting, for every dtype and for lengths that leave a scalar tail.
+// map --precision bf16: the fused path (AVX-512 BF16 where the CPU has it) rounds as
+// convert_from_f32 to BF16 does (round to nearest even) for every stored dtype and length.
+TEST(Safetensors, ConvertMinusBf16EqualsSubtractThenRound) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    const std::size_t count = 1000;
+    std::vector<float> values(count), minus(count);
+    for (std::size_t i = 0; i < count; ++i) values[i] = normal(rng), minus[i] = normal(rng);
+    for (Dtype dtype : {Dtype::F16, Dtype::BF16, Dtype::F32, Dtype::F64}) {
+        std::vector<double> aligned(count);
+        convert_from_f32(dtype, values.data(), aligned.data(), count);
+        std::vector<std::uint8_t> stored(count * dtype_size(dtype) + 1);
+        void* at = stored.data() + 1; // odd address
+        std::memcpy(at, aligned.data(), count * dtype_size(dtype));
+        for (std::size_t n : {count, std::size_t(16), std::size_t(37), std::size_t(3)}) {
+            std::vector<float> difference(n);
+            convert_minus_f32(dtype, at, minus.data(), difference.data(), n);
+            std::vector<std::uint16_t> want(n), fused(n);
+            convert_from_f32(Dtype::BF16, difference.data(), want.data(), n);
+            convert_minus_bf16(dtype, at, minus.data(), fused.data(), n);
+            for (std::size_t i = 0; i < n; ++i)
+                ASSERT_EQ(fused[i], want[i]) << dtype_name(dtype) << " element " << i << " of " << n << ": "
+                                             << difference[i];
+        }
+    }
+}
+
 TEST(Safetensors, ConvertMinusEqualsConvertThenSubtract) {
     std::vector<float> values(37), minus(37);
     for (std::size_t i = 0; i < values.size(); ++i) {

@@ -29,6 +29,9 @@ bool is_floating(Dtype dtype);
 void convert_to_f32(Dtype dtype, const void* src, float* dst, std::size_t n);
 // dst[i] = float32(src[i]) - minus[i], in one pass where the CPU allows (F16 with F16C).
 void convert_minus_f32(Dtype dtype, const void* src, const float* minus, float* dst, std::size_t n);
+// dst[i] = bfloat16(float32(src[i]) - minus[i]), round to nearest even (map --precision bf16).
+// With AVX-512 BF16 (VCVTNEPS2BF16) subnormal differences become zeros; elsewhere they are kept.
+void convert_minus_bf16(Dtype dtype, const void* src, const float* minus, std::uint16_t* dst, std::size_t n);
 // Converts n float32 values to F16, BF16, F32 or F64 (round to nearest even).
 void convert_from_f32(Dtype dtype, const float* src, void* dst, std::size_t n);
 

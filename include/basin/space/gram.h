@@ -2,13 +2,13 @@
 //
 // Every checkpoint's bytes are read once (pread, as cat reads: no mapping), all N models at a time.
 // The parameter stream is cut into blocks of at most kGramBlockColumns parameters of one layer
-// group; a block becomes an N x columns float32 matrix X (rows: task-vector pieces) and X X^T is
-// added, in double, to the Gram matrix of the block's group. Up to 8 consecutive blocks form a span,
-// read and converted together; span s goes to thread s mod threads. Spans are grouped into chunks,
-// sized from the memory limit: the unit of read-ahead, of the ranks' shares and of progress.
-// Memory is O(N^2 + threads x N x span), never O(N x parameters), and since spans do not depend
-// on the chunk size, the result does not depend on the memory limit (bitwise, for a given thread
-// count).
+// group; a block becomes an N x columns float32 (or bfloat16) matrix X (rows: task-vector pieces)
+// and X X^T is added, in double, to the Gram matrix of the block's group. Up to 8 consecutive
+// blocks form a span, read together (then converted and multiplied block by block); span s goes to
+// thread s mod threads. Spans are grouped into chunks, sized from the memory limit: the unit of
+// read-ahead, of the ranks' shares and of progress. Memory is O(N^2 + threads x N x span), never
+// O(N x parameters), and since spans do not depend on the chunk size, the result does not depend
+// on the memory limit (bitwise, for a given thread count).
 #pragma once
 
 #include <cstdint>
@@ -40,11 +40,16 @@ struct StreamProgress {
     double seconds = 0;
 };
 
+// How task-vector values are multiplied: float32 (default), or rounded to bfloat16 first, which
+// halves the arithmetic on CPUs with AVX-512 BF16 (products exact, sums in float32; docs/MAP.md).
+enum class GramPrecision { f32, bf16 };
+
 struct GramOptions {
     std::string include; // ECMAScript regex searched in tensor names; empty: all
     std::string exclude; // tensors whose name it matches are left out
     std::uint64_t memory_limit = 2ull << 30; // bytes for the whole process
     bool per_layer = false;                  // one Gram matrix per layer group as well
+    GramPrecision precision = GramPrecision::f32;
     bool skip_mismatched = false; // skip models whose body does not match, instead of failing
     int threads = 1;
     std::function<void(const StreamProgress&)> progress; // called about once a second
