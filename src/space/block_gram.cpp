@@ -8,10 +8,10 @@
 #include "basin/core/cpu.h"
 #include "basin/io/safetensors.h"
 
-// The tiles below are compiled for AVX-512 F and BF16 alike: one template serves both element
-// types. Only the BF16 operations (VDPBF16PS, VCVTNEPS2BF16) are BF16 instructions, and GCC emits
-// them only for their intrinsics, so the float32 kernel runs on any AVX-512 CPU; each kernel is
-// entered only after its own CPUID check.
+// The tiles below are compiled for AVX-512 F, BW and BF16 alike (GCC's avx512bf16 brings BW): one
+// template serves both element types. GCC emits BF16 instructions (VDPBF16PS, VCVTNEPS2BF16) only
+// for their intrinsics, so the float32 kernel needs only F and BW (every AVX-512 CPU since
+// Skylake-SP); each kernel is entered only after its own CPUID check.
 #define BASIN_AVX512 __attribute__((target("avx512f,avx512bf16")))
 
 namespace basin {
@@ -177,7 +177,7 @@ void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, s
 }
 
 void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out) {
-    static const bool avx512 = cpu_has_avx512f();
+    static const bool avx512 = cpu_has_avx512f() && cpu_has_avx512bw();
     if (avx512) return block_gram_avx512<F32>(n, columns, x, row_stride, out);
     block_gram_upper_blas(n, columns, x, row_stride, out);
 }

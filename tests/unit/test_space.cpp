@@ -41,7 +41,7 @@ TEST(Space, BlockGramMatchesBlasAndDoubleSums) {
                 }
         }
     }
-    if (!cpu_has_avx512f()) GTEST_SKIP() << "no AVX-512 here: block_gram_upper used OpenBLAS, compared with itself";
+    if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 here: block_gram_upper used OpenBLAS, compared with itself";
 }
 
 // bfloat16 rows: products of the bfloat16 values are exact, so both paths must equal the double

@@ -34,10 +34,16 @@ inline bool cpu_has_avx512f() {
     return (xcr0 & 0xe6u) == 0xe6u;
 }
 
-// AVX-512 BF16 (leaf 7 subleaf 1 EAX bit 5: VDPBF16PS, VCVTNEPS2BF16), with AVX-512 itself.
+// AVX-512 Byte and Word (leaf 7 EBX bit 30), with AVX-512 itself.
+inline bool cpu_has_avx512bw() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return cpu_has_avx512f() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 30));
+}
+
+// AVX-512 BF16 (leaf 7 subleaf 1 EAX bit 5: VDPBF16PS, VCVTNEPS2BF16), with AVX-512 F and BW.
 inline bool cpu_has_avx512bf16() {
     unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!cpu_has_avx512f() || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+    if (!cpu_has_avx512bw() || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
     return (a & (1u << 5)) != 0;
 }
 
