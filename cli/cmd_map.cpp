@@ -1,5 +1,6 @@
 // basin map: similarity, clusters and projections of many checkpoints' task vectors.
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
 #include "basin/experiment/runner.h"
 #include "basin/space/gram.h"
 #include "basin/space/map.h"
@@ -41,6 +42,20 @@ std::uint64_t parse_byte_size(const std::string& text, const char* option) {
     BASIN_CHECK(value > 0, option, ": must be positive, got '", text, "'");
     return static_cast<std::uint64_t>(value * scale);
 }
+
+namespace {
+
+// What a finished map says on stdout.
+int report(const MapSummary& s, const std::string& out) {
+    std::printf("mapped %zu models (%lld parameters each) in %.2f s", s.models, static_cast<long long>(s.parameters),
+                s.seconds);
+    for (const auto& [kind, accuracy] : s.spectral_accuracy)
+        std::printf("; %s clustering accuracy %.1f%%", kind.c_str(), 100 * accuracy);
+    std::printf("\nwrote %s\n", out.c_str());
+    return 0;
+}
+
+} // namespace
 
 Runner add_map(CLI::App& app) {
     struct Options {
@@ -106,19 +121,29 @@ Runner add_map(CLI::App& app) {
             o->map.gram.sum_across_ranks = [](std::vector<double>& v) {
                 MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
             };
-            if (o->map.gram.rank != 0) {
+        }
+        try {
+            if (mpi.on && o->map.gram.rank != 0) {
                 task_vector_gram(o->base, models, o->map.gram);
                 return 0;
             }
+            return report(run_map(o->base, models, o->groups, o->out, o->map), o->out);
+        } catch (const Interrupted&) {
+            throw; // every rank gets the signal, and the ranks stop together (gram.cpp)
+        } catch (const std::exception& e) {
+            // An error on one rank only (a file it cannot read, its own resident memory) would
+            // leave the others waiting in a collective for ever: say it, then end the whole job.
+            if (mpi.on && o->map.gram.ranks > 1) {
+                std::fprintf(stderr, "basin: error: %s (rank %d of %d; ending the job)\n", e.what(),
+                             o->map.gram.rank, o->map.gram.ranks);
+                std::fflush(stderr);
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            throw;
         }
+#else
+        return report(run_map(o->base, models, o->groups, o->out, o->map), o->out);
 #endif
-        const MapSummary s = run_map(o->base, models, o->groups, o->out, o->map);
-        std::printf("mapped %zu models (%lld parameters each) in %.2f s", s.models,
-                    static_cast<long long>(s.parameters), s.seconds);
-        for (const auto& [kind, accuracy] : s.spectral_accuracy)
-            std::printf("; %s clustering accuracy %.1f%%", kind.c_str(), 100 * accuracy);
-        std::printf("\nwrote %s\n", o->out.c_str());
-        return 0;
     };
 }
 

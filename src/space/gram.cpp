@@ -300,19 +300,29 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     // The chunk being read and the next one, asked for ahead, are both counted against the limit
     // (as page cache, not as this process's memory), so that a small limit keeps read-ahead small.
     const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * span_stride;
-    BASIN_CHECK(options.memory_limit >= needed, "map: --memory-limit ",
-                human_bytes(options.memory_limit), " is too small for ", n, " models: at least ",
-                human_bytes(needed), " is needed");
-    std::int64_t chunk_columns = std::max<std::int64_t>(
-        std::int64_t(span_stride), std::int64_t((options.memory_limit - rss - fixed) / (2 * bytes_per_column)));
+    const bool enough = options.memory_limit >= needed;
+    auto too_small = [&] {
+        fail("map: --memory-limit ", human_bytes(options.memory_limit), " is too small for ", n,
+             " models: at least ", human_bytes(needed), " is needed");
+    };
+    std::int64_t chunk_columns =
+        enough ? std::max<std::int64_t>(std::int64_t(span_stride),
+                                        std::int64_t((options.memory_limit - rss - fixed) / (2 * bytes_per_column)))
+               : 0;
     if (options.ranks > 1) {
         // every rank must cut the stream the same way, but each measured its own resident memory:
-        // all take rank 0's chunk size (the processes are alike within a few MB)
+        // all take rank 0's chunk size (the processes are alike within a few MB). The ranks also
+        // agree on whether the limit is enough: one that stopped here alone would leave the
+        // others waiting in the sums below.
         BASIN_CHECK(options.sum_across_ranks, "map: several ranks need a way to add their results");
-        std::vector<double> agreed = {options.rank == 0 ? double(chunk_columns) : 0.0};
+        std::vector<double> agreed = {options.rank == 0 ? double(chunk_columns) : 0.0, enough ? 0.0 : 1.0};
         options.sum_across_ranks(agreed);
+        if (!enough) too_small();
+        BASIN_CHECK(agreed[1] == 0, "map: --memory-limit ", human_bytes(options.memory_limit),
+                    " is too small for another rank (see its message)");
         chunk_columns = std::int64_t(agreed[0]);
     }
+    if (!enough) too_small();
     result.chunk_parameters = chunk_columns;
 
     std::vector<std::pair<std::size_t, std::size_t>> chunks; // [first span, last span)

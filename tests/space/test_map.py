@@ -282,6 +282,35 @@ class PlantedClusters(unittest.TestCase):
             want = np.loadtxt(os.path.join(self.out, f), delimiter=",", skiprows=1, usecols=range(1, len(self.models) + 1))
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f)
 
+    def test_an_error_on_one_rank_ends_every_rank(self):
+        """Ranks given different arguments (mpirun's MPMD form): one fails, and none may be left
+        waiting in a collective. A hang fails the test at the timeout."""
+        if shutil.which("mpirun") is None:
+            self.skipTest("mpirun is not installed (openmpi-bin)")
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                   OMPI_MCA_rmaps_base_oversubscribe="1")
+        out = os.path.join(self.root, "map-mpi-fail")
+
+        def ranks(*second_rank_changes):
+            common = ["--models", self.list, "--out", out, "--threads", "1", "--quiet", "--overwrite"]
+            first = [BASIN, "map", "--base", self.base, *common]
+            second = [BASIN, "map", *common, *second_rank_changes]
+            if "--base" not in second_rank_changes:
+                second += ["--base", self.base]
+            return subprocess.run(["mpirun", "-np", "1", *first, ":", "-np", "1", *second], capture_output=True,
+                                  text=True, env=env, timeout=120)
+        # the memory check depends on each rank's own resident memory: the ranks agree on it
+        r = ranks("--memory-limit", "1M")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("is too small for", r.stderr)
+        self.assertIn("too small for another rank", r.stderr)
+        # a base only rank 1 cannot read: it says so and ends the job
+        r = ranks("--base", os.path.join(self.root, "no-such-base"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no-such-base", r.stderr)
+        self.assertIn("rank 1 of 2; ending the job", r.stderr)
+        self.assertFalse(os.path.exists(out), "no output folder from a failed run")
+
     def test_figures_are_written(self):
         for stem in ("pca", "tsne", "similarity"):
             svg = ET.parse(os.path.join(self.out, stem + ".svg")).getroot()
