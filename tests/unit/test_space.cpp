@@ -12,6 +12,34 @@
 
 using namespace basin;
 
+namespace {
+
+constexpr float kSentinel = -12345.0f; // where the kernels must not write
+
+// Each kernel's output (n x n, upper triangle) against the double sums of the rows' products
+// (rows: n x columns of `values` at `stride`), to float32 summation error; the lower triangle must
+// be untouched.
+void expect_upper_gram(const std::vector<std::vector<float>>& outputs, const std::vector<float>& values,
+                       std::size_t n, std::size_t columns, std::size_t stride) {
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            double exact = 0, scale = 0;
+            for (std::size_t c = 0; c < columns && j >= i; ++c) {
+                const double product = double(values[i * stride + c]) * double(values[j * stride + c]);
+                exact += product, scale += std::abs(product);
+            }
+            for (std::size_t k = 0; k < outputs.size(); ++k) {
+                if (j < i)
+                    EXPECT_EQ(outputs[k][i * n + j], kSentinel) << "kernel " << k;
+                else
+                    EXPECT_NEAR(outputs[k][i * n + j], exact, 1e-6 * scale + 1e-6)
+                        << "kernel " << k << ", n " << n << " columns " << columns << " (" << i << "," << j << ")";
+            }
+        }
+}
+
+} // namespace
+
 TEST(Space, BlockGramMatchesBlasAndDoubleSums) {
     std::mt19937 rng(7);
     std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -21,24 +49,10 @@ TEST(Space, BlockGramMatchesBlasAndDoubleSums) {
             std::vector<float> x(n * stride, 0.0f);
             for (std::size_t i = 0; i < n; ++i)
                 for (std::size_t c = 0; c < columns; ++c) x[i * stride + c] = normal(rng);
-            const float sentinel = -12345.0f;
-            std::vector<float> fast(n * n, sentinel), blas(n * n, sentinel);
-            block_gram_upper(n, columns, x.data(), stride, fast.data());
-            block_gram_upper_blas(n, columns, x.data(), stride, blas.data());
-            for (std::size_t i = 0; i < n; ++i)
-                for (std::size_t j = 0; j < n; ++j) {
-                    if (j < i) { // the lower triangle is not written
-                        EXPECT_EQ(fast[i * n + j], sentinel);
-                        continue;
-                    }
-                    double exact = 0, scale = 0;
-                    for (std::size_t c = 0; c < columns; ++c) {
-                        exact += double(x[i * stride + c]) * double(x[j * stride + c]);
-                        scale += std::abs(double(x[i * stride + c]) * double(x[j * stride + c]));
-                    }
-                    EXPECT_NEAR(fast[i * n + j], exact, 1e-6 * scale + 1e-6) << "n " << n << " columns " << columns << " (" << i << "," << j << ")";
-                    EXPECT_NEAR(blas[i * n + j], exact, 1e-6 * scale + 1e-6);
-                }
+            std::vector<std::vector<float>> out(2, std::vector<float>(n * n, kSentinel));
+            block_gram_upper(n, columns, x.data(), stride, out[0].data());
+            block_gram_upper_blas(n, columns, x.data(), stride, out[1].data());
+            expect_upper_gram(out, x, n, columns, stride);
         }
     }
     if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 here: block_gram_upper used OpenBLAS, compared with itself";
@@ -59,24 +73,10 @@ TEST(Space, BlockGramBf16MatchesDoubleSumsOfTheRoundedValues) {
             convert_from_f32(Dtype::BF16, values.data(), x.data(), x.size());
             std::vector<float> wide(values.size());
             convert_to_f32(Dtype::BF16, x.data(), wide.data(), x.size());
-            const float sentinel = -12345.0f;
-            std::vector<float> fast(n * n, sentinel), portable(n * n, sentinel);
-            block_gram_upper_bf16(n, columns, x.data(), stride, fast.data());
-            block_gram_upper_bf16_portable(n, columns, x.data(), stride, portable.data());
-            for (std::size_t i = 0; i < n; ++i)
-                for (std::size_t j = 0; j < n; ++j) {
-                    if (j < i) {
-                        EXPECT_EQ(fast[i * n + j], sentinel);
-                        continue;
-                    }
-                    double exact = 0, scale = 0;
-                    for (std::size_t c = 0; c < columns; ++c) {
-                        const double product = double(wide[i * stride + c]) * double(wide[j * stride + c]);
-                        exact += product, scale += std::abs(product);
-                    }
-                    EXPECT_NEAR(fast[i * n + j], exact, 1e-6 * scale + 1e-6) << "n " << n << " columns " << columns << " (" << i << "," << j << ")";
-                    EXPECT_NEAR(portable[i * n + j], exact, 1e-6 * scale + 1e-6);
-                }
+            std::vector<std::vector<float>> out(2, std::vector<float>(n * n, kSentinel));
+            block_gram_upper_bf16(n, columns, x.data(), stride, out[0].data());
+            block_gram_upper_bf16_portable(n, columns, x.data(), stride, out[1].data());
+            expect_upper_gram(out, wide, n, columns, stride);
         }
     }
     if (!cpu_has_avx512bf16()) GTEST_SKIP() << "no AVX-512 BF16 here: both paths widened to float32";
