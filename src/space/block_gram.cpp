@@ -34,7 +34,7 @@ BASIN_AVX512 inline __m512 fold_lanes(__m512 a, __m512 b) {
 }
 
 // The lane sums of 16 vectors at once: sums[i] = the sum of v[i]'s 16 lanes. Pairs of vectors are
-// interleaved and added (within 128-bit lanes, then across them), 28 shuffles and 15 adds in all,
+// interleaved and added (within 128-bit lanes, then across them), 30 shuffles and 15 adds in all,
 // against 16 stores and 240 scalar adds for sum_lanes on each: at 4,096 bfloat16 columns that was
 // a seventh of a 4 x 4 tile's time.
 BASIN_AVX512 inline void sum_lanes_16(const __m512 (&v)[16], float* sums) {
