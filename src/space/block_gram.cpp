@@ -125,19 +125,13 @@ BASIN_AVX512 void tile(const typename Op::Element* x, std::size_t stride, std::s
             for (int c = 0; c < C; ++c)
                 if (!Diagonal || c >= r) acc[r][c] = Op::multiply_add(va[r], vb[c], acc[r][c]);
     }
-    if constexpr (R == 4 && C == 4) { // the common tile: all 16 sums in one pass
-        alignas(64) float sums[16];
-        sum_lanes_16(reinterpret_cast<const __m512(&)[16]>(acc), sums);
-        for (int r = 0; r < R; ++r)
-            for (int c = 0; c < C; ++c)
-                if (Diagonal ? c >= r : j0 + std::size_t(c) >= i0 + std::size_t(r))
-                    out[(i0 + std::size_t(r)) * n + j0 + std::size_t(c)] = sums[r * C + c];
-        return;
-    }
+    constexpr bool full = R == 4 && C == 4; // the common tile: all 16 sums in one pass
+    alignas(64) float sums[16];
+    if constexpr (full) sum_lanes_16(reinterpret_cast<const __m512(&)[16]>(acc), sums);
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c)
             if (Diagonal ? c >= r : j0 + std::size_t(c) >= i0 + std::size_t(r))
-                out[(i0 + std::size_t(r)) * n + j0 + std::size_t(c)] = sum_lanes(acc[r][c]);
+                out[(i0 + std::size_t(r)) * n + j0 + std::size_t(c)] = full ? sums[r * C + c] : sum_lanes(acc[r][c]);
 }
 
 template <class Op, int R>
@@ -177,7 +171,7 @@ void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, s
 }
 
 void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out) {
-    static const bool avx512 = cpu_has_avx512f() && cpu_has_avx512bw();
+    static const bool avx512 = cpu_has_avx512bw(); // F and BW (see BASIN_AVX512)
     if (avx512) return block_gram_avx512<F32>(n, columns, x, row_stride, out);
     block_gram_upper_blas(n, columns, x, row_stride, out);
 }

@@ -301,10 +301,6 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     // (as page cache, not as this process's memory), so that a small limit keeps read-ahead small.
     const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * span_stride;
     const bool enough = options.memory_limit >= needed;
-    auto too_small = [&] {
-        fail("map: --memory-limit ", human_bytes(options.memory_limit), " is too small for ", n,
-             " models: at least ", human_bytes(needed), " is needed");
-    };
     std::int64_t chunk_columns =
         enough ? std::max<std::int64_t>(std::int64_t(span_stride),
                                         std::int64_t((options.memory_limit - rss - fixed) / (2 * bytes_per_column)))
@@ -317,12 +313,12 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         BASIN_CHECK(options.sum_across_ranks, "map: several ranks need a way to add their results");
         std::vector<double> agreed = {options.rank == 0 ? double(chunk_columns) : 0.0, enough ? 0.0 : 1.0};
         options.sum_across_ranks(agreed);
-        if (!enough) too_small();
-        BASIN_CHECK(agreed[1] == 0, "map: --memory-limit ", human_bytes(options.memory_limit),
+        BASIN_CHECK(!enough || agreed[1] == 0, "map: --memory-limit ", human_bytes(options.memory_limit),
                     " is too small for another rank (see its message)");
         chunk_columns = std::int64_t(agreed[0]);
     }
-    if (!enough) too_small();
+    BASIN_CHECK(enough, "map: --memory-limit ", human_bytes(options.memory_limit), " is too small for ", n,
+                " models: at least ", human_bytes(needed), " is needed");
     result.chunk_parameters = chunk_columns;
 
     std::vector<std::pair<std::size_t, std::size_t>> chunks; // [first span, last span)
