@@ -16,6 +16,7 @@ Runner add_tokenize(CLI::App& app) {
     struct Options {
         std::string tokenizer, input, output;
         bool plain = false, no_special = false, tokens = false, normalized = false;
+        bool no_truncation = false, no_padding = false;
         std::size_t max_length = 0;
     };
     auto o = std::make_shared<Options>();
@@ -26,12 +27,16 @@ Runner add_tokenize(CLI::App& app) {
     app.add_flag("--no-special", o->no_special, "Do not add the post-processor's special tokens");
     app.add_flag("--tokens", o->tokens, "Also print the token strings");
     app.add_flag("--normalized", o->normalized, "Also print the normalizer's output for the text");
-    app.add_option("--max-length", o->max_length, "Truncate to this many tokens (0: no truncation)")->capture_default_str();
+    app.add_option("--max-length", o->max_length, "Truncate to this many tokens (0: as tokenizer.json says)")->capture_default_str();
+    app.add_flag("--no-truncation", o->no_truncation, "Ignore tokenizer.json's truncation");
+    app.add_flag("--no-padding", o->no_padding, "Ignore tokenizer.json's padding (each input is otherwise padded as a batch of one, as the Hugging Face tokenizers' encode does)");
     return [o]() {
         fs::path path(o->tokenizer);
         if (fs::is_directory(path)) path /= "tokenizer.json";
         auto tokenizer = text::Tokenizer::from_file(path);
-        tokenizer.truncation().max_length = o->max_length;
+        if (o->no_truncation) tokenizer.truncation().max_length = 0;
+        if (o->max_length) tokenizer.truncation().max_length = o->max_length;
+        if (o->no_padding) tokenizer.padding().enabled = false;
         std::ifstream in(o->input, std::ios::binary);
         BASIN_CHECK(in, o->input, ": cannot open input file");
         std::string line, out;
@@ -57,7 +62,7 @@ Runner add_tokenize(CLI::App& app) {
             }
             text::Encoding e;
             try {
-                e = tokenizer.encode(text, pair ? std::optional<std::string_view>(*pair) : std::nullopt, !o->no_special);
+                e = std::move(tokenizer.encode_batch({{text, pair}}, !o->no_special).front());
             } catch (const Error& err) {
                 fail(o->input, ":", number, ": ", err.what());
             }

@@ -1,6 +1,10 @@
 // Normalizers: BertNormalizer, Lowercase, NFC/NFD/NFKC/NFKD, StripAccents, Strip, Replace,
 // Prepend, Precompiled (SentencePiece charsmap) and Sequence.
 #include <cstring>
+#include <memory>
+
+#include <unicode/ubrk.h>
+#include <unicode/utext.h>
 
 #include "basin/core/error.h"
 #include "basin/text/components.h"
@@ -41,11 +45,11 @@ class BertNormalizer : public Normalizer {
             }
         }
         if (strip_accents_) {
-            out = text::normalize(out, NormalForm::NFD);
+            out = nfd_as_rust(out);
             std::u32string kept;
             kept.reserve(out.size());
             for (char32_t c : out)
-                if (!is_mark_nonspacing(c)) kept.push_back(c);
+                if (!is_bert_accent(c)) kept.push_back(c);
             out.swap(kept);
         }
         if (lowercase_) out = to_lower(out);
@@ -53,6 +57,20 @@ class BertNormalizer : public Normalizer {
     }
 
   private:
+    // NFD, except for U+11938 (DIVES AKURU VOWEL SIGN O), whose decomposition (Unicode 13) the
+    // Rust tokenizers' normalization tables lack: it is kept whole, as they keep it.
+    static std::u32string nfd_as_rust(const std::u32string& text) {
+        constexpr char32_t kUndecomposed = 0x11938;
+        if (text.find(kUndecomposed) == std::u32string::npos) return text::normalize(text, NormalForm::NFD);
+        std::u32string out;
+        std::size_t start = 0;
+        for (std::size_t at; (at = text.find(kUndecomposed, start)) != std::u32string::npos; start = at + 1) {
+            out += text::normalize(std::u32string_view(text).substr(start, at - start), NormalForm::NFD);
+            out.push_back(kUndecomposed);
+        }
+        return out + text::normalize(std::u32string_view(text).substr(start), NormalForm::NFD);
+    }
+
     bool clean_text_, chinese_chars_, lowercase_, strip_accents_;
 };
 
@@ -184,25 +202,29 @@ class Precompiled : public Normalizer {
 
     void normalize(std::u32string& text) const override {
         if (units_.empty()) return;
-        // SentencePiece semantics (and current Hugging Face): at each position the longest key
-        // of the map that prefixes the rest of the input is replaced; otherwise one character
-        // is copied unchanged.
+        // Hugging Face's semantics (the Rust tokenizers, checked against 0.20.3): the text is cut
+        // into extended grapheme clusters; a cluster of fewer than 6 UTF-8 bytes whose start
+        // matches a key of the map is replaced whole by the shortest matching key's value (so
+        // "a" U+0308 U+0304 becomes "ä": the macron goes); any other cluster is mapped
+        // character by character, a character without a key copied unchanged.
         const std::string utf8 = utf8_encode(text);
         std::string out;
         out.reserve(utf8.size());
-        std::size_t pos = 0;
-        while (pos < utf8.size()) {
-            std::size_t length = 0;
-            std::string replacement;
-            if (longest_prefix(std::string_view(utf8).substr(pos), &length, &replacement)) {
+        std::string replacement;
+        std::size_t length = 0;
+        for_each_grapheme(utf8, [&](std::string_view g) {
+            if (g.size() < 6 && first_prefix(g, &length, &replacement)) {
                 out += replacement;
-                pos += length;
-            } else {
-                std::size_t n = utf8_char_length(static_cast<unsigned char>(utf8[pos]));
-                out.append(utf8, pos, n);
+                return;
+            }
+            for (std::size_t pos = 0; pos < g.size();) {
+                const std::size_t n = std::min(g.size() - pos, utf8_char_length(static_cast<unsigned char>(g[pos])));
+                const std::string_view c = g.substr(pos, n);
+                if (first_prefix(c, &length, &replacement) && length == n) out += replacement;
+                else out.append(c);
                 pos += n;
             }
-        }
+        });
         text = utf8_decode(out, where_);
     }
 
@@ -211,14 +233,27 @@ class Precompiled : public Normalizer {
         return c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
     }
 
-    // Walks the darts-clone double array over key; reports the longest key that is a prefix.
-    bool longest_prefix(std::string_view key, std::size_t* length, std::string* replacement) const {
+    // Calls f with each extended grapheme cluster of utf8 (ICU's character break iterator).
+    template <typename F> void for_each_grapheme(const std::string& utf8, F&& f) const {
+        UErrorCode status = U_ZERO_ERROR;
+        std::unique_ptr<UText, decltype(&utext_close)> ut(
+            utext_openUTF8(nullptr, utf8.data(), std::int64_t(utf8.size()), &status), &utext_close);
+        std::unique_ptr<UBreakIterator, decltype(&ubrk_close)> it(
+            ubrk_open(UBRK_CHARACTER, "", nullptr, 0, &status), &ubrk_close);
+        if (U_SUCCESS(status)) ubrk_setUText(it.get(), ut.get(), &status);
+        BASIN_CHECK(U_SUCCESS(status), where_, ": grapheme segmentation failed (", u_errorName(status), ")");
+        std::int32_t start = ubrk_first(it.get());
+        for (std::int32_t end = ubrk_next(it.get()); end != UBRK_DONE; start = end, end = ubrk_next(it.get()))
+            f(std::string_view(utf8).substr(std::size_t(start), std::size_t(end - start)));
+    }
+
+    // Walks the darts-clone double array over key; reports the shortest key that is a prefix.
+    bool first_prefix(std::string_view key, std::size_t* length, std::string* replacement) const {
         auto offset = [](std::uint32_t unit) { return (unit >> 10) << ((unit & (1u << 9)) >> 6); };
         auto label = [](std::uint32_t unit) { return unit & ((1u << 31) | 0xff); };
         auto has_leaf = [](std::uint32_t unit) { return ((unit >> 8) & 1) == 1; };
         auto value = [](std::uint32_t unit) { return unit & ((1u << 31) - 1); };
         std::size_t node = offset(units_[0]);
-        bool found = false;
         for (std::size_t i = 0; i < key.size(); ++i) {
             const unsigned char c = static_cast<unsigned char>(key[i]);
             if (c == 0) break;
@@ -233,10 +268,10 @@ class Precompiled : public Normalizer {
                 const std::size_t end = normalized_.find('\0', start);
                 *replacement = normalized_.substr(start, end == std::string::npos ? end : end - start);
                 *length = i + 1;
-                found = true;
+                return true;
             }
         }
-        return found;
+        return false;
     }
 
     static std::string base64_decode(const std::string& in) {

@@ -113,10 +113,18 @@ TEST(Unicode, ClassesFollowRustDefinitions) {
     EXPECT_TRUE(is_whitespace(0x3000));
     EXPECT_FALSE(is_whitespace(0xfeff)); // a format character, not white space
     EXPECT_TRUE(is_bert_control(0x200b)); // Cf
-    EXPECT_TRUE(is_bert_control(0xd7ff)); // unassigned
+    EXPECT_FALSE(is_bert_control(0xd7ff)); // unassigned: kept, as the Rust tokenizers keep it
+    EXPECT_TRUE(is_bert_control(0xe000));  // private use
+    EXPECT_FALSE(is_bert_control(0x890));  // Cf since Unicode 14, unknown to the Rust tables
     EXPECT_FALSE(is_bert_control(U'\t'));
     EXPECT_TRUE(is_bert_punctuation(U'$'));
+    EXPECT_FALSE(is_bert_punctuation(0x61d)); // Po since Unicode 14
+    EXPECT_TRUE(is_bert_punctuation(0x166d)); // Po in Unicode 8, So now
+    EXPECT_TRUE(is_bert_accent(0x301));
+    EXPECT_FALSE(is_bert_accent(0x7fd)); // Mn since Unicode 11
     EXPECT_TRUE(is_cjk(0x20000));
+    EXPECT_FALSE(is_cjk(0x2b820)); // the Rust tokenizers' Extension E range starts at U+2B920
+    EXPECT_TRUE(is_cjk(0x2b920));
     EXPECT_EQ(to_lower(U"\u0130\u03a3A"), std::u32string(U"i\u0307\u03c3a"));
     EXPECT_EQ(normalize(U"\u00e9", NormalForm::NFD), std::u32string(U"e\u0301"));
     EXPECT_EQ(normalize(U"\ufb01", NormalForm::NFKC), std::u32string(U"fi"));
