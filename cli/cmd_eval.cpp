@@ -13,7 +13,7 @@ Runner add_eval(CLI::App& app) {
     struct Options {
         std::string model, data, predictions, device = "cpu", format = "auto";
         std::string text_column = "text", pair_column = "text_pair", label_column = "label";
-        bool json = false, no_header = false, unsorted = false;
+        bool json = false, no_header = false, unsorted = false, features = false;
         std::size_t batch_size = 32, max_length = 0;
         int threads = 0;
     };
@@ -22,6 +22,7 @@ Runner add_eval(CLI::App& app) {
     app.add_option("--data", o->data, "Labelled dataset (.jsonl, .csv or .tsv)")->required();
     app.add_flag("--json", o->json, "Print the metrics as JSON");
     app.add_option("--predictions", o->predictions, "Write each example's logits and prediction to this JSONL file");
+    app.add_flag("--features", o->features, "With --predictions: also each example's first-token feature (the body's output before any pooler)");
     app.add_option("--batch-size", o->batch_size, "Examples per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--max-length", o->max_length, "Truncate inputs to this many tokens (0: the model's maximum)")->capture_default_str();
     app.add_option("--threads", o->threads, "Compute threads (0: libtorch's default)")->capture_default_str();
@@ -33,11 +34,12 @@ Runner add_eval(CLI::App& app) {
     app.add_flag("--no-header", o->no_header, "CSV/TSV files have no header row (columns by index)");
     app.add_flag("--no-sort", o->unsorted, "Keep file order in batches instead of sorting by length");
     return [o]() {
+        BASIN_CHECK(!o->features || !o->predictions.empty(), "--features: needs --predictions FILE to write them to");
         set_threads(o->threads);
         LoadOptions load;
         load.device = torch::Device(check_device(o->device));
         LoadedModel loaded = load_model(o->model, load);
-        auto tokenizer = text::Tokenizer::from_file(fs::path(o->model) / "tokenizer.json");
+        auto tokenizer = text::Tokenizer::from_file(model_folder(o->model) / "tokenizer.json");
         ReadOptions read;
         read.format = parse_format(o->format);
         read.columns = {o->text_column, o->pair_column, o->label_column};
@@ -49,6 +51,7 @@ Runner add_eval(CLI::App& app) {
         options.sort_by_length = !o->unsorted;
         options.threads = o->threads;
         options.keep_predictions = !o->predictions.empty();
+        options.keep_features = o->features;
         EvalResult r = evaluate(loaded.model, tokenizer, data, options);
 
         if (!o->predictions.empty()) {
@@ -63,6 +66,7 @@ Runner add_eval(CLI::App& app) {
                                     {"loss", p.loss},
                                     {"logits", p.logits},
                                     {"input_ids", p.input_ids}};
+                if (o->features) j["features"] = p.features;
                 out += j.dump() + "\n";
             }
             write_text_atomically(o->predictions, out);

@@ -20,10 +20,14 @@ Runner add_inspect(CLI::App& app) {
     app.add_flag("--json", o->json, "Print as JSON");
     app.add_flag("--no-tensors", o->no_tensors, "Omit the tensor table");
     return [o]() {
-        const fs::path path(o->path);
-        BASIN_CHECK(fs::exists(path), path.string(), ": no such file or folder");
+        const fs::path given(o->path);
+        BASIN_CHECK(fs::exists(given), given.string(), ": no such file or folder");
+        const fs::path path = fs::is_directory(given) ? model_folder(given) : given;
         nlohmann::ordered_json out;
-        out["path"] = path.string();
+        out["path"] = given.string();
+        if (path != given) out["body"] = path.string() + " (sentence-transformers Transformer module)";
+        else if (fs::is_directory(path) && fs::exists(path / "modules.json"))
+            out["layout"] = "sentence-transformers (the body at the top; pooling modules are not weights)";
         if (fs::is_directory(path)) {
             BASIN_CHECK(fs::exists(path / "config.json"), (path / "config.json").string(), ": config.json not found");
             HfConfig hf = HfConfig::load(path / "config.json");

@@ -42,7 +42,7 @@ Runner add_probe(CLI::App& app) {
         LoadOptions load;
         load.device = torch::Device(check_device(o->device));
         auto loaded = load_body(o->model, load);
-        auto tokenizer = text::Tokenizer::from_file(fs::path(o->model) / "tokenizer.json");
+        auto tokenizer = text::Tokenizer::from_file(model_folder(o->model) / "tokenizer.json");
         Dataset train = read_dataset(o->train), test = read_dataset(o->test);
         FeatureOptions features;
         features.batch_size = o->batch_size;

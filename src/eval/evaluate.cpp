@@ -94,8 +94,11 @@ EvalResult evaluate(EncoderModel& model, const text::Tokenizer& tokenizer, const
         check_interrupted("evaluating");
         Batch batch = collate(tokenized.encodings, batch_indices, pad_id, device);
         result.padded_tokens += std::size_t(batch.input_ids.numel());
-        auto logits = model->classify(batch.input_ids, batch.attention_mask, batch.type_ids)
-                          .to(torch::kCPU, torch::kFloat32);
+        auto hidden = model->body(batch.input_ids, batch.attention_mask, batch.type_ids);
+        auto logits = model->classify_hidden(hidden).to(torch::kCPU, torch::kFloat32);
+        torch::Tensor first;
+        if (options.keep_predictions && options.keep_features)
+            first = hidden.select(1, 0).to(torch::kCPU, torch::kFloat32).contiguous();
         std::vector<std::int64_t> targets;
         for (auto i : batch_indices) targets.push_back(labels[i]);
         auto target = torch::tensor(targets, torch::kLong);
@@ -114,6 +117,10 @@ EvalResult evaluate(EncoderModel& model, const text::Tokenizer& tokenizer, const
                 p.label = labels[i];
                 p.loss = float(losses[i]);
                 p.input_ids = tokenized.encodings[i].ids;
+                if (first.defined()) {
+                    const float* row = first.data_ptr<float>() + std::int64_t(k) * first.size(1);
+                    p.features.assign(row, row + first.size(1));
+                }
             }
         }
     }

@@ -7,6 +7,36 @@
 
 namespace basin {
 
+fs::path model_folder(const fs::path& folder) {
+    if (!fs::is_directory(folder) || fs::exists(folder / "config.json")) return folder;
+    const fs::path modules_file = folder / "modules.json";
+    if (!fs::exists(modules_file)) return folder;
+    nlohmann::json modules;
+    try {
+        modules = nlohmann::json::parse(read_text_file(modules_file, limits::config_json));
+    } catch (const nlohmann::json::parse_error& e) {
+        fail(modules_file.string(), ": malformed JSON (", e.what(), ")");
+    }
+    BASIN_CHECK(modules.is_array(), modules_file.string(), ": expected a list of modules");
+    for (std::size_t i = 0; i < modules.size(); ++i) {
+        const auto& m = modules[i];
+        BASIN_CHECK(m.is_object() && m.contains("type") && m["type"].is_string() && m.contains("path") &&
+                        m["path"].is_string(),
+                    modules_file.string(), ": module ", i, ": expected an object with string 'type' and 'path'");
+        const std::string type = m["type"].get<std::string>();
+        if (type != "sentence_transformers.models.Transformer" && type.rfind("sentence_transformers.models.Transformer", 0) != 0)
+            continue;
+        const fs::path sub = fs::path(m["path"].get<std::string>()).lexically_normal();
+        BASIN_CHECK(!sub.is_absolute() && (sub.empty() || *sub.begin() != ".."), modules_file.string(), ": module ", i,
+                    ": path '", m["path"].get<std::string>(), "' leaves the folder");
+        const fs::path found = sub.empty() || sub == "." ? folder : folder / sub;
+        BASIN_CHECK(fs::exists(found / "config.json"), modules_file.string(), ": module ", i, " (", type, "): ",
+                    (found / "config.json").string(), " not found");
+        return found;
+    }
+    fail(modules_file.string(), ": no sentence_transformers.models.Transformer module (the body) is listed");
+}
+
 fs::path find_weights(const fs::path& folder) {
     if (fs::exists(folder / "model.safetensors.index.json"))
         return folder / "model.safetensors.index.json";
@@ -24,7 +54,7 @@ fs::path find_weights(const fs::path& folder) {
 }
 
 CheckpointTensors::CheckpointTensors(const fs::path& path) {
-    source_ = fs::is_directory(path) ? find_weights(path) : path;
+    source_ = fs::is_directory(path) ? find_weights(model_folder(path)) : path;
     BASIN_CHECK(fs::exists(source_), source_.string(), ": file not found");
     if (source_.extension() == ".json") {
         nlohmann::json index;

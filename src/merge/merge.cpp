@@ -151,11 +151,22 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     const CheckpointTensors* base = with_base ? inputs.back().tensors.get() : nullptr;
 
     // ---- which tensors are merged, checked across every input before any work
+    // Task heads are dropped (a new task replaces them) unless keep_head. BERT's pooler is body: it
+    // is merged like any body tensor where every input (and the base) has it with one shape, and
+    // dropped otherwise (RoBERTa classifiers have none), never an error.
+    auto pooler_everywhere = [&](const std::string& name) {
+        const Shape& shape = first.find(name)->info->shape;
+        for (const auto& in : inputs) {
+            const auto* ref = in.tensors->find(name);
+            if (!ref || ref->info->shape != shape) return false;
+        }
+        return true;
+    };
     std::vector<std::string> merged, copied, dropped;
     for (const auto& name : first.names()) {
         const auto& info = *first.find(name)->info;
-        const bool head = is_head_tensor(name);
-        if (head && !o.keep_head) {
+        const bool head = is_task_head_tensor(name);
+        if ((head && !o.keep_head) || (is_pooler_tensor(name) && !pooler_everywhere(name))) {
             dropped.push_back(name);
             continue;
         }
@@ -185,7 +196,8 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     }
     for (std::size_t i = 1; i < n; ++i)
         for (const auto& name : inputs[i].tensors->names())
-            BASIN_CHECK(first.find(name) || (is_head_tensor(name) && !o.keep_head), inputs[i].dir.string(),
+            BASIN_CHECK(first.find(name) || (is_task_head_tensor(name) && !o.keep_head) || is_pooler_tensor(name),
+                        inputs[i].dir.string(),
                         ": has tensor ", name, " that ", inputs[0].dir.string(), " lacks");
     BASIN_CHECK(!merged.empty(), "merge: no floating-point tensors to merge");
 
@@ -445,7 +457,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     if (with_base)
         provenance["base"] = {{"path", fs::absolute(o.base).lexically_normal().string()}, {"sha256", hashes.back()}};
     if (!o.extra_provenance.is_null()) provenance["selection"] = o.extra_provenance;
-    const fs::path config_source = with_base ? o.base : o.models[0];
+    const fs::path config_source = model_folder(with_base ? o.base : o.models[0]); // sentence-transformers: the body
     json config = json::parse(read_text_file(config_source / "config.json", limits::config_json), nullptr, false);
     BASIN_CHECK(!config.is_discarded() && config.is_object(), (config_source / "config.json").string(),
                 ": not a JSON object");

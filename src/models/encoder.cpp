@@ -222,7 +222,12 @@ torch::Tensor EncoderModelImpl::classify(const torch::Tensor& input_ids, const t
                                          const torch::Tensor& type_ids) {
     BASIN_CHECK(config.head == HeadKind::SequenceClassification, "classify: ",
                 config.architecture_name(), " has no sequence-classification head");
-    auto hidden = body(input_ids, attention_mask, type_ids);
+    return classify_hidden(body(input_ids, attention_mask, type_ids));
+}
+
+torch::Tensor EncoderModelImpl::classify_hidden(const torch::Tensor& hidden) {
+    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "classify: ",
+                config.architecture_name(), " has no sequence-classification head");
     if (config.family == ModelFamily::Bert)
         return bert_classifier(bert_dropout(body->pooler(hidden)));
     return roberta_classifier(hidden);

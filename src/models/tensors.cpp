@@ -118,8 +118,9 @@ void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const L
     throw Error(message);
 }
 
-LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options) {
-    BASIN_CHECK(std::filesystem::is_directory(dir), dir.string(), ": model folder not found");
+LoadedModel load_model(const std::filesystem::path& folder, const LoadOptions& options) {
+    BASIN_CHECK(std::filesystem::is_directory(folder), folder.string(), ": model folder not found");
+    const std::filesystem::path dir = model_folder(folder); // a sentence-transformers folder's body
     LoadedModel loaded;
     loaded.dir = dir;
     loaded.hf = HfConfig::load(dir / "config.json");
@@ -137,8 +138,9 @@ LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opti
     return loaded;
 }
 
-LoadedModel load_body(const std::filesystem::path& dir, const LoadOptions& options) {
-    BASIN_CHECK(std::filesystem::is_directory(dir), dir.string(), ": model folder not found");
+LoadedModel load_body(const std::filesystem::path& folder, const LoadOptions& options) {
+    BASIN_CHECK(std::filesystem::is_directory(folder), folder.string(), ": model folder not found");
+    const std::filesystem::path dir = model_folder(folder); // a sentence-transformers folder's body
     LoadedModel loaded;
     loaded.dir = dir;
     loaded.hf = HfConfig::load(dir / "config.json");

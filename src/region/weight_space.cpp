@@ -25,8 +25,8 @@ std::string hex_double(double v) {
 
 WeightSpace::WeightSpace(const std::vector<fs::path>& sources) {
     BASIN_CHECK(!sources.empty(), "weight space: no checkpoints given");
-    const fs::path& first = sources.front();
-    BASIN_CHECK(fs::is_directory(first), first.string(), ": model folder not found");
+    BASIN_CHECK(fs::is_directory(sources.front()), sources.front().string(), ": model folder not found");
+    const fs::path first = model_folder(sources.front()); // a sentence-transformers folder's body
     config_ = EncoderConfig::resolve(HfConfig::load(first / "config.json"), (first / "config.json").string());
     config_.head = HeadKind::None;
     config_.labels.clear();

@@ -93,10 +93,17 @@ std::string human_bytes(double bytes) {
 
 } // namespace
 
-bool is_head_tensor(const std::string& name) {
-    static const std::regex head(R"((^|\.)(classifier|lm_head|cls|score|qa_outputs|pooler)\.)");
+bool is_task_head_tensor(const std::string& name) {
+    static const std::regex head(R"((^|\.)(classifier|lm_head|cls|score|qa_outputs)\.)");
     return std::regex_search(name, head);
 }
+
+bool is_pooler_tensor(const std::string& name) {
+    static const std::regex pooler(R"((^|\.)pooler\.)");
+    return std::regex_search(name, pooler);
+}
+
+bool is_head_tensor(const std::string& name) { return is_task_head_tensor(name) || is_pooler_tensor(name); }
 
 std::string layer_group(const std::string& name) {
     static const std::regex layer(R"((^|\.)(layer|layers|h|block|blocks)\.(\d+)\.)");

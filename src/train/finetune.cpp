@@ -123,7 +123,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     BASIN_CHECK(o.max_grad_norm >= 0, "--max-grad-norm must not be negative");
     BASIN_CHECK(!o.dropout || (*o.dropout >= 0 && *o.dropout < 1), "--dropout must be in [0, 1)");
     const fs::path out = check_output_folder(o.out, o.overwrite, o.model);
-    const fs::path model_dir = fs::absolute(o.model).lexically_normal();
+    // a sentence-transformers folder is read through its Transformer module (the body)
+    const fs::path model_dir = model_folder(fs::absolute(o.model).lexically_normal());
 
     // ---- data and labels
     Dataset train = read_dataset(o.train);

@@ -246,6 +246,44 @@ class Merge(unittest.TestCase):
         want = (self.models[0]["classifier.out_proj.weight"].astype(np.float64) + self.models[1]["classifier.out_proj.weight"]) / 2
         np.testing.assert_allclose(got["classifier.out_proj.weight"], want, rtol=1e-6)
 
+    def test_bert_pooler_is_merged_like_the_body(self):
+        """BERT's pooler is body (transformers keeps it in BertModel): a mean merge of classifiers
+        keeps it as the element-wise mean, drops only the classifier, and a fine-tune from the
+        centroid starts from that pooler (BitFit trains biases only, so its weight stays)."""
+        words = "good bad fine awful great".split()
+        dirs, weights = [], []
+        for seed in (21, 22, 23):
+            d = os.path.join(WORK, f"bert{seed}")
+            weights.append(ref.make_model(d, "bert", seed=seed, words=words, labels=("neg", "pos")))
+            dirs.append(d)
+        out = self.out("bert-centroid")
+        r = run("merge", "--method", "mean", "--models", ",".join(dirs), "--out", out)
+        self.assertIn("2 head tensors dropped", r.stdout)
+        got = read(out)
+        self.assertNotIn("classifier.weight", got)
+        for name in ("bert.pooler.dense.weight", "bert.pooler.dense.bias"):
+            want = sum(w[name].astype(np.float64) for w in weights) / 3
+            np.testing.assert_allclose(got[name], want, rtol=1e-6, atol=1e-7, err_msg=name)
+        data = os.path.join(WORK, "bert-train.jsonl")
+        with open(data, "w") as f:
+            for i in range(16):
+                f.write(json.dumps({"text": f"{words[i % 5]} {words[(i * 3) % 5]}", "label": ["neg", "pos"][i % 2]}) + "\n")
+        tuned = os.path.join(WORK, "bert-from-centroid")
+        run("finetune", "--model", out, "--train", data, "--out", tuned, "--overwrite", "--mode", "bitfit",
+            "--epochs", "1", "--batch-size", "8", "--lr", "1e-2", "--threads", "1")
+        after = read(tuned)
+        self.assertEqual(after["bert.pooler.dense.weight"].tobytes(), got["bert.pooler.dense.weight"].tobytes(),
+                         "the fine-tune did not start from the centroid's pooler")
+        self.assertFalse(np.array_equal(after["bert.pooler.dense.bias"], got["bert.pooler.dense.bias"]),
+                         "BitFit should have trained the pooler's bias")
+        # a pooler that not every input has (a BERT classifier beside one saved without it) is dropped
+        no_pooler = os.path.join(WORK, "bert-no-pooler")
+        tensors = {k: v for k, v in weights[0].items() if "pooler" not in k}
+        write_model(no_pooler, tensors, config=json.load(open(os.path.join(dirs[0], "config.json"))))
+        r = run("merge", "--method", "mean", "--models", f"{dirs[1]},{no_pooler}", "--out", self.out("mixed-pooler"))
+        self.assertIn("4 head tensors dropped", r.stdout)
+        self.assertNotIn("bert.pooler.dense.weight", read(self.out("mixed-pooler")))
+
     def test_exclude_by_group_and_provenance_hashes(self):
         groups = os.path.join(WORK, "groups.csv")
         with open(groups, "w") as f:

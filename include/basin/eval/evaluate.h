@@ -20,6 +20,7 @@ struct EvalOptions {
     bool sort_by_length = true; // dynamic padding with length-sorted batches
     int threads = 0;            // tokenization threads (0 = all cores)
     bool keep_predictions = false;
+    bool keep_features = false; // with keep_predictions: each example's first-token feature
 };
 
 struct Prediction {
@@ -28,6 +29,7 @@ struct Prediction {
     std::int64_t label = 0;
     float loss = 0;
     std::vector<std::int32_t> input_ids;
+    std::vector<float> features; // first-token output of the body [H] (before any pooler), if kept
 };
 
 struct EvalResult {

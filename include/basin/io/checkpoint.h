@@ -36,6 +36,13 @@ class CheckpointTensors {
     std::unordered_map<std::string, Ref> refs_;
 };
 
+// The Hugging Face folder (config.json, weights, tokenizer) of a checkpoint folder: the folder
+// itself when it has a config.json; for a sentence-transformers folder without one at the top, the
+// folder of its Transformer module as modules.json names it (e.g. 0_Transformer/); otherwise the
+// folder itself (callers then report what is missing). A malformed modules.json, one without a
+// Transformer module, or a module path outside the folder is an error naming modules.json.
+fs::path model_folder(const fs::path& folder);
+
 // Finds the weights file of a checkpoint folder: model.safetensors.index.json, then
 // model.safetensors, then the single *.safetensors file. Errors name what was looked for.
 fs::path find_weights(const fs::path& folder);

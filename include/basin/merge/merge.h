@@ -42,7 +42,7 @@ struct MergeOptions {
 };
 
 struct MergeResult {
-    std::size_t tensors = 0, dropped_heads = 0;
+    std::size_t tensors = 0, dropped_heads = 0; // dropped: task heads, and poolers not in every input
     std::uint64_t bytes_read = 0, bytes_written = 0;
     double seconds = 0;
     nlohmann::json provenance; // what basin_merge.json holds

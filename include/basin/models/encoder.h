@@ -150,6 +150,8 @@ struct EncoderModelImpl : torch::nn::Module {
     // Sequence classification logits [B, L]; requires a classification head.
     torch::Tensor classify(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                            const torch::Tensor& type_ids);
+    // The same logits from the body's output [B, T, H] (for callers that also read the features).
+    torch::Tensor classify_hidden(const torch::Tensor& hidden);
     // Masked-LM logits [B, T, V]; requires a masked-LM head.
     torch::Tensor mlm_logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
     // Masked-LM logits [M, V] at the M positions where selected ([B, T] bool) is true only: the

@@ -87,7 +87,17 @@ GramResult task_vector_gram(const fs::path& base, const std::vector<fs::path>& m
 // component, "embeddings" for embedding tables, otherwise "other".
 std::string layer_group(const std::string& tensor_name);
 
-// True for tensor names of task heads, which map leaves out of task vectors.
+// True for tensor names of task heads (`classifier`, `lm_head`, `cls`, `score`, `qa_outputs`):
+// what a new task replaces, so merge drops them by default.
+bool is_task_head_tensor(const std::string& tensor_name);
+
+// True for BERT's pooler (`pooler.` component). It is part of the body (transformers keeps it in
+// BertModel, starts it pretrained and BertForSequenceClassification reads it), so merge merges it;
+// the map leaves it out of task vectors with the task heads, because the generalized loss reads
+// first-token features before it and RoBERTa classifiers have none (docs/MAP.md).
+bool is_pooler_tensor(const std::string& tensor_name);
+
+// True for what map leaves out of task vectors: task heads and the pooler.
 bool is_head_tensor(const std::string& tensor_name);
 
 } // namespace basin
