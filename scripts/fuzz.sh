@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes basin's parsers with libFuzzer (clang, AddressSanitizer, UndefinedBehaviorSanitizer):
-# safetensors headers, sharded indexes, config.json, tokenizer.json with tokenization, the dataset
+# safetensors headers, torch.save archives (pytorch_model.bin), sharded indexes, config.json, tokenizer.json with tokenization, the dataset
 # readers and the experiment spec. Each harness runs for BUDGET seconds (default 300) from the
 # committed seed corpus (fuzz/corpus); a crash, a hang (10 s per input), a leak or more than 2 GB
 # of memory fails the run, and the input that did it is kept in build-fuzz/. Prints executions
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 budget=${1:-300}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(safetensors index config tokenizer dataset spec)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(safetensors torch_bin index config tokenizer dataset spec)
 CXX=clang++ cmake -S fuzz -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo > build-fuzz.log 2>&1 || { cat build-fuzz.log; exit 1; }
 cmake --build build-fuzz -j "$(nproc)" >> build-fuzz.log 2>&1 || { tail -30 build-fuzz.log; exit 1; }
 failed=0

@@ -4,6 +4,7 @@
 
 #include "basin/core/limits.h"
 #include "basin/core/error.h"
+#include "basin/io/torch_bin.h"
 
 namespace basin {
 
@@ -46,12 +47,36 @@ fs::path find_weights(const fs::path& folder) {
         for (const auto& entry : fs::directory_iterator(folder))
             if (entry.path().extension() == ".safetensors") found.push_back(entry.path());
     if (found.size() == 1) return found.front();
-    if (fs::exists(folder / "pytorch_model.bin"))
-        fail(folder.string(), ": only pytorch_model.bin found; basin reads safetensors (convert it "
-                              "with safetensors.torch.save_file)");
-    fail(folder.string(), ": no model.safetensors or model.safetensors.index.json found",
+    if (found.empty()) { // torch.save archives, read without running their pickle (io/torch_bin.h)
+        if (fs::exists(folder / "pytorch_model.bin.index.json")) return folder / "pytorch_model.bin.index.json";
+        if (fs::exists(folder / "pytorch_model.bin")) return folder / "pytorch_model.bin";
+    }
+    fail(folder.string(), ": no model.safetensors, model.safetensors.index.json or pytorch_model.bin found",
          found.size() > 1 ? " (several *.safetensors files but no index)" : "");
 }
+
+namespace {
+// A folder with both model.safetensors and pytorch_model.bin is read from the safetensors file;
+// the two must hold the same tensor names and shapes, or which one a tool reads would matter.
+void check_bin_agrees(const fs::path& folder, const SafetensorsFile& st) {
+    const fs::path bin = folder / "pytorch_model.bin";
+    if (!fs::exists(bin)) return;
+    const auto other = SafetensorsFile::open(bin);
+    std::vector<std::string> problems;
+    for (const auto& t : st.tensors()) {
+        const TensorInfo* b = other->find(t.name);
+        if (!b) problems.push_back(t.name + " only in " + st.path().filename().string());
+        else if (b->shape != t.shape)
+            problems.push_back(t.name + " is " + shape_string(t.shape) + " there but " + shape_string(b->shape) + " here");
+    }
+    for (const auto& b : other->tensors())
+        if (!st.find(b.name)) problems.push_back(b.name + " only here");
+    BASIN_CHECK(problems.empty(), bin.string(), ": disagrees with ", st.path().string(), " in the same folder (",
+                problems.size(), " tensors: ", problems.front(), problems.size() > 1 ? ", ..." : "",
+                "); remove the stale one");
+}
+} // namespace
+
 
 CheckpointTensors::CheckpointTensors(const fs::path& path) {
     source_ = fs::is_directory(path) ? find_weights(model_folder(path)) : path;
@@ -78,7 +103,7 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
                         "' must be a plain file name in the same folder");
             if (!file_index.count(shard)) {
                 file_index[shard] = files_.size();
-                files_.push_back(std::make_unique<SafetensorsFile>(source_.parent_path() / shard));
+                files_.push_back(SafetensorsFile::open(source_.parent_path() / shard));
             }
             wanted.emplace_back(it.key(), shard);
         }
@@ -93,7 +118,8 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
             for (const auto& info : file->tensors())
                 if (refs_.count(info.name)) names_.push_back(info.name);
     } else {
-        files_.push_back(std::make_unique<SafetensorsFile>(source_));
+        files_.push_back(SafetensorsFile::open(source_));
+        if (fs::is_directory(path) && !is_torch_bin_name(source_)) check_bin_agrees(source_.parent_path(), *files_.front());
         for (const auto& info : files_.front()->tensors()) {
             refs_[info.name] = Ref{files_.front().get(), &info};
             names_.push_back(info.name);

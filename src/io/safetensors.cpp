@@ -11,6 +11,7 @@
 
 #include "basin/core/cpu.h"
 #include "basin/core/error.h"
+#include "basin/io/torch_bin.h"
 
 namespace basin {
 namespace {
@@ -260,6 +261,20 @@ std::int64_t shape_numel(const Shape& shape) {
     std::int64_t n = 1;
     for (auto d : shape) n *= d;
     return n;
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
+    if (is_torch_bin_name(path)) return std::unique_ptr<SafetensorsFile>(new SafetensorsFile(path, TorchArchive{}));
+    return std::make_unique<SafetensorsFile>(path);
+}
+
+SafetensorsFile::SafetensorsFile(const fs::path& path, TorchArchive) : file_(path) {
+    buffer_ = file_.data(); // offsets are from the start of the archive
+    for (auto& t : read_torch_bin(file_.data(), file_.size(), path.string()))
+        tensors_.push_back({t.name, t.dtype, t.shape, t.offset, t.offset + t.nbytes});
+    std::sort(tensors_.begin(), tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin; });
+    for (std::size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+    metadata_["format"] = "pt-zip";
 }
 
 SafetensorsFile::SafetensorsFile(const fs::path& path) : file_(path) {

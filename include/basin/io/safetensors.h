@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -54,6 +55,9 @@ constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 class SafetensorsFile {
   public:
     explicit SafetensorsFile(const fs::path& path);
+    // A tensor file by its name: a torch.save archive for .bin/.pt/.pth (read in place without
+    // running its pickle: io/torch_bin.h; its metadata says "format": "pt-zip"), else safetensors.
+    static std::unique_ptr<SafetensorsFile> open(const fs::path& path);
 
     const fs::path& path() const { return file_.path(); }
     const std::vector<TensorInfo>& tensors() const { return tensors_; } // in offset order
@@ -68,6 +72,9 @@ class SafetensorsFile {
     std::uint64_t file_size() const { return file_.size(); }
 
   private:
+    struct TorchArchive {};
+    SafetensorsFile(const fs::path& path, TorchArchive);
+
     MappedFile file_;
     const std::uint8_t* buffer_ = nullptr;
     std::vector<TensorInfo> tensors_;

@@ -1,0 +1,21 @@
+// The torch.save archive reader (pytorch_model.bin): zip directory, the restricted pickle
+// machine, storage ranges; then every tensor read from the mapping.
+#include <vector>
+
+#include "basin/io/safetensors.h"
+#include "fuzz_util.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const auto path = basin::fuzz::write("pytorch_model.bin", data, size);
+    try {
+        const auto file = basin::SafetensorsFile::open(path);
+        std::vector<float> values;
+        for (const auto& t : file->tensors()) {
+            if (!basin::is_floating(t.dtype)) continue;
+            values.resize(std::size_t(t.numel()));
+            basin::convert_to_f32(t.dtype, file->data(t), values.data(), values.size());
+        }
+    } catch (const std::exception&) { // a clear error is the expected answer to bad input
+    }
+    return 0;
+}
