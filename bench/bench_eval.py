@@ -28,6 +28,7 @@ from common import HERE, ROOT, SHARED, H, L, N, I, set_threads  # noqa: E402  (s
 import torch  # noqa: E402
 
 import hf_reference as ref  # noqa: E402
+import real_base_bench  # noqa: E402
 
 
 def matmul_peak(threads, n=1024, repeats=20):
@@ -115,6 +116,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default="/tmp/basin-bench-eval")
+    parser.add_argument("--only-real-base", action="store_true", help="skip the synthetic-model rows (kept from the last run)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     parser.add_argument("--child-batches", help=argparse.SUPPRESS)
@@ -123,6 +125,9 @@ def main():
     if args.child:
         return child(args)
     os.makedirs(args.work, exist_ok=True)
+    if args.only_real_base:
+        result = json.load(open(os.path.join(HERE, "results", "eval.json")))
+        return real_base_part(args, result)
 
     model = os.path.join(args.work, "model")
     tokenizer_src = os.path.join(SHARED, "hf", "roberta-base", "tokenizer.json")
@@ -191,6 +196,19 @@ def main():
         print(f"| {r['threads']} | {r['matmul_peak_gflops']:.1f} | {r['basin_examples_per_s']:.1f} | {r['basin_tokens_per_s']:.0f} | "
               f"{r['basin_gflops']:.1f} | {r['reference_file_order_examples_per_s']:.1f} | {r['reference_sorted_examples_per_s']:.1f} | "
               f"{r['speedup_vs_file_order']:.2f}x | {r['speedup_vs_sorted']:.2f}x |")
+    real_base_part(args, result)
+
+
+def real_base_part(args, result):
+    """basin against the transformers evaluation loop on the real base, under Debian's torch and
+    torch 2.x (bench/real_base_bench.py), in this invocation."""
+    if not real_base_bench.available():
+        print("note: models/real-base or ../shared/datasets missing; the real-base rows were not measured")
+        return
+    result["real_base"] = real_base_bench.eval_rows(args.basin, args.work, [int(t) for t in args.threads.split(",")],
+                                                    examples=args.examples, batch=args.batch_size, repeats=args.repeats)
+    json.dump(result, open(os.path.join(HERE, "results", "eval.json"), "w"), indent=2)
+    real_base_bench.table(result["real_base"], f"evaluation ({result['real_base']['examples']} SST-2 test sentences)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from common import HERE, ROOT, SHARED, H, L, N, I, set_threads  # noqa: E402  (s
 import torch  # noqa: E402
 
 import hf_reference as ref  # noqa: E402
+import real_base_bench  # noqa: E402
 
 
 class Layer(torch.nn.Module):
@@ -90,6 +91,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--work", default="/tmp/basin-bench-train")
+    parser.add_argument("--real-base-steps", type=int, default=20)
+    parser.add_argument("--only-real-base", action="store_true", help="skip the synthetic-model rows (kept from the last run)")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--child-job")
     parser.add_argument("--child-threads", type=int)
@@ -97,6 +100,10 @@ def main():
     if args.child:
         return child(args)
     os.makedirs(args.work, exist_ok=True)
+    threads_list = [int(t) for t in args.threads.split(",")]
+    if args.only_real_base:
+        result = json.load(open(os.path.join(HERE, "results", "train.json")))
+        return real_base_part(args, result, threads_list)
     model = os.path.join(args.work, "model")
     tok = os.path.join(SHARED, "hf", "roberta-base", "tokenizer.json")
     init = [args.basin, "init-model", "--out", model, "--overwrite", "--hidden", str(H), "--layers", str(L), "--heads", str(N),
@@ -171,6 +178,19 @@ def main():
     p = result["probe"]
     print(f"\nprobe ({len(ids)} train, test {test}): features {p['extract_seconds']:.2f} s, fit {p['fit_seconds']:.2f} s "
           f"({p['iterations']} L-BFGS iterations, converged={p['converged']})")
+    real_base_part(args, result, threads_list)
+
+
+def real_base_part(args, result, threads_list):
+    """basin against the transformers training loop on the real base, under Debian's torch and
+    torch 2.x (bench/real_base_bench.py), in this invocation."""
+    if not real_base_bench.available():
+        print("note: models/real-base or ../shared/datasets missing; the real-base rows were not measured")
+        return
+    result["real_base"] = real_base_bench.train_rows(args.basin, args.work, threads_list, steps=args.real_base_steps,
+                                                     batch=args.batch_size)
+    json.dump(result, open(os.path.join(HERE, "results", "train.json"), "w"), indent=2)
+    real_base_bench.table(result["real_base"], f"training ({args.real_base_steps} steps of batch {args.batch_size})")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,21 @@
 # interpolation and extrapolation, hulls with PB, a loss plane, and the leave-one-out centroid
 # against the pretrained start; then writes the report. Resumable: run it again after an
 # interruption and it finishes the jobs that are left. A few minutes on 2 cores after the build.
+#
+# usage: scripts/quickstart.sh [real]    real: the same study on the real pretrained base
+#        (models/real-base, all-MiniLM-L6-v2; examples/quickstart-real.toml; docs/REAL_BASE.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --data
 scripts/build.sh
 basin=./build/basin
 /usr/bin/python3 scripts/build_default_data.py out/quickstart/default --max-train 500 --max-test 200
-$basin run examples/quickstart.toml --jobs 2
-$basin report examples/quickstart.toml
-echo "report: out/quickstart/experiment/report/report.html"
+spec=examples/quickstart.toml
+report=out/quickstart/experiment/report/report.html
+if [ "${1:-}" = "real" ]; then
+  spec=examples/quickstart-real.toml
+  report=out/quickstart/real-experiment/report/report.html
+fi
+$basin run "$spec" --jobs 2
+$basin report "$spec"
+echo "report: $report"

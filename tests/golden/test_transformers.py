@@ -256,6 +256,20 @@ class Transformers(unittest.TestCase):
         run("interpolate", st, tuned[0], "--data", data, "--alphas", "0,1", "--out", os.path.join(WORK, "st-interp"),
             "--overwrite", "--no-cache", "--quiet")
         self.assertTrue(os.path.exists(os.path.join(WORK, "st-interp", "scores.csv")))
+        # a damaged modules.json: one line naming it
+        bad = os.path.join(WORK, "st-bad")
+        os.makedirs(bad, exist_ok=True)
+        for text, needle in [("[{", "malformed JSON"),
+                             ('[{"idx": 0, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]',
+                              "no sentence_transformers.models.Transformer module"),
+                             ('[{"idx": 0, "path": "../st-tiny/0_Transformer", "type": "sentence_transformers.models.Transformer"}]',
+                              "leaves the folder")]:
+            open(os.path.join(bad, "modules.json"), "w").write(text)
+            r = subprocess.run([BASIN, "inspect", bad], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertIn(os.path.join(bad, "modules.json"), r.stderr)
+            self.assertIn(needle, r.stderr)
         # the head-less body cannot be evaluated: one clear line
         r = subprocess.run([BASIN, "eval", "--model", st, "--data", train], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1)
