@@ -184,6 +184,7 @@ __attribute__((target("avx512f,avx512bf16"))) void float_to_bf16_avx512(const fl
 }
 
 void convert_to_f32(Dtype dtype, const void* src, float* dst, std::size_t n) {
+    if (n == 0) return; // an empty tensor: dst may be null (memcpy's arguments must not be)
     switch (dtype) {
     case Dtype::F32: std::memcpy(dst, src, n * 4); return;
     case Dtype::F16: {
@@ -229,6 +230,7 @@ void convert_minus_bf16(Dtype dtype, const void* src, const float* minus, std::u
 }
 
 void convert_from_f32(Dtype dtype, const float* src, void* dst, std::size_t n) {
+    if (n == 0) return;
     switch (dtype) {
     case Dtype::F32: std::memcpy(dst, src, n * 4); return;
     case Dtype::F16: {

@@ -41,20 +41,11 @@ except ImportError as e:  # the reference environment is absent
     sys.exit(77)
 
 import hf_reference as ref  # noqa: E402
+from test_golden_models import SENTENCES, WORDS  # noqa: E402  (the golden test's inputs)
 
 BASIN = WORK = None
 REAL_BASE = os.path.join(ROOT, "models", "real-base")
 TOLERANCE = 1e-4
-WORDS = ("the movie was great and the acting superb but the plot felt thin while music soared "
-         "nothing works here at all a quiet film about loss grief hope family dinner rain city").split()
-SENTENCES = [
-    "the movie was great",
-    "nothing works here at all",
-    "A quiet film about loss, grief and hope; the family dinner scene in the rain is superb!",
-    "plot",
-    "the acting was superb but the plot felt thin while the music soared over the city",
-    "Café rain — unknown words like zyzzyva appear",
-]
 PAIRS = [(s, SENTENCES[(i + 2) % len(SENTENCES)]) for i, s in enumerate(SENTENCES)]
 LABELS = ["neg", "pos", "neutral"]
 

@@ -273,3 +273,14 @@ TEST(Safetensors, ConvertMinusEqualsConvertThenSubtract) {
         }
     }
 }
+
+TEST(Safetensors, EmptyTensorsConvertWithoutTouchingTheBuffers) {
+    // a zero-element tensor gives a null destination (an empty vector's data()): found by the
+    // torch_bin fuzzer, where memcpy(nullptr, src, 0) is undefined behaviour (UBSan in sanitize.sh)
+    const float one = 1.0f;
+    for (Dtype d : {Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64}) {
+        basin::convert_to_f32(d, &one, nullptr, 0);
+        basin::convert_from_f32(d, &one, nullptr, 0);
+    }
+    SUCCEED();
+}
