@@ -9,8 +9,14 @@ from PyPI, what a user installs today). Prints one JSON line.
 usage: PYTHON hf_loop.py eval|train MODEL_DIR BATCHES.json THREADS [--repeats R]
 BATCHES.json: {"batches": [[ids...], ...], "labels": [[y...], ...] (train)}"""
 import argparse
+import ctypes
 import json
+import os
+import sys
 import time
+
+# basin's thread policy (docs/PERFORMANCE.md): passive OpenMP waiting, read when libgomp loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import transformers
@@ -40,6 +46,13 @@ def main():
     p.add_argument("--lr", type=float, default=5e-5)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    # Debian's torch multiplies through OpenBLAS, whose own pool ignores torch.set_num_threads:
+    # without this, "1 thread" uses both cores and 2 threads oversubscribe them (as basin's
+    # --threads sets both). torch 2.x from PyPI uses MKL, which follows torch.set_num_threads.
+    try:
+        ctypes.CDLL("libopenblas.so.0").openblas_set_num_threads(a.threads)
+    except (OSError, AttributeError):
+        pass
     torch.manual_seed(0)
     job = json.load(open(a.batches))
     model = AutoModelForSequenceClassification.from_pretrained(a.model, torch_dtype=torch.float32)

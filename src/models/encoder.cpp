@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <torch/version.h>
+
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
 
@@ -73,6 +75,14 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
     // One GEMM for Q, K and V: [B, T, 3H] -> 3 x [B, N, T, D] (views, no copies)
     auto qkv = torch::linear(x, w, b).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
     auto q = qkv[0], k = qkv[1], v = qkv[2];
+#if TORCH_VERSION_MAJOR >= 2
+    // libtorch 2.x has a fused attention kernel (what transformers uses there): the same
+    // softmax(q k^T / sqrt(D) + mask) v without the [B, N, T, T] intermediates in memory
+    const double p = is_training() ? dropout->options.p() : 0.0;
+    return at::scaled_dot_product_attention(q, k, v, additive_mask, p)
+        .permute({0, 2, 1, 3})
+        .reshape({B, T, heads * head_dim});
+#endif
     // scores [B, N, T, T]; the mask broadcasts. (baddbmm measured slower here: it needs
     // contiguous [B*N, T, D] copies of q and k.)
     auto scores = torch::matmul(q, k.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(head_dim))).add_(additive_mask);

@@ -1,9 +1,28 @@
 #include "adamw.h"
 
+#include <sstream>
+#include <type_traits>
+
 #include <ATen/Parallel.h>
 #include <cmath>
 
 namespace basin::train_detail {
+
+namespace {
+// The optimizer's state key for a parameter, as libtorch's own AdamW forms it: the TensorImpl's
+// address printed as a string in libtorch 1.x, the address itself in 2.x.
+template <typename Map = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>>
+typename Map::key_type state_key(void* impl) {
+    if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+        std::ostringstream out;
+        out << impl;
+        return out.str();
+    } else {
+        return impl;
+    }
+}
+} // namespace
+
 namespace {
 
 bool fusable(const torch::Tensor& p) {
@@ -54,7 +73,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
         const auto [beta1, beta2] = o.betas();
         for (auto& p : group.params()) {
             if (!p.grad().defined()) continue;
-            const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+            const auto key = state_key(p.unsafeGetTensorImpl());
             auto it = state().find(key);
             if (it == state().end()) {
                 auto s = std::make_unique<torch::optim::AdamWParamState>();
