@@ -1,5 +1,7 @@
 #include "basin/io/checkpoint.h"
 
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "basin/core/limits.h"
@@ -78,6 +80,12 @@ void check_bin_agrees(const fs::path& folder, const SafetensorsFile& st) {
 } // namespace
 
 
+namespace {
+bool is_body_name(const std::string& name) {
+    return name.rfind("embeddings.", 0) == 0 || name.rfind("encoder.", 0) == 0 || name.rfind("pooler.", 0) == 0;
+}
+} // namespace
+
 CheckpointTensors::CheckpointTensors(const fs::path& path) {
     source_ = fs::is_directory(path) ? find_weights(model_folder(path)) : path;
     BASIN_CHECK(fs::exists(source_), source_.string(), ": file not found");
@@ -125,10 +133,23 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
             names_.push_back(info.name);
         }
     }
+    for (const char* prefix : {"bert.", "roberta."})
+        for (const auto& name : names_)
+            if (name.rfind(prefix, 0) == 0 && is_body_name(name.substr(std::strlen(prefix)))) {
+                body_prefix_ = prefix;
+                break;
+            }
 }
 
 const CheckpointTensors::Ref* CheckpointTensors::find(const std::string& name) const {
     auto it = refs_.find(name);
+    if (it != refs_.end()) return &it->second;
+    std::string alias;
+    if (!body_prefix_.empty() && is_body_name(name)) alias = body_prefix_ + name; // bare -> ours
+    for (const char* prefix : {"bert.", "roberta."})
+        if (body_prefix_.empty() && name.rfind(prefix, 0) == 0 && is_body_name(name.substr(std::strlen(prefix))))
+            alias = name.substr(std::strlen(prefix)); // prefixed -> our bare names
+    it = alias.empty() ? refs_.end() : refs_.find(alias);
     return it == refs_.end() ? nullptr : &it->second;
 }
 

@@ -201,8 +201,9 @@ class Transformers(unittest.TestCase):
         shutil.rmtree(st, ignore_errors=True)
         body = os.path.join(st, "0_Transformer")
         tensors = ref.make_model(body, "bert", seed=17, words=WORDS)
-        for name in [n for n in tensors if n.startswith("classifier.")]:
-            del tensors[name]
+        # a body as BertModel saves it: no classifier, names without the "bert." prefix (the map and
+        # merge below then pair the base's bare names with the fine-tunes' prefixed ones)
+        tensors = {n[len("bert."):]: v for n, v in tensors.items() if n.startswith("bert.")}
         ref.write_safetensors(os.path.join(body, "model.safetensors"), tensors)
         config = json.load(open(os.path.join(body, "config.json")))
         config["architectures"] = ["BertModel"]
@@ -233,17 +234,25 @@ class Transformers(unittest.TestCase):
         # the body came from 0_Transformer: a BitFit-free check that the start was read (not random)
         got = ref.read_safetensors(os.path.join(tuned[0], "model.safetensors"))[0]
         self.assertLess(np.abs(got["bert.embeddings.word_embeddings.weight"]
-                               - tensors["bert.embeddings.word_embeddings.weight"]).max(), 0.05)
+                               - tensors["embeddings.word_embeddings.weight"]).max(), 0.05)
         probe = json.loads(run("probe", "--model", st, "--train", train, "--test", train, "--json", "--no-cache"))
         self.assertGreater(probe["train_accuracy"], 0.5)
         models = os.path.join(WORK, "st-models.txt")
         open(models, "w").write("\n".join(tuned) + "\n")
         run("map", "--base", st, "--models", models, "--out", os.path.join(WORK, "st-map"), "--overwrite")
         self.assertTrue(os.path.exists(os.path.join(WORK, "st-map", "similarity.csv")))
+        sim = open(os.path.join(WORK, "st-map", "similarity.csv")).read().splitlines()
+        self.assertEqual(len(sim), 3, sim)
         merged = os.path.join(WORK, "st-merged-ta")
         run("merge", "--method", "task-arithmetic", "--base", st, "--models", ",".join(tuned), "--out", merged,
             "--overwrite")
         self.assertTrue(os.path.exists(os.path.join(merged, "tokenizer.json")), "the body's tokenizer was not copied")
+        # task arithmetic from the bare-named base: base + sum of task vectors, per tensor
+        m = ref.read_safetensors(os.path.join(merged, "model.safetensors"))[0]
+        t = [ref.read_safetensors(os.path.join(d, "model.safetensors"))[0] for d in tuned]
+        name = "bert.encoder.layer.0.attention.self.query.weight"
+        want = tensors[name[len("bert."):]] + sum(x[name] - tensors[name[len("bert."):]] for x in t)
+        np.testing.assert_allclose(m[name], want, rtol=1e-5, atol=1e-6)
         run("interpolate", st, tuned[0], "--data", data, "--alphas", "0,1", "--out", os.path.join(WORK, "st-interp"),
             "--overwrite", "--no-cache", "--quiet")
         self.assertTrue(os.path.exists(os.path.join(WORK, "st-interp", "scores.csv")))

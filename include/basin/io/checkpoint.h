@@ -24,6 +24,9 @@ class CheckpointTensors {
     };
 
     const std::vector<std::string>& names() const { return names_; } // file order, then offset
+    // The tensor of that name; a BERT/RoBERTa body saved without its `bert.`/`roberta.` prefix
+    // (BertModel, sentence-transformers) and one saved with it (a classifier) answer each other's
+    // names (`embeddings.`, `encoder.`, `pooler.` with or without the prefix), as loading does.
     const Ref* find(const std::string& name) const;
     const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
     const fs::path& source() const { return source_; }
@@ -31,6 +34,7 @@ class CheckpointTensors {
 
   private:
     fs::path source_;
+    std::string body_prefix_; // "bert." or "roberta." when the body's names carry it
     std::vector<std::unique_ptr<SafetensorsFile>> files_;
     std::vector<std::string> names_;
     std::unordered_map<std::string, Ref> refs_;
