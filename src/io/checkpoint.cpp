@@ -27,8 +27,7 @@ fs::path model_folder(const fs::path& folder) {
                         m["path"].is_string(),
                     modules_file.string(), ": module ", i, ": expected an object with string 'type' and 'path'");
         const std::string type = m["type"].get<std::string>();
-        if (type != "sentence_transformers.models.Transformer" && type.rfind("sentence_transformers.models.Transformer", 0) != 0)
-            continue;
+        if (type.rfind("sentence_transformers.models.Transformer", 0) != 0) continue;
         const fs::path sub = fs::path(m["path"].get<std::string>()).lexically_normal();
         BASIN_CHECK(!sub.is_absolute() && (sub.empty() || *sub.begin() != ".."), modules_file.string(), ": module ", i,
                     ": path '", m["path"].get<std::string>(), "' leaves the folder");
@@ -77,14 +76,18 @@ void check_bin_agrees(const fs::path& folder, const SafetensorsFile& st) {
                 problems.size(), " tensors: ", problems.front(), problems.size() > 1 ? ", ..." : "",
                 "); remove the stale one");
 }
-} // namespace
 
-
-namespace {
-bool is_body_name(const std::string& name) {
-    return name.rfind("embeddings.", 0) == 0 || name.rfind("encoder.", 0) == 0 || name.rfind("pooler.", 0) == 0;
+// The body prefix ("bert." or "roberta.") that name starts with, or nullptr.
+const char* body_prefix_of(const std::string& name) {
+    for (const char* prefix : {"bert.", "roberta."})
+        if (name.rfind(prefix, 0) == 0 && is_bare_body_name(name.substr(std::strlen(prefix)))) return prefix;
+    return nullptr;
 }
 } // namespace
+
+bool is_bare_body_name(const std::string& name) {
+    return name.rfind("embeddings.", 0) == 0 || name.rfind("encoder.", 0) == 0 || name.rfind("pooler.", 0) == 0;
+}
 
 CheckpointTensors::CheckpointTensors(const fs::path& path) {
     source_ = fs::is_directory(path) ? find_weights(model_folder(path)) : path;
@@ -133,22 +136,22 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
             names_.push_back(info.name);
         }
     }
-    for (const char* prefix : {"bert.", "roberta."})
-        for (const auto& name : names_)
-            if (name.rfind(prefix, 0) == 0 && is_body_name(name.substr(std::strlen(prefix)))) {
-                body_prefix_ = prefix;
-                break;
-            }
+    for (const auto& name : names_)
+        if (const char* prefix = body_prefix_of(name)) {
+            body_prefix_ = prefix;
+            break;
+        }
 }
 
 const CheckpointTensors::Ref* CheckpointTensors::find(const std::string& name) const {
     auto it = refs_.find(name);
     if (it != refs_.end()) return &it->second;
     std::string alias;
-    if (!body_prefix_.empty() && is_body_name(name)) alias = body_prefix_ + name; // bare -> ours
-    for (const char* prefix : {"bert.", "roberta."})
-        if (body_prefix_.empty() && name.rfind(prefix, 0) == 0 && is_body_name(name.substr(std::strlen(prefix))))
-            alias = name.substr(std::strlen(prefix)); // prefixed -> our bare names
+    if (!body_prefix_.empty()) {
+        if (is_bare_body_name(name)) alias = body_prefix_ + name; // bare -> our prefixed names
+    } else if (const char* prefix = body_prefix_of(name)) {
+        alias = name.substr(std::strlen(prefix)); // prefixed -> our bare names
+    }
     it = alias.empty() ? refs_.end() : refs_.find(alias);
     return it == refs_.end() ? nullptr : &it->second;
 }

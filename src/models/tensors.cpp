@@ -49,9 +49,7 @@ std::map<std::string, std::string> match_checkpoint_names(const EncoderModel& mo
         std::string target = name;
         if (ends_with(target, "LayerNorm.gamma")) target.replace(target.size() - 5, 5, "weight");
         else if (ends_with(target, "LayerNorm.beta")) target.replace(target.size() - 4, 4, "bias");
-        if (!has_prefix && (target.rfind("embeddings.", 0) == 0 || target.rfind("encoder.", 0) == 0 ||
-                            target.rfind("pooler.", 0) == 0))
-            target = prefix + target;
+        if (!has_prefix && is_bare_body_name(target)) target = prefix + target;
         renamed[target] = name;
     }
     return renamed;

@@ -40,6 +40,10 @@ class CheckpointTensors {
     std::unordered_map<std::string, Ref> refs_;
 };
 
+// True for body tensor names without a model prefix (`embeddings.`, `encoder.`, `pooler.`): how
+// BertModel/RobertaModel bodies are saved, where classifiers write `bert.`/`roberta.` before them.
+bool is_bare_body_name(const std::string& name);
+
 // The Hugging Face folder (config.json, weights, tokenizer) of a checkpoint folder: the folder
 // itself when it has a config.json; for a sentence-transformers folder without one at the top, the
 // folder of its Transformer module as modules.json names it (e.g. 0_Transformer/); otherwise the
