@@ -6,6 +6,7 @@
 
 #include "basin/core/limits.h"
 #include "basin/core/error.h"
+#include "basin/core/json_value.h"
 #include "basin/io/torch_bin.h"
 
 namespace basin {
@@ -14,12 +15,7 @@ fs::path model_folder(const fs::path& folder) {
     if (!fs::is_directory(folder) || fs::exists(folder / "config.json")) return folder;
     const fs::path modules_file = folder / "modules.json";
     if (!fs::exists(modules_file)) return folder;
-    nlohmann::json modules;
-    try {
-        modules = nlohmann::json::parse(read_text_file(modules_file, limits::config_json));
-    } catch (const nlohmann::json::parse_error& e) {
-        fail(modules_file.string(), ": malformed JSON (", e.what(), ")");
-    }
+    const nlohmann::json modules = read_json_file(modules_file, limits::config_json);
     BASIN_CHECK(modules.is_array(), modules_file.string(), ": expected a list of modules");
     for (std::size_t i = 0; i < modules.size(); ++i) {
         const auto& m = modules[i];
@@ -93,12 +89,7 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
     source_ = fs::is_directory(path) ? find_weights(model_folder(path)) : path;
     BASIN_CHECK(fs::exists(source_), source_.string(), ": file not found");
     if (source_.extension() == ".json") {
-        nlohmann::json index;
-        try {
-            index = nlohmann::json::parse(read_text_file(source_, limits::index_json));
-        } catch (const nlohmann::json::parse_error& e) {
-            fail(source_.string(), ": malformed JSON (", e.what(), ")");
-        }
+        nlohmann::json index = read_json_file(source_, limits::index_json);
         BASIN_CHECK(index.is_object() && index.contains("weight_map") &&
                         index["weight_map"].is_object(),
                     source_.string(), ": expected an object with a 'weight_map' object");

@@ -6,6 +6,7 @@
 #include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/json_value.h"
 
 namespace basin {
 namespace {
@@ -95,13 +96,7 @@ HfConfig HfConfig::from_json(const nlohmann::json& json, const std::string& wher
 
 HfConfig HfConfig::load(const std::filesystem::path& path) {
     BASIN_CHECK(std::filesystem::exists(path), path.string(), ": config.json not found");
-    nlohmann::json json;
-    try {
-        json = nlohmann::json::parse(read_text_file(path, limits::config_json));
-    } catch (const nlohmann::json::parse_error& e) {
-        fail(path.string(), ": malformed JSON (", e.what(), ")");
-    }
-    return from_json(json, path.string());
+    return from_json(read_json_file(path, limits::config_json), path.string());
 }
 
 nlohmann::json HfConfig::to_json() const {

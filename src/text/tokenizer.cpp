@@ -124,13 +124,7 @@ Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
     BASIN_CHECK(std::filesystem::exists(path), path.string(), ": tokenizer.json not found");
-    json j;
-    try {
-        j = json::parse(read_text_file(path, limits::tokenizer_json));
-    } catch (const json::parse_error& e) {
-        fail(path.string(), ": malformed JSON (", e.what(), ")");
-    }
-    return from_json(j, path.string());
+    return from_json(read_json_file(path, limits::tokenizer_json), path.string());
 }
 
 Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {

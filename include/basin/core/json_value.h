@@ -1,4 +1,4 @@
-// Reading integers from JSON files written by others. nlohmann's get<integer>() also converts
+// Reading JSON files, and integers from JSON files, written by others. nlohmann's get<integer>() also converts
 // floats, and a float out of the integer's range is undefined behaviour (found by fuzzing
 // config.json); these checks make such values an error naming the place.
 #pragma once
@@ -9,8 +9,18 @@
 #include <string>
 
 #include "basin/core/error.h"
+#include "basin/core/fs.h"
 
 namespace basin {
+
+// A JSON file read up to max_bytes (core/limits.h); malformed JSON is an error naming the file.
+inline nlohmann::json read_json_file(const fs::path& path, std::uint64_t max_bytes) {
+    try {
+        return nlohmann::json::parse(read_text_file(path, max_bytes));
+    } catch (const nlohmann::json::parse_error& e) {
+        fail(path.string(), ": malformed JSON (", e.what(), ")");
+    }
+}
 
 template <typename T>
 T json_integer(const nlohmann::json& value, const std::string& what) {
