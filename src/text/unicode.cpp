@@ -107,14 +107,21 @@ inline std::uint32_t category_mask(char32_t c) { return U_GET_GC_MASK(UChar32(c)
 // The Rust tokenizers classify characters for BERT's normalizer and pre-tokenizer with older
 // Unicode tables than ICU's (those of Unicode 8). These are the code points whose class differs,
 // found by running every code point through tokenizers 0.20.3 and basin (a fact about that
-// library's behaviour; tests/parity/test_rust_tokenizers.py checks the effect).
+// library's behaviour; tests/parity/test_rust_tokenizers.py checks the effect). Each table is
+// sorted, so code points outside its span (ASCII and most text) are answered at once.
 struct Range {
     char32_t first, last;
 };
 template <std::size_t N> bool in_ranges(const Range (&ranges)[N], char32_t c) {
+    if (c < ranges[0].first || c > ranges[N - 1].last) return false;
     for (const Range& r : ranges)
         if (c >= r.first && c <= r.last) return true;
     return false;
+}
+// A class as the Rust tables have it: ICU's answer, with the code points they add or lack.
+template <std::size_t A, std::size_t L>
+bool as_rust_tables(bool icu, char32_t c, const Range (&added)[A], const Range (&lacked)[L]) {
+    return in_ranges(added, c) || (icu && !in_ranges(lacked, c));
 }
 // punctuation in ICU, not in the Rust tables (assigned or re-classified after Unicode 8)
 constexpr Range kNotRustPunctuation[] = {
@@ -165,23 +172,19 @@ bool is_bert_punctuation(char32_t c) {
     if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
         (c >= 123 && c <= 126))
         return true;
-    if (c < 0x600) return is_punctuation(c);
-    if (in_ranges(kRustPunctuation, c)) return true;
-    return is_punctuation(c) && !in_ranges(kNotRustPunctuation, c);
+    return as_rust_tables(is_punctuation(c), c, kRustPunctuation, kNotRustPunctuation);
 }
 bool is_bert_control(char32_t c) {
     if (c == '\t' || c == '\n' || c == '\r') return false;
-    if (c >= 0x890 && in_ranges(kNotRustControl, c)) return false;
     // Cc, Cf, Co (and Cs): what the Rust tokenizers' BertNormalizer removes; unassigned code
     // points (Cn) are kept and become [UNK] (checked code point by code point against
     // tokenizers 0.20.3 by tests/parity/test_rust_tokenizers.py)
-    return category_mask(c) & (U_GC_CC_MASK | U_GC_CF_MASK | U_GC_CO_MASK | U_GC_CS_MASK);
+    const bool icu = category_mask(c) & (U_GC_CC_MASK | U_GC_CF_MASK | U_GC_CO_MASK | U_GC_CS_MASK);
+    return icu && !in_ranges(kNotRustControl, c);
 }
 bool is_mark_nonspacing(char32_t c) { return category_mask(c) & U_GC_MN_MASK; }
 bool is_bert_accent(char32_t c) {
-    if (c < 0x7FD) return is_mark_nonspacing(c);
-    if (in_ranges(kRustNonspacing, c)) return true;
-    return is_mark_nonspacing(c) && !in_ranges(kNotRustNonspacing, c);
+    return as_rust_tables(is_mark_nonspacing(c), c, kRustNonspacing, kNotRustNonspacing);
 }
 bool is_mark(char32_t c) { return category_mask(c) & U_GC_M_MASK; }
 bool is_cjk(char32_t c) {
