@@ -78,16 +78,14 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
 #if TORCH_VERSION_MAJOR >= 2
     // libtorch 2.x has a fused attention kernel (what transformers uses there): the same
     // softmax(q k^T / sqrt(D) + mask) v without the [B, N, T, T] intermediates in memory
-    const double p = is_training() ? dropout->options.p() : 0.0;
-    return at::scaled_dot_product_attention(q, k, v, additive_mask, p)
-        .permute({0, 2, 1, 3})
-        .reshape({B, T, heads * head_dim});
-#endif
+    auto context = at::scaled_dot_product_attention(q, k, v, additive_mask, is_training() ? dropout->options.p() : 0.0);
+#else
     // scores [B, N, T, T]; the mask broadcasts. (baddbmm measured slower here: it needs
     // contiguous [B*N, T, D] copies of q and k.)
     auto scores = torch::matmul(q, k.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(head_dim))).add_(additive_mask);
     auto probs = dropout(torch::softmax(scores, -1));
     auto context = torch::matmul(probs, v); // [B, N, T, D]
+#endif
     return context.permute({0, 2, 1, 3}).reshape({B, T, heads * head_dim});
 }
 
