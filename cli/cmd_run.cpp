@@ -76,22 +76,32 @@ namespace basin::cli {
 
 Runner add_report(CLI::App& app) {
     struct Options {
-        std::string target, markdown;
+        std::vector<std::string> targets;
+        std::string markdown;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("experiment", o->target, "Experiment folder (with store.sqlite) or its spec (TOML)")->required();
+    app.add_option("experiments", o->targets,
+                   "Experiment folder (with store.sqlite) or its spec (TOML); several: one document comparing them "
+                   "(for example one study on two bases), the HTML in the first one's report-comparison/")
+        ->required();
     app.add_option("--markdown", o->markdown,
                    "Also write the report as Markdown to this file, its figures as SVG in a folder beside it named after it "
                    "(docs/REPRODUCTION.md -> docs/reproduction/)");
     return [o]() {
-        fs::path dir = o->target;
-        if (fs::is_regular_file(dir)) dir = read_experiment(dir).out; // a spec: its experiment folder
+        std::vector<fs::path> dirs;
+        std::string command = "basin report";
+        for (const auto& t : o->targets) {
+            fs::path dir = t;
+            if (fs::is_regular_file(dir)) dir = read_experiment(dir).out; // a spec: its experiment folder
+            dirs.push_back(dir);
+            command += " " + t;
+        }
         ReportOptions options;
         if (!o->markdown.empty()) {
             options.markdown = o->markdown;
-            options.command = "basin report " + o->target + " --markdown " + o->markdown;
+            options.command = command + " --markdown " + o->markdown;
         }
-        const ReportResult r = write_report(dir, options);
+        const ReportResult r = dirs.size() == 1 ? write_report(dirs.front(), options) : write_comparison_report(dirs, options);
         std::printf("%s (%zu figures, %zu tables)\n", r.html.c_str(), r.figures, r.tables);
         if (!r.markdown.empty()) std::printf("%s\n", r.markdown.c_str());
         return 0;

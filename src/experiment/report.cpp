@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -70,14 +71,17 @@ class Report {
         return markdown_->parent_path() / stem;
     }
 
+    // A document with several studies: each study's sections one level down, its figures named
+    // after it (prefix) so that two studies' figures do not overwrite each other.
+    void begin_study(const std::string& figure_prefix, int depth) { prefix_ = figure_prefix, depth_ = depth; }
     void heading(const std::string& text, const std::string& intro = "") {
-        html_ << "<h2>" << escape(text) << "</h2>\n";
-        md_ << "## " << text << "\n\n";
+        title(2 + depth_, text);
         if (!intro.empty()) paragraph(intro);
     }
-    void subheading(const std::string& text) {
-        html_ << "<h3>" << escape(text) << "</h3>\n";
-        md_ << "### " << text << "\n\n";
+    void subheading(const std::string& text) { title(3 + depth_, text); }
+    void title(int level, const std::string& text) {
+        html_ << "<h" << level << ">" << escape(text) << "</h" << level << ">\n";
+        md_ << std::string(std::size_t(level), '#') << " " << text << "\n\n";
     }
     void paragraph(const std::string& text) {
         html_ << "<p>" << escape(text) << "</p>\n";
@@ -90,7 +94,8 @@ class Report {
         html_ << "</ul>\n";
         md_ << "\n";
     }
-    void figure(const std::string& name, const Canvas& canvas, const std::string& caption) {
+    void figure(const std::string& short_name, const Canvas& canvas, const std::string& caption) {
+        const std::string name = prefix_ + short_name;
         canvas.save((dir_ / "figures" / name).string());
         written_.insert(name);
         ++figures_;
@@ -127,9 +132,10 @@ class Report {
         }
         md_ << "\n";
     }
-    void code(const std::string& title, const std::string& text) {
-        html_ << "<h3>" << escape(title) << "</h3>\n<pre>" << escape(text) << "</pre>\n";
-        md_ << "### " << title << "\n\n```toml\n" << text << (text.empty() || text.back() == '\n' ? "" : "\n") << "```\n\n";
+    void code(const std::string& heading, const std::string& text) {
+        title(3 + depth_, heading);
+        html_ << "<pre>" << escape(text) << "</pre>\n";
+        md_ << "```toml\n" << text << (text.empty() || text.back() == '\n' ? "" : "\n") << "```\n\n";
     }
     // Figures of an earlier report that this one no longer draws (the folders are the report's own).
     void remove_stale_figures() const {
@@ -151,6 +157,8 @@ class Report {
     std::ostringstream html_, md_;
     std::size_t figures_ = 0, tables_ = 0;
     std::set<std::string> written_;
+    std::string prefix_;
+    int depth_ = 0;
 };
 
 std::string safe(const std::string& s) {
@@ -331,17 +339,98 @@ CentroidComparison centroid_comparison(const Lookup& m, const json& labels) {
     return c;
 }
 
+// ---- one experiment's store, read once for every section that uses it
+
+struct Study {
+    fs::path folder, store_path;
+    std::unique_ptr<Store> store;
+    std::string name;
+    std::vector<JobRecord> jobs;
+    std::map<std::string, JobRecord> job_of;
+    json facts = json::object(); // the runner's dataset facts (sizes, majority class)
+    toml::table spec;            // the spec the store was made with (empty when unreadable)
+    bool map_done = false;
+    std::vector<PointRecord> map_points;
+    std::optional<SimilarityView> view; // the map's cosine matrix by dataset
+    std::size_t done = 0, failed = 0, pending = 0;
+
+    json labels(const std::string& id) const {
+        const auto j = job_of.find(id);
+        const json l = j == job_of.end() ? json() : json::parse(j->second.labels, nullptr, false);
+        return l.is_object() ? l : json::object();
+    }
+    // the metrics of exactly one job (the store matches by prefix)
+    Lookup metrics_of(const std::string& id) const {
+        auto all = store->metrics(id);
+        all.erase(std::remove_if(all.begin(), all.end(), [&](const Metric& m) { return m.job != id; }), all.end());
+        return lookup(all);
+    }
+    std::vector<std::string> done_of(const std::string& kind) const { return done_jobs(jobs, kind); }
+    bool is_done(const std::string& id) const {
+        const auto j = job_of.find(id);
+        return j != job_of.end() && j->second.state == "done";
+    }
+    std::string status_line() const {
+        return std::to_string(done) + " jobs done, " + std::to_string(failed) + " failed or blocked" +
+               (pending ? ", " + std::to_string(pending) + " not finished yet (their sections are missing)." : ".");
+    }
+};
+
+Study load_study(const fs::path& experiment) {
+    Study st;
+    st.folder = experiment.lexically_normal(); // "results/x/" names its study x, like "results/x"
+    if (st.folder.filename().empty()) st.folder = st.folder.parent_path();
+    st.store_path = experiment / "store.sqlite";
+    BASIN_CHECK(fs::exists(st.store_path), experiment.string(), ": no store.sqlite (run `basin run SPEC` first)");
+    st.store = std::make_unique<Store>(st.store_path);
+    st.name = st.store->meta("name").value_or(experiment.filename().string());
+    st.jobs = st.store->jobs();
+    for (const auto& j : st.jobs) {
+        st.job_of[j.id] = j;
+        if (j.state == "done") ++st.done;
+        else if (j.state == "failed" || j.state == "blocked") ++st.failed;
+        else ++st.pending;
+    }
+    st.facts = json::parse(st.store->meta("datasets").value_or("{}"), nullptr, false);
+    try {
+        st.spec = toml::parse(st.store->meta("spec").value_or(""));
+    } catch (const toml::parse_error&) { // a store without a readable spec: the sections that need it say less
+    }
+    st.map_done = st.is_done("map");
+    if (st.map_done) {
+        st.map_points = st.store->points("map");
+        st.view = similarity_view(st.metrics_of("map"), st.map_points);
+    }
+    return st;
+}
+
 // ---- the paper's findings against this experiment's
+
+enum class Verdict { agrees, agrees_in_direction, differs, no_paper_number };
 
 struct Finding {
     std::string finding, paper, basin, spread;
-    int verdict = -1; // 1: agrees, 0: differs, -1: the paper gives no number to compare with
+    Verdict verdict = Verdict::no_paper_number;
+    double value = NAN; // the measured number in the unit below, for comparing studies
+    std::string unit;   // "%" (a share, compared in points), "points", "loss", "x" (a ratio)
 };
 
-// 2: the same direction as the paper, but less than half its size
-std::string verdict_text(int v) {
-    return v == 1 ? "agrees" : v == 2 ? "agrees in direction, smaller" : v == 0 ? "differs" : "no paper number";
+// agrees_in_direction: the same direction as the paper, but less than half its size
+std::string verdict_text(Verdict v) {
+    switch (v) {
+    case Verdict::agrees: return "agrees";
+    case Verdict::agrees_in_direction: return "agrees in direction, smaller";
+    case Verdict::differs: return "differs";
+    case Verdict::no_paper_number: break;
+    }
+    return "no paper number";
 }
+bool agrees(Verdict v) { return v == Verdict::agrees || v == Verdict::agrees_in_direction; }
+
+struct StudyFindings {
+    std::vector<Finding> findings;
+    std::vector<std::string> reasons; // what separates the experiment from the paper, in numbers from the store
+};
 
 // The parameters of a RoBERTa/BERT-style body (embeddings and layers, no head) from its config.
 double body_parameters(const json& c) {
@@ -361,15 +450,17 @@ std::map<double, Spread> loss_by_alpha(const Lookup& m) {
     return curve;
 }
 
-// facts: the store's dataset facts (sizes, majority class); spec: the experiment spec, parsed;
-// view: the map's cosine matrix by dataset (none without a finished map).
-void write_paper_comparison(Report& r, const Store& store, const std::vector<JobRecord>& jobs, const json& facts,
-                            const toml::table& spec, const std::optional<SimilarityView>& view,
-                            const std::function<Lookup(const std::string&)>& metrics_of,
-                            const std::function<json(const std::string&)>& labels) {
+// The paper's findings as this study measured them, and the likely reasons where they differ.
+StudyFindings paper_findings(const Study& st) {
+    const Store& store = *st.store;
+    const json& facts = st.facts;
+    const toml::table& spec = st.spec;
+    const auto& view = st.view;
+    auto metrics_of = [&](const std::string& id) { return st.metrics_of(id); };
+    auto labels = [&](const std::string& id) { return st.labels(id); };
     std::vector<Finding> findings;
-    auto done = [&](const std::string& kind) { return done_jobs(jobs, kind); };
-    const bool map_done = !done("map").empty();
+    auto done = [&](const std::string& kind) { return st.done_of(kind); };
+    const bool map_done = st.map_done;
 
     // fine-tuned accuracy of every model, once: which datasets were learned, which models were not
     struct ModelAccuracy {
@@ -396,7 +487,8 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                 if (std::get<2>(key).rfind(prefix, 0) == 0 && std::get<2>(key) != prefix + "spectral")
                     others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " + pct(v) + "%";
             }
-            findings.push_back({label + " (spectral)", pct(paper) + "%", pct(spectral) + "%", others, spectral >= paper - 0.10 ? 1 : 0});
+            findings.push_back({label + " (spectral)", pct(paper) + "%", pct(spectral) + "%", others,
+                                spectral >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * spectral, "%"});
         }
     }
 
@@ -414,7 +506,8 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                                 "holds (tight datasets, looser families)",
                                 std::to_string(ordered) + " of " + std::to_string(with_family) + " datasets",
                                 std::to_string(nearest) + " of " + std::to_string(members) + " models' nearest neighbour is from their dataset",
-                                ordered * 4 >= with_family * 3 ? 1 : 0});
+                                ordered * 4 >= with_family * 3 ? Verdict::agrees : Verdict::differs,
+                                100.0 * double(ordered) / double(with_family), "%"});
     }
 
     // which datasets fine-tuning learned: mean accuracy over seeds more than 2 points above the
@@ -448,7 +541,8 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
             const std::string spread = sp.n > 1 ? "range " + pct(sp.lo) + "-" + pct(sp.hi) + "% over " + std::to_string(sp.n) + " groups" : "one group";
             // agreement: within 10 points of the paper (hull samples beating the members is the claim)
             findings.push_back({measure + ", " + level + " level (hull samples " + (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
-                                pct(paper) + "%", pct(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? 1 : 0});
+                                pct(paper) + "%", pct(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs,
+                                100 * sp.mean(), "%"});
             // the same split by whether fine-tuning learned the dataset at all
             if (level == "dataset" && pb_learned.count(measure))
                 for (int yes : {1, 0}) {
@@ -459,7 +553,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                                             " the majority class)",
                                         pct(paper) + "%", pct(part.mean()) + "%",
                                         "range " + pct(part.lo) + "-" + pct(part.hi) + "% over " + std::to_string(part.n) + " datasets",
-                                        part.mean() >= paper - 0.10 ? 1 : 0});
+                                        part.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * part.mean(), "%"});
                 }
         }
 
@@ -482,7 +576,8 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
         findings.push_back({"interpolation, " + relation + ": midpoint loss minus mean endpoint loss",
                             claimed ? "<= 0 (as good or better)" : "-", (sp.mean() >= 0 ? "+" : "") + fixed(sp.mean(), 4),
                             std::to_string(entry.second) + " of " + std::to_string(sp.n) + " pairs no worse than the worse endpoint",
-                            claimed ? (sp.mean() <= 0.01 ? 1 : 0) : -1});
+                            claimed ? (sp.mean() <= 0.01 ? Verdict::agrees : Verdict::differs) : Verdict::no_paper_number,
+                            sp.mean(), "loss"});
     }
 
     // extrapolation: the loss far out against the loss at the endpoints
@@ -494,7 +589,7 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
         findings.push_back({"extrapolation: loss at the far ends (alpha " + fixed(curve.begin()->first, 0) + " / " +
                                 fixed(curve.rbegin()->first, 0) + ") over the worse endpoint's",
                             "> 1 (steep walls)", fixed(far / ends, 2) + "x", "endpoint loss " + fixed(ends, 3) + ", far " + fixed(far, 3),
-                            far / ends > 1.2 ? 1 : 0});
+                            far / ends > 1.2 ? Verdict::agrees : Verdict::differs, far / ends, "x"});
     }
 
     // the centroid as a start
@@ -509,37 +604,16 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                             signed_pct(c.mean_difference) + " points, " + std::to_string(c.better_or_equal) + " of " +
                                 std::to_string(c.targets.size()) + " targets better or equal",
                             spread,
-                            !bitfit                                                                        ? -1
-                            : !(c.mean_difference > 0 && c.better_or_equal * 4 >= int(c.targets.size()) * 3) ? 0
-                            : 100 * c.mean_difference < 0.5 * (few ? 10.66 : 3.06)                        ? 2
-                                                                                                           : 1});
+                            !bitfit                                                                        ? Verdict::no_paper_number
+                            : !(c.mean_difference > 0 && c.better_or_equal * 4 >= int(c.targets.size()) * 3) ? Verdict::differs
+                            : 100 * c.mean_difference < 0.5 * (few ? 10.66 : 3.06)                        ? Verdict::agrees_in_direction
+                                                                                                           : Verdict::agrees,
+                            100 * c.mean_difference, "points"});
     }
-    if (findings.empty()) return;
-
-    r.heading("The paper's findings, measured here",
-              "Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md), this experiment's, its spread, and whether "
-              "they agree (clustering and PB within 10 points of the paper; the cosine ordering on at least three quarters of the "
-              "datasets; the centroid better on average and on at least three quarters of the targets (in direction only when "
-              "less than half the paper's gain); interpolation midpoints no worse than the endpoints' mean loss by more than 0.01; "
-              "extrapolation at least 1.2 times the endpoint loss). The sections below hold the tables behind every row.");
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& f : findings) rows.push_back({f.finding, f.paper, f.basin, f.spread, verdict_text(f.verdict)});
-    r.table({"finding", "paper", "basin", "spread", "verdict"}, rows, "The paper's findings side by side with this experiment's.");
-
-    std::vector<std::string> agree, differ;
-    for (const auto& f : findings)
-        if (f.verdict == 1 || f.verdict == 2)
-            agree.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ")" + (f.verdict == 2 ? ", in direction only: smaller than half the paper's" : "") + ".");
-        else if (f.verdict == 0) differ.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ").");
-    r.subheading("Where the results agree");
-    if (agree.empty()) r.paragraph("No finding agrees within the tolerances above.");
-    r.bullets(agree);
-    r.subheading("Where they differ");
-    if (differ.empty()) r.paragraph("No finding differs beyond the tolerances above.");
-    r.bullets(differ);
-
+    StudyFindings out;
+    out.findings = std::move(findings);
+    if (out.findings.empty()) return out;
     // the likely reasons: what separates this experiment from the paper's, in numbers from the store
-    r.subheading("Likely reasons for the differences: this experiment's scale against the paper's");
     const json base = json::parse(store.meta("base_model").value_or("{}"), nullptr, false);
     std::vector<std::string> scale;
     if (base.is_object() && base.contains("config") && base["config"].is_object()) {
@@ -562,7 +636,14 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
         const auto cap = spec["finetune"]["train_limit"].value<std::int64_t>();
         const auto epochs = spec["finetune"]["epochs"].value<std::int64_t>();
         const auto probe_train = spec["probe"]["train_limit"].value<std::int64_t>(), probe_test = spec["probe"]["test_limit"].value<std::int64_t>();
-        scale.push_back("Data: " + std::to_string(datasets) + " datasets with " + std::to_string(seeds ? seeds->size() : 0) +
+        // datasets may set more seeds than [experiment] seeds: the range over datasets
+        std::size_t fewest = seeds ? seeds->size() : 0, most = fewest;
+        if (const auto* table = spec["datasets"].as_table())
+            for (const auto& [name, node] : *table)
+                if (const auto* d = node.as_table())
+                    if (const auto* own = (*d)["seeds"].as_array()) fewest = std::min(fewest, own->size()), most = std::max(most, own->size());
+        scale.push_back("Data: " + std::to_string(datasets) + " datasets with " +
+                        (fewest == most ? std::to_string(most) : std::to_string(fewest) + " to " + std::to_string(most)) +
                         " seeds each (the paper: 36 datasets, 5 to 20 seeds); fine-tuning on " +
                         (cap ? "at most " + std::to_string(*cap) + " examples" : std::string("all examples")) + " for " +
                         std::to_string(epochs.value_or(1)) + " epochs (the paper: full training sets)" +
@@ -604,55 +685,99 @@ void write_paper_comparison(Report& r, const Store& store, const std::vector<Job
                             return s;
                         }() + "): they learned little, so their task vectors carry little of their dataset.") +
                         " Fine-tuned accuracies against that floor are in the fine-tuned models table.");
-    r.bullets(scale);
+    out.reasons = std::move(scale);
+    return out;
 }
 
-} // namespace
+// The findings table and what it says: where the study agrees with the paper, where not, and why.
+// When a finding agrees with the paper, as the tables' introductions state it.
+constexpr const char* kTolerances =
+    "(clustering and PB within 10 points of the paper; the cosine ordering on at least three quarters of the datasets; the "
+    "centroid better on average and on at least three quarters of the targets (in direction only when less than half the "
+    "paper's gain); interpolation midpoints no worse than the endpoints' mean loss by more than 0.01; extrapolation at least "
+    "1.2 times the endpoint loss)";
 
-ReportResult write_report(const fs::path& experiment, const ReportOptions& options) {
-    const fs::path store_path = experiment / "store.sqlite";
-    BASIN_CHECK(fs::exists(store_path), experiment.string(), ": no store.sqlite (run `basin run SPEC` first)");
-    Store store(store_path);
-    const std::string name = store.meta("name").value_or(experiment.filename().string());
-    const auto jobs = store.jobs();
-    std::map<std::string, JobRecord> job_of;
-    for (const auto& j : jobs) job_of[j.id] = j;
-    auto labels = [&](const std::string& id) {
-        const json j = json::parse(job_of[id].labels, nullptr, false);
-        return j.is_object() ? j : json::object();
-    };
-    auto jobs_of_kind = [&](const std::string& kind) { return done_jobs(jobs, kind); };
-    // the metrics of exactly one job (the store matches by prefix)
-    auto metrics_of = [&](const std::string& id) {
-        auto all = store.metrics(id);
-        all.erase(std::remove_if(all.begin(), all.end(), [&](const Metric& m) { return m.job != id; }), all.end());
-        return lookup(all);
-    };
-    const fs::path dir = experiment / "report";
-    Report r(dir, options.markdown);
-    std::size_t done = 0, failed = 0, pending = 0;
-    for (const auto& j : jobs) {
-        if (j.state == "done") ++done;
-        else if (j.state == "failed" || j.state == "blocked") ++failed;
-        else ++pending;
+// Where the study agrees with the paper, where not, and the likely reasons. see: where the
+// findings' table is when it is not just above (a document with several studies), named in
+// every item.
+void write_findings_account(Report& r, const StudyFindings& study, const std::string& see = "") {
+    const std::string where = see.empty() ? "" : " (" + see + ")";
+    std::vector<std::string> agree, differ;
+    for (const auto& f : study.findings)
+        if (agrees(f.verdict))
+            agree.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ")" +
+                            (f.verdict == Verdict::agrees_in_direction ? ", in direction only: smaller than half the paper's" : "") + where + ".");
+        else if (f.verdict == Verdict::differs) differ.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ")" + where + ".");
+    r.subheading("Where the results agree");
+    if (agree.empty()) r.paragraph("No finding agrees within the tolerances above.");
+    r.bullets(agree);
+    r.subheading("Where they differ");
+    if (differ.empty()) r.paragraph("No finding differs beyond the tolerances above.");
+    r.bullets(differ);
+
+    r.subheading("Likely reasons for the differences: this experiment's scale against the paper's");
+    r.bullets(study.reasons);
+}
+
+// The findings table and what it says.
+void write_findings(Report& r, const StudyFindings& study) {
+    if (study.findings.empty()) return;
+    r.heading("The paper's findings, measured here",
+              std::string("Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md), this experiment's, its spread, and whether "
+                          "they agree ") + kTolerances + ". The sections below hold the tables behind every row.");
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : study.findings) rows.push_back({f.finding, f.paper, f.basin, f.spread, verdict_text(f.verdict)});
+    r.table({"finding", "paper", "basin", "spread", "verdict"}, rows, "The paper's findings side by side with this experiment's.");
+    write_findings_account(r, study);
+}
+
+// ---- published accuracies for a base, from the spec's [published] table (not measured here)
+
+struct Published {
+    std::map<std::string, double> values; // dataset -> accuracy (%)
+    std::string source;
+};
+
+Published published_accuracies(const toml::table& spec) {
+    Published p;
+    if (const auto* t = spec["published"].as_table())
+        for (const auto& [key, node] : *t) {
+            if (key.str() == "source") p.source = node.value_or(std::string());
+            else if (const auto v = node.value<double>()) p.values[std::string(key.str())] = *v;
+        }
+    return p;
+}
+
+// Test accuracy of every fine-tuned model, by dataset (over seeds), in store order.
+std::vector<std::pair<std::string, std::vector<double>>> finetuned_accuracies(const Study& st) {
+    std::vector<std::pair<std::string, std::vector<double>>> out;
+    for (const auto& id : st.done_of("finetune")) {
+        const json l = st.labels(id);
+        const double a = st.metrics_of(id).value(l.value("model", id), l.value("dataset", ""), "accuracy");
+        if (std::isnan(a)) continue;
+        auto at = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == l.value("dataset", ""); });
+        if (at == out.end()) out.push_back({l.value("dataset", ""), {}}), at = out.end() - 1;
+        at->second.push_back(a);
     }
+    return out;
+}
 
-    // the runner's dataset facts and the spec, read once for every section that uses them
-    const json facts = json::parse(store.meta("datasets").value_or("{}"), nullptr, false);
-    toml::table spec;
-    try {
-        spec = toml::parse(store.meta("spec").value_or(""));
-    } catch (const toml::parse_error&) { // a store without a readable spec: the sections that need it say less
-    }
-
-    const bool map_done = job_of.count("map") && job_of["map"].state == "done";
-    const auto map_points = map_done ? store.points("map") : std::vector<PointRecord>{};
-    const auto view = map_done ? similarity_view(metrics_of("map"), map_points) : std::nullopt;
-
-    // ---- the paper's findings side by side with this experiment's, first: the rest backs them up
-    write_paper_comparison(r, store, jobs, facts, spec, view, metrics_of, labels);
+// Every section after the findings: the tables and figures behind them, then provenance.
+void write_study_sections(Report& r, const Study& st) {
+    const Store& store = *st.store;
+    const auto& jobs = st.jobs;
+    auto job_of = st.job_of;
+    const json& facts = st.facts;
+    const toml::table& spec = st.spec;
+    const bool map_done = st.map_done;
+    const auto& map_points = st.map_points;
+    const auto& view = st.view;
+    auto labels = [&](const std::string& id) { return st.labels(id); };
+    auto jobs_of_kind = [&](const std::string& kind) { return st.done_of(kind); };
+    auto metrics_of = [&](const std::string& id) { return st.metrics_of(id); };
 
     // ---- fine-tuned models
+    const auto published = published_accuracies(spec);
     std::vector<std::vector<std::string>> rows;
     std::map<std::string, std::string> family_of_model, family_of_dataset;
     std::map<std::string, std::vector<double>> by_dataset; // test accuracies over seeds
@@ -687,10 +812,14 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
                                f.contains("majority_accuracy") ? pct(f.value("majority_accuracy", 0.0)) : "-", std::to_string(a.size()),
                                pct(mean(a)), a.size() > 1 ? pct(sample_std(a)) : "-",
                                pct(*std::min_element(a.begin(), a.end())) + "-" + pct(*std::max_element(a.begin(), a.end()))});
+            if (!published.values.empty()) summary.back().push_back(published.values.count(d) ? fixed(published.values.at(d), 1) : "-");
         }
-        r.table({"dataset", "family", "train examples", "classes", "majority class (%)", "seeds", "mean test accuracy (%)",
-                 "std over seeds", "range"},
-                summary, "Fine-tuned accuracy per dataset, over seeds, against the majority class of the test split.");
+        std::vector<std::string> header = {"dataset", "family", "train examples", "classes", "majority class (%)", "seeds",
+                                           "mean test accuracy (%)", "std over seeds", "range"};
+        if (!published.values.empty()) header.push_back("published (%)");
+        r.table(header, summary,
+                "Fine-tuned accuracy per dataset, over seeds, against the majority class of the test split" +
+                    (published.values.empty() ? std::string(".") : "; published: " + published.source + "."));
         r.table({"model", "dataset", "family", "seed", "test accuracy (%)", "seconds"}, rows, "Fine-tuned models.");
     }
 
@@ -952,17 +1081,148 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
     r.table({"model", "SHA-256 (first 16)"}, model_rows, "Fine-tuned models and the hashes of their weights.");
     r.code("Experiment spec", store.meta("spec").value_or(""));
 
-    const std::string status_line = std::to_string(done) + " jobs done, " + std::to_string(failed) + " failed or blocked" +
-                                    (pending ? ", " + std::to_string(pending) + " not finished yet (their sections are missing)." : ".");
-    const std::string page =
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " + escape(name) +
+}
+
+// ---- several studies in one document: the same findings side by side, then each study in full
+
+// The base a study fine-tuned, by its folder's name (basin-mini, real-base).
+std::string base_label(const Study& st) {
+    const auto base = st.spec["experiment"]["base"].value<std::string>();
+    return base ? fs::path(*base).filename().string() : st.name;
+}
+
+std::string signed_fixed(double v, int digits) { return (v >= 0 ? "+" : "") + fixed(v, digits); }
+
+// A change of one finding between two studies, in the finding's unit.
+std::string change_text(const Finding& a, const Finding& b) {
+    if (std::isnan(a.value) || std::isnan(b.value)) return "-";
+    const double d = b.value - a.value;
+    if (a.unit == "%" || a.unit == "points") return signed_fixed(d, 2) + " points";
+    if (a.unit == "x") return fixed(b.value / a.value, 2) + " times";
+    return signed_fixed(d, 4);
+}
+
+const Finding* find_finding(const StudyFindings& f, const std::string& name) {
+    for (const auto& x : f.findings)
+        if (x.finding == name) return &x;
+    return nullptr;
+}
+
+// The findings of every study in one table (rows: the union of findings, in first-seen order).
+void write_findings_side_by_side(Report& r, const std::vector<Study>& studies, const std::vector<StudyFindings>& found,
+                                 const std::vector<std::string>& names) {
+    std::vector<std::string> header = {"finding", "paper"};
+    for (const auto& st : studies) {
+        const std::string b = base_label(st);
+        header.insert(header.end(), {b, b + ": spread", b + ": verdict"});
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& name : names) {
+        std::vector<std::string> row = {name, "-"};
+        for (const auto& f : found) {
+            const Finding* x = find_finding(f, name);
+            if (x && row[1] == "-") row[1] = x->paper;
+            if (x) row.insert(row.end(), {x->basin, x->spread, verdict_text(x->verdict)});
+            else row.insert(row.end(), {"-", "-", "not measured"});
+        }
+        rows.push_back(row);
+    }
+    r.heading("The paper's findings on each base",
+              std::string("Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md) and each study's, with its spread "
+                          "and whether it agrees ") + kTolerances + ". Each study's sections below hold the tables behind every row.");
+    r.table(header, rows, "The paper's findings, measured on each base.");
+}
+
+// What the same finding on two bases shows: the change, and which findings appear, vanish or stay.
+void write_base_comparison(Report& r, const Study& a, const Study& b, const StudyFindings& fa, const StudyFindings& fb,
+                           const std::vector<std::string>& names) {
+    const std::string la = base_label(a), lb = base_label(b);
+    r.heading("What comparing the two bases shows",
+              "The same finding measured with one base (" + la + ") and with another (" + lb +
+                  "): the change from the first to the second, and whether each agrees with the paper.");
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> both, only_b, only_a, neither;
+    for (const auto& name : names) {
+        const Finding *x = find_finding(fa, name), *y = find_finding(fb, name);
+        if (!x || !y) continue;
+        rows.push_back({name, x->basin, y->basin, change_text(*x, *y), verdict_text(x->verdict) + " -> " + verdict_text(y->verdict)});
+        if (x->verdict == Verdict::no_paper_number) continue;
+        const std::string line = name + ": " + x->basin + " on " + la + ", " + y->basin + " on " + lb + " (paper " + x->paper;
+        (agrees(x->verdict) && agrees(y->verdict) ? both : agrees(y->verdict) ? only_b : agrees(x->verdict) ? only_a : neither).push_back(line);
+    }
+    if (rows.empty()) return;
+    r.table({"finding", la, lb, "change (" + lb + " vs " + la + ")", "verdicts"}, rows,
+            "Per finding: " + la + " against " + lb + ".");
+    const std::string table = "Table " + std::to_string(r.tables());
+    const std::size_t compared = both.size() + only_a.size() + only_b.size() + neither.size();
+    r.paragraph("Of " + std::to_string(compared) + " findings with a paper number measured on both bases, " +
+                std::to_string(both.size() + only_a.size()) + " agree with the paper on " + la + " and " +
+                std::to_string(both.size() + only_b.size()) + " on " + lb + ": " + std::to_string(only_b.size()) + " appear only on " + lb +
+                ", " + std::to_string(only_a.size()) + " only on " + la + " (" + table + ").");
+    auto section = [&](const std::string& title, std::vector<std::string> items) {
+        for (auto& i : items) i += "; " + table + ").";
+        r.subheading(title);
+        if (items.empty()) r.paragraph("None.");
+        r.bullets(items);
+    };
+    section("Agree with the paper on both bases", both);
+    section("Agree with the paper only on " + lb, only_b);
+    section("Agree with the paper only on " + la, only_a);
+    section("Differ from the paper on both bases", neither);
+}
+
+// Fine-tuned accuracy per dataset on every base, beside the majority class and published numbers.
+void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
+    std::vector<std::string> datasets;
+    std::vector<std::map<std::string, std::vector<double>>> by_study;
+    for (const auto& st : studies) {
+        by_study.emplace_back();
+        for (const auto& [d, a] : finetuned_accuracies(st)) {
+            by_study.back()[d] = a;
+            if (std::find(datasets.begin(), datasets.end(), d) == datasets.end()) datasets.push_back(d);
+        }
+    }
+    std::sort(datasets.begin(), datasets.end());
+    std::vector<std::string> header = {"dataset", "majority class (%)"};
+    for (const auto& st : studies) header.push_back(base_label(st) + ": mean +- std (seeds)");
+    std::vector<std::string> sources;
+    std::vector<Published> published;
+    for (const auto& st : studies) {
+        published.push_back(published_accuracies(st.spec));
+        if (!published.back().values.empty()) {
+            header.push_back("published for " + base_label(st) + " (%)");
+            sources.push_back(base_label(st) + ": " + published.back().source);
+        }
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : datasets) {
+        std::string majority = "-";
+        for (const auto& st : studies)
+            if (st.facts.is_object() && st.facts.contains(d)) majority = pct(st.facts[d].value("majority_accuracy", 0.0));
+        std::vector<std::string> row = {d, majority};
+        for (const auto& acc : by_study) {
+            const auto at = acc.find(d);
+            row.push_back(at == acc.end() ? "-"
+                                          : pct(mean(at->second)) + " +- " + (at->second.size() > 1 ? pct(sample_std(at->second)) : "-") +
+                                                " (" + std::to_string(at->second.size()) + ")");
+        }
+        for (const auto& p : published)
+            if (!p.values.empty()) row.push_back(p.values.count(d) ? fixed(p.values.at(d), 1) : "-");
+        rows.push_back(row);
+    }
+    std::string caption = "Fine-tuned test accuracy per dataset on each base, over seeds";
+    for (const auto& s : sources) caption += "; published, " + s;
+    r.heading("Fine-tuned accuracy on each base");
+    r.table(header, rows, caption + ".");
+}
+
+std::string html_page(const std::string& title, const std::string& intro_html, const std::string& body) {
+    return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " + escape(title) +
         "</title>\n<style>body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
         "caption{text-align:left;font-style:italic;margin-bottom:4px}figure{margin:1.5em 0}figcaption{font-size:90%}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto}svg circle:hover{stroke-width:2}</style></head>\n<body>\n"
-        "<h1>basin report: " + escape(name) + "</h1>\n<p>" + escape(status_line) +
-        " Hover over a point for its value. Generated by <code>basin report</code> from " +
-        escape(store_path.filename().string()) + ".</p>\n" + r.body() +
+        "<h1>basin report: " + escape(title) + "</h1>\n<p>" + intro_html + "</p>\n" + body +
         "<script>\n// marks each chart that the browser laid out with a visible size (checked by the tests)\n"
         "window.addEventListener('load', function () {\n"
         "  var shown = 0;\n"
@@ -973,13 +1233,74 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
         "  });\n"
         "  document.body.setAttribute('data-figures-shown', String(shown));\n"
         "});\n</script>\n</body></html>\n";
+}
+
+} // namespace
+
+ReportResult write_report(const fs::path& experiment, const ReportOptions& options) {
+    const Study st = load_study(experiment);
+    const fs::path dir = experiment / "report";
+    Report r(dir, options.markdown);
+    // the paper's findings side by side with this experiment's, first: the rest backs them up
+    write_findings(r, paper_findings(st));
+    write_study_sections(r, st);
+
+    const std::string status_line = st.status_line();
+    const std::string page = html_page(st.name,
+                                       escape(status_line) + " Hover over a point for its value. Generated by <code>basin report</code> from " +
+                                           escape(st.store_path.filename().string()) + ".",
+                                       r.body());
     write_text_atomically(dir / "report.html", page);
     r.remove_stale_figures();
     ReportResult result{dir / "report.html", r.figures(), r.tables(), {}};
     if (options.markdown) {
         write_text_atomically(*options.markdown,
-                              "# basin report: " + name + "\n\n<!-- Generated by `basin report` from the experiment store; do not edit. -->\n\n" +
+                              "# basin report: " + st.name + "\n\n<!-- Generated by `basin report` from the experiment store; do not edit. -->\n\n" +
                                   status_line + " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
+        result.markdown = *options.markdown;
+    }
+    return result;
+}
+
+ReportResult write_comparison_report(const std::vector<fs::path>& experiments, const ReportOptions& options) {
+    BASIN_CHECK(experiments.size() >= 2, "a comparison report needs at least two experiment folders");
+    std::vector<Study> studies;
+    std::vector<StudyFindings> found;
+    for (const auto& e : experiments) studies.push_back(load_study(e)), found.push_back(paper_findings(studies.back()));
+    std::vector<std::string> names; // the union of findings, in first-seen order
+    for (const auto& f : found)
+        for (const auto& x : f.findings)
+            if (std::find(names.begin(), names.end(), x.finding) == names.end()) names.push_back(x.finding);
+    std::string title;
+    for (const auto& st : studies) title += (title.empty() ? "" : " and ") + st.name;
+
+    const fs::path dir = experiments.front() / "report-comparison";
+    Report r(dir, options.markdown);
+    write_findings_side_by_side(r, studies, found, names);
+    write_base_comparison(r, studies[studies.size() - 2], studies.back(), found[found.size() - 2], found.back(), names);
+    write_accuracy_side_by_side(r, studies);
+    for (std::size_t i = 0; i < studies.size(); ++i) {
+        const Study& st = studies[i];
+        r.begin_study("", 0);
+        r.heading("Study " + std::to_string(i + 1) + ": " + st.name + " (base " + base_label(st) + ")", st.status_line());
+        // the study's own agreement lists and reasons (its findings are in the first table), then its sections
+        r.begin_study(safe(st.folder.filename().string()) + "-", 0);
+        write_findings_account(r, found[i], "Table 1, column " + base_label(st));
+        r.begin_study(safe(st.folder.filename().string()) + "-", 1);
+        write_study_sections(r, st);
+    }
+    std::string status;
+    for (const auto& st : studies) status += (status.empty() ? "" : " ") + st.name + ": " + st.status_line();
+    write_text_atomically(dir / "report.html",
+                          html_page(title, escape(status) + " Generated by <code>basin report</code> from the stores of " +
+                                               std::to_string(studies.size()) + " experiments.",
+                                    r.body()));
+    r.remove_stale_figures();
+    ReportResult result{dir / "report.html", r.figures(), r.tables(), {}};
+    if (options.markdown) {
+        write_text_atomically(*options.markdown,
+                              "# basin report: " + title + "\n\n<!-- Generated by `basin report` from the experiment stores; do not edit. -->\n\n" +
+                                  status + " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
         result.markdown = *options.markdown;
     }
     return result;

@@ -90,7 +90,7 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     }
     for (const auto& [key, node] : root)
         BASIN_CHECK(std::set<std::string>({"experiment", "datasets", "finetune", "map", "interpolate", "extrapolate", "hull",
-                                           "plane", "centroid", "probe"})
+                                           "plane", "centroid", "probe", "published"})
                         .count(std::string(key.str())),
                     where(s, node), ": unknown section [", key.str(), "]");
     const toml::table* e = section(s, root, "experiment");
@@ -119,8 +119,22 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     const toml::table* datasets = section(s, root, "datasets");
     BASIN_CHECK(datasets && !datasets->empty(), file.string(), ": no [datasets] (one line per dataset: name = \"family\")");
     for (const auto& [key, node] : *datasets) {
-        BASIN_CHECK(node.is_string(), where(s, node), ": dataset ", key.str(), ": expected its family as a string");
-        s.datasets.push_back({std::string(key.str()), node.value<std::string>().value()});
+        // name = "family", or name = { family = "...", seeds = [...] } for a dataset that needs more seeds
+        DatasetSpec d{std::string(key.str()), "", s.seeds};
+        if (const auto* t = node.as_table()) {
+            check_keys(s, *t, ("datasets." + d.name).c_str(), {"family", "seeds"});
+            d.family = get<std::string>(s, *t, "family", "", "a string");
+            BASIN_CHECK(!d.family.empty(), where(s, node), ": dataset ", d.name, ": needs a family");
+            d.seeds = get_seeds(s, *t, "seeds", s.seeds);
+            for (std::uint64_t seed : s.seeds)
+                BASIN_CHECK(std::find(d.seeds.begin(), d.seeds.end(), seed) != d.seeds.end(), where(s, node), ": dataset ",
+                            d.name, ": its seeds must include the experiment's (", seed, " is missing)");
+        } else {
+            BASIN_CHECK(node.is_string(), where(s, node), ": dataset ", key.str(),
+                        ": expected its family as a string, or { family = \"...\", seeds = [...] }");
+            d.family = node.value<std::string>().value();
+        }
+        s.datasets.push_back(d);
         BASIN_CHECK(fs::is_directory(s.data_root / s.datasets.back().name), where(s, node), ": dataset ",
                     key.str(), ": ", (s.data_root / s.datasets.back().name).string(), " not found");
     }
@@ -131,6 +145,21 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         s.lr = get<double>(s, *t, "lr", s.lr, "a number");
         s.batch_size = get<std::size_t>(s, *t, "batch_size", s.batch_size, "a whole number");
         s.train_limit = get<std::size_t>(s, *t, "train_limit", s.train_limit, "a whole number");
+    }
+    if (const auto* t = section(s, root, "published")) {
+        // accuracies published for the base (not measured here), shown beside the fine-tuned ones
+        for (const auto& [key, node] : *t) {
+            const std::string name(key.str());
+            if (name == "source") {
+                BASIN_CHECK(node.is_string(), where(s, node), ": [published] source must be a string (where the numbers come from)");
+                continue;
+            }
+            BASIN_CHECK(std::any_of(s.datasets.begin(), s.datasets.end(), [&](const DatasetSpec& d) { return d.name == name; }),
+                        where(s, node), ": [published] ", name, " is not one of the spec's datasets");
+            const auto v = node.value<double>();
+            BASIN_CHECK(v && *v >= 0 && *v <= 100, where(s, node), ": [published] ", name, " must be an accuracy in percent (0 to 100)");
+        }
+        BASIN_CHECK(t->contains("source"), file.string(), ": [published] needs a source (where the numbers come from)");
     }
     if (const auto* t = section(s, root, "probe")) {
         check_keys(s, *t, "probe", {"l2", "train_limit", "test_limit"});
@@ -207,7 +236,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         const fs::path train = find_split(data_dir(d.name), "train"), test = find_split(data_dir(d.name), "test");
         // the limit is a cap: a dataset smaller than it trains on all its examples (read once, not per seed)
         const bool capped = s.train_limit && read_dataset(train).examples.size() > s.train_limit;
-        for (std::uint64_t seed : s.seeds) {
+        for (std::uint64_t seed : d.seeds) {
             Job j;
             const std::string name = model_name(d.name, seed);
             j.id = "finetune/" + name;
@@ -355,8 +384,9 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         j.id = j.kind = "plane";
         j.output = out / "jobs" / "plane";
         // two models of the first dataset and one of the next: the plane crosses both regions
+        const auto other = std::find_if(models.begin(), models.end(), [&](const std::string& m) { return dataset_of(m) != dataset_of(models[0]); });
         const std::string a = models[0], b = s.seeds.size() >= 2 ? models[1] : models[2],
-                          c = s.seeds.size() >= 2 && models.size() > s.seeds.size() ? models[s.seeds.size()] : models[2];
+                          c = s.seeds.size() >= 2 && other != models.end() ? *other : models[2];
         j.args = {"plane", model_dir(a).string(), model_dir(b).string(), model_dir(c).string(), "--data",
                   data_list({dataset_of(a)}), "--grid", s.plane_grid, "--out", j.output.string()};
         with_probe(j);

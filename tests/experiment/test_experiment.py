@@ -333,6 +333,64 @@ train_limit = 40
         for name in ("bitfit-40", "full-40"):
             self.assertTrue(os.path.exists(os.path.join(WORK, "doc", "variants", f"centroid-{name.replace('-', '_')}.svg")))
 
+    def test_a_dataset_with_more_seeds_and_a_document_for_two_studies(self):
+        # a second study: another base folder (the same weights), one dataset with a third seed,
+        # published accuracies for one dataset; no centroid (the comparison needs only findings)
+        shutil.copytree(os.path.join(WORK, "base"), os.path.join(WORK, "base-copy"), dirs_exist_ok=True)
+        text = spec_text("runs/seeds").replace('base = "base"', 'base = "base-copy"').replace(
+            'topic = "topic"', 'topic = { family = "topic", seeds = [1, 2, 3] }')
+        text = text[:text.index("[centroid]")] + '[published]\nsource = "a made-up paper"\ntopic = 91.5\n'
+        with open(os.path.join(WORK, "seeds.toml"), "w") as f:
+            f.write(text)
+        dry = run("run", "seeds.toml", "--dry-run").stdout
+        self.assertIn("finetune/topic-s3", dry)
+        self.assertNotIn("finetune/sentiment-s3", dry)
+        run("run", "seeds.toml", "--quiet")
+        with open(os.path.join(WORK, "runs", "seeds", "jobs", "hull", "dataset-topic", "group.txt")) as f:
+            self.assertEqual(len(f.read().split()), 3, "the topic hull has its three seeds as members")
+
+        reference, seeds = os.path.join(WORK, "runs", "reference"), os.path.join(WORK, "runs", "seeds")
+        singles = {}
+        for name, exp in (("reference", reference), ("seeds", seeds)):
+            doc = os.path.join(WORK, "doc", f"ONE-{name}.md")
+            run("report", exp, "--markdown", doc)
+            with open(doc) as f:
+                singles[name] = {line.split("|")[1].strip(): line.split("|")[3].strip()
+                                 for line in f.read().split("*Table 2.")[0].splitlines() if line.startswith("| ") and "|" in line[2:]}
+        doc = os.path.join(WORK, "doc", "BOTH.md")
+        run("report", reference, seeds, "--markdown", doc)
+        with open(doc) as f:
+            both = f.read()
+        run("report", reference, seeds, "--markdown", doc)
+        with open(doc) as f:
+            self.assertEqual(f.read(), both, "the same stores give the same document")
+        # Table 1: every finding with each study's number, as each study's own report gives it
+        table1 = [line.split("|") for line in both.split("*Table 2.")[0].splitlines() if line.startswith("| ")]
+        self.assertEqual(table1[0][3].strip(), "base")
+        self.assertEqual(table1[0][6].strip(), "base-copy")
+        rows = {cells[1].strip(): (cells[3].strip(), cells[6].strip()) for cells in table1[1:]}
+        self.assertIn("same-dataset clustering accuracy (spectral)", rows)
+        for finding, (first, second) in rows.items():
+            self.assertEqual(first, singles["reference"].get(finding, "-"), finding)
+            self.assertEqual(second, singles["seeds"].get(finding, "-"), finding)
+        # Table 2: the change per finding, in points for shares
+        change = [line.split("|") for line in both.splitlines() if line.startswith("| same-dataset clustering accuracy")][1]
+        a, b = (float(c.strip().rstrip("%")) for c in change[2:4])
+        self.assertEqual(change[4].strip(), f"{b - a:+.2f} points")
+        self.assertIn("## What comparing the two bases shows", both)
+        self.assertIn("### Agree with the paper on both bases", both)
+        # fine-tuned accuracy side by side: the topic dataset with 3 seeds on the second base, and its published number
+        topic = [line for line in both.splitlines() if line.startswith("| topic |")][0].split("|")
+        self.assertTrue(topic[3].strip().endswith("(2)") and topic[4].strip().endswith("(3)"), topic)
+        self.assertEqual(topic[5].strip(), "91.5")
+        self.assertIn("published for base-copy (%)", both)
+        self.assertIn("## Study 1: small (base base)", both)
+        self.assertIn("(Table 1, column base-copy)", both, "each study's account points at its column")
+        figures = sorted(os.listdir(os.path.join(WORK, "doc", "both")))
+        self.assertIn("reference-similarity.svg", figures)  # figures named after each study's folder
+        self.assertEqual([f for f in figures if "-tsne-" in f],
+                         ["reference-tsne-dataset.svg", "reference-tsne-family.svg", "seeds-tsne-dataset.svg", "seeds-tsne-family.svg"])
+
     def test_bad_specs(self):
         cases = {
             "[experiment]\nbase = 'base'\n": "needs base and data_root",
@@ -344,6 +402,17 @@ train_limit = 40
                 "each [[centroid]] needs a name",
             "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[[centroid]]\nname = 'a'\n"
             "[[centroid]]\nname = 'a'\n": "two centroid variants named 'a'",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = { seeds = [1] }\n": "topic: needs a family",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\nseeds = [1, 2]\n[datasets]\ntopic = { family = 'x', seeds = [1, 3] }\n":
+                "its seeds must include the experiment's (2 is missing)",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = { family = 'x', colour = 'red' }\n":
+                "unknown key 'colour' in [datasets.topic]",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[published]\nsource = 's'\nsst2 = 90\n":
+                "[published] sst2 is not one of the spec's datasets",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[published]\ntopic = 90\n":
+                "[published] needs a source",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[published]\nsource = 's'\ntopic = 0.9e3\n":
+                "must be an accuracy in percent",
         }
         for text, message in cases.items():
             with open(os.path.join(WORK, "bad.toml"), "w") as f:

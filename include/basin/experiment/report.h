@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace basin {
 
@@ -27,5 +28,11 @@ struct ReportOptions {
 // and experiment/report/figures/*.svg|pdf. The first section compares the experiment's numbers
 // with the paper's (PAPER.md) and says where they agree and where they differ.
 ReportResult write_report(const std::filesystem::path& experiment, const ReportOptions& options = {});
+
+// Several experiments (for example one study on two bases) in one document: the paper's findings
+// measured by each side by side, what changed from the second-to-last study to the last, the
+// fine-tuned accuracy of each, then every study's own sections (figures named after its folder).
+// The HTML goes to FIRST/report-comparison/.
+ReportResult write_comparison_report(const std::vector<std::filesystem::path>& experiments, const ReportOptions& options = {});
 
 } // namespace basin

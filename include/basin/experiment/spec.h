@@ -14,6 +14,7 @@ namespace basin {
 
 struct DatasetSpec {
     std::string name, family;
+    std::vector<std::uint64_t> seeds; // its fine-tuning seeds: [experiment] seeds unless the dataset sets its own
 };
 
 // One centroid-versus-pretrained comparison (leave-one-dataset-out centroids, every dataset a target).
