@@ -652,6 +652,16 @@ StudyFindings paper_findings(const Study& st) {
                                      : "") +
                         ".");
     }
+    if (const auto lr = spec["finetune"]["lr"].value<double>()) {
+        const auto batch = spec["finetune"]["batch_size"].value<std::int64_t>();
+        const std::string mode = spec["finetune"]["mode"].value_or(std::string("full"));
+        char rate[32];
+        std::snprintf(rate, sizeof rate, "%g", *lr);
+        scale.push_back("Recipe: " + std::string(mode == "full" ? "full fine-tuning" : mode) + " at learning rate " + rate +
+                        ", batch " + std::to_string(batch.value_or(32)) +
+                        " (the paper: full fine-tuning at 5e-05, batch 256, on full training sets); a different step count and "
+                        "rate move the members to different distances from the base.");
+    }
     // fine-tuning that did not beat the majority class: such models barely left the base
     std::vector<std::string> floor;
     std::size_t measured = 0;
@@ -760,6 +770,40 @@ std::vector<std::pair<std::string, std::vector<double>>> finetuned_accuracies(co
         at->second.push_back(a);
     }
     return out;
+}
+
+// CPU time by job kind: measured (each job's seconds times its threads) beside the spec's [estimate].
+void write_compute(Report& r, const Study& st) {
+    const double threads = double(st.spec["experiment"]["threads"].value_or(std::int64_t(1)));
+    std::map<std::string, std::pair<std::size_t, double>> by_kind; // kind -> (jobs done, seconds)
+    std::vector<std::string> kinds;
+    for (const auto& j : st.jobs) {
+        if (j.state != "done") continue;
+        if (!by_kind.count(j.kind)) kinds.push_back(j.kind);
+        by_kind[j.kind].first += 1, by_kind[j.kind].second += j.seconds * threads;
+    }
+    const auto* estimate = st.spec["estimate"].as_table();
+    for (const auto& [kind, node] : estimate ? *estimate : toml::table())
+        if (!by_kind.count(std::string(kind.str()))) kinds.push_back(std::string(kind.str()));
+    if (kinds.empty()) return;
+    std::vector<std::vector<std::string>> rows;
+    double measured = 0, expected = 0;
+    for (const auto& k : kinds) {
+        const auto [n, seconds] = by_kind.count(k) ? by_kind[k] : std::pair<std::size_t, double>{0, 0.0};
+        const auto e = estimate ? (*estimate)[k].value<double>() : std::nullopt;
+        measured += seconds, expected += e.value_or(0);
+        std::vector<std::string> row = {k, std::to_string(n), fixed(seconds / 3600, 2), n ? fixed(seconds / double(n), 0) : "-"};
+        if (estimate) row.push_back(e ? fixed(*e, 2) : "-");
+        rows.push_back(row);
+    }
+    std::vector<std::string> total = {"all", std::to_string(st.done), fixed(measured / 3600, 2), "-"};
+    std::vector<std::string> header = {"job kind", "jobs done", "CPU-hours", "seconds per job"};
+    if (estimate) header.push_back("estimated CPU-hours"), total.push_back(fixed(expected, 2));
+    rows.push_back(total);
+    r.table(header, rows,
+            "Compute by job kind: each finished job's seconds times its threads (" + fixed(threads, 0) +
+                "), so jobs that shared the machine count their contention" +
+                (estimate ? "; the estimate is the spec's [estimate], sized from measured per-job times before the run" : "") + ".");
 }
 
 // Every section after the findings: the tables and figures behind them, then provenance.
@@ -1073,6 +1117,7 @@ void write_study_sections(Report& r, const Study& st) {
 
     // ---- provenance
     r.heading("Spec and provenance");
+    write_compute(r, st);
     std::vector<std::vector<std::string>> job_rows;
     for (const auto& j : jobs) job_rows.push_back({j.id, j.state, fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
     r.table({"job", "state", "seconds", "attempts", "error"}, job_rows, "Jobs.");

@@ -90,7 +90,7 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     }
     for (const auto& [key, node] : root)
         BASIN_CHECK(std::set<std::string>({"experiment", "datasets", "finetune", "map", "interpolate", "extrapolate", "hull",
-                                           "plane", "centroid", "probe", "published"})
+                                           "plane", "centroid", "probe", "published", "estimate"})
                         .count(std::string(key.str())),
                     where(s, node), ": unknown section [", key.str(), "]");
     const toml::table* e = section(s, root, "experiment");
@@ -160,6 +160,16 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
             BASIN_CHECK(v && *v >= 0 && *v <= 100, where(s, node), ": [published] ", name, " must be an accuracy in percent (0 to 100)");
         }
         BASIN_CHECK(t->contains("source"), file.string(), ": [published] needs a source (where the numbers come from)");
+    }
+    if (const auto* t = section(s, root, "estimate")) {
+        // the CPU-hours each kind of job was expected to take, for the report to set beside the measured ones
+        for (const auto& [key, node] : *t) {
+            static const std::set<std::string> kinds = {"finetune", "map", "interpolate", "extrapolate", "hull", "plane", "centroid"};
+            BASIN_CHECK(kinds.count(std::string(key.str())), where(s, node), ": [estimate] ", key.str(),
+                        " is not a job kind (finetune, map, interpolate, extrapolate, hull, plane, centroid)");
+            const auto v = node.value<double>();
+            BASIN_CHECK(v && *v >= 0, where(s, node), ": [estimate] ", key.str(), " must be CPU-hours (a number, 0 or more)");
+        }
     }
     if (const auto* t = section(s, root, "probe")) {
         check_keys(s, *t, "probe", {"l2", "train_limit", "test_limit"});

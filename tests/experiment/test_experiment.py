@@ -339,7 +339,7 @@ train_limit = 40
         shutil.copytree(os.path.join(WORK, "base"), os.path.join(WORK, "base-copy"), dirs_exist_ok=True)
         text = spec_text("runs/seeds").replace('base = "base"', 'base = "base-copy"').replace(
             'topic = "topic"', 'topic = { family = "topic", seeds = [1, 2, 3] }')
-        text = text[:text.index("[centroid]")] + '[published]\nsource = "a made-up paper"\ntopic = 91.5\n'
+        text = text[:text.index("[centroid]")] + '[published]\nsource = "a made-up paper"\ntopic = 91.5\n[estimate]\nfinetune = 0.25\n'
         with open(os.path.join(WORK, "seeds.toml"), "w") as f:
             f.write(text)
         dry = run("run", "seeds.toml", "--dry-run").stdout
@@ -385,6 +385,11 @@ train_limit = 40
         self.assertEqual(topic[5].strip(), "91.5")
         self.assertIn("published for base-copy (%)", both)
         self.assertIn("## Study 1: small (base base)", both)
+        # compute by job kind: the store's seconds, beside the spec's estimate
+        db = sqlite3.connect(os.path.join(seeds, "store.sqlite"))
+        (n, seconds), = db.execute("SELECT count(*), sum(seconds) FROM jobs WHERE kind = 'finetune' AND state = 'done'")
+        db.close()
+        self.assertIn(f"| finetune | {n} | {seconds / 3600:.2f} | {seconds / n:.0f} | 0.25 |", both)
         self.assertIn("(Table 1, column base-copy)", both, "each study's account points at its column")
         figures = sorted(os.listdir(os.path.join(WORK, "doc", "both")))
         self.assertIn("reference-similarity.svg", figures)  # figures named after each study's folder
@@ -413,6 +418,8 @@ train_limit = 40
                 "[published] needs a source",
             "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[published]\nsource = 's'\ntopic = 0.9e3\n":
                 "must be an accuracy in percent",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[estimate]\nfinetunes = 1\n":
+                "[estimate] finetunes is not a job kind",
         }
         for text, message in cases.items():
             with open(os.path.join(WORK, "bad.toml"), "w") as f:
