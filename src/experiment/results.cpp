@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "basin/core/error.h"
+#include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/data/dataset.h"
@@ -43,16 +44,6 @@ double number(const std::string& text) { return std::stod(text); }
 
 } // namespace
 
-std::string weights_hash(const fs::path& model) {
-    std::vector<fs::path> files;
-    for (const auto& f : fs::directory_iterator(model))
-        if (f.path().extension() == ".safetensors") files.push_back(f.path());
-    std::sort(files.begin(), files.end());
-    std::string hash;
-    for (const auto& f : files) hash += sha256_file_cached(f);
-    return hash;
-}
-
 JobResults collect_results(const Job& job) {
     JobResults r;
     auto metric = [&](const std::string& subject, const std::string& dataset, const std::string& name, double value) {
@@ -65,7 +56,7 @@ JobResults collect_results(const Job& job) {
         if (last.contains("eval_accuracy")) metric(model, dataset, "accuracy", last["eval_accuracy"].get<double>());
         if (last.contains("eval_loss")) metric(model, dataset, "loss", last["eval_loss"].get<double>());
         metric(model, dataset, "train_loss", last.at("train_loss").get<double>());
-        const std::string hash = weights_hash(job.output);
+        const std::string hash = checkpoint_weights_sha256(job.output);
         json provenance = {{"command", run.value("command", "")}, {"labels", job.labels}};
         r.models.push_back({job.output.string(), hash, job.id, provenance.dump()});
     } else if (job.kind == "map") {

@@ -22,6 +22,7 @@ extern char** environ;
 #endif
 
 #include "basin/core/error.h"
+#include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/limits.h"
@@ -151,7 +152,7 @@ bool done_in_store(const Store& store, const Job& job) {
     const auto record = store.job(job.id);
     if (!record || record->state != "done" || record->key != job.key || !fs::exists(job.output)) return false;
     for (const auto& m : store.models())
-        if (m.job == job.id && m.sha256 != weights_hash(job.output)) return false;
+        if (m.job == job.id && m.sha256 != checkpoint_weights_sha256(job.output)) return false;
     return true;
 }
 
@@ -168,11 +169,12 @@ class Executor {
     virtual ~Executor() = default;
     virtual std::size_t capacity() const = 0;
     virtual void start(std::size_t index, const Job& job, const fs::path& log) = 0;
-    // The next job to end; index kNone when a SIGINT/SIGTERM arrived first.
-    virtual Finished wait_any() = 0;
+    // The next job to end; index kNone when a SIGINT/SIGTERM arrived first, kTimeout when none
+    // ended within `seconds` (the scheduler then looks at the store again).
+    virtual Finished wait_any(double seconds) = 0;
     // Passes the signal on to every running job and returns their indices.
     virtual std::vector<std::size_t> stop(int signal) = 0;
-    static constexpr std::size_t kNone = std::size_t(-1);
+    static constexpr std::size_t kNone = std::size_t(-1), kTimeout = std::size_t(-2);
 };
 
 // Every 15 s while jobs run: one line per running job with its time so far and the last line of
@@ -212,12 +214,14 @@ class LocalExecutor : public Executor {
         running_[spawn(program_, job.args, log)] = {index, Clock::now(), log};
         ticker_.started(index, job.id, log);
     }
-    Finished wait_any() override {
+    Finished wait_any(double seconds) override {
         int status = 0;
         pid_t pid;
+        const auto until = Clock::now() + std::chrono::duration<double>(seconds);
         while ((pid = ::waitpid(-1, &status, WNOHANG)) <= 0) {
             BASIN_CHECK(pid == 0 || errno == EINTR, "basin run: waiting for a job failed (", std::strerror(errno), ")");
             if (interrupted()) return {kNone, 0, 0, ""};
+            if (Clock::now() > until) return {kTimeout, 0, 0, ""};
             ticker_.tick();
             ::usleep(100'000);
         }
@@ -298,12 +302,14 @@ class MpiExecutor : public Executor {
         ticker_.started(index, job.id, log);
         running_[rank] = index;
     }
-    Finished wait_any() override {
+    Finished wait_any(double seconds) override {
         MPI_Status status;
+        const auto until = Clock::now() + std::chrono::duration<double>(seconds);
         for (int ready = 0;;) {
             MPI_Iprobe(MPI_ANY_SOURCE, 2, MPI_COMM_WORLD, &ready, &status);
             if (ready) break;
             if (interrupted()) return {kNone, 0, 0, ""};
+            if (Clock::now() > until) return {kTimeout, 0, 0, ""};
             ticker_.tick();
             ::usleep(100'000);
         }
@@ -353,6 +359,11 @@ void mpi_worker() {
 
 #endif
 
+// Claims: a runner refreshes its claims this often; one not refreshed for kStaleClaimSeconds
+// belongs to a runner taken for dead (on another host; on this one a missing process is dead at
+// once). While its jobs run, a runner looks at the store again every kRescanSeconds.
+constexpr double kHeartbeatSeconds = 10, kStaleClaimSeconds = 120, kRescanSeconds = 5;
+
 int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
              const RunOptions& o) {
     const auto start = Clock::now();
@@ -371,9 +382,29 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
                      std::string(width - filled, '.').c_str(), done, jobs.size(), duration_text(elapsed).c_str(), what.c_str());
     };
     if (skipped) progress(std::to_string(skipped) + " finished earlier, skipped");
+    // Other runners on the same store: a job is claimed before it starts; one that another live
+    // runner holds is left to it, and one it finished is taken as done.
+    const RunnerId me = RunnerId::current();
+    std::size_t elsewhere = 0; // finished by other runners during this run
+    auto last_beat = Clock::now();
+    auto beat = [&] {
+        if (std::chrono::duration<double>(Clock::now() - last_beat).count() < kHeartbeatSeconds) return;
+        store.heartbeat(me);
+        last_beat = Clock::now();
+    };
+    struct ReleaseClaims { // whatever ends this run (an error, a signal), its claims go with it
+        Store& store;
+        const RunnerId& me;
+        ~ReleaseClaims() {
+            try {
+                store.release_all(me);
+            } catch (...) {
+            }
+        }
+    } release_claims{store, me};
     while (true) {
         // start every job whose dependencies are done, up to the executor's capacity
-        bool blocked_any = false;
+        bool blocked_any = false, held_elsewhere = false;
         for (std::size_t i = 0; i < jobs.size() && running < executor.capacity() && !interrupted(); ++i) {
             if (state[i] != State::Pending) continue;
             bool ready = true;
@@ -388,6 +419,16 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
                 ready = ready && s == State::Done;
             }
             if (!ready) continue;
+            if (!store.claim(jobs[i].id, me, kStaleClaimSeconds)) { // another runner has it
+                held_elsewhere = true;
+                continue;
+            }
+            if (done_in_store(store, jobs[i])) { // another runner finished it since this one looked
+                store.release(jobs[i].id, me);
+                state[i] = State::Done, ++done, ++elsewhere;
+                progress(jobs[i].id + " finished by another runner");
+                continue;
+            }
             write_prepared(jobs[i]);
             store.job_started(jobs[i].id, jobs[i].kind, jobs[i].key, jobs[i].output.string(),
                               nlohmann::json(jobs[i].labels).dump());
@@ -397,9 +438,16 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         }
         if (running == 0) {
             if (blocked_any) continue; // blocking may unblock nothing but changes what is left
-            break;
+            if (!held_elsewhere || interrupted()) break;
+            // everything left is held by other runners or waits on what they hold
+            beat();
+            for (int slept = 0; slept < 10 && !interrupted(); ++slept) ::usleep(100'000);
+            if (interrupted()) break;
+            continue;
         }
-        const Finished f = executor.wait_any();
+        const Finished f = executor.wait_any(kRescanSeconds);
+        beat();
+        if (f.index == Executor::kTimeout) continue; // look at the store again: others may have finished jobs
         if (f.index == Executor::kNone) { // SIGINT/SIGTERM: stop the running jobs cleanly, keep what is done
             const int signal = interrupt_signal();
             const std::string why = "interrupted by " + signal_name(signal);
@@ -410,6 +458,7 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         }
         --running;
         const Job& job = jobs[f.index];
+        store.release(job.id, me);
         if (f.code == 0) {
             try {
                 store.job_finished(job.id, job.key, f.seconds, collect_results(job));
@@ -425,11 +474,18 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         state[f.index] = State::Failed, ++failed;
         progress("FAILED " + job.id + ": " + f.error);
     }
+    if (interrupted()) { // a signal while waiting on other runners: nothing of this runner's is running
+        const int signal = interrupt_signal();
+        throw Interrupted(signal, "interrupted by " + signal_name(signal) + ": " + std::to_string(done) + " of " +
+                                      std::to_string(jobs.size()) + " jobs done; the same `basin run` resumes");
+    }
     for (std::size_t i = 0; i < jobs.size(); ++i)
         if (state[i] == State::Pending) ++failed; // unreachable: kept for safety
     if (!o.quiet)
-        std::fprintf(stderr, "%s: %zu of %zu jobs done (%zu skipped as finished earlier), %zu failed or blocked; store %s\n",
-                     spec.name.c_str(), done, jobs.size(), skipped, failed, store_file(spec).c_str());
+        std::fprintf(stderr, "%s: %zu of %zu jobs done (%zu skipped as finished earlier%s), %zu failed or blocked; store %s\n",
+                     spec.name.c_str(), done, jobs.size(), skipped,
+                     elsewhere ? (", " + std::to_string(elsewhere) + " by other runners").c_str() : "", failed,
+                     store_file(spec).c_str());
     return int(failed);
 }
 

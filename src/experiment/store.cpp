@@ -1,7 +1,11 @@
 #include "basin/experiment/store.h"
 
+#include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <random>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "basin/core/error.h"
 
@@ -76,7 +80,8 @@ Store::Store(const std::filesystem::path& file) : file_(file) {
          "CREATE TABLE IF NOT EXISTS models(path TEXT PRIMARY KEY, sha256 TEXT, job TEXT, provenance TEXT);"
          "CREATE TABLE IF NOT EXISTS points(job TEXT, name TEXT, point_set TEXT, coefficients TEXT, PRIMARY KEY(job, name));"
          "CREATE TABLE IF NOT EXISTS metrics(job TEXT, subject TEXT, dataset TEXT, metric TEXT, value REAL,"
-         " PRIMARY KEY(job, subject, dataset, metric));");
+         " PRIMARY KEY(job, subject, dataset, metric));"
+         "CREATE TABLE IF NOT EXISTS claims(job TEXT PRIMARY KEY, host TEXT, pid INTEGER, token TEXT, heartbeat REAL);");
 }
 
 Store::~Store() { sqlite3_close(db_); }
@@ -124,6 +129,60 @@ void Store::job_started(const std::string& id, const std::string& kind, const st
               " output = excluded.output, started = excluded.started, attempts = attempts + 1, labels = excluded.labels",
               file_.string())
         .bind(1, id).bind(2, kind).bind(3, key).bind(4, output).bind(5, now_seconds()).bind(6, labels).run();
+}
+
+RunnerId RunnerId::current() {
+    static const RunnerId me = [] {
+        RunnerId id;
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        id.host = host;
+        id.pid = long(::getpid());
+        std::random_device entropy;
+        id.token = std::to_string(entropy()) + "-" + std::to_string(entropy());
+        return id;
+    }();
+    return me;
+}
+
+bool Store::claim(const std::string& job, const RunnerId& me, double stale_seconds) {
+    exec("BEGIN IMMEDIATE"); // one runner at a time decides
+    try {
+        bool held_elsewhere = false;
+        {
+            Statement q(db_, "SELECT host, pid, token, heartbeat FROM claims WHERE job = ?", file_.string());
+            q.bind(1, job);
+            if (q.step() && q.text(2) != me.token) {
+                const bool fresh = now_seconds() - q.number(3) < stale_seconds;
+                // on this host a holder whose process is gone is dead at once, whatever its heartbeat
+                const bool gone = q.text(0) == me.host && ::kill(pid_t(q.number(1)), 0) != 0 && errno == ESRCH;
+                held_elsewhere = fresh && !gone;
+            }
+        }
+        if (held_elsewhere) {
+            exec("ROLLBACK");
+            return false;
+        }
+        Statement(db_, "INSERT OR REPLACE INTO claims(job, host, pid, token, heartbeat) VALUES(?, ?, ?, ?, ?)", file_.string())
+            .bind(1, job).bind(2, me.host).bind(3, double(me.pid)).bind(4, me.token).bind(5, now_seconds()).run();
+        exec("COMMIT");
+        return true;
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+}
+
+void Store::heartbeat(const RunnerId& me) {
+    Statement(db_, "UPDATE claims SET heartbeat = ? WHERE token = ?", file_.string()).bind(1, now_seconds()).bind(2, me.token).run();
+}
+
+void Store::release(const std::string& job, const RunnerId& me) {
+    Statement(db_, "DELETE FROM claims WHERE job = ? AND token = ?", file_.string()).bind(1, job).bind(2, me.token).run();
+}
+
+void Store::release_all(const RunnerId& me) {
+    Statement(db_, "DELETE FROM claims WHERE token = ?", file_.string()).bind(1, me.token).run();
 }
 
 void Store::job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& r) {

@@ -1,11 +1,13 @@
 #include "basin/io/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
 #include "basin/core/limits.h"
 #include "basin/core/error.h"
+#include "basin/core/hash.h"
 #include "basin/core/json_value.h"
 #include "basin/io/torch_bin.h"
 
@@ -151,6 +153,41 @@ std::uint64_t CheckpointTensors::total_bytes() const {
     std::uint64_t total = 0;
     for (const auto& [_, ref] : refs_) total += ref.info->nbytes();
     return total;
+}
+
+namespace {
+
+std::string weights_sha256_of(std::vector<fs::path> files) {
+    std::sort(files.begin(), files.end()); // by name: the order an index lists shards in does not matter
+    files.erase(std::unique(files.begin(), files.end()), files.end());
+    std::string joined;
+    for (const auto& file : files) joined += sha256_file_cached(file);
+    return files.size() == 1 ? joined : sha256_hex(joined.data(), joined.size());
+}
+
+} // namespace
+
+std::string checkpoint_weights_sha256(const CheckpointTensors& tensors) {
+    std::vector<fs::path> files;
+    for (const auto& file : tensors.files()) files.push_back(file->path());
+    return weights_sha256_of(files);
+}
+
+// The files only, not their contents: a damaged weights file still has a hash (which then differs
+// from the one recorded) instead of failing to open.
+std::string checkpoint_weights_sha256(const fs::path& folder) {
+    const fs::path weights = find_weights(model_folder(folder));
+    if (weights.extension() != ".json") return weights_sha256_of({weights});
+    const nlohmann::json index = read_json_file(weights, limits::index_json);
+    std::vector<fs::path> files;
+    const auto map = index.find("weight_map");
+    BASIN_CHECK(map != index.end() && map->is_object(), weights.string(), ": no weight_map object");
+    for (const auto& [tensor, shard] : map->items()) {
+        BASIN_CHECK(shard.is_string() && shard.get<std::string>().find_first_of("/\\") == std::string::npos,
+                    weights.string(), ": weight_map['", tensor, "'] must be a file name beside the index");
+        files.push_back(weights.parent_path() / shard.get<std::string>());
+    }
+    return weights_sha256_of(files);
 }
 
 void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,

@@ -32,12 +32,6 @@ struct Input {
     std::unique_ptr<CheckpointTensors> tensors;
 };
 
-std::string weights_hash(const CheckpointTensors& t) {
-    std::string joined;
-    for (const auto& file : t.files()) joined += sha256_file_cached(file->path());
-    return t.files().size() == 1 ? joined : sha256_hex(joined.data(), joined.size());
-}
-
 // Names a head-less architecture for the merged config: XForY -> XModel, GPT2LMHeadModel -> GPT2Model.
 std::string body_architecture(const std::string& name) {
     const auto at = name.find("For");
@@ -435,7 +429,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     // ---- provenance and the output folder
     std::vector<std::string> hashes(inputs.size());
 #pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (std::size_t i = 0; i < inputs.size(); ++i) hashes[i] = weights_hash(*inputs[i].tensors);
+    for (std::size_t i = 0; i < inputs.size(); ++i) hashes[i] = checkpoint_weights_sha256(*inputs[i].tensors);
     json inputs_json = json::array();
     for (std::size_t i = 0; i < n; ++i)
         inputs_json.push_back({{"path", fs::absolute(inputs[i].dir).lexically_normal().string()}, {"sha256", hashes[i]}});

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "basin/core/error.h"
+#include "basin/io/checkpoint.h"
 #include "basin/core/hash.h"
 #include "basin/models/load.h"
 
@@ -71,11 +72,7 @@ const text::Tokenizer& WeightSpace::tokenizer() const {
 const std::string& WeightSpace::source_hash(std::size_t i) const {
     const Source& s = sources_.at(i);
     std::lock_guard<std::mutex> lock(hash_mutex);
-    if (s.hash.empty()) {
-        std::string joined;
-        for (const auto& file : s.tensors->files()) joined += sha256_file_cached(file->path());
-        s.hash = s.tensors->files().size() == 1 ? joined : sha256_hex(joined.data(), joined.size());
-    }
+    if (s.hash.empty()) s.hash = checkpoint_weights_sha256(*s.tensors);
     return s.hash;
 }
 

@@ -10,6 +10,7 @@
 
 #include "basin/core/interrupt.h"
 #include "basin/core/error.h"
+#include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/core/strings.h"
@@ -220,7 +221,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         {"device", o.device}, {"threads", o.threads}};
     nlohmann::json inputs_json = {
         {"model", {{"path", model_dir.string()}, {"config_sha256", sha256_file(model_dir / "config.json")},
-                   {"weights_sha256", weights_hash(model_dir)}}},
+                   {"weights_sha256", checkpoint_weights_sha256(model_dir)}}},
         {"train", {{"path", fs::absolute(o.train).string()}, {"sha256", sha256_file(o.train)}, {"examples", n}}}};
     if (eval)
         inputs_json["eval"] = {{"path", fs::absolute(o.eval).string()}, {"sha256", sha256_file(o.eval)},

@@ -155,14 +155,4 @@ nlohmann::json StateStore::load(EncoderModel& model, torch::optim::Optimizer& op
 
 void StateStore::remove() { fs::remove_all(dir_); }
 
-std::string weights_hash(const fs::path& model_dir) {
-    Sha256 h;
-    CheckpointTensors tensors(model_dir);
-    for (const auto& file : tensors.files()) {
-        std::string digest = sha256_file(file->path());
-        h.update(digest.data(), digest.size());
-    }
-    return h.hex_digest();
-}
-
 } // namespace basin::train_detail

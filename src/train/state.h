@@ -48,6 +48,5 @@ class StateStore {
     std::string signature_;
 };
 
-std::string weights_hash(const std::filesystem::path& model_dir);
 
 } // namespace basin::train_detail

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """basin run on a small experiment the test builds (a tiny encoder, three generated datasets in two
 families, two seeds; every analysis): the store's metrics after runs killed (SIGKILL) at random
-moments and resumed equal those of an uninterrupted run; a rerun does nothing; `mpirun -np 2` gives
+moments and resumed equal those of an uninterrupted run; a rerun does nothing; three runners started
+together run every job once; a runner killed mid-job leaves its job to another; `mpirun -np 2` gives
 the same metrics as one process; a failing job is recorded and blocks only its dependants; dry run
 and status; bad specs.
 
@@ -147,6 +148,62 @@ class Experiment(unittest.TestCase):
         rows, jobs = store_rows("runs/killed")
         self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
         self.assertEqual(rows, self.reference[0])
+
+    def test_concurrent_runners_run_each_job_once(self):
+        # three runners started together on one experiment split it: every job runs exactly once
+        with open(os.path.join(WORK, "concurrent.toml"), "w") as f:
+            f.write(spec_text("runs/concurrent"))
+        runners = [subprocess.Popen([BASIN, "run", "concurrent.toml"], cwd=WORK, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        errors = [p.communicate()[1] for p in runners]
+        self.assertEqual([p.returncode for p in runners], [0, 0, 0], errors)
+        rows, jobs = store_rows("runs/concurrent")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        db = sqlite3.connect(os.path.join(WORK, "runs", "concurrent", "store.sqlite"))
+        attempts = dict(db.execute("SELECT id, attempts FROM jobs"))
+        claims = db.execute("SELECT count(*) FROM claims").fetchone()[0]
+        db.close()
+        self.assertEqual(set(attempts.values()), {1}, attempts)
+        self.assertEqual(claims, 0, "finished runners leave no claims behind")
+        self.assertEqual(rows, self.reference[0])
+        self.assertTrue(any("by other runners" in e for e in errors), errors)
+
+    def test_a_runner_killed_mid_job_leaves_its_job_to_the_others(self):
+        with open(os.path.join(WORK, "takeover.toml"), "w") as f:
+            f.write(spec_text("runs/takeover"))
+        victim = subprocess.Popen([BASIN, "run", "takeover.toml", "--quiet"], cwd=WORK, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        store = os.path.join(WORK, "runs", "takeover", "store.sqlite")
+        held = []
+        for _ in range(600):  # until the victim holds a running job
+            if os.path.exists(store):
+                try:
+                    db = sqlite3.connect(store)
+                    held = [job for (job,) in db.execute("SELECT job FROM claims WHERE pid = ?", (victim.pid,))]
+                    db.close()
+                except sqlite3.OperationalError:  # the schema is being made
+                    pass
+            if held:
+                break
+            time.sleep(0.05)
+        self.assertTrue(held, "the runner never claimed a job")
+        # a second runner starts while the first holds the job, then the first dies with its claim
+        other = subprocess.Popen([BASIN, "run", "takeover.toml", "--quiet"], cwd=WORK, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        start = time.time()
+        err = other.communicate()[1]
+        self.assertEqual(other.returncode, 0, err)
+        # the dead runner's process is gone: its claim is taken over at once, not after the
+        # 120 s a claim of another host would need to go stale
+        self.assertLess(time.time() - start, 100)
+        rows, jobs = store_rows("runs/takeover")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        self.assertEqual(rows, self.reference[0])
+        db = sqlite3.connect(store)
+        self.assertEqual(db.execute("SELECT count(*) FROM claims").fetchone()[0], 0)
+        db.close()
 
     def test_a_damaged_checkpoint_is_made_again_not_used(self):
         with open(os.path.join(WORK, "damaged.toml"), "w") as f:
@@ -395,6 +452,44 @@ train_limit = 40
         self.assertIn("reference-similarity.svg", figures)  # figures named after each study's folder
         self.assertEqual([f for f in figures if "-tsne-" in f],
                          ["reference-tsne-dataset.svg", "reference-tsne-family.svg", "seeds-tsne-dataset.svg", "seeds-tsne-family.svg"])
+
+    def test_one_weights_hash_in_every_record(self):
+        # fine-tuning (basin_run.json), merging (basin_merge.json) and the store name a model's
+        # weights by the same value: a single file's SHA-256; for shards, the SHA-256 of their hex
+        # digests joined in file-name order
+        import hashlib
+        exp = os.path.join(WORK, "runs", "reference")
+        model = os.path.join(exp, "models", "sentiment-s1")
+        db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
+        (stored,), = db.execute("SELECT sha256 FROM models WHERE job = 'finetune/sentiment-s1'")
+        db.close()
+        with open(os.path.join(model, "model.safetensors"), "rb") as f:
+            self.assertEqual(stored, hashlib.sha256(f.read()).hexdigest())
+        work = os.path.join(WORK, "hash")
+        shutil.rmtree(work, ignore_errors=True)
+        sharded = os.path.join(work, "sharded")
+        run("merge", "--models", model + "," + os.path.join(exp, "models", "topic-s1"), "--out", sharded,
+            "--shard-size", "4K")
+        with open(os.path.join(sharded, "model.safetensors.index.json")) as f:
+            shards = list(dict.fromkeys(json.load(f)["weight_map"].values()))
+        self.assertGreater(len(shards), 1)
+        with open(os.path.join(sharded, "model.safetensors.index.json")) as f:
+            order = sorted(set(json.load(f)["weight_map"].values()))
+        digests = ""
+        for name in order:
+            with open(os.path.join(sharded, name), "rb") as f:
+                digests += hashlib.sha256(f.read()).hexdigest()
+        expected = {model: stored, sharded: hashlib.sha256(digests.encode()).hexdigest()}
+        for i, (start, value) in enumerate(expected.items()):
+            merged = os.path.join(work, f"merged-{i}")
+            run("merge", "--models", start + "," + os.path.join(exp, "models", "topic-s2"), "--out", merged)
+            with open(os.path.join(merged, "basin_merge.json")) as f:
+                self.assertEqual(json.load(f)["models"][0]["sha256"], value, start)
+            tuned = os.path.join(work, f"tuned-{i}")
+            run("finetune", "--model", start, "--train", os.path.join(WORK, "data", "topic", "train.jsonl"), "--out", tuned,
+                "--max-steps", "1", "--max-length", "16", "--threads", "1", "--quiet")
+            with open(os.path.join(tuned, "basin_run.json")) as f:
+                self.assertEqual(json.load(f)["inputs"]["model"]["weights_sha256"], value, start)
 
     def test_bad_specs(self):
         cases = {

@@ -28,9 +28,6 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& options);
 // One line per job: state (done, stale, running, failed, blocked, pending), time, error.
 void print_status(const ExperimentSpec& spec);
 
-// The SHA-256 of a checkpoint folder's weight files (joined, in name order), as the store records it.
-std::string weights_hash(const std::filesystem::path& model);
-
 // What a finished job wrote, as store rows (metrics, points, models); reads only its output folder.
 JobResults collect_results(const Job& job);
 

@@ -41,6 +41,13 @@ struct JobResults {
     std::vector<ModelRecord> models;
 };
 
+// Who runs jobs: host name, process id and a token unique to this run (pids are reused).
+struct RunnerId {
+    std::string host, token;
+    long pid = 0;
+    static RunnerId current();
+};
+
 class Store {
   public:
     explicit Store(const std::filesystem::path& file); // creates the schema if needed
@@ -61,6 +68,15 @@ class Store {
     // Stopped by SIGINT/SIGTERM: not done, not failed; the next run starts (or resumes) it.
     void job_interrupted(const std::string& id, const std::string& why);
     void job_blocked(const std::string& id, const std::string& waiting_for);
+
+    // Claims: several runners on one experiment (Slurm array tasks, two terminals) split its jobs.
+    // A runner claims a job before starting it; the claim fails while another live runner holds
+    // it. A holder is live while its heartbeat is younger than stale_seconds and, on this host,
+    // its process exists; a dead holder's claim is taken over. One transaction each.
+    bool claim(const std::string& job, const RunnerId& me, double stale_seconds);
+    void heartbeat(const RunnerId& me);           // every claim of this runner is fresh again
+    void release(const std::string& job, const RunnerId& me);
+    void release_all(const RunnerId& me);
 
     std::vector<Metric> metrics(const std::string& job_prefix = "") const; // ordered by job, subject, dataset, metric
     std::vector<PointRecord> points(const std::string& job_prefix = "") const;

@@ -55,6 +55,13 @@ fs::path model_folder(const fs::path& folder);
 // model.safetensors, then the single *.safetensors file. Errors name what was looked for.
 fs::path find_weights(const fs::path& folder);
 
+// The one identity of a checkpoint's weights, recorded by fine-tuning (basin_run.json), merging
+// (basin_merge.json), the experiment store and the feature cache: a single file's SHA-256 (what
+// `sha256sum model.safetensors` prints); for shards, the SHA-256 of their hex digests joined in
+// file-name order. Each file is hashed once per process (sha256_file_cached).
+std::string checkpoint_weights_sha256(const CheckpointTensors& tensors);
+std::string checkpoint_weights_sha256(const fs::path& folder);
+
 // Writes tensors as one model.safetensors, or as shards with an index when the total exceeds
 // max_shard_bytes (0 = never shard). Each file is written atomically.
 void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,
