@@ -19,6 +19,7 @@
 #include "basin/core/fs.h"
 #include "basin/core/stats.h"
 #include "basin/data/dataset.h"
+#include "basin/experiment/paper.h"
 #include "basin/experiment/store.h"
 #include "basin/report/figure.h"
 
@@ -290,6 +291,7 @@ void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>&
 }
 
 std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + pct(v); }
+std::string signed_fixed(double v, int digits) { return (v >= 0 ? "+" : "") + fixed(v, digits); }
 
 // ---- centroid versus pretrained, from one init-compare job's metrics
 
@@ -406,15 +408,6 @@ Study load_study(const fs::path& experiment) {
 
 // ---- the paper's findings against this experiment's
 
-enum class Verdict { agrees, agrees_in_direction, differs, no_paper_number };
-
-struct Finding {
-    std::string finding, paper, basin, spread;
-    Verdict verdict = Verdict::no_paper_number;
-    double value = NAN; // the measured number in the unit below, for comparing studies
-    std::string unit;   // "%" (a share, compared in points), "points", "loss", "x" (a ratio)
-};
-
 // agrees_in_direction: the same direction as the paper, but less than half its size
 std::string verdict_text(Verdict v) {
     switch (v) {
@@ -477,8 +470,8 @@ StudyFindings paper_findings(const Study& st) {
     // clustering: spectral clustering, as in the paper; the other methods as the spread
     if (map_done) {
         const Lookup m = metrics_of("map");
-        for (const auto& [kind, paper, label] : {std::tuple<std::string, double, std::string>{"dataset", 0.98, "same-dataset clustering accuracy"},
-                                                 {"family", 0.90, "task-family clustering accuracy"}}) {
+        for (const auto& [kind, paper, label] : {std::tuple<std::string, double, std::string>{"dataset", paper::number("clustering/dataset"), "same-dataset clustering accuracy"},
+                                                 {"family", paper::number("clustering/family"), "task-family clustering accuracy"}}) {
             const double spectral = m.value("map", "", "clustering_accuracy/" + kind + "/spectral");
             if (std::isnan(spectral)) continue;
             std::string others;
@@ -532,12 +525,13 @@ StudyFindings paper_findings(const Study& st) {
                     if (const auto yes = learned(l.value("group", ""))) pb_learned[measure][*yes].add(v);
             }
     }
-    const std::map<std::string, double> paper_in = {{"dataset", 0.88}, {"family", 0.967}, {"general", 0.90}};
+    const std::map<std::string, double> paper_in = {
+        {"dataset", paper::number("pb_in/dataset")}, {"family", paper::number("pb_in/family")}, {"general", paper::number("pb_in/general")}};
     for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
         for (const std::string level : {"dataset", "family", "general"}) {
             if (!pb.count(level) || !pb[level].count(measure)) continue;
             const Spread& sp = pb[level][measure];
-            const double paper = measure == "PB(In', In)" ? paper_in.at(level) : 1.0;
+            const double paper = measure == "PB(In', In)" ? paper_in.at(level) : paper::number("pb_ex");
             const std::string spread = sp.n > 1 ? "range " + pct(sp.lo) + "-" + pct(sp.hi) + "% over " + std::to_string(sp.n) + " groups" : "one group";
             // agreement: within 10 points of the paper (hull samples beating the members is the claim)
             findings.push_back({measure + ", " + level + " level (hull samples " + (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
@@ -599,14 +593,19 @@ StudyFindings paper_findings(const Study& st) {
         const bool few = c.train_limit > 0 && c.train_limit <= 1000, bitfit = c.mode == "bitfit" || c.mode.empty();
         std::string spread = "per seed:";
         for (double v : c.per_seed) spread += " " + signed_pct(v);
-        const std::string paper = !bitfit ? "-" : few ? "+10.66 points" : "+3.06 to +4.03 points, 11 of 12 targets better or equal";
+        const std::string paper = !bitfit ? "-"
+                                  : few   ? signed_fixed(paper::number("centroid/bitfit/few_shot"), 2) + " points"
+                                          : signed_fixed(paper::number("centroid/bitfit/low"), 2) + " to " +
+                                              signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
+                                              fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
+                                              fixed(paper::number("centroid/bitfit/targets"), 0) + " targets better or equal";
         findings.push_back({"centroid vs pretrained start, " + c.title, paper,
                             signed_pct(c.mean_difference) + " points, " + std::to_string(c.better_or_equal) + " of " +
                                 std::to_string(c.targets.size()) + " targets better or equal",
                             spread,
                             !bitfit                                                                        ? Verdict::no_paper_number
                             : !(c.mean_difference > 0 && c.better_or_equal * 4 >= int(c.targets.size()) * 3) ? Verdict::differs
-                            : 100 * c.mean_difference < 0.5 * (few ? 10.66 : 3.06)                        ? Verdict::agrees_in_direction
+                            : 100 * c.mean_difference < 0.5 * paper::number(few ? "centroid/bitfit/few_shot" : "centroid/bitfit/low") ? Verdict::agrees_in_direction
                                                                                                            : Verdict::agrees,
                             100 * c.mean_difference, "points"});
     }
@@ -1039,7 +1038,9 @@ void write_study_sections(Report& r, const Study& st) {
                      "Generalized loss (mean over the group's datasets) of members, hull samples and outside models: " + id.substr(5) + ".");
         }
         r.table({"level", "group", "PB(In', In) % (pairs)", "PB(In', Ex) % (pairs)", "PB(In, Ex) % (pairs)"}, pb_rows,
-                "PB over all datasets of each group; the paper: 88 / 96.7 / 90% (dataset / task / general) for PB(In', In) and 100% for PB(In', Ex).");
+                "PB over all datasets of each group; the paper: " + fixed(100 * paper::number("pb_in/dataset"), 0) + " / " +
+                    fixed(100 * paper::number("pb_in/family"), 1) + " / " + fixed(100 * paper::number("pb_in/general"), 0) +
+                    "% (dataset / task / general) for PB(In', In) and " + fixed(100 * paper::number("pb_ex"), 0) + "% for PB(In', Ex).");
     }
 
     // ---- plane
@@ -1106,7 +1107,10 @@ void write_study_sections(Report& r, const Study& st) {
             const std::string suffix = ids.size() > 1 ? " (" + c.title + ")" : "";
             r.table({"target", "pretrained (%)", "centroid (%)", "difference", "p (paired t)"}, table,
                     "Test accuracy, mean +- std over seeds" + suffix +
-                        "; the paper (BitFit): better or equal on 11 of 12 targets, +3.06 to +4.03 points, +10.66 few-shot.");
+                        "; the paper (BitFit): better or equal on " + fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
+                        fixed(paper::number("centroid/bitfit/targets"), 0) + " targets, " + signed_fixed(paper::number("centroid/bitfit/low"), 2) +
+                        " to " + signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
+                        signed_fixed(paper::number("centroid/bitfit/few_shot"), 2) + " few-shot.");
             std::vector<std::string> names;
             for (const auto& t : c.targets) names.push_back(t.name);
             r.figure(ids.size() > 1 ? "centroid-" + safe(id.substr(9)) : "centroid",
@@ -1135,8 +1139,6 @@ std::string base_label(const Study& st) {
     const auto base = st.spec["experiment"]["base"].value<std::string>();
     return base ? fs::path(*base).filename().string() : st.name;
 }
-
-std::string signed_fixed(double v, int digits) { return (v >= 0 ? "+" : "") + fixed(v, digits); }
 
 // A change of one finding between two studies, in the finding's unit.
 std::string change_text(const Finding& a, const Finding& b) {
@@ -1350,5 +1352,7 @@ ReportResult write_comparison_report(const std::vector<fs::path>& experiments, c
     }
     return result;
 }
+
+std::vector<Finding> paper_findings(const fs::path& experiment) { return paper_findings(load_study(experiment)).findings; }
 
 } // namespace basin

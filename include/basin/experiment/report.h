@@ -4,12 +4,27 @@
 // same files.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace basin {
+
+// One of the paper's findings as a study measured it: the record behind a row of the report's
+// first table.
+enum class Verdict { agrees, agrees_in_direction, differs, no_paper_number };
+
+struct Finding {
+    std::string finding, paper, basin, spread; // as the table prints them
+    Verdict verdict = Verdict::no_paper_number;
+    double value = NAN; // the measured number in the unit below, for comparing studies
+    std::string unit;   // "%" (a share, compared in points), "points", "loss", "x" (a ratio)
+};
+
+// The findings of one experiment folder's store (no files written).
+std::vector<Finding> paper_findings(const std::filesystem::path& experiment);
 
 struct ReportResult {
     std::filesystem::path html;

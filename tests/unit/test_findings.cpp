@@ -1,0 +1,95 @@
+// The paper's numbers against PAPER.md, and the report's findings as records (no HTML): a store
+// written here through the Store API, its findings read back with their values and verdicts.
+#include <cmath>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "basin/experiment/paper.h"
+#include "basin/experiment/report.h"
+#include "basin/experiment/store.h"
+#include "test_util.h"
+
+namespace {
+
+using basin::Finding;
+using basin::Verdict;
+
+TEST(PaperNumbers, EveryEntryIsWhatPaperMdWrites) {
+    const std::filesystem::path file = std::filesystem::path(BASIN_SHARED_DIR) / "PAPER.md";
+    if (!std::filesystem::exists(file)) GTEST_SKIP() << file << " is absent: the paper's numbers were not checked";
+    std::ifstream in(file);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    for (const auto& n : basin::paper::kNumbers) {
+        SCOPED_TRACE(std::string(n.id));
+        bool found = false;
+        for (const auto& line : lines)
+            if (line.find(n.row) != std::string::npos && line.find(n.as_written) != std::string::npos) found = true;
+        EXPECT_TRUE(found) << "no line of PAPER.md has '" << n.row << "' and '" << n.as_written << "'";
+        // the value is the number written, as a fraction when written as a percentage
+        std::smatch m;
+        const std::string written(n.as_written);
+        ASSERT_TRUE(std::regex_search(written, m, std::regex(R"([0-9]+(\.[0-9]+)?)")));
+        const double number = std::stod(m.str()), expected = written.find('%') != std::string::npos ? number / 100 : number;
+        EXPECT_NEAR(n.value, expected, 1e-12);
+    }
+    EXPECT_THROW(basin::paper::number("no such number"), std::logic_error);
+}
+
+// A finished job in the store: its labels and metrics (subject, dataset, metric, value).
+void record(basin::Store& store, const std::string& id, const std::string& kind, const std::string& labels,
+            const std::vector<std::tuple<std::string, std::string, std::string, double>>& metrics) {
+    store.job_started(id, kind, "key-" + id, "/nowhere/" + id, labels);
+    basin::JobResults r;
+    for (const auto& [subject, dataset, metric, value] : metrics) r.metrics.push_back({id, subject, dataset, metric, value});
+    store.job_finished(id, "key-" + id, 1.0, r);
+}
+
+const Finding& find(const std::vector<Finding>& all, const std::string& name) {
+    for (const auto& f : all)
+        if (f.finding == name) return f;
+    throw std::runtime_error("no finding '" + name + "'");
+}
+
+TEST(Findings, ValuesAndVerdictsComeFromTheStore) {
+    basin::testing::TempDir dir;
+    {
+        basin::Store store(dir / "store.sqlite");
+        record(store, "map", "map", "{}",
+               {{"map", "", "clustering_accuracy/dataset/spectral", 0.90}, {"map", "", "clustering_accuracy/dataset/kmeans_pca", 0.5},
+                {"map", "", "clustering_accuracy/family/spectral", 0.70}});
+        record(store, "hull/dataset/a", "hull", R"({"level":"dataset","group":"a"})",
+               {{"pb", "all datasets", "PB(In', In)", 0.25}, {"pb", "all datasets", "PB(In', Ex)", 1.0}});
+        record(store, "hull/dataset/b", "hull", R"({"level":"dataset","group":"b"})",
+               {{"pb", "all datasets", "PB(In', In)", 0.75}, {"pb", "all datasets", "PB(In', Ex)", 0.9}});
+        record(store, "hull/general", "hull", R"({"level":"general","group":""})", {{"pb", "all datasets", "PB(In', In)", 0.95}});
+        store.job_started("finetune/a-s1", "finetune", "k", "/nowhere", R"({"model":"a-s1","dataset":"a"})"); // still running
+    }
+    const auto all = basin::paper_findings(dir.path());
+    const Finding& clustering = find(all, "same-dataset clustering accuracy (spectral)");
+    EXPECT_EQ(clustering.verdict, Verdict::agrees); // within 10 points of 98%
+    EXPECT_DOUBLE_EQ(clustering.value, 90.0);
+    EXPECT_EQ(clustering.unit, "%");
+    EXPECT_EQ(clustering.paper, "98.00%");
+    EXPECT_EQ(clustering.spread, "kmeans_pca 50.00%");
+    EXPECT_EQ(find(all, "task-family clustering accuracy (spectral)").verdict, Verdict::differs); // 70% against 90%
+    const Finding& pb = find(all, "PB(In', In), dataset level (hull samples vs members)");
+    EXPECT_DOUBLE_EQ(pb.value, 50.0); // the mean over the two groups
+    EXPECT_EQ(pb.spread, "range 25.00-75.00% over 2 groups");
+    EXPECT_EQ(pb.verdict, Verdict::differs);
+    const Finding& ex = find(all, "PB(In', Ex), dataset level (hull samples vs outside models)");
+    EXPECT_DOUBLE_EQ(ex.value, 95.0);
+    EXPECT_EQ(ex.verdict, Verdict::agrees);
+    const Finding& general = find(all, "PB(In', In), general level (hull samples vs members)");
+    EXPECT_EQ(general.spread, "one group");
+    EXPECT_EQ(general.verdict, Verdict::agrees);
+    for (const auto& f : all) EXPECT_EQ(f.finding.find("centroid"), std::string::npos) << "no centroid job, no centroid finding";
+}
+
+TEST(Findings, AStoreThatIsMissingIsNamed) {
+    basin::testing::TempDir dir;
+    EXPECT_ERROR_CONTAINS(basin::paper_findings(dir / "nothing"), "nothing", "no store.sqlite");
+}
+
+} // namespace
