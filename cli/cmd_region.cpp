@@ -87,17 +87,6 @@ struct RegionOptions {
     }
 };
 
-std::string fmt(double v) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
-std::string exact(double v) { // coefficients and coordinates: enough digits to rebuild the point
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-}
 
 json times_json(const ScoreTimes& t) {
     const double work = t.build_seconds + t.extract_seconds + t.fit_seconds;
@@ -133,15 +122,10 @@ double mean_of(const std::vector<PointScore>& row, double PointScore::*field) {
     return s / double(row.size());
 }
 
-std::string safe_name(const std::string& name) { // for figure file names
-    std::string out;
-    for (char c : name) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_';
-    return out;
-}
 
 std::string score_columns() { return "loss,accuracy,train_loss,train_accuracy,converged,features_cached"; }
 std::string score_cells(const PointScore& s) {
-    return fmt(s.loss) + "," + fmt(s.accuracy) + "," + fmt(s.train_loss) + "," + fmt(s.train_accuracy) + "," +
+    return format_g(s.loss) + "," + format_g(s.accuracy) + "," + format_g(s.train_loss) + "," + format_g(s.train_accuracy) + "," +
            (s.converged ? "1" : "0") + "," + (s.cached ? "1" : "0");
 }
 
@@ -176,7 +160,7 @@ Runner add_interpolate(CLI::App& app) {
         auto [targets, options] = o->region.prepare(out);
         WeightSpace space({o->a, o->b});
         std::vector<NamedPoint> points;
-        for (double a : alphas) points.push_back({"alpha=" + fmt(a), {{1 - a, a}, {}}});
+        for (double a : alphas) points.push_back({"alpha=" + format_g(a), {{1 - a, a}, {}}});
         ScoreTimes times;
         auto scores = score_points(space, targets, points, options, &times);
 
@@ -195,7 +179,7 @@ Runner add_interpolate(CLI::App& app) {
             std::string csv = "alpha,dataset," + score_columns() + "\n";
             for (std::size_t p = 0; p < points.size(); ++p)
                 for (std::size_t d = 0; d < targets.size(); ++d)
-                    csv += exact(alphas[p]) + "," + targets[d].name + "," + score_cells(scores[p][d]) + "\n";
+                    csv += format_exact(alphas[p]) + "," + targets[d].name + "," + score_cells(scores[p][d]) + "\n";
             write_text_atomically(dir / "scores.csv", csv);
             json rows = json::array();
             for (std::size_t p = 0; p < points.size(); ++p)
@@ -264,7 +248,7 @@ std::vector<std::vector<double>> read_weight_rows(const fs::path& file, std::siz
                     members, ")");
         double sum = 0;
         for (double v : row) sum += v;
-        BASIN_CHECK(std::abs(sum - 1) <= 1e-6, file.string(), ":", number, ": the weights sum to ", fmt(sum),
+        BASIN_CHECK(std::abs(sum - 1) <= 1e-6, file.string(), ":", number, ": the weights sum to ", format_g(sum),
                     ", expected 1");
         rows.push_back(row);
     }
@@ -387,7 +371,7 @@ Runner add_hull(CLI::App& app) {
                 for (std::size_t d = 0; d < targets.size(); ++d) {
                     std::string w;
                     for (std::size_t i = 0; i < points[p].combination.weights.size(); ++i)
-                        w += (i ? " " : "") + exact(points[p].combination.weights[i]);
+                        w += (i ? " " : "") + format_exact(points[p].combination.weights[i]);
                     csv += "\"" + points[p].name + "\"," + set_of[p] + "," + targets[d].name + "," +
                            score_cells(scores[p][d]) + "," + w + "\n";
                 }
@@ -420,7 +404,7 @@ Runner add_hull(CLI::App& app) {
                 }
                 const std::string name = d < targets.size() ? targets[d].name : "mean over datasets";
                 strip_plot(groups, "Generalized loss: " + name, "generalized loss")
-                    .save((dir / ("hull-" + (d < targets.size() ? safe_name(name) : std::string("mean")))).string());
+                    .save((dir / ("hull-" + (d < targets.size() ? file_safe_name(name) : std::string("mean")))).string());
             }
         });
         std::printf("wrote %s\n", out.string().c_str());
@@ -492,7 +476,7 @@ Runner add_plane(CLI::App& app) {
                     const auto w = basis.weights(x, y);
                     c.weights.assign(w.begin(), w.end());
                 }
-                points.push_back({"(" + fmt(x) + ", " + fmt(y) + ")", c});
+                points.push_back({"(" + format_g(x) + ", " + format_g(y) + ")", c});
             }
         ScoreTimes times;
         auto scores = score_points(space, targets, points, options, &times);
@@ -506,9 +490,9 @@ Runner add_plane(CLI::App& app) {
                     const std::size_t p = j * nx + i;
                     std::string w;
                     if (!random)
-                        for (double v : points[p].combination.weights) w += exact(v) + ",";
+                        for (double v : points[p].combination.weights) w += format_exact(v) + ",";
                     for (std::size_t d = 0; d < targets.size(); ++d)
-                        csv += std::to_string(i) + "," + std::to_string(j) + "," + exact(grid.x(i)) + "," + exact(grid.y(j)) +
+                        csv += std::to_string(i) + "," + std::to_string(j) + "," + format_exact(grid.x(i)) + "," + format_exact(grid.y(j)) +
                                "," + w + targets[d].name + "," + score_cells(scores[p][d]) + "\n";
                 }
             write_text_atomically(dir / "grid.csv", csv);
@@ -535,7 +519,7 @@ Runner add_plane(CLI::App& app) {
                                                           : mean_of(scores[j * nx + i], &PointScore::loss);
                 const std::string name = d < targets.size() ? targets[d].name : "mean over datasets";
                 surface_map(values, grid.x0, grid.x1, grid.y0, grid.y1, markers, "Generalized loss: " + name, "loss")
-                    .save((dir / ("plane-" + (d < targets.size() ? safe_name(name) : std::string("mean")))).string());
+                    .save((dir / ("plane-" + (d < targets.size() ? file_safe_name(name) : std::string("mean")))).string());
             }
         });
         std::printf("wrote %s\n", out.string().c_str());

@@ -18,6 +18,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/stats.h"
+#include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/experiment/paper.h"
 #include "basin/experiment/store.h"
@@ -28,26 +29,6 @@ namespace basin {
 namespace {
 
 using nlohmann::json;
-
-std::string escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else if (c == '&') out += "&amp;";
-        else if (c == '"') out += "&quot;";
-        else out += c;
-    }
-    return out;
-}
-
-std::string fixed(double v, int digits = 4) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-    return buf;
-}
-
-std::string pct(double v) { return fixed(100 * v, 2); }
 
 std::string md_cell(const std::string& s) {
     std::string out;
@@ -81,17 +62,17 @@ class Report {
     }
     void subheading(const std::string& text) { title(3 + depth_, text); }
     void title(int level, const std::string& text) {
-        html_ << "<h" << level << ">" << escape(text) << "</h" << level << ">\n";
+        html_ << "<h" << level << ">" << xml_escape(text) << "</h" << level << ">\n";
         md_ << std::string(std::size_t(level), '#') << " " << text << "\n\n";
     }
     void paragraph(const std::string& text) {
-        html_ << "<p>" << escape(text) << "</p>\n";
+        html_ << "<p>" << xml_escape(text) << "</p>\n";
         md_ << text << "\n\n";
     }
     void bullets(const std::vector<std::string>& items) {
         if (items.empty()) return;
         html_ << "<ul>";
-        for (const auto& i : items) html_ << "<li>" << escape(i) << "</li>", md_ << "- " << i << "\n";
+        for (const auto& i : items) html_ << "<li>" << xml_escape(i) << "</li>", md_ << "- " << i << "\n";
         html_ << "</ul>\n";
         md_ << "\n";
     }
@@ -100,9 +81,9 @@ class Report {
         canvas.save((dir_ / "figures" / name).string());
         written_.insert(name);
         ++figures_;
-        html_ << "<figure class=\"chart\" id=\"fig-" << escape(name) << "\">" << canvas.svg() << "<figcaption>Figure "
-              << figures_ << ". " << escape(caption) << " <a href=\"figures/" << escape(name) << ".svg\">SVG</a> <a href=\"figures/"
-              << escape(name) << ".pdf\">PDF</a></figcaption></figure>\n";
+        html_ << "<figure class=\"chart\" id=\"fig-" << xml_escape(name) << "\">" << canvas.svg() << "<figcaption>Figure "
+              << figures_ << ". " << xml_escape(caption) << " <a href=\"figures/" << xml_escape(name) << ".svg\">SVG</a> <a href=\"figures/"
+              << xml_escape(name) << ".pdf\">PDF</a></figcaption></figure>\n";
         if (markdown_) {
             write_text_atomically(markdown_figures() / (name + ".svg"), canvas.svg());
             md_ << "![Figure " << figures_ << "](" << markdown_figures().filename().string() << "/" << name << ".svg)\n\n*Figure "
@@ -112,12 +93,12 @@ class Report {
     void table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                const std::string& caption) {
         ++tables_;
-        html_ << "<table><caption>Table " << tables_ << ". " << escape(caption) << "</caption><tr>";
-        for (const auto& h : header) html_ << "<th>" << escape(h) << "</th>";
+        html_ << "<table><caption>Table " << tables_ << ". " << xml_escape(caption) << "</caption><tr>";
+        for (const auto& h : header) html_ << "<th>" << xml_escape(h) << "</th>";
         html_ << "</tr>\n";
         for (const auto& row : rows) {
             html_ << "<tr>";
-            for (const auto& cell : row) html_ << "<td>" << escape(cell) << "</td>";
+            for (const auto& cell : row) html_ << "<td>" << xml_escape(cell) << "</td>";
             html_ << "</tr>\n";
         }
         html_ << "</table>\n";
@@ -135,7 +116,7 @@ class Report {
     }
     void code(const std::string& heading, const std::string& text) {
         title(3 + depth_, heading);
-        html_ << "<pre>" << escape(text) << "</pre>\n";
+        html_ << "<pre>" << xml_escape(text) << "</pre>\n";
         md_ << "```toml\n" << text << (text.empty() || text.back() == '\n' ? "" : "\n") << "```\n\n";
     }
     // Figures of an earlier report that this one no longer draws (the folders are the report's own).
@@ -161,12 +142,6 @@ class Report {
     std::string prefix_;
     int depth_ = 0;
 };
-
-std::string safe(const std::string& s) {
-    std::string out;
-    for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-    return out;
-}
 
 double alpha_of(const std::string& subject) { return std::stod(subject.substr(subject.find('=') + 1)); }
 
@@ -279,7 +254,7 @@ std::optional<SimilarityView> similarity_view(const Lookup& m, const std::vector
 void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>& view) {
     if (!view) return;
     std::vector<std::vector<std::string>> rows;
-    auto cell = [](const Spread& s) { return s.n ? fixed(s.mean()) : std::string("-"); };
+    auto cell = [](const Spread& s) { return s.n ? format_fixed(s.mean()) : std::string("-"); };
     for (const auto& t : view->tightness)
         rows.push_back({t.dataset, t.family, cell(t.within), cell(t.family_other), cell(t.other),
                         std::to_string(t.nearest_same) + " of " + std::to_string(t.members)});
@@ -290,8 +265,8 @@ void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>&
              "Cosine similarity of every pair of task vectors, ordered by family and dataset (lines between datasets).");
 }
 
-std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + pct(v); }
-std::string signed_fixed(double v, int digits) { return (v >= 0 ? "+" : "") + fixed(v, digits); }
+std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + format_percent(v); }
+std::string signed_fixed(double v, int digits) { return (v >= 0 ? "+" : "") + format_fixed(v, digits); }
 
 // ---- centroid versus pretrained, from one init-compare job's metrics
 
@@ -433,7 +408,7 @@ double body_parameters(const json& c) {
     return embeddings + layers * layer;
 }
 
-std::string millions(double v) { return fixed(v / 1e6, 1) + "M"; }
+std::string millions(double v) { return format_fixed(v / 1e6, 1) + "M"; }
 
 // The generalized loss along one interpolation or extrapolation line: alpha -> losses over datasets.
 std::map<double, Spread> loss_by_alpha(const Lookup& m) {
@@ -478,9 +453,9 @@ StudyFindings paper_findings(const Study& st) {
             for (const auto& [key, v] : m.values) {
                 const std::string prefix = "clustering_accuracy/" + kind + "/";
                 if (std::get<2>(key).rfind(prefix, 0) == 0 && std::get<2>(key) != prefix + "spectral")
-                    others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " + pct(v) + "%";
+                    others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " + format_percent(v) + "%";
             }
-            findings.push_back({label + " (spectral)", pct(paper) + "%", pct(spectral) + "%", others,
+            findings.push_back({label + " (spectral)", format_percent(paper) + "%", format_percent(spectral) + "%", others,
                                 spectral >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * spectral, "%"});
         }
     }
@@ -532,10 +507,10 @@ StudyFindings paper_findings(const Study& st) {
             if (!pb.count(level) || !pb[level].count(measure)) continue;
             const Spread& sp = pb[level][measure];
             const double paper = measure == "PB(In', In)" ? paper_in.at(level) : paper::number("pb_ex");
-            const std::string spread = sp.n > 1 ? "range " + pct(sp.lo) + "-" + pct(sp.hi) + "% over " + std::to_string(sp.n) + " groups" : "one group";
+            const std::string spread = sp.n > 1 ? "range " + format_percent(sp.lo) + "-" + format_percent(sp.hi) + "% over " + std::to_string(sp.n) + " groups" : "one group";
             // agreement: within 10 points of the paper (hull samples beating the members is the claim)
             findings.push_back({measure + ", " + level + " level (hull samples " + (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
-                                pct(paper) + "%", pct(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs,
+                                format_percent(paper) + "%", format_percent(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs,
                                 100 * sp.mean(), "%"});
             // the same split by whether fine-tuning learned the dataset at all
             if (level == "dataset" && pb_learned.count(measure))
@@ -545,8 +520,8 @@ StudyFindings paper_findings(const Study& st) {
                     findings.push_back({measure + ", dataset level, " + (yes ? "datasets fine-tuning learned" : "datasets it did not learn") +
                                             " (mean accuracy " + (yes ? "more than" : "within") + " 2 points " + (yes ? "above" : "of") +
                                             " the majority class)",
-                                        pct(paper) + "%", pct(part.mean()) + "%",
-                                        "range " + pct(part.lo) + "-" + pct(part.hi) + "% over " + std::to_string(part.n) + " datasets",
+                                        format_percent(paper) + "%", format_percent(part.mean()) + "%",
+                                        "range " + format_percent(part.lo) + "-" + format_percent(part.hi) + "% over " + std::to_string(part.n) + " datasets",
                                         part.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * part.mean(), "%"});
                 }
         }
@@ -568,7 +543,7 @@ StudyFindings paper_findings(const Study& st) {
         const Spread& sp = entry.first;
         const bool claimed = relation != "different families"; // the paper's claim covers the region, not across families
         findings.push_back({"interpolation, " + relation + ": midpoint loss minus mean endpoint loss",
-                            claimed ? "<= 0 (as good or better)" : "-", (sp.mean() >= 0 ? "+" : "") + fixed(sp.mean(), 4),
+                            claimed ? "<= 0 (as good or better)" : "-", (sp.mean() >= 0 ? "+" : "") + format_fixed(sp.mean(), 4),
                             std::to_string(entry.second) + " of " + std::to_string(sp.n) + " pairs no worse than the worse endpoint",
                             claimed ? (sp.mean() <= 0.01 ? Verdict::agrees : Verdict::differs) : Verdict::no_paper_number,
                             sp.mean(), "loss"});
@@ -580,9 +555,9 @@ StudyFindings paper_findings(const Study& st) {
         if (!curve.count(0.0) || !curve.count(1.0) || curve.size() < 3) continue;
         const double ends = std::max(curve[0.0].mean(), curve[1.0].mean());
         const double far = std::max(curve.begin()->second.mean(), curve.rbegin()->second.mean());
-        findings.push_back({"extrapolation: loss at the far ends (alpha " + fixed(curve.begin()->first, 0) + " / " +
-                                fixed(curve.rbegin()->first, 0) + ") over the worse endpoint's",
-                            "> 1 (steep walls)", fixed(far / ends, 2) + "x", "endpoint loss " + fixed(ends, 3) + ", far " + fixed(far, 3),
+        findings.push_back({"extrapolation: loss at the far ends (alpha " + format_fixed(curve.begin()->first, 0) + " / " +
+                                format_fixed(curve.rbegin()->first, 0) + ") over the worse endpoint's",
+                            "> 1 (steep walls)", format_fixed(far / ends, 2) + "x", "endpoint loss " + format_fixed(ends, 3) + ", far " + format_fixed(far, 3),
                             far / ends > 1.2 ? Verdict::agrees : Verdict::differs, far / ends, "x"});
     }
 
@@ -597,8 +572,8 @@ StudyFindings paper_findings(const Study& st) {
                                   : few   ? signed_fixed(paper::number("centroid/bitfit/few_shot"), 2) + " points"
                                           : signed_fixed(paper::number("centroid/bitfit/low"), 2) + " to " +
                                               signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
-                                              fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
-                                              fixed(paper::number("centroid/bitfit/targets"), 0) + " targets better or equal";
+                                              format_fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
+                                              format_fixed(paper::number("centroid/bitfit/targets"), 0) + " targets better or equal";
         findings.push_back({"centroid vs pretrained start, " + c.title, paper,
                             signed_pct(c.mean_difference) + " points, " + std::to_string(c.better_or_equal) + " of " +
                                 std::to_string(c.targets.size()) + " targets better or equal",
@@ -620,14 +595,14 @@ StudyFindings paper_findings(const Study& st) {
         const double params = body_parameters(c);
         scale.push_back("Model size: the base has " + millions(params) + " body parameters (" + std::to_string(c.value("num_hidden_layers", 0)) +
                         " layers, hidden " + std::to_string(c.value("hidden_size", 0)) + "); RoBERTa-base has about 124M, " +
-                        fixed(124e6 / params, 0) + " times more. Smaller models have fewer directions to spread fine-tuned "
+                        format_fixed(124e6 / params, 0) + " times more. Smaller models have fewer directions to spread fine-tuned "
                         "solutions over, and their probes separate less.");
     }
     if (base.is_object() && base.contains("pretraining")) {
         const json& p = base["pretraining"];
         scale.push_back("Pretraining budget: the base saw " + millions(p.value("tokens_seen", 0.0)) + " tokens (held-out masked-LM accuracy " +
-                        pct(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2.1 trillion (500K steps of 8K sequences "
-                        "of 512 tokens), " + fixed(2.1e12 / std::max(1.0, p.value("tokens_seen", 0.0)), 0) + " times more. A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
+                        format_percent(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2.1 trillion (500K steps of 8K sequences "
+                        "of 512 tokens), " + format_fixed(2.1e12 / std::max(1.0, p.value("tokens_seen", 0.0)), 0) + " times more. A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
     }
     {
         const auto seeds = spec["experiment"]["seeds"].as_array();
@@ -678,9 +653,9 @@ StudyFindings paper_findings(const Study& st) {
             if (t.within.n) within.add(t.within.mean()), k = std::max(k, t.members);
         if (within.n && k > 1) {
             const double c = within.mean(), shrink = std::sqrt((1 + double(k - 1) * c) / double(k));
-            scale.push_back("Averaging: the task vectors of one dataset's seeds have a mean cosine of " + fixed(c, 3) +
-                            " (range " + fixed(within.lo, 3) + "-" + fixed(within.hi, 3) + " over datasets; the per-dataset table below). The average of " +
-                            std::to_string(k) + " such members keeps only " + pct(shrink) +
+            scale.push_back("Averaging: the task vectors of one dataset's seeds have a mean cosine of " + format_fixed(c, 3) +
+                            " (range " + format_fixed(within.lo, 3) + "-" + format_fixed(within.hi, 3) + " over datasets; the per-dataset table below). The average of " +
+                            std::to_string(k) + " such members keeps only " + format_percent(shrink) +
                             "% of a member's task-vector norm: hull samples sit much closer to the base than the members do, "
                             "so where fine-tuning helped the probe they lose some of it. Tight regions (cosine near 1) would lose nothing.");
         }
@@ -791,16 +766,16 @@ void write_compute(Report& r, const Study& st) {
         const auto [n, seconds] = by_kind.count(k) ? by_kind[k] : std::pair<std::size_t, double>{0, 0.0};
         const auto e = estimate ? (*estimate)[k].value<double>() : std::nullopt;
         measured += seconds, expected += e.value_or(0);
-        std::vector<std::string> row = {k, std::to_string(n), fixed(seconds / 3600, 2), n ? fixed(seconds / double(n), 0) : "-"};
-        if (estimate) row.push_back(e ? fixed(*e, 2) : "-");
+        std::vector<std::string> row = {k, std::to_string(n), format_fixed(seconds / 3600, 2), n ? format_fixed(seconds / double(n), 0) : "-"};
+        if (estimate) row.push_back(e ? format_fixed(*e, 2) : "-");
         rows.push_back(row);
     }
-    std::vector<std::string> total = {"all", std::to_string(st.done), fixed(measured / 3600, 2), "-"};
+    std::vector<std::string> total = {"all", std::to_string(st.done), format_fixed(measured / 3600, 2), "-"};
     std::vector<std::string> header = {"job kind", "jobs done", "CPU-hours", "seconds per job"};
-    if (estimate) header.push_back("estimated CPU-hours"), total.push_back(fixed(expected, 2));
+    if (estimate) header.push_back("estimated CPU-hours"), total.push_back(format_fixed(expected, 2));
     rows.push_back(total);
     r.table(header, rows,
-            "Compute by job kind: each finished job's seconds times its threads (" + fixed(threads, 0) +
+            "Compute by job kind: each finished job's seconds times its threads (" + format_fixed(threads, 0) +
                 "), so jobs that shared the machine count their contention" +
                 (estimate ? "; the estimate is the spec's [estimate], sized from measured per-job times before the run" : "") + ".");
 }
@@ -837,7 +812,7 @@ void write_study_sections(Report& r, const Study& st) {
             family_of_dataset[dataset] = l.value("family", "");
         }
         rows.push_back({model, dataset, l.value("family", ""), l.value("seed", ""),
-                        acc != m.values.end() ? pct(acc->second) : "-", fixed(job_of[id].seconds, 1)});
+                        acc != m.values.end() ? format_percent(acc->second) : "-", format_fixed(job_of[id].seconds, 1)});
     }
     if (!rows.empty()) {
         r.heading("Fine-tuned models", "The zoo: the base model fine-tuned on every dataset with every seed.");
@@ -852,10 +827,10 @@ void write_study_sections(Report& r, const Study& st) {
             const json f = facts.is_object() && facts.contains(d) ? facts[d] : json::object();
             summary.push_back({d, family_of_dataset[d], f.contains("train_examples") ? used(f.value("train_examples", std::size_t(0))) : "-",
                                f.contains("classes") ? std::to_string(f.value("classes", 0)) : "-",
-                               f.contains("majority_accuracy") ? pct(f.value("majority_accuracy", 0.0)) : "-", std::to_string(a.size()),
-                               pct(mean(a)), a.size() > 1 ? pct(sample_std(a)) : "-",
-                               pct(*std::min_element(a.begin(), a.end())) + "-" + pct(*std::max_element(a.begin(), a.end()))});
-            if (!published.values.empty()) summary.back().push_back(published.values.count(d) ? fixed(published.values.at(d), 1) : "-");
+                               f.contains("majority_accuracy") ? format_percent(f.value("majority_accuracy", 0.0)) : "-", std::to_string(a.size()),
+                               format_percent(mean(a)), a.size() > 1 ? format_percent(sample_std(a)) : "-",
+                               format_percent(*std::min_element(a.begin(), a.end())) + "-" + format_percent(*std::max_element(a.begin(), a.end()))});
+            if (!published.values.empty()) summary.back().push_back(published.values.count(d) ? format_fixed(published.values.at(d), 1) : "-");
         }
         std::vector<std::string> header = {"dataset", "family", "train examples", "classes", "majority class (%)", "seeds",
                                            "mean test accuracy (%)", "std over seeds", "range"};
@@ -875,14 +850,14 @@ void write_study_sections(Report& r, const Study& st) {
             const std::string& metric = std::get<2>(key);
             if (metric.rfind("clustering_accuracy/", 0) != 0) continue;
             const auto slash = metric.find('/', 20);
-            acc.push_back({metric.substr(20, slash - 20), metric.substr(slash + 1), pct(value)});
+            acc.push_back({metric.substr(20, slash - 20), metric.substr(slash + 1), format_percent(value)});
         }
         r.table({"groups", "method", "clustering accuracy (%)"}, acc,
                 "Clustering accuracy (each cluster mapped to its majority group, every group given a cluster).");
         std::vector<std::vector<std::string>> wb;
         for (const std::string kind : {"dataset", "family"}) {
             const auto w = m.values.find({"map", "", "within/" + kind}), b = m.values.find({"map", "", "between/" + kind});
-            if (w != m.values.end() && b != m.values.end()) wb.push_back({kind, fixed(w->second), fixed(b->second)});
+            if (w != m.values.end() && b != m.values.end()) wb.push_back({kind, format_fixed(w->second), format_fixed(b->second)});
         }
         r.table({"groups", "mean cosine within", "mean cosine between"}, wb, "Tight versus loose: similarity within and between groups.");
         write_similarity_by_dataset(r, view);
@@ -970,19 +945,19 @@ void write_study_sections(Report& r, const Study& st) {
                 std::vector<std::string> row = {l.value("A", ""), l.value("B", ""), l.value("relation", "")};
                 for (double a : pair_alphas) {
                     const auto at = std::find(avg.x.begin(), avg.x.end(), a);
-                    row.push_back(at == avg.x.end() ? "-" : fixed(avg.y[std::size_t(at - avg.x.begin())]));
+                    row.push_back(at == avg.x.end() ? "-" : format_fixed(avg.y[std::size_t(at - avg.x.begin())]));
                 }
                 pair_rows.push_back(row);
                 continue;
             }
-            r.figure(kind + "-" + safe(id.substr(kind.size() + 1)),
+            r.figure(kind + "-" + file_safe_name(id.substr(kind.size() + 1)),
                      line_plot(series, title, extra ? "alpha (symlog)" : "alpha (0 = A, 1 = B)", "generalized loss", extra),
                      (extra ? "Extrapolation " : "Interpolation ") + title + " (" + l.value("relation", "") +
                          "): generalized loss per target dataset.");
         }
         if (!pair_rows.empty()) {
             std::vector<std::string> header = {"A", "B", "relation"};
-            for (double a : pair_alphas) header.push_back("alpha " + fixed(a, 2));
+            for (double a : pair_alphas) header.push_back("alpha " + format_fixed(a, 2));
             r.table(header, pair_rows, std::string(extra ? "Extrapolation" : "Interpolation") +
                                            ": generalized loss along each line, mean over the two models' datasets.");
         }
@@ -1017,7 +992,7 @@ void write_study_sections(Report& r, const Study& st) {
             auto cell = [&](const std::string& name) {
                 auto v = m.values.find({"pb", "all datasets", name});
                 auto n = m.values.find({"pb", "all datasets", name + " pairs"});
-                return v == m.values.end() ? std::string("-") : pct(v->second) + " (" + std::to_string(long(n->second)) + ")";
+                return v == m.values.end() ? std::string("-") : format_percent(v->second) + " (" + std::to_string(long(n->second)) + ")";
             };
             pb_rows.push_back({l.value("level", ""), l.value("group", "") == "" ? "all models" : l.value("group", ""),
                                cell("PB(In', In)"), cell("PB(In', Ex)"), cell("PB(In, Ex)")});
@@ -1034,13 +1009,13 @@ void write_study_sections(Report& r, const Study& st) {
                     if (g.name == set_of[subject] && n) g.y.push_back(sum / n);
             }
             if (l.value("level", "") == "dataset" && dataset_hulls > kMaxFiguresPerAnalysis) continue; // the PB table has them
-            r.figure("hull-" + safe(id.substr(5)), strip_plot(groups, "In / In' / Ex: " + id.substr(5), "generalized loss"),
+            r.figure("hull-" + file_safe_name(id.substr(5)), strip_plot(groups, "In / In' / Ex: " + id.substr(5), "generalized loss"),
                      "Generalized loss (mean over the group's datasets) of members, hull samples and outside models: " + id.substr(5) + ".");
         }
         r.table({"level", "group", "PB(In', In) % (pairs)", "PB(In', Ex) % (pairs)", "PB(In, Ex) % (pairs)"}, pb_rows,
-                "PB over all datasets of each group; the paper: " + fixed(100 * paper::number("pb_in/dataset"), 0) + " / " +
-                    fixed(100 * paper::number("pb_in/family"), 1) + " / " + fixed(100 * paper::number("pb_in/general"), 0) +
-                    "% (dataset / task / general) for PB(In', In) and " + fixed(100 * paper::number("pb_ex"), 0) + "% for PB(In', Ex).");
+                "PB over all datasets of each group; the paper: " + format_fixed(100 * paper::number("pb_in/dataset"), 0) + " / " +
+                    format_fixed(100 * paper::number("pb_in/family"), 1) + " / " + format_fixed(100 * paper::number("pb_in/general"), 0) +
+                    "% (dataset / task / general) for PB(In', In) and " + format_fixed(100 * paper::number("pb_ex"), 0) + "% for PB(In', Ex).");
     }
 
     // ---- plane
@@ -1098,8 +1073,8 @@ void write_study_sections(Report& r, const Study& st) {
             Series pre{"pretrained", {}, {}}, cen{"centroid", {}, {}};
             for (const auto& t : c.targets) {
                 pre.y.push_back(100 * t.pretrained), cen.y.push_back(100 * t.centroid);
-                table.push_back({t.name, pct(t.pretrained) + " +- " + pct(t.pretrained_std), pct(t.centroid) + " +- " + pct(t.centroid_std),
-                                 signed_pct(t.difference), fixed(t.p_value, 3)});
+                table.push_back({t.name, format_percent(t.pretrained) + " +- " + format_percent(t.pretrained_std), format_percent(t.centroid) + " +- " + format_percent(t.centroid_std),
+                                 signed_pct(t.difference), format_fixed(t.p_value, 3)});
             }
             if (!table.empty())
                 table.push_back({"mean", "", "", signed_pct(c.mean_difference),
@@ -1107,13 +1082,13 @@ void write_study_sections(Report& r, const Study& st) {
             const std::string suffix = ids.size() > 1 ? " (" + c.title + ")" : "";
             r.table({"target", "pretrained (%)", "centroid (%)", "difference", "p (paired t)"}, table,
                     "Test accuracy, mean +- std over seeds" + suffix +
-                        "; the paper (BitFit): better or equal on " + fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
-                        fixed(paper::number("centroid/bitfit/targets"), 0) + " targets, " + signed_fixed(paper::number("centroid/bitfit/low"), 2) +
+                        "; the paper (BitFit): better or equal on " + format_fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
+                        format_fixed(paper::number("centroid/bitfit/targets"), 0) + " targets, " + signed_fixed(paper::number("centroid/bitfit/low"), 2) +
                         " to " + signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
                         signed_fixed(paper::number("centroid/bitfit/few_shot"), 2) + " few-shot.");
             std::vector<std::string> names;
             for (const auto& t : c.targets) names.push_back(t.name);
-            r.figure(ids.size() > 1 ? "centroid-" + safe(id.substr(9)) : "centroid",
+            r.figure(ids.size() > 1 ? "centroid-" + file_safe_name(id.substr(9)) : "centroid",
                      bar_chart(names, {pre, cen}, "Centroid versus pretrained start" + suffix, "test accuracy (%)"),
                      "Accuracy after fine-tuning from each start, per target dataset (mean over seeds)" + suffix + ".");
         }
@@ -1123,7 +1098,7 @@ void write_study_sections(Report& r, const Study& st) {
     r.heading("Spec and provenance");
     write_compute(r, st);
     std::vector<std::vector<std::string>> job_rows;
-    for (const auto& j : jobs) job_rows.push_back({j.id, j.state, fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
+    for (const auto& j : jobs) job_rows.push_back({j.id, j.state, format_fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
     r.table({"job", "state", "seconds", "attempts", "error"}, job_rows, "Jobs.");
     std::vector<std::vector<std::string>> model_rows;
     for (const auto& m : store.models()) model_rows.push_back({fs::path(m.path).filename().string(), m.sha256.substr(0, 16)});
@@ -1145,7 +1120,7 @@ std::string change_text(const Finding& a, const Finding& b) {
     if (std::isnan(a.value) || std::isnan(b.value)) return "-";
     const double d = b.value - a.value;
     if (a.unit == "%" || a.unit == "points") return signed_fixed(d, 2) + " points";
-    if (a.unit == "x") return fixed(b.value / a.value, 2) + " times";
+    if (a.unit == "x") return format_fixed(b.value / a.value, 2) + " times";
     return signed_fixed(d, 4);
 }
 
@@ -1245,16 +1220,16 @@ void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
     for (const auto& d : datasets) {
         std::string majority = "-";
         for (const auto& st : studies)
-            if (st.facts.is_object() && st.facts.contains(d)) majority = pct(st.facts[d].value("majority_accuracy", 0.0));
+            if (st.facts.is_object() && st.facts.contains(d)) majority = format_percent(st.facts[d].value("majority_accuracy", 0.0));
         std::vector<std::string> row = {d, majority};
         for (const auto& acc : by_study) {
             const auto at = acc.find(d);
             row.push_back(at == acc.end() ? "-"
-                                          : pct(mean(at->second)) + " +- " + (at->second.size() > 1 ? pct(sample_std(at->second)) : "-") +
+                                          : format_percent(mean(at->second)) + " +- " + (at->second.size() > 1 ? format_percent(sample_std(at->second)) : "-") +
                                                 " (" + std::to_string(at->second.size()) + ")");
         }
         for (const auto& p : published)
-            if (!p.values.empty()) row.push_back(p.values.count(d) ? fixed(p.values.at(d), 1) : "-");
+            if (!p.values.empty()) row.push_back(p.values.count(d) ? format_fixed(p.values.at(d), 1) : "-");
         rows.push_back(row);
     }
     std::string caption = "Fine-tuned test accuracy per dataset on each base, over seeds";
@@ -1264,12 +1239,12 @@ void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
 }
 
 std::string html_page(const std::string& title, const std::string& intro_html, const std::string& body) {
-    return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " + escape(title) +
+    return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " + xml_escape(title) +
         "</title>\n<style>body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
         "caption{text-align:left;font-style:italic;margin-bottom:4px}figure{margin:1.5em 0}figcaption{font-size:90%}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto}svg circle:hover{stroke-width:2}</style></head>\n<body>\n"
-        "<h1>basin report: " + escape(title) + "</h1>\n<p>" + intro_html + "</p>\n" + body +
+        "<h1>basin report: " + xml_escape(title) + "</h1>\n<p>" + intro_html + "</p>\n" + body +
         "<script>\n// marks each chart that the browser laid out with a visible size (checked by the tests)\n"
         "window.addEventListener('load', function () {\n"
         "  var shown = 0;\n"
@@ -1294,8 +1269,8 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
 
     const std::string status_line = st.status_line();
     const std::string page = html_page(st.name,
-                                       escape(status_line) + " Hover over a point for its value. Generated by <code>basin report</code> from " +
-                                           escape(st.store_path.filename().string()) + ".",
+                                       xml_escape(status_line) + " Hover over a point for its value. Generated by <code>basin report</code> from " +
+                                           xml_escape(st.store_path.filename().string()) + ".",
                                        r.body());
     write_text_atomically(dir / "report.html", page);
     r.remove_stale_figures();
@@ -1331,15 +1306,15 @@ ReportResult write_comparison_report(const std::vector<fs::path>& experiments, c
         r.begin_study("", 0);
         r.heading("Study " + std::to_string(i + 1) + ": " + st.name + " (base " + base_label(st) + ")", st.status_line());
         // the study's own agreement lists and reasons (its findings are in the first table), then its sections
-        r.begin_study(safe(st.folder.filename().string()) + "-", 0);
+        r.begin_study(file_safe_name(st.folder.filename().string()) + "-", 0);
         write_findings_account(r, found[i], "Table 1, column " + base_label(st));
-        r.begin_study(safe(st.folder.filename().string()) + "-", 1);
+        r.begin_study(file_safe_name(st.folder.filename().string()) + "-", 1);
         write_study_sections(r, st);
     }
     std::string status;
     for (const auto& st : studies) status += (status.empty() ? "" : " ") + st.name + ": " + st.status_line();
     write_text_atomically(dir / "report.html",
-                          html_page(title, escape(status) + " Generated by <code>basin report</code> from the stores of " +
+                          html_page(title, xml_escape(status) + " Generated by <code>basin report</code> from the stores of " +
                                                std::to_string(studies.size()) + " experiments.",
                                     r.body()));
     r.remove_stale_figures();

@@ -1,5 +1,7 @@
 #include "basin/report/figure.h"
 
+#include "basin/core/strings.h"
+
 #include "basin/core/fs.h"
 
 #include <algorithm>
@@ -10,40 +12,13 @@
 namespace basin {
 namespace {
 
-std::string num(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f", v);
-    return buf;
-}
+std::string num(double v) { return format_fixed(v, 2); } // SVG coordinates
 
 std::string hex(Color c) {
     char buf[8];
     auto b = [](double v) { return static_cast<int>(std::lround(std::clamp(v, 0.0, 1.0) * 255)); };
     std::snprintf(buf, sizeof buf, "#%02x%02x%02x", b(c.r), b(c.g), b(c.b));
     return buf;
-}
-
-std::string xml_escape(const std::string& s) {
-    std::string out;
-    for (char ch : s) {
-        switch (ch) {
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '&':
-            out += "&amp;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        default:
-            out += ch;
-        }
-    }
-    return out;
 }
 
 std::string pdf_string(const std::string& s) {
@@ -60,11 +35,7 @@ double text_width(const std::string& s, double size) {
     return 0.55 * size * static_cast<double>(s.size());
 }
 
-std::string format_tick(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3g", std::abs(v) < 1e-12 ? 0.0 : v);
-    return buf;
-}
+std::string format_tick(double v) { return format_g(std::abs(v) < 1e-12 ? 0.0 : v, 3); }
 
 // about five round tick values covering [lo, hi]
 std::vector<double> ticks(double lo, double hi) {

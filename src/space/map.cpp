@@ -47,11 +47,7 @@ fs::path canonical_or_absolute(const fs::path& p) {
     return ec ? fs::absolute(p).lexically_normal() : c;
 }
 
-std::string number(double v) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.10g", v);
-    return buf;
-}
+std::string number(double v) { return format_g(v, 10); }
 
 // Short unique names for models: the folder name, or the full path where names collide.
 std::vector<std::string> display_names(const std::vector<fs::path>& models) {

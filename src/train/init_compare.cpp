@@ -8,6 +8,7 @@
 #include <set>
 
 #include "basin/core/error.h"
+#include "basin/core/strings.h"
 #include "basin/core/fs.h"
 #include "basin/data/dataset.h"
 #include "basin/merge/merge.h"
@@ -30,17 +31,6 @@ std::optional<double> finished_accuracy(const fs::path& run) {
     return last["eval_accuracy"].get<double>();
 }
 
-std::string number(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
-
-std::string percent(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f", 100 * v);
-    return buf;
-}
 
 } // namespace
 
@@ -169,8 +159,8 @@ std::string write_comparison_tables(const std::vector<TargetComparison>& rows, c
     int wins = 0, ties = 0, losses = 0;
     for (const auto& r : rows) {
         const auto &x = r.candidates[0], &y = r.candidates[1];
-        md += "| " + r.target + " | " + percent(x.mean) + " +- " + percent(x.std) + " | " + percent(y.mean) + " +- " +
-              percent(y.std) + " | " + (r.test.mean_difference >= 0 ? "+" : "") + percent(r.test.mean_difference) +
+        md += "| " + r.target + " | " + format_percent(x.mean) + " +- " + format_percent(x.std) + " | " + format_percent(y.mean) + " +- " +
+              format_percent(y.std) + " | " + (r.test.mean_difference >= 0 ? "+" : "") + format_percent(r.test.mean_difference) +
               " | " + (r.test.degrees_of_freedom > 0 ? std::to_string(r.test.p_value).substr(0, 5) : "-") + " | " +
               r.outcome + " |\n";
         gains.push_back(r.test.mean_difference);
@@ -191,12 +181,12 @@ std::string write_comparison_tables(const std::vector<TargetComparison>& rows, c
                          {"p_value", r.test.p_value},
                          {"outcome", r.outcome}});
     }
-    md += "| **mean** | | | **" + std::string(mean(gains) >= 0 ? "+" : "") + percent(mean(gains)) + "** | | " +
+    md += "| **mean** | | | **" + std::string(mean(gains) >= 0 ? "+" : "") + format_percent(mean(gains)) + "** | | " +
           std::to_string(wins) + " win / " + std::to_string(ties) + " tie / " + std::to_string(losses) + " loss |\n";
     std::string seeds;
     for (auto v : s.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
     const std::string settings = std::string(train_mode_name(s.mode)) + " fine-tuning, " + std::to_string(s.epochs) +
-                                 " epochs, lr " + number(s.lr) + ", batch " + std::to_string(s.batch_size) +
+                                 " epochs, lr " + format_g(s.lr) + ", batch " + std::to_string(s.batch_size) +
                                  ", max length " + std::to_string(s.max_length) + ", seeds " + seeds +
                                  (s.train_limit ? ", at most " + std::to_string(s.train_limit) + " training examples" : "");
     md = "Test accuracy (%), mean +- standard deviation over seeds; difference = " + b + " - " + a +

@@ -388,7 +388,7 @@ train_limit = 40
             self.assertTrue(row[0].split("|")[3].strip().startswith(f"{'+' if mean >= 0 else ''}{mean:.2f} points"), row[0])
         self.assertIn("no paper number", [line for line in md.splitlines() if "full fine-tuning, at most 40" in line][0])
         for name in ("bitfit-40", "full-40"):
-            self.assertTrue(os.path.exists(os.path.join(WORK, "doc", "variants", f"centroid-{name.replace('-', '_')}.svg")))
+            self.assertTrue(os.path.exists(os.path.join(WORK, "doc", "variants", f"centroid-{name}.svg")))
 
     def test_a_dataset_with_more_seeds_and_a_document_for_two_studies(self):
         # a second study: another base folder (the same weights), one dataset with a third seed,

@@ -20,6 +20,51 @@ inline std::string trim(std::string_view s) {
     return std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
 }
 
+// ---- numbers and names as text: every report, table, record and file name formats through these
+
+// v with `digits` decimals: 0.1235 (digits 4).
+inline std::string format_fixed(double v, int digits = 4) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+    return buf;
+}
+
+// A fraction as a percentage without the sign: 0.8814 -> "88.14".
+inline std::string format_percent(double fraction, int digits = 2) { return format_fixed(100 * fraction, digits); }
+
+// v with `significant` significant digits, C's %g: 5e-05, 0.25, 1.23457e+06.
+inline std::string format_g(double v, int significant = 6) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*g", significant, v);
+    return buf;
+}
+
+// v with enough digits to read back as the same double (coefficients, coordinates).
+inline std::string format_exact(double v) { return format_g(v, 17); }
+
+// A name fit for a file: letters, digits, '-' and '_' kept, anything else '_'.
+inline std::string file_safe_name(std::string_view name) {
+    std::string out;
+    for (char c : name) {
+        const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        out += keep ? c : '_';
+    }
+    return out;
+}
+
+// Text for XML and HTML (SVG figures, the report): the five characters that need it escaped.
+inline std::string xml_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '<') out += "&lt;";
+        else if (c == '>') out += "&gt;";
+        else if (c == '&') out += "&amp;";
+        else if (c == '"') out += "&quot;";
+        else out += c;
+    }
+    return out;
+}
+
 // A duration for progress lines: 42s, 3m05s, 2h10m.
 inline std::string duration_text(double seconds) {
     char buf[32];
