@@ -1,4 +1,5 @@
-// Turning a finished job's output files into store rows.
+#include "basin/experiment/results.h"
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,7 +9,6 @@
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/data/dataset.h"
-#include "basin/experiment/runner.h"
 
 namespace basin {
 

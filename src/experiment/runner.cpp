@@ -1,5 +1,7 @@
 #include "basin/experiment/runner.h"
 
+#include "basin/experiment/results.h"
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>

@@ -28,9 +28,6 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& options);
 // One line per job: state (done, stale, running, failed, blocked, pending), time, error.
 void print_status(const ExperimentSpec& spec);
 
-// What a finished job wrote, as store rows (metrics, points, models); reads only its output folder.
-JobResults collect_results(const Job& job);
-
 // Whether this process was started by mpirun or srun (their environment variables are set).
 bool launched_by_mpi();
 
