@@ -1,5 +1,6 @@
 // basin map: similarity, clusters and projections of many checkpoints' task vectors.
 #include "basin/core/error.h"
+#include "basin/core/mpi.h"
 #include "basin/core/interrupt.h"
 #include "basin/experiment/runner.h"
 #include "basin/space/gram.h"
@@ -10,9 +11,6 @@
 #include <cstdio>
 #include <thread>
 
-#ifdef BASIN_WITH_MPI
-#include <mpi.h>
-#endif
 
 namespace basin::cli {
 
@@ -103,27 +101,16 @@ Runner add_map(CLI::App& app) {
             o->threads > 0 ? o->threads
                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         const auto models = read_model_list(o->models);
-#ifdef BASIN_WITH_MPI
         // under mpirun/srun: every rank reads its share of the parameter stream; the Gram matrix
-        // is summed with MPI_Allreduce and rank 0 analyses and writes
-        struct Mpi {
-            bool on = launched_by_mpi();
-            Mpi() {
-                if (on) MPI_Init(nullptr, nullptr);
-            }
-            ~Mpi() {
-                if (on) MPI_Finalize();
-            }
-        } mpi;
-        if (mpi.on) {
-            MPI_Comm_rank(MPI_COMM_WORLD, &o->map.gram.rank);
-            MPI_Comm_size(MPI_COMM_WORLD, &o->map.gram.ranks);
-            o->map.gram.sum_across_ranks = [](std::vector<double>& v) {
-                MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-            };
+        // is summed over ranks and rank 0 analyses and writes
+        const MpiSession mpi;
+        if (mpi.active()) {
+            o->map.gram.rank = mpi.rank();
+            o->map.gram.ranks = mpi.size();
+            o->map.gram.sum_across_ranks = MpiSession::sum;
         }
         try {
-            if (mpi.on && o->map.gram.rank != 0) {
+            if (mpi.active() && mpi.rank() != 0) {
                 task_vector_gram(o->base, models, o->map.gram);
                 return 0;
             }
@@ -133,17 +120,9 @@ Runner add_map(CLI::App& app) {
         } catch (const std::exception& e) {
             // An error on one rank only (a file it cannot read, its own resident memory) would
             // leave the others waiting in a collective for ever: say it, then end the whole job.
-            if (mpi.on && o->map.gram.ranks > 1) {
-                std::fprintf(stderr, "basin: error: %s (rank %d of %d; ending the job)\n", e.what(),
-                             o->map.gram.rank, o->map.gram.ranks);
-                std::fflush(stderr);
-                MPI_Abort(MPI_COMM_WORLD, 1);
-            }
+            if (mpi.active() && mpi.size() > 1) mpi.abort_all(e.what());
             throw;
         }
-#else
-        return report(run_map(o->base, models, o->groups, o->out, o->map), o->out);
-#endif
     };
 }
 

@@ -28,6 +28,7 @@ extern char** environ;
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/limits.h"
+#include "basin/core/mpi.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 
@@ -493,24 +494,12 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
 
 } // namespace
 
-bool launched_by_mpi() {
-    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID"})
-        if (std::getenv(var)) return true;
-    return false;
-}
-
 int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
-    int rank = 0, ranks = 1;
+    const MpiSession mpi;
+    const int ranks = mpi.size();
 #ifdef BASIN_WITH_MPI
-    const bool mpi = launched_by_mpi();
-    if (mpi) {
-        MPI_Init(nullptr, nullptr);
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-    }
-    if (mpi && rank != 0) { // workers: no store, no spec expansion beyond parsing
+    if (mpi.active() && mpi.rank() != 0) { // workers: no store, no spec expansion beyond parsing
         mpi_worker();
-        MPI_Finalize();
         return 0;
     }
 #endif
@@ -548,10 +537,8 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         }
     }
 #ifdef BASIN_WITH_MPI
-    if (mpi) {
+    if (mpi.active())
         for (int r = 1; r < ranks; ++r) MPI_Send(nullptr, 0, MPI_CHAR, r, 3, MPI_COMM_WORLD);
-        MPI_Finalize();
-    }
 #endif
     return failed;
 }

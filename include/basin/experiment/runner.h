@@ -28,9 +28,6 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& options);
 // One line per job: state (done, stale, running, failed, blocked, pending), time, error.
 void print_status(const ExperimentSpec& spec);
 
-// Whether this process was started by mpirun or srun (their environment variables are set).
-bool launched_by_mpi();
-
 // The experiment's store file.
 inline std::filesystem::path store_file(const ExperimentSpec& spec) { return spec.out / "store.sqlite"; }
 
