@@ -330,6 +330,7 @@ struct Study {
     std::vector<PointRecord> map_points;
     std::optional<SimilarityView> view; // the map's cosine matrix by dataset
     std::size_t done = 0, failed = 0, pending = 0;
+    std::size_t planned = 0; // the spec's jobs at the latest run (0 in stores older than that record)
 
     json labels(const std::string& id) const {
         const auto j = job_of.find(id);
@@ -348,8 +349,11 @@ struct Study {
         return j != job_of.end() && j->second.state == "done";
     }
     std::string status_line() const {
-        return std::to_string(done) + " jobs done, " + std::to_string(failed) + " failed or blocked" +
-               (pending ? ", " + std::to_string(pending) + " not finished yet (their sections are missing)." : ".");
+        const std::size_t not_started = planned > jobs.size() ? planned - jobs.size() : 0;
+        const std::size_t unfinished = pending + not_started;
+        return (planned ? std::to_string(done) + " of " + std::to_string(planned) : std::to_string(done)) + " jobs done, " +
+               std::to_string(failed) + " failed or blocked" +
+               (unfinished ? ", " + std::to_string(unfinished) + " not finished yet (their sections are missing)." : ".");
     }
 };
 
@@ -369,6 +373,7 @@ Study load_study(const fs::path& experiment) {
         else ++st.pending;
     }
     st.facts = json::parse(st.store->meta("datasets").value_or("{}"), nullptr, false);
+    if (const auto planned = st.store->meta("jobs")) st.planned = std::stoul(*planned);
     try {
         st.spec = toml::parse(st.store->meta("spec").value_or(""));
     } catch (const toml::parse_error&) { // a store without a readable spec: the sections that need it say less

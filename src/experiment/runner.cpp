@@ -521,6 +521,7 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         store.set_meta("spec", spec.text);
         store.set_meta("spec_file", fs::absolute(spec.file).string());
         store.set_meta("name", spec.name);
+        store.set_meta("jobs", std::to_string(jobs.size())); // the spec's, started or not (the report's "N of M")
         store.set_meta("ranks", std::to_string(ranks)); // MPI processes of the latest run
         store.set_meta("base_model", describe_base_model(spec.base));
         store.set_meta("datasets", describe_datasets(spec));
