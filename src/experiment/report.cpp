@@ -363,7 +363,7 @@ Study load_study(const fs::path& experiment) {
     if (st.folder.filename().empty()) st.folder = st.folder.parent_path();
     st.store_path = experiment / "store.sqlite";
     BASIN_CHECK(fs::exists(st.store_path), experiment.string(), ": no store.sqlite (run `basin run SPEC` first)");
-    st.store = std::make_unique<Store>(st.store_path);
+    st.store = std::make_unique<Store>(st.store_path, Store::Mode::read_only); // a report writes nothing into it
     st.name = st.store->meta("name").value_or(experiment.filename().string());
     st.jobs = st.store->jobs();
     for (const auto& j : st.jobs) {

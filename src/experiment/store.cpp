@@ -67,7 +67,13 @@ constexpr const char* kJobColumns = "id, kind, key, state, error, output, starte
 
 } // namespace
 
-Store::Store(const std::filesystem::path& file) : file_(file) {
+Store::Store(const std::filesystem::path& file, Mode mode) : file_(file) {
+    if (mode == Mode::read_only) {
+        BASIN_CHECK(sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK, file.string(),
+                    ": cannot open the store (", db_ ? sqlite3_errmsg(db_) : "out of memory", ")");
+        sqlite3_busy_timeout(db_, 10000);
+        return; // no pragma, no schema: nothing is written (tables a newer basin adds may be absent)
+    }
     std::filesystem::create_directories(file.parent_path());
     BASIN_CHECK(sqlite3_open(file.c_str(), &db_) == SQLITE_OK, file.string(), ": cannot open the store (",
                 db_ ? sqlite3_errmsg(db_) : "out of memory", ")");

@@ -35,8 +35,11 @@ class ReproductionDoc(unittest.TestCase):
             folders.append(exp)
         doc = os.path.join(where, "docs", "REPRODUCTION.md")
         os.makedirs(os.path.dirname(doc))
+        before = [open(os.path.join(f, "store.sqlite"), "rb").read() for f in folders]
         r = subprocess.run([BASIN, "report", *folders, "--markdown", doc], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
+        after = [open(os.path.join(f, "store.sqlite"), "rb").read() for f in folders]
+        self.assertTrue(before == after, "a report opens the stores read-only: their bytes do not change")
         with open(doc) as f:
             return f.read(), os.path.join(where, "docs", "reproduction")
 

@@ -50,7 +50,10 @@ struct RunnerId {
 
 class Store {
   public:
-    explicit Store(const std::filesystem::path& file); // creates the schema if needed
+    enum class Mode { read_write, read_only };
+    // read_write creates the file and the schema if needed; read_only (reports) changes nothing in
+    // the file, so opening a committed store leaves it byte for byte as it was.
+    explicit Store(const std::filesystem::path& file, Mode mode = Mode::read_write);
     ~Store();
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
