@@ -591,7 +591,6 @@ StudyFindings paper_findings(const Study& st) {
     }
     StudyFindings out;
     out.findings = std::move(findings);
-    if (out.findings.empty()) return out;
     // the likely reasons: what separates this experiment from the paper's, in numbers from the store
     const json base = json::parse(store.meta("base_model").value_or("{}"), nullptr, false);
     std::vector<std::string> scale;
@@ -690,6 +689,10 @@ constexpr const char* kTolerances =
 // findings' table is when it is not just above (a document with several studies), named in
 // every item.
 void write_findings_account(Report& r, const StudyFindings& study, const std::string& see = "") {
+    if (study.findings.empty()) {
+        r.paragraph("None of the paper's findings is measured yet: the jobs they need have not finished.");
+        return;
+    }
     const std::string where = see.empty() ? "" : " (" + see + ")";
     std::vector<std::string> agree, differ;
     for (const auto& f : study.findings)
