@@ -461,7 +461,19 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         }
         --running;
         const Job& job = jobs[f.index];
-        store.release(job.id, me);
+        // the claim goes only after the job's end is recorded: released earlier, another runner
+        // could claim it, find it not yet done, and run it again
+        struct Release {
+            Store& store;
+            const std::string& id;
+            const RunnerId& me;
+            ~Release() {
+                try {
+                    store.release(id, me);
+                } catch (...) { // a store that cannot be written: the claim goes stale and is taken over
+                }
+            }
+        } release{store, job.id, me};
         if (f.code == 0) {
             try {
                 store.job_finished(job.id, job.key, f.seconds, collect_results(job));

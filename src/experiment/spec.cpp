@@ -230,63 +230,85 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     return s;
 }
 
-std::vector<Job> expand_jobs(const ExperimentSpec& s) {
-    std::vector<Job> jobs;
-    const fs::path out = fs::absolute(s.out);
-    const std::string threads = std::to_string(s.threads), max_length = std::to_string(s.max_length);
-    auto model_name = [](const std::string& dataset, std::uint64_t seed) { return dataset + "-s" + std::to_string(seed); };
-    auto model_dir = [&](const std::string& name) { return out / "models" / name; };
-    auto data_dir = [&](const std::string& dataset) { return s.data_root / dataset; };
-    std::map<std::string, std::string> family_of;
-    for (const auto& d : s.datasets) family_of[d.name] = d.family;
+namespace {
 
-    // ---- fine-tuning: every dataset x seed
-    std::vector<std::string> models, finetune_ids;
-    for (const auto& d : s.datasets) {
-        const fs::path train = find_split(data_dir(d.name), "train"), test = find_split(data_dir(d.name), "test");
-        // the limit is a cap: a dataset smaller than it trains on all its examples (read once, not per seed)
-        const bool capped = s.train_limit && read_dataset(train).examples.size() > s.train_limit;
-        for (std::uint64_t seed : d.seeds) {
-            Job j;
-            const std::string name = model_name(d.name, seed);
-            j.id = "finetune/" + name;
-            j.kind = "finetune";
-            j.output = model_dir(name);
-            j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
-                      "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
-                      std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
-                      "--max-length", max_length, "--threads", threads, "--overwrite"};
-            if (capped) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
-            j.reads = {train, test};
-            j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
-            jobs.push_back(j);
-            models.push_back(name);
-            finetune_ids.push_back(j.id);
-        }
+// Expands a spec into jobs, one step per analysis (each a member below), in the order they are
+// written; the helpers name models, folders and the probe options every scoring job shares.
+class JobPlanner {
+  public:
+    explicit JobPlanner(const ExperimentSpec& spec)
+        : s(spec), out(fs::absolute(spec.out)), threads(std::to_string(spec.threads)), max_length(std::to_string(spec.max_length)) {
+        for (const auto& d : s.datasets) family_of[d.name] = d.family;
+        probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
+                 "--cache", (out / "cache" / "features").string(), "--overwrite"};
+        if (s.probe_train_limit) probe.insert(probe.end(), {"--probe-train-limit", std::to_string(s.probe_train_limit)});
+        if (s.probe_test_limit) probe.insert(probe.end(), {"--probe-test-limit", std::to_string(s.probe_test_limit)});
     }
-    auto dataset_of = [&](const std::string& model) { return model.substr(0, model.rfind("-s")); };
-    auto model_list = [&](const std::vector<std::string>& names) {
+
+    std::vector<Job> plan() {
+        add_finetunes();
+        if (s.map) add_map();
+        add_lines();
+        if (s.hull) add_hulls();
+        if (s.plane && models.size() >= 3) add_plane();
+        add_centroids();
+        assign_keys();
+        return std::move(jobs);
+    }
+
+  private:
+    struct Pair {
+        std::string a, b, relation;
+    };
+
+    static std::string model_name(const std::string& dataset, std::uint64_t seed) { return dataset + "-s" + std::to_string(seed); }
+    fs::path model_dir(const std::string& name) const { return out / "models" / name; }
+    fs::path data_dir(const std::string& dataset) const { return s.data_root / dataset; }
+    static std::string dataset_of(const std::string& model) { return model.substr(0, model.rfind("-s")); }
+    std::string model_list(const std::vector<std::string>& names) const {
         std::string text;
         for (const auto& n : names) text += model_dir(n).string() + "\n";
         return text;
-    };
-    auto data_list = [&](std::vector<std::string> datasets) {
+    }
+    std::string data_list(std::vector<std::string> datasets) const {
         std::sort(datasets.begin(), datasets.end());
         datasets.erase(std::unique(datasets.begin(), datasets.end()), datasets.end());
         std::vector<std::string> dirs;
         for (const auto& d : datasets) dirs.push_back(data_dir(d).string());
         return join(dirs, ",");
-    };
-    std::vector<std::string> probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
-                                      "--cache", (out / "cache" / "features").string(), "--overwrite"};
-    if (s.probe_train_limit) probe.insert(probe.end(), {"--probe-train-limit", std::to_string(s.probe_train_limit)});
-    if (s.probe_test_limit) probe.insert(probe.end(), {"--probe-test-limit", std::to_string(s.probe_test_limit)});
-    auto with_probe = [&](Job& j) { j.args.insert(j.args.end(), probe.begin(), probe.end()); };
-    auto depends_on = [&](Job& j, const std::vector<std::string>& names) {
+    }
+    void with_probe(Job& j) const { j.args.insert(j.args.end(), probe.begin(), probe.end()); }
+    static void depends_on(Job& j, const std::vector<std::string>& names) {
         for (const auto& n : names) j.depends.push_back("finetune/" + n);
-    };
+    }
 
-    if (s.map) {
+    // every dataset x its seeds
+    void add_finetunes() {
+        for (const auto& d : s.datasets) {
+            const fs::path train = find_split(data_dir(d.name), "train"), test = find_split(data_dir(d.name), "test");
+            // the limit is a cap: a dataset smaller than it trains on all its examples (read once, not per seed)
+            const bool capped = s.train_limit && read_dataset(train).examples.size() > s.train_limit;
+            for (std::uint64_t seed : d.seeds) {
+                Job j;
+                const std::string name = model_name(d.name, seed);
+                j.id = "finetune/" + name;
+                j.kind = "finetune";
+                j.output = model_dir(name);
+                j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
+                          "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
+                          std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
+                          "--max-length", max_length, "--threads", threads, "--overwrite"};
+                if (capped) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
+                j.reads = {train, test};
+                j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
+                jobs.push_back(j);
+                models.push_back(name);
+            }
+        }
+    }
+
+    // the weight-space map of the zoo, grouped by dataset and family
+    void add_map() {
         Job j;
         j.id = j.kind = "map";
         const fs::path dir = out / "jobs" / "map";
@@ -300,45 +322,49 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         jobs.push_back(j);
     }
 
-    // ---- pairs for interpolation: same dataset, same family, different families
-    struct Pair {
-        std::string a, b, relation;
-    };
-    std::vector<Pair> pairs;
-    if (s.seeds.size() >= 2)
-        for (const auto& d : s.datasets) pairs.push_back({model_name(d.name, s.seeds[0]), model_name(d.name, s.seeds[1]), "same dataset"});
-    for (std::size_t i = 0; i < s.datasets.size(); ++i)
-        for (std::size_t k = i + 1; k < s.datasets.size(); ++k)
-            if (s.datasets[i].family == s.datasets[k].family)
-                pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(s.datasets[k].name, s.seeds[0]), "same family"});
-    for (std::size_t i = 0; i < s.datasets.size(); ++i) {
-        auto other = std::find_if(s.datasets.begin() + long(i) + 1, s.datasets.end(),
-                                  [&](const DatasetSpec& d) { return d.family != s.datasets[i].family; });
-        if (other != s.datasets.end()) {
-            pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(other->name, s.seeds[0]), "different families"});
-            break; // one such pair is enough for the figure
+    // pairs for interpolation: same dataset, same family, one of different families
+    std::vector<Pair> line_pairs() const {
+        std::vector<Pair> pairs;
+        if (s.seeds.size() >= 2)
+            for (const auto& d : s.datasets) pairs.push_back({model_name(d.name, s.seeds[0]), model_name(d.name, s.seeds[1]), "same dataset"});
+        for (std::size_t i = 0; i < s.datasets.size(); ++i)
+            for (std::size_t k = i + 1; k < s.datasets.size(); ++k)
+                if (s.datasets[i].family == s.datasets[k].family)
+                    pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(s.datasets[k].name, s.seeds[0]), "same family"});
+        for (std::size_t i = 0; i < s.datasets.size(); ++i) {
+            auto other = std::find_if(s.datasets.begin() + long(i) + 1, s.datasets.end(),
+                                      [&](const DatasetSpec& d) { return d.family != s.datasets[i].family; });
+            if (other != s.datasets.end()) {
+                pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(other->name, s.seeds[0]), "different families"});
+                break; // one such pair is enough for the figure
+            }
         }
+        return pairs;
     }
-    auto add_line = [&](const Pair& p, bool extrapolate) {
-        Job j;
-        j.kind = extrapolate ? "extrapolate" : "interpolate";
-        j.id = j.kind + "/" + p.a + "--" + p.b;
-        j.output = out / "jobs" / j.kind / (p.a + "--" + p.b);
-        j.args = {"interpolate", model_dir(p.a).string(), model_dir(p.b).string(), "--data",
-                  data_list({dataset_of(p.a), dataset_of(p.b)}), "--alphas", extrapolate ? "0,1" : s.alphas, "--out",
-                  j.output.string()};
-        if (extrapolate) j.args.push_back("--extrapolate");
-        with_probe(j);
-        depends_on(j, {p.a, p.b});
-        j.labels = {{"A", p.a}, {"B", p.b}, {"relation", p.relation}};
-        jobs.push_back(j);
-    };
-    if (s.interpolate)
-        for (const auto& p : pairs) add_line(p, false);
-    if (s.extrapolate && !pairs.empty()) add_line(pairs.front(), true);
 
-    // ---- hull: dataset, family and general levels
-    if (s.hull) {
+    void add_lines() {
+        const std::vector<Pair> pairs = line_pairs();
+        auto add_line = [&](const Pair& p, bool extrapolate) {
+            Job j;
+            j.kind = extrapolate ? "extrapolate" : "interpolate";
+            j.id = j.kind + "/" + p.a + "--" + p.b;
+            j.output = out / "jobs" / j.kind / (p.a + "--" + p.b);
+            j.args = {"interpolate", model_dir(p.a).string(), model_dir(p.b).string(), "--data",
+                      data_list({dataset_of(p.a), dataset_of(p.b)}), "--alphas", extrapolate ? "0,1" : s.alphas, "--out",
+                      j.output.string()};
+            if (extrapolate) j.args.push_back("--extrapolate");
+            with_probe(j);
+            depends_on(j, {p.a, p.b});
+            j.labels = {{"A", p.a}, {"B", p.b}, {"relation", p.relation}};
+            jobs.push_back(j);
+        };
+        if (s.interpolate)
+            for (const auto& p : pairs) add_line(p, false);
+        if (s.extrapolate && !pairs.empty()) add_line(pairs.front(), true);
+    }
+
+    // dataset, family and general levels
+    void add_hulls() {
         auto add_hull = [&](const std::string& level, const std::string& name, const std::vector<std::string>& group,
                             const std::vector<std::string>& outside, const std::vector<std::string>& datasets) {
             if (group.size() < 2) return;
@@ -389,7 +415,7 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         add_hull("general", "", models, {}, all_datasets);
     }
 
-    if (s.plane && models.size() >= 3) {
+    void add_plane() {
         Job j;
         j.id = j.kind = "plane";
         j.output = out / "jobs" / "plane";
@@ -405,58 +431,73 @@ std::vector<Job> expand_jobs(const ExperimentSpec& s) {
         jobs.push_back(j);
     }
 
-    for (const auto& c : s.centroids) {
-        Job j;
-        j.kind = "centroid";
-        j.id = c.name.empty() ? "centroid" : "centroid/" + c.name;
-        const fs::path dir = out / "jobs" / (c.name.empty() ? "centroid" : "centroid-" + c.name);
-        j.output = dir / "out";
-        // one model per dataset (the first seed) makes the zoo
-        std::string zoo = "model,dataset\n";
-        std::vector<std::string> members;
-        for (const auto& d : s.datasets) {
-            zoo += model_dir(model_name(d.name, s.seeds[0])).string() + "," + d.name + "\n";
-            members.push_back(model_name(d.name, s.seeds[0]));
+    void add_centroids() {
+        for (const auto& c : s.centroids) {
+            Job j;
+            j.kind = "centroid";
+            j.id = c.name.empty() ? "centroid" : "centroid/" + c.name;
+            const fs::path dir = out / "jobs" / (c.name.empty() ? "centroid" : "centroid-" + c.name);
+            j.output = dir / "out";
+            // one model per dataset (the first seed) makes the zoo
+            std::string zoo = "model,dataset\n";
+            std::vector<std::string> members;
+            for (const auto& d : s.datasets) {
+                zoo += model_dir(model_name(d.name, s.seeds[0])).string() + "," + d.name + "\n";
+                members.push_back(model_name(d.name, s.seeds[0]));
+            }
+            std::vector<std::string> seeds;
+            for (auto v : c.seeds) seeds.push_back(std::to_string(v));
+            j.prepared = {{dir / "zoo.csv", zoo}};
+            j.args = {"init-compare", "--zoo", (dir / "zoo.csv").string(), "--data-root", s.data_root.string(), "--pretrained",
+                      s.base.string(), "--targets", "all", "--mode", c.mode, "--seeds", join(seeds, ","), "--epochs",
+                      std::to_string(c.epochs), "--lr", std::to_string(c.lr), "--batch-size", std::to_string(s.batch_size),
+                      "--max-length", max_length, "--threads", threads, "--out", j.output.string()};
+            if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});
+            for (const auto& d : s.datasets) {
+                j.reads.push_back(find_split(data_dir(d.name), "train"));
+                j.reads.push_back(find_split(data_dir(d.name), "test"));
+            }
+            depends_on(j, members);
+            j.labels = {{"variant", c.name}, {"mode", c.mode}, {"train_limit", std::to_string(c.train_limit)},
+                        {"epochs", std::to_string(c.epochs)}, {"lr", std::to_string(c.lr)}};
+            jobs.push_back(j);
         }
-        std::vector<std::string> seeds;
-        for (auto v : c.seeds) seeds.push_back(std::to_string(v));
-        j.prepared = {{dir / "zoo.csv", zoo}};
-        j.args = {"init-compare", "--zoo", (dir / "zoo.csv").string(), "--data-root", s.data_root.string(), "--pretrained",
-                  s.base.string(), "--targets", "all", "--mode", c.mode, "--seeds", join(seeds, ","), "--epochs",
-                  std::to_string(c.epochs), "--lr", std::to_string(c.lr), "--batch-size", std::to_string(s.batch_size),
-                  "--max-length", max_length, "--threads", threads, "--out", j.output.string()};
-        if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});
-        for (const auto& d : s.datasets) {
-            j.reads.push_back(find_split(data_dir(d.name), "train"));
-            j.reads.push_back(find_split(data_dir(d.name), "test"));
-        }
-        depends_on(j, members);
-        j.labels = {{"variant", c.name}, {"mode", c.mode}, {"train_limit", std::to_string(c.train_limit)},
-                    {"epochs", std::to_string(c.epochs)}, {"lr", std::to_string(c.lr)}};
-        jobs.push_back(j);
     }
 
-    // ---- keys: the command, what it reads, what it is given, and its dependencies' keys
-    std::map<std::string, std::string> key_of;
-    const std::string base_hash = [&] {
-        std::string h;
-        for (const auto& f : fs::directory_iterator(s.base))
-            if (f.is_regular_file() && (f.path().extension() == ".safetensors" || f.path().extension() == ".json"))
-                h += f.path().filename().string() + sha256_file_cached(f.path());
-        return sha256_hex(h.data(), h.size());
-    }();
-    for (auto& j : jobs) {
-        std::string text = "basin-job-v1\n" + j.id + "\n" + join(j.args, "\x1f") + "\nbase " + base_hash + "\n";
-        for (const auto& f : j.reads) text += f.string() + " " + sha256_file_cached(f) + "\n";
-        for (const auto& [path, content] : j.prepared) text += path.string() + " " + sha256_hex(content.data(), content.size()) + "\n";
-        for (const auto& d : j.depends) {
-            BASIN_CHECK(key_of.count(d), "job ", j.id, " depends on ", d, ", which comes later or does not exist");
-            text += "after " + key_of[d] + "\n";
+    // the command, what it reads, what it is given, and its dependencies' keys
+    void assign_keys() {
+        std::map<std::string, std::string> key_of;
+        const std::string base_hash = [&] {
+            std::string h;
+            for (const auto& f : fs::directory_iterator(s.base))
+                if (f.is_regular_file() && (f.path().extension() == ".safetensors" || f.path().extension() == ".json"))
+                    h += f.path().filename().string() + sha256_file_cached(f.path());
+            return sha256_hex(h.data(), h.size());
+        }();
+        for (auto& j : jobs) {
+            std::string text = "basin-job-v1\n" + j.id + "\n" + join(j.args, "\x1f") + "\nbase " + base_hash + "\n";
+            for (const auto& f : j.reads) text += f.string() + " " + sha256_file_cached(f) + "\n";
+            for (const auto& [path, content] : j.prepared) text += path.string() + " " + sha256_hex(content.data(), content.size()) + "\n";
+            for (const auto& d : j.depends) {
+                BASIN_CHECK(key_of.count(d), "job ", j.id, " depends on ", d, ", which comes later or does not exist");
+                text += "after " + key_of[d] + "\n";
+            }
+            j.key = sha256_hex(text.data(), text.size());
+            key_of[j.id] = j.key;
         }
-        j.key = sha256_hex(text.data(), text.size());
-        key_of[j.id] = j.key;
     }
-    return jobs;
-}
+
+    const ExperimentSpec& s;
+    const fs::path out;
+    const std::string threads, max_length;
+    std::map<std::string, std::string> family_of;
+    std::vector<std::string> probe; // the generalized loss's options, shared by every scoring job
+    std::vector<std::string> models; // every fine-tuned model, in job order
+    std::vector<Job> jobs;
+};
+
+} // namespace
+
+std::vector<Job> expand_jobs(const ExperimentSpec& s) { return JobPlanner(s).plan(); }
 
 } // namespace basin
