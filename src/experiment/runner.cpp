@@ -519,7 +519,7 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
     int failed = 0;
     if (o.dry_run) {
         std::optional<Store> store;
-        if (fs::exists(store_file(spec))) store.emplace(store_file(spec));
+        if (fs::exists(store_file(spec))) store.emplace(store_file(spec), Store::Mode::read_only); // a dry run writes nothing
         for (const auto& j : jobs) {
             const bool finished = store && done_in_store(*store, j);
             std::printf("%-7s %-45s after: %s\n        basin", finished ? "done" : "to run", j.id.c_str(),
@@ -562,7 +562,7 @@ void print_status(const ExperimentSpec& spec) {
         std::printf("%s: not started (%zu jobs)\n", spec.name.c_str(), jobs.size());
         return;
     }
-    Store store(store_file(spec));
+    const Store store(store_file(spec), Store::Mode::read_only); // status writes nothing
     std::map<std::string, std::size_t> counts;
     for (const auto& j : jobs) {
         const auto r = store.job(j.id);
