@@ -423,6 +423,22 @@ std::map<double, Spread> loss_by_alpha(const Lookup& m) {
     return curve;
 }
 
+// Test accuracy of every fine-tuned model, in store order.
+struct ModelAccuracy {
+    std::string model, dataset;
+    double accuracy;
+};
+
+std::vector<ModelAccuracy> finetuned_accuracies(const Study& st) {
+    std::vector<ModelAccuracy> out;
+    for (const auto& id : st.done_of("finetune")) {
+        const json l = st.labels(id);
+        const double a = st.metrics_of(id).value(l.value("model", ""), l.value("dataset", ""), "accuracy");
+        if (!std::isnan(a)) out.push_back({l.value("model", ""), l.value("dataset", ""), a});
+    }
+    return out;
+}
+
 // The paper's findings as this study measured them, and the likely reasons where they differ.
 StudyFindings paper_findings(const Study& st) {
     const Store& store = *st.store;
@@ -436,16 +452,7 @@ StudyFindings paper_findings(const Study& st) {
     const bool map_done = st.map_done;
 
     // fine-tuned accuracy of every model, once: which datasets were learned, which models were not
-    struct ModelAccuracy {
-        std::string model, dataset;
-        double accuracy;
-    };
-    std::vector<ModelAccuracy> accuracies;
-    for (const auto& id : done("finetune")) {
-        const json l = labels(id);
-        const double a = metrics_of(id).value(l.value("model", ""), l.value("dataset", ""), "accuracy");
-        if (!std::isnan(a)) accuracies.push_back({l.value("model", ""), l.value("dataset", ""), a});
-    }
+    const std::vector<ModelAccuracy> accuracies = finetuned_accuracies(st);
 
     // clustering: spectral clustering, as in the paper; the other methods as the spread
     if (map_done) {
@@ -741,19 +748,6 @@ Published published_accuracies(const toml::table& spec) {
 }
 
 // Test accuracy of every fine-tuned model, by dataset (over seeds), in store order.
-std::vector<std::pair<std::string, std::vector<double>>> finetuned_accuracies(const Study& st) {
-    std::vector<std::pair<std::string, std::vector<double>>> out;
-    for (const auto& id : st.done_of("finetune")) {
-        const json l = st.labels(id);
-        const double a = st.metrics_of(id).value(l.value("model", id), l.value("dataset", ""), "accuracy");
-        if (std::isnan(a)) continue;
-        auto at = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == l.value("dataset", ""); });
-        if (at == out.end()) out.push_back({l.value("dataset", ""), {}}), at = out.end() - 1;
-        at->second.push_back(a);
-    }
-    return out;
-}
-
 // CPU time by job kind: measured (each job's seconds times its threads) beside the spec's [estimate].
 void write_compute(Report& r, const Study& st) {
     const double threads = double(st.spec["experiment"]["threads"].value_or(std::int64_t(1)));
@@ -1207,9 +1201,9 @@ void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
     std::vector<std::map<std::string, std::vector<double>>> by_study;
     for (const auto& st : studies) {
         by_study.emplace_back();
-        for (const auto& [d, a] : finetuned_accuracies(st)) {
-            by_study.back()[d] = a;
-            if (std::find(datasets.begin(), datasets.end(), d) == datasets.end()) datasets.push_back(d);
+        for (const auto& a : finetuned_accuracies(st)) {
+            by_study.back()[a.dataset].push_back(a.accuracy);
+            if (std::find(datasets.begin(), datasets.end(), a.dataset) == datasets.end()) datasets.push_back(a.dataset);
         }
     }
     std::sort(datasets.begin(), datasets.end());

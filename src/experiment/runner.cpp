@@ -1,7 +1,5 @@
 #include "basin/experiment/runner.h"
 
-#include "basin/experiment/results.h"
-
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -24,13 +22,14 @@ extern char** environ;
 #endif
 
 #include "basin/core/error.h"
-#include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/limits.h"
 #include "basin/core/mpi.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
+#include "basin/experiment/results.h"
+#include "basin/io/checkpoint.h"
 
 namespace basin {
 
@@ -405,6 +404,16 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
             }
         }
     } release_claims{store, me};
+    // SIGINT/SIGTERM: stop the running jobs cleanly, keep what is done
+    auto stop_run = [&] {
+        const int signal = interrupt_signal();
+        const std::string why = "interrupted by " + signal_name(signal);
+        const auto stopped = executor.stop(signal);
+        for (std::size_t i : stopped) store.job_interrupted(jobs[i].id, why);
+        return Interrupted(signal, why + ": " + std::to_string(done) + " of " + std::to_string(jobs.size()) + " jobs done" +
+                                       (stopped.empty() ? "" : ", " + std::to_string(stopped.size()) + " running stopped") +
+                                       "; the same `basin run` resumes");
+    };
     while (true) {
         // start every job whose dependencies are done, up to the executor's capacity
         bool blocked_any = false, held_elsewhere = false;
@@ -451,29 +460,9 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         const Finished f = executor.wait_any(kRescanSeconds);
         beat();
         if (f.index == Executor::kTimeout) continue; // look at the store again: others may have finished jobs
-        if (f.index == Executor::kNone) { // SIGINT/SIGTERM: stop the running jobs cleanly, keep what is done
-            const int signal = interrupt_signal();
-            const std::string why = "interrupted by " + signal_name(signal);
-            const auto stopped = executor.stop(signal);
-            for (std::size_t i : stopped) store.job_interrupted(jobs[i].id, why);
-            throw Interrupted(signal, why + ": " + std::to_string(done) + " of " + std::to_string(jobs.size()) + " jobs done, " +
-                                          std::to_string(stopped.size()) + " running stopped; the same `basin run` resumes");
-        }
+        if (f.index == Executor::kNone) throw stop_run(); // SIGINT/SIGTERM
         --running;
-        const Job& job = jobs[f.index];
-        // the claim goes only after the job's end is recorded: released earlier, another runner
-        // could claim it, find it not yet done, and run it again
-        struct Release {
-            Store& store;
-            const std::string& id;
-            const RunnerId& me;
-            ~Release() {
-                try {
-                    store.release(id, me);
-                } catch (...) { // a store that cannot be written: the claim goes stale and is taken over
-                }
-            }
-        } release{store, job.id, me};
+        const Job& job = jobs[f.index]; // recording its end (done or failed) ends its claim too
         if (f.code == 0) {
             try {
                 store.job_finished(job.id, job.key, f.seconds, collect_results(job));
@@ -489,11 +478,7 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         state[f.index] = State::Failed, ++failed;
         progress("FAILED " + job.id + ": " + f.error);
     }
-    if (interrupted()) { // a signal while waiting on other runners: nothing of this runner's is running
-        const int signal = interrupt_signal();
-        throw Interrupted(signal, "interrupted by " + signal_name(signal) + ": " + std::to_string(done) + " of " +
-                                      std::to_string(jobs.size()) + " jobs done; the same `basin run` resumes");
-    }
+    if (interrupted()) throw stop_run(); // a signal while waiting on other runners: nothing of this one's runs
     for (std::size_t i = 0; i < jobs.size(); ++i)
         if (state[i] == State::Pending) ++failed; // unreachable: kept for safety
     if (!o.quiet)

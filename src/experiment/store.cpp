@@ -68,16 +68,13 @@ constexpr const char* kJobColumns = "id, kind, key, state, error, output, starte
 } // namespace
 
 Store::Store(const std::filesystem::path& file, Mode mode) : file_(file) {
-    if (mode == Mode::read_only) {
-        BASIN_CHECK(sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK, file.string(),
-                    ": cannot open the store (", db_ ? sqlite3_errmsg(db_) : "out of memory", ")");
-        sqlite3_busy_timeout(db_, 10000);
-        return; // no pragma, no schema: nothing is written (tables a newer basin adds may be absent)
-    }
-    std::filesystem::create_directories(file.parent_path());
-    BASIN_CHECK(sqlite3_open(file.c_str(), &db_) == SQLITE_OK, file.string(), ": cannot open the store (",
-                db_ ? sqlite3_errmsg(db_) : "out of memory", ")");
+    const bool writes = mode == Mode::read_write;
+    if (writes) std::filesystem::create_directories(file.parent_path());
+    BASIN_CHECK(sqlite3_open_v2(file.c_str(), &db_, writes ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY,
+                                nullptr) == SQLITE_OK,
+                file.string(), ": cannot open the store (", db_ ? sqlite3_errmsg(db_) : "out of memory", ")");
     sqlite3_busy_timeout(db_, 10000);
+    if (!writes) return; // no pragma, no schema: nothing is written (tables a newer basin adds may be absent)
     // WAL with full sync: a committed transaction survives a crash of the process or the machine
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
@@ -211,6 +208,7 @@ void Store::job_finished(const std::string& id, const std::string& key, double s
         Statement(db_, "UPDATE jobs SET state = 'done', key = ?, error = '', finished = ?, seconds = ? WHERE id = ?",
                   file_.string())
             .bind(1, key).bind(2, now_seconds()).bind(3, seconds).bind(4, id).run();
+        end_claim(id);
         exec("COMMIT");
     } catch (...) {
         exec("ROLLBACK");
@@ -219,8 +217,22 @@ void Store::job_finished(const std::string& id, const std::string& key, double s
 }
 
 void Store::job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error) {
-    Statement(db_, "UPDATE jobs SET state = 'failed', key = ?, error = ?, finished = ?, seconds = ? WHERE id = ?", file_.string())
-        .bind(1, key).bind(2, error).bind(3, now_seconds()).bind(4, seconds).bind(5, id).run();
+    exec("BEGIN IMMEDIATE");
+    try {
+        Statement(db_, "UPDATE jobs SET state = 'failed', key = ?, error = ?, finished = ?, seconds = ? WHERE id = ?", file_.string())
+            .bind(1, key).bind(2, error).bind(3, now_seconds()).bind(4, seconds).bind(5, id).run();
+        end_claim(id);
+        exec("COMMIT");
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+}
+
+// Inside the transaction that records a job's end: no runner can find the job unclaimed and not
+// yet ended, and run it again.
+void Store::end_claim(const std::string& id) {
+    Statement(db_, "DELETE FROM claims WHERE job = ?", file_.string()).bind(1, id).run();
 }
 
 void Store::job_interrupted(const std::string& id, const std::string& why) {

@@ -75,6 +75,24 @@ void check_bin_agrees(const fs::path& folder, const SafetensorsFile& st) {
                 "); remove the stale one");
 }
 
+// A shard index's weight_map as (tensor, shard file) pairs in its order, every shard a plain file
+// name in the index's folder.
+std::vector<std::pair<std::string, std::string>> read_weight_map(const fs::path& index_file) {
+    nlohmann::json index = read_json_file(index_file, limits::index_json);
+    BASIN_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(), index_file.string(),
+                ": expected an object with a 'weight_map' object");
+    std::vector<std::pair<std::string, std::string>> map;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+        BASIN_CHECK(it.value().is_string(), index_file.string(), ": weight_map['", it.key(), "'] must be a file name");
+        const std::string shard = it.value().get<std::string>();
+        BASIN_CHECK(!shard.empty() && shard.find('/') == std::string::npos && shard.find('\\') == std::string::npos &&
+                        shard != "." && shard != "..",
+                    index_file.string(), ": weight_map['", it.key(), "'] = '", shard, "' must be a plain file name in the same folder");
+        map.emplace_back(it.key(), shard);
+    }
+    return map;
+}
+
 // The body prefix ("bert." or "roberta.") that name starts with, or nullptr.
 const char* body_prefix_of(const std::string& name) {
     for (const char* prefix : {"bert.", "roberta."})
@@ -91,26 +109,13 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
     source_ = fs::is_directory(path) ? find_weights(model_folder(path)) : path;
     BASIN_CHECK(fs::exists(source_), source_.string(), ": file not found");
     if (source_.extension() == ".json") {
-        nlohmann::json index = read_json_file(source_, limits::index_json);
-        BASIN_CHECK(index.is_object() && index.contains("weight_map") &&
-                        index["weight_map"].is_object(),
-                    source_.string(), ": expected an object with a 'weight_map' object");
         std::map<std::string, std::size_t> file_index;
-        std::vector<std::pair<std::string, std::string>> wanted; // tensor -> shard file
-        for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-            BASIN_CHECK(it.value().is_string(), source_.string(), ": weight_map['", it.key(),
-                        "'] must be a file name");
-            const std::string shard = it.value().get<std::string>();
-            BASIN_CHECK(!shard.empty() && shard.find('/') == std::string::npos &&
-                            shard.find('\\') == std::string::npos && shard != "." && shard != "..",
-                        source_.string(), ": weight_map['", it.key(), "'] = '", shard,
-                        "' must be a plain file name in the same folder");
+        const auto wanted = read_weight_map(source_); // tensor -> shard file
+        for (const auto& [name, shard] : wanted)
             if (!file_index.count(shard)) {
                 file_index[shard] = files_.size();
                 files_.push_back(SafetensorsFile::open(source_.parent_path() / shard));
             }
-            wanted.emplace_back(it.key(), shard);
-        }
         for (const auto& [name, shard] : wanted) {
             const auto* file = files_[file_index[shard]].get();
             const TensorInfo* info = file->find(name);
@@ -178,15 +183,8 @@ std::string checkpoint_weights_sha256(const CheckpointTensors& tensors) {
 std::string checkpoint_weights_sha256(const fs::path& folder) {
     const fs::path weights = find_weights(model_folder(folder));
     if (weights.extension() != ".json") return weights_sha256_of({weights});
-    const nlohmann::json index = read_json_file(weights, limits::index_json);
     std::vector<fs::path> files;
-    const auto map = index.find("weight_map");
-    BASIN_CHECK(map != index.end() && map->is_object(), weights.string(), ": no weight_map object");
-    for (const auto& [tensor, shard] : map->items()) {
-        BASIN_CHECK(shard.is_string() && shard.get<std::string>().find_first_of("/\\") == std::string::npos,
-                    weights.string(), ": weight_map['", tensor, "'] must be a file name beside the index");
-        files.push_back(weights.parent_path() / shard.get<std::string>());
-    }
+    for (const auto& [tensor, shard] : read_weight_map(weights)) files.push_back(weights.parent_path() / shard);
     return weights_sha256_of(files);
 }
 

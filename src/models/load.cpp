@@ -116,44 +116,47 @@ void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const L
     throw Error(message);
 }
 
-LoadedModel load_model(const std::filesystem::path& folder, const LoadOptions& options) {
+namespace {
+
+// What load_model and load_body share: the folder's config and tensors, a model of that config
+// on the device, the weights loaded. body_only: no head, no pooler (features come before it).
+LoadedModel load_folder(const std::filesystem::path& folder, const LoadOptions& options, bool body_only) {
     BASIN_CHECK(std::filesystem::is_directory(folder), folder.string(), ": model folder not found");
     const std::filesystem::path dir = model_folder(folder); // a sentence-transformers folder's body
     LoadedModel loaded;
     loaded.dir = dir;
     loaded.hf = HfConfig::load(dir / "config.json");
     loaded.config = EncoderConfig::resolve(loaded.hf, (dir / "config.json").string());
+    if (body_only) {
+        loaded.config.head = HeadKind::None;
+        loaded.config.labels.clear();
+        loaded.config.pooler = false; // features are read before any pooler
+    }
     CheckpointTensors tensors(dir);
-    std::map<Dtype, std::uint64_t> bytes_by_dtype;
-    for (const auto& name : tensors.names()) bytes_by_dtype[tensors.find(name)->info->dtype] += tensors.find(name)->info->nbytes();
-    if (!bytes_by_dtype.empty())
-        loaded.stored_dtype = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),
-                                               [](auto& a, auto& b) { return a.second < b.second; })->first;
+    if (!body_only) {
+        std::map<Dtype, std::uint64_t> bytes_by_dtype;
+        for (const auto& name : tensors.names()) bytes_by_dtype[tensors.find(name)->info->dtype] += tensors.find(name)->info->nbytes();
+        if (!bytes_by_dtype.empty())
+            loaded.stored_dtype = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),
+                                                   [](auto& a, auto& b) { return a.second < b.second; })->first;
+    }
     loaded.metadata = tensors.files().front()->metadata();
     loaded.model = EncoderModel(loaded.config);
     loaded.model->to(options.device);
-    load_weights(loaded.model, tensors, options);
+    LoadOptions load = options;
+    if (body_only) load.load_head = false;
+    load_weights(loaded.model, tensors, load);
     return loaded;
 }
 
+} // namespace
+
+LoadedModel load_model(const std::filesystem::path& folder, const LoadOptions& options) {
+    return load_folder(folder, options, /*body_only=*/false);
+}
+
 LoadedModel load_body(const std::filesystem::path& folder, const LoadOptions& options) {
-    BASIN_CHECK(std::filesystem::is_directory(folder), folder.string(), ": model folder not found");
-    const std::filesystem::path dir = model_folder(folder); // a sentence-transformers folder's body
-    LoadedModel loaded;
-    loaded.dir = dir;
-    loaded.hf = HfConfig::load(dir / "config.json");
-    loaded.config = EncoderConfig::resolve(loaded.hf, (dir / "config.json").string());
-    loaded.config.head = HeadKind::None;
-    loaded.config.labels.clear();
-    loaded.config.pooler = false; // features are read before any pooler
-    CheckpointTensors tensors(dir);
-    loaded.metadata = tensors.files().front()->metadata();
-    loaded.model = EncoderModel(loaded.config);
-    loaded.model->to(options.device);
-    LoadOptions body = options;
-    body.load_head = false;
-    load_weights(loaded.model, tensors, body);
-    return loaded;
+    return load_folder(folder, options, /*body_only=*/true);
 }
 
 HfConfig config_for(const EncoderConfig& c, HfConfig hf) {

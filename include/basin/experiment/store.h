@@ -65,7 +65,8 @@ class Store {
 
     void job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output,
                      const std::string& labels = "{}");
-    // One transaction: the job's earlier results are replaced by these, and it is marked done.
+    // One transaction: the job's earlier results are replaced by these, it is marked done and its
+    // claim ends (so does job_failed's).
     void job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& results);
     void job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error);
     // Stopped by SIGINT/SIGTERM: not done, not failed; the next run starts (or resumes) it.
@@ -87,6 +88,7 @@ class Store {
 
   private:
     void exec(const std::string& sql);
+    void end_claim(const std::string& id);
     sqlite3* db_ = nullptr;
     std::filesystem::path file_;
 };
