@@ -1,6 +1,8 @@
 #include "basin/data/dataset.h"
+#include "basin/data/table.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -268,6 +270,60 @@ std::vector<std::int64_t> map_labels(const Dataset& data, const std::vector<std:
              known, ")");
     }
     return out;
+}
+
+} // namespace basin
+
+// ---- CsvTable (data/table.h)
+
+namespace basin {
+
+CsvTable::CsvTable(const std::filesystem::path& file) : file_(file) {
+    std::ifstream in(file, std::ios::binary);
+    BASIN_CHECK(in, file.string(), ": cannot open");
+    std::size_t line = 0;
+    BASIN_CHECK(read_csv_record(in, ',', true, header_, line, file), file.string(), ": empty, expected a header row");
+    std::vector<std::string> cells;
+    for (std::size_t start = line + 1; read_csv_record(in, ',', true, cells, line, file); start = line + 1) {
+        if (cells.size() == 1 && cells[0].empty()) continue;
+        BASIN_CHECK(cells.size() == header_.size(), where(file, start), ": ", cells.size(), " fields, expected ",
+                    header_.size(), " (the header's)");
+        Row row;
+        row.line = start;
+        for (std::size_t i = 0; i < header_.size(); ++i) row.cells[header_[i]] = std::move(cells[i]);
+        rows_.push_back(std::move(row));
+    }
+}
+
+bool CsvTable::has(const std::string& column) const {
+    return std::find(header_.begin(), header_.end(), column) != header_.end();
+}
+
+const std::string& CsvTable::text(const Row& row, const std::string& column) const {
+    const auto it = row.cells.find(column);
+    BASIN_CHECK(it != row.cells.end(), file_.string(), ": no column '", column, "'");
+    return it->second;
+}
+
+double CsvTable::number(const Row& row, const std::string& column) const {
+    const std::string& cell = text(row, column);
+    std::size_t used = 0;
+    double v = NAN;
+    try {
+        v = std::stod(cell, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    BASIN_CHECK(used > 0 && used == cell.size() && std::isfinite(v), where(file_, row.line), ": column '", column, "' is '",
+                cell, "', expected a number");
+    return v;
+}
+
+std::size_t CsvTable::index(const Row& row, const std::string& column) const {
+    const double v = number(row, column);
+    BASIN_CHECK(v >= 0 && v == std::floor(v) && v < 1e15, where(file_, row.line), ": column '", column, "' is '",
+                text(row, column), "', expected a whole number");
+    return std::size_t(v);
 }
 
 } // namespace basin

@@ -21,6 +21,7 @@
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/experiment/paper.h"
+#include "basin/experiment/results.h"
 #include "basin/experiment/store.h"
 #include "basin/report/figure.h"
 
@@ -142,8 +143,6 @@ class Report {
     std::string prefix_;
     int depth_ = 0;
 };
-
-double alpha_of(const std::string& subject) { return std::stod(subject.substr(subject.find('=') + 1)); }
 
 struct Lookup { // metrics of one job: (subject, dataset, metric) -> value
     std::map<std::tuple<std::string, std::string, std::string>, double> values;
@@ -338,11 +337,21 @@ struct Study {
         return l.is_object() ? l : json::object();
     }
     // the metrics of exactly one job (the store matches by prefix)
-    Lookup metrics_of(const std::string& id) const {
+    Lookup metrics_of(const std::string& id) const { return lookup(job_metrics(id)); }
+    // the region records of one job, as the store holds them (experiment/results.h)
+    std::vector<Metric> job_metrics(const std::string& id) const {
         auto all = store->metrics(id);
         all.erase(std::remove_if(all.begin(), all.end(), [&](const Metric& m) { return m.job != id; }), all.end());
-        return lookup(all);
+        return all;
     }
+    std::vector<PointRecord> job_points(const std::string& id) const {
+        auto all = store->points(id);
+        all.erase(std::remove_if(all.begin(), all.end(), [&](const PointRecord& p) { return p.job != id; }), all.end());
+        return all;
+    }
+    InterpolationRecord interpolation(const std::string& id) const { return interpolation_from_store(job_metrics(id), job_points(id)); }
+    HullRecord hull(const std::string& id) const { return hull_from_store(job_metrics(id), job_points(id)); }
+    PlaneRecord plane(const std::string& id) const { return plane_from_store(job_metrics(id), job_points(id)); }
     std::vector<std::string> done_of(const std::string& kind) const { return done_jobs(jobs, kind); }
     bool is_done(const std::string& id) const {
         const auto j = job_of.find(id);
@@ -416,10 +425,11 @@ double body_parameters(const json& c) {
 std::string millions(double v) { return format_fixed(v / 1e6, 1) + "M"; }
 
 // The generalized loss along one interpolation or extrapolation line: alpha -> losses over datasets.
-std::map<double, Spread> loss_by_alpha(const Lookup& m) {
+std::map<double, Spread> loss_by_alpha(const InterpolationRecord& line) {
     std::map<double, Spread> curve;
-    for (const auto& [key, v] : m.values)
-        if (std::get<2>(key) == "loss") curve[alpha_of(std::get<0>(key))].add(v);
+    for (std::size_t p = 0; p < line.alphas.size(); ++p)
+        for (const auto& score : line.scores[p])
+            if (!std::isnan(score.loss)) curve[line.alphas[p]].add(score.loss);
     return curve;
 }
 
@@ -503,10 +513,12 @@ StudyFindings paper_findings(const Study& st) {
     std::map<std::string, std::map<std::string, Spread>> pb; // level -> measure -> values over groups
     std::map<std::string, std::array<Spread, 2>> pb_learned; // measure -> dataset level, [not learned, learned]
     for (const auto& id : done("hull")) {
-        const Lookup m = metrics_of(id);
+        const HullRecord hull = st.hull(id);
         const json l = labels(id);
-        for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
-            if (const double v = m.value("pb", "all datasets", measure); !std::isnan(v)) {
+        if (hull.pb.empty() || hull.pb.back().dataset != kAllDatasets) continue;
+        for (const std::size_t k : {0, 1})
+            if (const double v = hull.pb.back().values[k].value; !std::isnan(v)) {
+                const std::string measure = pb_name(k);
                 pb[l.value("level", "")][measure].add(v);
                 if (l.value("level", "") == "dataset")
                     if (const auto yes = learned(l.value("group", ""))) pb_learned[measure][*yes].add(v);
@@ -541,7 +553,7 @@ StudyFindings paper_findings(const Study& st) {
     // interpolation: the midpoint against its endpoints, by relation
     std::map<std::string, std::pair<Spread, std::size_t>> mid; // relation -> (midpoint - mean endpoint, pairs no worse)
     for (const auto& id : done("interpolate")) {
-        std::map<double, Spread> curve = loss_by_alpha(metrics_of(id));
+        std::map<double, Spread> curve = loss_by_alpha(st.interpolation(id));
         if (curve.size() < 3 || !curve.count(0.0) || !curve.count(1.0)) continue;
         double best = 0, mid_loss = NAN;
         for (const auto& [a, sp] : curve)
@@ -563,7 +575,7 @@ StudyFindings paper_findings(const Study& st) {
 
     // extrapolation: the loss far out against the loss at the endpoints
     for (const auto& id : done("extrapolate")) {
-        std::map<double, Spread> curve = loss_by_alpha(metrics_of(id));
+        std::map<double, Spread> curve = loss_by_alpha(st.interpolation(id));
         if (!curve.count(0.0) || !curve.count(1.0) || curve.size() < 3) continue;
         const double ends = std::max(curve[0.0].mean(), curve[1.0].mean());
         const double far = std::max(curve.begin()->second.mean(), curve.rbegin()->second.mean());
@@ -918,17 +930,17 @@ void write_study_sections(Report& r, const Study& st) {
         std::vector<double> pair_alphas;
         for (const auto& id : ids) {
             const json l = labels(id);
-            const auto m = metrics_of(id);
+            const InterpolationRecord line = st.interpolation(id);
             std::vector<Series> series;
             std::map<double, std::vector<double>> mean;
-            for (const auto& dataset : m.datasets) {
-                Series s{dataset, {}, {}};
-                for (const auto& subject : m.subjects) {
-                    auto v = m.values.find({subject, dataset, "loss"});
-                    if (v == m.values.end()) continue;
-                    s.x.push_back(alpha_of(subject));
-                    s.y.push_back(v->second);
-                    mean[alpha_of(subject)].push_back(v->second);
+            for (std::size_t d = 0; d < line.targets.size(); ++d) {
+                Series s{line.targets[d].name, {}, {}};
+                for (std::size_t p = 0; p < line.alphas.size(); ++p) {
+                    const double v = line.scores[p][d].loss;
+                    if (std::isnan(v)) continue;
+                    s.x.push_back(line.alphas[p]);
+                    s.y.push_back(v);
+                    mean[line.alphas[p]].push_back(v);
                 }
                 series.push_back(s);
             }
@@ -990,25 +1002,23 @@ void write_study_sections(Report& r, const Study& st) {
         for (const auto& id : ids) dataset_hulls += labels(id).value("level", "") == "dataset";
         for (const auto& id : ids) {
             const json l = labels(id);
-            const auto m = metrics_of(id);
-            auto cell = [&](const std::string& name) {
-                auto v = m.values.find({"pb", "all datasets", name});
-                auto n = m.values.find({"pb", "all datasets", name + " pairs"});
-                return v == m.values.end() ? std::string("-") : format_percent(v->second) + " (" + std::to_string(long(n->second)) + ")";
+            const HullRecord hull = st.hull(id);
+            const PbRow* all = !hull.pb.empty() && hull.pb.back().dataset == kAllDatasets ? &hull.pb.back() : nullptr;
+            auto cell = [&](std::size_t k) {
+                return !all || std::isnan(all->values[k].value)
+                           ? std::string("-")
+                           : format_percent(all->values[k].value) + " (" + std::to_string(all->values[k].pairs) + ")";
             };
-            pb_rows.push_back({l.value("level", ""), l.value("group", "") == "" ? "all models" : l.value("group", ""),
-                               cell("PB(In', In)"), cell("PB(In', Ex)"), cell("PB(In, Ex)")});
-            std::map<std::string, std::string> set_of;
-            for (const auto& p : store.points(id)) set_of[p.name] = p.set;
+            pb_rows.push_back({l.value("level", ""), l.value("group", "") == "" ? "all models" : l.value("group", ""), cell(0),
+                               cell(1), cell(2)});
             std::vector<Series> groups = {{"In", {}, {}}, {"In'", {}, {}}, {"Ex", {}, {}}};
-            for (const auto& subject : m.subjects) {
-                if (subject == "pb") continue;
+            for (std::size_t p = 0; p < hull.points.size(); ++p) {
                 double sum = 0;
                 int n = 0;
-                for (const auto& d : m.datasets)
-                    if (auto v = m.values.find({subject, d, "loss"}); v != m.values.end()) sum += v->second, ++n;
+                for (const auto& score : hull.scores[p])
+                    if (!std::isnan(score.loss)) sum += score.loss, ++n;
                 for (auto& g : groups)
-                    if (g.name == set_of[subject] && n) g.y.push_back(sum / n);
+                    if (g.name == hull.points[p].set && n) g.y.push_back(sum / n);
             }
             if (l.value("level", "") == "dataset" && dataset_hulls > kMaxFiguresPerAnalysis) continue; // the PB table has them
             r.figure("hull-" + file_safe_name(id.substr(5)), strip_plot(groups, "In / In' / Ex: " + id.substr(5), "generalized loss"),
@@ -1022,45 +1032,28 @@ void write_study_sections(Report& r, const Study& st) {
 
     // ---- plane
     if (job_of.count("plane") && job_of["plane"].state == "done") {
-        const auto m = metrics_of("plane");
-        std::map<std::string, std::pair<double, double>> uv;
-        for (const auto& p : store.points("plane")) {
-            if (p.set != "plane") continue;
-            const json c = json::parse(p.coefficients);
-            uv[p.name] = {c.at("u").get<double>(), c.at("v").get<double>()};
-        }
-        std::size_t nx = 0, ny = 0;
-        for (const auto& [name, _] : uv) {
-            const auto comma = name.find(',');
-            nx = std::max<std::size_t>(nx, std::stoul(name.substr(1, comma - 1)) + 1);
-            ny = std::max<std::size_t>(ny, std::stoul(name.substr(comma + 1)) + 1);
-        }
-        std::vector<std::vector<double>> values(ny, std::vector<double>(nx, NAN));
-        double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-        for (const auto& [name, c] : uv) {
-            const auto comma = name.find(',');
-            const std::size_t i = std::stoul(name.substr(1, comma - 1)), j = std::stoul(name.substr(comma + 1));
-            double sum = 0;
-            int n = 0;
-            for (const auto& d : m.datasets)
-                if (auto v = m.values.find({name, d, "loss"}); v != m.values.end()) sum += v->second, ++n;
-            values[j][i] = n ? sum / n : NAN;
-            x0 = std::min(x0, c.first), x1 = std::max(x1, c.first), y0 = std::min(y0, c.second), y1 = std::max(y1, c.second);
-        }
+        const PlaneRecord plane = st.plane("plane");
+        std::vector<std::vector<double>> values(plane.grid.ny, std::vector<double>(plane.grid.nx, NAN));
+        for (std::size_t j = 0; j < plane.grid.ny; ++j)
+            for (std::size_t i = 0; i < plane.grid.nx; ++i) {
+                double sum = 0;
+                int n = 0;
+                for (const auto& score : plane.scores[j * plane.grid.nx + i])
+                    if (!std::isnan(score.loss)) sum += score.loss, ++n;
+                values[j][i] = n ? sum / n : NAN;
+            }
         const json l = labels("plane");
         std::vector<Marker> markers;
-        for (const auto& p : store.points("plane"))
-            if (p.set == "marker") {
-                const json c = json::parse(p.coefficients);
-                markers.push_back({c.at("u").get<double>(), c.at("v").get<double>(), p.name.substr(7)});
-            }
+        for (const auto& mk : plane.markers) markers.push_back({mk.u, mk.v, mk.model});
         const fs::path summary = fs::path(job_of["plane"].output) / "summary.json";
-        const json old = markers.empty() && fs::exists(summary) ? json::parse(read_text_file(summary)) : json::object();
-        if (old.contains("markers")) // older stores
-            for (const auto& mk : old.at("markers"))
-                markers.push_back({mk.at("u").get<double>(), mk.at("v").get<double>(), mk.at("model").get<std::string>()});
+        if (markers.empty() && fs::exists(summary)) { // older stores kept the markers in the job's folder only
+            const json old = json::parse(read_text_file(summary), nullptr, false);
+            if (old.is_object() && old.contains("markers"))
+                for (const auto& mk : old.at("markers"))
+                    markers.push_back({mk.at("u").get<double>(), mk.at("v").get<double>(), mk.at("model").get<std::string>()});
+        }
         r.heading("Loss surface", "The plane through three fine-tuned models (orthonormalised directions).");
-        r.figure("plane", surface_map(values, x0, x1, y0, y1, markers, "Generalized loss on the plane", "loss"),
+        r.figure("plane", surface_map(values, plane.grid.x0, plane.grid.x1, plane.grid.y0, plane.grid.y1, markers, "Generalized loss on the plane", "loss"),
                  "A = " + l.value("A", "") + ", B = " + l.value("B", "") + ", C = " + l.value("C", "") + ".");
     }
 

@@ -1,13 +1,19 @@
 #include "basin/experiment/results.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <tuple>
 
 #include "basin/core/error.h"
 #include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 
 namespace basin {
@@ -43,6 +49,190 @@ std::vector<std::map<std::string, std::string>> read_csv(const fs::path& file) {
 double number(const std::string& text) { return std::stod(text); }
 
 } // namespace
+
+// ---- region records in the store
+
+namespace {
+
+constexpr const char* kAlphaPrefix = "alpha=";
+
+std::string alpha_subject(double alpha) { return kAlphaPrefix + format_exact(alpha); }
+std::string plane_subject(std::size_t i, std::size_t j) { return "(" + std::to_string(i) + "," + std::to_string(j) + ")"; }
+constexpr const char* kMarkerPrefix = "marker:";
+
+void add_scores(JobResults& r, const std::string& job, const std::string& subject, const std::vector<TargetInfo>& targets,
+                const std::vector<PointScore>& row) {
+    for (std::size_t d = 0; d < targets.size(); ++d) {
+        r.metrics.push_back({job, subject, targets[d].name, "loss", row[d].loss});
+        r.metrics.push_back({job, subject, targets[d].name, "accuracy", row[d].accuracy});
+    }
+}
+
+// One job's metrics as (subject, dataset, metric) -> value, with the datasets in first-seen order.
+struct MetricIndex {
+    std::map<std::tuple<std::string, std::string, std::string>, double> values;
+    std::vector<std::string> datasets;
+    explicit MetricIndex(const std::vector<Metric>& metrics, const std::string& skip_subject = "") {
+        for (const auto& m : metrics) {
+            values[{m.subject, m.dataset, m.metric}] = m.value;
+            if (m.subject != skip_subject && !m.dataset.empty() &&
+                std::find(datasets.begin(), datasets.end(), m.dataset) == datasets.end())
+                datasets.push_back(m.dataset);
+        }
+    }
+    double value(const std::string& subject, const std::string& dataset, const std::string& metric) const {
+        const auto v = values.find({subject, dataset, metric});
+        return v == values.end() ? NAN : v->second;
+    }
+    std::vector<TargetInfo> targets() const {
+        std::vector<TargetInfo> out;
+        for (const auto& d : datasets) out.push_back({d, "", "", {}, 0, 0, ""});
+        return out;
+    }
+    std::vector<PointScore> scores(const std::string& subject) const {
+        std::vector<PointScore> row;
+        for (const auto& d : datasets) {
+            PointScore s;
+            s.loss = value(subject, d, "loss"), s.accuracy = value(subject, d, "accuracy");
+            s.train_loss = s.train_accuracy = NAN;
+            row.push_back(s);
+        }
+        return row;
+    }
+};
+
+double alpha_of(const std::string& subject, const std::string& job) {
+    BASIN_CHECK(subject.rfind(kAlphaPrefix, 0) == 0, "store: job ", job, ": point '", subject, "' is not named alpha=<number>");
+    return std::stod(subject.substr(std::string(kAlphaPrefix).size()));
+}
+
+} // namespace
+
+JobResults interpolation_rows(const InterpolationRecord& rec, const Job& job) {
+    JobResults r;
+    for (std::size_t p = 0; p < rec.alphas.size(); ++p) {
+        const double a = rec.alphas[p];
+        add_scores(r, job.id, alpha_subject(a), rec.targets, rec.scores[p]);
+        r.points.push_back({job.id, alpha_subject(a), job.kind, json({{job.labels.at("A"), 1 - a}, {job.labels.at("B"), a}}).dump()});
+    }
+    return r;
+}
+
+InterpolationRecord interpolation_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points) {
+    InterpolationRecord rec;
+    const MetricIndex m(metrics);
+    const std::string job = metrics.empty() ? "" : metrics.front().job;
+    std::set<std::string> subjects;
+    for (const auto& p : points) subjects.insert(p.name);
+    if (subjects.empty()) // stores from before points were recorded
+        for (const auto& x : metrics) subjects.insert(x.subject);
+    std::vector<std::pair<double, std::string>> order;
+    for (const auto& s : subjects) order.push_back({alpha_of(s, job), s});
+    std::sort(order.begin(), order.end());
+    rec.targets = m.targets();
+    for (const auto& [a, subject] : order) {
+        rec.alphas.push_back(a);
+        rec.scores.push_back(m.scores(subject));
+        rec.extrapolate = rec.extrapolate || a < 0 || a > 1;
+    }
+    if (!points.empty()) rec.extrapolate = points.front().set == "extrapolate";
+    return rec;
+}
+
+JobResults hull_rows(const HullRecord& rec, const Job& job) {
+    JobResults r;
+    for (std::size_t p = 0; p < rec.points.size(); ++p) {
+        const HullPoint& point = rec.points[p];
+        add_scores(r, job.id, point.name, rec.targets, rec.scores[p]);
+        std::string w;
+        for (std::size_t i = 0; i < point.weights.size(); ++i) w += (i ? " " : "") + format_exact(point.weights[i]);
+        r.points.push_back({job.id, point.name, point.set, json(w).dump()});
+    }
+    for (const auto& row : rec.pb)
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
+            r.metrics.push_back({job.id, "pb", row.dataset, pb_name(k), row.values[k].value});
+            r.metrics.push_back({job.id, "pb", row.dataset, pb_name(k) + " pairs", double(row.values[k].pairs)});
+        }
+    return r;
+}
+
+HullRecord hull_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points) {
+    HullRecord rec;
+    const MetricIndex m(metrics, "pb");
+    rec.targets = m.targets();
+    for (const auto& p : points) {
+        std::vector<double> weights;
+        const json w = json::parse(p.coefficients, nullptr, false);
+        if (w.is_string()) {
+            std::istringstream in(w.get<std::string>());
+            for (double v; in >> v;) weights.push_back(v);
+        }
+        rec.points.push_back({p.name, p.set, weights});
+        rec.scores.push_back(m.scores(p.name));
+        rec.members += p.set == "In", rec.hull_samples += p.set == "In'";
+    }
+    std::vector<std::string> rows = m.datasets;
+    rows.push_back(kAllDatasets);
+    for (const auto& dataset : rows) {
+        PbRow row{dataset, {}};
+        bool any = false;
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
+            const double v = m.value("pb", dataset, pb_name(k)), n = m.value("pb", dataset, pb_name(k) + " pairs");
+            any = any || !std::isnan(v);
+            row.values[k] = {v, std::isnan(n) ? 0 : std::size_t(n)};
+        }
+        if (any) rec.pb.push_back(row);
+    }
+    return rec;
+}
+
+JobResults plane_rows(const PlaneRecord& rec, const Job& job) {
+    JobResults r;
+    for (std::size_t j = 0; j < rec.grid.ny; ++j)
+        for (std::size_t i = 0; i < rec.grid.nx; ++i) {
+            const std::string name = plane_subject(i, j);
+            add_scores(r, job.id, name, rec.targets, rec.scores[j * rec.grid.nx + i]);
+            r.points.push_back({job.id, name, "plane", json({{"u", rec.grid.x(i)}, {"v", rec.grid.y(j)}}).dump()});
+        }
+    for (const auto& mk : rec.markers)
+        r.points.push_back({job.id, kMarkerPrefix + mk.model, "marker", json({{"u", mk.u}, {"v", mk.v}}).dump()});
+    return r;
+}
+
+PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points) {
+    PlaneRecord rec;
+    const MetricIndex m(metrics);
+    rec.targets = m.targets();
+    struct Cell {
+        std::size_t i, j;
+        std::string name;
+    };
+    std::vector<Cell> cells;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (const auto& p : points) {
+        const json c = json::parse(p.coefficients, nullptr, false);
+        BASIN_CHECK(c.is_object() && c.contains("u") && c.contains("v"), "store: job ", p.job, ": point '", p.name,
+                    "' has no (u, v) coordinates");
+        const double u = c.at("u").get<double>(), v = c.at("v").get<double>();
+        if (p.set == "marker") {
+            rec.markers.push_back({p.name.substr(std::string(kMarkerPrefix).size()), u, v});
+            continue;
+        }
+        std::size_t i = 0, j = 0;
+        BASIN_CHECK(std::sscanf(p.name.c_str(), "(%zu,%zu)", &i, &j) == 2, "store: job ", p.job, ": plane point '", p.name,
+                    "' is not named (i,j)");
+        cells.push_back({i, j, p.name});
+        rec.grid.nx = std::max(rec.grid.nx, i + 1), rec.grid.ny = std::max(rec.grid.ny, j + 1);
+        x0 = std::min(x0, u), x1 = std::max(x1, u), y0 = std::min(y0, v), y1 = std::max(y1, v);
+    }
+    if (cells.empty()) return rec;
+    rec.grid.x0 = x0, rec.grid.x1 = x1, rec.grid.y0 = y0, rec.grid.y1 = y1;
+    PointScore missing;
+    missing.loss = missing.accuracy = missing.train_loss = missing.train_accuracy = NAN;
+    rec.scores.assign(rec.grid.nx * rec.grid.ny, std::vector<PointScore>(rec.targets.size(), missing));
+    for (const auto& c : cells) rec.scores[c.j * rec.grid.nx + c.i] = m.scores(c.name);
+    return rec;
+}
 
 JobResults collect_results(const Job& job) {
     JobResults r;
@@ -82,39 +272,11 @@ JobResults collect_results(const Job& job) {
             r.points.push_back({job.id, row.at("model"), "embedding", fields.dump()});
         }
     } else if (job.kind == "interpolate" || job.kind == "extrapolate") {
-        for (const auto& row : read_csv(job.output / "scores.csv")) {
-            const double a = number(row.at("alpha"));
-            const std::string name = "alpha=" + row.at("alpha");
-            metric(name, row.at("dataset"), "loss", number(row.at("loss")));
-            metric(name, row.at("dataset"), "accuracy", number(row.at("accuracy")));
-            if (r.points.empty() || r.points.back().name != name)
-                r.points.push_back({job.id, name, job.kind, json({{job.labels.at("A"), 1 - a}, {job.labels.at("B"), a}}).dump()});
-        }
+        return interpolation_rows(read_interpolation(job.output), job);
     } else if (job.kind == "hull") {
-        for (const auto& row : read_csv(job.output / "scores.csv")) {
-            metric(row.at("point"), row.at("dataset"), "loss", number(row.at("loss")));
-            metric(row.at("point"), row.at("dataset"), "accuracy", number(row.at("accuracy")));
-            if (r.points.empty() || r.points.back().name != row.at("point"))
-                r.points.push_back({job.id, row.at("point"), row.at("set"), json(row.at("weights")).dump()});
-        }
-        const json s = read_json(job.output / "summary.json");
-        for (const auto& [dataset, table] : s.at("pb").items())
-            for (const auto& [name, value] : table.items()) {
-                metric("pb", dataset, name, value.at("value").get<double>());
-                metric("pb", dataset, name + " pairs", value.at("pairs").get<double>());
-            }
+        return hull_rows(read_hull(job.output), job);
     } else if (job.kind == "plane") {
-        for (const auto& row : read_csv(job.output / "grid.csv")) {
-            const std::string name = "(" + row.at("i") + "," + row.at("j") + ")";
-            metric(name, row.at("dataset"), "loss", number(row.at("loss")));
-            metric(name, row.at("dataset"), "accuracy", number(row.at("accuracy")));
-            if (r.points.empty() || r.points.back().name != name)
-                r.points.push_back({job.id, name, "plane", json({{"u", number(row.at("u"))}, {"v", number(row.at("v"))}}).dump()});
-        }
-        const json summary = read_json(job.output / "summary.json"); // named: a range-for over a temporary's member dangles
-        for (const auto& mk : summary.at("markers"))
-            r.points.push_back({job.id, "marker:" + mk.at("model").get<std::string>(), "marker",
-                                json({{"u", mk.at("u")}, {"v", mk.at("v")}}).dump()});
+        return plane_rows(read_plane(job.output), job);
     } else if (job.kind == "centroid") {
         const json s = read_json(job.output / "summary.json");
         for (const auto& row : s.at("rows")) {

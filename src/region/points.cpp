@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
@@ -144,6 +146,48 @@ ProbabilityBetter probability_better(const std::vector<double>& x, const std::ve
         for (double b : y) wins += a <= b;
     pb.value = double(wins) / double(pb.pairs);
     return pb;
+}
+
+std::vector<std::vector<double>> read_hull_weights(const std::filesystem::path& file, std::size_t members) {
+    std::ifstream in(file);
+    BASIN_CHECK(in, file.string(), ": cannot open the weights file");
+    std::vector<std::vector<double>> rows;
+    std::string line;
+    for (std::size_t number = 1; std::getline(in, line); ++number) {
+        line = trim(line);
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<double> row;
+        std::stringstream cells(line);
+        for (std::string cell; std::getline(cells, cell, ',');) {
+            cell = trim(cell);
+            std::size_t used = 0;
+            double v = 0;
+            try {
+                v = std::stod(cell, &used);
+            } catch (...) {
+                used = 0;
+            }
+            BASIN_CHECK(used == cell.size() && used > 0 && std::isfinite(v), file.string(), ":", number, ": '", cell,
+                        "' is not a number");
+            BASIN_CHECK(v >= 0, file.string(), ":", number, ": weight ", cell, " is negative (hull weights lie on the simplex)");
+            row.push_back(v);
+        }
+        BASIN_CHECK(row.size() == members, file.string(), ":", number, ": ", row.size(), " weights, expected one per member (",
+                    members, ")");
+        double sum = 0;
+        for (double v : row) sum += v;
+        BASIN_CHECK(std::abs(sum - 1) <= 1e-6, file.string(), ":", number, ": the weights sum to ", format_g(sum), ", expected 1");
+        rows.push_back(row);
+    }
+    BASIN_CHECK(!rows.empty(), file.string(), ": no weight rows");
+    return rows;
+}
+
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t k) {
+    std::seed_seq seq{std::uint32_t(seed), std::uint32_t(seed >> 32), std::uint32_t(k), std::uint32_t(k >> 32)};
+    std::uint32_t out[2];
+    seq.generate(out, out + 2);
+    return (std::uint64_t(out[0]) << 32) | out[1];
 }
 
 } // namespace basin

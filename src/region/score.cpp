@@ -69,7 +69,19 @@ TargetDataset read_target(const fs::path& folder, const TargetLimits& limits) {
     return t;
 }
 
-std::vector<std::vector<PointScore>> score_points(const WeightSpace& space, std::vector<TargetDataset>& targets,
+TargetInfo target_info(const TargetDataset& t) {
+    TargetInfo info;
+    info.name = t.name;
+    info.train = t.train.path.string();
+    info.test = t.test.path.string();
+    info.labels = t.labels;
+    info.train_examples = t.train.examples.size();
+    info.test_examples = t.test.examples.size();
+    info.sample = t.sample_tag.empty() ? "all examples" : t.sample_tag.substr(1);
+    return info;
+}
+
+ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& targets,
                                                   const std::vector<NamedPoint>& points, const ScoreOptions& options,
                                                   ScoreTimes* times) {
     const auto start = Clock::now();

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,15 @@ std::vector<double> merge_alphas(std::vector<double> a, const std::vector<double
 // samples weight vectors drawn uniformly from the simplex of `members` (Dirichlet(1, ..., 1)),
 // seeded.
 std::vector<std::vector<double>> dirichlet_samples(std::size_t members, std::size_t samples, std::uint64_t seed);
+
+// Explicit hull weights from a CSV file: one row of member weights per point ('#' comments and
+// blank lines skipped), each row with one weight per member, none negative, summing to 1. Errors
+// name the file, the line and what was expected.
+std::vector<std::vector<double>> read_hull_weights(const std::filesystem::path& file, std::size_t members);
+
+// The k-th seed derived from a study's seed (std::seed_seq over both halves of each): random
+// directions and planes take seeds 1, 2, ... so that one --seed fixes them all.
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t k);
 
 // The plane through A, B, C with orthonormal directions u = (B - A) / |B - A| and v (C - A with its
 // u component removed, normalised), from the inner products of B - A and C - A.

@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include "basin/region/records.h"
 #include "basin/region/weight_space.h"
 #include "basin/train/probe.h"
 
@@ -34,17 +35,12 @@ struct TargetLimits {
 };
 // Reads both splits (errors name the folder and the files looked for). Not tokenized yet.
 TargetDataset read_target(const std::filesystem::path& folder, const TargetLimits& limits = {});
+// The target as records name it (files, labels, sizes, sample).
+TargetInfo target_info(const TargetDataset& target);
 
 struct NamedPoint {
     std::string name;
     Combination combination;
-};
-
-struct PointScore {
-    double loss = 0, accuracy = 0;             // test split: the generalized loss and accuracy
-    double train_loss = 0, train_accuracy = 0; // the probe on its own training data
-    bool converged = false;
-    bool cached = false; // every feature came from the cache
 };
 
 struct ScoreOptions {
@@ -55,14 +51,8 @@ struct ScoreOptions {
     bool progress = false; // a line on stderr per point: done, rate, time left
 };
 
-struct ScoreTimes {
-    double build_seconds = 0, extract_seconds = 0, fit_seconds = 0, wall_seconds = 0;
-    std::size_t points_built = 0, points_cached = 0;
-};
-
 // scores[p][d]: point p on target d. Targets are tokenized here if they are not yet.
-std::vector<std::vector<PointScore>> score_points(const WeightSpace& space, std::vector<TargetDataset>& targets,
-                                                  const std::vector<NamedPoint>& points, const ScoreOptions& options,
-                                                  ScoreTimes* times = nullptr);
+ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& targets, const std::vector<NamedPoint>& points,
+                       const ScoreOptions& options, ScoreTimes* times = nullptr);
 
 } // namespace basin

@@ -1,0 +1,477 @@
+#include "basin/region/records.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/strings.h"
+#include "basin/data/table.h"
+#include "basin/report/figure.h"
+
+namespace basin {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+double mean_over_targets(const std::vector<PointScore>& row, double PointScore::*field) {
+    double s = 0;
+    for (const auto& x : row) s += x.*field;
+    return row.empty() ? NAN : s / double(row.size());
+}
+
+std::string pb_name(std::size_t pair) {
+    return std::string("PB(") + kPbPairs.at(pair)[0] + ", " + kPbPairs.at(pair)[1] + ")";
+}
+
+std::vector<PbRow> hull_pb(const std::vector<HullPoint>& points, const ScoreGrid& scores,
+                           const std::vector<std::string>& targets) {
+    auto losses = [&](const std::string& set, std::size_t d) {
+        std::vector<double> v;
+        for (std::size_t p = 0; p < points.size(); ++p)
+            if (points[p].set == set) v.push_back(scores[p][d].loss);
+        return v;
+    };
+    std::vector<PbRow> rows;
+    PbRow all{kAllDatasets, {}};
+    std::array<double, kPbPairs.size()> wins{};
+    for (std::size_t d = 0; d < targets.size(); ++d) {
+        PbRow row{targets[d], {}};
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
+            row.values[k] = probability_better(losses(kPbPairs[k][0], d), losses(kPbPairs[k][1], d));
+            wins[k] += row.values[k].value * double(row.values[k].pairs);
+            all.values[k].pairs += row.values[k].pairs;
+        }
+        rows.push_back(row);
+    }
+    for (std::size_t k = 0; k < kPbPairs.size(); ++k)
+        all.values[k].value = all.values[k].pairs ? wins[k] / double(all.values[k].pairs) : 0.0;
+    rows.push_back(all);
+    return rows;
+}
+
+namespace {
+
+// ---- pieces every record shares
+
+json read_json_file(const fs::path& file) {
+    json j = json::parse(read_text_file(file), nullptr, false);
+    BASIN_CHECK(!j.is_discarded(), file.string(), ": not valid JSON");
+    BASIN_CHECK(j.is_object(), file.string(), ": expected a JSON object");
+    return j;
+}
+
+// A field of summary.json, with an error naming the file and the field.
+const json& field(const json& j, const std::string& name, const fs::path& file) {
+    BASIN_CHECK(j.is_object() && j.contains(name), file.string(), ": no field '", name, "'");
+    return j.at(name);
+}
+
+template <class T> T get(const json& j, const std::string& name, const fs::path& file) {
+    const json& v = field(j, name, file);
+    try {
+        return v.get<T>();
+    } catch (const json::exception&) {
+        fail(file.string(), ": field '", name, "' is ", v.dump(), ", not of the expected type");
+    }
+}
+
+json times_json(const ScoreTimes& t) {
+    const double work = t.build_seconds + t.extract_seconds + t.fit_seconds;
+    auto share = [&](double s) { return work > 0 ? s / work : 0.0; };
+    return {{"wall_seconds", t.wall_seconds},
+            {"build_seconds", t.build_seconds},
+            {"extract_seconds", t.extract_seconds},
+            {"fit_seconds", t.fit_seconds},
+            {"build_share", share(t.build_seconds)},
+            {"extract_share", share(t.extract_seconds)},
+            {"fit_share", share(t.fit_seconds)},
+            {"points_built", t.points_built},
+            {"points_from_cache", t.points_cached},
+            {"points_per_minute", t.wall_seconds > 0 ? 60.0 * double(t.points_built + t.points_cached) / t.wall_seconds : 0.0}};
+}
+
+ScoreTimes read_times(const json& summary, const fs::path& file) {
+    const json& t = field(summary, "times", file);
+    ScoreTimes out;
+    out.wall_seconds = get<double>(t, "wall_seconds", file);
+    out.build_seconds = get<double>(t, "build_seconds", file);
+    out.extract_seconds = get<double>(t, "extract_seconds", file);
+    out.fit_seconds = get<double>(t, "fit_seconds", file);
+    out.points_built = get<std::size_t>(t, "points_built", file);
+    out.points_cached = get<std::size_t>(t, "points_from_cache", file);
+    return out;
+}
+
+json targets_json(const std::vector<TargetInfo>& targets) {
+    json out = json::array();
+    for (const auto& t : targets)
+        out.push_back({{"name", t.name},
+                       {"train", t.train},
+                       {"test", t.test},
+                       {"labels", t.labels},
+                       {"train_examples", t.train_examples},
+                       {"test_examples", t.test_examples},
+                       {"sample", t.sample}});
+    return out;
+}
+
+std::vector<TargetInfo> read_targets(const json& summary, const fs::path& file) {
+    std::vector<TargetInfo> out;
+    for (const auto& t : field(summary, "datasets", file)) {
+        TargetInfo info;
+        info.name = get<std::string>(t, "name", file);
+        info.train = get<std::string>(t, "train", file);
+        info.test = get<std::string>(t, "test", file);
+        info.labels = get<std::vector<std::string>>(t, "labels", file);
+        info.train_examples = get<std::size_t>(t, "train_examples", file);
+        info.test_examples = get<std::size_t>(t, "test_examples", file);
+        info.sample = get<std::string>(t, "sample", file);
+        out.push_back(std::move(info));
+    }
+    BASIN_CHECK(!out.empty(), file.string(), ": 'datasets' is empty");
+    return out;
+}
+
+std::vector<std::string> target_names(const std::vector<TargetInfo>& targets) {
+    std::vector<std::string> names;
+    for (const auto& t : targets) names.push_back(t.name);
+    return names;
+}
+
+std::string score_columns() { return "loss,accuracy,train_loss,train_accuracy,converged,features_cached"; }
+
+// exact digits: a reader gets back the very doubles the study computed
+std::string score_cells(const PointScore& s) {
+    return format_exact(s.loss) + "," + format_exact(s.accuracy) + "," + format_exact(s.train_loss) + "," +
+           format_exact(s.train_accuracy) + "," + (s.converged ? "1" : "0") + "," + (s.cached ? "1" : "0");
+}
+
+// A CSV field in quotes, inner quotes doubled (RFC 4180): point names are paths.
+std::string quoted(const std::string& text) {
+    std::string out = "\"";
+    for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+}
+// Quoted only when it must be (a dataset folder's name with a comma or quote).
+std::string field_text(const std::string& text) {
+    return text.find_first_of(",\"\r\n") == std::string::npos ? text : quoted(text);
+}
+
+PointScore read_score(const CsvTable& table, const CsvTable::Row& row) {
+    PointScore s;
+    s.loss = table.number(row, "loss");
+    s.accuracy = table.number(row, "accuracy");
+    s.train_loss = table.number(row, "train_loss");
+    s.train_accuracy = table.number(row, "train_accuracy");
+    s.converged = table.number(row, "converged") != 0;
+    s.cached = table.number(row, "features_cached") != 0;
+    return s;
+}
+
+// Fills scores[point][target] from a score table, one row per (point, target); every cell must
+// be there exactly once.
+class GridFiller {
+  public:
+    GridFiller(const CsvTable& table, const std::vector<TargetInfo>& targets, std::size_t points)
+        : table_(table), names_(target_names(targets)), grid_(points, std::vector<PointScore>(targets.size())),
+          seen_(points, std::vector<bool>(targets.size(), false)) {}
+
+    void add(const CsvTable::Row& row, std::size_t point) {
+        const std::string& dataset = table_.text(row, "dataset");
+        const auto at = std::find(names_.begin(), names_.end(), dataset);
+        BASIN_CHECK(at != names_.end(), table_.file().string(), ":", row.line, ": dataset '", dataset,
+                    "' is not one of summary.json's datasets");
+        const std::size_t d = std::size_t(at - names_.begin());
+        BASIN_CHECK(point < grid_.size(), table_.file().string(), ":", row.line, ": point ", point + 1, " of ", grid_.size());
+        BASIN_CHECK(!seen_[point][d], table_.file().string(), ":", row.line, ": a second score for this point on ", dataset);
+        grid_[point][d] = read_score(table_, row);
+        seen_[point][d] = true;
+    }
+    ScoreGrid finish() {
+        for (std::size_t p = 0; p < grid_.size(); ++p)
+            for (std::size_t d = 0; d < names_.size(); ++d)
+                BASIN_CHECK(seen_[p][d], table_.file().string(), ": no score for point ", p + 1, " on ", names_[d]);
+        return std::move(grid_);
+    }
+
+  private:
+    const CsvTable& table_;
+    std::vector<std::string> names_;
+    ScoreGrid grid_;
+    std::vector<std::vector<bool>> seen_;
+};
+
+std::string joined_weights(const std::vector<double>& weights) {
+    std::string w;
+    for (std::size_t i = 0; i < weights.size(); ++i) w += (i ? " " : "") + format_exact(weights[i]);
+    return w;
+}
+
+std::vector<double> split_weights(const std::string& text, const CsvTable& table, const CsvTable::Row& row) {
+    std::vector<double> out;
+    std::istringstream in(text);
+    for (std::string cell; in >> cell;) {
+        std::size_t used = 0;
+        double v = NAN;
+        try {
+            v = std::stod(cell, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        BASIN_CHECK(used == cell.size() && std::isfinite(v), table.file().string(), ":", row.line, ": weight '", cell,
+                    "' is not a number");
+        out.push_back(v);
+    }
+    return out;
+}
+
+// One figure per target and one of the mean over targets (when there are several).
+template <class Draw> void per_target_figures(const std::vector<TargetInfo>& targets, Draw draw) {
+    for (std::size_t d = 0; d <= targets.size(); ++d) {
+        if (d == targets.size() && targets.size() == 1) break;
+        const bool mean = d == targets.size();
+        draw(mean ? std::nullopt : std::optional<std::size_t>(d), mean ? std::string("mean over datasets") : targets[d].name,
+             mean ? std::string("mean") : file_safe_name(targets[d].name));
+    }
+}
+
+double loss_of(const std::vector<PointScore>& row, std::optional<std::size_t> d) {
+    return d ? row[*d].loss : mean_over_targets(row, &PointScore::loss);
+}
+
+} // namespace
+
+// ---- interpolation
+
+void write_interpolation_files(const InterpolationRecord& r, const fs::path& dir) {
+    std::string csv = "alpha,dataset," + score_columns() + "\n";
+    for (std::size_t p = 0; p < r.alphas.size(); ++p)
+        for (std::size_t d = 0; d < r.targets.size(); ++d)
+            csv += format_exact(r.alphas[p]) + "," + field_text(r.targets[d].name) + "," + score_cells(r.scores[p][d]) + "\n";
+    write_text_atomically(dir / "scores.csv", csv);
+    json rows = json::array();
+    for (std::size_t p = 0; p < r.alphas.size(); ++p)
+        rows.push_back({{"alpha", r.alphas[p]},
+                        {"mean_loss", mean_over_targets(r.scores[p], &PointScore::loss)},
+                        {"mean_accuracy", mean_over_targets(r.scores[p], &PointScore::accuracy)}});
+    const json summary = {{"command", "interpolate"},
+                          {"A", r.a},
+                          {"B", r.b},
+                          {"extrapolate", r.extrapolate},
+                          {"definition", "theta(alpha) = (1 - alpha) * A + alpha * B over the body"},
+                          {"alphas", r.alphas},
+                          {"datasets", targets_json(r.targets)},
+                          {"mean", rows},
+                          {"times", times_json(r.times)}};
+    write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
+    for (auto [field, label, stem] : {std::tuple{&PointScore::loss, "generalized loss", "interpolation-loss"},
+                                      std::tuple{&PointScore::accuracy, "generalized accuracy", "interpolation-accuracy"}}) {
+        std::vector<Series> series;
+        for (std::size_t d = 0; d < r.targets.size(); ++d) {
+            Series s{r.targets[d].name, r.alphas, {}};
+            for (std::size_t p = 0; p < r.alphas.size(); ++p) s.y.push_back(r.scores[p][d].*field);
+            series.push_back(s);
+        }
+        if (r.targets.size() > 1) {
+            Series mean{"average", r.alphas, {}, true};
+            for (std::size_t p = 0; p < r.alphas.size(); ++p) mean.y.push_back(mean_over_targets(r.scores[p], field));
+            series.push_back(mean);
+        }
+        line_plot(series, "Interpolation: " + std::string(label), "alpha (0 = A, 1 = B)", label, r.extrapolate)
+            .save((dir / stem).string());
+    }
+}
+
+InterpolationRecord read_interpolation(const fs::path& dir) {
+    const fs::path file = dir / "summary.json";
+    const json s = read_json_file(file);
+    InterpolationRecord r;
+    r.a = get<std::string>(s, "A", file);
+    r.b = get<std::string>(s, "B", file);
+    r.alphas = get<std::vector<double>>(s, "alphas", file);
+    // folders written before the field: an extrapolation is the line past its endpoints
+    r.extrapolate = s.contains("extrapolate") ? get<bool>(s, "extrapolate", file)
+                                              : std::any_of(r.alphas.begin(), r.alphas.end(), [](double a) { return a < 0 || a > 1; });
+    r.targets = read_targets(s, file);
+    r.times = read_times(s, file);
+    const CsvTable table(dir / "scores.csv");
+    GridFiller grid(table, r.targets, r.alphas.size());
+    for (const auto& row : table.rows()) {
+        const double a = table.number(row, "alpha");
+        const auto at = std::find(r.alphas.begin(), r.alphas.end(), a);
+        BASIN_CHECK(at != r.alphas.end(), table.file().string(), ":", row.line, ": alpha ", table.text(row, "alpha"),
+                    " is not one of summary.json's alphas");
+        grid.add(row, std::size_t(at - r.alphas.begin()));
+    }
+    r.scores = grid.finish();
+    return r;
+}
+
+// ---- hull
+
+void write_hull_files(const HullRecord& r, const fs::path& dir) {
+    std::string csv = "point,set,dataset," + score_columns() + ",weights\n";
+    for (std::size_t p = 0; p < r.points.size(); ++p)
+        for (std::size_t d = 0; d < r.targets.size(); ++d)
+            csv += quoted(r.points[p].name) + "," + r.points[p].set + "," + field_text(r.targets[d].name) + "," +
+                   score_cells(r.scores[p][d]) + "," + joined_weights(r.points[p].weights) + "\n";
+    write_text_atomically(dir / "scores.csv", csv);
+    json pb = json::object();
+    for (const auto& row : r.pb) {
+        json cells = json::object();
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k)
+            cells[pb_name(k)] = {{"value", row.values[k].value}, {"pairs", row.values[k].pairs}};
+        pb[row.dataset] = cells;
+    }
+    const json summary = {{"command", "hull"},
+                          {"sources", r.sources},
+                          {"members", r.members},
+                          {"hull_samples", r.hull_samples},
+                          {"outside", r.outside},
+                          {"random", r.random},
+                          {"random_norm", r.random_norm},
+                          {"seed", r.seed},
+                          {"datasets", targets_json(r.targets)},
+                          {"pb", pb},
+                          {"definition", "PB(X, Y): fraction of pairs (x in X, y in Y), on the same dataset, where "
+                                         "x's generalized loss is no higher than y's"},
+                          {"times", times_json(r.times)}};
+    write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
+    per_target_figures(r.targets, [&](std::optional<std::size_t> d, const std::string& name, const std::string& stem) {
+        std::vector<Series> groups;
+        for (const std::string set : {"In", "In'", "Ex"}) {
+            Series s{set, {}, {}};
+            for (std::size_t p = 0; p < r.points.size(); ++p)
+                if (r.points[p].set == set) s.y.push_back(loss_of(r.scores[p], d));
+            groups.push_back(s);
+        }
+        strip_plot(groups, "Generalized loss: " + name, "generalized loss").save((dir / ("hull-" + stem)).string());
+    });
+}
+
+HullRecord read_hull(const fs::path& dir) {
+    const fs::path file = dir / "summary.json";
+    const json s = read_json_file(file);
+    HullRecord r;
+    r.sources = get<std::vector<std::string>>(s, "sources", file);
+    r.members = get<std::size_t>(s, "members", file);
+    r.hull_samples = get<std::size_t>(s, "hull_samples", file);
+    r.outside = get<std::size_t>(s, "outside", file);
+    r.random = get<std::size_t>(s, "random", file);
+    r.random_norm = get<double>(s, "random_norm", file);
+    r.seed = get<std::uint64_t>(s, "seed", file);
+    r.targets = read_targets(s, file);
+    r.times = read_times(s, file);
+    const CsvTable table(dir / "scores.csv");
+    std::map<std::string, std::size_t> index; // point name -> position, in first-seen order
+    for (const auto& row : table.rows()) {
+        const std::string& name = table.text(row, "point");
+        if (index.count(name)) continue;
+        const std::string& set = table.text(row, "set");
+        BASIN_CHECK(set == "In" || set == "In'" || set == "Ex", table.file().string(), ":", row.line, ": set '", set,
+                    "', expected In, In' or Ex");
+        index[name] = r.points.size();
+        r.points.push_back({name, set, split_weights(table.text(row, "weights"), table, row)});
+    }
+    GridFiller grid(table, r.targets, r.points.size());
+    for (const auto& row : table.rows()) grid.add(row, index.at(table.text(row, "point")));
+    r.scores = grid.finish();
+    const json& pb = field(s, "pb", file);
+    std::vector<std::string> rows = target_names(r.targets);
+    rows.push_back(kAllDatasets);
+    for (const auto& dataset : rows) {
+        const json& cells = field(pb, dataset, file);
+        PbRow row{dataset, {}};
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
+            const json& cell = field(cells, pb_name(k), file);
+            row.values[k] = {get<double>(cell, "value", file), get<std::size_t>(cell, "pairs", file)};
+        }
+        r.pb.push_back(row);
+    }
+    return r;
+}
+
+// ---- plane
+
+void write_plane_files(const PlaneRecord& r, const fs::path& dir) {
+    const std::size_t nx = r.grid.nx, ny = r.grid.ny;
+    std::string csv = "i,j,u,v," + std::string(r.random ? "" : "weight_A,weight_B,weight_C,") + "dataset," + score_columns() + "\n";
+    for (std::size_t j = 0; j < ny; ++j)
+        for (std::size_t i = 0; i < nx; ++i) {
+            const std::size_t p = j * nx + i;
+            std::string w;
+            if (!r.random)
+                for (double v : r.weights[p]) w += format_exact(v) + ",";
+            for (std::size_t d = 0; d < r.targets.size(); ++d)
+                csv += std::to_string(i) + "," + std::to_string(j) + "," + format_exact(r.grid.x(i)) + "," +
+                       format_exact(r.grid.y(j)) + "," + w + field_text(r.targets[d].name) + "," + score_cells(r.scores[p][d]) + "\n";
+        }
+    write_text_atomically(dir / "grid.csv", csv);
+    json marks = json::array();
+    for (const auto& mk : r.markers) marks.push_back({{"model", mk.model}, {"u", mk.u}, {"v", mk.v}});
+    json summary = {{"command", "plane"},
+                    {"models", r.models},
+                    {"kind", r.random ? "filter-normalised random plane around A" : "plane through A, B, C"},
+                    {"grid", {{"columns", nx}, {"rows", ny}, {"u", {r.grid.x0, r.grid.x1}}, {"v", {r.grid.y0, r.grid.y1}}}},
+                    {"markers", marks},
+                    {"datasets", targets_json(r.targets)},
+                    {"times", times_json(r.times)}};
+    if (r.random) summary["seed"] = r.seed;
+    else
+        summary["basis"] = {{"|B - A|", r.basis.ab}, {"<C - A, u>", r.basis.c_u}, {"|C - A - <C - A, u> u|", r.basis.c_v},
+                            {"definition", "u = (B - A) / |B - A|; v = C - A minus its u component, normalised"}};
+    write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
+    std::vector<Marker> markers;
+    for (const auto& mk : r.markers) markers.push_back({mk.u, mk.v, mk.model});
+    per_target_figures(r.targets, [&](std::optional<std::size_t> d, const std::string& name, const std::string& stem) {
+        std::vector<std::vector<double>> values(ny, std::vector<double>(nx));
+        for (std::size_t j = 0; j < ny; ++j)
+            for (std::size_t i = 0; i < nx; ++i) values[j][i] = loss_of(r.scores[j * nx + i], d);
+        surface_map(values, r.grid.x0, r.grid.x1, r.grid.y0, r.grid.y1, markers, "Generalized loss: " + name, "loss")
+            .save((dir / ("plane-" + stem)).string());
+    });
+}
+
+PlaneRecord read_plane(const fs::path& dir) {
+    const fs::path file = dir / "summary.json";
+    const json s = read_json_file(file);
+    PlaneRecord r;
+    r.models = get<std::vector<std::string>>(s, "models", file);
+    r.random = s.contains("seed");
+    if (r.random) r.seed = get<std::uint64_t>(s, "seed", file);
+    else {
+        const json& b = field(s, "basis", file);
+        r.basis.ab = get<double>(b, "|B - A|", file);
+        r.basis.c_u = get<double>(b, "<C - A, u>", file);
+        r.basis.c_v = get<double>(b, "|C - A - <C - A, u> u|", file);
+        r.basis.coordinates = {{{0.0, 0.0}, {r.basis.ab, 0.0}, {r.basis.c_u, r.basis.c_v}}};
+    }
+    const json& g = field(s, "grid", file);
+    const auto u = get<std::array<double, 2>>(g, "u", file), v = get<std::array<double, 2>>(g, "v", file);
+    r.grid = {get<std::size_t>(g, "columns", file), get<std::size_t>(g, "rows", file), u[0], u[1], v[0], v[1]};
+    for (const auto& mk : field(s, "markers", file))
+        r.markers.push_back({get<std::string>(mk, "model", file), get<double>(mk, "u", file), get<double>(mk, "v", file)});
+    r.targets = read_targets(s, file);
+    r.times = read_times(s, file);
+    const std::size_t points = r.grid.nx * r.grid.ny;
+    if (!r.random) r.weights.resize(points);
+    const CsvTable table(dir / "grid.csv");
+    GridFiller grid(table, r.targets, points);
+    for (const auto& row : table.rows()) {
+        const std::size_t i = table.index(row, "i"), j = table.index(row, "j");
+        BASIN_CHECK(i < r.grid.nx && j < r.grid.ny, table.file().string(), ":", row.line, ": point (", i, ", ", j,
+                    ") outside the ", r.grid.nx, "x", r.grid.ny, " grid");
+        const std::size_t p = j * r.grid.nx + i;
+        if (!r.random) r.weights[p] = {table.number(row, "weight_A"), table.number(row, "weight_B"), table.number(row, "weight_C")};
+        grid.add(row, p);
+    }
+    r.scores = grid.finish();
+    return r;
+}
+
+} // namespace basin
