@@ -28,26 +28,6 @@ json read_json(const fs::path& file) {
     return j;
 }
 
-// Rows of a CSV file with a header, as column -> text.
-std::vector<std::map<std::string, std::string>> read_csv(const fs::path& file) {
-    std::ifstream in(file);
-    BASIN_CHECK(in, file.string(), ": cannot open");
-    std::vector<std::string> header, cells;
-    std::size_t line = 0;
-    BASIN_CHECK(read_csv_record(in, ',', true, header, line, file), file.string(), ": empty");
-    std::vector<std::map<std::string, std::string>> rows;
-    while (read_csv_record(in, ',', true, cells, line, file)) {
-        if (cells.size() == 1 && cells[0].empty()) continue;
-        BASIN_CHECK(cells.size() == header.size(), file.string(), ":", line, ": expected ", header.size(), " fields");
-        std::map<std::string, std::string> row;
-        for (std::size_t i = 0; i < header.size(); ++i) row[header[i]] = cells[i];
-        rows.push_back(row);
-    }
-    return rows;
-}
-
-double number(const std::string& text) { return std::stod(text); }
-
 } // namespace
 
 // ---- region records in the store
@@ -234,6 +214,35 @@ PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vect
     return rec;
 }
 
+JobResults map_rows(const MapRecord& map, const Job& job) {
+    JobResults r;
+    auto metric = [&](const std::string& subject, const std::string& dataset, const std::string& name, double value) {
+        if (!std::isnan(value)) r.metrics.push_back({job.id, subject, dataset, name, value});
+    };
+    for (const auto& kind : map.kinds) {
+        for (const auto& m : kind.methods) metric("map", "", "clustering_accuracy/" + kind.name + "/" + m.method, m.accuracy);
+        metric("map", "", "within/" + kind.name, kind.similarity.within_mean);
+        metric("map", "", "between/" + kind.name, kind.similarity.between_mean);
+    }
+    // the cosine matrix (upper triangle, by name) and the 2-D coordinates go into the store too,
+    // so that the report needs nothing but the store
+    const std::size_t n = map.names.size();
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j)
+            if (map.names[i] < map.names[j]) metric(map.names[i], map.names[j], "cosine", map.cosine(i, j));
+    // coordinates as the text of embedding.csv (10 significant digits), as stores have always held them
+    auto text = [](double v) { return format_g(v, 10); };
+    for (std::size_t i = 0; i < n; ++i) {
+        json fields = json::object();
+        for (const auto& kind : map.kinds) fields[kind.name] = kind.groups[kind.label[i]];
+        fields["pca_1"] = text(map.pca.coordinates[i][0]), fields["pca_2"] = text(map.pca.coordinates[i][1]);
+        fields["tsne_1"] = map.tsne.empty() ? "" : text(map.tsne[i][0]);
+        fields["tsne_2"] = map.tsne.empty() ? "" : text(map.tsne[i][1]);
+        r.points.push_back({job.id, map.names[i], "embedding", fields.dump()});
+    }
+    return r;
+}
+
 JobResults collect_results(const Job& job) {
     JobResults r;
     auto metric = [&](const std::string& subject, const std::string& dataset, const std::string& name, double value) {
@@ -250,27 +259,7 @@ JobResults collect_results(const Job& job) {
         json provenance = {{"command", run.value("command", "")}, {"labels", job.labels}};
         r.models.push_back({job.output.string(), hash, job.id, provenance.dump()});
     } else if (job.kind == "map") {
-        const json s = read_json(job.output / "summary.json");
-        for (const auto& [kind, methods] : s.at("clustering_accuracy").items())
-            for (const auto& [method, value] : methods.items())
-                if (value.is_number()) metric("map", "", "clustering_accuracy/" + kind + "/" + method, value.get<double>());
-        for (const auto& [kind, table] : s.at("similarity_within_between").items()) {
-            metric("map", "", "within/" + kind, table.at("within_mean").get<double>());
-            metric("map", "", "between/" + kind, table.at("between_mean").get<double>());
-        }
-        // the cosine matrix (upper triangle) and the 2-D coordinates go into the store too, so that
-        // the report needs nothing but the store
-        for (const auto& row : read_csv(job.output / "similarity.csv")) {
-            const std::string& a = row.at("model");
-            for (const auto& [b, value] : row)
-                if (b != "model" && a < b) metric(a, b, "cosine", number(value));
-        }
-        for (const auto& row : read_csv(job.output / "embedding.csv")) {
-            json fields = json::object();
-            for (const auto& [column, value] : row)
-                if (column != "model") fields[column] = value;
-            r.points.push_back({job.id, row.at("model"), "embedding", fields.dump()});
-        }
+        return map_rows(read_map(job.output), job);
     } else if (job.kind == "interpolate" || job.kind == "extrapolate") {
         return interpolation_rows(read_interpolation(job.output), job);
     } else if (job.kind == "hull") {

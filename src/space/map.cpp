@@ -4,6 +4,7 @@
 #include "basin/core/strings.h"
 #include "basin/core/fs.h"
 #include "basin/data/dataset.h"
+#include "basin/data/table.h"
 #include "basin/report/figure.h"
 #include "basin/space/analysis.h"
 
@@ -167,257 +168,427 @@ ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>&
     return g;
 }
 
-MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_paths,
-                   const fs::path& groups_file, const fs::path& out_arg,
-                   const MapOptions& options) {
-    BASIN_CHECK(options.reference == "base" || options.reference == "mean",
-                "--reference: expected base or mean, got '", options.reference, "'");
-    BASIN_CHECK(model_paths.size() >= 2, "map: needs at least 2 models, got ", model_paths.size());
-    {
-        std::set<fs::path> seen;
-        for (const auto& m : model_paths)
-            BASIN_CHECK(seen.insert(canonical_or_absolute(m)).second, "map: ", m.string(),
-                        " is given twice");
-    }
-    const fs::path out = check_output_folder(out_arg, options.overwrite);
-    ModelGroups all_groups;
-    if (!groups_file.empty()) all_groups = read_model_groups(groups_file, model_paths);
+namespace {
 
-    GramOptions gram_options = options.gram;
-    if (!options.quiet && !gram_options.progress)
-        gram_options.progress = [](const StreamProgress& p) {
-            const double rate = p.seconds > 0 ? p.bytes_done / p.seconds : 0;
-            const double left = rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0;
-            std::fprintf(stderr, "map: %.2f of %.2f GB (%.0f%%), %.0f MB/s, %.0f s left\n",
-                         p.bytes_done / 1e9, p.bytes_total / 1e9,
-                         100.0 * p.bytes_done / std::max<std::uint64_t>(1, p.bytes_total),
-                         rate / 1e6, left);
-        };
-    const GramResult g = task_vector_gram(base, model_paths, gram_options);
-
-    // the groups of the models actually used (some may have been skipped)
+// The label kinds of the groups file over the models the Gram pass used (some may be skipped).
+std::vector<MapLabelKind> label_kinds(const ModelGroups& all, const std::vector<fs::path>& inputs,
+                                      const std::vector<fs::path>& used) {
     std::vector<std::size_t> used_index;
-    for (const auto& m : g.models)
-        used_index.push_back(static_cast<std::size_t>(
-            std::find(model_paths.begin(), model_paths.end(), m) - model_paths.begin()));
-    const std::size_t n = g.models.size();
-    const auto names = display_names(g.models);
-    struct Kind {
-        std::string name;
-        std::vector<std::string> groups; // sorted
-        std::vector<int> label;          // per used model
-    };
-    std::vector<Kind> kinds;
-    for (std::size_t k = 0; k < all_groups.kinds.size(); ++k) {
-        Kind kind{all_groups.kinds[k], {}, {}};
+    for (const auto& m : used)
+        used_index.push_back(static_cast<std::size_t>(std::find(inputs.begin(), inputs.end(), m) - inputs.begin()));
+    std::vector<MapLabelKind> kinds;
+    for (std::size_t k = 0; k < all.kinds.size(); ++k) {
+        MapLabelKind kind;
+        kind.name = all.kinds[k];
         std::set<std::string> distinct;
-        for (std::size_t i : used_index)
-            distinct.insert(all_groups.labels[k][i]);
+        for (std::size_t i : used_index) distinct.insert(all.labels[k][i]);
         kind.groups.assign(distinct.begin(), distinct.end());
         for (std::size_t i : used_index)
             kind.label.push_back(static_cast<int>(
-                std::lower_bound(kind.groups.begin(), kind.groups.end(), all_groups.labels[k][i]) -
-                kind.groups.begin()));
+                std::lower_bound(kind.groups.begin(), kind.groups.end(), all.labels[k][i]) - kind.groups.begin()));
         kinds.push_back(std::move(kind));
     }
+    return kinds;
+}
 
-    const SquareMatrix origin_gram = options.reference == "mean" ? centered_gram(g.gram) : g.gram;
-    const SquareMatrix cosine = cosine_from_gram(origin_gram);
-    const SquareMatrix distance = distance_from_gram(g.gram);
+// The three clusterings into k clusters (spectral on the affinity, k-means on PCA, average linkage
+// on the cosine distance).
+std::vector<MapClustering> cluster_models(const SquareMatrix& gram, const SquareMatrix& affinity,
+                                          const SquareMatrix& cosine_distance, int k, std::uint64_t seed) {
+    const Points pca_k = pca_from_gram(gram, std::min<int>(k, static_cast<int>(gram.n))).coordinates;
+    // alphabetical, as clusters.json has always listed them
+    std::vector<MapClustering> out(3);
+    out[0].method = "agglomerative", out[0].clusters = agglomerative_average(cosine_distance, k);
+    out[1].method = "kmeans_pca", out[1].clusters = kmeans(pca_k, k, seed);
+    out[2].method = "spectral", out[2].clusters = spectral_clustering(affinity, k, seed);
+    return out;
+}
+
+// Each clustering scored against the kind's groups.
+void score_against_groups(MapLabelKind& kind, std::vector<MapClustering> found, const SquareMatrix& cosine_distance) {
+    const int k = static_cast<int>(kind.groups.size());
+    for (auto& c : found) {
+        const ClusterScore s = score_clusters(c.clusters, kind.label, k);
+        c.accuracy = s.accuracy, c.macro_f1 = s.macro_f1, c.f1 = s.f1;
+        c.silhouette = silhouette(cosine_distance, c.clusters);
+        for (int gi : s.group_of_cluster) c.group_of_cluster.push_back(kind.groups[gi]);
+    }
+    kind.methods = std::move(found);
+    kind.silhouette_of_groups = silhouette(cosine_distance, kind.label);
+}
+
+// t-SNE on the cosine distance, started from the PCA coordinates scaled to a std of 1e-4 (as
+// scikit-learn's init="pca" does).
+Points tsne_of(const SquareMatrix& cosine_distance, const Projection& pca) {
+    const std::size_t n = cosine_distance.n;
+    if (n < 3) return {};
+    Points init = pca.coordinates;
+    double mean = 0, var = 0;
+    for (const auto& p : init) mean += p[0] / n;
+    for (const auto& p : init) var += (p[0] - mean) * (p[0] - mean) / n;
+    const double scale = var > 0 ? 1e-4 / std::sqrt(var) : 1.0;
+    for (auto& p : init)
+        for (auto& v : p) v *= scale;
+    return tsne(cosine_distance, init, std::clamp((n - 1) / 3.0, 1.0, 30.0));
+}
+
+GramOptions with_progress(GramOptions gram, bool quiet) {
+    if (!quiet && !gram.progress)
+        gram.progress = [](const StreamProgress& p) {
+            const double rate = p.seconds > 0 ? p.bytes_done / p.seconds : 0;
+            const double left = rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0;
+            std::fprintf(stderr, "map: %.2f of %.2f GB (%.0f%%), %.0f MB/s, %.0f s left\n", p.bytes_done / 1e9,
+                         p.bytes_total / 1e9, 100.0 * p.bytes_done / std::max<std::uint64_t>(1, p.bytes_total), rate / 1e6, left);
+        };
+    return gram;
+}
+
+void check_map_inputs(const std::vector<fs::path>& models, const MapOptions& options) {
+    BASIN_CHECK(options.reference == "base" || options.reference == "mean", "--reference: expected base or mean, got '",
+                options.reference, "'");
+    BASIN_CHECK(models.size() >= 2, "map: needs at least 2 models, got ", models.size());
+    std::set<fs::path> seen;
+    for (const auto& m : models)
+        BASIN_CHECK(seen.insert(canonical_or_absolute(m)).second, "map: ", m.string(), " is given twice");
+}
+
+} // namespace
+
+MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_paths, const fs::path& groups_file,
+                     const MapOptions& options) {
+    check_map_inputs(model_paths, options);
+    ModelGroups all_groups;
+    if (!groups_file.empty()) all_groups = read_model_groups(groups_file, model_paths);
+    const GramResult g = task_vector_gram(base, model_paths, with_progress(options.gram, options.quiet));
+
+    MapRecord r;
+    const std::size_t n = g.models.size();
+    r.base = base.string(), r.reference = options.reference;
+    r.names = display_names(g.models);
+    for (const auto& m : g.models) r.paths.push_back(m.string());
+    r.kinds = label_kinds(all_groups, model_paths, g.models);
+
+    const bool centred = options.reference == "mean";
+    r.cosine = cosine_from_gram(centred ? centered_gram(g.gram) : g.gram);
+    r.distance = distance_from_gram(g.gram);
     SquareMatrix cosine_distance(n), affinity(n);
     for (std::size_t k = 0; k < n * n; ++k) {
-        cosine_distance.values[k] = std::max(0.0, 1.0 - cosine.values[k]);
-        affinity.values[k] = (cosine.values[k] + 1.0) / 2.0; // PAPER.md: affinity = (cos + 1) / 2
+        cosine_distance.values[k] = std::max(0.0, 1.0 - r.cosine.values[k]);
+        affinity.values[k] = (r.cosine.values[k] + 1.0) / 2.0; // PAPER.md: affinity = (cos + 1) / 2
     }
-    for (std::size_t i = 0; i < n; ++i)
-        cosine_distance(i, i) = 0;
+    for (std::size_t i = 0; i < n; ++i) cosine_distance(i, i) = 0;
+    r.pca = pca_from_gram(g.gram, 2);
+    r.tsne = tsne_of(cosine_distance, r.pca);
 
-    const Projection pca = pca_from_gram(g.gram, 2);
-    Points tsne_xy;
-    if (n >= 3) {
-        Points init = pca.coordinates;
-        double mean = 0, var = 0;
-        for (const auto& p : init)
-            mean += p[0] / n;
-        for (const auto& p : init)
-            var += (p[0] - mean) * (p[0] - mean) / n;
-        const double scale = var > 0 ? 1e-4 / std::sqrt(var) : 1.0;
-        for (auto& p : init)
-            for (auto& v : p)
-                v *= scale;
-        tsne_xy = tsne(cosine_distance, init, std::clamp((n - 1) / 3.0, 1.0, 30.0));
-    }
-
-    // ---- clustering against each label kind
-    json clusters_json = json::object(), within_json = json::object(),
-         accuracy_json = json::object();
-    MapSummary summary;
-    auto cluster_all = [&](int k) {
-        json methods = json::object();
-        const Points pca_k =
-            pca_from_gram(g.gram, std::min<int>(k, static_cast<int>(n))).coordinates;
-        methods["spectral"] = spectral_clustering(affinity, k, options.seed);
-        methods["kmeans_pca"] = kmeans(pca_k, k, options.seed);
-        methods["agglomerative"] = agglomerative_average(cosine_distance, k);
-        return methods;
-    };
-    for (const auto& kind : kinds) {
+    for (auto& kind : r.kinds) {
         const int k = static_cast<int>(kind.groups.size());
-        json entry;
-        entry["groups"] = kind.groups;
-        entry["labels"] = kind.label;
-        json methods = json::object();
-        if (k >= 2 && static_cast<std::size_t>(k) <= n) {
-            const json found = cluster_all(k);
-            for (const auto& [method, labels_json] : found.items()) {
-                const auto labels = labels_json.get<std::vector<int>>();
-                const ClusterScore s = score_clusters(labels, kind.label, k);
-                json f1 = json::object();
-                for (int c = 0; c < k; ++c)
-                    f1[kind.groups[c]] = s.f1[c];
-                std::vector<std::string> cluster_group;
-                for (int gi : s.group_of_cluster)
-                    cluster_group.push_back(kind.groups[gi]);
-                methods[method] = {
-                    {"clusters", labels},     {"group_of_cluster", cluster_group},
-                    {"accuracy", s.accuracy}, {"f1", f1},
-                    {"macro_f1", s.macro_f1}, {"silhouette", silhouette(cosine_distance, labels)}};
-            }
-            entry["silhouette_of_groups"] = silhouette(cosine_distance, kind.label);
-            summary.spectral_accuracy[kind.name] = methods["spectral"]["accuracy"].get<double>();
-            accuracy_json[kind.name] = {{"spectral", methods["spectral"]["accuracy"]},
-                                        {"kmeans_pca", methods["kmeans_pca"]["accuracy"]},
-                                        {"agglomerative", methods["agglomerative"]["accuracy"]}};
+        if (k >= 2 && static_cast<std::size_t>(k) <= n)
+            score_against_groups(kind, cluster_models(g.gram, affinity, cosine_distance, k, options.seed), cosine_distance);
+        kind.similarity = group_similarity(r.cosine, kind.label, k);
+    }
+    if (r.kinds.empty() && options.clusters >= 2 && static_cast<std::size_t>(options.clusters) <= n)
+        r.unlabelled = cluster_models(g.gram, affinity, cosine_distance, options.clusters, options.seed);
+
+    r.per_layer = options.gram.per_layer;
+    r.layers = g.layers, r.layer_parameters = g.layer_parameters;
+    if (r.per_layer)
+        for (std::size_t l = 0; l < g.layers.size(); ++l) {
+            r.layer_cosine.push_back(cosine_from_gram(centred ? centered_gram(g.layer_gram[l]) : g.layer_gram[l]));
+            r.layer_distance.push_back(distance_from_gram(g.layer_gram[l]));
         }
+    r.parameters = g.parameters, r.chunk_parameters = g.chunk_parameters;
+    r.excluded = g.excluded;
+    for (const auto& [path, why] : g.skipped) r.skipped.push_back({path.string(), why});
+    r.precision = options.gram.precision == GramPrecision::bf16 ? "bf16" : "f32";
+    r.memory_limit = options.gram.memory_limit, r.bytes_read = g.bytes_read, r.peak_rss = g.peak_rss;
+    r.seconds = g.seconds, r.threads = options.gram.threads;
+    return r;
+}
+
+MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_paths, const fs::path& groups_file,
+                   const fs::path& out_arg, const MapOptions& options) {
+    check_map_inputs(model_paths, options);
+    const fs::path out = check_output_folder(out_arg, options.overwrite); // before the long pass
+    const MapRecord r = map_models(base, model_paths, groups_file, options);
+    write_folder_atomically(out, [&](const fs::path& dir) { write_map_files(r, dir); });
+    MapSummary summary;
+    summary.models = r.names.size();
+    summary.parameters = r.parameters;
+    summary.seconds = r.seconds;
+    for (const auto& kind : r.kinds)
+        for (const auto& m : kind.methods)
+            if (m.method == "spectral") summary.spectral_accuracy[kind.name] = m.accuracy;
+    return summary;
+}
+
+// ---- the output folder
+
+namespace {
+
+json clusters_json(const MapRecord& r) {
+    json out = json::object();
+    for (const auto& kind : r.kinds) {
+        json entry = {{"groups", kind.groups}, {"labels", kind.label}};
+        json methods = json::object();
+        for (const auto& m : kind.methods) {
+            json f1 = json::object();
+            for (std::size_t c = 0; c < kind.groups.size() && c < m.f1.size(); ++c) f1[kind.groups[c]] = m.f1[c];
+            methods[m.method] = {{"clusters", m.clusters}, {"group_of_cluster", m.group_of_cluster}, {"accuracy", m.accuracy},
+                                 {"f1", f1},          {"macro_f1", m.macro_f1},                 {"silhouette", m.silhouette}};
+        }
+        if (!kind.methods.empty()) entry["silhouette_of_groups"] = kind.silhouette_of_groups;
         entry["methods"] = methods;
-        clusters_json[kind.name] = entry;
-        const GroupSimilarity gs = group_similarity(cosine, kind.label, k);
+        out[kind.name] = entry;
+    }
+    if (!r.unlabelled.empty()) {
+        json methods = json::object();
+        for (const auto& m : r.unlabelled) methods[m.method] = m.clusters;
+        out["unlabelled"] = {{"methods", methods}};
+    }
+    return out;
+}
+
+json summary_json(const MapRecord& r) {
+    json excluded = json::array(), skipped = json::array(), inputs = json::array();
+    for (const auto& [name, why] : r.excluded) excluded.push_back({{"tensor", name}, {"reason", why}});
+    for (const auto& [path, why] : r.skipped) skipped.push_back({{"model", path}, {"reason", why}});
+    for (std::size_t i = 0; i < r.names.size(); ++i) inputs.push_back({{"name", r.names[i]}, {"path", r.paths[i]}});
+    json accuracy = json::object(), within = json::object();
+    for (const auto& kind : r.kinds) {
+        if (!kind.methods.empty()) {
+            json a = json::object();
+            for (const auto& m : kind.methods) a[m.method] = m.accuracy;
+            accuracy[kind.name] = a;
+        }
+        const GroupSimilarity& gs = kind.similarity;
         json table = json::array();
-        for (int c = 0; c < k; ++c)
+        for (std::size_t c = 0; c < kind.groups.size(); ++c)
             table.push_back({{"group", kind.groups[c]},
                              {"members", gs.members[c]},
                              {"within", nan_to_null(gs.within[c])},
                              {"between", nan_to_null(gs.between[c])}});
-        within_json[kind.name] = {{"within_mean", nan_to_null(gs.within_mean)},
-                                  {"between_mean", nan_to_null(gs.between_mean)},
-                                  {"groups", table}};
+        within[kind.name] = {{"within_mean", nan_to_null(gs.within_mean)}, {"between_mean", nan_to_null(gs.between_mean)}, {"groups", table}};
     }
-    if (kinds.empty() && options.clusters >= 2 && static_cast<std::size_t>(options.clusters) <= n)
-        clusters_json["unlabelled"] = {{"methods", cluster_all(options.clusters)}};
+    return {{"base", r.base},
+            {"models", inputs},
+            {"reference", r.reference},
+            {"parameters", r.parameters},
+            {"layers", r.layers},
+            {"excluded_tensors", excluded},
+            {"skipped_models", skipped},
+            {"precision", r.precision},
+            {"memory_limit_bytes", r.memory_limit},
+            {"chunk_parameters", r.chunk_parameters},
+            {"bytes_read", r.bytes_read},
+            {"seconds", r.seconds},
+            {"bytes_per_second", r.seconds > 0 ? r.bytes_read / r.seconds : 0.0},
+            {"peak_rss_bytes", r.peak_rss},
+            {"threads", r.threads},
+            {"pca_explained_variance", r.pca.explained},
+            {"clustering_accuracy", accuracy},
+            {"similarity_within_between", within}};
+}
 
-    // ---- write everything into a temporary folder, then move it into place
-    write_folder_atomically(out, [&](const fs::path& dir) {
-        write_matrix_csv(dir / "similarity.csv", cosine, names);
-        write_matrix_csv(dir / "distance.csv", distance, names);
-        {
-            std::ostringstream o;
-            o << "model";
-            for (const auto& kind : kinds)
-                o << "," << csv_cell(kind.name);
-            o << ",pca_1,pca_2,tsne_1,tsne_2\n";
-            for (std::size_t i = 0; i < n; ++i) {
-                o << csv_cell(names[i]);
-                for (const auto& kind : kinds)
-                    o << "," << csv_cell(kind.groups[kind.label[i]]);
-                o << "," << number(pca.coordinates[i][0]) << "," << number(pca.coordinates[i][1]);
-                if (!tsne_xy.empty())
-                    o << "," << number(tsne_xy[i][0]) << "," << number(tsne_xy[i][1]) << "\n";
-                else
-                    o << ",,\n";
-            }
-            write_text_atomically(dir / "embedding.csv", o.str());
-        }
-        if (options.gram.per_layer) {
-            std::ostringstream o;
-            o << "layer,parameters,model_a,model_b,cosine,distance\n";
-            for (std::size_t l = 0; l < g.layers.size(); ++l) {
-                const SquareMatrix lg =
-                    options.reference == "mean" ? centered_gram(g.layer_gram[l]) : g.layer_gram[l];
-                const SquareMatrix lc = cosine_from_gram(lg),
-                                   ld = distance_from_gram(g.layer_gram[l]);
-                for (std::size_t i = 0; i < n; ++i)
-                    for (std::size_t j = i + 1; j < n; ++j)
-                        o << csv_cell(g.layers[l]) << "," << g.layer_parameters[l] << ","
-                          << csv_cell(names[i]) << "," << csv_cell(names[j]) << ","
-                          << number(lc(i, j)) << "," << number(ld(i, j)) << "\n";
-            }
-            write_text_atomically(dir / "per_layer.csv", o.str());
-        }
-        write_text_atomically(dir / "clusters.json", clusters_json.dump(2) + "\n");
+std::string embedding_csv(const MapRecord& r) {
+    std::ostringstream o;
+    o << "model";
+    for (const auto& kind : r.kinds) o << "," << csv_cell(kind.name);
+    o << ",pca_1,pca_2,tsne_1,tsne_2\n";
+    for (std::size_t i = 0; i < r.names.size(); ++i) {
+        o << csv_cell(r.names[i]);
+        for (const auto& kind : r.kinds) o << "," << csv_cell(kind.groups[kind.label[i]]);
+        o << "," << number(r.pca.coordinates[i][0]) << "," << number(r.pca.coordinates[i][1]);
+        if (!r.tsne.empty()) o << "," << number(r.tsne[i][0]) << "," << number(r.tsne[i][1]) << "\n";
+        else o << ",,\n";
+    }
+    return o.str();
+}
 
-        json excluded = json::array(), skipped = json::array(), inputs = json::array();
-        for (const auto& [name, why] : g.excluded)
-            excluded.push_back({{"tensor", name}, {"reason", why}});
-        for (const auto& [path, why] : g.skipped)
-            skipped.push_back({{"model", path.string()}, {"reason", why}});
-        for (std::size_t i = 0; i < n; ++i)
-            inputs.push_back({{"name", names[i]}, {"path", g.models[i].string()}});
-        json s = {{"base", base.string()},
-                  {"models", inputs},
-                  {"reference", options.reference},
-                  {"parameters", g.parameters},
-                  {"layers", g.layers},
-                  {"excluded_tensors", excluded},
-                  {"skipped_models", skipped},
-                  {"precision", options.gram.precision == GramPrecision::bf16 ? "bf16" : "f32"},
-                  {"memory_limit_bytes", options.gram.memory_limit},
-                  {"chunk_parameters", g.chunk_parameters},
-                  {"bytes_read", g.bytes_read},
-                  {"seconds", g.seconds},
-                  {"bytes_per_second", g.seconds > 0 ? g.bytes_read / g.seconds : 0.0},
-                  {"peak_rss_bytes", g.peak_rss},
-                  {"threads", options.gram.threads},
-                  {"pca_explained_variance", pca.explained},
-                  {"clustering_accuracy", accuracy_json},
-                  {"similarity_within_between", within_json}};
-        write_text_atomically(dir / "summary.json", s.dump(2) + "\n");
+std::string per_layer_csv(const MapRecord& r) {
+    std::ostringstream o;
+    o << "layer,parameters,model_a,model_b,cosine,distance\n";
+    for (std::size_t l = 0; l < r.layers.size(); ++l)
+        for (std::size_t i = 0; i < r.names.size(); ++i)
+            for (std::size_t j = i + 1; j < r.names.size(); ++j)
+                o << csv_cell(r.layers[l]) << "," << r.layer_parameters[l] << "," << csv_cell(r.names[i]) << ","
+                  << csv_cell(r.names[j]) << "," << number(r.layer_cosine[l](i, j)) << "," << number(r.layer_distance[l](i, j))
+                  << "\n";
+    return o.str();
+}
 
-        // figures, models ordered by the first label kind
-        std::vector<int> colour(n, 0);
-        std::vector<std::string> legend = {"models"};
-        if (!kinds.empty()) colour = kinds[0].label, legend = kinds[0].groups;
-        std::vector<std::pair<double, double>> xy;
-        for (const auto& p : pca.coordinates)
-            xy.emplace_back(p[0], p[1]);
-        const std::string by = kinds.empty() ? "" : " by " + kinds[0].name;
-        scatter_plot(
-            xy, colour, legend, "Task vectors, PCA" + by,
-            "PC 1 (" + number(std::round(pca.explained[0] * 1000) / 10) + "%)",
-            "PC 2 (" +
-                number(std::round((pca.explained.size() > 1 ? pca.explained[1] : 0) * 1000) / 10) +
-                "%)")
-            .save((dir / "pca").string());
-        if (!tsne_xy.empty()) {
-            xy.clear();
-            for (const auto& p : tsne_xy)
-                xy.emplace_back(p[0], p[1]);
-            scatter_plot(xy, colour, legend, "Task vectors, t-SNE on 1 - cosine" + by, "t-SNE 1",
-                         "t-SNE 2")
-                .save((dir / "tsne").string());
+// PCA and t-SNE scatter plots and the cosine heat map, models ordered by the first label kind.
+void write_map_figures(const MapRecord& r, const fs::path& dir) {
+    const std::size_t n = r.names.size();
+    std::vector<int> colour(n, 0);
+    std::vector<std::string> legend = {"models"};
+    if (!r.kinds.empty()) colour = r.kinds[0].label, legend = r.kinds[0].groups;
+    std::vector<std::pair<double, double>> xy;
+    for (const auto& p : r.pca.coordinates) xy.emplace_back(p[0], p[1]);
+    const std::string by = r.kinds.empty() ? "" : " by " + r.kinds[0].name;
+    scatter_plot(xy, colour, legend, "Task vectors, PCA" + by, "PC 1 (" + number(std::round(r.pca.explained[0] * 1000) / 10) + "%)",
+                 "PC 2 (" + number(std::round((r.pca.explained.size() > 1 ? r.pca.explained[1] : 0) * 1000) / 10) + "%)")
+        .save((dir / "pca").string());
+    if (!r.tsne.empty()) {
+        xy.clear();
+        for (const auto& p : r.tsne) xy.emplace_back(p[0], p[1]);
+        scatter_plot(xy, colour, legend, "Task vectors, t-SNE on 1 - cosine" + by, "t-SNE 1", "t-SNE 2").save((dir / "tsne").string());
+    }
+    std::vector<std::size_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return colour[a] < colour[b]; });
+    std::vector<std::vector<double>> values(n, std::vector<double>(n));
+    std::vector<std::string> ordered_names;
+    std::vector<int> ordered_group;
+    double low = 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t j = 0; j < n; ++j) values[i][j] = r.cosine(order[i], order[j]), low = std::min(low, values[i][j]);
+        ordered_names.push_back(r.names[order[i]]);
+        ordered_group.push_back(colour[order[i]]);
+    }
+    heatmap(values, ordered_names, ordered_group, "Cosine similarity of task vectors" + by, std::min(0.0, low), 1.0)
+        .save((dir / "similarity").string());
+}
+
+// ---- reading a folder back
+
+json read_json_object(const fs::path& file) {
+    json j = json::parse(read_text_file(file), nullptr, false);
+    BASIN_CHECK(!j.is_discarded() && j.is_object(), file.string(), ": expected a JSON object");
+    return j;
+}
+
+const json& at(const json& j, const std::string& key, const fs::path& file) {
+    BASIN_CHECK(j.is_object() && j.contains(key), file.string(), ": no field '", key, "'");
+    return j.at(key);
+}
+
+template <class T> T as(const json& j, const std::string& key, const fs::path& file) {
+    const json& v = at(j, key, file);
+    try {
+        return v.get<T>();
+    } catch (const json::exception&) {
+        fail(file.string(), ": field '", key, "' is ", v.dump(), ", not of the expected type");
+    }
+}
+
+double number_or_nan(const json& j, const std::string& key, const fs::path& file) {
+    const json& v = at(j, key, file);
+    return v.is_null() ? NAN : as<double>(j, key, file);
+}
+
+SquareMatrix read_matrix(const fs::path& file, const std::vector<std::string>& names) {
+    const CsvTable t(file);
+    BASIN_CHECK(t.rows().size() == names.size(), file.string(), ": ", t.rows().size(), " rows, expected one per model (",
+                names.size(), ")");
+    SquareMatrix m(names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto& row = t.rows()[i];
+        BASIN_CHECK(t.text(row, "model") == names[i], file.string(), ":", row.line, ": model '", t.text(row, "model"),
+                    "', expected '", names[i], "' (summary.json's order)");
+        for (std::size_t j = 0; j < names.size(); ++j) m(i, j) = t.number(row, names[j]);
+    }
+    return m;
+}
+
+MapClustering read_clustering(const std::string& method, const json& j, const fs::path& file,
+                              const std::vector<std::string>& groups) {
+    MapClustering c;
+    c.method = method;
+    if (j.is_array()) { // a run without groups lists the clusters only
+        c.clusters = j.get<std::vector<int>>();
+        return c;
+    }
+    c.clusters = as<std::vector<int>>(j, "clusters", file);
+    c.group_of_cluster = as<std::vector<std::string>>(j, "group_of_cluster", file);
+    c.accuracy = number_or_nan(j, "accuracy", file);
+    c.macro_f1 = number_or_nan(j, "macro_f1", file);
+    c.silhouette = number_or_nan(j, "silhouette", file);
+    const json& f1 = at(j, "f1", file);
+    for (const auto& g : groups) c.f1.push_back(number_or_nan(f1, g, file));
+    return c;
+}
+
+} // namespace
+
+void write_map_files(const MapRecord& r, const fs::path& dir) {
+    write_matrix_csv(dir / "similarity.csv", r.cosine, r.names);
+    write_matrix_csv(dir / "distance.csv", r.distance, r.names);
+    write_text_atomically(dir / "embedding.csv", embedding_csv(r));
+    if (r.per_layer) write_text_atomically(dir / "per_layer.csv", per_layer_csv(r));
+    write_text_atomically(dir / "clusters.json", clusters_json(r).dump(2) + "\n");
+    write_text_atomically(dir / "summary.json", summary_json(r).dump(2) + "\n");
+    write_map_figures(r, dir);
+}
+
+MapRecord read_map(const fs::path& dir) {
+    const fs::path summary_file = dir / "summary.json", clusters_file = dir / "clusters.json";
+    const json s = read_json_object(summary_file), c = read_json_object(clusters_file);
+    MapRecord r;
+    r.base = as<std::string>(s, "base", summary_file);
+    r.reference = as<std::string>(s, "reference", summary_file);
+    for (const auto& m : at(s, "models", summary_file)) {
+        r.names.push_back(as<std::string>(m, "name", summary_file));
+        r.paths.push_back(as<std::string>(m, "path", summary_file));
+    }
+    r.parameters = as<std::int64_t>(s, "parameters", summary_file);
+    r.layers = as<std::vector<std::string>>(s, "layers", summary_file);
+    for (const auto& e : at(s, "excluded_tensors", summary_file))
+        r.excluded.push_back({as<std::string>(e, "tensor", summary_file), as<std::string>(e, "reason", summary_file)});
+    for (const auto& e : at(s, "skipped_models", summary_file))
+        r.skipped.push_back({as<std::string>(e, "model", summary_file), as<std::string>(e, "reason", summary_file)});
+    r.precision = as<std::string>(s, "precision", summary_file);
+    r.memory_limit = as<std::uint64_t>(s, "memory_limit_bytes", summary_file);
+    r.chunk_parameters = as<std::int64_t>(s, "chunk_parameters", summary_file);
+    r.bytes_read = as<std::uint64_t>(s, "bytes_read", summary_file);
+    r.seconds = as<double>(s, "seconds", summary_file);
+    r.peak_rss = as<std::uint64_t>(s, "peak_rss_bytes", summary_file);
+    r.threads = as<int>(s, "threads", summary_file);
+    r.pca.explained = as<std::vector<double>>(s, "pca_explained_variance", summary_file);
+    r.cosine = read_matrix(dir / "similarity.csv", r.names);
+    r.distance = read_matrix(dir / "distance.csv", r.names);
+
+    const json& within = at(s, "similarity_within_between", summary_file);
+    for (const auto& [name, entry] : c.items()) {
+        if (name == "unlabelled") {
+            for (const auto& [method, clusters] : at(entry, "methods", clusters_file).items())
+                r.unlabelled.push_back(read_clustering(method, clusters, clusters_file, {}));
+            continue;
         }
-        std::vector<std::size_t> order(n);
-        for (std::size_t i = 0; i < n; ++i)
-            order[i] = i;
-        std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return colour[a] < colour[b]; });
-        std::vector<std::vector<double>> values(n, std::vector<double>(n));
-        std::vector<std::string> ordered_names;
-        std::vector<int> ordered_group;
-        double low = 1;
-        for (std::size_t i = 0; i < n; ++i) {
-            for (std::size_t j = 0; j < n; ++j)
-                values[i][j] = cosine(order[i], order[j]), low = std::min(low, values[i][j]);
-            ordered_names.push_back(names[order[i]]);
-            ordered_group.push_back(colour[order[i]]);
+        MapLabelKind kind;
+        kind.name = name;
+        kind.groups = as<std::vector<std::string>>(entry, "groups", clusters_file);
+        kind.label = as<std::vector<int>>(entry, "labels", clusters_file);
+        BASIN_CHECK(kind.label.size() == r.names.size(), clusters_file.string(), ": '", name, "' labels ", kind.label.size(),
+                    " models, expected ", r.names.size());
+        for (const auto& [method, m] : at(entry, "methods", clusters_file).items())
+            kind.methods.push_back(read_clustering(method, m, clusters_file, kind.groups));
+        if (entry.contains("silhouette_of_groups")) kind.silhouette_of_groups = number_or_nan(entry, "silhouette_of_groups", clusters_file);
+        const json& w = at(within, name, summary_file);
+        kind.similarity.within_mean = number_or_nan(w, "within_mean", summary_file);
+        kind.similarity.between_mean = number_or_nan(w, "between_mean", summary_file);
+        for (const auto& g : at(w, "groups", summary_file)) {
+            kind.similarity.members.push_back(as<int>(g, "members", summary_file));
+            kind.similarity.within.push_back(number_or_nan(g, "within", summary_file));
+            kind.similarity.between.push_back(number_or_nan(g, "between", summary_file));
         }
-        heatmap(values, ordered_names, ordered_group, "Cosine similarity of task vectors" + by,
-                std::min(0.0, low), 1.0)
-            .save((dir / "similarity").string());
-    });
-    summary.models = n;
-    summary.parameters = g.parameters;
-    summary.seconds = g.seconds;
-    return summary;
+        r.kinds.push_back(std::move(kind));
+    }
+    // the kinds in the groups file's order, as embedding.csv has them
+    const CsvTable embedding(dir / "embedding.csv");
+    std::vector<MapLabelKind> ordered;
+    for (const auto& column : embedding.header())
+        for (auto& kind : r.kinds)
+            if (kind.name == column) ordered.push_back(std::move(kind));
+    BASIN_CHECK(ordered.size() == r.kinds.size(), embedding.file().string(), ": expected a column for each label kind of clusters.json");
+    r.kinds = std::move(ordered);
+    BASIN_CHECK(embedding.rows().size() == r.names.size(), embedding.file().string(), ": ", embedding.rows().size(),
+                " rows, expected one per model (", r.names.size(), ")");
+    for (const auto& row : embedding.rows()) {
+        r.pca.coordinates.push_back({embedding.number(row, "pca_1"), embedding.number(row, "pca_2")});
+        if (!embedding.text(row, "tsne_1").empty())
+            r.tsne.push_back({embedding.number(row, "tsne_1"), embedding.number(row, "tsne_2")});
+    }
+    return r;
 }
 
 } // namespace basin

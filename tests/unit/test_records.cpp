@@ -2,6 +2,8 @@
 // record; the readers reject damaged folders with a line naming file and place; PB; and the
 // store's spelling of the records (experiment/results.h) read back into the same values.
 #include <cmath>
+#include <map>
+#include <tuple>
 #include <gtest/gtest.h>
 
 #include "basin/core/fs.h"
@@ -287,6 +289,122 @@ TEST(RegionRecords, StoreRowsReadBackAsTheSameRecord) {
     const std::size_t last = plane.grid.nx * plane.grid.ny - 1;
     const std::size_t o = pback.targets[0].name == plane.targets[0].name ? 0 : 1;
     EXPECT_EQ(pback.scores[last][0].loss, plane.scores[last][o].loss);
+}
+
+} // namespace
+} // namespace basin
+
+namespace basin {
+namespace {
+
+SquareMatrix matrix(std::size_t n, double seed) {
+    SquareMatrix m(n);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j) m(i, j) = i == j ? 1.0 : std::sin(seed * double(i + j + 1)) / 3.0;
+    return m;
+}
+
+MapRecord a_map() {
+    MapRecord r;
+    r.base = "/m/base", r.reference = "base";
+    r.names = {"a-s1", "a-s2", "b,s1", "b-s2"};
+    r.paths = {"/m/a-s1", "/m/a-s2", "/m/b,s1", "/m/b-s2"};
+    r.cosine = matrix(4, 0.7), r.distance = matrix(4, 1.3);
+    r.pca.coordinates = {{1.5, -2.25}, {0.1, 0.2}, {-3, 4}, {1e-7, 2e8}};
+    r.pca.explained = {0.625, 0.25};
+    r.tsne = {{1, 2}, {3, 4}, {5, 6}, {7, 8.5}};
+    MapLabelKind dataset;
+    dataset.name = "dataset", dataset.groups = {"a", "b"}, dataset.label = {0, 0, 1, 1};
+    for (const char* method : {"agglomerative", "kmeans_pca", "spectral"}) {
+        MapClustering c;
+        c.method = method, c.clusters = {1, 1, 0, 0}, c.group_of_cluster = {"b", "a"};
+        c.accuracy = 1, c.macro_f1 = 1, c.silhouette = 0.375, c.f1 = {1, 1};
+        dataset.methods.push_back(c);
+    }
+    dataset.silhouette_of_groups = 0.375;
+    dataset.similarity.within = {0.5, NAN}, dataset.similarity.between = {0.25, 0.125}, dataset.similarity.members = {2, 2};
+    dataset.similarity.within_mean = 0.5, dataset.similarity.between_mean = 0.25;
+    MapLabelKind family; // one group: no clusterings
+    family.name = "family", family.groups = {"all"}, family.label = {0, 0, 0, 0};
+    family.similarity.within = {0.3}, family.similarity.between = {NAN}, family.similarity.members = {4};
+    family.similarity.within_mean = 0.3, family.similarity.between_mean = NAN;
+    r.kinds = {family, dataset}; // the groups file's order, not alphabetical
+    r.layers = {"all"}, r.layer_parameters = {1000};
+    r.parameters = 1000, r.chunk_parameters = 250, r.memory_limit = 1 << 20, r.bytes_read = 20000, r.peak_rss = 3 << 20;
+    r.seconds = 0.5, r.threads = 2;
+    r.excluded = {{"pooler.dense.weight", "a head"}};
+    return r;
+}
+
+bool same_or_both_nan(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+
+TEST(MapRecords, RoundTripThroughTheOutputFolder) {
+    TempDir dir;
+    const MapRecord r = a_map();
+    write_map_files(r, dir.path());
+    const MapRecord back = read_map(dir.path());
+    EXPECT_EQ(back.names, r.names);
+    EXPECT_EQ(back.paths, r.paths);
+    EXPECT_EQ(back.base, r.base);
+    EXPECT_EQ(back.layers, r.layers);
+    EXPECT_EQ(back.parameters, r.parameters);
+    EXPECT_EQ(back.excluded, r.excluded);
+    EXPECT_EQ(back.pca.explained, r.pca.explained);
+    // CSV numbers carry 10 significant digits
+    for (std::size_t k = 0; k < r.cosine.values.size(); ++k) {
+        EXPECT_NEAR(back.cosine.values[k], r.cosine.values[k], 1e-10);
+        EXPECT_NEAR(back.distance.values[k], r.distance.values[k], 1e-10);
+    }
+    ASSERT_EQ(back.pca.coordinates.size(), 4u);
+    EXPECT_NEAR(back.pca.coordinates[3][1], 2e8, 1e-1);
+    EXPECT_EQ(back.tsne, r.tsne);
+    ASSERT_EQ(back.kinds.size(), 2u);
+    EXPECT_EQ(back.kinds[0].name, "family");
+    EXPECT_TRUE(back.kinds[0].methods.empty());
+    EXPECT_TRUE(std::isnan(back.kinds[0].similarity.between_mean));
+    const MapLabelKind& d = back.kinds[1];
+    EXPECT_EQ(d.groups, r.kinds[1].groups);
+    EXPECT_EQ(d.label, r.kinds[1].label);
+    ASSERT_EQ(d.methods.size(), 3u);
+    EXPECT_EQ(d.methods[2].method, "spectral");
+    EXPECT_EQ(d.methods[2].clusters, r.kinds[1].methods[2].clusters);
+    EXPECT_EQ(d.methods[2].group_of_cluster, r.kinds[1].methods[2].group_of_cluster);
+    EXPECT_EQ(d.methods[2].f1, r.kinds[1].methods[2].f1);
+    EXPECT_EQ(d.silhouette_of_groups, 0.375);
+    for (std::size_t g = 0; g < 2; ++g) {
+        EXPECT_TRUE(same_or_both_nan(d.similarity.within[g], r.kinds[1].similarity.within[g]));
+        EXPECT_EQ(d.similarity.members[g], r.kinds[1].similarity.members[g]);
+    }
+}
+
+TEST(MapRecords, StoreRowsCarryTheRecordsValues) {
+    Job job;
+    job.id = "map", job.kind = "map";
+    const MapRecord r = a_map();
+    const JobResults rows = map_rows(r, job);
+    std::map<std::tuple<std::string, std::string, std::string>, double> m;
+    for (const auto& x : rows.metrics) m[{x.subject, x.dataset, x.metric}] = x.value;
+    EXPECT_EQ(m.at({"map", "", "clustering_accuracy/dataset/spectral"}), 1.0);
+    EXPECT_EQ(m.at({"map", "", "within/dataset"}), 0.5);
+    EXPECT_EQ(m.count({"map", "", "between/family"}), 0u); // NaN: no row
+    EXPECT_EQ(m.at({"a-s1", "b,s1", "cosine"}), r.cosine(0, 2));
+    EXPECT_EQ(m.count({"b,s1", "a-s1", "cosine"}), 0u); // the upper triangle by name only
+    ASSERT_EQ(rows.points.size(), 4u);
+    EXPECT_EQ(rows.points[2].name, "b,s1");
+    EXPECT_NE(rows.points[2].coefficients.find("\"dataset\":\"b\""), std::string::npos) << rows.points[2].coefficients;
+}
+
+TEST(MapRecords, DamagedFoldersNameTheFile) {
+    TempDir dir;
+    write_map_files(a_map(), dir.path());
+    const std::string csv = read_text_file(dir / "similarity.csv");
+    write_bytes(dir / "similarity.csv", csv.substr(0, csv.rfind('\n', csv.size() - 2) + 1));
+    auto e = testing::error_of([&] { read_map(dir.path()); });
+    EXPECT_NE(e.find("similarity.csv: 3 rows, expected one per model (4)"), std::string::npos) << e;
+    write_bytes(dir / "similarity.csv", csv);
+    write_bytes(dir / "clusters.json", "[1, 2]");
+    e = testing::error_of([&] { read_map(dir.path()); });
+    EXPECT_NE(e.find("clusters.json: expected a JSON object"), std::string::npos) << e;
 }
 
 } // namespace

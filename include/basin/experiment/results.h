@@ -13,10 +13,15 @@
 #include "basin/experiment/spec.h"
 #include "basin/experiment/store.h"
 #include "basin/region/records.h"
+#include "basin/space/map.h"
 
 namespace basin {
 
 JobResults collect_results(const Job& job);
+
+// Store rows of a map: clustering accuracies, within/between means, the cosine matrix, and each
+// model's embedding point.
+JobResults map_rows(const MapRecord& map, const Job& job);
 
 // Store rows of one job's region record; A and B (interpolation) are the job's labels.
 JobResults interpolation_rows(const InterpolationRecord& record, const Job& job);
