@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "basin/core/error.h"
+#include "basin/core/version.h"
 #include "basin/core/interrupt.h"
 #include "commands.h"
 
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     // A repeated option takes its last value, so that scripts can append overrides.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    app.set_version_flag("--version", "basin 0.1.0");
+    app.set_version_flag("--version", std::string("basin ") + basin::kVersion);
     std::map<CLI::App*, basin::cli::Runner> runners;
     auto add = [&](const char* name, const char* help, basin::cli::Runner (*adder)(CLI::App&)) {
         CLI::App* sub = app.add_subcommand(name, help);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "basin/core/interrupt.h"
+#include "basin/core/version.h"
 #include "basin/core/error.h"
 #include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
@@ -355,7 +356,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     nlohmann::json epochs_json = nlohmann::json::array();
     for (const auto& m : state.epochs) epochs_json.push_back(to_json(m));
     result.run_record = {
-        {"basin_version", "0.1.0"},
+        {"basin_version", kVersion},
         {"torch_version", TORCH_VERSION},
         {"command", o.command_line},
         {"options", options_json},

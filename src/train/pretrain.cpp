@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include "basin/core/interrupt.h"
+#include "basin/core/version.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -309,7 +310,7 @@ PretrainResult pretrain(const PretrainOptions& o) {
     nlohmann::json history = nlohmann::json::array();
     for (const auto& h : heldout)
         history.push_back({{"step", h.step}, {"loss", h.loss}, {"accuracy", h.accuracy}, {"tokens_seen", h.tokens_seen}});
-    result.run_record = {{"basin_version", "0.1.0"},   {"torch_version", TORCH_VERSION},
+    result.run_record = {{"basin_version", kVersion},   {"torch_version", TORCH_VERSION},
                          {"command", o.command_line},  {"task", "masked-lm pretraining"},
                          {"options", options_json},    {"inputs", inputs_json},
                          {"parameters", params},       {"steps", step},

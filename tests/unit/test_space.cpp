@@ -5,9 +5,13 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <set>
+
+#include "test_util.h"
 
 #include "basin/core/cpu.h"
 #include "basin/io/safetensors.h"
+#include "basin/merge/methods.h"
 #include "basin/space/block_gram.h"
 
 using namespace basin;
@@ -80,4 +84,105 @@ TEST(Space, BlockGramBf16MatchesDoubleSumsOfTheRoundedValues) {
         }
     }
     if (!cpu_has_avx512bf16()) GTEST_SKIP() << "no AVX-512 BF16 here: both paths widened to float32";
+}
+
+// ---- the merge method table (merge/methods.h)
+
+namespace {
+
+using namespace basin;
+
+TensorPlan plan_of(MergeMethod method, const MergeOptions& o, std::size_t n, const TensorStatistics& s = {}) {
+    TensorPlan p;
+    merge_method_entry(method).plan(o, n, s, p);
+    return p;
+}
+
+} // namespace
+
+TEST(MergeMethods, EveryMethodHasOneEntryAndParsesByName) {
+    std::set<std::string> names;
+    std::set<int> methods;
+    for (const auto& e : merge_method_table()) {
+        EXPECT_TRUE(names.insert(e.name).second) << e.name;
+        EXPECT_TRUE(methods.insert(int(e.method)).second) << e.name;
+        EXPECT_EQ(parse_merge_method(e.name), e.method);
+        EXPECT_STREQ(merge_method_name(e.method), e.name);
+        EXPECT_TRUE(e.check && e.parameters && e.plan) << e.name;
+        EXPECT_GE(e.min_models, 1u);
+        EXPECT_TRUE(e.max_models == 0 || e.max_models >= e.min_models);
+        // a method with a combine step works on task vectors: the base is source n
+        if (e.combine) EXPECT_TRUE(e.needs_base) << e.name;
+    }
+    EXPECT_EQ(names.size(), 7u);
+    const std::string e = basin::testing::error_of([] { parse_merge_method("average"); });
+    for (const auto& name : names) EXPECT_NE(e.find(name), std::string::npos) << e;
+}
+
+TEST(MergeMethods, LinearPlansAreTheStatedCoefficients) {
+    MergeOptions o;
+    const auto mean = plan_of(MergeMethod::Mean, o, 4);
+    EXPECT_EQ(mean.coefficients, std::vector<double>(4, 0.25));
+    o.weights = {1, 3};
+    EXPECT_EQ(plan_of(MergeMethod::Weighted, o, 2).coefficients, (std::vector<double>{0.25, 0.75}));
+    o.lambda = 0; // the base bit for bit
+    EXPECT_EQ(plan_of(MergeMethod::TaskArithmetic, o, 3).coefficients, (std::vector<double>{0, 0, 0, 1}));
+    o.lambda = 0.5;
+    EXPECT_EQ(plan_of(MergeMethod::TaskArithmetic, o, 2).coefficients, (std::vector<double>{0.5, 0.5, 0}));
+    // model stock: identical task vectors (cos 1) give t = 1, the mean; orthogonal ones (cos 0) the base
+    TensorStatistics same{3, std::vector<double>(9, 2.0), {}};
+    auto stock = plan_of(MergeMethod::ModelStock, o, 3, same).coefficients;
+    ASSERT_EQ(stock.size(), 4u);
+    EXPECT_NEAR(stock[0], 1.0 / 3, 1e-15);
+    EXPECT_NEAR(stock[3], 0.0, 1e-15);
+    TensorStatistics orthogonal{2, {1, 0, 0, 1}, {}};
+    EXPECT_EQ(plan_of(MergeMethod::ModelStock, o, 2, orthogonal).coefficients, (std::vector<double>{0, 0, 1}));
+    // slerp: parallel weights follow the line; orthogonal unit weights the arc (t = 0.5: both sin(pi/4)/1)
+    o.t = 0.25;
+    TensorStatistics parallel{2, {1, 2, 2, 4}, {}};
+    EXPECT_EQ(plan_of(MergeMethod::Slerp, o, 2, parallel).coefficients, (std::vector<double>{0.75, 0.25}));
+    o.t = 0.5;
+    const auto arc = plan_of(MergeMethod::Slerp, o, 2, orthogonal).coefficients;
+    EXPECT_NEAR(arc[0], std::sqrt(0.5), 1e-15);
+    EXPECT_NEAR(arc[1], std::sqrt(0.5), 1e-15);
+}
+
+TEST(MergeMethods, TiesAndDareCombineByHand) {
+    // two models and a base, three elements: tau_1 = (1, -2, 0.5), tau_2 = (3, 1, -0.25)
+    const std::vector<float> values = {1, -2, 0.5f, /**/ 3, 1, -0.25f, /**/ 0, 0, 0};
+    MergeChunk chunk{values.data(), 3, 3, 0};
+    MergeOptions o;
+    o.lambda = 1;
+    TensorPlan plan;
+    plan.thresholds = {0.5f, 1.0f}; // model 2's -0.25 is trimmed
+    float y[3];
+    merge_method_entry(MergeMethod::Ties).combine(o, 2, plan, chunk, y);
+    EXPECT_FLOAT_EQ(y[0], 2.0f);  // both positive: their mean
+    EXPECT_FLOAT_EQ(y[1], -2.0f); // sum -1 elects minus: only model 1 agrees
+    EXPECT_FLOAT_EQ(y[2], 0.5f);  // model 2 trimmed: model 1 alone
+    o.drop = 0; // nothing dropped: DARE is task arithmetic
+    merge_method_entry(MergeMethod::Dare).combine(o, 2, plan, chunk, y);
+    EXPECT_FLOAT_EQ(y[0], 4.0f);
+    EXPECT_FLOAT_EQ(y[1], -1.0f);
+    EXPECT_FLOAT_EQ(y[2], 0.25f);
+}
+
+TEST(MergeMethods, ParameterChecksAndProvenance) {
+    MergeOptions o;
+    o.models = {"a", "b", "c"};
+    o.weights = {1, 2};
+    EXPECT_NE(basin::testing::error_of([&] { merge_method_entry(MergeMethod::Weighted).check(o); }).find("2 weights for 3 models"),
+              std::string::npos);
+    o.density = 1.5;
+    EXPECT_NE(basin::testing::error_of([&] { merge_method_entry(MergeMethod::Ties).check(o); }).find("--density must be in [0, 1]"),
+              std::string::npos);
+    o.drop = 1;
+    EXPECT_NE(basin::testing::error_of([&] { merge_method_entry(MergeMethod::Dare).check(o); }).find("--drop must be in [0, 1)"),
+              std::string::npos);
+    o.lambda = 0.3, o.drop = 0.5, o.seed = 9;
+    const auto p = merge_method_entry(MergeMethod::Dare).parameters(o);
+    EXPECT_EQ(p.at("lambda"), 0.3);
+    EXPECT_EQ(p.at("drop"), 0.5);
+    EXPECT_EQ(p.at("seed"), 9);
+    EXPECT_TRUE(merge_method_entry(MergeMethod::Mean).parameters(o).empty());
 }

@@ -1,0 +1,166 @@
+#include "basin/merge/methods.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "basin/core/error.h"
+
+namespace basin {
+
+namespace {
+
+using nlohmann::json;
+
+void no_check(const MergeOptions&) {}
+json no_parameters(const MergeOptions&) { return json::object(); }
+void no_plan(const MergeOptions&, std::size_t, const TensorStatistics&, TensorPlan&) {}
+
+void check_lambda(const MergeOptions& o) { BASIN_CHECK(std::isfinite(o.lambda), "--lambda must be finite, got ", o.lambda); }
+
+// ---- mean and weighted: fixed coefficients
+
+void mean_plan(const MergeOptions&, std::size_t n, const TensorStatistics&, TensorPlan& p) {
+    p.coefficients.assign(n, 1.0 / double(n));
+}
+
+void weighted_check(const MergeOptions& o) {
+    BASIN_CHECK(o.weights.size() == o.models.size(), "merge --method weighted: ", o.weights.size(), " weights for ",
+                o.models.size(), " models");
+    double sum = 0;
+    for (double w : o.weights) {
+        BASIN_CHECK(std::isfinite(w), "merge: weight ", w, " is not a finite number");
+        sum += w;
+    }
+    BASIN_CHECK(sum != 0, "merge --method weighted: the weights sum to 0");
+}
+json weighted_parameters(const MergeOptions& o) { return {{"weights", o.weights}}; }
+void weighted_plan(const MergeOptions& o, std::size_t, const TensorStatistics&, TensorPlan& p) {
+    double sum = 0;
+    for (double w : o.weights) sum += w;
+    for (double w : o.weights) p.coefficients.push_back(w / sum);
+}
+
+// ---- task arithmetic: base + lambda sum_i (x_i - base); lambda = 0 is the base bit for bit
+
+json lambda_parameters(const MergeOptions& o) { return {{"lambda", o.lambda}}; }
+void task_arithmetic_plan(const MergeOptions& o, std::size_t n, const TensorStatistics&, TensorPlan& p) {
+    p.coefficients.assign(n, o.lambda);
+    p.coefficients.push_back(1 - double(n) * o.lambda);
+}
+
+// ---- TIES (Yadav et al., 2023): trim each task vector to its largest entries, elect a sign per
+// entry from the trimmed sum, average the entries that agree with it
+
+void ties_check(const MergeOptions& o) {
+    check_lambda(o);
+    BASIN_CHECK(o.density >= 0 && o.density <= 1, "--density must be in [0, 1], got ", o.density);
+}
+json ties_parameters(const MergeOptions& o) { return {{"lambda", o.lambda}, {"density", o.density}}; }
+void ties_plan(const MergeOptions&, std::size_t, const TensorStatistics& s, TensorPlan& p) { p.thresholds = s.threshold; }
+void ties_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
+    const float* b = c.source(n);
+    for (std::size_t e = 0; e < c.count; ++e) {
+        double total = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const float tau = c.source(i)[e] - b[e];
+            if (std::abs(tau) >= plan.thresholds[i]) total += tau;
+        }
+        double agreeing = 0;
+        std::size_t agree = 0;
+        if (total != 0)
+            for (std::size_t i = 0; i < n; ++i) {
+                const float tau = c.source(i)[e] - b[e];
+                if (std::abs(tau) >= plan.thresholds[i] && tau != 0 && (tau > 0) == (total > 0)) agreeing += tau, ++agree;
+            }
+        y[e] = agree ? float(double(b[e]) + o.lambda * agreeing / double(agree)) : b[e];
+    }
+}
+
+// ---- DARE (Yu et al., 2024): drop entries of each task vector at random, rescale the survivors
+
+void dare_check(const MergeOptions& o) {
+    check_lambda(o);
+    BASIN_CHECK(o.drop >= 0 && o.drop < 1, "--drop must be in [0, 1), got ", o.drop);
+}
+json dare_parameters(const MergeOptions& o) { return {{"lambda", o.lambda}, {"drop", o.drop}, {"seed", o.seed}}; }
+void dare_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
+    const float* b = c.source(n);
+    const double rescale = 1.0 / (1.0 - o.drop);
+    for (std::size_t e = 0; e < c.count; ++e) {
+        double total = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            if (dare_keeps(o.seed, i, plan.name_hash, c.from + e, o.drop)) total += (double(c.source(i)[e]) - double(b[e])) * rescale;
+        y[e] = float(double(b[e]) + o.lambda * total);
+    }
+}
+
+// ---- SLERP: along the great circle between two models' weights, per tensor
+
+void slerp_check(const MergeOptions& o) { BASIN_CHECK(std::isfinite(o.t), "--t must be finite, got ", o.t); }
+json slerp_parameters(const MergeOptions& o) { return {{"t", o.t}}; }
+void slerp_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+    const double na = std::sqrt(s.gram[0]), nb = std::sqrt(s.gram[3]);
+    const double cosine = na > 0 && nb > 0 ? std::clamp(s.gram[1] / (na * nb), -1.0, 1.0) : 1.0;
+    if (std::abs(cosine) > 0.9995) { // nearly parallel: the arc is a line
+        p.coefficients = {1 - o.t, o.t};
+        return;
+    }
+    const double theta = std::acos(cosine), sin_theta = std::sin(theta);
+    p.coefficients = {std::sin((1 - o.t) * theta) / sin_theta, std::sin(o.t * theta) / sin_theta};
+}
+
+// ---- Model Stock (Jang et al., 2024): t mean + (1 - t) base with t = N cos / (1 + (N - 1) cos),
+// cos the mean pairwise cosine of the task vectors, clamped to [0, 1]
+
+void model_stock_plan(const MergeOptions&, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
+    double sum = 0;
+    std::size_t pairs = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = i + 1; j < n; ++j) {
+            const double d = std::sqrt(s.gram[i * n + i] * s.gram[j * n + j]);
+            if (d > 0) sum += s.gram[i * n + j] / d, ++pairs;
+        }
+    const double cosine = pairs ? sum / double(pairs) : 1.0;
+    const double t = std::clamp(double(n) * cosine / (1 + double(n - 1) * cosine), 0.0, 1.0);
+    p.coefficients.assign(n, t / double(n));
+    p.coefficients.push_back(1 - t);
+}
+
+} // namespace
+
+const std::vector<MergeMethodEntry>& merge_method_table() {
+    using S = MergeStatistic;
+    static const std::vector<MergeMethodEntry> table = {
+        {MergeMethod::Mean, "mean", false, 1, 0, no_check, no_parameters, S::none, mean_plan, nullptr},
+        {MergeMethod::Weighted, "weighted", false, 1, 0, weighted_check, weighted_parameters, S::none, weighted_plan, nullptr},
+        {MergeMethod::TaskArithmetic, "task-arithmetic", true, 1, 0, check_lambda, lambda_parameters, S::none, task_arithmetic_plan,
+         nullptr},
+        {MergeMethod::Ties, "ties", true, 1, 0, ties_check, ties_parameters, S::top_magnitudes, ties_plan, ties_combine},
+        {MergeMethod::Dare, "dare", true, 1, 0, dare_check, dare_parameters, S::none, no_plan, dare_combine},
+        {MergeMethod::Slerp, "slerp", false, 2, 2, slerp_check, slerp_parameters, S::weight_inner_products, slerp_plan, nullptr},
+        {MergeMethod::ModelStock, "model-stock", true, 2, 0, no_check, no_parameters, S::task_vector_inner_products,
+         model_stock_plan, nullptr},
+    };
+    return table;
+}
+
+const MergeMethodEntry& merge_method_entry(MergeMethod method) {
+    for (const auto& e : merge_method_table())
+        if (e.method == method) return e;
+    fail("merge: method ", int(method), " has no entry in the method table");
+}
+
+MergeMethod parse_merge_method(const std::string& name) {
+    std::string known;
+    for (const auto& e : merge_method_table()) {
+        if (name == e.name) return e.method;
+        known += (known.empty() ? "" : ", ") + std::string(e.name);
+    }
+    fail("--method: unknown merge method '", name, "' (", known, ")");
+}
+
+const char* merge_method_name(MergeMethod m) { return merge_method_entry(m).name; }
+
+bool needs_base(MergeMethod m) { return merge_method_entry(m).needs_base; }
+
+} // namespace basin
