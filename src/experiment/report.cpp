@@ -20,6 +20,7 @@
 #include "basin/core/stats.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
+#include "basin/experiment/job_kinds.h"
 #include "basin/experiment/paper.h"
 #include "basin/experiment/results.h"
 #include "basin/experiment/store.h"
@@ -795,28 +796,19 @@ void write_compute(Report& r, const Study& st) {
 }
 
 // Every section after the findings: the tables and figures behind them, then provenance.
-void write_study_sections(Report& r, const Study& st) {
-    const Store& store = *st.store;
-    const auto& jobs = st.jobs;
+// The zoo: per dataset over seeds against the majority class (and published numbers), then every model.
+void write_finetuned_section(Report& r, const Study& st, const std::string& kind) {
     auto job_of = st.job_of;
     const json& facts = st.facts;
     const toml::table& spec = st.spec;
-    const bool map_done = st.map_done;
-    const auto& map_points = st.map_points;
-    const auto& view = st.view;
-    auto labels = [&](const std::string& id) { return st.labels(id); };
-    auto jobs_of_kind = [&](const std::string& kind) { return st.done_of(kind); };
-    auto metrics_of = [&](const std::string& id) { return st.metrics_of(id); };
-
-    // ---- fine-tuned models
     const auto published = published_accuracies(spec);
     std::vector<std::vector<std::string>> rows;
     std::map<std::string, std::string> family_of_model, family_of_dataset;
     std::map<std::string, std::vector<double>> by_dataset; // test accuracies over seeds
     std::vector<std::string> dataset_order;
-    for (const auto& id : jobs_of_kind("finetune")) {
-        const json l = labels(id);
-        const auto m = metrics_of(id);
+    for (const auto& id : st.done_of("finetune")) {
+        const json l = st.labels(id);
+        const auto m = st.metrics_of(id);
         const std::string model = l.value("model", id), dataset = l.value("dataset", "");
         family_of_model[model] = l.value("family", "");
         const auto acc = m.values.find({model, dataset, "accuracy"});
@@ -854,11 +846,18 @@ void write_study_sections(Report& r, const Study& st) {
                     (published.values.empty() ? std::string(".") : "; published: " + published.source + "."));
         r.table({"model", "dataset", "family", "seed", "test accuracy (%)", "seconds"}, rows, "Fine-tuned models.");
     }
+}
 
-    // ---- the map
+
+// Clustering accuracy, within/between similarity, per-dataset tightness, t-SNE figures.
+void write_map_section(Report& r, const Study& st, const std::string& kind) {
+    auto job_of = st.job_of;
+    const bool map_done = st.map_done;
+    const auto& map_points = st.map_points;
+    const auto& view = st.view;
     if (map_done) {
         r.heading("Weight-space map", "Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2.");
-        const auto m = metrics_of("map");
+        const auto m = st.metrics_of("map");
         std::vector<std::vector<std::string>> acc;
         for (const auto& [key, value] : m.values) {
             const std::string& metric = std::get<2>(key);
@@ -914,94 +913,98 @@ void write_study_sections(Report& r, const Study& st) {
                      "Fine-tuned models in two dimensions (t-SNE on the cosine distance of task vectors), coloured by " + kind + ".");
         }
     }
+}
 
-    // ---- interpolation and extrapolation
-    for (const std::string kind : {"interpolate", "extrapolate"}) {
-        const auto ids = jobs_of_kind(kind);
-        if (ids.empty()) continue;
-        const bool extra = kind == "extrapolate";
-        r.heading(extra ? "Extrapolation" : "Interpolation",
-                  extra ? "Past the endpoints along the same line: alpha from 1 to 32 and from 0 to -31, log-spaced."
-                        : "The generalized loss (linear probe on the frozen body) along (1 - alpha) A + alpha B.");
-        std::map<std::string, std::map<double, std::vector<double>>> by_relation; // relation -> alpha -> mean losses
-        // many pairs (a large suite): one table row per pair instead of one figure each
-        const bool per_pair_figures = ids.size() <= kMaxFiguresPerAnalysis;
-        std::vector<std::vector<std::string>> pair_rows;
-        std::vector<double> pair_alphas;
-        for (const auto& id : ids) {
-            const json l = labels(id);
-            const InterpolationRecord line = st.interpolation(id);
-            std::vector<Series> series;
-            std::map<double, std::vector<double>> mean;
-            for (std::size_t d = 0; d < line.targets.size(); ++d) {
-                Series s{line.targets[d].name, {}, {}};
-                for (std::size_t p = 0; p < line.alphas.size(); ++p) {
-                    const double v = line.scores[p][d].loss;
-                    if (std::isnan(v)) continue;
-                    s.x.push_back(line.alphas[p]);
-                    s.y.push_back(v);
-                    mean[line.alphas[p]].push_back(v);
-                }
-                series.push_back(s);
+
+// Interpolation (kind "interpolate") or extrapolation ("extrapolate"): a figure per line, or a table for many.
+void write_line_sections(Report& r, const Study& st, const std::string& kind) {
+    const auto ids = st.done_of(kind);
+    if (ids.empty()) return;
+    const bool extra = kind == "extrapolate";
+    r.heading(extra ? "Extrapolation" : "Interpolation",
+              extra ? "Past the endpoints along the same line: alpha from 1 to 32 and from 0 to -31, log-spaced."
+                    : "The generalized loss (linear probe on the frozen body) along (1 - alpha) A + alpha B.");
+    std::map<std::string, std::map<double, std::vector<double>>> by_relation; // relation -> alpha -> mean losses
+    // many pairs (a large suite): one table row per pair instead of one figure each
+    const bool per_pair_figures = ids.size() <= kMaxFiguresPerAnalysis;
+    std::vector<std::vector<std::string>> pair_rows;
+    std::vector<double> pair_alphas;
+    for (const auto& id : ids) {
+        const json l = st.labels(id);
+        const InterpolationRecord line = st.interpolation(id);
+        std::vector<Series> series;
+        std::map<double, std::vector<double>> mean;
+        for (std::size_t d = 0; d < line.targets.size(); ++d) {
+            Series s{line.targets[d].name, {}, {}};
+            for (std::size_t p = 0; p < line.alphas.size(); ++p) {
+                const double v = line.scores[p][d].loss;
+                if (std::isnan(v)) continue;
+                s.x.push_back(line.alphas[p]);
+                s.y.push_back(v);
+                mean[line.alphas[p]].push_back(v);
             }
-            Series avg{"average", {}, {}, true};
-            for (const auto& [a, values] : mean) {
-                avg.x.push_back(a);
+            series.push_back(s);
+        }
+        Series avg{"average", {}, {}, true};
+        for (const auto& [a, values] : mean) {
+            avg.x.push_back(a);
+            double sum = 0;
+            for (double v : values) sum += v;
+            avg.y.push_back(sum / double(values.size()));
+            by_relation[l.value("relation", "")][a].push_back(avg.y.back());
+        }
+        if (series.size() > 1) series.push_back(avg);
+        const std::string title = l.value("A", "A") + " -> " + l.value("B", "B");
+        if (!per_pair_figures) {
+            if (pair_alphas.empty()) pair_alphas = avg.x;
+            std::vector<std::string> row = {l.value("A", ""), l.value("B", ""), l.value("relation", "")};
+            for (double a : pair_alphas) {
+                const auto at = std::find(avg.x.begin(), avg.x.end(), a);
+                row.push_back(at == avg.x.end() ? "-" : format_fixed(avg.y[std::size_t(at - avg.x.begin())]));
+            }
+            pair_rows.push_back(row);
+            continue;
+        }
+        r.figure(kind + "-" + file_safe_name(id.substr(kind.size() + 1)),
+                 line_plot(series, title, extra ? "alpha (symlog)" : "alpha (0 = A, 1 = B)", "generalized loss", extra),
+                 (extra ? "Extrapolation " : "Interpolation ") + title + " (" + l.value("relation", "") +
+                     "): generalized loss per target dataset.");
+    }
+    if (!pair_rows.empty()) {
+        std::vector<std::string> header = {"A", "B", "relation"};
+        for (double a : pair_alphas) header.push_back("alpha " + format_fixed(a, 2));
+        r.table(header, pair_rows, std::string(extra ? "Extrapolation" : "Interpolation") +
+                                       ": generalized loss along each line, mean over the two models' datasets.");
+    }
+    if (!extra && by_relation.size() > 1) {
+        std::vector<Series> series;
+        for (const auto& [relation, curve] : by_relation) {
+            Series s{relation, {}, {}};
+            for (const auto& [a, values] : curve) {
                 double sum = 0;
                 for (double v : values) sum += v;
-                avg.y.push_back(sum / double(values.size()));
-                by_relation[l.value("relation", "")][a].push_back(avg.y.back());
+                s.x.push_back(a), s.y.push_back(sum / double(values.size()));
             }
-            if (series.size() > 1) series.push_back(avg);
-            const std::string title = l.value("A", "A") + " -> " + l.value("B", "B");
-            if (!per_pair_figures) {
-                if (pair_alphas.empty()) pair_alphas = avg.x;
-                std::vector<std::string> row = {l.value("A", ""), l.value("B", ""), l.value("relation", "")};
-                for (double a : pair_alphas) {
-                    const auto at = std::find(avg.x.begin(), avg.x.end(), a);
-                    row.push_back(at == avg.x.end() ? "-" : format_fixed(avg.y[std::size_t(at - avg.x.begin())]));
-                }
-                pair_rows.push_back(row);
-                continue;
-            }
-            r.figure(kind + "-" + file_safe_name(id.substr(kind.size() + 1)),
-                     line_plot(series, title, extra ? "alpha (symlog)" : "alpha (0 = A, 1 = B)", "generalized loss", extra),
-                     (extra ? "Extrapolation " : "Interpolation ") + title + " (" + l.value("relation", "") +
-                         "): generalized loss per target dataset.");
+            series.push_back(s);
         }
-        if (!pair_rows.empty()) {
-            std::vector<std::string> header = {"A", "B", "relation"};
-            for (double a : pair_alphas) header.push_back("alpha " + format_fixed(a, 2));
-            r.table(header, pair_rows, std::string(extra ? "Extrapolation" : "Interpolation") +
-                                           ": generalized loss along each line, mean over the two models' datasets.");
-        }
-        if (!extra && by_relation.size() > 1) {
-            std::vector<Series> series;
-            for (const auto& [relation, curve] : by_relation) {
-                Series s{relation, {}, {}};
-                for (const auto& [a, values] : curve) {
-                    double sum = 0;
-                    for (double v : values) sum += v;
-                    s.x.push_back(a), s.y.push_back(sum / double(values.size()));
-                }
-                series.push_back(s);
-            }
-            r.figure("interpolation-average", line_plot(series, "Interpolation, averaged by relation", "alpha", "generalized loss"),
-                     "Mean generalized loss along the line, averaged over the pairs of each relation (same dataset, same family, different families).");
-        }
+        r.figure("interpolation-average", line_plot(series, "Interpolation, averaged by relation", "alpha", "generalized loss"),
+                 "Mean generalized loss along the line, averaged over the pairs of each relation (same dataset, same family, different families).");
     }
+}
 
-    // ---- hull: In / In' / Ex and PB
-    if (const auto ids = jobs_of_kind("hull"); !ids.empty()) {
+
+// In / In' / Ex strip plots and the PB table.
+void write_hull_section(Report& r, const Study& st, const std::string& kind) {
+    if (const auto ids = st.done_of("hull"); !ids.empty()) {
         r.heading("Inside and outside the region",
                   "In: the group's models; In': Dirichlet(1) weighted averages of them; Ex: models outside the group and the base "
                   "moved along random directions of the members' mean task-vector norm. PB(X, Y): the fraction of pairs where x's "
                   "generalized loss is no higher than y's (same dataset).");
         std::vector<std::vector<std::string>> pb_rows;
         std::size_t dataset_hulls = 0;
-        for (const auto& id : ids) dataset_hulls += labels(id).value("level", "") == "dataset";
+        for (const auto& id : ids) dataset_hulls += st.labels(id).value("level", "") == "dataset";
         for (const auto& id : ids) {
-            const json l = labels(id);
+            const json l = st.labels(id);
             const HullRecord hull = st.hull(id);
             const PbRow* all = !hull.pb.empty() && hull.pb.back().dataset == kAllDatasets ? &hull.pb.back() : nullptr;
             auto cell = [&](std::size_t k) {
@@ -1029,8 +1032,12 @@ void write_study_sections(Report& r, const Study& st) {
                     format_fixed(100 * paper::number("pb_in/family"), 1) + " / " + format_fixed(100 * paper::number("pb_in/general"), 0) +
                     "% (dataset / task / general) for PB(In', In) and " + format_fixed(100 * paper::number("pb_ex"), 0) + "% for PB(In', Ex).");
     }
+}
 
-    // ---- plane
+
+// The loss surface on the plane through three models.
+void write_plane_section(Report& r, const Study& st, const std::string& kind) {
+    auto job_of = st.job_of;
     if (job_of.count("plane") && job_of["plane"].state == "done") {
         const PlaneRecord plane = st.plane("plane");
         std::vector<std::vector<double>> values(plane.grid.ny, std::vector<double>(plane.grid.nx, NAN));
@@ -1042,7 +1049,7 @@ void write_study_sections(Report& r, const Study& st) {
                     if (!std::isnan(score.loss)) sum += score.loss, ++n;
                 values[j][i] = n ? sum / n : NAN;
             }
-        const json l = labels("plane");
+        const json l = st.labels("plane");
         std::vector<Marker> markers;
         for (const auto& mk : plane.markers) markers.push_back({mk.u, mk.v, mk.model});
         const fs::path summary = fs::path(job_of["plane"].output) / "summary.json";
@@ -1056,13 +1063,16 @@ void write_study_sections(Report& r, const Study& st) {
         r.figure("plane", surface_map(values, plane.grid.x0, plane.grid.x1, plane.grid.y0, plane.grid.y1, markers, "Generalized loss on the plane", "loss"),
                  "A = " + l.value("A", "") + ", B = " + l.value("B", "") + ", C = " + l.value("C", "") + ".");
     }
+}
 
-    // ---- centroid vs pretrained, one table and figure per variant
-    if (const auto ids = jobs_of_kind("centroid"); !ids.empty()) {
+
+// Fine-tuning from the centroid against the pretrained start: a table and figure per variant.
+void write_centroid_section(Report& r, const Study& st, const std::string& kind) {
+    if (const auto ids = st.done_of("centroid"); !ids.empty()) {
         r.heading("The centroid as a starting point",
                   "Fine-tuning from the leave-one-dataset-out centroid versus from the pretrained model, same settings and seeds.");
         for (const auto& id : ids) {
-            const CentroidComparison c = centroid_comparison(metrics_of(id), labels(id));
+            const CentroidComparison c = centroid_comparison(st.metrics_of(id), st.labels(id));
             if (ids.size() > 1) r.subheading(c.title);
             std::vector<std::vector<std::string>> table;
             Series pre{"pretrained", {}, {}}, cen{"centroid", {}, {}};
@@ -1092,14 +1102,40 @@ void write_study_sections(Report& r, const Study& st) {
     // ---- provenance
     r.heading("Spec and provenance");
     write_compute(r, st);
+}
+
+// The jobs, the models with their weights' hashes, and the spec behind the sections.
+void write_provenance_section(Report& r, const Study& st) {
+    const Store& store = *st.store;
     std::vector<std::vector<std::string>> job_rows;
-    for (const auto& j : jobs) job_rows.push_back({j.id, j.state, format_fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
+    for (const auto& j : st.jobs) job_rows.push_back({j.id, j.state, format_fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
     r.table({"job", "state", "seconds", "attempts", "error"}, job_rows, "Jobs.");
     std::vector<std::vector<std::string>> model_rows;
     for (const auto& m : store.models()) model_rows.push_back({fs::path(m.path).filename().string(), m.sha256.substr(0, 16)});
     r.table({"model", "SHA-256 (first 16)"}, model_rows, "Fine-tuned models and the hashes of their weights.");
     r.code("Experiment spec", store.meta("spec").value_or(""));
+}
 
+using SectionWriter = void (*)(Report& r, const Study& st, const std::string& kind);
+
+// Each job kind's section of a study (experiment/job_kinds.h names the kinds and their order).
+const std::map<std::string, SectionWriter>& section_writers() {
+    static const std::map<std::string, SectionWriter> writers = {
+        {"finetune", write_finetuned_section}, {"map", write_map_section},    {"interpolate", write_line_sections},
+        {"extrapolate", write_line_sections},  {"hull", write_hull_section},  {"plane", write_plane_section},
+        {"centroid", write_centroid_section},
+    };
+    return writers;
+}
+
+// One study's sections: one per job kind, in the registry's order, then what they rest on.
+void write_study_sections(Report& r, const Study& st) {
+    for (const auto& kind : job_kinds()) {
+        const auto writer = section_writers().find(kind.name);
+        BASIN_CHECK(writer != section_writers().end(), "report: job kind ", kind.name, " has no section");
+        writer->second(r, st, kind.name);
+    }
+    write_provenance_section(r, st);
 }
 
 // ---- several studies in one document: the same findings side by side, then each study in full
@@ -1253,6 +1289,8 @@ std::string html_page(const std::string& title, const std::string& intro_html, c
 }
 
 } // namespace
+
+bool report_has_section(const std::string& kind) { return section_writers().count(kind) > 0; }
 
 ReportResult write_report(const fs::path& experiment, const ReportOptions& options) {
     const Study st = load_study(experiment);

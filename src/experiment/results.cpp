@@ -1,4 +1,5 @@
 #include "basin/experiment/results.h"
+#include "basin/experiment/job_kinds.h"
 
 #include <algorithm>
 #include <cmath>
@@ -243,46 +244,75 @@ JobResults map_rows(const MapRecord& map, const Job& job) {
     return r;
 }
 
-JobResults collect_results(const Job& job) {
+namespace {
+
+JobResults finetune_rows(const Job& job) {
+    JobResults r;
+    const json run = read_json(job.output / "basin_run.json");
+    const std::string model = job.labels.at("model"), dataset = job.labels.at("dataset");
+    const auto& last = run.at("epochs").back();
+    auto metric = [&](const std::string& name, double value) { r.metrics.push_back({job.id, model, dataset, name, value}); };
+    if (last.contains("eval_accuracy")) metric("accuracy", last["eval_accuracy"].get<double>());
+    if (last.contains("eval_loss")) metric("loss", last["eval_loss"].get<double>());
+    metric("train_loss", last.at("train_loss").get<double>());
+    const json provenance = {{"command", run.value("command", "")}, {"labels", job.labels}};
+    r.models.push_back({job.output.string(), checkpoint_weights_sha256(job.output), job.id, provenance.dump()});
+    return r;
+}
+
+JobResults centroid_rows(const Job& job) {
     JobResults r;
     auto metric = [&](const std::string& subject, const std::string& dataset, const std::string& name, double value) {
         r.metrics.push_back({job.id, subject, dataset, name, value});
     };
-    if (job.kind == "finetune") {
-        const json run = read_json(job.output / "basin_run.json");
-        const std::string model = job.labels.at("model"), dataset = job.labels.at("dataset");
-        const auto& last = run.at("epochs").back();
-        if (last.contains("eval_accuracy")) metric(model, dataset, "accuracy", last["eval_accuracy"].get<double>());
-        if (last.contains("eval_loss")) metric(model, dataset, "loss", last["eval_loss"].get<double>());
-        metric(model, dataset, "train_loss", last.at("train_loss").get<double>());
-        const std::string hash = checkpoint_weights_sha256(job.output);
-        json provenance = {{"command", run.value("command", "")}, {"labels", job.labels}};
-        r.models.push_back({job.output.string(), hash, job.id, provenance.dump()});
-    } else if (job.kind == "map") {
-        return map_rows(read_map(job.output), job);
-    } else if (job.kind == "interpolate" || job.kind == "extrapolate") {
-        return interpolation_rows(read_interpolation(job.output), job);
-    } else if (job.kind == "hull") {
-        return hull_rows(read_hull(job.output), job);
-    } else if (job.kind == "plane") {
-        return plane_rows(read_plane(job.output), job);
-    } else if (job.kind == "centroid") {
-        const json s = read_json(job.output / "summary.json");
-        for (const auto& row : s.at("rows")) {
-            const std::string target = row.at("target");
-            for (const auto& c : row.at("candidates")) {
-                metric(c.at("name"), target, "accuracy_mean", c.at("mean").get<double>());
-                metric(c.at("name"), target, "accuracy_std", c.at("std").get<double>());
-                for (std::size_t i = 0; i < c.at("accuracy").size(); ++i)
-                    metric(c.at("name"), target, "accuracy_run" + std::to_string(i + 1), c.at("accuracy")[i].get<double>());
-            }
-            metric("centroid - pretrained", target, "difference", row.at("mean_difference").get<double>());
-            metric("centroid - pretrained", target, "p_value", row.at("p_value").get<double>());
+    const json s = read_json(job.output / "summary.json");
+    for (const auto& row : s.at("rows")) {
+        const std::string target = row.at("target");
+        for (const auto& c : row.at("candidates")) {
+            metric(c.at("name"), target, "accuracy_mean", c.at("mean").get<double>());
+            metric(c.at("name"), target, "accuracy_std", c.at("std").get<double>());
+            for (std::size_t i = 0; i < c.at("accuracy").size(); ++i)
+                metric(c.at("name"), target, "accuracy_run" + std::to_string(i + 1), c.at("accuracy")[i].get<double>());
         }
-    } else {
-        fail("job ", job.id, ": unknown kind ", job.kind);
+        metric("centroid - pretrained", target, "difference", row.at("mean_difference").get<double>());
+        metric("centroid - pretrained", target, "p_value", row.at("p_value").get<double>());
     }
     return r;
+}
+
+JobResults collect_map(const Job& job) { return map_rows(read_map(job.output), job); }
+JobResults collect_line(const Job& job) { return interpolation_rows(read_interpolation(job.output), job); }
+JobResults collect_hull(const Job& job) { return hull_rows(read_hull(job.output), job); }
+JobResults collect_plane(const Job& job) { return plane_rows(read_plane(job.output), job); }
+
+} // namespace
+
+const std::vector<JobKindEntry>& job_kinds() {
+    static const std::vector<JobKindEntry> kinds = {
+        {"finetune", "fine-tune the base on one dataset with one seed (basin finetune)", finetune_rows},
+        {"map", "the weight-space map of every fine-tuned model (basin map)", collect_map},
+        {"interpolate", "the generalized loss along the line between two models (basin interpolate)", collect_line},
+        {"extrapolate", "the same line past its endpoints (basin interpolate --extrapolate)", collect_line},
+        {"hull", "In / In' / Ex of a group and PB (basin hull)", collect_hull},
+        {"plane", "the loss surface on the plane through three models (basin plane)", collect_plane},
+        {"centroid", "fine-tuning from the leave-one-out centroid against the base (basin init-compare)", centroid_rows},
+    };
+    return kinds;
+}
+
+const JobKindEntry& job_kind(const std::string& name) {
+    std::string known;
+    for (const auto& k : job_kinds()) {
+        if (name == k.name) return k;
+        known += (known.empty() ? "" : ", ") + std::string(k.name);
+    }
+    fail("unknown job kind '", name, "' (", known, ")");
+}
+
+JobResults collect_results(const Job& job) {
+    for (const auto& k : job_kinds())
+        if (job.kind == k.name) return k.collect(job);
+    fail("job ", job.id, ": unknown kind ", job.kind);
 }
 
 } // namespace basin

@@ -3,8 +3,10 @@
 #include <cmath>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
+#include "basin/experiment/job_kinds.h"
 #include "basin/experiment/paper.h"
 #include "basin/experiment/report.h"
 #include "basin/experiment/store.h"
@@ -93,3 +95,34 @@ TEST(Findings, AStoreThatIsMissingIsNamed) {
 }
 
 } // namespace
+
+namespace basin {
+namespace {
+
+TEST(JobKinds, EveryKindCollectsAndHasAReportSection) {
+    std::set<std::string> names;
+    for (const auto& k : job_kinds()) {
+        EXPECT_TRUE(names.insert(k.name).second) << k.name;
+        EXPECT_TRUE(k.collect) << k.name;
+        EXPECT_TRUE(report_has_section(k.name)) << k.name << " has no section in the report";
+        EXPECT_STREQ(job_kind(k.name).name, k.name);
+    }
+    const std::string e = testing::error_of([] { job_kind("sweep"); });
+    EXPECT_NE(e.find("unknown job kind 'sweep' (finetune, map,"), std::string::npos) << e;
+}
+
+TEST(JobKinds, ThePlannerMakesOnlyRegisteredKinds) {
+    // BASIN_SHARED_DIR is "<source>/../shared": the examples are in <source>/examples
+    const auto source = std::filesystem::path(BASIN_SHARED_DIR).parent_path().parent_path();
+    const auto spec = source / "examples" / "reproduction.toml";
+    if (!std::filesystem::exists(std::filesystem::path(BASIN_SHARED_DIR) / "datasets"))
+        GTEST_SKIP() << "../shared/datasets is absent: the reproduction spec cannot be planned";
+    std::set<std::string> kinds;
+    for (const auto& job : expand_jobs(read_experiment(spec))) kinds.insert(job.kind);
+    for (const auto& kind : kinds) EXPECT_NO_THROW(job_kind(kind)) << kind;
+    for (const auto& k : job_kinds()) // the plane is in reproduction-real.toml only
+        if (std::string(k.name) != "plane") EXPECT_TRUE(kinds.count(k.name)) << k.name << " is not planned";
+}
+
+} // namespace
+} // namespace basin

@@ -50,4 +50,7 @@ ReportResult write_report(const std::filesystem::path& experiment, const ReportO
 // The HTML goes to FIRST/report-comparison/.
 ReportResult write_comparison_report(const std::vector<std::filesystem::path>& experiments, const ReportOptions& options = {});
 
+// Whether the report has a section for a job kind (experiment/job_kinds.h): every kind needs one.
+bool report_has_section(const std::string& kind);
+
 } // namespace basin
