@@ -9,6 +9,7 @@
 #include <set>
 
 #include "basin/core/error.h"
+#include "basin/core/json_file.h"
 #include "basin/core/limits.h"
 #include "basin/text/unicode.h"
 
@@ -307,16 +308,9 @@ const std::string& CsvTable::text(const Row& row, const std::string& column) con
 
 double CsvTable::number(const Row& row, const std::string& column) const {
     const std::string& cell = text(row, column);
-    std::size_t used = 0;
-    double v = NAN;
-    try {
-        v = std::stod(cell, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    BASIN_CHECK(used > 0 && used == cell.size() && std::isfinite(v), where(file_, row.line), ": column '", column, "' is '",
-                cell, "', expected a number");
-    return v;
+    const auto v = parse_finite(cell);
+    BASIN_CHECK(v, where(file_, row.line), ": column '", column, "' is '", cell, "', expected a number");
+    return *v;
 }
 
 std::size_t CsvTable::index(const Row& row, const std::string& column) const {

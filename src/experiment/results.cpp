@@ -14,6 +14,7 @@
 #include "basin/io/checkpoint.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/core/json_file.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 
@@ -23,11 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-json read_json(const fs::path& file) {
-    json j = json::parse(read_text_file(file), nullptr, false);
-    BASIN_CHECK(!j.is_discarded(), file.string(), ": not valid JSON");
-    return j;
-}
 
 } // namespace
 
@@ -248,7 +244,7 @@ namespace {
 
 JobResults finetune_rows(const Job& job) {
     JobResults r;
-    const json run = read_json(job.output / "basin_run.json");
+    const json run = read_json_object(job.output / "basin_run.json");
     const std::string model = job.labels.at("model"), dataset = job.labels.at("dataset");
     const auto& last = run.at("epochs").back();
     auto metric = [&](const std::string& name, double value) { r.metrics.push_back({job.id, model, dataset, name, value}); };
@@ -265,7 +261,7 @@ JobResults centroid_rows(const Job& job) {
     auto metric = [&](const std::string& subject, const std::string& dataset, const std::string& name, double value) {
         r.metrics.push_back({job.id, subject, dataset, name, value});
     };
-    const json s = read_json(job.output / "summary.json");
+    const json s = read_json_object(job.output / "summary.json");
     for (const auto& row : s.at("rows")) {
         const std::string target = row.at("target");
         for (const auto& c : row.at("candidates")) {

@@ -9,6 +9,7 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/json_file.h"
 #include "basin/core/strings.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
@@ -58,28 +59,6 @@ namespace {
 
 // ---- pieces every record shares
 
-json read_json_file(const fs::path& file) {
-    json j = json::parse(read_text_file(file), nullptr, false);
-    BASIN_CHECK(!j.is_discarded(), file.string(), ": not valid JSON");
-    BASIN_CHECK(j.is_object(), file.string(), ": expected a JSON object");
-    return j;
-}
-
-// A field of summary.json, with an error naming the file and the field.
-const json& field(const json& j, const std::string& name, const fs::path& file) {
-    BASIN_CHECK(j.is_object() && j.contains(name), file.string(), ": no field '", name, "'");
-    return j.at(name);
-}
-
-template <class T> T get(const json& j, const std::string& name, const fs::path& file) {
-    const json& v = field(j, name, file);
-    try {
-        return v.get<T>();
-    } catch (const json::exception&) {
-        fail(file.string(), ": field '", name, "' is ", v.dump(), ", not of the expected type");
-    }
-}
-
 json times_json(const ScoreTimes& t) {
     const double work = t.build_seconds + t.extract_seconds + t.fit_seconds;
     auto share = [&](double s) { return work > 0 ? s / work : 0.0; };
@@ -96,14 +75,14 @@ json times_json(const ScoreTimes& t) {
 }
 
 ScoreTimes read_times(const json& summary, const fs::path& file) {
-    const json& t = field(summary, "times", file);
+    const json& t = json_field(summary, "times", file);
     ScoreTimes out;
-    out.wall_seconds = get<double>(t, "wall_seconds", file);
-    out.build_seconds = get<double>(t, "build_seconds", file);
-    out.extract_seconds = get<double>(t, "extract_seconds", file);
-    out.fit_seconds = get<double>(t, "fit_seconds", file);
-    out.points_built = get<std::size_t>(t, "points_built", file);
-    out.points_cached = get<std::size_t>(t, "points_from_cache", file);
+    out.wall_seconds = json_value<double>(t, "wall_seconds", file);
+    out.build_seconds = json_value<double>(t, "build_seconds", file);
+    out.extract_seconds = json_value<double>(t, "extract_seconds", file);
+    out.fit_seconds = json_value<double>(t, "fit_seconds", file);
+    out.points_built = json_value<std::size_t>(t, "points_built", file);
+    out.points_cached = json_value<std::size_t>(t, "points_from_cache", file);
     return out;
 }
 
@@ -122,15 +101,15 @@ json targets_json(const std::vector<TargetInfo>& targets) {
 
 std::vector<TargetInfo> read_targets(const json& summary, const fs::path& file) {
     std::vector<TargetInfo> out;
-    for (const auto& t : field(summary, "datasets", file)) {
+    for (const auto& t : json_field(summary, "datasets", file)) {
         TargetInfo info;
-        info.name = get<std::string>(t, "name", file);
-        info.train = get<std::string>(t, "train", file);
-        info.test = get<std::string>(t, "test", file);
-        info.labels = get<std::vector<std::string>>(t, "labels", file);
-        info.train_examples = get<std::size_t>(t, "train_examples", file);
-        info.test_examples = get<std::size_t>(t, "test_examples", file);
-        info.sample = get<std::string>(t, "sample", file);
+        info.name = json_value<std::string>(t, "name", file);
+        info.train = json_value<std::string>(t, "train", file);
+        info.test = json_value<std::string>(t, "test", file);
+        info.labels = json_value<std::vector<std::string>>(t, "labels", file);
+        info.train_examples = json_value<std::size_t>(t, "train_examples", file);
+        info.test_examples = json_value<std::size_t>(t, "test_examples", file);
+        info.sample = json_value<std::string>(t, "sample", file);
         out.push_back(std::move(info));
     }
     BASIN_CHECK(!out.empty(), file.string(), ": 'datasets' is empty");
@@ -216,16 +195,9 @@ std::vector<double> split_weights(const std::string& text, const CsvTable& table
     std::vector<double> out;
     std::istringstream in(text);
     for (std::string cell; in >> cell;) {
-        std::size_t used = 0;
-        double v = NAN;
-        try {
-            v = std::stod(cell, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        BASIN_CHECK(used == cell.size() && std::isfinite(v), table.file().string(), ":", row.line, ": weight '", cell,
-                    "' is not a number");
-        out.push_back(v);
+        const auto v = parse_finite(cell);
+        BASIN_CHECK(v, table.file().string(), ":", row.line, ": weight '", cell, "' is not a number");
+        out.push_back(*v);
     }
     return out;
 }
@@ -289,13 +261,13 @@ void write_interpolation_files(const InterpolationRecord& r, const fs::path& dir
 
 InterpolationRecord read_interpolation(const fs::path& dir) {
     const fs::path file = dir / "summary.json";
-    const json s = read_json_file(file);
+    const json s = read_json_object(file);
     InterpolationRecord r;
-    r.a = get<std::string>(s, "A", file);
-    r.b = get<std::string>(s, "B", file);
-    r.alphas = get<std::vector<double>>(s, "alphas", file);
+    r.a = json_value<std::string>(s, "A", file);
+    r.b = json_value<std::string>(s, "B", file);
+    r.alphas = json_value<std::vector<double>>(s, "alphas", file);
     // folders written before the field: an extrapolation is the line past its endpoints
-    r.extrapolate = s.contains("extrapolate") ? get<bool>(s, "extrapolate", file)
+    r.extrapolate = s.contains("extrapolate") ? json_value<bool>(s, "extrapolate", file)
                                               : std::any_of(r.alphas.begin(), r.alphas.end(), [](double a) { return a < 0 || a > 1; });
     r.targets = read_targets(s, file);
     r.times = read_times(s, file);
@@ -356,15 +328,15 @@ void write_hull_files(const HullRecord& r, const fs::path& dir) {
 
 HullRecord read_hull(const fs::path& dir) {
     const fs::path file = dir / "summary.json";
-    const json s = read_json_file(file);
+    const json s = read_json_object(file);
     HullRecord r;
-    r.sources = get<std::vector<std::string>>(s, "sources", file);
-    r.members = get<std::size_t>(s, "members", file);
-    r.hull_samples = get<std::size_t>(s, "hull_samples", file);
-    r.outside = get<std::size_t>(s, "outside", file);
-    r.random = get<std::size_t>(s, "random", file);
-    r.random_norm = get<double>(s, "random_norm", file);
-    r.seed = get<std::uint64_t>(s, "seed", file);
+    r.sources = json_value<std::vector<std::string>>(s, "sources", file);
+    r.members = json_value<std::size_t>(s, "members", file);
+    r.hull_samples = json_value<std::size_t>(s, "hull_samples", file);
+    r.outside = json_value<std::size_t>(s, "outside", file);
+    r.random = json_value<std::size_t>(s, "random", file);
+    r.random_norm = json_value<double>(s, "random_norm", file);
+    r.seed = json_value<std::uint64_t>(s, "seed", file);
     r.targets = read_targets(s, file);
     r.times = read_times(s, file);
     const CsvTable table(dir / "scores.csv");
@@ -381,15 +353,15 @@ HullRecord read_hull(const fs::path& dir) {
     GridFiller grid(table, r.targets, r.points.size());
     for (const auto& row : table.rows()) grid.add(row, index.at(table.text(row, "point")));
     r.scores = grid.finish();
-    const json& pb = field(s, "pb", file);
+    const json& pb = json_field(s, "pb", file);
     std::vector<std::string> rows = target_names(r.targets);
     rows.push_back(kAllDatasets);
     for (const auto& dataset : rows) {
-        const json& cells = field(pb, dataset, file);
+        const json& cells = json_field(pb, dataset, file);
         PbRow row{dataset, {}};
         for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
-            const json& cell = field(cells, pb_name(k), file);
-            row.values[k] = {get<double>(cell, "value", file), get<std::size_t>(cell, "pairs", file)};
+            const json& cell = json_field(cells, pb_name(k), file);
+            row.values[k] = {json_value<double>(cell, "value", file), json_value<std::size_t>(cell, "pairs", file)};
         }
         r.pb.push_back(row);
     }
@@ -439,23 +411,23 @@ void write_plane_files(const PlaneRecord& r, const fs::path& dir) {
 
 PlaneRecord read_plane(const fs::path& dir) {
     const fs::path file = dir / "summary.json";
-    const json s = read_json_file(file);
+    const json s = read_json_object(file);
     PlaneRecord r;
-    r.models = get<std::vector<std::string>>(s, "models", file);
+    r.models = json_value<std::vector<std::string>>(s, "models", file);
     r.random = s.contains("seed");
-    if (r.random) r.seed = get<std::uint64_t>(s, "seed", file);
+    if (r.random) r.seed = json_value<std::uint64_t>(s, "seed", file);
     else {
-        const json& b = field(s, "basis", file);
-        r.basis.ab = get<double>(b, "|B - A|", file);
-        r.basis.c_u = get<double>(b, "<C - A, u>", file);
-        r.basis.c_v = get<double>(b, "|C - A - <C - A, u> u|", file);
+        const json& b = json_field(s, "basis", file);
+        r.basis.ab = json_value<double>(b, "|B - A|", file);
+        r.basis.c_u = json_value<double>(b, "<C - A, u>", file);
+        r.basis.c_v = json_value<double>(b, "|C - A - <C - A, u> u|", file);
         r.basis.coordinates = {{{0.0, 0.0}, {r.basis.ab, 0.0}, {r.basis.c_u, r.basis.c_v}}};
     }
-    const json& g = field(s, "grid", file);
-    const auto u = get<std::array<double, 2>>(g, "u", file), v = get<std::array<double, 2>>(g, "v", file);
-    r.grid = {get<std::size_t>(g, "columns", file), get<std::size_t>(g, "rows", file), u[0], u[1], v[0], v[1]};
-    for (const auto& mk : field(s, "markers", file))
-        r.markers.push_back({get<std::string>(mk, "model", file), get<double>(mk, "u", file), get<double>(mk, "v", file)});
+    const json& g = json_field(s, "grid", file);
+    const auto u = json_value<std::array<double, 2>>(g, "u", file), v = json_value<std::array<double, 2>>(g, "v", file);
+    r.grid = {json_value<std::size_t>(g, "columns", file), json_value<std::size_t>(g, "rows", file), u[0], u[1], v[0], v[1]};
+    for (const auto& mk : json_field(s, "markers", file))
+        r.markers.push_back({json_value<std::string>(mk, "model", file), json_value<double>(mk, "u", file), json_value<double>(mk, "v", file)});
     r.targets = read_targets(s, file);
     r.times = read_times(s, file);
     const std::size_t points = r.grid.nx * r.grid.ny;

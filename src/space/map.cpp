@@ -3,6 +3,7 @@
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
 #include "basin/core/fs.h"
+#include "basin/core/json_file.h"
 #include "basin/data/dataset.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
@@ -451,31 +452,6 @@ void write_map_figures(const MapRecord& r, const fs::path& dir) {
 
 // ---- reading a folder back
 
-json read_json_object(const fs::path& file) {
-    json j = json::parse(read_text_file(file), nullptr, false);
-    BASIN_CHECK(!j.is_discarded() && j.is_object(), file.string(), ": expected a JSON object");
-    return j;
-}
-
-const json& at(const json& j, const std::string& key, const fs::path& file) {
-    BASIN_CHECK(j.is_object() && j.contains(key), file.string(), ": no field '", key, "'");
-    return j.at(key);
-}
-
-template <class T> T as(const json& j, const std::string& key, const fs::path& file) {
-    const json& v = at(j, key, file);
-    try {
-        return v.get<T>();
-    } catch (const json::exception&) {
-        fail(file.string(), ": field '", key, "' is ", v.dump(), ", not of the expected type");
-    }
-}
-
-double number_or_nan(const json& j, const std::string& key, const fs::path& file) {
-    const json& v = at(j, key, file);
-    return v.is_null() ? NAN : as<double>(j, key, file);
-}
-
 SquareMatrix read_matrix(const fs::path& file, const std::vector<std::string>& names) {
     const CsvTable t(file);
     BASIN_CHECK(t.rows().size() == names.size(), file.string(), ": ", t.rows().size(), " rows, expected one per model (",
@@ -498,13 +474,13 @@ MapClustering read_clustering(const std::string& method, const json& j, const fs
         c.clusters = j.get<std::vector<int>>();
         return c;
     }
-    c.clusters = as<std::vector<int>>(j, "clusters", file);
-    c.group_of_cluster = as<std::vector<std::string>>(j, "group_of_cluster", file);
-    c.accuracy = number_or_nan(j, "accuracy", file);
-    c.macro_f1 = number_or_nan(j, "macro_f1", file);
-    c.silhouette = number_or_nan(j, "silhouette", file);
-    const json& f1 = at(j, "f1", file);
-    for (const auto& g : groups) c.f1.push_back(number_or_nan(f1, g, file));
+    c.clusters = json_value<std::vector<int>>(j, "clusters", file);
+    c.group_of_cluster = json_value<std::vector<std::string>>(j, "group_of_cluster", file);
+    c.accuracy = json_number_or_nan(j, "accuracy", file);
+    c.macro_f1 = json_number_or_nan(j, "macro_f1", file);
+    c.silhouette = json_number_or_nan(j, "silhouette", file);
+    const json& f1 = json_field(j, "f1", file);
+    for (const auto& g : groups) c.f1.push_back(json_number_or_nan(f1, g, file));
     return c;
 }
 
@@ -524,52 +500,52 @@ MapRecord read_map(const fs::path& dir) {
     const fs::path summary_file = dir / "summary.json", clusters_file = dir / "clusters.json";
     const json s = read_json_object(summary_file), c = read_json_object(clusters_file);
     MapRecord r;
-    r.base = as<std::string>(s, "base", summary_file);
-    r.reference = as<std::string>(s, "reference", summary_file);
-    for (const auto& m : at(s, "models", summary_file)) {
-        r.names.push_back(as<std::string>(m, "name", summary_file));
-        r.paths.push_back(as<std::string>(m, "path", summary_file));
+    r.base = json_value<std::string>(s, "base", summary_file);
+    r.reference = json_value<std::string>(s, "reference", summary_file);
+    for (const auto& m : json_field(s, "models", summary_file)) {
+        r.names.push_back(json_value<std::string>(m, "name", summary_file));
+        r.paths.push_back(json_value<std::string>(m, "path", summary_file));
     }
-    r.parameters = as<std::int64_t>(s, "parameters", summary_file);
-    r.layers = as<std::vector<std::string>>(s, "layers", summary_file);
-    for (const auto& e : at(s, "excluded_tensors", summary_file))
-        r.excluded.push_back({as<std::string>(e, "tensor", summary_file), as<std::string>(e, "reason", summary_file)});
-    for (const auto& e : at(s, "skipped_models", summary_file))
-        r.skipped.push_back({as<std::string>(e, "model", summary_file), as<std::string>(e, "reason", summary_file)});
-    r.precision = as<std::string>(s, "precision", summary_file);
-    r.memory_limit = as<std::uint64_t>(s, "memory_limit_bytes", summary_file);
-    r.chunk_parameters = as<std::int64_t>(s, "chunk_parameters", summary_file);
-    r.bytes_read = as<std::uint64_t>(s, "bytes_read", summary_file);
-    r.seconds = as<double>(s, "seconds", summary_file);
-    r.peak_rss = as<std::uint64_t>(s, "peak_rss_bytes", summary_file);
-    r.threads = as<int>(s, "threads", summary_file);
-    r.pca.explained = as<std::vector<double>>(s, "pca_explained_variance", summary_file);
+    r.parameters = json_value<std::int64_t>(s, "parameters", summary_file);
+    r.layers = json_value<std::vector<std::string>>(s, "layers", summary_file);
+    for (const auto& e : json_field(s, "excluded_tensors", summary_file))
+        r.excluded.push_back({json_value<std::string>(e, "tensor", summary_file), json_value<std::string>(e, "reason", summary_file)});
+    for (const auto& e : json_field(s, "skipped_models", summary_file))
+        r.skipped.push_back({json_value<std::string>(e, "model", summary_file), json_value<std::string>(e, "reason", summary_file)});
+    r.precision = json_value<std::string>(s, "precision", summary_file);
+    r.memory_limit = json_value<std::uint64_t>(s, "memory_limit_bytes", summary_file);
+    r.chunk_parameters = json_value<std::int64_t>(s, "chunk_parameters", summary_file);
+    r.bytes_read = json_value<std::uint64_t>(s, "bytes_read", summary_file);
+    r.seconds = json_value<double>(s, "seconds", summary_file);
+    r.peak_rss = json_value<std::uint64_t>(s, "peak_rss_bytes", summary_file);
+    r.threads = json_value<int>(s, "threads", summary_file);
+    r.pca.explained = json_value<std::vector<double>>(s, "pca_explained_variance", summary_file);
     r.cosine = read_matrix(dir / "similarity.csv", r.names);
     r.distance = read_matrix(dir / "distance.csv", r.names);
 
-    const json& within = at(s, "similarity_within_between", summary_file);
+    const json& within = json_field(s, "similarity_within_between", summary_file);
     for (const auto& [name, entry] : c.items()) {
         if (name == "unlabelled") {
-            for (const auto& [method, clusters] : at(entry, "methods", clusters_file).items())
+            for (const auto& [method, clusters] : json_field(entry, "methods", clusters_file).items())
                 r.unlabelled.push_back(read_clustering(method, clusters, clusters_file, {}));
             continue;
         }
         MapLabelKind kind;
         kind.name = name;
-        kind.groups = as<std::vector<std::string>>(entry, "groups", clusters_file);
-        kind.label = as<std::vector<int>>(entry, "labels", clusters_file);
+        kind.groups = json_value<std::vector<std::string>>(entry, "groups", clusters_file);
+        kind.label = json_value<std::vector<int>>(entry, "labels", clusters_file);
         BASIN_CHECK(kind.label.size() == r.names.size(), clusters_file.string(), ": '", name, "' labels ", kind.label.size(),
                     " models, expected ", r.names.size());
-        for (const auto& [method, m] : at(entry, "methods", clusters_file).items())
+        for (const auto& [method, m] : json_field(entry, "methods", clusters_file).items())
             kind.methods.push_back(read_clustering(method, m, clusters_file, kind.groups));
-        if (entry.contains("silhouette_of_groups")) kind.silhouette_of_groups = number_or_nan(entry, "silhouette_of_groups", clusters_file);
-        const json& w = at(within, name, summary_file);
-        kind.similarity.within_mean = number_or_nan(w, "within_mean", summary_file);
-        kind.similarity.between_mean = number_or_nan(w, "between_mean", summary_file);
-        for (const auto& g : at(w, "groups", summary_file)) {
-            kind.similarity.members.push_back(as<int>(g, "members", summary_file));
-            kind.similarity.within.push_back(number_or_nan(g, "within", summary_file));
-            kind.similarity.between.push_back(number_or_nan(g, "between", summary_file));
+        if (entry.contains("silhouette_of_groups")) kind.silhouette_of_groups = json_number_or_nan(entry, "silhouette_of_groups", clusters_file);
+        const json& w = json_field(within, name, summary_file);
+        kind.similarity.within_mean = json_number_or_nan(w, "within_mean", summary_file);
+        kind.similarity.between_mean = json_number_or_nan(w, "between_mean", summary_file);
+        for (const auto& g : json_field(w, "groups", summary_file)) {
+            kind.similarity.members.push_back(json_value<int>(g, "members", summary_file));
+            kind.similarity.within.push_back(json_number_or_nan(g, "within", summary_file));
+            kind.similarity.between.push_back(json_number_or_nan(g, "between", summary_file));
         }
         r.kinds.push_back(std::move(kind));
     }
