@@ -5,7 +5,7 @@
 #include "basin/core/fs.h"
 #include "basin/eval/evaluate.h"
 #include "basin/models/load.h"
-#include "commands.h"
+#include "options.h"
 
 namespace basin::cli {
 
@@ -25,8 +25,8 @@ Runner add_eval(CLI::App& app) {
     app.add_flag("--features", o->features, "With --predictions: also each example's first-token feature (the body's output before any pooler)");
     app.add_option("--batch-size", o->batch_size, "Examples per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--max-length", o->max_length, "Truncate inputs to this many tokens (0: the model's maximum)")->capture_default_str();
-    app.add_option("--threads", o->threads, "Compute threads (0: libtorch's default)")->capture_default_str();
-    app.add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
+    add_threads_option(app, o->threads);
+    add_device_option(app, o->device);
     app.add_option("--format", o->format, "Dataset format: auto, jsonl, csv, tsv")->capture_default_str();
     app.add_option("--text-column", o->text_column, "Column or field holding the text (name, or index without header)")->capture_default_str();
     app.add_option("--pair-column", o->pair_column, "Column holding the second text of a pair, if present")->capture_default_str();

@@ -5,8 +5,8 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/strings.h"
-#include "basin/train/init_compare.h"
-#include "commands.h"
+#include "basin/compare/init_compare.h"
+#include "options.h"
 
 namespace basin::cli {
 
@@ -31,8 +31,8 @@ Runner add_init_compare(CLI::App& app) {
     app.add_option("--lr", o->settings.lr, "Peak learning rate")->capture_default_str();
     app.add_option("--batch-size", o->settings.batch_size, "Examples per step")->capture_default_str();
     app.add_option("--max-length", o->settings.max_length, "Tokens per example")->capture_default_str();
-    app.add_option("--threads", o->settings.threads, "Compute threads (0: libtorch's default)")->capture_default_str();
-    app.add_option("--device", o->settings.device, "cpu, cuda or cuda:N")->capture_default_str();
+    add_threads_option(app, o->settings.threads);
+    add_device_option(app, o->settings.device);
     app.add_option("--out", o->out, "Output folder: runs, centroids, table.md, table.csv, summary.json")->required();
     app.add_flag("--quiet", o->quiet, "No progress lines");
     return [o]() {

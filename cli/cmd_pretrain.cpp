@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "basin/train/pretrain.h"
-#include "commands.h"
+#include "options.h"
 
 namespace basin::cli {
 
@@ -30,8 +30,8 @@ Runner add_pretrain(CLI::App& app, const std::string& command_line) {
     app.add_option("--save-every", o->save_every, "Steps between resumable states (0: never)")->capture_default_str();
     app.add_option("--dtype", o->dtype, "Stored dtype of the output: F32, F16 or BF16")->capture_default_str();
     app.add_flag("--overwrite", o->overwrite, "Replace an existing non-empty --out");
-    app.add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
-    app.add_option("--threads", o->threads, "Compute threads (0: libtorch's default)")->capture_default_str();
+    add_device_option(app, o->device);
+    add_threads_option(app, o->threads);
     app.add_flag("--quiet", *quiet, "No progress lines");
     app.add_option("--stop-after-step", o->stop_after_step, "Testing: exit abruptly after this step")->group("");
     return [=]() {

@@ -10,22 +10,19 @@
 #include "basin/region/points.h"
 #include "basin/region/studies.h"
 #include "basin/space/map.h"
-#include "commands.h"
+#include "options.h"
 
 namespace basin::cli {
-
-fs::path default_cache_dir(); // cmd_probe.cpp
 
 namespace {
 
 // Options every region command shares: targets, probe, features, parallelism, output.
 struct RegionOptions {
     std::vector<std::string> data;
-    std::string out, cache, device = "cpu";
-    bool no_cache = false, overwrite = false, quiet = false;
-    std::size_t batch_size = 64, max_length = 128;
-    double l2 = 1e-3, tolerance = 1e-6;
-    int max_iterations = 500, threads = 0, jobs = 1;
+    std::string out, device = "cpu";
+    bool overwrite = false, quiet = false;
+    ProbeCliOptions probe;
+    int threads = 0, jobs = 1;
     TargetLimits limits;
 
     void add(CLI::App& app) {
@@ -35,21 +32,14 @@ struct RegionOptions {
             ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
         app.add_option("--out", out, "Output folder")->required();
         app.add_flag("--overwrite", overwrite, "Replace a non-empty output folder");
-        app.add_option("--cache", cache, "Feature cache folder (default: $BASIN_CACHE/features or ~/.cache/basin/features)");
-        app.add_flag("--no-cache", no_cache, "Do not read or write cached features");
-        app.add_option("--max-length", max_length, "Tokens per example")->capture_default_str();
-        app.add_option("--batch-size", batch_size, "Examples per forward pass")->capture_default_str();
-        app.add_option("--l2", l2, "L2 penalty of the linear probe")->capture_default_str();
-        app.add_option("--max-iterations", max_iterations, "L-BFGS iterations at most per probe")->capture_default_str();
+        probe.add(app);
         app.add_option("--probe-train-limit", limits.train, "Fit each probe on a seeded sample of this many examples (0: all)")
             ->capture_default_str();
         app.add_option("--probe-test-limit", limits.test, "Score on a seeded sample of this many test examples (0: all)")
             ->capture_default_str();
-        app.add_option("--tolerance", tolerance, "Probe converged when every gradient entry is below this")
-            ->capture_default_str();
-        app.add_option("--threads", threads, "Compute threads in all (0: libtorch's default)")->capture_default_str();
+        add_threads_option(app, threads, "Compute threads in all (0: libtorch's default)");
         app.add_option("--jobs", jobs, "Points scored at once, each with its own model in memory")->capture_default_str();
-        app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+        add_device_option(app, device);
         app.add_flag("--quiet", quiet, "No progress lines");
     }
 
@@ -64,19 +54,14 @@ struct RegionOptions {
                 BASIN_CHECK(targets[i].name != targets[j].name, "--data: two datasets are named '", targets[i].name,
                             "' (", data[j], ", ", data[i], ")");
         ScoreOptions s;
-        s.features.batch_size = batch_size;
-        s.features.max_length = max_length;
-        if (!no_cache) s.features.cache_dir = cache.empty() ? default_cache_dir() : fs::path(cache);
-        s.fit.l2 = l2;
-        s.fit.max_iterations = max_iterations;
-        s.fit.tolerance = tolerance;
+        s.fit = probe.fit;
         s.device = torch::Device(check_device(device));
         s.jobs = jobs;
         s.progress = !quiet;
         // the workers share the cores: each gets its part of the thread budget
         const int total = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
         set_threads(std::max(1, total / jobs));
-        s.features.threads = std::max(1, total / jobs);
+        s.features = probe.feature_options(std::max(1, total / jobs));
         return {std::move(targets), s};
     }
 };

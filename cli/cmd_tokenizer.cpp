@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "basin/core/fs.h"
+#include "basin/data/corpus.h"
 #include "basin/text/bpe_trainer.h"
 #include "commands.h"
 
@@ -24,11 +25,15 @@ Runner add_tokenizer(CLI::App& app) {
         text::BpeTrainOptions options;
         options.vocab_size = o->vocab_size;
         options.min_frequency = o->min_frequency;
-        options.warn = [](const std::string& line) { std::fprintf(stderr, "warning: %s\n", line.c_str()); };
-        auto r = text::train_byte_level_bpe(o->corpus, options);
+        // empty and binary files are skipped with a warning naming them
+        const Corpus corpus =
+            read_corpus(o->corpus, [](const std::string& line) { std::fprintf(stderr, "warning: %s\n", line.c_str()); });
+        std::vector<std::string_view> texts;
+        for (const auto& f : corpus.files) texts.push_back(f.text);
+        auto r = text::train_byte_level_bpe(texts, options, o->corpus);
         write_text_atomically(o->out, r.tokenizer.dump(2) + "\n");
         std::printf("wrote %s: %zu tokens (%zu merges) from %zu files (%zu skipped), %llu bytes, %llu words (%llu distinct)\n",
-                    o->out.c_str(), o->vocab_size, r.merges, r.files, r.skipped_files, (unsigned long long)r.bytes,
+                    o->out.c_str(), o->vocab_size, r.merges, corpus.files.size(), corpus.skipped, (unsigned long long)corpus.bytes,
                     (unsigned long long)r.words, (unsigned long long)r.distinct_words);
         return 0;
     };

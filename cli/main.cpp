@@ -1,5 +1,6 @@
-// basin: the command-line program. Subcommands are thin wrappers around the library; every
-// library error is caught here and printed as one line with a non-zero exit.
+// basin-torch: the command-line program with every command (`basin` runs the light ones itself and
+// hands the rest here). Subcommands are thin wrappers around the library; run_program
+// (program.h) is the one error boundary: every library error is one line and a non-zero exit.
 #include <cstdio>
 #include <cstdlib>
 #include <dlfcn.h>
@@ -8,9 +9,8 @@
 #include <torch/torch.h>
 
 #include "basin/core/error.h"
-#include "basin/core/version.h"
 #include "basin/core/interrupt.h"
-#include "commands.h"
+#include "program.h"
 
 namespace basin::cli {
 
@@ -51,65 +51,45 @@ static void ensure_passive_openmp_wait(int argc, char** argv) {
     ::execv("/proc/self/exe", argv); // returns only on failure; then carry on as we are
 }
 
+namespace {
+
+// libtorch's errors carry a backtrace in what(); the line says the message only.
+std::string describe(const std::exception& e) {
+    if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+    return e.what();
+}
+
+using basin::cli::Runner;
+Runner add_eval(CLI::App& a, const std::string&) { return basin::cli::add_eval(a); }
+Runner add_inspect(CLI::App& a, const std::string&) { return basin::cli::add_inspect(a); }
+Runner add_tokenizer(CLI::App& a, const std::string&) { return basin::cli::add_tokenizer(a); }
+Runner add_tokenize(CLI::App& a, const std::string&) { return basin::cli::add_tokenize(a); }
+Runner add_probe(CLI::App& a, const std::string&) { return basin::cli::add_probe(a); }
+Runner add_interpolate(CLI::App& a, const std::string&) { return basin::cli::add_interpolate(a); }
+Runner add_hull(CLI::App& a, const std::string&) { return basin::cli::add_hull(a); }
+Runner add_plane(CLI::App& a, const std::string&) { return basin::cli::add_plane(a); }
+Runner add_init_compare(CLI::App& a, const std::string&) { return basin::cli::add_init_compare(a); }
+Runner add_init_model(CLI::App& a, const std::string&) { return basin::cli::add_init_model(a); }
+
+} // namespace
+
 int main(int argc, char** argv) {
     ensure_passive_openmp_wait(argc, argv);
     basin::install_interrupt_handlers(); // before the slow start-up, so that an early signal is a clean stop too
-    CLI::App app{"basin: study and use the weight space of fine-tuned language models"};
-    app.require_subcommand(1);
-    // A repeated option takes its last value, so that scripts can append overrides.
-    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    app.set_version_flag("--version", std::string("basin ") + basin::kVersion);
-    std::map<CLI::App*, basin::cli::Runner> runners;
-    auto add = [&](const char* name, const char* help, basin::cli::Runner (*adder)(CLI::App&)) {
-        CLI::App* sub = app.add_subcommand(name, help);
-        runners[sub] = adder(*sub);
+    // the commands that need libtorch; the table (program.cpp) has their names, help and order
+    const std::map<std::string, basin::cli::Adder> torch = {
+        {"eval", add_eval},
+        {"inspect", add_inspect},
+        {"tokenizer", add_tokenizer},
+        {"tokenize", add_tokenize},
+        {"finetune", basin::cli::add_finetune},
+        {"pretrain", basin::cli::add_pretrain},
+        {"probe", add_probe},
+        {"interpolate", add_interpolate},
+        {"hull", add_hull},
+        {"plane", add_plane},
+        {"init-compare", add_init_compare},
+        {"init-model", add_init_model},
     };
-    add("eval", "Evaluate a sequence-classification checkpoint on a labelled dataset", basin::cli::add_eval);
-    add("inspect", "Describe a checkpoint folder or a .safetensors file", basin::cli::add_inspect);
-    add("tokenizer", "Tokenizer tools (train)", basin::cli::add_tokenizer);
-    add("tokenize", "Tokenize text with a tokenizer.json (ids as JSONL)", basin::cli::add_tokenize);
-    {
-        std::string command_line;
-        for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
-        CLI::App* sub = app.add_subcommand("finetune", "Fine-tune a checkpoint (full, BitFit or head) on labelled data");
-        runners[sub] = basin::cli::add_finetune(*sub, command_line);
-        sub = app.add_subcommand("pretrain", "Masked-LM pretraining of an encoder from a text corpus");
-        runners[sub] = basin::cli::add_pretrain(*sub, command_line);
-    }
-    add("probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", basin::cli::add_probe);
-    add("map", "Weight-space map: similarity, clusters and projections of many checkpoints", basin::cli::add_map);
-    add("interpolate", "Generalized loss along the line between two checkpoints (and beyond, --extrapolate)",
-        basin::cli::add_interpolate);
-    add("hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
-        basin::cli::add_hull);
-    add("plane", "Generalized-loss surface on the plane through three checkpoints", basin::cli::add_plane);
-    add("merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
-        basin::cli::add_merge);
-    add("init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare",
-        basin::cli::add_init_compare);
-    add("run", "Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI",
-        basin::cli::add_run);
-    add("status", "What an experiment has done, is doing and has left", basin::cli::add_status);
-    add("report", "One self-contained HTML report (and SVG/PDF figures) from an experiment's store", basin::cli::add_report);
-    add("init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", basin::cli::add_init_model);
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    }
-    try {
-        for (auto* sub : app.get_subcommands()) return runners.at(sub)();
-    } catch (const basin::Interrupted& e) {
-        return basin::cli::report_interrupted(e);
-    } catch (const basin::Error& e) {
-        std::fprintf(stderr, "basin: error: %s\n", e.what());
-        return 1;
-    } catch (const c10::Error& e) {
-        std::fprintf(stderr, "basin: error: %s\n", e.what_without_backtrace());
-        return 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "basin: error: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    return basin::cli::run_program(argc, argv, basin::cli::command_table(), torch, describe);
 }

@@ -121,6 +121,23 @@ std::vector<fs::path> read_model_list(const fs::path& list) {
     return models;
 }
 
+std::vector<fs::path> read_group_models(const fs::path& file) {
+    std::ifstream in(file);
+    BASIN_CHECK(in, file.string(), ": cannot open the groups file");
+    std::size_t line_number = 0;
+    std::vector<std::string> header, cells;
+    read_trimmed_record(in, header, line_number, file);
+    BASIN_CHECK(!header.empty() && header[0] == "model", file.string(), ":", line_number,
+                ": expected a header 'model,KIND[,KIND...]' (for example model,dataset,family)");
+    std::vector<fs::path> models;
+    while (read_trimmed_record(in, cells, line_number, file)) {
+        BASIN_CHECK(!cells[0].empty(), file.string(), ":", line_number, ": empty model");
+        const fs::path p = cells[0];
+        models.push_back(p.is_absolute() ? p : file.parent_path() / p);
+    }
+    return models;
+}
+
 ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>& models) {
     std::ifstream in(file);
     BASIN_CHECK(in, file.string(), ": cannot open the groups file");

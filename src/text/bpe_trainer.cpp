@@ -12,7 +12,6 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
-#include "basin/data/corpus.h"
 #include "basin/text/components.h"
 #include "basin/text/tokenizer.h"
 #include "basin/text/unicode.h"
@@ -31,18 +30,14 @@ struct PairHash {
 
 } // namespace
 
-BpeTrainResult train_byte_level_bpe(const fs::path& corpus, const BpeTrainOptions& options) {
+BpeTrainResult train_byte_level_bpe(const std::vector<std::string_view>& texts, const BpeTrainOptions& options,
+                                    const std::string& source) {
     BASIN_CHECK(options.vocab_size > kFixedTokens, "--vocab-size must exceed ", kFixedTokens,
                 " (special tokens and the 256 bytes), got ", options.vocab_size);
     BpeTrainResult result;
     auto pre = make_pre_tokenizer({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "bpe trainer");
     std::unordered_map<std::string, std::uint64_t> counts;
-    Corpus text_files = read_corpus(corpus, options.warn);
-    result.files = text_files.files.size();
-    result.skipped_files = text_files.skipped;
-    result.bytes = text_files.bytes;
-    for (const auto& file : text_files.files) {
-        const std::string& content = file.text;
+    for (const std::string_view content : texts) {
         std::size_t start = 0;
         while (start < content.size()) {
             std::size_t end = content.find('\n', start);
@@ -163,7 +158,7 @@ BpeTrainResult train_byte_level_bpe(const fs::path& corpus, const BpeTrainOption
             if (c != pair_count.end() && c->second > 0) heap.push({c->second, p});
         }
     }
-    BASIN_CHECK(new_tokens() == wanted, corpus.string(), ": corpus too small for --vocab-size ", options.vocab_size,
+    BASIN_CHECK(new_tokens() == wanted, source, ": corpus too small for --vocab-size ", options.vocab_size,
                 ": it supports at most ", new_tokens() + kFixedTokens, " tokens with pairs seen at least ",
                 options.min_frequency, " times (", result.words, " words, ", result.distinct_words, " distinct)");
     result.merges = merges.size();

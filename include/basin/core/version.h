@@ -1,5 +1,5 @@
 // basin's version: CMakeLists.txt's PROJECT_VERSION, passed as BASIN_VERSION to the files that
-// print or record it (cli/main.cpp, train/finetune.cpp, train/pretrain.cpp).
+// print or record it (cli/program.cpp, train/finetune.cpp, train/pretrain.cpp).
 #pragma once
 
 #ifndef BASIN_VERSION

@@ -28,6 +28,10 @@ struct ModelGroups {
     std::vector<std::vector<std::string>> labels; // [kind][model]
 };
 ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>& models);
+// The models a groups file lists in its model column (paths relative to its folder), in file
+// order, read the same way (quotes, '#' comments, blank lines): for a groups file that is also
+// the model list, as init-compare's zoo.
+std::vector<fs::path> read_group_models(const fs::path& file);
 
 struct MapOptions {
     GramOptions gram;

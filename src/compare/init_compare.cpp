@@ -1,4 +1,4 @@
-#include "basin/train/init_compare.h"
+#include "basin/compare/init_compare.h"
 
 #include <algorithm>
 #include <cmath>
@@ -94,22 +94,7 @@ std::vector<TargetComparison> leave_one_out_centroids(const fs::path& zoo, const
                                                       const fs::path& pretrained, std::vector<std::string> targets,
                                                       const StartSettings& s, const fs::path& out) {
     // the zoo: model folders with a dataset label each
-    std::vector<fs::path> models;
-    {
-        std::vector<fs::path> listed;
-        std::ifstream in(zoo);
-        BASIN_CHECK(in, zoo.string(), ": cannot open the zoo file");
-        std::string line;
-        std::getline(in, line); // header
-        while (std::getline(in, line)) {
-            const auto comma = line.find(',');
-            if (line.empty() || line[0] == '#' || comma == std::string::npos) continue;
-            fs::path p = line.substr(0, comma);
-            if (p.is_relative()) p = zoo.parent_path() / p;
-            listed.push_back(p);
-        }
-        models = listed;
-    }
+    const std::vector<fs::path> models = read_group_models(zoo);
     BASIN_CHECK(!models.empty(), zoo.string(), ": no models (expected a header model,dataset and one row per model)");
     const ModelGroups groups = read_model_groups(zoo, models);
     const auto kind = std::find(groups.kinds.begin(), groups.kinds.end(), "dataset");

@@ -1,0 +1,53 @@
+// The options several commands share, bound straight to the library's option structs so that
+// every default is the library's (written once, in the struct) and every help text is written
+// once here. Torch commands only (probe options come from train/probe.h); the byte-size parser
+// for the light commands is in commands.h.
+#pragma once
+
+#include <string>
+
+#include "basin/core/fs.h"
+#include "basin/train/probe.h"
+#include "commands.h"
+
+namespace basin::cli {
+
+inline void add_device_option(CLI::App& app, std::string& device) {
+    app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
+inline void add_threads_option(CLI::App& app, int& threads, const char* help = "Compute threads (0: libtorch's default)") {
+    app.add_option("--threads", threads, help)->capture_default_str();
+}
+
+// The feature cache folder: $BASIN_CACHE/features or ~/.cache/basin/features unless --cache.
+inline fs::path default_cache_dir() { return cache_root() / "features"; }
+
+// A linear probe on first-token features: the fit (--l2, --max-iterations, --tolerance), the
+// features (--batch-size, --max-length) and their cache (--cache, --no-cache).
+struct ProbeCliOptions {
+    ProbeFitOptions fit;
+    FeatureOptions features;
+    std::string cache;
+    bool no_cache = false;
+
+    void add(CLI::App& app) {
+        app.add_option("--l2", fit.l2, "L2 penalty on the probe's weights: (l2 / 2) * ||W||^2")->capture_default_str();
+        app.add_option("--max-iterations", fit.max_iterations, "L-BFGS iterations at most per probe")->capture_default_str();
+        app.add_option("--tolerance", fit.tolerance, "Probe converged when every gradient entry is below this")
+            ->capture_default_str();
+        app.add_option("--cache", cache, "Feature cache folder (default: $BASIN_CACHE/features or ~/.cache/basin/features)");
+        app.add_flag("--no-cache", no_cache, "Do not read or write cached features");
+        app.add_option("--batch-size", features.batch_size, "Examples per forward pass")->capture_default_str();
+        app.add_option("--max-length", features.max_length, "Tokens per example")->capture_default_str();
+    }
+    // The feature options with the cache folder resolved and the given threads.
+    FeatureOptions feature_options(int threads) const {
+        FeatureOptions f = features;
+        f.threads = threads;
+        f.cache_dir = no_cache ? fs::path() : cache.empty() ? default_cache_dir() : fs::path(cache);
+        return f;
+    }
+};
+
+} // namespace basin::cli
