@@ -114,10 +114,60 @@ std::string layer_group(const std::string& name) {
     return "other";
 }
 
-GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::path>& model_paths,
-                            const GramOptions& options) {
-    const auto start = Clock::now();
-    BASIN_CHECK(model_paths.size() >= 2, "map: needs at least 2 models, got ", model_paths.size());
+namespace {
+
+// The stream cut into blocks of at most kGramBlockColumns parameters, none mixing layer groups.
+std::vector<Block> cut_blocks(const std::vector<StreamTensor>& tensors) {
+    std::vector<Block> blocks;
+    for (std::size_t ti = 0; ti < tensors.size(); ++ti) {
+        const auto& t = tensors[ti];
+        for (std::int64_t offset = 0; offset < t.numel;) {
+            if (blocks.empty() || blocks.back().group != t.group ||
+                blocks.back().columns == kGramBlockColumns)
+                blocks.push_back({t.group, 0, {}});
+            Block& b = blocks.back();
+            const std::int64_t take = std::min(t.numel - offset, kGramBlockColumns - b.columns);
+            b.segments.push_back({ti, offset, take});
+            b.columns += take;
+            offset += take;
+        }
+    }
+    return blocks;
+}
+
+// Runs of at most span_blocks consecutive blocks of one group, each tensor piece read once.
+std::vector<Span> cut_spans(const std::vector<Block>& blocks, std::size_t span_blocks) {
+    std::vector<Span> spans;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+        if (spans.empty() || blocks[spans.back().first_block].group != blocks[b].group ||
+            b - spans.back().first_block == span_blocks)
+            spans.push_back({b, b, 0, {}});
+        Span& span = spans.back();
+        span.last_block = b + 1;
+        span.columns += blocks[b].columns;
+        for (const auto& seg : blocks[b].segments) {
+            auto& pieces = span.pieces;
+            if (!pieces.empty() && pieces.back().tensor == seg.tensor &&
+                pieces.back().offset + pieces.back().count == seg.offset)
+                pieces.back().count += seg.count; // one read for the whole piece of the tensor
+            else
+                pieces.push_back(seg);
+        }
+    }
+    return spans;
+}
+
+// Which tensors form the body (the base's floating tensors that are not heads, selected by
+// include/exclude, present in some model) and which models match it; what is left out is listed
+// in result with the reason.
+struct BodySelection {
+    std::vector<std::string> body;
+    std::vector<std::size_t> used; // models matching the body
+};
+
+BodySelection select_body(const fs::path& base_path, const CheckpointTensors& base,
+                          const std::vector<std::unique_ptr<CheckpointTensors>>& checkpoints,
+                          const std::vector<fs::path>& model_paths, const GramOptions& options, GramResult& result) {
     std::regex include, exclude;
     try {
         if (!options.include.empty()) include = std::regex(options.include);
@@ -126,13 +176,6 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         fail("map: --include/--exclude: not a valid regular expression (", e.what(), ")");
     }
 
-    CheckpointTensors base(base_path);
-    std::vector<std::unique_ptr<CheckpointTensors>> checkpoints;
-    for (const auto& path : model_paths)
-        checkpoints.push_back(std::make_unique<CheckpointTensors>(path));
-
-    GramResult result;
-    // ---- which tensors form the body, and which models match it
     std::vector<std::string> body;
     std::vector<std::string> problem(model_paths.size()); // first mismatch per model
     for (const auto& name : base.names()) {
@@ -201,6 +244,38 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
                 result.skipped.size(), " skipped)");
     BASIN_CHECK(!body.empty(), "map: no tensor of ", base_path.string(),
                 " is left to compare (all excluded: check --include/--exclude)");
+    return {body, used};
+}
+
+} // namespace
+
+GramMemoryPlan plan_gram_memory(const GramStreamShape& s, int threads, std::uint64_t memory_limit, std::uint64_t rss) {
+    const std::uint64_t n = s.models, groups = s.groups, span = s.span_columns;
+    const std::uint64_t row_bytes = s.bf16 ? 2 : 4; // per parameter of a task-vector row
+    GramMemoryPlan p;
+    p.fixed = std::uint64_t(std::max(1, threads)) *
+                  (s.raw_column_bytes * span + span * 4 + n * std::uint64_t(kGramBlockColumns) * row_bytes + n * n * 4 +
+                   groups * n * n * 8) +
+              2 * groups * n * n * 8 + (s.blocks + s.spans) * 64 + (32ull << 20);
+    p.needed = rss + p.fixed + 2 * s.bytes_per_column * span;
+    p.enough = memory_limit >= p.needed;
+    p.chunk_columns = p.enough ? std::max<std::int64_t>(std::int64_t(span),
+                                                        std::int64_t((memory_limit - rss - p.fixed) / (2 * s.bytes_per_column)))
+                               : 0;
+    return p;
+}
+
+GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::path>& model_paths,
+                            const GramOptions& options) {
+    const auto start = Clock::now();
+    BASIN_CHECK(model_paths.size() >= 2, "map: needs at least 2 models, got ", model_paths.size());
+    CheckpointTensors base(base_path);
+    std::vector<std::unique_ptr<CheckpointTensors>> checkpoints;
+    for (const auto& path : model_paths)
+        checkpoints.push_back(std::make_unique<CheckpointTensors>(path));
+
+    GramResult result;
+    const auto [body, used] = select_body(base_path, base, checkpoints, model_paths, options, result);
     for (std::size_t m : used)
         result.models.push_back(model_paths[m]);
     const std::size_t n = used.size();
@@ -235,20 +310,7 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     std::stable_sort(
         tensors.begin(), tensors.end(),
         [](const StreamTensor& a, const StreamTensor& b) { return a.group < b.group; });
-    std::vector<Block> blocks;
-    for (std::size_t ti = 0; ti < tensors.size(); ++ti) {
-        const auto& t = tensors[ti];
-        for (std::int64_t offset = 0; offset < t.numel;) {
-            if (blocks.empty() || blocks.back().group != t.group ||
-                blocks.back().columns == kGramBlockColumns)
-                blocks.push_back({t.group, 0, {}});
-            Block& b = blocks.back();
-            const std::int64_t take = std::min(t.numel - offset, kGramBlockColumns - b.columns);
-            b.segments.push_back({ti, offset, take});
-            b.columns += take;
-            offset += take;
-        }
-    }
+    const std::vector<Block> blocks = cut_blocks(tensors);
 
     // ---- spans: up to kMaxSpanBlocks consecutive blocks of one group, read together so that each
     // input is read in pieces of up to 256 KB (one pread per tensor piece), not 8 KB, while the
@@ -257,7 +319,6 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     // the number of ranks changes which sums a thread forms. A small model keeps at least 64
     // spans, so that threads and ranks get even shares.
     const bool bf16 = options.precision == GramPrecision::bf16;
-    const std::size_t row_bytes = bf16 ? 2 : 4; // per parameter of a task-vector row
     // per input (n: the base), the most bytes one of its stored values takes; a span's raw bytes
     // are laid out input after input at these strides
     std::vector<std::size_t> value_bytes(n + 1, 0);
@@ -274,44 +335,20 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     const std::size_t span_stride = span_blocks * std::size_t(kGramBlockColumns); // columns
     std::vector<std::size_t> raw_offset(n + 1, 0);
     for (std::size_t i = 1; i <= n; ++i) raw_offset[i] = raw_offset[i - 1] + value_bytes[i - 1] * span_stride;
-    std::vector<Span> spans;
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
-        if (spans.empty() || blocks[spans.back().first_block].group != blocks[b].group ||
-            b - spans.back().first_block == span_blocks)
-            spans.push_back({b, b, 0, {}});
-        Span& span = spans.back();
-        span.last_block = b + 1;
-        span.columns += blocks[b].columns;
-        for (const auto& seg : blocks[b].segments) {
-            auto& pieces = span.pieces;
-            if (!pieces.empty() && pieces.back().tensor == seg.tensor &&
-                pieces.back().offset + pieces.back().count == seg.offset)
-                pieces.back().count += seg.count; // one read for the whole piece of the tensor
-            else
-                pieces.push_back(seg);
-        }
-    }
+    const std::vector<Span> spans = cut_spans(blocks, span_blocks);
 
     // ---- memory: per thread, one span of all N rows and its raw bytes; the chunk (a run of spans)
     // is the unit of read-ahead, of the ranks' shares and of progress, sized from the limit.
     const int threads = std::max(1, options.threads);
     const std::size_t groups = result.layers.size();
-    std::uint64_t bytes_per_column = 0; // stored bytes per parameter, over the base and all models
-    for (const auto& t : tensors)
-        bytes_per_column = std::max(bytes_per_column, t.column_bytes);
-    const std::uint64_t fixed =
-        std::uint64_t(threads) * (raw_column_bytes * span_stride + span_stride * 4 +
-                                  n * std::size_t(kGramBlockColumns) * row_bytes + n * n * 4 + groups * n * n * 8) +
-        2 * groups * n * n * 8 + (blocks.size() + spans.size()) * 64 + (32ull << 20);
-    const std::uint64_t rss = current_rss_bytes();
-    // The chunk being read and the next one, asked for ahead, are both counted against the limit
-    // (as page cache, not as this process's memory), so that a small limit keeps read-ahead small.
-    const std::uint64_t needed = rss + fixed + 2 * bytes_per_column * span_stride;
-    const bool enough = options.memory_limit >= needed;
-    std::int64_t chunk_columns =
-        enough ? std::max<std::int64_t>(std::int64_t(span_stride),
-                                        std::int64_t((options.memory_limit - rss - fixed) / (2 * bytes_per_column)))
-               : 0;
+    GramStreamShape shape;
+    shape.models = n, shape.groups = groups, shape.blocks = blocks.size(), shape.spans = spans.size();
+    shape.span_columns = span_stride, shape.raw_column_bytes = raw_column_bytes, shape.bf16 = bf16;
+    for (const auto& t : tensors) shape.bytes_per_column = std::max(shape.bytes_per_column, t.column_bytes);
+    const GramMemoryPlan memory = plan_gram_memory(shape, threads, options.memory_limit, current_rss_bytes());
+    const bool enough = memory.enough;
+    const std::uint64_t needed = memory.needed;
+    std::int64_t chunk_columns = memory.chunk_columns;
     if (options.ranks > 1) {
         // every rank must cut the stream the same way, but each measured its own resident memory:
         // all take rank 0's chunk size (the processes are alike within a few MB). The ranks also

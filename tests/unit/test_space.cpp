@@ -13,6 +13,7 @@
 #include "basin/io/safetensors.h"
 #include "basin/merge/methods.h"
 #include "basin/space/block_gram.h"
+#include "basin/space/gram.h"
 
 using namespace basin;
 
@@ -185,4 +186,34 @@ TEST(MergeMethods, ParameterChecksAndProvenance) {
     EXPECT_EQ(p.at("drop"), 0.5);
     EXPECT_EQ(p.at("seed"), 9);
     EXPECT_TRUE(merge_method_entry(MergeMethod::Mean).parameters(o).empty());
+}
+
+// ---- the map's memory sizing (space/gram.h), reached directly
+
+TEST(GramMemory, ChunksFollowTheLimitAndTooLittleIsRefused) {
+    using basin::GramMemoryPlan;
+    basin::GramStreamShape shape;
+    shape.models = 10, shape.groups = 1, shape.blocks = 1000, shape.spans = 125;
+    shape.span_columns = 8 * 4096, shape.raw_column_bytes = 11 * 4, shape.bytes_per_column = 11 * 4;
+    const std::uint64_t rss = 100ull << 20;
+    const GramMemoryPlan two = basin::plan_gram_memory(shape, 2, 2ull << 30, rss);
+    ASSERT_TRUE(two.enough);
+    EXPECT_EQ(two.needed, rss + two.fixed + 2 * shape.bytes_per_column * shape.span_columns);
+    EXPECT_EQ(two.chunk_columns, std::int64_t(((2ull << 30) - rss - two.fixed) / (2 * shape.bytes_per_column)));
+    // more threads: more buffers, smaller chunks; a larger limit: larger chunks
+    const GramMemoryPlan eight = basin::plan_gram_memory(shape, 8, 2ull << 30, rss);
+    EXPECT_GT(eight.fixed, two.fixed);
+    EXPECT_LT(eight.chunk_columns, two.chunk_columns);
+    EXPECT_GT(basin::plan_gram_memory(shape, 2, 4ull << 30, rss).chunk_columns, two.chunk_columns);
+    // bfloat16 rows take half the row buffer
+    shape.bf16 = true;
+    EXPECT_LT(basin::plan_gram_memory(shape, 2, 2ull << 30, rss).fixed, two.fixed);
+    shape.bf16 = false;
+    // just enough: one span per chunk; a byte less: refused
+    const GramMemoryPlan exact = basin::plan_gram_memory(shape, 2, two.needed, rss);
+    EXPECT_TRUE(exact.enough);
+    EXPECT_EQ(exact.chunk_columns, std::int64_t(shape.span_columns));
+    const GramMemoryPlan short_by_one = basin::plan_gram_memory(shape, 2, two.needed - 1, rss);
+    EXPECT_FALSE(short_by_one.enough);
+    EXPECT_EQ(short_by_one.chunk_columns, 0);
 }

@@ -75,6 +75,30 @@ struct GramResult {
     double seconds = 0;
 };
 
+// What the memory bound of a Gram pass depends on: the stream's shape (task_vector_gram works it
+// out from the checkpoints; exposed so that tests can check the sizing directly).
+struct GramStreamShape {
+    std::size_t models = 0, groups = 1;     // N, and the layer groups (1 without per_layer)
+    std::size_t blocks = 0, spans = 0;      // of the whole stream
+    std::size_t span_columns = 0;           // parameters a thread reads at once (one span)
+    std::size_t raw_column_bytes = 0;       // one column's stored bytes over base and models, at each input's widest dtype
+    std::uint64_t bytes_per_column = 0;     // the widest tensor's stored bytes per column over base and models
+    bool bf16 = false;                      // rows held as bfloat16 instead of float32
+};
+
+// fixed: the pass's own buffers (per thread one span of raw bytes, its base values, a block's N
+// rows and block Gram, the per-group accumulators; the results; the plans; 32 MB of slack).
+// needed: rss + fixed + two chunks of one span each (the chunk read and the one read ahead count
+// against the limit as page cache). enough: memory_limit >= needed. chunk_columns: the
+// parameters per model read per chunk, (limit - rss - fixed) / (2 bytes_per_column), at least one
+// span; 0 when not enough.
+struct GramMemoryPlan {
+    std::uint64_t fixed = 0, needed = 0;
+    std::int64_t chunk_columns = 0;
+    bool enough = false;
+};
+GramMemoryPlan plan_gram_memory(const GramStreamShape& shape, int threads, std::uint64_t memory_limit, std::uint64_t rss);
+
 // Tensors of the body: those of the base that are floating point, not a head (names with a
 // classifier, lm_head, cls, score, qa_outputs or pooler component), selected by include/exclude,
 // and present with the base's shape in the models. A tensor absent from (or reshaped in) every
