@@ -110,12 +110,9 @@ TrainState state_from_json(const nlohmann::json& j) {
 
 } // namespace
 
-FinetuneResult finetune(const FinetuneOptions& o) {
-    const auto start_time = Clock::now();
-    auto log = [&](const std::string& line) {
-        if (o.log) o.log(line);
-    };
-    // ---- validate the arguments before touching anything
+namespace {
+
+void check_finetune_options(const FinetuneOptions& o) {
     BASIN_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr: the learning rate must be positive, got ", o.lr);
     BASIN_CHECK(o.batch_size > 0, "--batch-size must be positive");
     BASIN_CHECK(o.grad_accum >= 1, "--grad-accum must be at least 1, got ", o.grad_accum);
@@ -124,11 +121,17 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     BASIN_CHECK(o.weight_decay >= 0, "--weight-decay must not be negative");
     BASIN_CHECK(o.max_grad_norm >= 0, "--max-grad-norm must not be negative");
     BASIN_CHECK(!o.dropout || (*o.dropout >= 0 && *o.dropout < 1), "--dropout must be in [0, 1)");
-    const fs::path out = check_output_folder(o.out, o.overwrite, o.model);
-    // a sentence-transformers folder is read through its Transformer module (the body)
-    const fs::path model_dir = model_folder(fs::absolute(o.model).lexically_normal());
+}
 
-    // ---- data and labels
+// The training data (a seeded sample with train_limit), the evaluation data, and the labels: the
+// two files must have the same label set.
+struct TrainingData {
+    Dataset train;
+    std::optional<Dataset> eval;
+    std::vector<std::string> labels;
+};
+
+TrainingData read_training_data(const FinetuneOptions& o) {
     Dataset train = read_dataset(o.train);
     std::optional<Dataset> eval;
     if (!o.eval.empty()) eval = read_dataset(o.eval);
@@ -158,6 +161,51 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         labels = train.label_names();
     }
     BASIN_CHECK(labels.size() >= 2, o.train.string(), ": training data needs at least 2 labels, found ", labels.size());
+    return {std::move(train), std::move(eval), std::move(labels)};
+}
+
+// Which parameters train (full: all; BitFit: biases and the head; head: the head only); returns
+// (trained, total) parameter counts.
+std::pair<std::int64_t, std::int64_t> set_trainable(EncoderModel& model, TrainMode mode) {
+    std::int64_t trainable = 0, total_params = 0;
+    for (auto& item : model->named_parameters()) {
+        const std::string& name = item.key();
+        const bool head = model->is_head_parameter(name);
+        const bool train_it = mode == TrainMode::Full || head || (mode == TrainMode::BitFit && ends_with(name, "bias"));
+        item.value().set_requires_grad(train_it);
+        total_params += item.value().numel();
+        if (train_it) trainable += item.value().numel();
+    }
+    return {trainable, total_params};
+}
+
+} // namespace
+
+StepPlan plan_steps(std::size_t examples, const FinetuneOptions& o) {
+    StepPlan p;
+    p.micro_batches_per_epoch = (examples + o.batch_size - 1) / o.batch_size;
+    p.steps_per_epoch = (p.micro_batches_per_epoch + std::size_t(o.grad_accum) - 1) / std::size_t(o.grad_accum);
+    p.total_steps = o.max_steps > 0 ? o.max_steps : std::int64_t(p.steps_per_epoch) * o.epochs;
+    p.epochs = int((p.total_steps + std::int64_t(p.steps_per_epoch) - 1) / std::int64_t(p.steps_per_epoch));
+    p.warmup_steps = std::int64_t(std::ceil(double(p.total_steps) * o.warmup_ratio));
+    return p;
+}
+
+FinetuneResult finetune(const FinetuneOptions& o) {
+    const auto start_time = Clock::now();
+    auto log = [&](const std::string& line) {
+        if (o.log) o.log(line);
+    };
+    check_finetune_options(o); // before touching anything
+    const fs::path out = check_output_folder(o.out, o.overwrite, o.model);
+    // a sentence-transformers folder is read through its Transformer module (the body)
+    const fs::path model_dir = model_folder(fs::absolute(o.model).lexically_normal());
+
+    // ---- data and labels
+    TrainingData data = read_training_data(o);
+    Dataset& train = data.train;
+    const std::optional<Dataset>& eval = data.eval;
+    std::vector<std::string>& labels = data.labels;
 
     // ---- the start model, validated completely, and the model to train
     torch::manual_seed(o.seed);
@@ -191,15 +239,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     const std::size_t max_length = std::min(o.max_length ? o.max_length : model_max, model_max);
 
     // ---- which parameters train
-    std::int64_t trainable = 0, total_params = 0;
-    for (auto& item : model->named_parameters()) {
-        const std::string& name = item.key();
-        const bool head = model->is_head_parameter(name);
-        const bool train_it = o.mode == TrainMode::Full || head || (o.mode == TrainMode::BitFit && ends_with(name, "bias"));
-        item.value().set_requires_grad(train_it);
-        total_params += item.value().numel();
-        if (train_it) trainable += item.value().numel();
-    }
+    const auto counts = set_trainable(model, o.mode);
+    const std::int64_t trainable = counts.first, total_params = counts.second;
     auto optimizer_ptr = make_adamw(model, o.lr, o.weight_decay);
     auto& optimizer = *optimizer_ptr;
 
@@ -207,11 +248,11 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     auto tokenized = tokenize_examples(train, tokenizer, max_length, o.threads);
     const auto targets_all = map_labels(train, config.labels);
     const std::size_t n = train.examples.size();
-    const std::size_t micro_per_epoch = (n + o.batch_size - 1) / o.batch_size;
-    const std::size_t steps_per_epoch = (micro_per_epoch + std::size_t(o.grad_accum) - 1) / std::size_t(o.grad_accum);
-    const std::int64_t total_steps = o.max_steps > 0 ? o.max_steps : std::int64_t(steps_per_epoch) * o.epochs;
-    const int epochs = int((total_steps + std::int64_t(steps_per_epoch) - 1) / std::int64_t(steps_per_epoch));
-    const std::int64_t warmup = std::int64_t(std::ceil(double(total_steps) * o.warmup_ratio));
+    const StepPlan steps = plan_steps(n, o);
+    const std::size_t micro_per_epoch = steps.micro_batches_per_epoch;
+    const std::int64_t total_steps = steps.total_steps;
+    const int epochs = steps.epochs;
+    const std::int64_t warmup = steps.warmup_steps;
 
     // ---- resumable state: the signature covers everything that changes the result
     nlohmann::json options_json = {

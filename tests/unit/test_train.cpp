@@ -1,4 +1,5 @@
 #include "../../src/train/adamw.h"
+#include "basin/train/finetune.h"
 #include "basin/models/load.h"
 #include "basin/train/probe.h"
 #include "test_util.h"
@@ -158,4 +159,23 @@ TEST(Training, FusedAdamWFollowsLibtorchAdamW) {
         *plain->state().at(c10::guts::to_string(w2.unsafeGetTensorImpl())));
     EXPECT_EQ(s1.step(), s2.step());
     EXPECT_LT((s1.exp_avg_sq() - s2.exp_avg_sq()).abs().max().item<double>(), 1e-6);
+}
+
+TEST(Training, StepPlanFollowsBatchesAccumulationAndWarmup) {
+    basin::FinetuneOptions o;
+    o.batch_size = 32, o.grad_accum = 1, o.epochs = 2, o.warmup_ratio = 0.06;
+    auto p = basin::plan_steps(2000, o); // the real-base study's recipe: 63 steps an epoch
+    EXPECT_EQ(p.micro_batches_per_epoch, 63u);
+    EXPECT_EQ(p.steps_per_epoch, 63u);
+    EXPECT_EQ(p.total_steps, 126);
+    EXPECT_EQ(p.epochs, 2);
+    EXPECT_EQ(p.warmup_steps, 8); // ceil(126 * 0.06) = ceil(7.56)
+    o.grad_accum = 4; // 63 micro-batches in 16 steps, the last of 3
+    p = basin::plan_steps(2000, o);
+    EXPECT_EQ(p.steps_per_epoch, 16u);
+    EXPECT_EQ(p.total_steps, 32);
+    o.max_steps = 40; // more steps than two epochs hold: a third epoch
+    p = basin::plan_steps(2000, o);
+    EXPECT_EQ(p.total_steps, 40);
+    EXPECT_EQ(p.epochs, 3);
 }

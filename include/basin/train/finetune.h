@@ -47,6 +47,16 @@ struct FinetuneOptions {
     std::int64_t stop_after_step = -1;
 };
 
+// How a fine-tune's steps fall: micro-batches of batch_size, grad_accum of them per optimizer
+// step, epochs (or max_steps when positive, the epochs then those it needs), and the warm-up
+// steps, ceil(total * warmup_ratio). finetune follows it; exposed for tests and planners.
+struct StepPlan {
+    std::size_t micro_batches_per_epoch = 0, steps_per_epoch = 0;
+    std::int64_t total_steps = 0, warmup_steps = 0;
+    int epochs = 0;
+};
+StepPlan plan_steps(std::size_t examples, const FinetuneOptions& options);
+
 struct EpochMetrics {
     int epoch = 0;
     std::int64_t step = 0;
