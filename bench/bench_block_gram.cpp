@@ -3,14 +3,14 @@
 // values (N = 16 and 64). Ratios come from the same invocation. Prints G multiply-adds per second
 // for the upper triangle.
 //   build/bench/bench_block_gram
+#include "basin/io/safetensors.h"
+#include "basin/space/block_gram.h"
+
 #include <cblas.h>
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <vector>
-
-#include "basin/io/safetensors.h"
-#include "basin/space/block_gram.h"
 
 int main() {
     openblas_set_num_threads(1); // one thread, as inside each of the map's worker threads
@@ -19,7 +19,8 @@ int main() {
         std::vector<float> x(n * kColumns), out(n * n);
         std::mt19937 rng(1);
         std::normal_distribution<float> normal;
-        for (auto& v : x) v = normal(rng);
+        for (auto& v : x)
+            v = normal(rng);
         const int reps = n == 16 ? 4000 : 300;
         std::vector<std::uint16_t> x_bf16(x.size());
         basin::convert_from_f32(basin::Dtype::BF16, x.data(), x_bf16.data(), x.size());

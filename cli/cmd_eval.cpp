@@ -1,11 +1,11 @@
 // basin eval --model DIR --data FILE: accuracy, macro-F1 and mean loss of a classifier.
-#include <cstdio>
-#include <nlohmann/json.hpp>
-
 #include "basin/core/fs.h"
 #include "basin/eval/evaluate.h"
 #include "basin/models/load.h"
 #include "options.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace basin::cli {
 
@@ -22,14 +22,20 @@ Runner add_eval(CLI::App& app) {
     app.add_option("--data", o->data, "Labelled dataset (.jsonl, .csv or .tsv)")->required();
     app.add_flag("--json", o->json, "Print the metrics as JSON");
     app.add_option("--predictions", o->predictions, "Write each example's logits and prediction to this JSONL file");
-    app.add_flag("--features", o->features, "With --predictions: also each example's first-token feature (the body's output before any pooler)");
-    app.add_option("--batch-size", o->batch_size, "Examples per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--max-length", o->max_length, "Truncate inputs to this many tokens (0: the model's maximum)")->capture_default_str();
+    app.add_flag("--features", o->features,
+                 "With --predictions: also each example's first-token feature (the body's output before any pooler)");
+    app.add_option("--batch-size", o->batch_size, "Examples per forward pass")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--max-length", o->max_length, "Truncate inputs to this many tokens (0: the model's maximum)")
+        ->capture_default_str();
     add_threads_option(app, o->threads);
     add_device_option(app, o->device);
     app.add_option("--format", o->format, "Dataset format: auto, jsonl, csv, tsv")->capture_default_str();
-    app.add_option("--text-column", o->text_column, "Column or field holding the text (name, or index without header)")->capture_default_str();
-    app.add_option("--pair-column", o->pair_column, "Column holding the second text of a pair, if present")->capture_default_str();
+    app.add_option("--text-column", o->text_column, "Column or field holding the text (name, or index without header)")
+        ->capture_default_str();
+    app.add_option("--pair-column", o->pair_column, "Column holding the second text of a pair, if present")
+        ->capture_default_str();
     app.add_option("--label-column", o->label_column, "Column holding the label")->capture_default_str();
     app.add_flag("--no-header", o->no_header, "CSV/TSV files have no header row (columns by index)");
     app.add_flag("--no-sort", o->unsorted, "Keep file order in batches instead of sorting by length");
@@ -74,14 +80,15 @@ Runner add_eval(CLI::App& app) {
         const double rate = r.seconds > 0 ? double(r.examples) / r.seconds : 0;
         const double token_rate = r.seconds > 0 ? double(r.tokens) / r.seconds : 0;
         if (o->json) {
-            nlohmann::json j = {{"model", o->model},       {"data", o->data},
-                                {"examples", r.examples},  {"accuracy", r.accuracy},
-                                {"macro_f1", r.macro_f1},  {"mean_loss", r.mean_loss},
-                                {"tokens", r.tokens},      {"padded_tokens", r.padded_tokens},
-                                {"seconds", r.seconds},    {"tokenize_seconds", r.tokenize_seconds},
+            nlohmann::json j = {{"model", o->model},           {"data", o->data},
+                                {"examples", r.examples},      {"accuracy", r.accuracy},
+                                {"macro_f1", r.macro_f1},      {"mean_loss", r.mean_loss},
+                                {"tokens", r.tokens},          {"padded_tokens", r.padded_tokens},
+                                {"seconds", r.seconds},        {"tokenize_seconds", r.tokenize_seconds},
                                 {"examples_per_second", rate}, {"tokens_per_second", token_rate}};
             nlohmann::json f1 = nlohmann::json::object();
-            for (std::size_t c = 0; c < r.labels.size(); ++c) f1[r.labels[c]] = r.f1_per_label[c];
+            for (std::size_t c = 0; c < r.labels.size(); ++c)
+                f1[r.labels[c]] = r.f1_per_label[c];
             j["f1_per_label"] = f1;
             std::printf("%s\n", j.dump(2).c_str());
         } else {

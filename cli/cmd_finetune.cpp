@@ -1,8 +1,8 @@
 // basin finetune: fine-tune a checkpoint (full, BitFit or head) into a new checkpoint folder.
-#include <cstdio>
-
 #include "basin/train/finetune.h"
 #include "options.h"
+
+#include <cstdio>
 
 namespace basin::cli {
 
@@ -23,17 +23,22 @@ Runner add_finetune(CLI::App& app, const std::string& command_line) {
     app.add_option("--mode", o->mode, "full, bitfit (bias terms and head) or head")->capture_default_str();
     app.add_option("--seed", f.seed, "Seed: head initialisation, data order, dropout")->capture_default_str();
     app.add_option("--epochs", f.epochs, "Passes over the training data")->capture_default_str();
-    app.add_option("--max-steps", f.max_steps, "Optimizer steps (overrides --epochs when positive)")->capture_default_str();
+    app.add_option("--max-steps", f.max_steps, "Optimizer steps (overrides --epochs when positive)")
+        ->capture_default_str();
     app.add_option("--lr", f.lr, "Peak learning rate (AdamW)")->capture_default_str();
     app.add_option("--batch-size", f.batch_size, "Examples per micro-batch")->capture_default_str();
     app.add_option("--grad-accum", f.grad_accum, "Micro-batches per optimizer step")->capture_default_str();
-    app.add_option("--warmup-ratio", f.warmup_ratio, "Share of steps with linear warm-up, then linear decay to 0")->capture_default_str();
-    app.add_option("--weight-decay", f.weight_decay, "AdamW weight decay (not on biases and LayerNorm weights)")->capture_default_str();
+    app.add_option("--warmup-ratio", f.warmup_ratio, "Share of steps with linear warm-up, then linear decay to 0")
+        ->capture_default_str();
+    app.add_option("--weight-decay", f.weight_decay, "AdamW weight decay (not on biases and LayerNorm weights)")
+        ->capture_default_str();
     app.add_option("--max-grad-norm", f.max_grad_norm, "Gradient clipping norm (0: none)")->capture_default_str();
     app.add_option("--max-length", f.max_length, "Tokens per example")->capture_default_str();
     app.add_option("--dropout", o->dropout, "Override hidden, attention and classifier dropout");
-    app.add_option("--train-limit", f.train_limit, "Few-shot: train on a seeded sample of N examples (0: all)")->capture_default_str();
-    app.add_option("--save-every", f.save_every, "Write a resumable state every N steps (0: never)")->capture_default_str();
+    app.add_option("--train-limit", f.train_limit, "Few-shot: train on a seeded sample of N examples (0: all)")
+        ->capture_default_str();
+    app.add_option("--save-every", f.save_every, "Write a resumable state every N steps (0: never)")
+        ->capture_default_str();
     app.add_flag("--overwrite", f.overwrite, "Replace an existing non-empty --out");
     add_device_option(app, f.device);
     add_threads_option(app, f.threads);
@@ -53,8 +58,8 @@ Runner add_finetune(CLI::App& app, const std::string& command_line) {
                     r.examples_per_second, r.tokens_per_second, r.resumed ? " (resumed)" : "");
         for (const auto& e : r.epochs) {
             if (e.eval_accuracy)
-                std::printf("epoch %d: train loss %.4f, eval accuracy %.4f, macro-F1 %.4f, loss %.4f\n", e.epoch, e.train_loss,
-                            *e.eval_accuracy, *e.eval_macro_f1, *e.eval_loss);
+                std::printf("epoch %d: train loss %.4f, eval accuracy %.4f, macro-F1 %.4f, loss %.4f\n", e.epoch,
+                            e.train_loss, *e.eval_accuracy, *e.eval_macro_f1, *e.eval_loss);
             else
                 std::printf("epoch %d: train loss %.4f\n", e.epoch, e.train_loss);
         }

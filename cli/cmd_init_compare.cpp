@@ -1,25 +1,28 @@
 // basin init-compare: which start is better for fine-tuning (pretrained vs centroid, or any others).
-#include <cstdio>
-#include <nlohmann/json.hpp>
-
+#include "basin/compare/init_compare.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/strings.h"
-#include "basin/compare/init_compare.h"
 #include "options.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace basin::cli {
 
 Runner add_init_compare(CLI::App& app) {
     struct Options {
         StartSettings settings;
-        std::string target, candidates, zoo, data_root, pretrained, targets = "all", out, mode = "bitfit", seeds = "1,2,3";
+        std::string target, candidates, zoo, data_root, pretrained, targets = "all", out, mode = "bitfit",
+                                                                    seeds = "1,2,3";
         bool quiet = false;
     };
     auto o = std::make_shared<Options>();
     app.add_option("--target", o->target, "One target: a dataset folder with train and test splits");
-    app.add_option("--candidates", o->candidates, "With --target: NAME=DIR,NAME=DIR[,...] (the first is the reference)");
-    app.add_option("--zoo", o->zoo, "Leave-one-out: CSV model,dataset[,...] of fine-tuned models (centroids per target)");
+    app.add_option("--candidates", o->candidates,
+                   "With --target: NAME=DIR,NAME=DIR[,...] (the first is the reference)");
+    app.add_option("--zoo", o->zoo,
+                   "Leave-one-out: CSV model,dataset[,...] of fine-tuned models (centroids per target)");
     app.add_option("--data-root", o->data_root, "With --zoo: folder holding one dataset folder per target");
     app.add_option("--pretrained", o->pretrained, "With --zoo: the pretrained model");
     app.add_option("--targets", o->targets, "With --zoo: comma-separated targets, or all")->capture_default_str();
@@ -57,7 +60,8 @@ Runner add_init_compare(CLI::App& app) {
         std::vector<TargetComparison> rows;
         nlohmann::json inputs;
         if (!o->zoo.empty()) {
-            BASIN_CHECK(o->target.empty() && o->candidates.empty(), "give --zoo (leave-one-out) or --target with --candidates, not both");
+            BASIN_CHECK(o->target.empty() && o->candidates.empty(),
+                        "give --zoo (leave-one-out) or --target with --candidates, not both");
             BASIN_CHECK(!o->data_root.empty() && !o->pretrained.empty(), "--zoo needs --data-root and --pretrained");
             rows = leave_one_out_centroids(o->zoo, o->data_root, o->pretrained, split_list(o->targets), s, o->out);
             inputs = {{"zoo", o->zoo}, {"data_root", o->data_root}, {"pretrained", o->pretrained}};

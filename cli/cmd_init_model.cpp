@@ -1,14 +1,14 @@
 // basin init-model: a randomly initialised BERT/RoBERTa checkpoint folder (for tests, for the
 // from-scratch baselines, and as the start of pretraining).
-#include <cstdio>
-#include <sstream>
-
-#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/limits.h"
 #include "basin/models/load.h"
 #include "basin/text/tokenizer.h"
 #include "commands.h"
+
+#include <cstdio>
+#include <sstream>
 
 namespace basin::cli {
 
@@ -29,7 +29,8 @@ Runner add_init_model(CLI::App& app) {
     app.add_option("--layers", o->layers, "Number of layers")->capture_default_str();
     app.add_option("--heads", o->heads, "Attention heads")->capture_default_str();
     app.add_option("--intermediate", o->intermediate, "Feed-forward size")->capture_default_str();
-    app.add_option("--max-positions", o->max_positions, "Position embeddings (RoBERTa: max length + 2)")->capture_default_str();
+    app.add_option("--max-positions", o->max_positions, "Position embeddings (RoBERTa: max length + 2)")
+        ->capture_default_str();
     app.add_option("--seed", o->seed, "Initialisation seed")->capture_default_str();
     app.add_option("--dtype", o->dtype, "Stored dtype: F32, F16 or BF16")->capture_default_str();
     app.add_flag("--overwrite", o->overwrite, "Replace an existing non-empty output folder");
@@ -37,9 +38,9 @@ Runner add_init_model(CLI::App& app) {
         const fs::path out(o->out);
         BASIN_CHECK(o->overwrite || !fs::exists(out) || fs::is_empty(out), out.string(),
                     ": output folder exists and is not empty (pass --overwrite to replace it)");
-        nlohmann::json tokenizer_json = o->tokenizer.empty()
-                                            ? text::byte_level_bpe_json({})
-                                            : nlohmann::json::parse(read_text_file(o->tokenizer, limits::tokenizer_json));
+        nlohmann::json tokenizer_json =
+            o->tokenizer.empty() ? text::byte_level_bpe_json({})
+                                 : nlohmann::json::parse(read_text_file(o->tokenizer, limits::tokenizer_json));
         auto tokenizer = text::Tokenizer::from_json(tokenizer_json, o->tokenizer.empty() ? "tokenizer" : o->tokenizer);
         HfConfig hf;
         hf.architectures = {o->family == "bert" ? "BertModel" : "RobertaModel"};
@@ -47,8 +48,10 @@ Runner add_init_model(CLI::App& app) {
                     o->family, "'");
         const bool roberta = o->family == "roberta";
         std::string arch = roberta ? "Roberta" : "Bert";
-        if (o->head == "classification") arch += "ForSequenceClassification";
-        else if (o->head == "mlm") arch += "ForMaskedLM";
+        if (o->head == "classification")
+            arch += "ForSequenceClassification";
+        else if (o->head == "mlm")
+            arch += "ForMaskedLM";
         else {
             BASIN_CHECK(o->head == "none", "--head: expected none, classification or mlm, got '", o->head, "'");
             arch += "Model";

@@ -1,12 +1,12 @@
 // basin inspect DIR|FILE: architecture, parameter count, dtypes, tensor table and metadata.
-#include <cstdio>
-#include <map>
-#include <nlohmann/json.hpp>
-
 #include "basin/core/error.h"
 #include "basin/io/checkpoint.h"
 #include "basin/models/config.h"
 #include "commands.h"
+
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
 
 namespace basin::cli {
 
@@ -25,7 +25,8 @@ Runner add_inspect(CLI::App& app) {
         const fs::path path = fs::is_directory(given) ? model_folder(given) : given;
         nlohmann::ordered_json out;
         out["path"] = given.string();
-        if (path != given) out["body"] = path.string() + " (sentence-transformers Transformer module)";
+        if (path != given)
+            out["body"] = path.string() + " (sentence-transformers Transformer module)";
         else if (fs::is_directory(path) && fs::exists(path / "modules.json"))
             out["layout"] = "sentence-transformers (the body at the top; pooling modules are not weights)";
         if (fs::is_directory(path)) {
@@ -54,8 +55,8 @@ Runner add_inspect(CLI::App& app) {
             params += info.numel();
             bytes += info.nbytes();
             by_dtype[dtype_name(info.dtype)] += info.numel();
-            table.push_back({{"name", name}, {"shape", info.shape}, {"dtype", dtype_name(info.dtype)},
-                             {"bytes", info.nbytes()}});
+            table.push_back(
+                {{"name", name}, {"shape", info.shape}, {"dtype", dtype_name(info.dtype)}, {"bytes", info.nbytes()}});
         }
         out["files"] = tensors.files().size();
         out["tensors"] = tensors.names().size();
@@ -63,7 +64,8 @@ Runner add_inspect(CLI::App& app) {
         out["bytes"] = bytes;
         out["dtypes"] = by_dtype;
         nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
-        for (const auto& [k, v] : tensors.files().front()->metadata()) metadata[k] = v;
+        for (const auto& [k, v] : tensors.files().front()->metadata())
+            metadata[k] = v;
         out["metadata"] = metadata;
         if (!o->no_tensors) out["tensor_table"] = table;
         if (o->json) {

@@ -1,7 +1,7 @@
 // basin map: similarity, clusters and projections of many checkpoints' task vectors.
 #include "basin/core/error.h"
-#include "basin/core/mpi.h"
 #include "basin/core/interrupt.h"
+#include "basin/core/mpi.h"
 #include "basin/experiment/runner.h"
 #include "basin/space/gram.h"
 #include "basin/space/map.h"
@@ -10,7 +10,6 @@
 #include <cctype>
 #include <cstdio>
 #include <thread>
-
 
 namespace basin::cli {
 
@@ -32,8 +31,8 @@ std::uint64_t parse_byte_size(const std::string& text, const char* option) {
     double scale = 1;
     if (!unit.empty()) {
         const auto at = units.find(unit);
-        BASIN_CHECK(unit.size() == 1 && at != std::string::npos,
-                    option, ": unknown unit in '", text, "' (use K, M, G or T)");
+        BASIN_CHECK(unit.size() == 1 && at != std::string::npos, option, ": unknown unit in '", text,
+                    "' (use K, M, G or T)");
         for (std::size_t i = 0; i <= at; ++i)
             scale *= 1024;
     }
@@ -62,34 +61,25 @@ Runner add_map(CLI::App& app) {
         int threads = 0;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("--base", o->base, "The pretrained checkpoint the task vectors start from")
-        ->required();
-    app.add_option("--models", o->models,
-                   "File listing checkpoint folders or glob patterns, one per line")
-        ->required();
-    app.add_option("--groups", o->groups,
-                   "CSV file: model,KIND[,KIND...] (for example model,dataset,family)");
+    app.add_option("--base", o->base, "The pretrained checkpoint the task vectors start from")->required();
+    app.add_option("--models", o->models, "File listing checkpoint folders or glob patterns, one per line")->required();
+    app.add_option("--groups", o->groups, "CSV file: model,KIND[,KIND...] (for example model,dataset,family)");
     app.add_option("--out", o->out, "Output folder")->required();
     app.add_option("--include", o->map.gram.include, "Only tensors whose name matches this regex");
-    app.add_option("--exclude", o->map.gram.exclude,
-                   "Leave out tensors whose name matches this regex");
-    app.add_option("--reference", o->map.reference,
-                   "Origin of the task vectors for cosines: base or mean")
+    app.add_option("--exclude", o->map.gram.exclude, "Leave out tensors whose name matches this regex");
+    app.add_option("--reference", o->map.reference, "Origin of the task vectors for cosines: base or mean")
         ->capture_default_str();
-    app.add_flag("--per-layer", o->map.gram.per_layer,
-                 "Also write cosine and distance per layer (per_layer.csv)");
+    app.add_flag("--per-layer", o->map.gram.per_layer, "Also write cosine and distance per layer (per_layer.csv)");
     app.add_option("--precision", o->precision,
                    "Products of task-vector values: f32, or bf16 (rounded to bfloat16 first; about "
                    "2x less arithmetic with AVX-512 BF16, cosines within about 1e-5)")
         ->check(CLI::IsMember({"f32", "bf16"}))
         ->capture_default_str();
-    app.add_option("--memory-limit", o->memory_limit,
-                   "Memory for the whole process (2G, 512M, ...)")
+    app.add_option("--memory-limit", o->memory_limit, "Memory for the whole process (2G, 512M, ...)")
         ->capture_default_str();
     app.add_flag("--skip-mismatched", o->map.gram.skip_mismatched,
                  "Skip (and list) models whose body does not match the base, instead of failing");
-    app.add_option("--clusters", o->map.clusters,
-                   "Without --groups: the number of clusters to find");
+    app.add_option("--clusters", o->map.clusters, "Without --groups: the number of clusters to find");
     app.add_option("--seed", o->map.seed, "Seed of k-means starts")->capture_default_str();
     app.add_option("--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
     app.add_flag("--overwrite", o->map.overwrite, "Replace a non-empty output folder");
@@ -98,8 +88,7 @@ Runner add_map(CLI::App& app) {
         o->map.gram.memory_limit = parse_byte_size(o->memory_limit, "--memory-limit");
         o->map.gram.precision = o->precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
         o->map.gram.threads =
-            o->threads > 0 ? o->threads
-                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+            o->threads > 0 ? o->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         const auto models = read_model_list(o->models);
         // under mpirun/srun: every rank reads its share of the parameter stream; the Gram matrix
         // is summed over ranks and rank 0 analyses and writes

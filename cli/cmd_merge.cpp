@@ -1,13 +1,13 @@
 // basin merge: one checkpoint from many (the centroid and the usual model-merging methods).
-#include <cmath>
-#include <cstdio>
-#include <nlohmann/json.hpp>
-
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
 #include "basin/merge/merge.h"
 #include "basin/space/map.h"
 #include "commands.h"
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace basin::cli {
 
@@ -35,7 +35,8 @@ std::vector<fs::path> exclude_by_group(const std::vector<fs::path>& models, cons
     std::vector<bool> excluded(models.size(), false);
     for (const auto& rule : rules) {
         const auto eq = rule.find('=');
-        BASIN_CHECK(eq != std::string::npos && eq > 0, "--exclude '", rule, "': expected KIND=VALUE, e.g. dataset=spam");
+        BASIN_CHECK(eq != std::string::npos && eq > 0, "--exclude '", rule,
+                    "': expected KIND=VALUE, e.g. dataset=spam");
         const std::string kind = rule.substr(0, eq), value = rule.substr(eq + 1);
         const auto at = std::find(groups.kinds.begin(), groups.kinds.end(), kind);
         BASIN_CHECK(at != groups.kinds.end(), "--exclude '", rule, "': ", groups_file, " has no column '", kind, "'");
@@ -48,8 +49,10 @@ std::vector<fs::path> exclude_by_group(const std::vector<fs::path>& models, cons
     std::vector<fs::path> kept;
     nlohmann::json left_out = nlohmann::json::array();
     for (std::size_t i = 0; i < models.size(); ++i)
-        if (excluded[i]) left_out.push_back(fs::absolute(models[i]).lexically_normal().string());
-        else kept.push_back(models[i]);
+        if (excluded[i])
+            left_out.push_back(fs::absolute(models[i]).lexically_normal().string());
+        else
+            kept.push_back(models[i]);
     BASIN_CHECK(!kept.empty(), "--exclude removes every model (", models.size(), " of ", models.size(), ")");
     record = {{"exclude", rules}, {"groups", groups_file}, {"excluded_models", left_out}};
     return kept;
@@ -71,18 +74,21 @@ Runner add_merge(CLI::App& app) {
     app.add_option("--out", o->out, "Output checkpoint folder")->required();
     app.add_option("--base", o->base, "The pretrained model (task vectors: task-arithmetic, ties, dare, model-stock)");
     app.add_option("--groups", o->groups, "CSV model,KIND[,KIND...] giving each model its labels (for --exclude)");
-    app.add_option("--exclude", o->exclude, "Leave out models with this label, KIND=VALUE (e.g. dataset=spam); repeatable")
+    app.add_option("--exclude", o->exclude,
+                   "Leave out models with this label, KIND=VALUE (e.g. dataset=spam); repeatable")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--weights", o->weights, "weighted: one weight per model, comma-separated (normalised by their sum)")
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--lambda", o->merge.lambda, "Scale of the merged task vector")->capture_default_str();
-    app.add_option("--density", o->merge.density, "ties: share of each task vector's entries kept")->capture_default_str();
+    app.add_option("--density", o->merge.density, "ties: share of each task vector's entries kept")
+        ->capture_default_str();
     app.add_option("--drop", o->merge.drop, "dare: probability of dropping an entry")->capture_default_str();
     app.add_option("--t", o->merge.t, "slerp: 0 = first model, 1 = second")->capture_default_str();
     app.add_option("--seed", o->merge.seed, "dare: seed of the drop masks")->capture_default_str();
     app.add_flag("--keep-head", o->merge.keep_head, "Keep head tensors (every input must have the same head shapes)");
-    app.add_option("--dtype", o->dtype, "Output dtype of floating tensors: F32, F16 or BF16 (default: as the first model)");
+    app.add_option("--dtype", o->dtype,
+                   "Output dtype of floating tensors: F32, F16 or BF16 (default: as the first model)");
     app.add_option("--shard-size", o->shard_size, "Write shards of at most this size (e.g. 2G) with an index");
     app.add_option("--threads", o->merge.threads, "Threads (0: all cores)")->capture_default_str();
     app.add_flag("--overwrite", o->merge.overwrite, "Replace a non-empty output folder");
@@ -106,10 +112,11 @@ Runner add_merge(CLI::App& app) {
         if (!o->shard_size.empty()) m.shard_bytes = parse_byte_size(o->shard_size, "--shard-size");
         const MergeResult r = merge_checkpoints(m);
         if (!o->quiet)
-            std::printf("merged %zu models (%s): %zu tensors, %zu head tensors dropped, %.2f GB read, %.2f GB written in "
-                        "%.2f s -> %s\n",
-                        m.models.size(), o->method.c_str(), r.tensors, r.dropped_heads, double(r.bytes_read) / 1e9,
-                        double(r.bytes_written) / 1e9, r.seconds, o->out.c_str());
+            std::printf(
+                "merged %zu models (%s): %zu tensors, %zu head tensors dropped, %.2f GB read, %.2f GB written in "
+                "%.2f s -> %s\n",
+                m.models.size(), o->method.c_str(), r.tensors, r.dropped_heads, double(r.bytes_read) / 1e9,
+                double(r.bytes_written) / 1e9, r.seconds, o->out.c_str());
         return 0;
     };
 }

@@ -1,8 +1,8 @@
 // basin pretrain: masked-language-model pretraining from a text corpus.
-#include <cstdio>
-
 #include "basin/train/pretrain.h"
 #include "options.h"
+
+#include <cstdio>
 
 namespace basin::cli {
 
@@ -13,20 +13,24 @@ Runner add_pretrain(CLI::App& app, const std::string& command_line) {
          config = std::make_shared<std::string>(), out = std::make_shared<std::string>();
     app.add_option("--corpus", *corpus, "Text file or folder of text files")->required();
     app.add_option("--tokenizer", *tokenizer, "tokenizer.json (its vocabulary size must match the config)")->required();
-    app.add_option("--config", *config, "config.json: architecture and sizes (RobertaForMaskedLM or BertForMaskedLM)")->required();
+    app.add_option("--config", *config, "config.json: architecture and sizes (RobertaForMaskedLM or BertForMaskedLM)")
+        ->required();
     app.add_option("--out", *out, "Output checkpoint folder")->required();
     app.add_option("--seed", o->seed, "Seed: initialisation, data order, masks, dropout")->capture_default_str();
     app.add_option("--max-steps", o->max_steps, "Optimizer steps")->capture_default_str();
     app.add_option("--batch-size", o->batch_size, "Sequences per step")->capture_default_str();
     app.add_option("--max-length", o->max_length, "Tokens per sequence, specials included")->capture_default_str();
     app.add_option("--lr", o->lr, "Peak learning rate (AdamW)")->capture_default_str();
-    app.add_option("--warmup-ratio", o->warmup_ratio, "Share of steps with linear warm-up, then linear decay to 0")->capture_default_str();
-    app.add_option("--weight-decay", o->weight_decay, "AdamW weight decay (not on biases and LayerNorm weights)")->capture_default_str();
+    app.add_option("--warmup-ratio", o->warmup_ratio, "Share of steps with linear warm-up, then linear decay to 0")
+        ->capture_default_str();
+    app.add_option("--weight-decay", o->weight_decay, "AdamW weight decay (not on biases and LayerNorm weights)")
+        ->capture_default_str();
     app.add_option("--max-grad-norm", o->max_grad_norm, "Gradient clipping norm (0: none)")->capture_default_str();
     app.add_option("--mask-prob", o->mask_prob, "Share of tokens selected for prediction")->capture_default_str();
     app.add_option("--heldout-fraction", o->heldout_fraction, "Share of sequences held out")->capture_default_str();
     app.add_option("--heldout-max", o->heldout_max, "Held-out sequences scored at most")->capture_default_str();
-    app.add_option("--eval-every", o->eval_every, "Steps between held-out evaluations (0: only at the end)")->capture_default_str();
+    app.add_option("--eval-every", o->eval_every, "Steps between held-out evaluations (0: only at the end)")
+        ->capture_default_str();
     app.add_option("--save-every", o->save_every, "Steps between resumable states (0: never)")->capture_default_str();
     app.add_option("--dtype", o->dtype, "Stored dtype of the output: F32, F16 or BF16")->capture_default_str();
     app.add_flag("--overwrite", o->overwrite, "Replace an existing non-empty --out");

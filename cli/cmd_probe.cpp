@@ -1,14 +1,14 @@
 // basin probe: the generalized loss of a model's body on a dataset (a linear probe).
-#include <cstdio>
-#include <cstdlib>
-#include <nlohmann/json.hpp>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/io/safetensors.h"
 #include "basin/models/load.h"
 #include "basin/train/probe.h"
 #include "options.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 
 namespace basin::cli {
 
@@ -26,7 +26,8 @@ Runner add_probe(CLI::App& app) {
     o->probe.add(app);
     add_threads_option(app, o->threads);
     add_device_option(app, o->device);
-    app.add_option("--save-head", o->save_head, "Write the fitted head (weight, bias; float64) to this .safetensors file");
+    app.add_option("--save-head", o->save_head,
+                   "Write the fitted head (weight, bias; float64) to this .safetensors file");
     app.add_flag("--json", o->json, "Print the result as JSON");
     return [o]() {
         set_threads(o->threads);
@@ -48,14 +49,22 @@ Runner add_probe(CLI::App& app) {
                               {{"labels", nlohmann::json(r.labels).dump()}, {"body_sha256", hash}});
         }
         if (o->json) {
-            nlohmann::json j = {{"model", o->model},           {"train", o->train},
-                                {"test", o->test},             {"labels", r.labels},
-                                {"test_loss", r.test_loss},    {"test_accuracy", r.test_accuracy},
-                                {"train_loss", r.train_loss},  {"train_accuracy", r.train_accuracy},
-                                {"iterations", r.iterations},  {"converged", r.converged},
-                                {"gradient_max", r.gradient_norm}, {"l2", o->probe.fit.l2},
-                                {"extract_seconds", r.extract_seconds}, {"fit_seconds", r.fit_seconds},
-                                {"features_cached", r.train_cached && r.test_cached}, {"body_sha256", hash}};
+            nlohmann::json j = {{"model", o->model},
+                                {"train", o->train},
+                                {"test", o->test},
+                                {"labels", r.labels},
+                                {"test_loss", r.test_loss},
+                                {"test_accuracy", r.test_accuracy},
+                                {"train_loss", r.train_loss},
+                                {"train_accuracy", r.train_accuracy},
+                                {"iterations", r.iterations},
+                                {"converged", r.converged},
+                                {"gradient_max", r.gradient_norm},
+                                {"l2", o->probe.fit.l2},
+                                {"extract_seconds", r.extract_seconds},
+                                {"fit_seconds", r.fit_seconds},
+                                {"features_cached", r.train_cached && r.test_cached},
+                                {"body_sha256", hash}};
             std::printf("%s\n", j.dump(2).c_str());
         } else {
             std::printf("test loss      %.6f (generalized loss)\n", r.test_loss);

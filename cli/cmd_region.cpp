@@ -1,9 +1,5 @@
 // basin interpolate / hull / plane: walking the region between checkpoints and scoring every
 // point with the generalized loss (region/score.h).
-#include <cmath>
-#include <cstdio>
-#include <tuple>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/strings.h"
@@ -11,6 +7,10 @@
 #include "basin/region/studies.h"
 #include "basin/space/map.h"
 #include "options.h"
+
+#include <cmath>
+#include <cstdio>
+#include <tuple>
 
 namespace basin::cli {
 
@@ -33,12 +33,15 @@ struct RegionOptions {
         app.add_option("--out", out, "Output folder")->required();
         app.add_flag("--overwrite", overwrite, "Replace a non-empty output folder");
         probe.add(app);
-        app.add_option("--probe-train-limit", limits.train, "Fit each probe on a seeded sample of this many examples (0: all)")
+        app.add_option("--probe-train-limit", limits.train,
+                       "Fit each probe on a seeded sample of this many examples (0: all)")
             ->capture_default_str();
-        app.add_option("--probe-test-limit", limits.test, "Score on a seeded sample of this many test examples (0: all)")
+        app.add_option("--probe-test-limit", limits.test,
+                       "Score on a seeded sample of this many test examples (0: all)")
             ->capture_default_str();
         add_threads_option(app, threads, "Compute threads in all (0: libtorch's default)");
-        app.add_option("--jobs", jobs, "Points scored at once, each with its own model in memory")->capture_default_str();
+        app.add_option("--jobs", jobs, "Points scored at once, each with its own model in memory")
+            ->capture_default_str();
         add_device_option(app, device);
         app.add_flag("--quiet", quiet, "No progress lines");
     }
@@ -48,7 +51,8 @@ struct RegionOptions {
         BASIN_CHECK(jobs >= 1, "--jobs must be at least 1, got ", jobs);
         out_dir = check_output_folder(out, overwrite);
         std::vector<TargetDataset> targets;
-        for (const auto& d : data) targets.push_back(read_target(d, limits));
+        for (const auto& d : data)
+            targets.push_back(read_target(d, limits));
         for (std::size_t i = 0; i < targets.size(); ++i)
             for (std::size_t j = 0; j < i; ++j)
                 BASIN_CHECK(targets[i].name != targets[j].name, "--data: two datasets are named '", targets[i].name,
@@ -65,7 +69,6 @@ struct RegionOptions {
         return {std::move(targets), s};
     }
 };
-
 
 void print_times(const ScoreTimes& t) {
     const double work = std::max(1e-9, t.build_seconds + t.extract_seconds + t.fit_seconds);
@@ -99,11 +102,13 @@ Runner add_interpolate(CLI::App& app) {
         const InterpolationRecord r = run_interpolation(study, targets, options);
 
         std::printf("%10s", "alpha");
-        for (const auto& t : r.targets) std::printf("  %22s", (t.name + " loss/acc").c_str());
+        for (const auto& t : r.targets)
+            std::printf("  %22s", (t.name + " loss/acc").c_str());
         std::printf("  %16s\n", "mean loss/acc");
         for (std::size_t p = 0; p < r.alphas.size(); ++p) {
             std::printf("%10.4g", r.alphas[p]);
-            for (const auto& s : r.scores[p]) std::printf("  %13.4f %8.4f", s.loss, s.accuracy);
+            for (const auto& s : r.scores[p])
+                std::printf("  %13.4f %8.4f", s.loss, s.accuracy);
             std::printf("  %8.4f %7.4f\n", mean_over_targets(r.scores[p], &PointScore::loss),
                         mean_over_targets(r.scores[p], &PointScore::accuracy));
         }
@@ -122,20 +127,25 @@ Runner add_hull(CLI::App& app) {
         std::uint64_t seed = 0;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("--group", o->group, "File listing the group's checkpoints (In), one folder or glob per line")->required();
+    app.add_option("--group", o->group, "File listing the group's checkpoints (In), one folder or glob per line")
+        ->required();
     app.add_option("--samples", o->samples, "Hull samples (In'), Dirichlet(1) weights (default: as many as members)");
     app.add_option("--seed", o->seed, "Seed of the hull weights and the random directions")->capture_default_str();
-    app.add_option("--weights", o->weights, "CSV file of explicit hull weights, one row per sample (instead of --samples)");
+    app.add_option("--weights", o->weights,
+                   "CSV file of explicit hull weights, one row per sample (instead of --samples)");
     app.add_option("--outside", o->outside, "File listing checkpoints outside the group (Ex)");
-    app.add_option("--random", o->random, "Ex models: the base moved along this many random directions")->capture_default_str();
+    app.add_option("--random", o->random, "Ex models: the base moved along this many random directions")
+        ->capture_default_str();
     app.add_option("--base", o->base, "The pretrained checkpoint (origin of task vectors and random directions)");
     o->region.add(app);
     return [o]() {
         HullStudy study;
         study.members = read_model_list(o->group);
         if (!o->outside.empty()) study.outside = read_model_list(o->outside);
-        BASIN_CHECK(o->random == 0 || !o->base.empty(), "--random needs --base: random directions start at the pretrained model");
-        BASIN_CHECK(!study.outside.empty() || o->random > 0, "hull: no Ex models; give --outside FILE and/or --random N --base DIR");
+        BASIN_CHECK(o->random == 0 || !o->base.empty(),
+                    "--random needs --base: random directions start at the pretrained model");
+        BASIN_CHECK(!study.outside.empty() || o->random > 0,
+                    "hull: no Ex models; give --outside FILE and/or --random N --base DIR");
         BASIN_CHECK(o->weights.empty() || o->samples == 0, "give --samples or --weights, not both");
         if (!o->weights.empty()) study.weights = read_hull_weights(o->weights, study.members.size());
         if (!o->base.empty()) study.base = fs::path(o->base);
@@ -145,11 +155,13 @@ Runner add_hull(CLI::App& app) {
         const HullRecord r = run_hull(study, targets, options);
 
         std::printf("%-22s", "PB");
-        for (std::size_t k = 0; k < kPbPairs.size(); ++k) std::printf("  %18s", pb_name(k).c_str());
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k)
+            std::printf("  %18s", pb_name(k).c_str());
         std::printf("\n");
         for (const auto& row : r.pb) {
             std::printf("%-22s", row.dataset.c_str());
-            for (const auto& v : row.values) std::printf("  %9.3f (%5zu pairs)", v.value, v.pairs);
+            for (const auto& v : row.values)
+                std::printf("  %9.3f (%5zu pairs)", v.value, v.pairs);
             std::printf("\n");
         }
         print_times(r.times);
@@ -185,7 +197,8 @@ Runner add_plane(CLI::App& app) {
     return [o]() {
         const bool random = o->random_plane.has_value();
         BASIN_CHECK(random ? o->models.size() == 1 : o->models.size() == 3,
-                    random ? "--random-plane takes one model (A)" : "plane needs three models A B C (or one with --random-plane)");
+                    random ? "--random-plane takes one model (A)"
+                           : "plane needs three models A B C (or one with --random-plane)");
         BASIN_CHECK(!random || (o->extent > 0 && std::isfinite(o->extent)), "--extent must be positive");
         PlaneStudy study;
         study.models.assign(o->models.begin(), o->models.end());

@@ -1,13 +1,13 @@
 // basin run / status: an experiment spec expanded into jobs, run resumably (MPI optional).
-#include <cstdio>
-#include <filesystem>
-#include <map>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/experiment/report.h"
 #include "basin/experiment/runner.h"
 #include "commands.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
 
 namespace basin::cli {
 
@@ -17,7 +17,8 @@ std::map<std::string, std::string> parse_sets(const std::vector<std::string>& se
     std::map<std::string, std::string> out;
     for (const auto& s : sets) {
         const auto eq = s.find('=');
-        BASIN_CHECK(eq != std::string::npos && eq > 0, "--set '", s, "': expected KEY=VALUE, e.g. data_root=/data/suite");
+        BASIN_CHECK(eq != std::string::npos && eq > 0, "--set '", s,
+                    "': expected KEY=VALUE, e.g. data_root=/data/suite");
         out[s.substr(0, eq)] = s.substr(eq + 1);
     }
     return out;
@@ -84,9 +85,10 @@ Runner add_report(CLI::App& app) {
                    "Experiment folder (with store.sqlite) or its spec (TOML); several: one document comparing them "
                    "(for example one study on two bases), the HTML in the first one's report-comparison/")
         ->required();
-    app.add_option("--markdown", o->markdown,
-                   "Also write the report as Markdown to this file, its figures as SVG in a folder beside it named after it "
-                   "(docs/REPRODUCTION.md -> docs/reproduction/)");
+    app.add_option(
+        "--markdown", o->markdown,
+        "Also write the report as Markdown to this file, its figures as SVG in a folder beside it named after it "
+        "(docs/REPRODUCTION.md -> docs/reproduction/)");
     return [o]() {
         std::vector<fs::path> dirs;
         std::string command = "basin report";
@@ -101,7 +103,8 @@ Runner add_report(CLI::App& app) {
             options.markdown = o->markdown;
             options.command = command + " --markdown " + o->markdown;
         }
-        const ReportResult r = dirs.size() == 1 ? write_report(dirs.front(), options) : write_comparison_report(dirs, options);
+        const ReportResult r =
+            dirs.size() == 1 ? write_report(dirs.front(), options) : write_comparison_report(dirs, options);
         std::printf("%s (%zu figures, %zu tables)\n", r.html.c_str(), r.figures, r.tables);
         if (!r.markdown.empty()) std::printf("%s\n", r.markdown.c_str());
         return 0;

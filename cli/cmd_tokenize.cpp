@@ -1,14 +1,14 @@
 // basin tokenize --tokenizer tokenizer.json --input FILE: token ids for each input, as JSONL.
 // Input lines are JSON objects {"text": ..., "text_pair": ...} or, with --plain, raw text lines.
-#include <cstdio>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/data/dataset.h"
 #include "basin/text/tokenizer.h"
 #include "commands.h"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace basin::cli {
 
@@ -21,15 +21,19 @@ Runner add_tokenize(CLI::App& app) {
     };
     auto o = std::make_shared<Options>();
     app.add_option("--tokenizer", o->tokenizer, "tokenizer.json (or a checkpoint folder holding one)")->required();
-    app.add_option("--input", o->input, "JSONL of {\"text\", \"text_pair\"?} objects (or text lines with --plain)")->required();
+    app.add_option("--input", o->input, "JSONL of {\"text\", \"text_pair\"?} objects (or text lines with --plain)")
+        ->required();
     app.add_option("--output", o->output, "Write JSONL here instead of standard output");
     app.add_flag("--plain", o->plain, "Input is one raw text per line");
     app.add_flag("--no-special", o->no_special, "Do not add the post-processor's special tokens");
     app.add_flag("--tokens", o->tokens, "Also print the token strings");
     app.add_flag("--normalized", o->normalized, "Also print the normalizer's output for the text");
-    app.add_option("--max-length", o->max_length, "Truncate to this many tokens (0: as tokenizer.json says)")->capture_default_str();
+    app.add_option("--max-length", o->max_length, "Truncate to this many tokens (0: as tokenizer.json says)")
+        ->capture_default_str();
     app.add_flag("--no-truncation", o->no_truncation, "Ignore tokenizer.json's truncation");
-    app.add_flag("--no-padding", o->no_padding, "Ignore tokenizer.json's padding (each input is otherwise padded as a batch of one, as the Hugging Face tokenizers' encode does)");
+    app.add_flag("--no-padding", o->no_padding,
+                 "Ignore tokenizer.json's padding (each input is otherwise padded as a batch of one, as the Hugging "
+                 "Face tokenizers' encode does)");
     return [o]() {
         fs::path path(o->tokenizer);
         if (fs::is_directory(path)) path /= "tokenizer.json";
@@ -71,8 +75,10 @@ Runner add_tokenize(CLI::App& app) {
             if (o->normalized) row["normalized"] = tokenizer.normalize(text);
             out += row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         }
-        if (o->output.empty()) std::fwrite(out.data(), 1, out.size(), stdout);
-        else write_text_atomically(o->output, out);
+        if (o->output.empty())
+            std::fwrite(out.data(), 1, out.size(), stdout);
+        else
+            write_text_atomically(o->output, out);
         return 0;
     };
 }

@@ -2,13 +2,12 @@
 // CLI11 app and returns the function that runs it; library errors propagate to main().
 #pragma once
 
-#include <cstdio>
-#include <functional>
-#include <string>
-
 #include "basin/core/interrupt.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <functional>
+#include <string>
 
 namespace basin::cli {
 

@@ -1,6 +1,10 @@
 // basin: the program's entry point. The commands that need no libtorch (map, merge, run, status) run in this
 // small binary and start in milliseconds; every other command, and the help, runs in basin-torch
 // (installed next to it), which spends about 0.4 s loading and initialising libtorch.
+#include "basin/core/error.h"
+#include "basin/core/interrupt.h"
+#include "program.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -8,10 +12,6 @@
 #include <filesystem>
 #include <string>
 #include <unistd.h>
-
-#include "basin/core/error.h"
-#include "basin/core/interrupt.h"
-#include "program.h"
 
 int main(int argc, char** argv) {
     const std::string command = argc > 1 ? argv[1] : "";

@@ -1,16 +1,16 @@
 // basin-torch: the command-line program with every command (`basin` runs the light ones itself and
 // hands the rest here). Subcommands are thin wrappers around the library; run_program
 // (program.h) is the one error boundary: every library error is one line and a non-zero exit.
-#include <cstdio>
-#include <cstdlib>
-#include <dlfcn.h>
-#include <unistd.h>
-#include <map>
-#include <torch/torch.h>
-
 #include "basin/core/error.h"
 #include "basin/core/interrupt.h"
 #include "program.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <map>
+#include <torch/torch.h>
+#include <unistd.h>
 
 namespace basin::cli {
 
@@ -60,16 +60,36 @@ std::string describe(const std::exception& e) {
 }
 
 using basin::cli::Runner;
-Runner add_eval(CLI::App& a, const std::string&) { return basin::cli::add_eval(a); }
-Runner add_inspect(CLI::App& a, const std::string&) { return basin::cli::add_inspect(a); }
-Runner add_tokenizer(CLI::App& a, const std::string&) { return basin::cli::add_tokenizer(a); }
-Runner add_tokenize(CLI::App& a, const std::string&) { return basin::cli::add_tokenize(a); }
-Runner add_probe(CLI::App& a, const std::string&) { return basin::cli::add_probe(a); }
-Runner add_interpolate(CLI::App& a, const std::string&) { return basin::cli::add_interpolate(a); }
-Runner add_hull(CLI::App& a, const std::string&) { return basin::cli::add_hull(a); }
-Runner add_plane(CLI::App& a, const std::string&) { return basin::cli::add_plane(a); }
-Runner add_init_compare(CLI::App& a, const std::string&) { return basin::cli::add_init_compare(a); }
-Runner add_init_model(CLI::App& a, const std::string&) { return basin::cli::add_init_model(a); }
+Runner add_eval(CLI::App& a, const std::string&) {
+    return basin::cli::add_eval(a);
+}
+Runner add_inspect(CLI::App& a, const std::string&) {
+    return basin::cli::add_inspect(a);
+}
+Runner add_tokenizer(CLI::App& a, const std::string&) {
+    return basin::cli::add_tokenizer(a);
+}
+Runner add_tokenize(CLI::App& a, const std::string&) {
+    return basin::cli::add_tokenize(a);
+}
+Runner add_probe(CLI::App& a, const std::string&) {
+    return basin::cli::add_probe(a);
+}
+Runner add_interpolate(CLI::App& a, const std::string&) {
+    return basin::cli::add_interpolate(a);
+}
+Runner add_hull(CLI::App& a, const std::string&) {
+    return basin::cli::add_hull(a);
+}
+Runner add_plane(CLI::App& a, const std::string&) {
+    return basin::cli::add_plane(a);
+}
+Runner add_init_compare(CLI::App& a, const std::string&) {
+    return basin::cli::add_init_compare(a);
+}
+Runner add_init_model(CLI::App& a, const std::string&) {
+    return basin::cli::add_init_model(a);
+}
 
 } // namespace
 

@@ -4,11 +4,11 @@
 // for the light commands is in commands.h.
 #pragma once
 
-#include <string>
-
 #include "basin/core/fs.h"
 #include "basin/train/probe.h"
 #include "commands.h"
+
+#include <string>
 
 namespace basin::cli {
 
@@ -16,12 +16,15 @@ inline void add_device_option(CLI::App& app, std::string& device) {
     app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
 }
 
-inline void add_threads_option(CLI::App& app, int& threads, const char* help = "Compute threads (0: libtorch's default)") {
+inline void add_threads_option(CLI::App& app, int& threads,
+                               const char* help = "Compute threads (0: libtorch's default)") {
     app.add_option("--threads", threads, help)->capture_default_str();
 }
 
 // The feature cache folder: $BASIN_CACHE/features or ~/.cache/basin/features unless --cache.
-inline fs::path default_cache_dir() { return cache_root() / "features"; }
+inline fs::path default_cache_dir() {
+    return cache_root() / "features";
+}
 
 // A linear probe on first-token features: the fit (--l2, --max-iterations, --tolerance), the
 // features (--batch-size, --max-length) and their cache (--cache, --no-cache).
@@ -33,10 +36,12 @@ struct ProbeCliOptions {
 
     void add(CLI::App& app) {
         app.add_option("--l2", fit.l2, "L2 penalty on the probe's weights: (l2 / 2) * ||W||^2")->capture_default_str();
-        app.add_option("--max-iterations", fit.max_iterations, "L-BFGS iterations at most per probe")->capture_default_str();
+        app.add_option("--max-iterations", fit.max_iterations, "L-BFGS iterations at most per probe")
+            ->capture_default_str();
         app.add_option("--tolerance", fit.tolerance, "Probe converged when every gradient entry is below this")
             ->capture_default_str();
-        app.add_option("--cache", cache, "Feature cache folder (default: $BASIN_CACHE/features or ~/.cache/basin/features)");
+        app.add_option("--cache", cache,
+                       "Feature cache folder (default: $BASIN_CACHE/features or ~/.cache/basin/features)");
         app.add_flag("--no-cache", no_cache, "Do not read or write cached features");
         app.add_option("--batch-size", features.batch_size, "Examples per forward pass")->capture_default_str();
         app.add_option("--max-length", features.max_length, "Tokens per example")->capture_default_str();

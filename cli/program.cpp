@@ -1,20 +1,30 @@
 #include "program.h"
 
-#include <cstdio>
-
 #include "basin/core/error.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/version.h"
+
+#include <cstdio>
 
 namespace basin::cli {
 
 namespace {
 
-Runner light_map(CLI::App& app, const std::string&) { return add_map(app); }
-Runner light_merge(CLI::App& app, const std::string&) { return add_merge(app); }
-Runner light_run(CLI::App& app, const std::string&) { return add_run(app); }
-Runner light_status(CLI::App& app, const std::string&) { return add_status(app); }
-Runner light_report(CLI::App& app, const std::string&) { return add_report(app); }
+Runner light_map(CLI::App& app, const std::string&) {
+    return add_map(app);
+}
+Runner light_merge(CLI::App& app, const std::string&) {
+    return add_merge(app);
+}
+Runner light_run(CLI::App& app, const std::string&) {
+    return add_run(app);
+}
+Runner light_status(CLI::App& app, const std::string&) {
+    return add_status(app);
+}
+Runner light_report(CLI::App& app, const std::string&) {
+    return add_report(app);
+}
 
 } // namespace
 
@@ -29,10 +39,13 @@ const std::vector<Command>& command_table() {
         {"probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", nullptr},
         {"map", "Weight-space map: similarity, clusters and projections of many checkpoints", light_map},
         {"interpolate", "Generalized loss along the line between two checkpoints (and beyond, --extrapolate)", nullptr},
-        {"hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table", nullptr},
+        {"hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
+         nullptr},
         {"plane", "Generalized-loss surface on the plane through three checkpoints", nullptr},
-        {"merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock", light_merge},
-        {"init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare", nullptr},
+        {"merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
+         light_merge},
+        {"init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare",
+         nullptr},
         {"run", "Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI", light_run},
         {"status", "What an experiment has done, is doing and has left", light_status},
         {"report", "One self-contained HTML report (and SVG/PDF figures) from an experiment's store", light_report},
@@ -55,7 +68,8 @@ int run_program(int argc, char** argv, const std::vector<Command>& table, const 
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.set_version_flag("--version", std::string("basin ") + kVersion);
     std::string command_line; // recorded by the training commands
-    for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+    for (int i = 0; i < argc; ++i)
+        command_line += (i ? " " : "") + std::string(argv[i]);
     std::map<CLI::App*, Runner> runners;
     for (const auto& c : table) {
         Adder add = c.light;
@@ -73,7 +87,8 @@ int run_program(int argc, char** argv, const std::vector<Command>& table, const 
         return app.exit(e);
     }
     try {
-        for (auto* sub : app.get_subcommands()) return runners.at(sub)();
+        for (auto* sub : app.get_subcommands())
+            return runners.at(sub)();
     } catch (const Interrupted& e) {
         return report_interrupted(e);
     } catch (const std::exception& e) { // basin::Error and anything else: one line

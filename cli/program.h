@@ -4,12 +4,12 @@
 // order `basin --help` lists them.
 #pragma once
 
+#include "commands.h"
+
 #include <exception>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "commands.h"
 
 namespace basin::cli {
 
@@ -29,7 +29,8 @@ bool is_light_command(const std::string& name);
 // them; a clean stop (SIGINT/SIGTERM) is report_interrupted; any other error is one line
 // "basin: error: ...", exit status 1. `describe` turns an exception into that line's text (for
 // libtorch's errors without their backtrace); by default what().
-int run_program(int argc, char** argv, const std::vector<Command>& table, const std::map<std::string, Adder>& torch = {},
+int run_program(int argc, char** argv, const std::vector<Command>& table,
+                const std::map<std::string, Adder>& torch = {},
                 std::string (*describe)(const std::exception&) = nullptr);
 
 } // namespace basin::cli

@@ -1,7 +1,7 @@
 // config.json: JSON, then the Hugging Face config, then the resolved encoder config.
-#include <nlohmann/json.hpp>
-
 #include "basin/models/config.h"
+
+#include <nlohmann/json.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto json = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);

@@ -6,7 +6,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto path = basin::fuzz::write("model.safetensors.index.json", data, size);
     try {
         basin::CheckpointTensors tensors(path);
-        for (const auto& name : tensors.names()) (void)tensors.find(name);
+        for (const auto& name : tensors.names())
+            (void)tensors.find(name);
     } catch (const std::exception&) {
     }
     return 0;

@@ -1,8 +1,8 @@
 // The safetensors reader: header length, JSON header, offsets, dtypes; then every tensor read.
-#include <vector>
-
 #include "basin/io/safetensors.h"
 #include "fuzz_util.h"
+
+#include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto path = basin::fuzz::write("model.safetensors", data, size);

@@ -1,8 +1,8 @@
 // The experiment spec (TOML), in a folder where base/ and data/ exist so that checks go deep.
-#include <filesystem>
-
 #include "basin/experiment/spec.h"
 #include "fuzz_util.h"
+
+#include <filesystem>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static const bool folders = [] {

@@ -1,10 +1,10 @@
 // tokenizer.json and tokenization: the input is a tokenizer JSON, a 0 byte, and text to encode
 // (alone and as a pair).
+#include "basin/text/tokenizer.h"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string_view>
-
-#include "basin/text/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto* end = data + size;

@@ -1,9 +1,9 @@
 // The torch.save archive reader (pytorch_model.bin): zip directory, the restricted pickle
 // machine, storage ranges; then every tensor read from the mapping.
-#include <vector>
-
 #include "basin/io/safetensors.h"
 #include "fuzz_util.h"
+
+#include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto path = basin::fuzz::write("pytorch_model.bin", data, size);

@@ -21,6 +21,7 @@ packages=(
   libopenmpi-dev openmpi-bin          # `mpirun basin run`: jobs spread over ranks
   chromium                            # the report's test: the page loads and draws in a headless browser
   time                                # GNU time: peak memory of a command in the resource-limit tests
+  clang-format-14                     # the formatting check of .ci/run (scripts/check-format.sh), one version for all
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 with_data=0

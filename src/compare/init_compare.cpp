@@ -1,18 +1,18 @@
 #include "basin/compare/init_compare.h"
 
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/strings.h"
+#include "basin/data/dataset.h"
+#include "basin/merge/merge.h"
+#include "basin/space/map.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
 #include <set>
-
-#include "basin/core/error.h"
-#include "basin/core/strings.h"
-#include "basin/core/fs.h"
-#include "basin/data/dataset.h"
-#include "basin/merge/merge.h"
-#include "basin/space/map.h"
 
 namespace basin {
 
@@ -31,7 +31,6 @@ std::optional<double> finished_accuracy(const fs::path& run) {
     return last["eval_accuracy"].get<double>();
 }
 
-
 } // namespace
 
 TargetComparison compare_starts(const fs::path& target, const std::vector<std::pair<std::string, fs::path>>& candidates,
@@ -41,7 +40,8 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
     std::set<std::string> names;
     for (const auto& [name, dir] : candidates) {
         BASIN_CHECK(names.insert(name).second, "init-compare: candidate name '", name, "' is given twice");
-        BASIN_CHECK(fs::is_directory(dir), "init-compare: candidate ", name, ": ", dir.string(), ": model folder not found");
+        BASIN_CHECK(fs::is_directory(dir), "init-compare: candidate ", name, ": ", dir.string(),
+                    ": model folder not found");
     }
     TargetComparison result;
     result.target = fs::path(target).lexically_normal().filename().string();
@@ -56,7 +56,8 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
             const fs::path run = runs / result.target / (name + "-s" + std::to_string(seed));
             std::optional<double> accuracy = finished_accuracy(run);
             if (accuracy) {
-                if (s.log) s.log(result.target + ": " + name + " seed " + std::to_string(seed) + ": reusing " + run.string());
+                if (s.log)
+                    s.log(result.target + ": " + name + " seed " + std::to_string(seed) + ": reusing " + run.string());
             } else {
                 FinetuneOptions f;
                 f.model = dir;
@@ -75,7 +76,8 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
                 f.overwrite = true; // an unfinished folder of an earlier attempt
                 if (s.log) s.log(result.target + ": fine-tuning from " + name + " with seed " + std::to_string(seed));
                 const FinetuneResult r = finetune(f);
-                BASIN_CHECK(!r.epochs.empty() && r.epochs.back().eval_accuracy, run.string(), ": the run recorded no test accuracy");
+                BASIN_CHECK(!r.epochs.empty() && r.epochs.back().eval_accuracy, run.string(),
+                            ": the run recorded no test accuracy");
                 accuracy = *r.epochs.back().eval_accuracy;
             }
             c.accuracy.push_back(*accuracy);
@@ -86,7 +88,9 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
     }
     result.test = paired_t_test(result.candidates[0].accuracy, result.candidates[1].accuracy);
     // a tie: equal mean accuracy (to rounding)
-    result.outcome = std::abs(result.test.mean_difference) < 1e-9 ? "tie" : result.test.mean_difference > 0 ? "win" : "loss";
+    result.outcome = std::abs(result.test.mean_difference) < 1e-9 ? "tie"
+                     : result.test.mean_difference > 0            ? "win"
+                                                                  : "loss";
     return result;
 }
 
@@ -107,8 +111,8 @@ std::vector<TargetComparison> leave_one_out_centroids(const fs::path& zoo, const
     }
     std::vector<TargetComparison> rows;
     for (const auto& target : targets) {
-        BASIN_CHECK(fs::is_directory(data_root / target), (data_root / target).string(), ": dataset folder not found for target '",
-                    target, "'");
+        BASIN_CHECK(fs::is_directory(data_root / target), (data_root / target).string(),
+                    ": dataset folder not found for target '", target, "'");
         std::vector<fs::path> others;
         for (std::size_t i = 0; i < models.size(); ++i)
             if (dataset_of[i] != target) others.push_back(models[i]);
@@ -116,7 +120,8 @@ std::vector<TargetComparison> leave_one_out_centroids(const fs::path& zoo, const
                     "; the leave-one-out centroid would be empty");
         const fs::path centroid = out / "centroids" / target;
         if (!fs::exists(centroid / "basin_merge.json")) {
-            if (s.log) s.log(target + ": centroid of " + std::to_string(others.size()) + " models trained on other datasets");
+            if (s.log)
+                s.log(target + ": centroid of " + std::to_string(others.size()) + " models trained on other datasets");
             MergeOptions m;
             m.method = MergeMethod::Mean;
             m.models = others;
@@ -126,8 +131,8 @@ std::vector<TargetComparison> leave_one_out_centroids(const fs::path& zoo, const
             m.extra_provenance = {{"leave_one_out", target}, {"zoo", zoo.string()}};
             merge_checkpoints(m);
         }
-        rows.push_back(compare_starts(data_root / target, {{"pretrained", pretrained}, {"centroid", centroid}}, s,
-                                      out / "runs"));
+        rows.push_back(
+            compare_starts(data_root / target, {{"pretrained", pretrained}, {"centroid", centroid}}, s, out / "runs"));
     }
     return rows;
 }
@@ -144,18 +149,23 @@ std::string write_comparison_tables(const std::vector<TargetComparison>& rows, c
     int wins = 0, ties = 0, losses = 0;
     for (const auto& r : rows) {
         const auto &x = r.candidates[0], &y = r.candidates[1];
-        md += "| " + r.target + " | " + format_percent(x.mean) + " +- " + format_percent(x.std) + " | " + format_percent(y.mean) + " +- " +
-              format_percent(y.std) + " | " + (r.test.mean_difference >= 0 ? "+" : "") + format_percent(r.test.mean_difference) +
-              " | " + (r.test.degrees_of_freedom > 0 ? std::to_string(r.test.p_value).substr(0, 5) : "-") + " | " +
-              r.outcome + " |\n";
+        md += "| " + r.target + " | " + format_percent(x.mean) + " +- " + format_percent(x.std) + " | " +
+              format_percent(y.mean) + " +- " + format_percent(y.std) + " | " +
+              (r.test.mean_difference >= 0 ? "+" : "") + format_percent(r.test.mean_difference) + " | " +
+              (r.test.degrees_of_freedom > 0 ? std::to_string(r.test.p_value).substr(0, 5) : "-") + " | " + r.outcome +
+              " |\n";
         gains.push_back(r.test.mean_difference);
         (r.outcome == "win" ? wins : r.outcome == "tie" ? ties : losses) += 1;
         json candidates = json::array();
         for (const auto& c : r.candidates) {
-            candidates.push_back({{"name", c.name}, {"start", c.start.string()}, {"accuracy", c.accuracy},
-                                  {"mean", c.mean}, {"std", c.std}});
+            candidates.push_back({{"name", c.name},
+                                  {"start", c.start.string()},
+                                  {"accuracy", c.accuracy},
+                                  {"mean", c.mean},
+                                  {"std", c.std}});
             for (std::size_t i = 0; i < c.accuracy.size(); ++i)
-                csv += r.target + "," + c.name + "," + std::to_string(s.seeds[i]) + "," + std::to_string(c.accuracy[i]) + "\n";
+                csv += r.target + "," + c.name + "," + std::to_string(s.seeds[i]) + "," +
+                       std::to_string(c.accuracy[i]) + "\n";
         }
         table.push_back({{"target", r.target},
                          {"test_examples", r.test_examples},
@@ -169,20 +179,16 @@ std::string write_comparison_tables(const std::vector<TargetComparison>& rows, c
     md += "| **mean** | | | **" + std::string(mean(gains) >= 0 ? "+" : "") + format_percent(mean(gains)) + "** | | " +
           std::to_string(wins) + " win / " + std::to_string(ties) + " tie / " + std::to_string(losses) + " loss |\n";
     std::string seeds;
-    for (auto v : s.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
-    const std::string settings = std::string(train_mode_name(s.mode)) + " fine-tuning, " + std::to_string(s.epochs) +
-                                 " epochs, lr " + format_g(s.lr) + ", batch " + std::to_string(s.batch_size) +
-                                 ", max length " + std::to_string(s.max_length) + ", seeds " + seeds +
-                                 (s.train_limit ? ", at most " + std::to_string(s.train_limit) + " training examples" : "");
+    for (auto v : s.seeds)
+        seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
+    const std::string settings =
+        std::string(train_mode_name(s.mode)) + " fine-tuning, " + std::to_string(s.epochs) + " epochs, lr " +
+        format_g(s.lr) + ", batch " + std::to_string(s.batch_size) + ", max length " + std::to_string(s.max_length) +
+        ", seeds " + seeds + (s.train_limit ? ", at most " + std::to_string(s.train_limit) + " training examples" : "");
     md = "Test accuracy (%), mean +- standard deviation over seeds; difference = " + b + " - " + a +
          "; tie: equal means.\nSettings: " + settings + ".\n\n" + md;
-    json summary = {{"settings", settings},
-                    {"inputs", inputs},
-                    {"rows", table},
-                    {"mean_difference", mean(gains)},
-                    {"wins", wins},
-                    {"ties", ties},
-                    {"losses", losses}};
+    json summary = {{"settings", settings}, {"inputs", inputs}, {"rows", table},   {"mean_difference", mean(gains)},
+                    {"wins", wins},         {"ties", ties},     {"losses", losses}};
     fs::create_directories(out);
     write_text_atomically(out / "table.md", md);
     write_text_atomically(out / "table.csv", csv);

@@ -88,10 +88,9 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::F
     BASIN_CHECK(out, path.string(), ": cannot create file (", std::strerror(errno), ")");
     try {
         write(out);
-        BASIN_CHECK(std::fflush(out) == 0 && ::fsync(::fileno(out)) == 0, path.string(),
-                    ": write failed (", std::strerror(errno), ")");
-        BASIN_CHECK(std::fclose(out) == 0, path.string(), ": close failed (", std::strerror(errno),
-                    ")");
+        BASIN_CHECK(std::fflush(out) == 0 && ::fsync(::fileno(out)) == 0, path.string(), ": write failed (",
+                    std::strerror(errno), ")");
+        BASIN_CHECK(std::fclose(out) == 0, path.string(), ": close failed (", std::strerror(errno), ")");
         out = nullptr;
         std::error_code ec;
         fs::rename(tmp, path, ec);
@@ -106,8 +105,8 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::F
 
 void write_text_atomically(const fs::path& path, const std::string& text) {
     write_file_atomically(path, [&](std::FILE* out) {
-        BASIN_CHECK(std::fwrite(text.data(), 1, text.size(), out) == text.size(), path.string(),
-                    ": write failed (", std::strerror(errno), ")");
+        BASIN_CHECK(std::fwrite(text.data(), 1, text.size(), out) == text.size(), path.string(), ": write failed (",
+                    std::strerror(errno), ")");
     });
 }
 
@@ -131,8 +130,7 @@ fs::path check_output_folder(const fs::path& out_arg, bool overwrite, const fs::
     return out;
 }
 
-void write_folder_atomically(const fs::path& out,
-                             const std::function<void(const fs::path&)>& fill) {
+void write_folder_atomically(const fs::path& out, const std::function<void(const fs::path&)>& fill) {
     fs::path tmp = out;
     tmp += ".tmp-" + std::to_string(::getpid());
     fs::remove_all(tmp);

@@ -1,17 +1,16 @@
 // SHA-256 per FIPS 180-4.
 #include "basin/core/hash.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <vector>
-#include <immintrin.h>
-
 #include "basin/core/cpu.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <immintrin.h>
 #include <sys/stat.h>
+#include <vector>
 
 namespace basin {
 namespace {
@@ -25,13 +24,15 @@ constexpr std::uint32_t kRound[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-inline std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+inline std::uint32_t rotr(std::uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
 
 // The SHA extensions (SHA-NI) do two rounds per instruction and the message schedule in two more:
 // about 5x the portable code. State registers hold (A, B, E, F) and (C, D, G, H), as the
 // instructions expect.
 __attribute__((target("sha,sse4.1,ssse3"))) void compress_sha_ni(std::uint32_t state[8], const std::uint8_t* data,
-                                                                  std::size_t blocks) {
+                                                                 std::size_t blocks) {
     const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
     __m128i dcba = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);
     __m128i hgfe = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);
@@ -44,9 +45,9 @@ __attribute__((target("sha,sse4.1,ssse3"))) void compress_sha_ni(std::uint32_t s
             __m128i& words = w[g % 4];
             if (g < 4) {
                 words = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * g)), byte_swap);
-            } else { // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time
+            } else {                          // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time
                 const __m128i& w4 = w[g % 4]; // W[t-16..t-13], overwritten below
-                const __m128i& w3 = w[(g + 1) % 4], w2 = w[(g + 2) % 4], w1 = w[(g + 3) % 4];
+                const __m128i &w3 = w[(g + 1) % 4], w2 = w[(g + 2) % 4], w1 = w[(g + 3) % 4];
                 __m128i partial = _mm_sha256msg1_epu32(w4, w3);
                 partial = _mm_add_epi32(partial, _mm_alignr_epi8(w1, w2, 4));
                 words = _mm_sha256msg2_epu32(partial, w1);
@@ -79,8 +80,7 @@ bool use_sha_extensions(bool allowed) {
 }
 
 Sha256::Sha256()
-    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-             0x5be0cd19} {}
+    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
 void Sha256::compress(const std::uint8_t* block) {
     std::uint32_t w[64];
@@ -92,8 +92,8 @@ void Sha256::compress(const std::uint8_t* block) {
         std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    std::uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3], e = state_[4],
-                  f = state_[5], g = state_[6], h = state_[7];
+    std::uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3], e = state_[4], f = state_[5],
+                  g = state_[6], h = state_[7];
     for (int i = 0; i < 64; ++i) {
         std::uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
         std::uint32_t ch = (e & f) ^ (~e & g);
@@ -101,10 +101,23 @@ void Sha256::compress(const std::uint8_t* block) {
         std::uint32_t s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
         std::uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
         std::uint32_t t2 = s0 + maj;
-        h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
     }
-    state_[0] += a; state_[1] += b; state_[2] += c; state_[3] += d;
-    state_[4] += e; state_[5] += f; state_[6] += g; state_[7] += h;
+    state_[0] += a;
+    state_[1] += b;
+    state_[2] += c;
+    state_[3] += d;
+    state_[4] += e;
+    state_[5] += f;
+    state_[6] += g;
+    state_[7] += h;
 }
 
 void Sha256::update(const void* data, std::size_t size) {
@@ -117,8 +130,10 @@ void Sha256::update(const void* data, std::size_t size) {
         bytes += take;
         size -= take;
         if (buffered_ < sizeof(buffer_)) return;
-        if (has_sha_ni()) compress_sha_ni(state_, buffer_, 1);
-        else compress(buffer_);
+        if (has_sha_ni())
+            compress_sha_ni(state_, buffer_, 1);
+        else
+            compress(buffer_);
         buffered_ = 0;
     }
     if (has_sha_ni() && size >= 64) {
@@ -126,7 +141,8 @@ void Sha256::update(const void* data, std::size_t size) {
         bytes += size / 64 * 64;
         size %= 64;
     }
-    for (; size >= 64; size -= 64, bytes += 64) compress(bytes);
+    for (; size >= 64; size -= 64, bytes += 64)
+        compress(bytes);
     std::memcpy(buffer_, bytes, size);
     buffered_ = size;
 }
@@ -136,14 +152,17 @@ std::string Sha256::hex_digest() {
     std::uint8_t pad = 0x80;
     update(&pad, 1);
     std::uint8_t zero = 0;
-    while (buffered_ != 56) update(&zero, 1);
+    while (buffered_ != 56)
+        update(&zero, 1);
     std::uint8_t length[8];
-    for (int i = 0; i < 8; ++i) length[i] = std::uint8_t(bit_length >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i)
+        length[i] = std::uint8_t(bit_length >> (56 - 8 * i));
     update(length, 8);
     static const char* digits = "0123456789abcdef";
     std::string hex;
     for (std::uint32_t word : state_)
-        for (int shift = 28; shift >= 0; shift -= 4) hex += digits[(word >> shift) & 0xf];
+        for (int shift = 28; shift >= 0; shift -= 4)
+            hex += digits[(word >> shift) & 0xf];
     return hex;
 }
 
@@ -160,7 +179,8 @@ std::string sha256_file(const std::filesystem::path& path) {
     Sha256 hasher;
     std::vector<std::uint8_t> buffer(1 << 20);
     std::size_t got = 0;
-    while ((got = std::fread(buffer.data(), 1, buffer.size(), in)) > 0) hasher.update(buffer.data(), got);
+    while ((got = std::fread(buffer.data(), 1, buffer.size(), in)) > 0)
+        hasher.update(buffer.data(), got);
     const bool failed = std::ferror(in);
     std::fclose(in);
     BASIN_CHECK(!failed, path.string(), ": read failed");
@@ -174,7 +194,8 @@ std::string sha256_file_cached(const std::filesystem::path& path) {
     const std::string identity = absolute.string() + "|" + std::to_string(st.st_size) + "|" +
                                  std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "|" +
                                  std::to_string(st.st_ino) + "|" + std::to_string(st.st_dev);
-    const auto entry = cache_root() / "file-hashes" / (sha256_hex(absolute.string().data(), absolute.string().size()) + ".txt");
+    const auto entry =
+        cache_root() / "file-hashes" / (sha256_hex(absolute.string().data(), absolute.string().size()) + ".txt");
     std::error_code ec;
     if (std::filesystem::exists(entry, ec)) {
         try {

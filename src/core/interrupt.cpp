@@ -29,15 +29,16 @@ void install_interrupt_handlers() {
     sigaction(SIGTERM, &action, nullptr);
 }
 
-int interrupt_signal() { return received.load(std::memory_order_relaxed); }
+int interrupt_signal() {
+    return received.load(std::memory_order_relaxed);
+}
 
 std::string signal_name(int signal) {
     return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal " + std::to_string(signal);
 }
 
 void check_interrupted(const char* doing) {
-    if (const int s = interrupt_signal())
-        throw Interrupted(s, "interrupted by " + signal_name(s) + " while " + doing);
+    if (const int s = interrupt_signal()) throw Interrupted(s, "interrupted by " + signal_name(s) + " while " + doing);
 }
 
 } // namespace basin

@@ -1,16 +1,17 @@
 #include "basin/core/stats.h"
 
+#include "basin/core/error.h"
+
 #include <cmath>
 #include <limits>
-
-#include "basin/core/error.h"
 
 namespace basin {
 
 double mean(const std::vector<double>& x) {
     if (x.empty()) return 0;
     double s = 0;
-    for (double v : x) s += v;
+    for (double v : x)
+        s += v;
     return s / double(x.size());
 }
 
@@ -18,7 +19,8 @@ double sample_std(const std::vector<double>& x) {
     if (x.size() < 2) return 0;
     const double m = mean(x);
     double s = 0;
-    for (double v : x) s += (v - m) * (v - m);
+    for (double v : x)
+        s += (v - m) * (v - m);
     return std::sqrt(s / double(x.size() - 1));
 }
 
@@ -61,7 +63,8 @@ double incomplete_beta(double x, double a, double b) {
     BASIN_CHECK(a > 0 && b > 0, "incomplete beta: a and b must be positive");
     if (x <= 0) return 0;
     if (x >= 1) return 1;
-    const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+    const double log_front =
+        std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
     // the fraction converges fast for x < (a + 1) / (a + b + 2); otherwise use the symmetry
     if (x < (a + 1) / (a + b + 2)) return std::exp(log_front) * beta_fraction(x, a, b) / a;
     return 1 - std::exp(log_front) * beta_fraction(1 - x, b, a) / b;
@@ -76,14 +79,16 @@ PairedTest paired_t_test(const std::vector<double>& a, const std::vector<double>
     BASIN_CHECK(a.size() == b.size(), "paired t-test: ", a.size(), " and ", b.size(), " values");
     PairedTest r;
     std::vector<double> d;
-    for (std::size_t i = 0; i < a.size(); ++i) d.push_back(b[i] - a[i]);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        d.push_back(b[i] - a[i]);
     r.mean_difference = mean(d);
     r.degrees_of_freedom = int(d.size()) - 1;
     if (d.size() < 2) return r;
     const double sd = sample_std(d);
     if (sd == 0) {
         if (r.mean_difference == 0) return r;
-        r.t = r.mean_difference > 0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+        r.t =
+            r.mean_difference > 0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
         r.p_value = 0;
         return r;
     }

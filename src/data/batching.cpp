@@ -1,16 +1,16 @@
 #include "basin/data/batching.h"
 
+#include "basin/core/error.h"
+
 #include <algorithm>
 #include <exception>
 #include <numeric>
 #include <thread>
 
-#include "basin/core/error.h"
-
 namespace basin {
 
-TokenizedExamples tokenize_examples(const Dataset& data, const text::Tokenizer& tokenizer,
-                                    std::size_t max_length, int threads) {
+TokenizedExamples tokenize_examples(const Dataset& data, const text::Tokenizer& tokenizer, std::size_t max_length,
+                                    int threads) {
     text::TruncationOptions truncation = tokenizer.truncation();
     truncation.max_length = max_length;
     TokenizedExamples out;
@@ -35,24 +35,26 @@ TokenizedExamples tokenize_examples(const Dataset& data, const text::Tokenizer& 
         }
     };
     std::vector<std::thread> pool;
-    for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
+    for (std::size_t w = 1; w < workers; ++w)
+        pool.emplace_back(work, w);
     work(0);
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+        t.join();
     for (auto& e : errors)
         if (e) std::rethrow_exception(e);
-    for (const auto& e : out.encodings) out.total_tokens += e.size();
+    for (const auto& e : out.encodings)
+        out.total_tokens += e.size();
     return out;
 }
 
-std::vector<std::vector<std::size_t>> make_batches(const std::vector<text::Encoding>& encodings,
-                                                   std::size_t batch_size, bool sort_by_length) {
+std::vector<std::vector<std::size_t>> make_batches(const std::vector<text::Encoding>& encodings, std::size_t batch_size,
+                                                   bool sort_by_length) {
     BASIN_CHECK(batch_size > 0, "batching: batch size must be positive");
     std::vector<std::size_t> order(encodings.size());
     std::iota(order.begin(), order.end(), 0);
     if (sort_by_length)
-        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-            return encodings[a].size() < encodings[b].size();
-        });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return encodings[a].size() < encodings[b].size(); });
     std::vector<std::vector<std::size_t>> batches;
     for (std::size_t i = 0; i < order.size(); i += batch_size)
         batches.emplace_back(order.begin() + std::ptrdiff_t(i),

@@ -1,11 +1,11 @@
 #include "basin/data/corpus.h"
 
+#include "basin/core/error.h"
+#include "basin/text/unicode.h"
+
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-
-#include "basin/core/error.h"
-#include "basin/text/unicode.h"
 
 namespace basin {
 

@@ -1,5 +1,10 @@
 #include "basin/data/dataset.h"
+
+#include "basin/core/error.h"
+#include "basin/core/json_file.h"
+#include "basin/core/limits.h"
 #include "basin/data/table.h"
+#include "basin/text/unicode.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,11 +12,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-
-#include "basin/core/error.h"
-#include "basin/core/json_file.h"
-#include "basin/core/limits.h"
-#include "basin/text/unicode.h"
 
 namespace basin {
 namespace {
@@ -31,8 +31,7 @@ std::string where(const std::filesystem::path& path, std::size_t line) {
 
 void check_utf8(const std::string& s, const std::filesystem::path& path, std::size_t line) {
     std::size_t bad = 0;
-    BASIN_CHECK(text::utf8_valid(s, &bad), where(path, line), ": invalid UTF-8 at byte ", bad,
-                " of the line");
+    BASIN_CHECK(text::utf8_valid(s, &bad), where(path, line), ": invalid UTF-8 at byte ", bad, " of the line");
 }
 
 std::optional<std::size_t> column_index(const std::vector<std::string>& header, const std::string& name) {
@@ -42,8 +41,7 @@ std::optional<std::size_t> column_index(const std::vector<std::string>& header, 
     return std::nullopt;
 }
 
-void read_delimited(std::ifstream& in, char delimiter, bool quoting, const ReadOptions& options,
-                    Dataset& data) {
+void read_delimited(std::ifstream& in, char delimiter, bool quoting, const ReadOptions& options, Dataset& data) {
     std::vector<std::string> header, fields;
     std::size_t line = 0;
     if (options.header) {
@@ -55,23 +53,25 @@ void read_delimited(std::ifstream& in, char delimiter, bool quoting, const ReadO
     auto pair_col = column_index(header, options.columns.text_pair);
     auto label_col = column_index(header, options.columns.label);
     std::string columns;
-    for (const auto& h : header) columns += (columns.empty() ? "" : ", ") + h;
+    for (const auto& h : header)
+        columns += (columns.empty() ? "" : ", ") + h;
     BASIN_CHECK(text_col, data.path.string(), ": no text column '", options.columns.text,
                 "' (columns: ", columns.empty() ? "none; pass indices for files without a header" : columns, ")");
-    BASIN_CHECK(label_col || !options.require_labels, data.path.string(), ": no label column '",
-                options.columns.label, "' (columns: ", columns, ")");
+    BASIN_CHECK(label_col || !options.require_labels, data.path.string(), ": no label column '", options.columns.label,
+                "' (columns: ", columns, ")");
     data.has_pair = pair_col.has_value();
     while (read_csv_record(in, delimiter, quoting, fields, line, data.path)) {
         if (fields.size() == 1 && fields[0].empty()) continue; // blank line
         std::size_t needed = std::max({*text_col, pair_col.value_or(0), label_col.value_or(0)}) + 1;
-        BASIN_CHECK(fields.size() >= needed, where(data.path, line), ": expected at least ", needed,
-                    " fields, found ", fields.size());
+        BASIN_CHECK(fields.size() >= needed, where(data.path, line), ": expected at least ", needed, " fields, found ",
+                    fields.size());
         Example ex;
         ex.line = line;
         ex.text = fields[*text_col];
         if (pair_col) ex.text_pair = fields[*pair_col];
         if (label_col) ex.label = fields[*label_col];
-        for (const auto* s : {&ex.text, &ex.label}) check_utf8(*s, data.path, line);
+        for (const auto* s : {&ex.text, &ex.label})
+            check_utf8(*s, data.path, line);
         if (ex.text_pair) check_utf8(*ex.text_pair, data.path, line);
         data.examples.push_back(std::move(ex));
     }
@@ -106,8 +106,7 @@ void read_jsonl(std::ifstream& in, const ReadOptions& options, Dataset& data) {
             if (it->is_string()) return it->get<std::string>();
             if (it->is_number_integer()) return std::to_string(it->get<std::int64_t>());
             if (it->is_boolean()) return std::string(it->get<bool>() ? "1" : "0");
-            fail(where(data.path, line), ": field '", key, "' must be a string or an integer, found ",
-                 it->type_name());
+            fail(where(data.path, line), ": field '", key, "' must be a string or an integer, found ", it->type_name());
         };
         ex.text = *field(options.columns.text, true);
         ex.text_pair = field(options.columns.text_pair, false);
@@ -117,8 +116,8 @@ void read_jsonl(std::ifstream& in, const ReadOptions& options, Dataset& data) {
     }
     if (data.has_pair)
         for (const auto& ex : data.examples)
-            BASIN_CHECK(ex.text_pair, where(data.path, ex.line), ": missing field '",
-                        options.columns.text_pair, "' (other lines have it)");
+            BASIN_CHECK(ex.text_pair, where(data.path, ex.line), ": missing field '", options.columns.text_pair,
+                        "' (other lines have it)");
 }
 
 } // namespace
@@ -159,7 +158,8 @@ bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector
                 BASIN_CHECK(read_bounded_line(in, next, path, line + 1), where(path, first_line),
                             ": unterminated quoted field");
                 BASIN_CHECK(row.size() + field.size() <= limits::dataset_line, where(path, first_line),
-                            ": a record longer than ", limits::dataset_line >> 20, " MiB (basin's limit for one example)");
+                            ": a record longer than ", limits::dataset_line >> 20,
+                            " MiB (basin's limit for one example)");
                 ++line;
                 field += '\n';
                 row = next;
@@ -219,17 +219,28 @@ Dataset read_dataset(const std::filesystem::path& path, const ReadOptions& optio
     DataFormat format = options.format;
     if (format == DataFormat::Auto) {
         const std::string ext = path.extension().string();
-        if (ext == ".jsonl" || ext == ".json" || ext == ".ndjson") format = DataFormat::Jsonl;
-        else if (ext == ".csv") format = DataFormat::Csv;
-        else if (ext == ".tsv" || ext == ".txt") format = DataFormat::Tsv;
-        else fail(path.string(), ": cannot tell the format from the extension '", ext,
-                  "' (use .jsonl, .csv or .tsv, or pass --format)");
+        if (ext == ".jsonl" || ext == ".json" || ext == ".ndjson")
+            format = DataFormat::Jsonl;
+        else if (ext == ".csv")
+            format = DataFormat::Csv;
+        else if (ext == ".tsv" || ext == ".txt")
+            format = DataFormat::Tsv;
+        else
+            fail(path.string(), ": cannot tell the format from the extension '", ext,
+                 "' (use .jsonl, .csv or .tsv, or pass --format)");
     }
     switch (format) {
-    case DataFormat::Jsonl: read_jsonl(in, options, data); break;
-    case DataFormat::Csv: read_delimited(in, ',', /*quoting=*/true, options, data); break;
-    case DataFormat::Tsv: read_delimited(in, '\t', /*quoting=*/false, options, data); break;
-    case DataFormat::Auto: break;
+    case DataFormat::Jsonl:
+        read_jsonl(in, options, data);
+        break;
+    case DataFormat::Csv:
+        read_delimited(in, ',', /*quoting=*/true, options, data);
+        break;
+    case DataFormat::Tsv:
+        read_delimited(in, '\t', /*quoting=*/false, options, data);
+        break;
+    case DataFormat::Auto:
+        break;
     }
     BASIN_CHECK(!data.examples.empty(), path.string(), ": dataset is empty (no examples)");
     return data;
@@ -249,7 +260,8 @@ std::vector<std::string> Dataset::label_names() const {
 
 std::vector<std::int64_t> map_labels(const Dataset& data, const std::vector<std::string>& labels) {
     std::map<std::string, std::int64_t> index;
-    for (std::size_t i = 0; i < labels.size(); ++i) index[labels[i]] = std::int64_t(i);
+    for (std::size_t i = 0; i < labels.size(); ++i)
+        index[labels[i]] = std::int64_t(i);
     std::vector<std::int64_t> out;
     out.reserve(data.examples.size());
     for (const auto& ex : data.examples) {
@@ -266,9 +278,9 @@ std::vector<std::int64_t> map_labels(const Dataset& data, const std::vector<std:
             }
         }
         std::string known;
-        for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
-        fail(where(data.path, ex.line), ": label '", ex.label, "' is not one the model knows (",
-             known, ")");
+        for (const auto& l : labels)
+            known += (known.empty() ? "" : ", ") + l;
+        fail(where(data.path, ex.line), ": label '", ex.label, "' is not one the model knows (", known, ")");
     }
     return out;
 }
@@ -291,7 +303,8 @@ CsvTable::CsvTable(const std::filesystem::path& file) : file_(file) {
                     header_.size(), " (the header's)");
         Row row;
         row.line = start;
-        for (std::size_t i = 0; i < header_.size(); ++i) row.cells[header_[i]] = std::move(cells[i]);
+        for (std::size_t i = 0; i < header_.size(); ++i)
+            row.cells[header_[i]] = std::move(cells[i]);
         rows_.push_back(std::move(row));
     }
 }

@@ -1,9 +1,9 @@
 #include "basin/eval/evaluate.h"
 
-#include <chrono>
-
-#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
+
+#include <chrono>
 
 namespace basin {
 
@@ -14,7 +14,8 @@ double macro_f1(const std::vector<std::int64_t>& labels, const std::vector<std::
     for (std::size_t i = 0; i < labels.size(); ++i) {
         auto y = std::size_t(labels[i]), p = std::size_t(predicted[i]);
         present[y] = present[p] = true;
-        if (y == p) tp[y] += 1;
+        if (y == p)
+            tp[y] += 1;
         else {
             fp[p] += 1;
             fn[y] += 1;
@@ -37,7 +38,8 @@ double macro_f1(const std::vector<std::int64_t>& labels, const std::vector<std::
 Batch collate(const std::vector<text::Encoding>& encodings, const std::vector<std::size_t>& indices,
               std::int32_t pad_id, torch::Device device) {
     std::size_t T = 0;
-    for (auto i : indices) T = std::max(T, encodings[i].size());
+    for (auto i : indices)
+        T = std::max(T, encodings[i].size());
     const auto B = std::int64_t(indices.size());
     auto ids = torch::full({B, std::int64_t(T)}, pad_id, torch::kLong);
     auto mask = torch::zeros({B, std::int64_t(T)}, torch::kLong);
@@ -59,8 +61,8 @@ Batch collate(const std::vector<text::Encoding>& encodings, const std::vector<st
 EvalResult evaluate(EncoderModel& model, const text::Tokenizer& tokenizer, const Dataset& data,
                     const EvalOptions& options) {
     const auto& config = model->config;
-    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "evaluating ", data.path.string(),
-                ": the model (", config.architecture_name(), ") has no sequence-classification head");
+    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "evaluating ", data.path.string(), ": the model (",
+                config.architecture_name(), ") has no sequence-classification head");
     BASIN_CHECK(tokenizer.vocab_size() <= std::size_t(config.vocab_size), "evaluating: the tokenizer has ",
                 tokenizer.vocab_size(), " tokens but the model's vocab_size is ", config.vocab_size);
     const std::size_t model_max = std::size_t(config.max_positions - config.position_offset());
@@ -100,7 +102,8 @@ EvalResult evaluate(EncoderModel& model, const text::Tokenizer& tokenizer, const
         if (options.keep_predictions && options.keep_features)
             first = hidden.select(1, 0).to(torch::kCPU, torch::kFloat32).contiguous();
         std::vector<std::int64_t> targets;
-        for (auto i : batch_indices) targets.push_back(labels[i]);
+        for (auto i : batch_indices)
+            targets.push_back(labels[i]);
         auto target = torch::tensor(targets, torch::kLong);
         auto loss = torch::nn::functional::cross_entropy(
             logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));

@@ -1,20 +1,5 @@
 #include "basin/experiment/report.h"
 
-#include <algorithm>
-#include <array>
-#include <cmath>
-#include <cstdio>
-#include <fstream>
-#include <functional>
-#include <map>
-#include <memory>
-#include <optional>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
-
-#include <toml++/toml.h>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/stats.h"
@@ -26,6 +11,20 @@
 #include "basin/experiment/store.h"
 #include "basin/report/figure.h"
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
 namespace basin {
 
 namespace {
@@ -34,7 +33,8 @@ using nlohmann::json;
 
 std::string md_cell(const std::string& s) {
     std::string out;
-    for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+    for (char c : s)
+        out += c == '|' ? std::string("\\|") : std::string(1, c);
     return out;
 }
 
@@ -51,7 +51,8 @@ class Report {
     // docs/reproduction/*.svg.
     fs::path markdown_figures() const {
         std::string stem = markdown_->stem().string();
-        for (auto& c : stem) c = char(std::tolower(static_cast<unsigned char>(c)));
+        for (auto& c : stem)
+            c = char(std::tolower(static_cast<unsigned char>(c)));
         return markdown_->parent_path() / stem;
     }
 
@@ -74,7 +75,8 @@ class Report {
     void bullets(const std::vector<std::string>& items) {
         if (items.empty()) return;
         html_ << "<ul>";
-        for (const auto& i : items) html_ << "<li>" << xml_escape(i) << "</li>", md_ << "- " << i << "\n";
+        for (const auto& i : items)
+            html_ << "<li>" << xml_escape(i) << "</li>", md_ << "- " << i << "\n";
         html_ << "</ul>\n";
         md_ << "\n";
     }
@@ -83,35 +85,41 @@ class Report {
         canvas.save((dir_ / "figures" / name).string());
         written_.insert(name);
         ++figures_;
-        html_ << "<figure class=\"chart\" id=\"fig-" << xml_escape(name) << "\">" << canvas.svg() << "<figcaption>Figure "
-              << figures_ << ". " << xml_escape(caption) << " <a href=\"figures/" << xml_escape(name) << ".svg\">SVG</a> <a href=\"figures/"
-              << xml_escape(name) << ".pdf\">PDF</a></figcaption></figure>\n";
+        html_ << "<figure class=\"chart\" id=\"fig-" << xml_escape(name) << "\">" << canvas.svg()
+              << "<figcaption>Figure " << figures_ << ". " << xml_escape(caption) << " <a href=\"figures/"
+              << xml_escape(name) << ".svg\">SVG</a> <a href=\"figures/" << xml_escape(name)
+              << ".pdf\">PDF</a></figcaption></figure>\n";
         if (markdown_) {
             write_text_atomically(markdown_figures() / (name + ".svg"), canvas.svg());
-            md_ << "![Figure " << figures_ << "](" << markdown_figures().filename().string() << "/" << name << ".svg)\n\n*Figure "
-                << figures_ << ". " << caption << "*\n\n";
+            md_ << "![Figure " << figures_ << "](" << markdown_figures().filename().string() << "/" << name
+                << ".svg)\n\n*Figure " << figures_ << ". " << caption << "*\n\n";
         }
     }
     void table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                const std::string& caption) {
         ++tables_;
         html_ << "<table><caption>Table " << tables_ << ". " << xml_escape(caption) << "</caption><tr>";
-        for (const auto& h : header) html_ << "<th>" << xml_escape(h) << "</th>";
+        for (const auto& h : header)
+            html_ << "<th>" << xml_escape(h) << "</th>";
         html_ << "</tr>\n";
         for (const auto& row : rows) {
             html_ << "<tr>";
-            for (const auto& cell : row) html_ << "<td>" << xml_escape(cell) << "</td>";
+            for (const auto& cell : row)
+                html_ << "<td>" << xml_escape(cell) << "</td>";
             html_ << "</tr>\n";
         }
         html_ << "</table>\n";
         md_ << "*Table " << tables_ << ". " << caption << "*\n\n|";
-        for (const auto& h : header) md_ << " " << md_cell(h) << " |";
+        for (const auto& h : header)
+            md_ << " " << md_cell(h) << " |";
         md_ << "\n|";
-        for (std::size_t i = 0; i < header.size(); ++i) md_ << "---|";
+        for (std::size_t i = 0; i < header.size(); ++i)
+            md_ << "---|";
         md_ << "\n";
         for (const auto& row : rows) {
             md_ << "|";
-            for (std::size_t i = 0; i < header.size(); ++i) md_ << " " << md_cell(i < row.size() ? row[i] : "") << " |";
+            for (std::size_t i = 0; i < header.size(); ++i)
+                md_ << " " << md_cell(i < row.size() ? row[i] : "") << " |";
             md_ << "\n";
         }
         md_ << "\n";
@@ -127,7 +135,8 @@ class Report {
         if (markdown_) folders.push_back(markdown_figures());
         for (const auto& folder : folders)
             for (const auto& f : fs::directory_iterator(folder))
-                if ((f.path().extension() == ".svg" || f.path().extension() == ".pdf") && !written_.count(f.path().stem().string()))
+                if ((f.path().extension() == ".svg" || f.path().extension() == ".pdf") &&
+                    !written_.count(f.path().stem().string()))
                     fs::remove(f.path());
     }
     std::size_t figures() const { return figures_; }
@@ -166,7 +175,8 @@ Lookup lookup(const std::vector<Metric>& metrics) {
     Lookup l;
     for (const auto& m : metrics) {
         l.values[{m.subject, m.dataset, m.metric}] = m.value;
-        if (std::find(l.subjects.begin(), l.subjects.end(), m.subject) == l.subjects.end()) l.subjects.push_back(m.subject);
+        if (std::find(l.subjects.begin(), l.subjects.end(), m.subject) == l.subjects.end())
+            l.subjects.push_back(m.subject);
         if (!m.dataset.empty() && std::find(l.datasets.begin(), l.datasets.end(), m.dataset) == l.datasets.end())
             l.datasets.push_back(m.dataset);
     }
@@ -193,7 +203,7 @@ struct DatasetTightness {
 
 struct SimilarityView {
     std::vector<std::string> names, datasets; // models ordered by family and dataset
-    std::vector<int> group;                    // each model's dataset index
+    std::vector<int> group;                   // each model's dataset index
     std::vector<std::vector<double>> values;
     std::vector<DatasetTightness> tightness;
 };
@@ -245,8 +255,10 @@ std::optional<SimilarityView> similarity_view(const Lookup& m, const std::vector
     view.values.assign(models.size(), std::vector<double>(models.size()));
     for (std::size_t i = 0; i < models.size(); ++i) {
         view.names.push_back(models[i].name);
-        view.group.push_back(int(std::find(view.datasets.begin(), view.datasets.end(), models[i].dataset) - view.datasets.begin()));
-        for (std::size_t j = 0; j < models.size(); ++j) view.values[i][j] = cosine(models[i].name, models[j].name);
+        view.group.push_back(
+            int(std::find(view.datasets.begin(), view.datasets.end(), models[i].dataset) - view.datasets.begin()));
+        for (std::size_t j = 0; j < models.size(); ++j)
+            view.values[i][j] = cosine(models[i].name, models[j].name);
     }
     return view;
 }
@@ -260,13 +272,20 @@ void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>&
                         std::to_string(t.nearest_same) + " of " + std::to_string(t.members)});
     r.table({"dataset", "family", "cosine between its seeds", "to its family's other datasets", "to other families",
              "nearest model from the same dataset"},
-            rows, "Per dataset: how tight its models are. A dataset clusters when its seeds are closer to each other than to anything else.");
-    r.figure("similarity", heatmap(view->values, view->names, view->group, "Cosine similarity of task vectors", -1, 1),
-             "Cosine similarity of every pair of task vectors, ordered by family and dataset (lines between datasets).");
+            rows,
+            "Per dataset: how tight its models are. A dataset clusters when its seeds are closer to each other than to "
+            "anything else.");
+    r.figure(
+        "similarity", heatmap(view->values, view->names, view->group, "Cosine similarity of task vectors", -1, 1),
+        "Cosine similarity of every pair of task vectors, ordered by family and dataset (lines between datasets).");
 }
 
-std::string signed_pct(double v) { return (v >= 0 ? "+" : "") + format_percent(v); }
-std::string signed_fixed(double v, int digits) { return (v >= 0 ? "+" : "") + format_fixed(v, digits); }
+std::string signed_pct(double v) {
+    return (v >= 0 ? "+" : "") + format_percent(v);
+}
+std::string signed_fixed(double v, int digits) {
+    return (v >= 0 ? "+" : "") + format_fixed(v, digits);
+}
 
 // ---- centroid versus pretrained, from one init-compare job's metrics
 
@@ -288,10 +307,16 @@ CentroidComparison centroid_comparison(const Lookup& m, const json& labels) {
     CentroidComparison c;
     c.mode = labels.value("mode", "");
     c.train_limit = labels.contains("train_limit") ? std::stoul(labels.value("train_limit", "0")) : 0;
-    c.title = c.mode == "bitfit" ? "BitFit" : c.mode == "full" ? "full fine-tuning" : c.mode.empty() ? "centroid" : c.mode;
+    c.title = c.mode == "bitfit" ? "BitFit"
+              : c.mode == "full" ? "full fine-tuning"
+              : c.mode.empty()   ? "centroid"
+                                 : c.mode;
     if (!c.mode.empty())
-        c.title += c.train_limit ? ", at most " + std::to_string(c.train_limit) + " training examples" : ", all training data";
-    auto get = [&](const std::string& s, const std::string& d, const std::string& metric) { return m.value(s, d, metric); };
+        c.title +=
+            c.train_limit ? ", at most " + std::to_string(c.train_limit) + " training examples" : ", all training data";
+    auto get = [&](const std::string& s, const std::string& d, const std::string& metric) {
+        return m.value(s, d, metric);
+    };
     double sum = 0;
     for (const auto& d : m.datasets) {
         TargetComparison t{d,
@@ -350,7 +375,9 @@ struct Study {
         all.erase(std::remove_if(all.begin(), all.end(), [&](const PointRecord& p) { return p.job != id; }), all.end());
         return all;
     }
-    InterpolationRecord interpolation(const std::string& id) const { return interpolation_from_store(job_metrics(id), job_points(id)); }
+    InterpolationRecord interpolation(const std::string& id) const {
+        return interpolation_from_store(job_metrics(id), job_points(id));
+    }
     HullRecord hull(const std::string& id) const { return hull_from_store(job_metrics(id), job_points(id)); }
     PlaneRecord plane(const std::string& id) const { return plane_from_store(job_metrics(id), job_points(id)); }
     std::vector<std::string> done_of(const std::string& kind) const { return done_jobs(jobs, kind); }
@@ -361,9 +388,10 @@ struct Study {
     std::string status_line() const {
         const std::size_t not_started = planned > jobs.size() ? planned - jobs.size() : 0;
         const std::size_t unfinished = pending + not_started;
-        return (planned ? std::to_string(done) + " of " + std::to_string(planned) : std::to_string(done)) + " jobs done, " +
-               std::to_string(failed) + " failed or blocked" +
-               (unfinished ? ", " + std::to_string(unfinished) + " not finished yet (their sections are missing)." : ".");
+        return (planned ? std::to_string(done) + " of " + std::to_string(planned) : std::to_string(done)) +
+               " jobs done, " + std::to_string(failed) + " failed or blocked" +
+               (unfinished ? ", " + std::to_string(unfinished) + " not finished yet (their sections are missing)."
+                           : ".");
     }
 };
 
@@ -378,9 +406,12 @@ Study load_study(const fs::path& experiment) {
     st.jobs = st.store->jobs();
     for (const auto& j : st.jobs) {
         st.job_of[j.id] = j;
-        if (j.state == "done") ++st.done;
-        else if (j.state == "failed" || j.state == "blocked") ++st.failed;
-        else ++st.pending;
+        if (j.state == "done")
+            ++st.done;
+        else if (j.state == "failed" || j.state == "blocked")
+            ++st.failed;
+        else
+            ++st.pending;
     }
     st.facts = json::parse(st.store->meta("datasets").value_or("{}"), nullptr, false);
     if (const auto planned = st.store->meta("jobs")) st.planned = std::stoul(*planned);
@@ -401,14 +432,20 @@ Study load_study(const fs::path& experiment) {
 // agrees_in_direction: the same direction as the paper, but less than half its size
 std::string verdict_text(Verdict v) {
     switch (v) {
-    case Verdict::agrees: return "agrees";
-    case Verdict::agrees_in_direction: return "agrees in direction, smaller";
-    case Verdict::differs: return "differs";
-    case Verdict::no_paper_number: break;
+    case Verdict::agrees:
+        return "agrees";
+    case Verdict::agrees_in_direction:
+        return "agrees in direction, smaller";
+    case Verdict::differs:
+        return "differs";
+    case Verdict::no_paper_number:
+        break;
     }
     return "no paper number";
 }
-bool agrees(Verdict v) { return v == Verdict::agrees || v == Verdict::agrees_in_direction; }
+bool agrees(Verdict v) {
+    return v == Verdict::agrees || v == Verdict::agrees_in_direction;
+}
 
 struct StudyFindings {
     std::vector<Finding> findings;
@@ -417,13 +454,17 @@ struct StudyFindings {
 
 // The parameters of a RoBERTa/BERT-style body (embeddings and layers, no head) from its config.
 double body_parameters(const json& c) {
-    const double h = c.value("hidden_size", 0), f = c.value("intermediate_size", 0), layers = c.value("num_hidden_layers", 0);
-    const double embeddings = (c.value("vocab_size", 0) + c.value("max_position_embeddings", 0) + c.value("type_vocab_size", 0)) * h + 2 * h;
+    const double h = c.value("hidden_size", 0), f = c.value("intermediate_size", 0),
+                 layers = c.value("num_hidden_layers", 0);
+    const double embeddings =
+        (c.value("vocab_size", 0) + c.value("max_position_embeddings", 0) + c.value("type_vocab_size", 0)) * h + 2 * h;
     const double layer = 4 * (h * h + h) + 2 * h + (h * f + f) + (f * h + h) + 2 * h;
     return embeddings + layers * layer;
 }
 
-std::string millions(double v) { return format_fixed(v / 1e6, 1) + "M"; }
+std::string millions(double v) {
+    return format_fixed(v / 1e6, 1) + "M";
+}
 
 // The generalized loss along one interpolation or extrapolation line: alpha -> losses over datasets.
 std::map<double, Spread> loss_by_alpha(const InterpolationRecord& line) {
@@ -468,18 +509,22 @@ StudyFindings paper_findings(const Study& st) {
     // clustering: spectral clustering, as in the paper; the other methods as the spread
     if (map_done) {
         const Lookup m = metrics_of("map");
-        for (const auto& [kind, paper, label] : {std::tuple<std::string, double, std::string>{"dataset", paper::number("clustering/dataset"), "same-dataset clustering accuracy"},
-                                                 {"family", paper::number("clustering/family"), "task-family clustering accuracy"}}) {
+        for (const auto& [kind, paper, label] :
+             {std::tuple<std::string, double, std::string>{"dataset", paper::number("clustering/dataset"),
+                                                           "same-dataset clustering accuracy"},
+              {"family", paper::number("clustering/family"), "task-family clustering accuracy"}}) {
             const double spectral = m.value("map", "", "clustering_accuracy/" + kind + "/spectral");
             if (std::isnan(spectral)) continue;
             std::string others;
             for (const auto& [key, v] : m.values) {
                 const std::string prefix = "clustering_accuracy/" + kind + "/";
                 if (std::get<2>(key).rfind(prefix, 0) == 0 && std::get<2>(key) != prefix + "spectral")
-                    others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " + format_percent(v) + "%";
+                    others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " +
+                              format_percent(v) + "%";
             }
-            findings.push_back({label + " (spectral)", format_percent(paper) + "%", format_percent(spectral) + "%", others,
-                                spectral >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * spectral, "%"});
+            findings.push_back({label + " (spectral)", format_percent(paper) + "%", format_percent(spectral) + "%",
+                                others, spectral >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * spectral,
+                                "%"});
         }
     }
 
@@ -491,20 +536,24 @@ StudyFindings paper_findings(const Study& st) {
             ++with_family;
             ordered += t.within.mean() > t.family_other.mean() && t.family_other.mean() > t.other.mean();
         }
-        for (const auto& t : view->tightness) nearest += t.nearest_same, members += t.members;
+        for (const auto& t : view->tightness)
+            nearest += t.nearest_same, members += t.members;
         if (with_family)
-            findings.push_back({"cosine ordering: same dataset > same family > other families (datasets with family peers)",
-                                "holds (tight datasets, looser families)",
-                                std::to_string(ordered) + " of " + std::to_string(with_family) + " datasets",
-                                std::to_string(nearest) + " of " + std::to_string(members) + " models' nearest neighbour is from their dataset",
-                                ordered * 4 >= with_family * 3 ? Verdict::agrees : Verdict::differs,
-                                100.0 * double(ordered) / double(with_family), "%"});
+            findings.push_back(
+                {"cosine ordering: same dataset > same family > other families (datasets with family peers)",
+                 "holds (tight datasets, looser families)",
+                 std::to_string(ordered) + " of " + std::to_string(with_family) + " datasets",
+                 std::to_string(nearest) + " of " + std::to_string(members) +
+                     " models' nearest neighbour is from their dataset",
+                 ordered * 4 >= with_family * 3 ? Verdict::agrees : Verdict::differs,
+                 100.0 * double(ordered) / double(with_family), "%"});
     }
 
     // which datasets fine-tuning learned: mean accuracy over seeds more than 2 points above the
     // majority class of the test split (facts recorded by the runner)
     std::map<std::string, Spread> accuracy_of;
-    for (const auto& a : accuracies) accuracy_of[a.dataset].add(a.accuracy);
+    for (const auto& a : accuracies)
+        accuracy_of[a.dataset].add(a.accuracy);
     auto learned = [&](const std::string& d) -> std::optional<bool> {
         if (!facts.is_object() || !facts.contains(d) || !accuracy_of.count(d)) return std::nullopt;
         return accuracy_of[d].mean() > facts[d].value("majority_accuracy", 0.0) + 0.02;
@@ -525,29 +574,36 @@ StudyFindings paper_findings(const Study& st) {
                     if (const auto yes = learned(l.value("group", ""))) pb_learned[measure][*yes].add(v);
             }
     }
-    const std::map<std::string, double> paper_in = {
-        {"dataset", paper::number("pb_in/dataset")}, {"family", paper::number("pb_in/family")}, {"general", paper::number("pb_in/general")}};
+    const std::map<std::string, double> paper_in = {{"dataset", paper::number("pb_in/dataset")},
+                                                    {"family", paper::number("pb_in/family")},
+                                                    {"general", paper::number("pb_in/general")}};
     for (const std::string measure : {"PB(In', In)", "PB(In', Ex)"})
         for (const std::string level : {"dataset", "family", "general"}) {
             if (!pb.count(level) || !pb[level].count(measure)) continue;
             const Spread& sp = pb[level][measure];
             const double paper = measure == "PB(In', In)" ? paper_in.at(level) : paper::number("pb_ex");
-            const std::string spread = sp.n > 1 ? "range " + format_percent(sp.lo) + "-" + format_percent(sp.hi) + "% over " + std::to_string(sp.n) + " groups" : "one group";
+            const std::string spread = sp.n > 1 ? "range " + format_percent(sp.lo) + "-" + format_percent(sp.hi) +
+                                                      "% over " + std::to_string(sp.n) + " groups"
+                                                : "one group";
             // agreement: within 10 points of the paper (hull samples beating the members is the claim)
-            findings.push_back({measure + ", " + level + " level (hull samples " + (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
-                                format_percent(paper) + "%", format_percent(sp.mean()) + "%", spread, sp.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs,
-                                100 * sp.mean(), "%"});
+            findings.push_back({measure + ", " + level + " level (hull samples " +
+                                    (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
+                                format_percent(paper) + "%", format_percent(sp.mean()) + "%", spread,
+                                sp.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * sp.mean(), "%"});
             // the same split by whether fine-tuning learned the dataset at all
             if (level == "dataset" && pb_learned.count(measure))
                 for (int yes : {1, 0}) {
                     const Spread& part = pb_learned[measure][std::size_t(yes)];
                     if (!part.n) continue;
-                    findings.push_back({measure + ", dataset level, " + (yes ? "datasets fine-tuning learned" : "datasets it did not learn") +
-                                            " (mean accuracy " + (yes ? "more than" : "within") + " 2 points " + (yes ? "above" : "of") +
-                                            " the majority class)",
+                    findings.push_back({measure + ", dataset level, " +
+                                            (yes ? "datasets fine-tuning learned" : "datasets it did not learn") +
+                                            " (mean accuracy " + (yes ? "more than" : "within") + " 2 points " +
+                                            (yes ? "above" : "of") + " the majority class)",
                                         format_percent(paper) + "%", format_percent(part.mean()) + "%",
-                                        "range " + format_percent(part.lo) + "-" + format_percent(part.hi) + "% over " + std::to_string(part.n) + " datasets",
-                                        part.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * part.mean(), "%"});
+                                        "range " + format_percent(part.lo) + "-" + format_percent(part.hi) + "% over " +
+                                            std::to_string(part.n) + " datasets",
+                                        part.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs,
+                                        100 * part.mean(), "%"});
                 }
         }
 
@@ -558,7 +614,8 @@ StudyFindings paper_findings(const Study& st) {
         if (curve.size() < 3 || !curve.count(0.0) || !curve.count(1.0)) continue;
         double best = 0, mid_loss = NAN;
         for (const auto& [a, sp] : curve)
-            if (a > 0 && a < 1 && (std::isnan(mid_loss) || std::abs(a - 0.5) < std::abs(best - 0.5))) best = a, mid_loss = sp.mean();
+            if (a > 0 && a < 1 && (std::isnan(mid_loss) || std::abs(a - 0.5) < std::abs(best - 0.5)))
+                best = a, mid_loss = sp.mean();
         const double ends = (curve[0.0].mean() + curve[1.0].mean()) / 2;
         auto& entry = mid[labels(id).value("relation", "")];
         entry.first.add(mid_loss - ends);
@@ -566,12 +623,14 @@ StudyFindings paper_findings(const Study& st) {
     }
     for (const auto& [relation, entry] : mid) {
         const Spread& sp = entry.first;
-        const bool claimed = relation != "different families"; // the paper's claim covers the region, not across families
-        findings.push_back({"interpolation, " + relation + ": midpoint loss minus mean endpoint loss",
-                            claimed ? "<= 0 (as good or better)" : "-", (sp.mean() >= 0 ? "+" : "") + format_fixed(sp.mean(), 4),
-                            std::to_string(entry.second) + " of " + std::to_string(sp.n) + " pairs no worse than the worse endpoint",
-                            claimed ? (sp.mean() <= 0.01 ? Verdict::agrees : Verdict::differs) : Verdict::no_paper_number,
-                            sp.mean(), "loss"});
+        const bool claimed =
+            relation != "different families"; // the paper's claim covers the region, not across families
+        findings.push_back(
+            {"interpolation, " + relation + ": midpoint loss minus mean endpoint loss",
+             claimed ? "<= 0 (as good or better)" : "-", (sp.mean() >= 0 ? "+" : "") + format_fixed(sp.mean(), 4),
+             std::to_string(entry.second) + " of " + std::to_string(sp.n) + " pairs no worse than the worse endpoint",
+             claimed ? (sp.mean() <= 0.01 ? Verdict::agrees : Verdict::differs) : Verdict::no_paper_number, sp.mean(),
+             "loss"});
     }
 
     // extrapolation: the loss far out against the loss at the endpoints
@@ -580,9 +639,10 @@ StudyFindings paper_findings(const Study& st) {
         if (!curve.count(0.0) || !curve.count(1.0) || curve.size() < 3) continue;
         const double ends = std::max(curve[0.0].mean(), curve[1.0].mean());
         const double far = std::max(curve.begin()->second.mean(), curve.rbegin()->second.mean());
-        findings.push_back({"extrapolation: loss at the far ends (alpha " + format_fixed(curve.begin()->first, 0) + " / " +
-                                format_fixed(curve.rbegin()->first, 0) + ") over the worse endpoint's",
-                            "> 1 (steep walls)", format_fixed(far / ends, 2) + "x", "endpoint loss " + format_fixed(ends, 3) + ", far " + format_fixed(far, 3),
+        findings.push_back({"extrapolation: loss at the far ends (alpha " + format_fixed(curve.begin()->first, 0) +
+                                " / " + format_fixed(curve.rbegin()->first, 0) + ") over the worse endpoint's",
+                            "> 1 (steep walls)", format_fixed(far / ends, 2) + "x",
+                            "endpoint loss " + format_fixed(ends, 3) + ", far " + format_fixed(far, 3),
                             far / ends > 1.2 ? Verdict::agrees : Verdict::differs, far / ends, "x"});
     }
 
@@ -592,22 +652,26 @@ StudyFindings paper_findings(const Study& st) {
         if (c.targets.empty()) continue;
         const bool few = c.train_limit > 0 && c.train_limit <= 1000, bitfit = c.mode == "bitfit" || c.mode.empty();
         std::string spread = "per seed:";
-        for (double v : c.per_seed) spread += " " + signed_pct(v);
+        for (double v : c.per_seed)
+            spread += " " + signed_pct(v);
         const std::string paper = !bitfit ? "-"
                                   : few   ? signed_fixed(paper::number("centroid/bitfit/few_shot"), 2) + " points"
                                           : signed_fixed(paper::number("centroid/bitfit/low"), 2) + " to " +
                                               signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
                                               format_fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
-                                              format_fixed(paper::number("centroid/bitfit/targets"), 0) + " targets better or equal";
-        findings.push_back({"centroid vs pretrained start, " + c.title, paper,
-                            signed_pct(c.mean_difference) + " points, " + std::to_string(c.better_or_equal) + " of " +
-                                std::to_string(c.targets.size()) + " targets better or equal",
-                            spread,
-                            !bitfit                                                                        ? Verdict::no_paper_number
-                            : !(c.mean_difference > 0 && c.better_or_equal * 4 >= int(c.targets.size()) * 3) ? Verdict::differs
-                            : 100 * c.mean_difference < 0.5 * paper::number(few ? "centroid/bitfit/few_shot" : "centroid/bitfit/low") ? Verdict::agrees_in_direction
-                                                                                                           : Verdict::agrees,
-                            100 * c.mean_difference, "points"});
+                                              format_fixed(paper::number("centroid/bitfit/targets"), 0) +
+                                              " targets better or equal";
+        findings.push_back(
+            {"centroid vs pretrained start, " + c.title, paper,
+             signed_pct(c.mean_difference) + " points, " + std::to_string(c.better_or_equal) + " of " +
+                 std::to_string(c.targets.size()) + " targets better or equal",
+             spread,
+             !bitfit                                                                          ? Verdict::no_paper_number
+             : !(c.mean_difference > 0 && c.better_or_equal * 4 >= int(c.targets.size()) * 3) ? Verdict::differs
+             : 100 * c.mean_difference < 0.5 * paper::number(few ? "centroid/bitfit/few_shot" : "centroid/bitfit/low")
+                 ? Verdict::agrees_in_direction
+                 : Verdict::agrees,
+             100 * c.mean_difference, "points"});
     }
     StudyFindings out;
     out.findings = std::move(findings);
@@ -617,48 +681,59 @@ StudyFindings paper_findings(const Study& st) {
     if (base.is_object() && base.contains("config") && base["config"].is_object()) {
         const json& c = base["config"];
         const double params = body_parameters(c);
-        scale.push_back("Model size: the base has " + millions(params) + " body parameters (" + std::to_string(c.value("num_hidden_layers", 0)) +
-                        " layers, hidden " + std::to_string(c.value("hidden_size", 0)) + "); RoBERTa-base has about 124M, " +
-                        format_fixed(124e6 / params, 0) + " times more. Smaller models have fewer directions to spread fine-tuned "
+        scale.push_back("Model size: the base has " + millions(params) + " body parameters (" +
+                        std::to_string(c.value("num_hidden_layers", 0)) + " layers, hidden " +
+                        std::to_string(c.value("hidden_size", 0)) + "); RoBERTa-base has about 124M, " +
+                        format_fixed(124e6 / params, 0) +
+                        " times more. Smaller models have fewer directions to spread fine-tuned "
                         "solutions over, and their probes separate less.");
     }
     if (base.is_object() && base.contains("pretraining")) {
         const json& p = base["pretraining"];
-        scale.push_back("Pretraining budget: the base saw " + millions(p.value("tokens_seen", 0.0)) + " tokens (held-out masked-LM accuracy " +
-                        format_percent(p.value("heldout_mlm_accuracy", 0.0)) + "%); RoBERTa-base saw about 2.1 trillion (500K steps of 8K sequences "
-                        "of 512 tokens), " + format_fixed(2.1e12 / std::max(1.0, p.value("tokens_seen", 0.0)), 0) + " times more. A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
+        scale.push_back(
+            "Pretraining budget: the base saw " + millions(p.value("tokens_seen", 0.0)) +
+            " tokens (held-out masked-LM accuracy " + format_percent(p.value("heldout_mlm_accuracy", 0.0)) +
+            "%); RoBERTa-base saw about 2.1 trillion (500K steps of 8K sequences "
+            "of 512 tokens), " +
+            format_fixed(2.1e12 / std::max(1.0, p.value("tokens_seen", 0.0)), 0) +
+            " times more. A weak start leaves fine-tuning more to learn, so task vectors are larger and less alike.");
     }
     {
         const auto seeds = spec["experiment"]["seeds"].as_array();
         const std::size_t datasets = spec["datasets"].as_table() ? spec["datasets"].as_table()->size() : 0;
         const auto cap = spec["finetune"]["train_limit"].value<std::int64_t>();
         const auto epochs = spec["finetune"]["epochs"].value<std::int64_t>();
-        const auto probe_train = spec["probe"]["train_limit"].value<std::int64_t>(), probe_test = spec["probe"]["test_limit"].value<std::int64_t>();
+        const auto probe_train = spec["probe"]["train_limit"].value<std::int64_t>(),
+                   probe_test = spec["probe"]["test_limit"].value<std::int64_t>();
         // datasets may set more seeds than [experiment] seeds: the range over datasets
         std::size_t fewest = seeds ? seeds->size() : 0, most = fewest;
         if (const auto* table = spec["datasets"].as_table())
             for (const auto& [name, node] : *table)
                 if (const auto* d = node.as_table())
-                    if (const auto* own = (*d)["seeds"].as_array()) fewest = std::min(fewest, own->size()), most = std::max(most, own->size());
-        scale.push_back("Data: " + std::to_string(datasets) + " datasets with " +
-                        (fewest == most ? std::to_string(most) : std::to_string(fewest) + " to " + std::to_string(most)) +
-                        " seeds each (the paper: 36 datasets, 5 to 20 seeds); fine-tuning on " +
-                        (cap ? "at most " + std::to_string(*cap) + " examples" : std::string("all examples")) + " for " +
-                        std::to_string(epochs.value_or(1)) + " epochs (the paper: full training sets)" +
-                        (probe_train ? "; the generalized loss fits its probe on " + std::to_string(*probe_train) + " examples and scores " +
-                                           std::to_string(probe_test.value_or(0)) + " per dataset, so PB values carry sampling noise of a few points"
-                                     : "") +
-                        ".");
+                    if (const auto* own = (*d)["seeds"].as_array())
+                        fewest = std::min(fewest, own->size()), most = std::max(most, own->size());
+        scale.push_back(
+            "Data: " + std::to_string(datasets) + " datasets with " +
+            (fewest == most ? std::to_string(most) : std::to_string(fewest) + " to " + std::to_string(most)) +
+            " seeds each (the paper: 36 datasets, 5 to 20 seeds); fine-tuning on " +
+            (cap ? "at most " + std::to_string(*cap) + " examples" : std::string("all examples")) + " for " +
+            std::to_string(epochs.value_or(1)) + " epochs (the paper: full training sets)" +
+            (probe_train ? "; the generalized loss fits its probe on " + std::to_string(*probe_train) +
+                               " examples and scores " + std::to_string(probe_test.value_or(0)) +
+                               " per dataset, so PB values carry sampling noise of a few points"
+                         : "") +
+            ".");
     }
     if (const auto lr = spec["finetune"]["lr"].value<double>()) {
         const auto batch = spec["finetune"]["batch_size"].value<std::int64_t>();
         const std::string mode = spec["finetune"]["mode"].value_or(std::string("full"));
         char rate[32];
         std::snprintf(rate, sizeof rate, "%g", *lr);
-        scale.push_back("Recipe: " + std::string(mode == "full" ? "full fine-tuning" : mode) + " at learning rate " + rate +
-                        ", batch " + std::to_string(batch.value_or(32)) +
-                        " (the paper: full fine-tuning at 5e-05, batch 256, on full training sets); a different step count and "
-                        "rate move the members to different distances from the base.");
+        scale.push_back(
+            "Recipe: " + std::string(mode == "full" ? "full fine-tuning" : mode) + " at learning rate " + rate +
+            ", batch " + std::to_string(batch.value_or(32)) +
+            " (the paper: full fine-tuning at 5e-05, batch 256, on full training sets); a different step count and "
+            "rate move the members to different distances from the base.");
     }
     // fine-tuning that did not beat the majority class: such models barely left the base
     std::vector<std::string> floor;
@@ -677,21 +752,29 @@ StudyFindings paper_findings(const Study& st) {
             if (t.within.n) within.add(t.within.mean()), k = std::max(k, t.members);
         if (within.n && k > 1) {
             const double c = within.mean(), shrink = std::sqrt((1 + double(k - 1) * c) / double(k));
-            scale.push_back("Averaging: the task vectors of one dataset's seeds have a mean cosine of " + format_fixed(c, 3) +
-                            " (range " + format_fixed(within.lo, 3) + "-" + format_fixed(within.hi, 3) + " over datasets; the per-dataset table below). The average of " +
-                            std::to_string(k) + " such members keeps only " + format_percent(shrink) +
-                            "% of a member's task-vector norm: hull samples sit much closer to the base than the members do, "
-                            "so where fine-tuning helped the probe they lose some of it. Tight regions (cosine near 1) would lose nothing.");
+            scale.push_back(
+                "Averaging: the task vectors of one dataset's seeds have a mean cosine of " + format_fixed(c, 3) +
+                " (range " + format_fixed(within.lo, 3) + "-" + format_fixed(within.hi, 3) +
+                " over datasets; the per-dataset table below). The average of " + std::to_string(k) +
+                " such members keeps only " + format_percent(shrink) +
+                "% of a member's task-vector norm: hull samples sit much closer to the base than the members do, "
+                "so where fine-tuning helped the probe they lose some of it. Tight regions (cosine near 1) would lose "
+                "nothing.");
         }
     }
     if (measured)
         scale.push_back("Learning: " + std::to_string(floor.size()) + " of " + std::to_string(measured) +
                         " fine-tuned models are within 2 points of their test split's majority class" +
-                        (floor.empty() ? std::string(".") : " (" + [&] {
-                            std::string s;
-                            for (const auto& m : floor) s += (s.empty() ? "" : ", ") + m;
-                            return s;
-                        }() + "): they learned little, so their task vectors carry little of their dataset.") +
+                        (floor.empty()
+                             ? std::string(".")
+                             : " (" +
+                                   [&] {
+                                       std::string s;
+                                       for (const auto& m : floor)
+                                           s += (s.empty() ? "" : ", ") + m;
+                                       return s;
+                                   }() +
+                                   "): they learned little, so their task vectors carry little of their dataset.") +
                         " Fine-tuned accuracies against that floor are in the fine-tuned models table.");
     out.reasons = std::move(scale);
     return out;
@@ -699,11 +782,13 @@ StudyFindings paper_findings(const Study& st) {
 
 // The findings table and what it says: where the study agrees with the paper, where not, and why.
 // When a finding agrees with the paper, as the tables' introductions state it.
-constexpr const char* kTolerances =
-    "(clustering and PB within 10 points of the paper; the cosine ordering on at least three quarters of the datasets; the "
-    "centroid better on average and on at least three quarters of the targets (in direction only when less than half the "
-    "paper's gain); interpolation midpoints no worse than the endpoints' mean loss by more than 0.01; extrapolation at least "
-    "1.2 times the endpoint loss)";
+constexpr const char* kTolerances = "(clustering and PB within 10 points of the paper; the cosine ordering on at least "
+                                    "three quarters of the datasets; the "
+                                    "centroid better on average and on at least three quarters of the targets (in "
+                                    "direction only when less than half the "
+                                    "paper's gain); interpolation midpoints no worse than the endpoints' mean loss by "
+                                    "more than 0.01; extrapolation at least "
+                                    "1.2 times the endpoint loss)";
 
 // Where the study agrees with the paper, where not, and the likely reasons. see: where the
 // findings' table is when it is not just above (a document with several studies), named in
@@ -718,8 +803,12 @@ void write_findings_account(Report& r, const StudyFindings& study, const std::st
     for (const auto& f : study.findings)
         if (agrees(f.verdict))
             agree.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ")" +
-                            (f.verdict == Verdict::agrees_in_direction ? ", in direction only: smaller than half the paper's" : "") + where + ".");
-        else if (f.verdict == Verdict::differs) differ.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ")" + where + ".");
+                            (f.verdict == Verdict::agrees_in_direction
+                                 ? ", in direction only: smaller than half the paper's"
+                                 : "") +
+                            where + ".");
+        else if (f.verdict == Verdict::differs)
+            differ.push_back(f.finding + ": " + f.basin + " (paper " + f.paper + ")" + where + ".");
     r.subheading("Where the results agree");
     if (agree.empty()) r.paragraph("No finding agrees within the tolerances above.");
     r.bullets(agree);
@@ -735,11 +824,15 @@ void write_findings_account(Report& r, const StudyFindings& study, const std::st
 void write_findings(Report& r, const StudyFindings& study) {
     if (study.findings.empty()) return;
     r.heading("The paper's findings, measured here",
-              std::string("Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md), this experiment's, its spread, and whether "
-                          "they agree ") + kTolerances + ". The sections below hold the tables behind every row.");
+              std::string("Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md), this "
+                          "experiment's, its spread, and whether "
+                          "they agree ") +
+                  kTolerances + ". The sections below hold the tables behind every row.");
     std::vector<std::vector<std::string>> rows;
-    for (const auto& f : study.findings) rows.push_back({f.finding, f.paper, f.basin, f.spread, verdict_text(f.verdict)});
-    r.table({"finding", "paper", "basin", "spread", "verdict"}, rows, "The paper's findings side by side with this experiment's.");
+    for (const auto& f : study.findings)
+        rows.push_back({f.finding, f.paper, f.basin, f.spread, verdict_text(f.verdict)});
+    r.table({"finding", "paper", "basin", "spread", "verdict"}, rows,
+            "The paper's findings side by side with this experiment's.");
     write_findings_account(r, study);
 }
 
@@ -754,8 +847,10 @@ Published published_accuracies(const toml::table& spec) {
     Published p;
     if (const auto* t = spec["published"].as_table())
         for (const auto& [key, node] : *t) {
-            if (key.str() == "source") p.source = node.value_or(std::string());
-            else if (const auto v = node.value<double>()) p.values[std::string(key.str())] = *v;
+            if (key.str() == "source")
+                p.source = node.value_or(std::string());
+            else if (const auto v = node.value<double>())
+                p.values[std::string(key.str())] = *v;
         }
     return p;
 }
@@ -781,7 +876,8 @@ void write_compute(Report& r, const Study& st) {
         const auto [n, seconds] = by_kind.count(k) ? by_kind[k] : std::pair<std::size_t, double>{0, 0.0};
         const auto e = estimate ? (*estimate)[k].value<double>() : std::nullopt;
         measured += seconds, expected += e.value_or(0);
-        std::vector<std::string> row = {k, std::to_string(n), format_fixed(seconds / 3600, 2), n ? format_fixed(seconds / double(n), 0) : "-"};
+        std::vector<std::string> row = {k, std::to_string(n), format_fixed(seconds / 3600, 2),
+                                        n ? format_fixed(seconds / double(n), 0) : "-"};
         if (estimate) row.push_back(e ? format_fixed(*e, 2) : "-");
         rows.push_back(row);
     }
@@ -792,7 +888,9 @@ void write_compute(Report& r, const Study& st) {
     r.table(header, rows,
             "Compute by job kind: each finished job's seconds times its threads (" + format_fixed(threads, 0) +
                 "), so jobs that shared the machine count their contention" +
-                (estimate ? "; the estimate is the spec's [estimate], sized from measured per-job times before the run" : "") + ".");
+                (estimate ? "; the estimate is the spec's [estimate], sized from measured per-job times before the run"
+                          : "") +
+                ".");
 }
 
 // Every section after the findings: the tables and figures behind them, then provenance.
@@ -818,7 +916,8 @@ void write_finetuned_section(Report& r, const Study& st, const std::string& kind
             family_of_dataset[dataset] = l.value("family", "");
         }
         rows.push_back({model, dataset, l.value("family", ""), l.value("seed", ""),
-                        acc != m.values.end() ? format_percent(acc->second) : "-", format_fixed(job_of[id].seconds, 1)});
+                        acc != m.values.end() ? format_percent(acc->second) : "-",
+                        format_fixed(job_of[id].seconds, 1)});
     }
     if (!rows.empty()) {
         r.heading("Fine-tuned models", "The zoo: the base model fine-tuned on every dataset with every seed.");
@@ -831,15 +930,26 @@ void write_finetuned_section(Report& r, const Study& st, const std::string& kind
         for (const auto& d : dataset_order) {
             const auto& a = by_dataset[d];
             const json f = facts.is_object() && facts.contains(d) ? facts[d] : json::object();
-            summary.push_back({d, family_of_dataset[d], f.contains("train_examples") ? used(f.value("train_examples", std::size_t(0))) : "-",
-                               f.contains("classes") ? std::to_string(f.value("classes", 0)) : "-",
-                               f.contains("majority_accuracy") ? format_percent(f.value("majority_accuracy", 0.0)) : "-", std::to_string(a.size()),
-                               format_percent(mean(a)), a.size() > 1 ? format_percent(sample_std(a)) : "-",
-                               format_percent(*std::min_element(a.begin(), a.end())) + "-" + format_percent(*std::max_element(a.begin(), a.end()))});
-            if (!published.values.empty()) summary.back().push_back(published.values.count(d) ? format_fixed(published.values.at(d), 1) : "-");
+            summary.push_back(
+                {d, family_of_dataset[d],
+                 f.contains("train_examples") ? used(f.value("train_examples", std::size_t(0))) : "-",
+                 f.contains("classes") ? std::to_string(f.value("classes", 0)) : "-",
+                 f.contains("majority_accuracy") ? format_percent(f.value("majority_accuracy", 0.0)) : "-",
+                 std::to_string(a.size()), format_percent(mean(a)), a.size() > 1 ? format_percent(sample_std(a)) : "-",
+                 format_percent(*std::min_element(a.begin(), a.end())) + "-" +
+                     format_percent(*std::max_element(a.begin(), a.end()))});
+            if (!published.values.empty())
+                summary.back().push_back(published.values.count(d) ? format_fixed(published.values.at(d), 1) : "-");
         }
-        std::vector<std::string> header = {"dataset", "family", "train examples", "classes", "majority class (%)", "seeds",
-                                           "mean test accuracy (%)", "std over seeds", "range"};
+        std::vector<std::string> header = {"dataset",
+                                           "family",
+                                           "train examples",
+                                           "classes",
+                                           "majority class (%)",
+                                           "seeds",
+                                           "mean test accuracy (%)",
+                                           "std over seeds",
+                                           "range"};
         if (!published.values.empty()) header.push_back("published (%)");
         r.table(header, summary,
                 "Fine-tuned accuracy per dataset, over seeds, against the majority class of the test split" +
@@ -848,7 +958,6 @@ void write_finetuned_section(Report& r, const Study& st, const std::string& kind
     }
 }
 
-
 // Clustering accuracy, within/between similarity, per-dataset tightness, t-SNE figures.
 void write_map_section(Report& r, const Study& st, const std::string& kind) {
     auto job_of = st.job_of;
@@ -856,7 +965,8 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
     const auto& map_points = st.map_points;
     const auto& view = st.view;
     if (map_done) {
-        r.heading("Weight-space map", "Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2.");
+        r.heading("Weight-space map",
+                  "Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2.");
         const auto m = st.metrics_of("map");
         std::vector<std::vector<std::string>> acc;
         for (const auto& [key, value] : m.values) {
@@ -869,10 +979,13 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
                 "Clustering accuracy (each cluster mapped to its majority group, every group given a cluster).");
         std::vector<std::vector<std::string>> wb;
         for (const std::string kind : {"dataset", "family"}) {
-            const auto w = m.values.find({"map", "", "within/" + kind}), b = m.values.find({"map", "", "between/" + kind});
-            if (w != m.values.end() && b != m.values.end()) wb.push_back({kind, format_fixed(w->second), format_fixed(b->second)});
+            const auto w = m.values.find({"map", "", "within/" + kind}),
+                       b = m.values.find({"map", "", "between/" + kind});
+            if (w != m.values.end() && b != m.values.end())
+                wb.push_back({kind, format_fixed(w->second), format_fixed(b->second)});
         }
-        r.table({"groups", "mean cosine within", "mean cosine between"}, wb, "Tight versus loose: similarity within and between groups.");
+        r.table({"groups", "mean cosine within", "mean cosine between"}, wb,
+                "Tight versus loose: similarity within and between groups.");
         write_similarity_by_dataset(r, view);
         // the 2-D coordinates: from the store (older stores: from the map's embedding.csv)
         std::vector<std::map<std::string, std::string>> table;
@@ -880,7 +993,8 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
             if (p.set != "embedding") continue;
             std::map<std::string, std::string> row{{"model", p.name}};
             const json fields = json::parse(p.coefficients);
-            for (const auto& [k, v] : fields.items()) row[k] = v.get<std::string>();
+            for (const auto& [k, v] : fields.items())
+                row[k] = v.get<std::string>();
             table.push_back(row);
         }
         const fs::path embedding = fs::path(job_of["map"].output) / "embedding.csv";
@@ -892,7 +1006,8 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
             while (read_csv_record(in, ',', true, cells, line, embedding))
                 if (cells.size() == header.size()) {
                     std::map<std::string, std::string> row;
-                    for (std::size_t i = 0; i < header.size(); ++i) row[header[i]] = cells[i];
+                    for (std::size_t i = 0; i < header.size(); ++i)
+                        row[header[i]] = cells[i];
                     table.push_back(row);
                 }
         }
@@ -909,12 +1024,14 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
                 tips.push_back(row.at("model") + " (" + row.at(kind) + ")");
             }
             if (points.empty()) continue;
-            r.figure("tsne-" + kind, scatter_plot(points, group, names, "t-SNE of 1 - cosine, by " + kind, "t-SNE 1", "t-SNE 2", tips),
-                     "Fine-tuned models in two dimensions (t-SNE on the cosine distance of task vectors), coloured by " + kind + ".");
+            r.figure(
+                "tsne-" + kind,
+                scatter_plot(points, group, names, "t-SNE of 1 - cosine, by " + kind, "t-SNE 1", "t-SNE 2", tips),
+                "Fine-tuned models in two dimensions (t-SNE on the cosine distance of task vectors), coloured by " +
+                    kind + ".");
         }
     }
 }
-
 
 // Interpolation (kind "interpolate") or extrapolation ("extrapolate"): a figure per line, or a table for many.
 void write_line_sections(Report& r, const Study& st, const std::string& kind) {
@@ -949,7 +1066,8 @@ void write_line_sections(Report& r, const Study& st, const std::string& kind) {
         for (const auto& [a, values] : mean) {
             avg.x.push_back(a);
             double sum = 0;
-            for (double v : values) sum += v;
+            for (double v : values)
+                sum += v;
             avg.y.push_back(sum / double(values.size()));
             by_relation[l.value("relation", "")][a].push_back(avg.y.back());
         }
@@ -972,9 +1090,11 @@ void write_line_sections(Report& r, const Study& st, const std::string& kind) {
     }
     if (!pair_rows.empty()) {
         std::vector<std::string> header = {"A", "B", "relation"};
-        for (double a : pair_alphas) header.push_back("alpha " + format_fixed(a, 2));
-        r.table(header, pair_rows, std::string(extra ? "Extrapolation" : "Interpolation") +
-                                       ": generalized loss along each line, mean over the two models' datasets.");
+        for (double a : pair_alphas)
+            header.push_back("alpha " + format_fixed(a, 2));
+        r.table(header, pair_rows,
+                std::string(extra ? "Extrapolation" : "Interpolation") +
+                    ": generalized loss along each line, mean over the two models' datasets.");
     }
     if (!extra && by_relation.size() > 1) {
         std::vector<Series> series;
@@ -982,27 +1102,31 @@ void write_line_sections(Report& r, const Study& st, const std::string& kind) {
             Series s{relation, {}, {}};
             for (const auto& [a, values] : curve) {
                 double sum = 0;
-                for (double v : values) sum += v;
+                for (double v : values)
+                    sum += v;
                 s.x.push_back(a), s.y.push_back(sum / double(values.size()));
             }
             series.push_back(s);
         }
-        r.figure("interpolation-average", line_plot(series, "Interpolation, averaged by relation", "alpha", "generalized loss"),
-                 "Mean generalized loss along the line, averaged over the pairs of each relation (same dataset, same family, different families).");
+        r.figure("interpolation-average",
+                 line_plot(series, "Interpolation, averaged by relation", "alpha", "generalized loss"),
+                 "Mean generalized loss along the line, averaged over the pairs of each relation (same dataset, same "
+                 "family, different families).");
     }
 }
-
 
 // In / In' / Ex strip plots and the PB table.
 void write_hull_section(Report& r, const Study& st, const std::string& kind) {
     if (const auto ids = st.done_of("hull"); !ids.empty()) {
-        r.heading("Inside and outside the region",
-                  "In: the group's models; In': Dirichlet(1) weighted averages of them; Ex: models outside the group and the base "
-                  "moved along random directions of the members' mean task-vector norm. PB(X, Y): the fraction of pairs where x's "
-                  "generalized loss is no higher than y's (same dataset).");
+        r.heading("Inside and outside the region", "In: the group's models; In': Dirichlet(1) weighted averages of "
+                                                   "them; Ex: models outside the group and the base "
+                                                   "moved along random directions of the members' mean task-vector "
+                                                   "norm. PB(X, Y): the fraction of pairs where x's "
+                                                   "generalized loss is no higher than y's (same dataset).");
         std::vector<std::vector<std::string>> pb_rows;
         std::size_t dataset_hulls = 0;
-        for (const auto& id : ids) dataset_hulls += st.labels(id).value("level", "") == "dataset";
+        for (const auto& id : ids)
+            dataset_hulls += st.labels(id).value("level", "") == "dataset";
         for (const auto& id : ids) {
             const json l = st.labels(id);
             const HullRecord hull = st.hull(id);
@@ -1012,8 +1136,8 @@ void write_hull_section(Report& r, const Study& st, const std::string& kind) {
                            ? std::string("-")
                            : format_percent(all->values[k].value) + " (" + std::to_string(all->values[k].pairs) + ")";
             };
-            pb_rows.push_back({l.value("level", ""), l.value("group", "") == "" ? "all models" : l.value("group", ""), cell(0),
-                               cell(1), cell(2)});
+            pb_rows.push_back({l.value("level", ""), l.value("group", "") == "" ? "all models" : l.value("group", ""),
+                               cell(0), cell(1), cell(2)});
             std::vector<Series> groups = {{"In", {}, {}}, {"In'", {}, {}}, {"Ex", {}, {}}};
             for (std::size_t p = 0; p < hull.points.size(); ++p) {
                 double sum = 0;
@@ -1023,17 +1147,22 @@ void write_hull_section(Report& r, const Study& st, const std::string& kind) {
                 for (auto& g : groups)
                     if (g.name == hull.points[p].set && n) g.y.push_back(sum / n);
             }
-            if (l.value("level", "") == "dataset" && dataset_hulls > kMaxFiguresPerAnalysis) continue; // the PB table has them
-            r.figure("hull-" + file_safe_name(id.substr(5)), strip_plot(groups, "In / In' / Ex: " + id.substr(5), "generalized loss"),
-                     "Generalized loss (mean over the group's datasets) of members, hull samples and outside models: " + id.substr(5) + ".");
+            if (l.value("level", "") == "dataset" && dataset_hulls > kMaxFiguresPerAnalysis)
+                continue; // the PB table has them
+            r.figure("hull-" + file_safe_name(id.substr(5)),
+                     strip_plot(groups, "In / In' / Ex: " + id.substr(5), "generalized loss"),
+                     "Generalized loss (mean over the group's datasets) of members, hull samples and outside models: " +
+                         id.substr(5) + ".");
         }
-        r.table({"level", "group", "PB(In', In) % (pairs)", "PB(In', Ex) % (pairs)", "PB(In, Ex) % (pairs)"}, pb_rows,
-                "PB over all datasets of each group; the paper: " + format_fixed(100 * paper::number("pb_in/dataset"), 0) + " / " +
-                    format_fixed(100 * paper::number("pb_in/family"), 1) + " / " + format_fixed(100 * paper::number("pb_in/general"), 0) +
-                    "% (dataset / task / general) for PB(In', In) and " + format_fixed(100 * paper::number("pb_ex"), 0) + "% for PB(In', Ex).");
+        r.table(
+            {"level", "group", "PB(In', In) % (pairs)", "PB(In', Ex) % (pairs)", "PB(In, Ex) % (pairs)"}, pb_rows,
+            "PB over all datasets of each group; the paper: " + format_fixed(100 * paper::number("pb_in/dataset"), 0) +
+                " / " + format_fixed(100 * paper::number("pb_in/family"), 1) + " / " +
+                format_fixed(100 * paper::number("pb_in/general"), 0) +
+                "% (dataset / task / general) for PB(In', In) and " + format_fixed(100 * paper::number("pb_ex"), 0) +
+                "% for PB(In', Ex).");
     }
 }
-
 
 // The loss surface on the plane through three models.
 void write_plane_section(Report& r, const Study& st, const std::string& kind) {
@@ -1051,26 +1180,29 @@ void write_plane_section(Report& r, const Study& st, const std::string& kind) {
             }
         const json l = st.labels("plane");
         std::vector<Marker> markers;
-        for (const auto& mk : plane.markers) markers.push_back({mk.u, mk.v, mk.model});
+        for (const auto& mk : plane.markers)
+            markers.push_back({mk.u, mk.v, mk.model});
         const fs::path summary = fs::path(job_of["plane"].output) / "summary.json";
         if (markers.empty() && fs::exists(summary)) { // older stores kept the markers in the job's folder only
             const json old = json::parse(read_text_file(summary), nullptr, false);
             if (old.is_object() && old.contains("markers"))
                 for (const auto& mk : old.at("markers"))
-                    markers.push_back({mk.at("u").get<double>(), mk.at("v").get<double>(), mk.at("model").get<std::string>()});
+                    markers.push_back(
+                        {mk.at("u").get<double>(), mk.at("v").get<double>(), mk.at("model").get<std::string>()});
         }
         r.heading("Loss surface", "The plane through three fine-tuned models (orthonormalised directions).");
-        r.figure("plane", surface_map(values, plane.grid.x0, plane.grid.x1, plane.grid.y0, plane.grid.y1, markers, "Generalized loss on the plane", "loss"),
+        r.figure("plane",
+                 surface_map(values, plane.grid.x0, plane.grid.x1, plane.grid.y0, plane.grid.y1, markers,
+                             "Generalized loss on the plane", "loss"),
                  "A = " + l.value("A", "") + ", B = " + l.value("B", "") + ", C = " + l.value("C", "") + ".");
     }
 }
 
-
 // Fine-tuning from the centroid against the pretrained start: a table and figure per variant.
 void write_centroid_section(Report& r, const Study& st, const std::string& kind) {
     if (const auto ids = st.done_of("centroid"); !ids.empty()) {
-        r.heading("The centroid as a starting point",
-                  "Fine-tuning from the leave-one-dataset-out centroid versus from the pretrained model, same settings and seeds.");
+        r.heading("The centroid as a starting point", "Fine-tuning from the leave-one-dataset-out centroid versus from "
+                                                      "the pretrained model, same settings and seeds.");
         for (const auto& id : ids) {
             const CentroidComparison c = centroid_comparison(st.metrics_of(id), st.labels(id));
             if (ids.size() > 1) r.subheading(c.title);
@@ -1078,21 +1210,25 @@ void write_centroid_section(Report& r, const Study& st, const std::string& kind)
             Series pre{"pretrained", {}, {}}, cen{"centroid", {}, {}};
             for (const auto& t : c.targets) {
                 pre.y.push_back(100 * t.pretrained), cen.y.push_back(100 * t.centroid);
-                table.push_back({t.name, format_percent(t.pretrained) + " +- " + format_percent(t.pretrained_std), format_percent(t.centroid) + " +- " + format_percent(t.centroid_std),
+                table.push_back({t.name, format_percent(t.pretrained) + " +- " + format_percent(t.pretrained_std),
+                                 format_percent(t.centroid) + " +- " + format_percent(t.centroid_std),
                                  signed_pct(t.difference), format_fixed(t.p_value, 3)});
             }
             if (!table.empty())
                 table.push_back({"mean", "", "", signed_pct(c.mean_difference),
-                                 std::to_string(c.better_or_equal) + " of " + std::to_string(c.targets.size()) + " better or equal"});
+                                 std::to_string(c.better_or_equal) + " of " + std::to_string(c.targets.size()) +
+                                     " better or equal"});
             const std::string suffix = ids.size() > 1 ? " (" + c.title + ")" : "";
             r.table({"target", "pretrained (%)", "centroid (%)", "difference", "p (paired t)"}, table,
-                    "Test accuracy, mean +- std over seeds" + suffix +
-                        "; the paper (BitFit): better or equal on " + format_fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
-                        format_fixed(paper::number("centroid/bitfit/targets"), 0) + " targets, " + signed_fixed(paper::number("centroid/bitfit/low"), 2) +
-                        " to " + signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
+                    "Test accuracy, mean +- std over seeds" + suffix + "; the paper (BitFit): better or equal on " +
+                        format_fixed(paper::number("centroid/bitfit/better"), 0) + " of " +
+                        format_fixed(paper::number("centroid/bitfit/targets"), 0) + " targets, " +
+                        signed_fixed(paper::number("centroid/bitfit/low"), 2) + " to " +
+                        signed_fixed(paper::number("centroid/bitfit/high"), 2) + " points, " +
                         signed_fixed(paper::number("centroid/bitfit/few_shot"), 2) + " few-shot.");
             std::vector<std::string> names;
-            for (const auto& t : c.targets) names.push_back(t.name);
+            for (const auto& t : c.targets)
+                names.push_back(t.name);
             r.figure(ids.size() > 1 ? "centroid-" + file_safe_name(id.substr(9)) : "centroid",
                      bar_chart(names, {pre, cen}, "Centroid versus pretrained start" + suffix, "test accuracy (%)"),
                      "Accuracy after fine-tuning from each start, per target dataset (mean over seeds)" + suffix + ".");
@@ -1108,10 +1244,12 @@ void write_centroid_section(Report& r, const Study& st, const std::string& kind)
 void write_provenance_section(Report& r, const Study& st) {
     const Store& store = *st.store;
     std::vector<std::vector<std::string>> job_rows;
-    for (const auto& j : st.jobs) job_rows.push_back({j.id, j.state, format_fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
+    for (const auto& j : st.jobs)
+        job_rows.push_back({j.id, j.state, format_fixed(j.seconds, 1), std::to_string(j.attempts), j.error});
     r.table({"job", "state", "seconds", "attempts", "error"}, job_rows, "Jobs.");
     std::vector<std::vector<std::string>> model_rows;
-    for (const auto& m : store.models()) model_rows.push_back({fs::path(m.path).filename().string(), m.sha256.substr(0, 16)});
+    for (const auto& m : store.models())
+        model_rows.push_back({fs::path(m.path).filename().string(), m.sha256.substr(0, 16)});
     r.table({"model", "SHA-256 (first 16)"}, model_rows, "Fine-tuned models and the hashes of their weights.");
     r.code("Experiment spec", store.meta("spec").value_or(""));
 }
@@ -1121,8 +1259,8 @@ using SectionWriter = void (*)(Report& r, const Study& st, const std::string& ki
 // Each job kind's section of a study (experiment/job_kinds.h names the kinds and their order).
 const std::map<std::string, SectionWriter>& section_writers() {
     static const std::map<std::string, SectionWriter> writers = {
-        {"finetune", write_finetuned_section}, {"map", write_map_section},    {"interpolate", write_line_sections},
-        {"extrapolate", write_line_sections},  {"hull", write_hull_section},  {"plane", write_plane_section},
+        {"finetune", write_finetuned_section}, {"map", write_map_section},   {"interpolate", write_line_sections},
+        {"extrapolate", write_line_sections},  {"hull", write_hull_section}, {"plane", write_plane_section},
         {"centroid", write_centroid_section},
     };
     return writers;
@@ -1175,14 +1313,18 @@ void write_findings_side_by_side(Report& r, const std::vector<Study>& studies, c
         for (const auto& f : found) {
             const Finding* x = find_finding(f, name);
             if (x && row[1] == "-") row[1] = x->paper;
-            if (x) row.insert(row.end(), {x->basin, x->spread, verdict_text(x->verdict)});
-            else row.insert(row.end(), {"-", "-", "not measured"});
+            if (x)
+                row.insert(row.end(), {x->basin, x->spread, verdict_text(x->verdict)});
+            else
+                row.insert(row.end(), {"-", "-", "not measured"});
         }
         rows.push_back(row);
     }
     r.heading("The paper's findings on each base",
-              std::string("Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md) and each study's, with its spread "
-                          "and whether it agrees ") + kTolerances + ". Each study's sections below hold the tables behind every row.");
+              std::string("Each row: the paper's number (Gueta et al. 2023, RoBERTa-base; PAPER.md) and each study's, "
+                          "with its spread "
+                          "and whether it agrees ") +
+                  kTolerances + ". Each study's sections below hold the tables behind every row.");
     r.table(header, rows, "The paper's findings, measured on each base.");
 }
 
@@ -1198,10 +1340,16 @@ void write_base_comparison(Report& r, const Study& a, const Study& b, const Stud
     for (const auto& name : names) {
         const Finding *x = find_finding(fa, name), *y = find_finding(fb, name);
         if (!x || !y) continue;
-        rows.push_back({name, x->basin, y->basin, change_text(*x, *y), verdict_text(x->verdict) + " -> " + verdict_text(y->verdict)});
+        rows.push_back({name, x->basin, y->basin, change_text(*x, *y),
+                        verdict_text(x->verdict) + " -> " + verdict_text(y->verdict)});
         if (x->verdict == Verdict::no_paper_number) continue;
-        const std::string line = name + ": " + x->basin + " on " + la + ", " + y->basin + " on " + lb + " (paper " + x->paper;
-        (agrees(x->verdict) && agrees(y->verdict) ? both : agrees(y->verdict) ? only_b : agrees(x->verdict) ? only_a : neither).push_back(line);
+        const std::string line =
+            name + ": " + x->basin + " on " + la + ", " + y->basin + " on " + lb + " (paper " + x->paper;
+        (agrees(x->verdict) && agrees(y->verdict) ? both
+         : agrees(y->verdict)                     ? only_b
+         : agrees(x->verdict)                     ? only_a
+                                                  : neither)
+            .push_back(line);
     }
     if (rows.empty()) return;
     r.table({"finding", la, lb, "change (" + lb + " vs " + la + ")", "verdicts"}, rows,
@@ -1210,10 +1358,12 @@ void write_base_comparison(Report& r, const Study& a, const Study& b, const Stud
     const std::size_t compared = both.size() + only_a.size() + only_b.size() + neither.size();
     r.paragraph("Of " + std::to_string(compared) + " findings with a paper number measured on both bases, " +
                 std::to_string(both.size() + only_a.size()) + " agree with the paper on " + la + " and " +
-                std::to_string(both.size() + only_b.size()) + " on " + lb + ": " + std::to_string(only_b.size()) + " appear only on " + lb +
-                ", " + std::to_string(only_a.size()) + " only on " + la + " (" + table + ").");
+                std::to_string(both.size() + only_b.size()) + " on " + lb + ": " + std::to_string(only_b.size()) +
+                " appear only on " + lb + ", " + std::to_string(only_a.size()) + " only on " + la + " (" + table +
+                ").");
     auto section = [&](const std::string& title, std::vector<std::string> items) {
-        for (auto& i : items) i += "; " + table + ").";
+        for (auto& i : items)
+            i += "; " + table + ").";
         r.subheading(title);
         if (items.empty()) r.paragraph("None.");
         r.bullets(items);
@@ -1237,7 +1387,8 @@ void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
     }
     std::sort(datasets.begin(), datasets.end());
     std::vector<std::string> header = {"dataset", "majority class (%)"};
-    for (const auto& st : studies) header.push_back(base_label(st) + ": mean +- std (seeds)");
+    for (const auto& st : studies)
+        header.push_back(base_label(st) + ": mean +- std (seeds)");
     std::vector<std::string> sources;
     std::vector<Published> published;
     for (const auto& st : studies) {
@@ -1251,12 +1402,14 @@ void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
     for (const auto& d : datasets) {
         std::string majority = "-";
         for (const auto& st : studies)
-            if (st.facts.is_object() && st.facts.contains(d)) majority = format_percent(st.facts[d].value("majority_accuracy", 0.0));
+            if (st.facts.is_object() && st.facts.contains(d))
+                majority = format_percent(st.facts[d].value("majority_accuracy", 0.0));
         std::vector<std::string> row = {d, majority};
         for (const auto& acc : by_study) {
             const auto at = acc.find(d);
             row.push_back(at == acc.end() ? "-"
-                                          : format_percent(mean(at->second)) + " +- " + (at->second.size() > 1 ? format_percent(sample_std(at->second)) : "-") +
+                                          : format_percent(mean(at->second)) + " +- " +
+                                                (at->second.size() > 1 ? format_percent(sample_std(at->second)) : "-") +
                                                 " (" + std::to_string(at->second.size()) + ")");
         }
         for (const auto& p : published)
@@ -1264,33 +1417,38 @@ void write_accuracy_side_by_side(Report& r, const std::vector<Study>& studies) {
         rows.push_back(row);
     }
     std::string caption = "Fine-tuned test accuracy per dataset on each base, over seeds";
-    for (const auto& s : sources) caption += "; published, " + s;
+    for (const auto& s : sources)
+        caption += "; published, " + s;
     r.heading("Fine-tuned accuracy on each base");
     r.table(header, rows, caption + ".");
 }
 
 std::string html_page(const std::string& title, const std::string& intro_html, const std::string& body) {
-    return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " + xml_escape(title) +
-        "</title>\n<style>body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-        "caption{text-align:left;font-style:italic;margin-bottom:4px}figure{margin:1.5em 0}figcaption{font-size:90%}"
-        "pre{background:#f6f6f6;padding:1em;overflow:auto}svg circle:hover{stroke-width:2}</style></head>\n<body>\n"
-        "<h1>basin report: " + xml_escape(title) + "</h1>\n<p>" + intro_html + "</p>\n" + body +
-        "<script>\n// marks each chart that the browser laid out with a visible size (checked by the tests)\n"
-        "window.addEventListener('load', function () {\n"
-        "  var shown = 0;\n"
-        "  document.querySelectorAll('figure.chart').forEach(function (f) {\n"
-        "    var svg = f.querySelector('svg'); var box = svg ? svg.getBoundingClientRect() : null;\n"
-        "    var ok = box && box.width > 0 && box.height > 0 && svg.querySelectorAll('*').length > 10;\n"
-        "    f.setAttribute('data-rendered', ok ? 'yes' : 'no'); if (ok) shown++;\n"
-        "  });\n"
-        "  document.body.setAttribute('data-figures-shown', String(shown));\n"
-        "});\n</script>\n</body></html>\n";
+    return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>basin report: " +
+           xml_escape(title) +
+           "</title>\n<style>body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+           "caption{text-align:left;font-style:italic;margin-bottom:4px}figure{margin:1.5em 0}figcaption{font-size:90%}"
+           "pre{background:#f6f6f6;padding:1em;overflow:auto}svg circle:hover{stroke-width:2}</style></head>\n<body>\n"
+           "<h1>basin report: " +
+           xml_escape(title) + "</h1>\n<p>" + intro_html + "</p>\n" + body +
+           "<script>\n// marks each chart that the browser laid out with a visible size (checked by the tests)\n"
+           "window.addEventListener('load', function () {\n"
+           "  var shown = 0;\n"
+           "  document.querySelectorAll('figure.chart').forEach(function (f) {\n"
+           "    var svg = f.querySelector('svg'); var box = svg ? svg.getBoundingClientRect() : null;\n"
+           "    var ok = box && box.width > 0 && box.height > 0 && svg.querySelectorAll('*').length > 10;\n"
+           "    f.setAttribute('data-rendered', ok ? 'yes' : 'no'); if (ok) shown++;\n"
+           "  });\n"
+           "  document.body.setAttribute('data-figures-shown', String(shown));\n"
+           "});\n</script>\n</body></html>\n";
 }
 
 } // namespace
 
-bool report_has_section(const std::string& kind) { return section_writers().count(kind) > 0; }
+bool report_has_section(const std::string& kind) {
+    return section_writers().count(kind) > 0;
+}
 
 ReportResult write_report(const fs::path& experiment, const ReportOptions& options) {
     const Study st = load_study(experiment);
@@ -1301,17 +1459,20 @@ ReportResult write_report(const fs::path& experiment, const ReportOptions& optio
     write_study_sections(r, st);
 
     const std::string status_line = st.status_line();
-    const std::string page = html_page(st.name,
-                                       xml_escape(status_line) + " Hover over a point for its value. Generated by <code>basin report</code> from " +
-                                           xml_escape(st.store_path.filename().string()) + ".",
-                                       r.body());
+    const std::string page = html_page(
+        st.name,
+        xml_escape(status_line) + " Hover over a point for its value. Generated by <code>basin report</code> from " +
+            xml_escape(st.store_path.filename().string()) + ".",
+        r.body());
     write_text_atomically(dir / "report.html", page);
     r.remove_stale_figures();
     ReportResult result{dir / "report.html", r.figures(), r.tables(), {}};
     if (options.markdown) {
-        write_text_atomically(*options.markdown,
-                              "# basin report: " + st.name + "\n\n<!-- Generated by `basin report` from the experiment store; do not edit. -->\n\n" +
-                                  status_line + " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
+        write_text_atomically(
+            *options.markdown,
+            "# basin report: " + st.name +
+                "\n\n<!-- Generated by `basin report` from the experiment store; do not edit. -->\n\n" + status_line +
+                " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
         result.markdown = *options.markdown;
     }
     return result;
@@ -1321,13 +1482,15 @@ ReportResult write_comparison_report(const std::vector<fs::path>& experiments, c
     BASIN_CHECK(experiments.size() >= 2, "a comparison report needs at least two experiment folders");
     std::vector<Study> studies;
     std::vector<StudyFindings> found;
-    for (const auto& e : experiments) studies.push_back(load_study(e)), found.push_back(paper_findings(studies.back()));
+    for (const auto& e : experiments)
+        studies.push_back(load_study(e)), found.push_back(paper_findings(studies.back()));
     std::vector<std::string> names; // the union of findings, in first-seen order
     for (const auto& f : found)
         for (const auto& x : f.findings)
             if (std::find(names.begin(), names.end(), x.finding) == names.end()) names.push_back(x.finding);
     std::string title;
-    for (const auto& st : studies) title += (title.empty() ? "" : " and ") + st.name;
+    for (const auto& st : studies)
+        title += (title.empty() ? "" : " and ") + st.name;
 
     const fs::path dir = experiments.front() / "report-comparison";
     Report r(dir, options.markdown);
@@ -1337,7 +1500,8 @@ ReportResult write_comparison_report(const std::vector<fs::path>& experiments, c
     for (std::size_t i = 0; i < studies.size(); ++i) {
         const Study& st = studies[i];
         r.begin_study("", 0);
-        r.heading("Study " + std::to_string(i + 1) + ": " + st.name + " (base " + base_label(st) + ")", st.status_line());
+        r.heading("Study " + std::to_string(i + 1) + ": " + st.name + " (base " + base_label(st) + ")",
+                  st.status_line());
         // the study's own agreement lists and reasons (its findings are in the first table), then its sections
         r.begin_study(file_safe_name(st.folder.filename().string()) + "-", 0);
         write_findings_account(r, found[i], "Table 1, column " + base_label(st));
@@ -1345,22 +1509,28 @@ ReportResult write_comparison_report(const std::vector<fs::path>& experiments, c
         write_study_sections(r, st);
     }
     std::string status;
-    for (const auto& st : studies) status += (status.empty() ? "" : " ") + st.name + ": " + st.status_line();
+    for (const auto& st : studies)
+        status += (status.empty() ? "" : " ") + st.name + ": " + st.status_line();
     write_text_atomically(dir / "report.html",
-                          html_page(title, xml_escape(status) + " Generated by <code>basin report</code> from the stores of " +
-                                               std::to_string(studies.size()) + " experiments.",
+                          html_page(title,
+                                    xml_escape(status) + " Generated by <code>basin report</code> from the stores of " +
+                                        std::to_string(studies.size()) + " experiments.",
                                     r.body()));
     r.remove_stale_figures();
     ReportResult result{dir / "report.html", r.figures(), r.tables(), {}};
     if (options.markdown) {
-        write_text_atomically(*options.markdown,
-                              "# basin report: " + title + "\n\n<!-- Generated by `basin report` from the experiment stores; do not edit. -->\n\n" +
-                                  status + " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
+        write_text_atomically(
+            *options.markdown,
+            "# basin report: " + title +
+                "\n\n<!-- Generated by `basin report` from the experiment stores; do not edit. -->\n\n" + status +
+                " Regenerate with `" + options.command + "`.\n\n" + r.markdown());
         result.markdown = *options.markdown;
     }
     return result;
 }
 
-std::vector<Finding> paper_findings(const fs::path& experiment) { return paper_findings(load_study(experiment)).findings; }
+std::vector<Finding> paper_findings(const fs::path& experiment) {
+    return paper_findings(load_study(experiment)).findings;
+}
 
 } // namespace basin

@@ -1,5 +1,13 @@
 #include "basin/experiment/results.h"
+
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/hash.h"
+#include "basin/core/json_file.h"
+#include "basin/core/strings.h"
+#include "basin/data/dataset.h"
 #include "basin/experiment/job_kinds.h"
+#include "basin/io/checkpoint.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,20 +18,11 @@
 #include <sstream>
 #include <tuple>
 
-#include "basin/core/error.h"
-#include "basin/io/checkpoint.h"
-#include "basin/core/fs.h"
-#include "basin/core/hash.h"
-#include "basin/core/json_file.h"
-#include "basin/core/strings.h"
-#include "basin/data/dataset.h"
-
 namespace basin {
 
 namespace {
 
 using nlohmann::json;
-
 
 } // namespace
 
@@ -33,12 +32,16 @@ namespace {
 
 constexpr const char* kAlphaPrefix = "alpha=";
 
-std::string alpha_subject(double alpha) { return kAlphaPrefix + format_exact(alpha); }
-std::string plane_subject(std::size_t i, std::size_t j) { return "(" + std::to_string(i) + "," + std::to_string(j) + ")"; }
+std::string alpha_subject(double alpha) {
+    return kAlphaPrefix + format_exact(alpha);
+}
+std::string plane_subject(std::size_t i, std::size_t j) {
+    return "(" + std::to_string(i) + "," + std::to_string(j) + ")";
+}
 constexpr const char* kMarkerPrefix = "marker:";
 
-void add_scores(JobResults& r, const std::string& job, const std::string& subject, const std::vector<TargetInfo>& targets,
-                const std::vector<PointScore>& row) {
+void add_scores(JobResults& r, const std::string& job, const std::string& subject,
+                const std::vector<TargetInfo>& targets, const std::vector<PointScore>& row) {
     for (std::size_t d = 0; d < targets.size(); ++d) {
         r.metrics.push_back({job, subject, targets[d].name, "loss", row[d].loss});
         r.metrics.push_back({job, subject, targets[d].name, "accuracy", row[d].accuracy});
@@ -63,7 +66,8 @@ struct MetricIndex {
     }
     std::vector<TargetInfo> targets() const {
         std::vector<TargetInfo> out;
-        for (const auto& d : datasets) out.push_back({d, "", "", {}, 0, 0, ""});
+        for (const auto& d : datasets)
+            out.push_back({d, "", "", {}, 0, 0, ""});
         return out;
     }
     std::vector<PointScore> scores(const std::string& subject) const {
@@ -79,7 +83,8 @@ struct MetricIndex {
 };
 
 double alpha_of(const std::string& subject, const std::string& job) {
-    BASIN_CHECK(subject.rfind(kAlphaPrefix, 0) == 0, "store: job ", job, ": point '", subject, "' is not named alpha=<number>");
+    BASIN_CHECK(subject.rfind(kAlphaPrefix, 0) == 0, "store: job ", job, ": point '", subject,
+                "' is not named alpha=<number>");
     return std::stod(subject.substr(std::string(kAlphaPrefix).size()));
 }
 
@@ -90,21 +95,26 @@ JobResults interpolation_rows(const InterpolationRecord& rec, const Job& job) {
     for (std::size_t p = 0; p < rec.alphas.size(); ++p) {
         const double a = rec.alphas[p];
         add_scores(r, job.id, alpha_subject(a), rec.targets, rec.scores[p]);
-        r.points.push_back({job.id, alpha_subject(a), job.kind, json({{job.labels.at("A"), 1 - a}, {job.labels.at("B"), a}}).dump()});
+        r.points.push_back(
+            {job.id, alpha_subject(a), job.kind, json({{job.labels.at("A"), 1 - a}, {job.labels.at("B"), a}}).dump()});
     }
     return r;
 }
 
-InterpolationRecord interpolation_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points) {
+InterpolationRecord interpolation_from_store(const std::vector<Metric>& metrics,
+                                             const std::vector<PointRecord>& points) {
     InterpolationRecord rec;
     const MetricIndex m(metrics);
     const std::string job = metrics.empty() ? "" : metrics.front().job;
     std::set<std::string> subjects;
-    for (const auto& p : points) subjects.insert(p.name);
+    for (const auto& p : points)
+        subjects.insert(p.name);
     if (subjects.empty()) // stores from before points were recorded
-        for (const auto& x : metrics) subjects.insert(x.subject);
+        for (const auto& x : metrics)
+            subjects.insert(x.subject);
     std::vector<std::pair<double, std::string>> order;
-    for (const auto& s : subjects) order.push_back({alpha_of(s, job), s});
+    for (const auto& s : subjects)
+        order.push_back({alpha_of(s, job), s});
     std::sort(order.begin(), order.end());
     rec.targets = m.targets();
     for (const auto& [a, subject] : order) {
@@ -122,7 +132,8 @@ JobResults hull_rows(const HullRecord& rec, const Job& job) {
         const HullPoint& point = rec.points[p];
         add_scores(r, job.id, point.name, rec.targets, rec.scores[p]);
         std::string w;
-        for (std::size_t i = 0; i < point.weights.size(); ++i) w += (i ? " " : "") + format_exact(point.weights[i]);
+        for (std::size_t i = 0; i < point.weights.size(); ++i)
+            w += (i ? " " : "") + format_exact(point.weights[i]);
         r.points.push_back({job.id, point.name, point.set, json(w).dump()});
     }
     for (const auto& row : rec.pb)
@@ -142,7 +153,8 @@ HullRecord hull_from_store(const std::vector<Metric>& metrics, const std::vector
         const json w = json::parse(p.coefficients, nullptr, false);
         if (w.is_string()) {
             std::istringstream in(w.get<std::string>());
-            for (double v; in >> v;) weights.push_back(v);
+            for (double v; in >> v;)
+                weights.push_back(v);
         }
         rec.points.push_back({p.name, p.set, weights});
         rec.scores.push_back(m.scores(p.name));
@@ -196,8 +208,8 @@ PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vect
             continue;
         }
         std::size_t i = 0, j = 0;
-        BASIN_CHECK(std::sscanf(p.name.c_str(), "(%zu,%zu)", &i, &j) == 2, "store: job ", p.job, ": plane point '", p.name,
-                    "' is not named (i,j)");
+        BASIN_CHECK(std::sscanf(p.name.c_str(), "(%zu,%zu)", &i, &j) == 2, "store: job ", p.job, ": plane point '",
+                    p.name, "' is not named (i,j)");
         cells.push_back({i, j, p.name});
         rec.grid.nx = std::max(rec.grid.nx, i + 1), rec.grid.ny = std::max(rec.grid.ny, j + 1);
         x0 = std::min(x0, u), x1 = std::max(x1, u), y0 = std::min(y0, v), y1 = std::max(y1, v);
@@ -207,7 +219,8 @@ PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vect
     PointScore missing;
     missing.loss = missing.accuracy = missing.train_loss = missing.train_accuracy = NAN;
     rec.scores.assign(rec.grid.nx * rec.grid.ny, std::vector<PointScore>(rec.targets.size(), missing));
-    for (const auto& c : cells) rec.scores[c.j * rec.grid.nx + c.i] = m.scores(c.name);
+    for (const auto& c : cells)
+        rec.scores[c.j * rec.grid.nx + c.i] = m.scores(c.name);
     return rec;
 }
 
@@ -217,7 +230,8 @@ JobResults map_rows(const MapRecord& map, const Job& job) {
         if (!std::isnan(value)) r.metrics.push_back({job.id, subject, dataset, name, value});
     };
     for (const auto& kind : map.kinds) {
-        for (const auto& m : kind.methods) metric("map", "", "clustering_accuracy/" + kind.name + "/" + m.method, m.accuracy);
+        for (const auto& m : kind.methods)
+            metric("map", "", "clustering_accuracy/" + kind.name + "/" + m.method, m.accuracy);
         metric("map", "", "within/" + kind.name, kind.similarity.within_mean);
         metric("map", "", "between/" + kind.name, kind.similarity.between_mean);
     }
@@ -231,7 +245,8 @@ JobResults map_rows(const MapRecord& map, const Job& job) {
     auto text = [](double v) { return format_g(v, 10); };
     for (std::size_t i = 0; i < n; ++i) {
         json fields = json::object();
-        for (const auto& kind : map.kinds) fields[kind.name] = kind.groups[kind.label[i]];
+        for (const auto& kind : map.kinds)
+            fields[kind.name] = kind.groups[kind.label[i]];
         fields["pca_1"] = text(map.pca.coordinates[i][0]), fields["pca_2"] = text(map.pca.coordinates[i][1]);
         fields["tsne_1"] = map.tsne.empty() ? "" : text(map.tsne[i][0]);
         fields["tsne_2"] = map.tsne.empty() ? "" : text(map.tsne[i][1]);
@@ -247,7 +262,9 @@ JobResults finetune_rows(const Job& job) {
     const json run = read_json_object(job.output / "basin_run.json");
     const std::string model = job.labels.at("model"), dataset = job.labels.at("dataset");
     const auto& last = run.at("epochs").back();
-    auto metric = [&](const std::string& name, double value) { r.metrics.push_back({job.id, model, dataset, name, value}); };
+    auto metric = [&](const std::string& name, double value) {
+        r.metrics.push_back({job.id, model, dataset, name, value});
+    };
     if (last.contains("eval_accuracy")) metric("accuracy", last["eval_accuracy"].get<double>());
     if (last.contains("eval_loss")) metric("loss", last["eval_loss"].get<double>());
     metric("train_loss", last.at("train_loss").get<double>());
@@ -276,10 +293,18 @@ JobResults centroid_rows(const Job& job) {
     return r;
 }
 
-JobResults collect_map(const Job& job) { return map_rows(read_map(job.output), job); }
-JobResults collect_line(const Job& job) { return interpolation_rows(read_interpolation(job.output), job); }
-JobResults collect_hull(const Job& job) { return hull_rows(read_hull(job.output), job); }
-JobResults collect_plane(const Job& job) { return plane_rows(read_plane(job.output), job); }
+JobResults collect_map(const Job& job) {
+    return map_rows(read_map(job.output), job);
+}
+JobResults collect_line(const Job& job) {
+    return interpolation_rows(read_interpolation(job.output), job);
+}
+JobResults collect_hull(const Job& job) {
+    return hull_rows(read_hull(job.output), job);
+}
+JobResults collect_plane(const Job& job) {
+    return plane_rows(read_plane(job.output), job);
+}
 
 } // namespace
 
@@ -291,7 +316,8 @@ const std::vector<JobKindEntry>& job_kinds() {
         {"extrapolate", "the same line past its endpoints (basin interpolate --extrapolate)", collect_line},
         {"hull", "In / In' / Ex of a group and PB (basin hull)", collect_hull},
         {"plane", "the loss surface on the plane through three models (basin plane)", collect_plane},
-        {"centroid", "fine-tuning from the leave-one-out centroid against the base (basin init-compare)", centroid_rows},
+        {"centroid", "fine-tuning from the leave-one-out centroid against the base (basin init-compare)",
+         centroid_rows},
     };
     return kinds;
 }

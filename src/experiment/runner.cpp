@@ -43,12 +43,15 @@ using Clock = std::chrono::steady_clock;
 std::string describe_base_model(const fs::path& base) {
     nlohmann::json out = nlohmann::json::object();
     out["path"] = base.string();
-    if (fs::exists(base / "config.json")) out["config"] = nlohmann::json::parse(read_text_file(base / "config.json", limits::config_json), nullptr, false);
+    if (fs::exists(base / "config.json"))
+        out["config"] =
+            nlohmann::json::parse(read_text_file(base / "config.json", limits::config_json), nullptr, false);
     if (fs::exists(base / "basin_run.json")) {
         const auto run = nlohmann::json::parse(read_text_file(base / "basin_run.json"), nullptr, false);
         if (run.is_object() && run.contains("heldout") && run["heldout"].is_array() && !run["heldout"].empty()) {
             const auto& last = run["heldout"].back();
-            out["pretraining"] = {{"steps", last.value("step", 0)}, {"tokens_seen", last.value("tokens_seen", 0)},
+            out["pretraining"] = {{"steps", last.value("step", 0)},
+                                  {"tokens_seen", last.value("tokens_seen", 0)},
                                   {"heldout_mlm_accuracy", last.value("accuracy", 0.0)}};
         }
     }
@@ -63,14 +66,17 @@ std::string describe_datasets(const ExperimentSpec& spec) {
         const Dataset train = read_dataset(find_split(spec.data_root / d.name, "train"));
         const Dataset test = read_dataset(find_split(spec.data_root / d.name, "test"));
         std::map<std::string, std::size_t> counts;
-        for (const auto& ex : test.examples) ++counts[ex.label];
+        for (const auto& ex : test.examples)
+            ++counts[ex.label];
         std::size_t most = 0;
-        for (const auto& [label, n] : counts) most = std::max(most, n);
-        out[d.name] = {{"family", d.family},
-                       {"train_examples", train.examples.size()},
-                       {"test_examples", test.examples.size()},
-                       {"classes", counts.size()},
-                       {"majority_accuracy", test.examples.empty() ? 0.0 : double(most) / double(test.examples.size())}};
+        for (const auto& [label, n] : counts)
+            most = std::max(most, n);
+        out[d.name] = {
+            {"family", d.family},
+            {"train_examples", train.examples.size()},
+            {"test_examples", test.examples.size()},
+            {"classes", counts.size()},
+            {"majority_accuracy", test.examples.empty() ? 0.0 : double(most) / double(test.examples.size())}};
     }
     return out.dump();
 }
@@ -112,7 +118,8 @@ pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const
             for (const char* prefix : {"OMPI_", "PMIX_", "PMI_", "SLURM_PROCID"})
                 if (var.rfind(prefix, 0) == 0) mpi_vars.push_back(var.substr(0, var.find('=')));
         }
-        for (const auto& name : mpi_vars) ::unsetenv(name.c_str());
+        for (const auto& name : mpi_vars)
+            ::unsetenv(name.c_str());
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);
@@ -122,7 +129,8 @@ pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const
         std::string program_name = program.string();
         argv.push_back(program_name.data());
         std::vector<std::string> copy = args;
-        for (auto& a : copy) argv.push_back(a.data());
+        for (auto& a : copy)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         ::execv(program.c_str(), argv.data());
         std::fprintf(stderr, "cannot run %s: %s\n", program.c_str(), std::strerror(errno));
@@ -131,7 +139,9 @@ pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const
     return pid;
 }
 
-int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+int exit_code(int status) {
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 int wait_for(pid_t pid) {
     int status = 0;
@@ -192,8 +202,8 @@ class Ticker {
         if (!say_ || std::chrono::duration<double>(Clock::now() - last_).count() < 15) return;
         last_ = Clock::now();
         for (const auto& [index, r] : running_)
-            say_("  " + r.id + ": " + duration_text(std::chrono::duration<double>(Clock::now() - r.since).count()) + " so far; " +
-                 last_line(r.log));
+            say_("  " + r.id + ": " + duration_text(std::chrono::duration<double>(Clock::now() - r.since).count()) +
+                 " so far; " + last_line(r.log));
     }
 
   private:
@@ -237,7 +247,8 @@ class LocalExecutor : public Executor {
     }
     std::vector<std::size_t> stop(int signal) override {
         std::vector<std::size_t> stopped;
-        for (const auto& [pid, r] : running_) ::kill(pid, signal);
+        for (const auto& [pid, r] : running_)
+            ::kill(pid, signal);
         for (const auto& [pid, r] : running_) { // each saves what it can and exits
             wait_for(pid);
             ticker_.finished(r.index);
@@ -264,7 +275,8 @@ class LocalExecutor : public Executor {
 // (index, exit code, seconds, error). Tag 1: job, tag 2: result, tag 3: stop.
 std::string pack(const std::vector<std::string>& parts) {
     std::string out;
-    for (const auto& p : parts) out += p + '\0';
+    for (const auto& p : parts)
+        out += p + '\0';
     return out;
 }
 
@@ -289,7 +301,8 @@ std::string receive(int source, int tag, MPI_Status* status) {
 class MpiExecutor : public Executor {
   public:
     MpiExecutor(fs::path program, int ranks, Ticker& ticker) : program_(std::move(program)), ticker_(ticker) {
-        for (int r = 1; r < ranks; ++r) idle_.insert(r);
+        for (int r = 1; r < ranks; ++r)
+            idle_.insert(r);
     }
     std::size_t capacity() const override { return idle_.size() + busy_; }
     void start(std::size_t index, const Job& job, const fs::path& log) override {
@@ -327,7 +340,8 @@ class MpiExecutor : public Executor {
     // their jobs die with them.
     std::vector<std::size_t> stop(int) override {
         std::vector<std::size_t> stopped;
-        for (const auto& [rank, index] : running_) stopped.push_back(index);
+        for (const auto& [rank, index] : running_)
+            stopped.push_back(index);
         return stopped;
     }
 
@@ -370,7 +384,8 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
              const RunOptions& o) {
     const auto start = Clock::now();
     std::map<std::string, std::size_t> index_of;
-    for (std::size_t i = 0; i < jobs.size(); ++i) index_of[jobs[i].id] = i;
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        index_of[jobs[i].id] = i;
     enum class State { Pending, Running, Done, Failed };
     std::vector<State> state(jobs.size(), State::Pending);
     std::size_t done = 0, skipped = 0, failed = 0, running = 0;
@@ -381,7 +396,8 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         const std::size_t width = 30, filled = jobs.empty() ? width : width * done / jobs.size();
         std::fprintf(stderr, "[%s%s] %zu/%zu jobs, %s elapsed  %s\n", std::string(filled, '#').c_str(),
-                     std::string(width - filled, '.').c_str(), done, jobs.size(), duration_text(elapsed).c_str(), what.c_str());
+                     std::string(width - filled, '.').c_str(), done, jobs.size(), duration_text(elapsed).c_str(),
+                     what.c_str());
     };
     if (skipped) progress(std::to_string(skipped) + " finished earlier, skipped");
     // Other runners on the same store: a job is claimed before it starts; one that another live
@@ -409,10 +425,12 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
         const int signal = interrupt_signal();
         const std::string why = "interrupted by " + signal_name(signal);
         const auto stopped = executor.stop(signal);
-        for (std::size_t i : stopped) store.job_interrupted(jobs[i].id, why);
-        return Interrupted(signal, why + ": " + std::to_string(done) + " of " + std::to_string(jobs.size()) + " jobs done" +
-                                       (stopped.empty() ? "" : ", " + std::to_string(stopped.size()) + " running stopped") +
-                                       "; the same `basin run` resumes");
+        for (std::size_t i : stopped)
+            store.job_interrupted(jobs[i].id, why);
+        return Interrupted(signal,
+                           why + ": " + std::to_string(done) + " of " + std::to_string(jobs.size()) + " jobs done" +
+                               (stopped.empty() ? "" : ", " + std::to_string(stopped.size()) + " running stopped") +
+                               "; the same `basin run` resumes");
     };
     while (true) {
         // start every job whose dependencies are done, up to the executor's capacity
@@ -453,13 +471,14 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
             if (!held_elsewhere || interrupted()) break;
             // everything left is held by other runners or waits on what they hold
             beat();
-            for (int slept = 0; slept < 10 && !interrupted(); ++slept) ::usleep(100'000);
+            for (int slept = 0; slept < 10 && !interrupted(); ++slept)
+                ::usleep(100'000);
             if (interrupted()) break;
             continue;
         }
         const Finished f = executor.wait_any(kRescanSeconds);
         beat();
-        if (f.index == Executor::kTimeout) continue; // look at the store again: others may have finished jobs
+        if (f.index == Executor::kTimeout) continue;      // look at the store again: others may have finished jobs
         if (f.index == Executor::kNone) throw stop_run(); // SIGINT/SIGTERM
         --running;
         const Job& job = jobs[f.index]; // recording its end (done or failed) ends its claim too
@@ -482,7 +501,8 @@ int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& st
     for (std::size_t i = 0; i < jobs.size(); ++i)
         if (state[i] == State::Pending) ++failed; // unreachable: kept for safety
     if (!o.quiet)
-        std::fprintf(stderr, "%s: %zu of %zu jobs done (%zu skipped as finished earlier%s), %zu failed or blocked; store %s\n",
+        std::fprintf(stderr,
+                     "%s: %zu of %zu jobs done (%zu skipped as finished earlier%s), %zu failed or blocked; store %s\n",
                      spec.name.c_str(), done, jobs.size(), skipped,
                      elsewhere ? (", " + std::to_string(elsewhere) + " by other runners").c_str() : "", failed,
                      store_file(spec).c_str());
@@ -504,12 +524,14 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
     int failed = 0;
     if (o.dry_run) {
         std::optional<Store> store;
-        if (fs::exists(store_file(spec))) store.emplace(store_file(spec), Store::Mode::read_only); // a dry run writes nothing
+        if (fs::exists(store_file(spec)))
+            store.emplace(store_file(spec), Store::Mode::read_only); // a dry run writes nothing
         for (const auto& j : jobs) {
             const bool finished = store && done_in_store(*store, j);
             std::printf("%-7s %-45s after: %s\n        basin", finished ? "done" : "to run", j.id.c_str(),
                         j.depends.empty() ? "-" : std::to_string(j.depends.size()).append(" jobs").c_str());
-            for (const auto& a : j.args) std::printf(" %s", a.c_str());
+            for (const auto& a : j.args)
+                std::printf(" %s", a.c_str());
             std::printf("\n");
         }
     } else {
@@ -519,7 +541,7 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         store.set_meta("spec_file", fs::absolute(spec.file).string());
         store.set_meta("name", spec.name);
         store.set_meta("jobs", std::to_string(jobs.size())); // the spec's, started or not (the report's "N of M")
-        store.set_meta("ranks", std::to_string(ranks)); // MPI processes of the latest run
+        store.set_meta("ranks", std::to_string(ranks));      // MPI processes of the latest run
         store.set_meta("base_model", describe_base_model(spec.base));
         store.set_meta("datasets", describe_datasets(spec));
         Ticker ticker(o.quiet ? std::function<void(const std::string&)>()
@@ -536,7 +558,8 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
     }
 #ifdef BASIN_WITH_MPI
     if (mpi.active())
-        for (int r = 1; r < ranks; ++r) MPI_Send(nullptr, 0, MPI_CHAR, r, 3, MPI_COMM_WORLD);
+        for (int r = 1; r < ranks; ++r)
+            MPI_Send(nullptr, 0, MPI_CHAR, r, 3, MPI_COMM_WORLD);
 #endif
     return failed;
 }
@@ -560,7 +583,8 @@ void print_status(const ExperimentSpec& spec) {
         std::printf("\n");
     }
     std::printf("%s:", spec.name.c_str());
-    for (const auto& [state, n] : counts) std::printf(" %zu %s", n, state.c_str());
+    for (const auto& [state, n] : counts)
+        std::printf(" %zu %s", n, state.c_str());
     std::printf(" of %zu jobs\n", jobs.size());
 }
 

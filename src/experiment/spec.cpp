@@ -1,16 +1,15 @@
 #include "basin/experiment/spec.h"
 
-#include <algorithm>
-#include <set>
-#include <sstream>
-
-#include <toml++/toml.h>
-
-#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/core/limits.h"
 #include "basin/data/dataset.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
 
 namespace basin {
 
@@ -71,7 +70,8 @@ void check_keys(const ExperimentSpec& s, const toml::table& table, const char* n
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
     std::string out;
-    for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+    for (const auto& i : items)
+        out += (out.empty() ? "" : sep) + i;
     return out;
 }
 
@@ -89,20 +89,23 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         throw Error(file.string() + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
     }
     for (const auto& [key, node] : root)
-        BASIN_CHECK(std::set<std::string>({"experiment", "datasets", "finetune", "map", "interpolate", "extrapolate", "hull",
-                                           "plane", "centroid", "probe", "published", "estimate"})
+        BASIN_CHECK(std::set<std::string>({"experiment", "datasets", "finetune", "map", "interpolate", "extrapolate",
+                                           "hull", "plane", "centroid", "probe", "published", "estimate"})
                         .count(std::string(key.str())),
                     where(s, node), ": unknown section [", key.str(), "]");
     const toml::table* e = section(s, root, "experiment");
     BASIN_CHECK(e, file.string(), ": no [experiment] section (name, base, data_root, seeds)");
     toml::table experiment = *e;
     for (const auto& [key, value] : overrides) {
-        BASIN_CHECK(experiment.contains(key) || key == "out", "--set ", key, "=", value, ": no such key in [experiment]");
+        BASIN_CHECK(experiment.contains(key) || key == "out", "--set ", key, "=", value,
+                    ": no such key in [experiment]");
         experiment.insert_or_assign(key, value);
     }
     check_keys(s, experiment, "experiment", {"name", "base", "data_root", "out", "seeds", "threads", "max_length"});
     const fs::path dir = fs::absolute(file).parent_path();
-    auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? fs::path(p) : (dir / p).lexically_normal(); };
+    auto resolve = [&](const std::string& p) {
+        return fs::path(p).is_absolute() ? fs::path(p) : (dir / p).lexically_normal();
+    };
     s.name = get<std::string>(s, experiment, "name", fs::path(file).stem().string(), "a string");
     const std::string base = get<std::string>(s, experiment, "base", "", "a path");
     const std::string data_root = get<std::string>(s, experiment, "data_root", "", "a path");
@@ -114,10 +117,12 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     s.threads = get<int>(s, experiment, "threads", 1, "a whole number");
     s.max_length = get<std::size_t>(s, experiment, "max_length", 64, "a whole number");
     BASIN_CHECK(fs::is_directory(s.base), file.string(), ": base ", s.base.string(), ": model folder not found");
-    BASIN_CHECK(fs::is_directory(s.data_root), file.string(), ": data_root ", s.data_root.string(), ": folder not found");
+    BASIN_CHECK(fs::is_directory(s.data_root), file.string(), ": data_root ", s.data_root.string(),
+                ": folder not found");
 
     const toml::table* datasets = section(s, root, "datasets");
-    BASIN_CHECK(datasets && !datasets->empty(), file.string(), ": no [datasets] (one line per dataset: name = \"family\")");
+    BASIN_CHECK(datasets && !datasets->empty(), file.string(),
+                ": no [datasets] (one line per dataset: name = \"family\")");
     for (const auto& [key, node] : *datasets) {
         // name = "family", or name = { family = "...", seeds = [...] } for a dataset that needs more seeds
         DatasetSpec d{std::string(key.str()), "", s.seeds};
@@ -127,16 +132,16 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
             BASIN_CHECK(!d.family.empty(), where(s, node), ": dataset ", d.name, ": needs a family");
             d.seeds = get_seeds(s, *t, "seeds", s.seeds);
             for (std::uint64_t seed : s.seeds)
-                BASIN_CHECK(std::find(d.seeds.begin(), d.seeds.end(), seed) != d.seeds.end(), where(s, node), ": dataset ",
-                            d.name, ": its seeds must include the experiment's (", seed, " is missing)");
+                BASIN_CHECK(std::find(d.seeds.begin(), d.seeds.end(), seed) != d.seeds.end(), where(s, node),
+                            ": dataset ", d.name, ": its seeds must include the experiment's (", seed, " is missing)");
         } else {
             BASIN_CHECK(node.is_string(), where(s, node), ": dataset ", key.str(),
                         ": expected its family as a string, or { family = \"...\", seeds = [...] }");
             d.family = node.value<std::string>().value();
         }
         s.datasets.push_back(d);
-        BASIN_CHECK(fs::is_directory(s.data_root / s.datasets.back().name), where(s, node), ": dataset ",
-                    key.str(), ": ", (s.data_root / s.datasets.back().name).string(), " not found");
+        BASIN_CHECK(fs::is_directory(s.data_root / s.datasets.back().name), where(s, node), ": dataset ", key.str(),
+                    ": ", (s.data_root / s.datasets.back().name).string(), " not found");
     }
     if (const auto* t = section(s, root, "finetune")) {
         check_keys(s, *t, "finetune", {"mode", "epochs", "lr", "batch_size", "train_limit"});
@@ -151,24 +156,29 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         for (const auto& [key, node] : *t) {
             const std::string name(key.str());
             if (name == "source") {
-                BASIN_CHECK(node.is_string(), where(s, node), ": [published] source must be a string (where the numbers come from)");
+                BASIN_CHECK(node.is_string(), where(s, node),
+                            ": [published] source must be a string (where the numbers come from)");
                 continue;
             }
-            BASIN_CHECK(std::any_of(s.datasets.begin(), s.datasets.end(), [&](const DatasetSpec& d) { return d.name == name; }),
-                        where(s, node), ": [published] ", name, " is not one of the spec's datasets");
+            BASIN_CHECK(
+                std::any_of(s.datasets.begin(), s.datasets.end(), [&](const DatasetSpec& d) { return d.name == name; }),
+                where(s, node), ": [published] ", name, " is not one of the spec's datasets");
             const auto v = node.value<double>();
-            BASIN_CHECK(v && *v >= 0 && *v <= 100, where(s, node), ": [published] ", name, " must be an accuracy in percent (0 to 100)");
+            BASIN_CHECK(v && *v >= 0 && *v <= 100, where(s, node), ": [published] ", name,
+                        " must be an accuracy in percent (0 to 100)");
         }
         BASIN_CHECK(t->contains("source"), file.string(), ": [published] needs a source (where the numbers come from)");
     }
     if (const auto* t = section(s, root, "estimate")) {
         // the CPU-hours each kind of job was expected to take, for the report to set beside the measured ones
         for (const auto& [key, node] : *t) {
-            static const std::set<std::string> kinds = {"finetune", "map", "interpolate", "extrapolate", "hull", "plane", "centroid"};
+            static const std::set<std::string> kinds = {"finetune", "map",   "interpolate", "extrapolate",
+                                                        "hull",     "plane", "centroid"};
             BASIN_CHECK(kinds.count(std::string(key.str())), where(s, node), ": [estimate] ", key.str(),
                         " is not a job kind (finetune, map, interpolate, extrapolate, hull, plane, centroid)");
             const auto v = node.value<double>();
-            BASIN_CHECK(v && *v >= 0, where(s, node), ": [estimate] ", key.str(), " must be CPU-hours (a number, 0 or more)");
+            BASIN_CHECK(v && *v >= 0, where(s, node), ": [estimate] ", key.str(),
+                        " must be CPU-hours (a number, 0 or more)");
         }
     }
     if (const auto* t = section(s, root, "probe")) {
@@ -224,7 +234,8 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
             const auto* array = node->as_array();
             BASIN_CHECK(array && array->is_array_of_tables() && !array->empty(), where(s, *node),
                         ": [centroid] must be a table or [[centroid]] tables");
-            for (const auto& item : *array) read_variant(*item.as_table(), true);
+            for (const auto& item : *array)
+                read_variant(*item.as_table(), true);
         }
     }
     return s;
@@ -237,11 +248,17 @@ namespace {
 class JobPlanner {
   public:
     explicit JobPlanner(const ExperimentSpec& spec)
-        : s(spec), out(fs::absolute(spec.out)), threads(std::to_string(spec.threads)), max_length(std::to_string(spec.max_length)) {
-        for (const auto& d : s.datasets) family_of[d.name] = d.family;
-        probe = {"--max-length", max_length, "--threads", threads, "--l2", std::to_string(s.probe_l2),
-                 "--cache", (out / "cache" / "features").string(), "--overwrite"};
-        if (s.probe_train_limit) probe.insert(probe.end(), {"--probe-train-limit", std::to_string(s.probe_train_limit)});
+        : s(spec), out(fs::absolute(spec.out)), threads(std::to_string(spec.threads)),
+          max_length(std::to_string(spec.max_length)) {
+        for (const auto& d : s.datasets)
+            family_of[d.name] = d.family;
+        probe = {"--max-length", max_length,
+                 "--threads",    threads,
+                 "--l2",         std::to_string(s.probe_l2),
+                 "--cache",      (out / "cache" / "features").string(),
+                 "--overwrite"};
+        if (s.probe_train_limit)
+            probe.insert(probe.end(), {"--probe-train-limit", std::to_string(s.probe_train_limit)});
         if (s.probe_test_limit) probe.insert(probe.end(), {"--probe-test-limit", std::to_string(s.probe_test_limit)});
     }
 
@@ -261,25 +278,30 @@ class JobPlanner {
         std::string a, b, relation;
     };
 
-    static std::string model_name(const std::string& dataset, std::uint64_t seed) { return dataset + "-s" + std::to_string(seed); }
+    static std::string model_name(const std::string& dataset, std::uint64_t seed) {
+        return dataset + "-s" + std::to_string(seed);
+    }
     fs::path model_dir(const std::string& name) const { return out / "models" / name; }
     fs::path data_dir(const std::string& dataset) const { return s.data_root / dataset; }
     static std::string dataset_of(const std::string& model) { return model.substr(0, model.rfind("-s")); }
     std::string model_list(const std::vector<std::string>& names) const {
         std::string text;
-        for (const auto& n : names) text += model_dir(n).string() + "\n";
+        for (const auto& n : names)
+            text += model_dir(n).string() + "\n";
         return text;
     }
     std::string data_list(std::vector<std::string> datasets) const {
         std::sort(datasets.begin(), datasets.end());
         datasets.erase(std::unique(datasets.begin(), datasets.end()), datasets.end());
         std::vector<std::string> dirs;
-        for (const auto& d : datasets) dirs.push_back(data_dir(d).string());
+        for (const auto& d : datasets)
+            dirs.push_back(data_dir(d).string());
         return join(dirs, ",");
     }
     void with_probe(Job& j) const { j.args.insert(j.args.end(), probe.begin(), probe.end()); }
     static void depends_on(Job& j, const std::vector<std::string>& names) {
-        for (const auto& n : names) j.depends.push_back("finetune/" + n);
+        for (const auto& n : names)
+            j.depends.push_back("finetune/" + n);
     }
 
     // every dataset x its seeds
@@ -294,10 +316,30 @@ class JobPlanner {
                 j.id = "finetune/" + name;
                 j.kind = "finetune";
                 j.output = model_dir(name);
-                j.args = {"finetune", "--model", s.base.string(), "--train", train.string(), "--eval", test.string(),
-                          "--out", j.output.string(), "--seed", std::to_string(seed), "--mode", s.mode, "--epochs",
-                          std::to_string(s.epochs), "--lr", std::to_string(s.lr), "--batch-size", std::to_string(s.batch_size),
-                          "--max-length", max_length, "--threads", threads, "--overwrite"};
+                j.args = {"finetune",
+                          "--model",
+                          s.base.string(),
+                          "--train",
+                          train.string(),
+                          "--eval",
+                          test.string(),
+                          "--out",
+                          j.output.string(),
+                          "--seed",
+                          std::to_string(seed),
+                          "--mode",
+                          s.mode,
+                          "--epochs",
+                          std::to_string(s.epochs),
+                          "--lr",
+                          std::to_string(s.lr),
+                          "--batch-size",
+                          std::to_string(s.batch_size),
+                          "--max-length",
+                          max_length,
+                          "--threads",
+                          threads,
+                          "--overwrite"};
                 if (capped) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
                 j.reads = {train, test};
                 j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
@@ -314,10 +356,21 @@ class JobPlanner {
         const fs::path dir = out / "jobs" / "map";
         j.output = dir / "out";
         std::string groups = "model,dataset,family\n";
-        for (const auto& m : models) groups += model_dir(m).string() + "," + dataset_of(m) + "," + family_of[dataset_of(m)] + "\n";
+        for (const auto& m : models)
+            groups += model_dir(m).string() + "," + dataset_of(m) + "," + family_of[dataset_of(m)] + "\n";
         j.prepared = {{dir / "models.txt", model_list(models)}, {dir / "groups.csv", groups}};
-        j.args = {"map", "--base", s.base.string(), "--models", (dir / "models.txt").string(), "--groups",
-                  (dir / "groups.csv").string(), "--out", j.output.string(), "--threads", threads, "--overwrite"};
+        j.args = {"map",
+                  "--base",
+                  s.base.string(),
+                  "--models",
+                  (dir / "models.txt").string(),
+                  "--groups",
+                  (dir / "groups.csv").string(),
+                  "--out",
+                  j.output.string(),
+                  "--threads",
+                  threads,
+                  "--overwrite"};
         depends_on(j, models);
         jobs.push_back(j);
     }
@@ -326,16 +379,19 @@ class JobPlanner {
     std::vector<Pair> line_pairs() const {
         std::vector<Pair> pairs;
         if (s.seeds.size() >= 2)
-            for (const auto& d : s.datasets) pairs.push_back({model_name(d.name, s.seeds[0]), model_name(d.name, s.seeds[1]), "same dataset"});
+            for (const auto& d : s.datasets)
+                pairs.push_back({model_name(d.name, s.seeds[0]), model_name(d.name, s.seeds[1]), "same dataset"});
         for (std::size_t i = 0; i < s.datasets.size(); ++i)
             for (std::size_t k = i + 1; k < s.datasets.size(); ++k)
                 if (s.datasets[i].family == s.datasets[k].family)
-                    pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(s.datasets[k].name, s.seeds[0]), "same family"});
+                    pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]),
+                                     model_name(s.datasets[k].name, s.seeds[0]), "same family"});
         for (std::size_t i = 0; i < s.datasets.size(); ++i) {
             auto other = std::find_if(s.datasets.begin() + long(i) + 1, s.datasets.end(),
                                       [&](const DatasetSpec& d) { return d.family != s.datasets[i].family; });
             if (other != s.datasets.end()) {
-                pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(other->name, s.seeds[0]), "different families"});
+                pairs.push_back({model_name(s.datasets[i].name, s.seeds[0]), model_name(other->name, s.seeds[0]),
+                                 "different families"});
                 break; // one such pair is enough for the figure
             }
         }
@@ -349,8 +405,14 @@ class JobPlanner {
             j.kind = extrapolate ? "extrapolate" : "interpolate";
             j.id = j.kind + "/" + p.a + "--" + p.b;
             j.output = out / "jobs" / j.kind / (p.a + "--" + p.b);
-            j.args = {"interpolate", model_dir(p.a).string(), model_dir(p.b).string(), "--data",
-                      data_list({dataset_of(p.a), dataset_of(p.b)}), "--alphas", extrapolate ? "0,1" : s.alphas, "--out",
+            j.args = {"interpolate",
+                      model_dir(p.a).string(),
+                      model_dir(p.b).string(),
+                      "--data",
+                      data_list({dataset_of(p.a), dataset_of(p.b)}),
+                      "--alphas",
+                      extrapolate ? "0,1" : s.alphas,
+                      "--out",
                       j.output.string()};
             if (extrapolate) j.args.push_back("--extrapolate");
             with_probe(j);
@@ -359,7 +421,8 @@ class JobPlanner {
             jobs.push_back(j);
         };
         if (s.interpolate)
-            for (const auto& p : pairs) add_line(p, false);
+            for (const auto& p : pairs)
+                add_line(p, false);
         if (s.extrapolate && !pairs.empty()) add_line(pairs.front(), true);
     }
 
@@ -374,8 +437,9 @@ class JobPlanner {
             const fs::path dir = out / "jobs" / "hull" / (level + (name.empty() ? "" : "-" + name));
             j.output = dir / "out";
             j.prepared[dir / "group.txt"] = model_list(group);
-            j.args = {"hull", "--group", (dir / "group.txt").string(), "--data", data_list(datasets), "--seed", "1",
-                      "--out", j.output.string()};
+            j.args = {
+                "hull",  "--group",        (dir / "group.txt").string(), "--data", data_list(datasets), "--seed", "1",
+                "--out", j.output.string()};
             if (!outside.empty()) {
                 j.prepared[dir / "outside.txt"] = model_list(outside);
                 j.args.insert(j.args.end(), {"--outside", (dir / "outside.txt").string()});
@@ -394,24 +458,30 @@ class JobPlanner {
         for (const auto& d : s.datasets) {
             std::vector<std::string> group, outside;
             for (const auto& m : models) {
-                if (dataset_of(m) == d.name) group.push_back(m);
-                else if (m == model_name(dataset_of(m), s.seeds[0])) outside.push_back(m);
+                if (dataset_of(m) == d.name)
+                    group.push_back(m);
+                else if (m == model_name(dataset_of(m), s.seeds[0]))
+                    outside.push_back(m);
             }
             add_hull("dataset", d.name, group, outside, {d.name});
         }
         std::set<std::string> families;
-        for (const auto& d : s.datasets) families.insert(d.family);
+        for (const auto& d : s.datasets)
+            families.insert(d.family);
         for (const auto& f : families) {
             std::vector<std::string> group, outside, datasets;
             for (const auto& m : models) {
-                if (family_of[dataset_of(m)] == f) group.push_back(m), datasets.push_back(dataset_of(m));
-                else if (m == model_name(dataset_of(m), s.seeds[0])) outside.push_back(m);
+                if (family_of[dataset_of(m)] == f)
+                    group.push_back(m), datasets.push_back(dataset_of(m));
+                else if (m == model_name(dataset_of(m), s.seeds[0]))
+                    outside.push_back(m);
             }
             std::set<std::string> distinct(datasets.begin(), datasets.end());
             if (distinct.size() >= 2) add_hull("family", f, group, outside, datasets);
         }
         std::vector<std::string> all_datasets;
-        for (const auto& d : s.datasets) all_datasets.push_back(d.name);
+        for (const auto& d : s.datasets)
+            all_datasets.push_back(d.name);
         add_hull("general", "", models, {}, all_datasets);
     }
 
@@ -420,11 +490,20 @@ class JobPlanner {
         j.id = j.kind = "plane";
         j.output = out / "jobs" / "plane";
         // two models of the first dataset and one of the next: the plane crosses both regions
-        const auto other = std::find_if(models.begin(), models.end(), [&](const std::string& m) { return dataset_of(m) != dataset_of(models[0]); });
+        const auto other = std::find_if(models.begin(), models.end(),
+                                        [&](const std::string& m) { return dataset_of(m) != dataset_of(models[0]); });
         const std::string a = models[0], b = s.seeds.size() >= 2 ? models[1] : models[2],
                           c = s.seeds.size() >= 2 && other != models.end() ? *other : models[2];
-        j.args = {"plane", model_dir(a).string(), model_dir(b).string(), model_dir(c).string(), "--data",
-                  data_list({dataset_of(a)}), "--grid", s.plane_grid, "--out", j.output.string()};
+        j.args = {"plane",
+                  model_dir(a).string(),
+                  model_dir(b).string(),
+                  model_dir(c).string(),
+                  "--data",
+                  data_list({dataset_of(a)}),
+                  "--grid",
+                  s.plane_grid,
+                  "--out",
+                  j.output.string()};
         with_probe(j);
         depends_on(j, {a, b, c});
         j.labels = {{"A", a}, {"B", b}, {"C", c}};
@@ -446,20 +525,45 @@ class JobPlanner {
                 members.push_back(model_name(d.name, s.seeds[0]));
             }
             std::vector<std::string> seeds;
-            for (auto v : c.seeds) seeds.push_back(std::to_string(v));
+            for (auto v : c.seeds)
+                seeds.push_back(std::to_string(v));
             j.prepared = {{dir / "zoo.csv", zoo}};
-            j.args = {"init-compare", "--zoo", (dir / "zoo.csv").string(), "--data-root", s.data_root.string(), "--pretrained",
-                      s.base.string(), "--targets", "all", "--mode", c.mode, "--seeds", join(seeds, ","), "--epochs",
-                      std::to_string(c.epochs), "--lr", std::to_string(c.lr), "--batch-size", std::to_string(s.batch_size),
-                      "--max-length", max_length, "--threads", threads, "--out", j.output.string()};
+            j.args = {"init-compare",
+                      "--zoo",
+                      (dir / "zoo.csv").string(),
+                      "--data-root",
+                      s.data_root.string(),
+                      "--pretrained",
+                      s.base.string(),
+                      "--targets",
+                      "all",
+                      "--mode",
+                      c.mode,
+                      "--seeds",
+                      join(seeds, ","),
+                      "--epochs",
+                      std::to_string(c.epochs),
+                      "--lr",
+                      std::to_string(c.lr),
+                      "--batch-size",
+                      std::to_string(s.batch_size),
+                      "--max-length",
+                      max_length,
+                      "--threads",
+                      threads,
+                      "--out",
+                      j.output.string()};
             if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});
             for (const auto& d : s.datasets) {
                 j.reads.push_back(find_split(data_dir(d.name), "train"));
                 j.reads.push_back(find_split(data_dir(d.name), "test"));
             }
             depends_on(j, members);
-            j.labels = {{"variant", c.name}, {"mode", c.mode}, {"train_limit", std::to_string(c.train_limit)},
-                        {"epochs", std::to_string(c.epochs)}, {"lr", std::to_string(c.lr)}};
+            j.labels = {{"variant", c.name},
+                        {"mode", c.mode},
+                        {"train_limit", std::to_string(c.train_limit)},
+                        {"epochs", std::to_string(c.epochs)},
+                        {"lr", std::to_string(c.lr)}};
             jobs.push_back(j);
         }
     }
@@ -476,8 +580,10 @@ class JobPlanner {
         }();
         for (auto& j : jobs) {
             std::string text = "basin-job-v1\n" + j.id + "\n" + join(j.args, "\x1f") + "\nbase " + base_hash + "\n";
-            for (const auto& f : j.reads) text += f.string() + " " + sha256_file_cached(f) + "\n";
-            for (const auto& [path, content] : j.prepared) text += path.string() + " " + sha256_hex(content.data(), content.size()) + "\n";
+            for (const auto& f : j.reads)
+                text += f.string() + " " + sha256_file_cached(f) + "\n";
+            for (const auto& [path, content] : j.prepared)
+                text += path.string() + " " + sha256_hex(content.data(), content.size()) + "\n";
             for (const auto& d : j.depends) {
                 BASIN_CHECK(key_of.count(d), "job ", j.id, " depends on ", d, ", which comes later or does not exist");
                 text += "after " + key_of[d] + "\n";
@@ -491,13 +597,15 @@ class JobPlanner {
     const fs::path out;
     const std::string threads, max_length;
     std::map<std::string, std::string> family_of;
-    std::vector<std::string> probe; // the generalized loss's options, shared by every scoring job
+    std::vector<std::string> probe;  // the generalized loss's options, shared by every scoring job
     std::vector<std::string> models; // every fine-tuned model, in job order
     std::vector<Job> jobs;
 };
 
 } // namespace
 
-std::vector<Job> expand_jobs(const ExperimentSpec& s) { return JobPlanner(s).plan(); }
+std::vector<Job> expand_jobs(const ExperimentSpec& s) {
+    return JobPlanner(s).plan();
+}
 
 } // namespace basin

@@ -1,13 +1,13 @@
 #include "basin/experiment/store.h"
 
+#include "basin/core/error.h"
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <random>
 #include <sqlite3.h>
 #include <unistd.h>
-
-#include "basin/core/error.h"
 
 namespace basin {
 
@@ -21,7 +21,8 @@ double now_seconds() {
 class Statement {
   public:
     Statement(sqlite3* db, const std::string& sql, const std::string& file) : db_(db), file_(file) {
-        BASIN_CHECK(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) == SQLITE_OK, file, ": ", sqlite3_errmsg(db));
+        BASIN_CHECK(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) == SQLITE_OK, file, ": ",
+                    sqlite3_errmsg(db));
     }
     ~Statement() { sqlite3_finalize(stmt_); }
     Statement& bind(int i, const std::string& v) {
@@ -70,24 +71,29 @@ constexpr const char* kJobColumns = "id, kind, key, state, error, output, starte
 Store::Store(const std::filesystem::path& file, Mode mode) : file_(file) {
     const bool writes = mode == Mode::read_write;
     if (writes) std::filesystem::create_directories(file.parent_path());
-    BASIN_CHECK(sqlite3_open_v2(file.c_str(), &db_, writes ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY,
+    BASIN_CHECK(sqlite3_open_v2(file.c_str(), &db_,
+                                writes ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY,
                                 nullptr) == SQLITE_OK,
                 file.string(), ": cannot open the store (", db_ ? sqlite3_errmsg(db_) : "out of memory", ")");
     sqlite3_busy_timeout(db_, 10000);
     if (!writes) return; // no pragma, no schema: nothing is written (tables a newer basin adds may be absent)
     // WAL with full sync: a committed transaction survives a crash of the process or the machine
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
-    exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
-         "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, kind TEXT, key TEXT, state TEXT, error TEXT, output TEXT,"
-         " started REAL, finished REAL, seconds REAL, attempts INTEGER DEFAULT 0, labels TEXT DEFAULT '{}');"
-         "CREATE TABLE IF NOT EXISTS models(path TEXT PRIMARY KEY, sha256 TEXT, job TEXT, provenance TEXT);"
-         "CREATE TABLE IF NOT EXISTS points(job TEXT, name TEXT, point_set TEXT, coefficients TEXT, PRIMARY KEY(job, name));"
-         "CREATE TABLE IF NOT EXISTS metrics(job TEXT, subject TEXT, dataset TEXT, metric TEXT, value REAL,"
-         " PRIMARY KEY(job, subject, dataset, metric));"
-         "CREATE TABLE IF NOT EXISTS claims(job TEXT PRIMARY KEY, host TEXT, pid INTEGER, token TEXT, heartbeat REAL);");
+    exec(
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+        "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, kind TEXT, key TEXT, state TEXT, error TEXT, output TEXT,"
+        " started REAL, finished REAL, seconds REAL, attempts INTEGER DEFAULT 0, labels TEXT DEFAULT '{}');"
+        "CREATE TABLE IF NOT EXISTS models(path TEXT PRIMARY KEY, sha256 TEXT, job TEXT, provenance TEXT);"
+        "CREATE TABLE IF NOT EXISTS points(job TEXT, name TEXT, point_set TEXT, coefficients TEXT, PRIMARY KEY(job, "
+        "name));"
+        "CREATE TABLE IF NOT EXISTS metrics(job TEXT, subject TEXT, dataset TEXT, metric TEXT, value REAL,"
+        " PRIMARY KEY(job, subject, dataset, metric));"
+        "CREATE TABLE IF NOT EXISTS claims(job TEXT PRIMARY KEY, host TEXT, pid INTEGER, token TEXT, heartbeat REAL);");
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+    sqlite3_close(db_);
+}
 
 void Store::exec(const std::string& sql) {
     char* message = nullptr;
@@ -108,12 +114,16 @@ std::optional<JobRecord> Store::job(const std::string& id) const {
 std::vector<JobRecord> Store::jobs() const {
     Statement s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs ORDER BY id", file_.string());
     std::vector<JobRecord> out;
-    while (s.step()) out.push_back(read_job(s));
+    while (s.step())
+        out.push_back(read_job(s));
     return out;
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {
-    Statement(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", file_.string()).bind(1, key).bind(2, value).run();
+    Statement(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", file_.string())
+        .bind(1, key)
+        .bind(2, value)
+        .run();
 }
 
 std::optional<std::string> Store::meta(const std::string& key) const {
@@ -123,15 +133,22 @@ std::optional<std::string> Store::meta(const std::string& key) const {
     return s.text(0);
 }
 
-void Store::job_started(const std::string& id, const std::string& kind, const std::string& key, const std::string& output,
-                        const std::string& labels) {
-    Statement(db_,
-              "INSERT INTO jobs(id, kind, key, state, error, output, started, attempts, labels)"
-              " VALUES(?, ?, ?, 'running', '', ?, ?, 1, ?)"
-              " ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, key = excluded.key, state = 'running', error = '',"
-              " output = excluded.output, started = excluded.started, attempts = attempts + 1, labels = excluded.labels",
-              file_.string())
-        .bind(1, id).bind(2, kind).bind(3, key).bind(4, output).bind(5, now_seconds()).bind(6, labels).run();
+void Store::job_started(const std::string& id, const std::string& kind, const std::string& key,
+                        const std::string& output, const std::string& labels) {
+    Statement(
+        db_,
+        "INSERT INTO jobs(id, kind, key, state, error, output, started, attempts, labels)"
+        " VALUES(?, ?, ?, 'running', '', ?, ?, 1, ?)"
+        " ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, key = excluded.key, state = 'running', error = '',"
+        " output = excluded.output, started = excluded.started, attempts = attempts + 1, labels = excluded.labels",
+        file_.string())
+        .bind(1, id)
+        .bind(2, kind)
+        .bind(3, key)
+        .bind(4, output)
+        .bind(5, now_seconds())
+        .bind(6, labels)
+        .run();
 }
 
 RunnerId RunnerId::current() {
@@ -166,8 +183,14 @@ bool Store::claim(const std::string& job, const RunnerId& me, double stale_secon
             exec("ROLLBACK");
             return false;
         }
-        Statement(db_, "INSERT OR REPLACE INTO claims(job, host, pid, token, heartbeat) VALUES(?, ?, ?, ?, ?)", file_.string())
-            .bind(1, job).bind(2, me.host).bind(3, double(me.pid)).bind(4, me.token).bind(5, now_seconds()).run();
+        Statement(db_, "INSERT OR REPLACE INTO claims(job, host, pid, token, heartbeat) VALUES(?, ?, ?, ?, ?)",
+                  file_.string())
+            .bind(1, job)
+            .bind(2, me.host)
+            .bind(3, double(me.pid))
+            .bind(4, me.token)
+            .bind(5, now_seconds())
+            .run();
         exec("COMMIT");
         return true;
     } catch (...) {
@@ -177,11 +200,17 @@ bool Store::claim(const std::string& job, const RunnerId& me, double stale_secon
 }
 
 void Store::heartbeat(const RunnerId& me) {
-    Statement(db_, "UPDATE claims SET heartbeat = ? WHERE token = ?", file_.string()).bind(1, now_seconds()).bind(2, me.token).run();
+    Statement(db_, "UPDATE claims SET heartbeat = ? WHERE token = ?", file_.string())
+        .bind(1, now_seconds())
+        .bind(2, me.token)
+        .run();
 }
 
 void Store::release(const std::string& job, const RunnerId& me) {
-    Statement(db_, "DELETE FROM claims WHERE job = ? AND token = ?", file_.string()).bind(1, job).bind(2, me.token).run();
+    Statement(db_, "DELETE FROM claims WHERE job = ? AND token = ?", file_.string())
+        .bind(1, job)
+        .bind(2, me.token)
+        .run();
 }
 
 void Store::release_all(const RunnerId& me) {
@@ -194,20 +223,34 @@ void Store::job_finished(const std::string& id, const std::string& key, double s
         for (const char* table : {"metrics", "points", "models"})
             Statement(db_, std::string("DELETE FROM ") + table + " WHERE job = ?", file_.string()).bind(1, id).run();
         {
-            Statement s(db_, "INSERT INTO metrics(job, subject, dataset, metric, value) VALUES(?, ?, ?, ?, ?)", file_.string());
+            Statement s(db_, "INSERT INTO metrics(job, subject, dataset, metric, value) VALUES(?, ?, ?, ?, ?)",
+                        file_.string());
             for (const auto& m : r.metrics) {
                 s.bind(1, id).bind(2, m.subject).bind(3, m.dataset).bind(4, m.metric).bind(5, m.value).run();
             }
         }
         for (const auto& p : r.points)
             Statement(db_, "INSERT INTO points(job, name, point_set, coefficients) VALUES(?, ?, ?, ?)", file_.string())
-                .bind(1, id).bind(2, p.name).bind(3, p.set).bind(4, p.coefficients).run();
+                .bind(1, id)
+                .bind(2, p.name)
+                .bind(3, p.set)
+                .bind(4, p.coefficients)
+                .run();
         for (const auto& m : r.models)
-            Statement(db_, "INSERT OR REPLACE INTO models(path, sha256, job, provenance) VALUES(?, ?, ?, ?)", file_.string())
-                .bind(1, m.path).bind(2, m.sha256).bind(3, id).bind(4, m.provenance).run();
+            Statement(db_, "INSERT OR REPLACE INTO models(path, sha256, job, provenance) VALUES(?, ?, ?, ?)",
+                      file_.string())
+                .bind(1, m.path)
+                .bind(2, m.sha256)
+                .bind(3, id)
+                .bind(4, m.provenance)
+                .run();
         Statement(db_, "UPDATE jobs SET state = 'done', key = ?, error = '', finished = ?, seconds = ? WHERE id = ?",
                   file_.string())
-            .bind(1, key).bind(2, now_seconds()).bind(3, seconds).bind(4, id).run();
+            .bind(1, key)
+            .bind(2, now_seconds())
+            .bind(3, seconds)
+            .bind(4, id)
+            .run();
         end_claim(id);
         exec("COMMIT");
     } catch (...) {
@@ -219,8 +262,14 @@ void Store::job_finished(const std::string& id, const std::string& key, double s
 void Store::job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error) {
     exec("BEGIN IMMEDIATE");
     try {
-        Statement(db_, "UPDATE jobs SET state = 'failed', key = ?, error = ?, finished = ?, seconds = ? WHERE id = ?", file_.string())
-            .bind(1, key).bind(2, error).bind(3, now_seconds()).bind(4, seconds).bind(5, id).run();
+        Statement(db_, "UPDATE jobs SET state = 'failed', key = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
+                  file_.string())
+            .bind(1, key)
+            .bind(2, error)
+            .bind(3, now_seconds())
+            .bind(4, seconds)
+            .bind(5, id)
+            .run();
         end_claim(id);
         exec("COMMIT");
     } catch (...) {
@@ -236,15 +285,21 @@ void Store::end_claim(const std::string& id) {
 }
 
 void Store::job_interrupted(const std::string& id, const std::string& why) {
-    Statement(db_, "UPDATE jobs SET state = 'interrupted', error = ? WHERE id = ?", file_.string()).bind(1, why).bind(2, id).run();
+    Statement(db_, "UPDATE jobs SET state = 'interrupted', error = ? WHERE id = ?", file_.string())
+        .bind(1, why)
+        .bind(2, id)
+        .run();
 }
 
 void Store::job_blocked(const std::string& id, const std::string& waiting_for) {
-    Statement(db_,
-              "INSERT INTO jobs(id, state, error) VALUES(?, 'blocked', ?) ON CONFLICT(id) DO UPDATE SET state = 'blocked',"
-              " error = excluded.error",
-              file_.string())
-        .bind(1, id).bind(2, "needs " + waiting_for + ", which failed").run();
+    Statement(
+        db_,
+        "INSERT INTO jobs(id, state, error) VALUES(?, 'blocked', ?) ON CONFLICT(id) DO UPDATE SET state = 'blocked',"
+        " error = excluded.error",
+        file_.string())
+        .bind(1, id)
+        .bind(2, "needs " + waiting_for + ", which failed")
+        .run();
 }
 
 std::vector<Metric> Store::metrics(const std::string& prefix) const {
@@ -254,24 +309,28 @@ std::vector<Metric> Store::metrics(const std::string& prefix) const {
                 file_.string());
     s.bind(1, prefix).bind(2, prefix);
     std::vector<Metric> out;
-    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.number(4)});
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.number(4)});
     return out;
 }
 
 std::vector<PointRecord> Store::points(const std::string& prefix) const {
-    Statement s(db_,
-                "SELECT job, name, point_set, coefficients FROM points WHERE substr(job, 1, length(?)) = ? ORDER BY job, rowid",
-                file_.string());
+    Statement s(
+        db_,
+        "SELECT job, name, point_set, coefficients FROM points WHERE substr(job, 1, length(?)) = ? ORDER BY job, rowid",
+        file_.string());
     s.bind(1, prefix).bind(2, prefix);
     std::vector<PointRecord> out;
-    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
     return out;
 }
 
 std::vector<ModelRecord> Store::models() const {
     Statement s(db_, "SELECT path, sha256, job, provenance FROM models ORDER BY path", file_.string());
     std::vector<ModelRecord> out;
-    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
+    while (s.step())
+        out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
     return out;
 }
 

@@ -1,15 +1,14 @@
 #include "basin/io/checkpoint.h"
 
-#include <algorithm>
-#include <cstring>
-
-#include <nlohmann/json.hpp>
-
-#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/hash.h"
 #include "basin/core/json_value.h"
+#include "basin/core/limits.h"
 #include "basin/io/torch_bin.h"
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
 
 namespace basin {
 
@@ -30,16 +29,15 @@ fs::path model_folder(const fs::path& folder) {
         BASIN_CHECK(!sub.is_absolute() && (sub.empty() || *sub.begin() != ".."), modules_file.string(), ": module ", i,
                     ": path '", m["path"].get<std::string>(), "' leaves the folder");
         const fs::path found = sub.empty() || sub == "." ? folder : folder / sub;
-        BASIN_CHECK(fs::exists(found / "config.json"), modules_file.string(), ": module ", i, " (", type, "): ",
-                    (found / "config.json").string(), " not found");
+        BASIN_CHECK(fs::exists(found / "config.json"), modules_file.string(), ": module ", i, " (", type,
+                    "): ", (found / "config.json").string(), " not found");
         return found;
     }
     fail(modules_file.string(), ": no sentence_transformers.models.Transformer module (the body) is listed");
 }
 
 fs::path find_weights(const fs::path& folder) {
-    if (fs::exists(folder / "model.safetensors.index.json"))
-        return folder / "model.safetensors.index.json";
+    if (fs::exists(folder / "model.safetensors.index.json")) return folder / "model.safetensors.index.json";
     if (fs::exists(folder / "model.safetensors")) return folder / "model.safetensors";
     std::vector<fs::path> found;
     if (fs::is_directory(folder))
@@ -64,9 +62,11 @@ void check_bin_agrees(const fs::path& folder, const SafetensorsFile& st) {
     std::vector<std::string> problems;
     for (const auto& t : st.tensors()) {
         const TensorInfo* b = other->find(t.name);
-        if (!b) problems.push_back(t.name + " only in " + st.path().filename().string());
+        if (!b)
+            problems.push_back(t.name + " only in " + st.path().filename().string());
         else if (b->shape != t.shape)
-            problems.push_back(t.name + " is " + shape_string(t.shape) + " there but " + shape_string(b->shape) + " here");
+            problems.push_back(t.name + " is " + shape_string(t.shape) + " there but " + shape_string(b->shape) +
+                               " here");
     }
     for (const auto& b : other->tensors())
         if (!st.find(b.name)) problems.push_back(b.name + " only here");
@@ -79,15 +79,16 @@ void check_bin_agrees(const fs::path& folder, const SafetensorsFile& st) {
 // name in the index's folder.
 std::vector<std::pair<std::string, std::string>> read_weight_map(const fs::path& index_file) {
     nlohmann::json index = read_json_file(index_file, limits::index_json);
-    BASIN_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(), index_file.string(),
-                ": expected an object with a 'weight_map' object");
+    BASIN_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
+                index_file.string(), ": expected an object with a 'weight_map' object");
     std::vector<std::pair<std::string, std::string>> map;
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
         BASIN_CHECK(it.value().is_string(), index_file.string(), ": weight_map['", it.key(), "'] must be a file name");
         const std::string shard = it.value().get<std::string>();
         BASIN_CHECK(!shard.empty() && shard.find('/') == std::string::npos && shard.find('\\') == std::string::npos &&
                         shard != "." && shard != "..",
-                    index_file.string(), ": weight_map['", it.key(), "'] = '", shard, "' must be a plain file name in the same folder");
+                    index_file.string(), ": weight_map['", it.key(), "'] = '", shard,
+                    "' must be a plain file name in the same folder");
         map.emplace_back(it.key(), shard);
     }
     return map;
@@ -128,7 +129,8 @@ CheckpointTensors::CheckpointTensors(const fs::path& path) {
                 if (refs_.count(info.name)) names_.push_back(info.name);
     } else {
         files_.push_back(SafetensorsFile::open(source_));
-        if (fs::is_directory(path) && !is_torch_bin_name(source_)) check_bin_agrees(source_.parent_path(), *files_.front());
+        if (fs::is_directory(path) && !is_torch_bin_name(source_))
+            check_bin_agrees(source_.parent_path(), *files_.front());
         for (const auto& info : files_.front()->tensors()) {
             refs_[info.name] = Ref{files_.front().get(), &info};
             names_.push_back(info.name);
@@ -156,7 +158,8 @@ const CheckpointTensors::Ref* CheckpointTensors::find(const std::string& name) c
 
 std::uint64_t CheckpointTensors::total_bytes() const {
     std::uint64_t total = 0;
-    for (const auto& [_, ref] : refs_) total += ref.info->nbytes();
+    for (const auto& [_, ref] : refs_)
+        total += ref.info->nbytes();
     return total;
 }
 
@@ -166,7 +169,8 @@ std::string weights_sha256_of(std::vector<fs::path> files) {
     std::sort(files.begin(), files.end()); // by name: the order an index lists shards in does not matter
     files.erase(std::unique(files.begin(), files.end()), files.end());
     std::string joined;
-    for (const auto& file : files) joined += sha256_file_cached(file);
+    for (const auto& file : files)
+        joined += sha256_file_cached(file);
     return files.size() == 1 ? joined : sha256_hex(joined.data(), joined.size());
 }
 
@@ -174,7 +178,8 @@ std::string weights_sha256_of(std::vector<fs::path> files) {
 
 std::string checkpoint_weights_sha256(const CheckpointTensors& tensors) {
     std::vector<fs::path> files;
-    for (const auto& file : tensors.files()) files.push_back(file->path());
+    for (const auto& file : tensors.files())
+        files.push_back(file->path());
     return weights_sha256_of(files);
 }
 
@@ -184,13 +189,13 @@ std::string checkpoint_weights_sha256(const fs::path& folder) {
     const fs::path weights = find_weights(model_folder(folder));
     if (weights.extension() != ".json") return weights_sha256_of({weights});
     std::vector<fs::path> files;
-    for (const auto& [tensor, shard] : read_weight_map(weights)) files.push_back(weights.parent_path() / shard);
+    for (const auto& [tensor, shard] : read_weight_map(weights))
+        files.push_back(weights.parent_path() / shard);
     return weights_sha256_of(files);
 }
 
 void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,
-                              const std::map<std::string, std::string>& metadata,
-                              std::uint64_t max_shard_bytes) {
+                              const std::map<std::string, std::string>& metadata, std::uint64_t max_shard_bytes) {
     std::uint64_t total = 0;
     std::vector<std::uint64_t> sizes;
     for (const auto& t : tensors) {
@@ -218,7 +223,8 @@ void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorVi
         char name[64];
         std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
         write_safetensors(folder / name, shards[s], metadata);
-        for (const auto& t : shards[s]) index["weight_map"][t.name] = name;
+        for (const auto& t : shards[s])
+            index["weight_map"][t.name] = name;
     }
     // The index goes last: a folder with an index is complete.
     write_text_atomically(folder / "model.safetensors.index.json", index.dump(2) + "\n");

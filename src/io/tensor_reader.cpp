@@ -18,13 +18,15 @@ TensorReader::TensorReader(const std::vector<const SafetensorsFile*>& files) {
             fds_[f] = fd;
         }
     } catch (...) {
-        for (auto& [file, fd] : fds_) ::close(fd);
+        for (auto& [file, fd] : fds_)
+            ::close(fd);
         throw;
     }
 }
 
 TensorReader::~TensorReader() {
-    for (auto& [file, fd] : fds_) ::close(fd);
+    for (auto& [file, fd] : fds_)
+        ::close(fd);
 }
 
 int TensorReader::fd_of(const SafetensorsFile& file) const {
@@ -33,8 +35,8 @@ int TensorReader::fd_of(const SafetensorsFile& file) const {
     return it->second;
 }
 
-void TensorReader::read(const SafetensorsFile& file, const TensorInfo& info, std::uint64_t from,
-                        std::size_t bytes, void* out) const {
+void TensorReader::read(const SafetensorsFile& file, const TensorInfo& info, std::uint64_t from, std::size_t bytes,
+                        void* out) const {
     const int fd = fd_of(file);
     std::uint64_t offset = file.file_offset(info) + from;
     auto* dst = static_cast<std::uint8_t*>(out);

@@ -1,19 +1,20 @@
 #include "basin/io/torch_bin.h"
 
+#include "basin/core/error.h"
+#include "basin/core/strings.h"
+
 #include <cstring>
 #include <map>
 #include <memory>
 #include <set>
-
-#include "basin/core/error.h"
-#include "basin/core/strings.h"
 
 namespace basin {
 namespace {
 
 std::uint64_t le(const std::uint8_t* p, int bytes) {
     std::uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+    for (int i = bytes - 1; i >= 0; --i)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -26,10 +27,12 @@ struct ZipEntry {
 
 class Zip {
   public:
-    Zip(const std::uint8_t* data, std::uint64_t size, const std::string& where) : data_(data), size_(size), where_(where) {
+    Zip(const std::uint8_t* data, std::uint64_t size, const std::string& where)
+        : data_(data), size_(size), where_(where) {
         BASIN_CHECK(size >= 22 && le(data, 4) == 0x04034b50, where, ": not a zip archive (torch.save writes one since ",
-                    "torch 1.6; ", size >= 2 && data[0] == 0x80 ? "this is an older bare pickle, which basin does not read"
-                                                                  : "the file is truncated or of another kind",
+                    "torch 1.6; ",
+                    size >= 2 && data[0] == 0x80 ? "this is an older bare pickle, which basin does not read"
+                                                 : "the file is truncated or of another kind",
                     ")");
         // the end-of-central-directory record: within the last 65,557 bytes
         std::uint64_t eocd = UINT64_MAX;
@@ -40,7 +43,8 @@ class Zip {
                 break;
             }
         BASIN_CHECK(eocd != UINT64_MAX, where, ": truncated zip archive (no end-of-central-directory record)");
-        std::uint64_t entries = le(data + eocd + 10, 2), cd_size = le(data + eocd + 12, 4), cd_offset = le(data + eocd + 16, 4);
+        std::uint64_t entries = le(data + eocd + 10, 2), cd_size = le(data + eocd + 12, 4),
+                      cd_offset = le(data + eocd + 16, 4);
         if (entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) { // zip64
             BASIN_CHECK(eocd >= 20 && le(data + eocd - 20, 4) == 0x07064b50, where, ": zip64 locator missing");
             const std::uint64_t z = le(data + eocd - 20 + 8, 8);
@@ -53,7 +57,8 @@ class Zip {
         BASIN_CHECK(cd_offset <= size && cd_size <= size - cd_offset, where, ": central directory (", cd_size,
                     " bytes at ", cd_offset, ") lies past the end of the file (", size, " bytes): truncated");
         std::uint64_t at = cd_offset;
-        for (std::uint64_t i = 0; i < entries; ++i) read_entry(at, cd_offset + cd_size);
+        for (std::uint64_t i = 0; i < entries; ++i)
+            read_entry(at, cd_offset + cd_size);
     }
 
     const ZipEntry* find(const std::string& name) const {
@@ -101,8 +106,8 @@ class Zip {
         BASIN_CHECK(local <= size_ && size_ - local >= 30 && le(data_ + local, 4) == 0x04034b50, where_, ": entry '",
                     name, "': local header at ", local, " is missing (truncated archive?)");
         const std::uint64_t start = local + 30 + le(data_ + local + 26, 2) + le(data_ + local + 28, 2);
-        BASIN_CHECK(start <= size_ && size <= size_ - start, where_, ": entry '", name, "' (", size, " bytes at ", start,
-                    ") runs past the end of the file (", size_, " bytes): truncated archive");
+        BASIN_CHECK(start <= size_ && size <= size_ - start, where_, ": entry '", name, "' (", size, " bytes at ",
+                    start, ") runs past the end of the file (", size_, " bytes): truncated archive");
         BASIN_CHECK(entries_.emplace(name, ZipEntry{start, size}).second, where_, ": entry '", name, "' appears twice");
     }
 
@@ -118,26 +123,26 @@ struct Value {
     enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, Tensor, Mark } kind = None;
     std::int64_t i = 0;
     double f = 0;
-    std::string s;               // Str; Global: "module.name"; Storage: the key
-    std::vector<Value*> items;   // Tuple, List; Dict: key, value, key, value, ...
-    Dtype dtype = Dtype::F32;    // Storage, Tensor
-    std::int64_t numel = 0;      // Storage: elements
+    std::string s;                  // Str; Global: "module.name"; Storage: the key
+    std::vector<Value*> items;      // Tuple, List; Dict: key, value, key, value, ...
+    Dtype dtype = Dtype::F32;       // Storage, Tensor
+    std::int64_t numel = 0;         // Storage: elements
     const Value* storage = nullptr; // Tensor
     std::int64_t storage_offset = 0;
     Shape shape, stride;
 };
 
 const char* kind_name(Value::Kind k) {
-    static const char* names[] = {"None", "bool", "int", "float", "str", "tuple", "list", "dict",
-                                  "global", "storage", "tensor", "mark"};
+    static const char* names[] = {"None", "bool", "int",    "float",   "str",    "tuple",
+                                  "list", "dict", "global", "storage", "tensor", "mark"};
     return names[k];
 }
 
 bool storage_dtype(const std::string& global, Dtype* out) {
     static const std::map<std::string, Dtype> types = {
-        {"torch.FloatStorage", Dtype::F32}, {"torch.DoubleStorage", Dtype::F64}, {"torch.HalfStorage", Dtype::F16},
-        {"torch.BFloat16Storage", Dtype::BF16}, {"torch.LongStorage", Dtype::I64}, {"torch.IntStorage", Dtype::I32},
-        {"torch.ShortStorage", Dtype::I16}, {"torch.CharStorage", Dtype::I8}, {"torch.ByteStorage", Dtype::U8},
+        {"torch.FloatStorage", Dtype::F32},     {"torch.DoubleStorage", Dtype::F64}, {"torch.HalfStorage", Dtype::F16},
+        {"torch.BFloat16Storage", Dtype::BF16}, {"torch.LongStorage", Dtype::I64},   {"torch.IntStorage", Dtype::I32},
+        {"torch.ShortStorage", Dtype::I16},     {"torch.CharStorage", Dtype::I8},    {"torch.ByteStorage", Dtype::U8},
         {"torch.BoolStorage", Dtype::BOOL}};
     auto it = types.find(global);
     if (it == types.end()) return false;
@@ -212,7 +217,8 @@ class Unpickler {
     }
     std::vector<Value*> pop_to_mark() {
         std::size_t m = stack_.size();
-        while (m > 0 && stack_[m - 1]->kind != Value::Mark) --m;
+        while (m > 0 && stack_[m - 1]->kind != Value::Mark)
+            --m;
         if (m == 0) bad("no MARK on the stack");
         std::vector<Value*> items(stack_.begin() + std::ptrdiff_t(m), stack_.end());
         stack_.resize(m - 1);
@@ -230,9 +236,11 @@ class Unpickler {
         Dtype d;
         if (callable_globals().count(full) || storage_dtype(full, &d)) return push(g);
         if (module == "torch" && ends_with(name, "Storage"))
-            bad("storage type " + full + ": a dtype basin does not read (it reads float, double, half, bfloat16, "
+            bad("storage type " + full +
+                ": a dtype basin does not read (it reads float, double, half, bfloat16, "
                 "long, int, short, char, byte and bool storages)");
-        bad("global '" + full + "' is not allowed: a torch state dict needs only collections.OrderedDict, "
+        bad("global '" + full +
+            "' is not allowed: a torch state dict needs only collections.OrderedDict, "
             "torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch.*Storage; nothing was run");
     }
     std::int64_t as_int(const Value* v, const char* what) {
@@ -243,7 +251,8 @@ class Unpickler {
         if (v->kind != Value::Tuple && v->kind != Value::List)
             bad(std::string(what) + ": expected a tuple of ints, found " + kind_name(v->kind));
         Shape out;
-        for (const Value* x : v->items) out.push_back(as_int(x, what));
+        for (const Value* x : v->items)
+            out.push_back(as_int(x, what));
         return out;
     }
     Value* rebuild_tensor(const std::vector<Value*>& a) {
@@ -310,7 +319,8 @@ class Unpickler {
         memo_[std::size_t(index)] = top();
     }
     void memo_get(std::uint64_t index) {
-        if (index >= memo_.size() || !memo_[std::size_t(index)]) bad("memo entry " + std::to_string(index) + " is not set");
+        if (index >= memo_.size() || !memo_[std::size_t(index)])
+            bad("memo entry " + std::to_string(index) + " is not set");
         push(memo_[std::size_t(index)]);
     }
 
@@ -319,17 +329,28 @@ class Unpickler {
         case 0x80: // PROTO
             if (take(1) > 5) bad("unknown pickle protocol");
             return;
-        case 0x95: take(8); return; // FRAME
-        case '}': return push(make(Value::Dict));
-        case ']': return push(make(Value::List));
-        case ')': return push(make(Value::Tuple));
-        case '(': return push(make(Value::Mark));
-        case 'q': return memo_put(take(1)); // BINPUT
-        case 'r': return memo_put(take(4)); // LONG_BINPUT
-        case 0x94: return memo_put(memo_.size()); // MEMOIZE
-        case 'h': return memo_get(take(1)); // BINGET
-        case 'j': return memo_get(take(4)); // LONG_BINGET
-        case 'c': {                          // GLOBAL
+        case 0x95:
+            take(8);
+            return; // FRAME
+        case '}':
+            return push(make(Value::Dict));
+        case ']':
+            return push(make(Value::List));
+        case ')':
+            return push(make(Value::Tuple));
+        case '(':
+            return push(make(Value::Mark));
+        case 'q':
+            return memo_put(take(1)); // BINPUT
+        case 'r':
+            return memo_put(take(4)); // LONG_BINPUT
+        case 0x94:
+            return memo_put(memo_.size()); // MEMOIZE
+        case 'h':
+            return memo_get(take(1)); // BINGET
+        case 'j':
+            return memo_get(take(4)); // LONG_BINGET
+        case 'c': {                   // GLOBAL
             const std::string module = take_line();
             return global(module, take_line());
         }
@@ -339,14 +360,19 @@ class Unpickler {
             if (name->kind != Value::Str || module->kind != Value::Str) bad("STACK_GLOBAL: expected two strings");
             return global(module->s, name->s);
         }
-        case 'X': case 0x8c: case 0x8d: { // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+        case 'X':
+        case 0x8c:
+        case 0x8d: { // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
             Value* v = make(Value::Str);
             v->s = take_bytes(take(op == 'X' ? 4 : op == 0x8c ? 1 : 8));
             return push(v);
         }
-        case 'J': case 'K': case 'M': { // BININT, BININT1, BININT2
+        case 'J':
+        case 'K':
+        case 'M': { // BININT, BININT1, BININT2
             Value* v = make(Value::Int);
-            v->i = op == 'J' ? std::int64_t(std::int32_t(std::uint32_t(take(4)))) : std::int64_t(take(op == 'K' ? 1 : 2));
+            v->i =
+                op == 'J' ? std::int64_t(std::int32_t(std::uint32_t(take(4)))) : std::int64_t(take(op == 'K' ? 1 : 2));
             return push(v);
         }
         case 0x8a: { // LONG1
@@ -360,21 +386,28 @@ class Unpickler {
         }
         case 'G': { // BINFLOAT (big-endian)
             std::uint64_t bits = 0;
-            for (int i = 0; i < 8; ++i) bits = (bits << 8) | take(1);
+            for (int i = 0; i < 8; ++i)
+                bits = (bits << 8) | take(1);
             Value* v = make(Value::Float);
             std::memcpy(&v->f, &bits, 8);
             return push(v);
         }
-        case 'N': return push(make(Value::None));
-        case 0x88: case 0x89: { // NEWTRUE, NEWFALSE
+        case 'N':
+            return push(make(Value::None));
+        case 0x88:
+        case 0x89: { // NEWTRUE, NEWFALSE
             Value* v = make(Value::Bool);
             v->i = op == 0x88;
             return push(v);
         }
-        case 't': return push(tuple(pop_to_mark()));
-        case 0x85: case 0x86: case 0x87: { // TUPLE1..3
+        case 't':
+            return push(tuple(pop_to_mark()));
+        case 0x85:
+        case 0x86:
+        case 0x87: { // TUPLE1..3
             std::vector<Value*> items(std::size_t(op - 0x84));
-            for (auto it = items.rbegin(); it != items.rend(); ++it) *it = pop();
+            for (auto it = items.rbegin(); it != items.rend(); ++it)
+                *it = pop();
             return push(tuple(std::move(items)));
         }
         case 'a': {
@@ -394,8 +427,10 @@ class Unpickler {
             auto kv = pop_to_mark();
             return set_items(top(), kv);
         }
-        case 'R': return reduce();
-        case 'Q': return persistent_id();
+        case 'R':
+            return reduce();
+        case 'Q':
+            return persistent_id();
         case 'b': { // BUILD: only an OrderedDict's attributes (state_dict._metadata), which are ignored
             Value* state = pop();
             if (top()->kind != Value::Dict || (state->kind != Value::Dict && state->kind != Value::None))
@@ -462,8 +497,8 @@ std::vector<TorchBinTensor> read_torch_bin(const std::uint8_t* data, std::uint64
             expected *= v->shape[d];
         }
         numel = expected;
-        BASIN_CHECK(contiguous || numel == 0, where, ": tensor '", k->s, "' (shape ", shape_string(v->shape), ", stride ",
-                    shape_string(v->stride), ") is not contiguous; save it with .contiguous()");
+        BASIN_CHECK(contiguous || numel == 0, where, ": tensor '", k->s, "' (shape ", shape_string(v->shape),
+                    ", stride ", shape_string(v->stride), ") is not contiguous; save it with .contiguous()");
         BASIN_CHECK(v->storage_offset >= 0 && v->storage_offset <= v->storage->numel &&
                         numel <= v->storage->numel - v->storage_offset,
                     where, ": tensor '", k->s, "': storage offset ", v->storage_offset, " + ", numel,

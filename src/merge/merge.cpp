@@ -1,24 +1,24 @@
 #include "basin/merge/merge.h"
 
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/hash.h"
+#include "basin/core/interrupt.h"
+#include "basin/core/limits.h"
+#include "basin/io/checkpoint.h"
+#include "basin/io/tensor_reader.h"
+#include "basin/merge/methods.h"
+#include "basin/space/gram.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <memory>
 #include <map>
+#include <memory>
 #include <omp.h>
-
-#include "basin/core/limits.h"
-#include "basin/core/interrupt.h"
-#include "basin/core/error.h"
-#include "basin/core/fs.h"
-#include "basin/core/hash.h"
-#include "basin/io/checkpoint.h"
-#include "basin/io/tensor_reader.h"
-#include "basin/merge/methods.h"
-#include "basin/space/gram.h"
 
 namespace basin {
 
@@ -52,11 +52,13 @@ bool inside(const fs::path& path, const fs::path& folder) {
 // sum = w * x (first term) or sum += w * x, in double. Compiled for AVX-512 and AVX2 besides the
 // baseline and picked at load time: this loop is most of a merge's arithmetic.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate(double* sum, const float* x, double w,
-                                                                                std::size_t n, bool first) {
+                                                                             std::size_t n, bool first) {
     if (first)
-        for (std::size_t e = 0; e < n; ++e) sum[e] = w * double(x[e]);
+        for (std::size_t e = 0; e < n; ++e)
+            sum[e] = w * double(x[e]);
     else
-        for (std::size_t e = 0; e < n; ++e) sum[e] += w * double(x[e]);
+        for (std::size_t e = 0; e < n; ++e)
+            sum[e] += w * double(x[e]);
 }
 
 } // namespace
@@ -78,10 +80,12 @@ void check_merge_options(const MergeOptions& o, const MergeMethodEntry& m) {
     const std::size_t n = o.models.size();
     BASIN_CHECK(n >= 1, "merge: no models given");
     if (m.max_models == m.min_models)
-        BASIN_CHECK(n == m.min_models, "merge --method ", m.name, " takes exactly ", models_text(m.min_models), ", got ", n);
-    BASIN_CHECK(n >= m.min_models, "merge --method ", m.name, " needs at least ", models_text(m.min_models), ", got ", n);
-    BASIN_CHECK(m.max_models == 0 || n <= m.max_models, "merge --method ", m.name, " takes at most ", models_text(m.max_models),
-                ", got ", n);
+        BASIN_CHECK(n == m.min_models, "merge --method ", m.name, " takes exactly ", models_text(m.min_models),
+                    ", got ", n);
+    BASIN_CHECK(n >= m.min_models, "merge --method ", m.name, " needs at least ", models_text(m.min_models), ", got ",
+                n);
+    BASIN_CHECK(m.max_models == 0 || n <= m.max_models, "merge --method ", m.name, " takes at most ",
+                models_text(m.max_models), ", got ", n);
     m.check(o);
     BASIN_CHECK(!m.needs_base || !o.base.empty(), "merge --method ", m.name,
                 " works on task vectors: give the pretrained model with --base");
@@ -122,8 +126,9 @@ TensorSelection select_tensors(const std::vector<Input>& inputs, std::size_t n, 
             const auto* ref = inputs[i].tensors->find(name);
             BASIN_CHECK(ref, inputs[i].dir.string(), ": has no tensor ", name, " (", inputs[0].dir.string(), " has it",
                         head ? "; heads are kept only with --keep-head when every input has the same head)" : ")");
-            BASIN_CHECK(ref->info->shape == info.shape, "merge: tensor ", name, " has shape ", shape_string(ref->info->shape),
-                        " in ", inputs[i].dir.string(), " but ", shape_string(info.shape), " in ", inputs[0].dir.string(),
+            BASIN_CHECK(ref->info->shape == info.shape, "merge: tensor ", name, " has shape ",
+                        shape_string(ref->info->shape), " in ", inputs[i].dir.string(), " but ",
+                        shape_string(info.shape), " in ", inputs[0].dir.string(),
                         head ? " (heads differ: leave out --keep-head to drop them)" : "");
         }
         if (!is_floating(info.dtype)) {
@@ -131,13 +136,15 @@ TensorSelection select_tensors(const std::vector<Input>& inputs, std::size_t n, 
             continue;
         }
         for (std::size_t i = 1; i < n; ++i)
-            BASIN_CHECK(is_floating(inputs[i].tensors->find(name)->info->dtype), inputs[i].dir.string(), ": tensor ", name,
-                        " is ", dtype_name(inputs[i].tensors->find(name)->info->dtype), ", expected floating point");
+            BASIN_CHECK(is_floating(inputs[i].tensors->find(name)->info->dtype), inputs[i].dir.string(), ": tensor ",
+                        name, " is ", dtype_name(inputs[i].tensors->find(name)->info->dtype),
+                        ", expected floating point");
         if (base) {
             const auto* ref = base->find(name);
             BASIN_CHECK(ref, o.base.string(), ": the base has no tensor ", name, " (the models have it)");
-            BASIN_CHECK(ref->info->shape == info.shape, "merge: tensor ", name, " has shape ", shape_string(ref->info->shape),
-                        " in the base ", o.base.string(), " but ", shape_string(info.shape), " in ", inputs[0].dir.string());
+            BASIN_CHECK(ref->info->shape == info.shape, "merge: tensor ", name, " has shape ",
+                        shape_string(ref->info->shape), " in the base ", o.base.string(), " but ",
+                        shape_string(info.shape), " in ", inputs[0].dir.string());
         }
         t.merged.push_back(name);
     }
@@ -150,21 +157,23 @@ TensorSelection select_tensors(const std::vector<Input>& inputs, std::size_t n, 
 }
 
 // basin_merge.json: the method, its parameters, every input with its weights' SHA-256.
-json merge_provenance(const MergeOptions& o, const MergeMethodEntry& m, const std::vector<Input>& inputs, const TensorSelection& t,
-                      int threads) {
+json merge_provenance(const MergeOptions& o, const MergeMethodEntry& m, const std::vector<Input>& inputs,
+                      const TensorSelection& t, int threads) {
     const std::size_t n = o.models.size();
     std::vector<std::string> hashes(inputs.size());
 #pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (std::size_t i = 0; i < inputs.size(); ++i) hashes[i] = checkpoint_weights_sha256(*inputs[i].tensors);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        hashes[i] = checkpoint_weights_sha256(*inputs[i].tensors);
     json inputs_json = json::array();
     for (std::size_t i = 0; i < n; ++i)
-        inputs_json.push_back({{"path", fs::absolute(inputs[i].dir).lexically_normal().string()}, {"sha256", hashes[i]}});
+        inputs_json.push_back(
+            {{"path", fs::absolute(inputs[i].dir).lexically_normal().string()}, {"sha256", hashes[i]}});
     json parameters = {{"dtype", o.dtype ? dtype_name(*o.dtype) : "as the first model"}, {"keep_head", o.keep_head}};
     const json own = m.parameters(o); // named: a range-for over a temporary's items() dangles
-    for (const auto& [key, value] : own.items()) parameters[key] = value;
-    json provenance = {{"format", "basin-merge-v1"},       {"method", m.name},
-                       {"parameters", parameters},         {"models", inputs_json},
-                       {"dropped_heads", t.dropped},       {"tensors_merged", t.merged.size()}};
+    for (const auto& [key, value] : own.items())
+        parameters[key] = value;
+    json provenance = {{"format", "basin-merge-v1"}, {"method", m.name},           {"parameters", parameters},
+                       {"models", inputs_json},      {"dropped_heads", t.dropped}, {"tensors_merged", t.merged.size()}};
     if (!o.base.empty())
         provenance["base"] = {{"path", fs::absolute(o.base).lexically_normal().string()}, {"sha256", hashes.back()}};
     if (!o.extra_provenance.is_null()) provenance["selection"] = o.extra_provenance;
@@ -175,14 +184,17 @@ json merge_provenance(const MergeOptions& o, const MergeMethodEntry& m, const st
 // head class and no label names.
 json merged_config(const MergeOptions& o, const fs::path& config_source) {
     json config = json::parse(read_text_file(config_source / "config.json", limits::config_json), nullptr, false);
-    BASIN_CHECK(!config.is_discarded() && config.is_object(), (config_source / "config.json").string(), ": not a JSON object");
+    BASIN_CHECK(!config.is_discarded() && config.is_object(), (config_source / "config.json").string(),
+                ": not a JSON object");
     if (!o.keep_head) {
         if (config.contains("architectures") && config["architectures"].is_array())
             for (auto& a : config["architectures"])
                 if (a.is_string()) a = body_architecture(a.get<std::string>());
-        for (const char* key : {"id2label", "label2id", "num_labels", "problem_type"}) config.erase(key);
+        for (const char* key : {"id2label", "label2id", "num_labels", "problem_type"})
+            config.erase(key);
     }
-    if (o.dtype) config["torch_dtype"] = *o.dtype == Dtype::F16 ? "float16" : *o.dtype == Dtype::BF16 ? "bfloat16" : "float32";
+    if (o.dtype)
+        config["torch_dtype"] = *o.dtype == Dtype::F16 ? "float16" : *o.dtype == Dtype::BF16 ? "bfloat16" : "float32";
     return config;
 }
 
@@ -194,7 +206,8 @@ class TensorMerger {
         : o_(o), m_(m), inputs_(inputs), n_(o.models.size()), sources_(inputs.size()), threads_(threads) {
         std::vector<const SafetensorsFile*> files;
         for (const auto& in : inputs)
-            for (const auto& f : in.tensors->files()) files.push_back(f.get());
+            for (const auto& f : in.tensors->files())
+                files.push_back(f.get());
         reader_ = std::make_unique<TensorReader>(files); // pread into per-thread buffers, not the mapping
         // per-thread buffers, allocated once: every source's chunk as stored (at most 8 bytes a value)
         raw_buffers_.resize(std::size_t(std::max(1, threads)));
@@ -203,15 +216,19 @@ class TensorMerger {
     // Writes the merged tensor `name` into dst (as dtype); returns the bytes read.
     std::uint64_t merge(const std::string& name, Dtype dtype, std::uint8_t* dst) {
         std::vector<const CheckpointTensors::Ref*> refs(sources_);
-        for (std::size_t i = 0; i < sources_; ++i) refs[i] = inputs_[i].tensors->find(name);
+        for (std::size_t i = 0; i < sources_; ++i)
+            refs[i] = inputs_[i].tensors->find(name);
         const std::size_t numel = std::size_t(refs[0]->info->numel());
         TensorPlan plan;
         plan.name_hash = fnv1a64(name);
         m_.plan(o_, n_, statistics(refs, numel), plan);
-        if (!plan.coefficients.empty()) linear(refs, numel, plan.coefficients, dtype, dst);
-        else combined(refs, numel, plan, dtype, dst);
+        if (!plan.coefficients.empty())
+            linear(refs, numel, plan.coefficients, dtype, dst);
+        else
+            combined(refs, numel, plan, dtype, dst);
         std::uint64_t bytes = 0;
-        for (auto* r : refs) bytes += r->info->nbytes();
+        for (auto* r : refs)
+            bytes += r->info->nbytes();
         return bytes;
     }
 
@@ -226,8 +243,8 @@ class TensorMerger {
 
     // reads chunk c of every source and converts it to float32 into scratch (row s = source s);
     // raw holds one source's chunk as stored
-    std::pair<std::size_t, std::size_t> load(const Refs& refs, std::size_t numel, std::size_t c, std::vector<float>& scratch,
-                                             std::vector<std::uint8_t>& raw) const {
+    std::pair<std::size_t, std::size_t> load(const Refs& refs, std::size_t numel, std::size_t c,
+                                             std::vector<float>& scratch, std::vector<std::uint8_t>& raw) const {
         const std::size_t from = c * kChunk, count = std::min(kChunk, numel - from);
         for (std::size_t i = 0; i < sources_; ++i) {
             const std::size_t size = dtype_size(refs[i]->info->dtype);
@@ -241,7 +258,8 @@ class TensorMerger {
         TensorStatistics s;
         s.models = n_;
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
-        if (m_.statistic == MergeStatistic::weight_inner_products || m_.statistic == MergeStatistic::task_vector_inner_products) {
+        if (m_.statistic == MergeStatistic::weight_inner_products ||
+            m_.statistic == MergeStatistic::task_vector_inner_products) {
             const bool tau = m_.statistic == MergeStatistic::task_vector_inner_products;
             const std::size_t k = n_;
             s.gram.assign(k * k, 0.0);
@@ -255,17 +273,20 @@ class TensorMerger {
                     const auto [from, count] = load(refs, numel, c, scratch, raw);
                     if (tau) // tau_i = x_i - base
                         for (std::size_t i = 0; i < n_; ++i)
-                            for (std::size_t e = 0; e < count; ++e) scratch[i * kChunk + e] -= scratch[n_ * kChunk + e];
+                            for (std::size_t e = 0; e < count; ++e)
+                                scratch[i * kChunk + e] -= scratch[n_ * kChunk + e];
                     for (std::size_t i = 0; i < k; ++i)
                         for (std::size_t j = i; j < k; ++j) {
                             double sum = 0;
                             const float *a = scratch.data() + i * kChunk, *b = scratch.data() + j * kChunk;
-                            for (std::size_t e = 0; e < count; ++e) sum += double(a[e]) * double(b[e]);
+                            for (std::size_t e = 0; e < count; ++e)
+                                sum += double(a[e]) * double(b[e]);
                             local[i * k + j] += sum;
                         }
                 }
 #pragma omp critical
-                for (std::size_t i = 0; i < k * k; ++i) s.gram[i] += local[i];
+                for (std::size_t i = 0; i < k * k; ++i)
+                    s.gram[i] += local[i];
             }
         } else if (m_.statistic == MergeStatistic::top_magnitudes) {
             // each task vector keeps its ceil(density * numel) entries of largest magnitude
@@ -309,7 +330,8 @@ class TensorMerger {
                 for (std::size_t i = 0; i < c.size(); ++i)
                     if (c[i] != 0) {
                         const std::size_t size = dtype_size(refs[i]->info->dtype);
-                        reader_->read(*refs[i]->file, *refs[i]->info, begin * size, (end - begin) * size, raw.data() + i * kChunk * 8);
+                        reader_->read(*refs[i]->file, *refs[i]->info, begin * size, (end - begin) * size,
+                                      raw.data() + i * kChunk * 8);
                     }
                 for (std::size_t from = begin; from < end; from += kBlock) {
                     const std::size_t count = std::min(kBlock, end - from);
@@ -317,11 +339,13 @@ class TensorMerger {
                     for (std::size_t i = 0; i < c.size(); ++i) {
                         if (c[i] == 0) continue;
                         const Dtype source = refs[i]->info->dtype;
-                        convert_to_f32(source, raw.data() + i * kChunk * 8 + (from - begin) * dtype_size(source), values.data(), count);
+                        convert_to_f32(source, raw.data() + i * kChunk * 8 + (from - begin) * dtype_size(source),
+                                       values.data(), count);
                         accumulate(sum.data(), values.data(), c[i], count, first);
                         first = false;
                     }
-                    for (std::size_t e = 0; e < count; ++e) merged_block[e] = first ? 0.0f : float(sum[e]);
+                    for (std::size_t e = 0; e < count; ++e)
+                        merged_block[e] = first ? 0.0f : float(sum[e]);
                     convert_from_f32(dtype, merged_block.data(), dst + from * dtype_size(dtype), count);
                 }
             }
@@ -329,7 +353,8 @@ class TensorMerger {
     }
 
     void combined(const Refs& refs, std::size_t numel, const TensorPlan& plan, Dtype dtype, std::uint8_t* dst) {
-        BASIN_CHECK(m_.combine, "merge --method ", m_.name, ": its plan set no coefficients and it has no combine step");
+        BASIN_CHECK(m_.combine, "merge --method ", m_.name,
+                    ": its plan set no coefficients and it has no combine step");
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
 #pragma omp parallel num_threads(threads_)
         {
@@ -369,7 +394,8 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     const fs::path out = check_output_folder(o.out, o.overwrite);
 
     std::vector<Input> inputs;
-    for (const auto& dir : all_inputs) inputs.push_back({dir, std::make_unique<CheckpointTensors>(dir)});
+    for (const auto& dir : all_inputs)
+        inputs.push_back({dir, std::make_unique<CheckpointTensors>(dir)});
     const CheckpointTensors& first = *inputs[0].tensors;
     const TensorSelection selection = select_tensors(inputs, n, o);
     const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
@@ -398,7 +424,8 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     }
 
     const json provenance = merge_provenance(o, method, inputs, selection, threads);
-    const fs::path config_source = model_folder(o.base.empty() ? o.models[0] : o.base); // sentence-transformers: the body
+    const fs::path config_source =
+        model_folder(o.base.empty() ? o.models[0] : o.base); // sentence-transformers: the body
     const json config = merged_config(o, config_source);
     write_folder_atomically(out, [&](const fs::path& dir) {
         write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", method.name}}, o.shard_bytes);

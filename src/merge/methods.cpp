@@ -1,9 +1,9 @@
 #include "basin/merge/methods.h"
 
+#include "basin/core/error.h"
+
 #include <algorithm>
 #include <cmath>
-
-#include "basin/core/error.h"
 
 namespace basin {
 
@@ -12,10 +12,14 @@ namespace {
 using nlohmann::json;
 
 void no_check(const MergeOptions&) {}
-json no_parameters(const MergeOptions&) { return json::object(); }
+json no_parameters(const MergeOptions&) {
+    return json::object();
+}
 void no_plan(const MergeOptions&, std::size_t, const TensorStatistics&, TensorPlan&) {}
 
-void check_lambda(const MergeOptions& o) { BASIN_CHECK(std::isfinite(o.lambda), "--lambda must be finite, got ", o.lambda); }
+void check_lambda(const MergeOptions& o) {
+    BASIN_CHECK(std::isfinite(o.lambda), "--lambda must be finite, got ", o.lambda);
+}
 
 // ---- mean and weighted: fixed coefficients
 
@@ -33,16 +37,22 @@ void weighted_check(const MergeOptions& o) {
     }
     BASIN_CHECK(sum != 0, "merge --method weighted: the weights sum to 0");
 }
-json weighted_parameters(const MergeOptions& o) { return {{"weights", o.weights}}; }
+json weighted_parameters(const MergeOptions& o) {
+    return {{"weights", o.weights}};
+}
 void weighted_plan(const MergeOptions& o, std::size_t, const TensorStatistics&, TensorPlan& p) {
     double sum = 0;
-    for (double w : o.weights) sum += w;
-    for (double w : o.weights) p.coefficients.push_back(w / sum);
+    for (double w : o.weights)
+        sum += w;
+    for (double w : o.weights)
+        p.coefficients.push_back(w / sum);
 }
 
 // ---- task arithmetic: base + lambda sum_i (x_i - base); lambda = 0 is the base bit for bit
 
-json lambda_parameters(const MergeOptions& o) { return {{"lambda", o.lambda}}; }
+json lambda_parameters(const MergeOptions& o) {
+    return {{"lambda", o.lambda}};
+}
 void task_arithmetic_plan(const MergeOptions& o, std::size_t n, const TensorStatistics&, TensorPlan& p) {
     p.coefficients.assign(n, o.lambda);
     p.coefficients.push_back(1 - double(n) * o.lambda);
@@ -55,8 +65,12 @@ void ties_check(const MergeOptions& o) {
     check_lambda(o);
     BASIN_CHECK(o.density >= 0 && o.density <= 1, "--density must be in [0, 1], got ", o.density);
 }
-json ties_parameters(const MergeOptions& o) { return {{"lambda", o.lambda}, {"density", o.density}}; }
-void ties_plan(const MergeOptions&, std::size_t, const TensorStatistics& s, TensorPlan& p) { p.thresholds = s.threshold; }
+json ties_parameters(const MergeOptions& o) {
+    return {{"lambda", o.lambda}, {"density", o.density}};
+}
+void ties_plan(const MergeOptions&, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+    p.thresholds = s.threshold;
+}
 void ties_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
     const float* b = c.source(n);
     for (std::size_t e = 0; e < c.count; ++e) {
@@ -70,7 +84,8 @@ void ties_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, 
         if (total != 0)
             for (std::size_t i = 0; i < n; ++i) {
                 const float tau = c.source(i)[e] - b[e];
-                if (std::abs(tau) >= plan.thresholds[i] && tau != 0 && (tau > 0) == (total > 0)) agreeing += tau, ++agree;
+                if (std::abs(tau) >= plan.thresholds[i] && tau != 0 && (tau > 0) == (total > 0))
+                    agreeing += tau, ++agree;
             }
         y[e] = agree ? float(double(b[e]) + o.lambda * agreeing / double(agree)) : b[e];
     }
@@ -82,22 +97,29 @@ void dare_check(const MergeOptions& o) {
     check_lambda(o);
     BASIN_CHECK(o.drop >= 0 && o.drop < 1, "--drop must be in [0, 1), got ", o.drop);
 }
-json dare_parameters(const MergeOptions& o) { return {{"lambda", o.lambda}, {"drop", o.drop}, {"seed", o.seed}}; }
+json dare_parameters(const MergeOptions& o) {
+    return {{"lambda", o.lambda}, {"drop", o.drop}, {"seed", o.seed}};
+}
 void dare_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
     const float* b = c.source(n);
     const double rescale = 1.0 / (1.0 - o.drop);
     for (std::size_t e = 0; e < c.count; ++e) {
         double total = 0;
         for (std::size_t i = 0; i < n; ++i)
-            if (dare_keeps(o.seed, i, plan.name_hash, c.from + e, o.drop)) total += (double(c.source(i)[e]) - double(b[e])) * rescale;
+            if (dare_keeps(o.seed, i, plan.name_hash, c.from + e, o.drop))
+                total += (double(c.source(i)[e]) - double(b[e])) * rescale;
         y[e] = float(double(b[e]) + o.lambda * total);
     }
 }
 
 // ---- SLERP: along the great circle between two models' weights, per tensor
 
-void slerp_check(const MergeOptions& o) { BASIN_CHECK(std::isfinite(o.t), "--t must be finite, got ", o.t); }
-json slerp_parameters(const MergeOptions& o) { return {{"t", o.t}}; }
+void slerp_check(const MergeOptions& o) {
+    BASIN_CHECK(std::isfinite(o.t), "--t must be finite, got ", o.t);
+}
+json slerp_parameters(const MergeOptions& o) {
+    return {{"t", o.t}};
+}
 void slerp_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s, TensorPlan& p) {
     const double na = std::sqrt(s.gram[0]), nb = std::sqrt(s.gram[3]);
     const double cosine = na > 0 && nb > 0 ? std::clamp(s.gram[1] / (na * nb), -1.0, 1.0) : 1.0;
@@ -132,12 +154,15 @@ const std::vector<MergeMethodEntry>& merge_method_table() {
     using S = MergeStatistic;
     static const std::vector<MergeMethodEntry> table = {
         {MergeMethod::Mean, "mean", false, 1, 0, no_check, no_parameters, S::none, mean_plan, nullptr},
-        {MergeMethod::Weighted, "weighted", false, 1, 0, weighted_check, weighted_parameters, S::none, weighted_plan, nullptr},
-        {MergeMethod::TaskArithmetic, "task-arithmetic", true, 1, 0, check_lambda, lambda_parameters, S::none, task_arithmetic_plan,
+        {MergeMethod::Weighted, "weighted", false, 1, 0, weighted_check, weighted_parameters, S::none, weighted_plan,
          nullptr},
-        {MergeMethod::Ties, "ties", true, 1, 0, ties_check, ties_parameters, S::top_magnitudes, ties_plan, ties_combine},
+        {MergeMethod::TaskArithmetic, "task-arithmetic", true, 1, 0, check_lambda, lambda_parameters, S::none,
+         task_arithmetic_plan, nullptr},
+        {MergeMethod::Ties, "ties", true, 1, 0, ties_check, ties_parameters, S::top_magnitudes, ties_plan,
+         ties_combine},
         {MergeMethod::Dare, "dare", true, 1, 0, dare_check, dare_parameters, S::none, no_plan, dare_combine},
-        {MergeMethod::Slerp, "slerp", false, 2, 2, slerp_check, slerp_parameters, S::weight_inner_products, slerp_plan, nullptr},
+        {MergeMethod::Slerp, "slerp", false, 2, 2, slerp_check, slerp_parameters, S::weight_inner_products, slerp_plan,
+         nullptr},
         {MergeMethod::ModelStock, "model-stock", true, 2, 0, no_check, no_parameters, S::task_vector_inner_products,
          model_stock_plan, nullptr},
     };
@@ -159,8 +184,12 @@ MergeMethod parse_merge_method(const std::string& name) {
     fail("--method: unknown merge method '", name, "' (", known, ")");
 }
 
-const char* merge_method_name(MergeMethod m) { return merge_method_entry(m).name; }
+const char* merge_method_name(MergeMethod m) {
+    return merge_method_entry(m).name;
+}
 
-bool needs_base(MergeMethod m) { return merge_method_entry(m).needs_base; }
+bool needs_base(MergeMethod m) {
+    return merge_method_entry(m).needs_base;
+}
 
 } // namespace basin

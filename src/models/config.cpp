@@ -1,18 +1,17 @@
 #include "basin/models/config.h"
 
-#include <limits>
-#include <type_traits>
-
-#include "basin/core/limits.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/json_value.h"
+#include "basin/core/limits.h"
+
+#include <limits>
+#include <type_traits>
 
 namespace basin {
 namespace {
 
-template <typename T>
-void read_field(const nlohmann::json& json, const char* key, T& out, const std::string& where) {
+template <typename T> void read_field(const nlohmann::json& json, const char* key, T& out, const std::string& where) {
     auto it = json.find(key);
     if (it == json.end() || it->is_null()) return;
     if constexpr (std::is_integral_v<T>) {
@@ -32,8 +31,7 @@ void read_field(const nlohmann::json& json, const char* key, T& out, const std::
 }
 
 template <typename T>
-void read_optional(const nlohmann::json& json, const char* key, std::optional<T>& out,
-                   const std::string& where) {
+void read_optional(const nlohmann::json& json, const char* key, std::optional<T>& out, const std::string& where) {
     T value{};
     auto it = json.find(key);
     if (it == json.end() || it->is_null()) return;
@@ -86,8 +84,7 @@ HfConfig HfConfig::from_json(const nlohmann::json& json, const std::string& wher
     if (auto it = json.find("label2id"); it != json.end() && !it->is_null()) {
         BASIN_CHECK(it->is_object(), where, ": 'label2id' must be an object");
         for (auto e = it->begin(); e != it->end(); ++e) {
-            BASIN_CHECK(e.value().is_number_integer(), where, ": label2id['", e.key(),
-                        "'] must be an integer");
+            BASIN_CHECK(e.value().is_number_integer(), where, ": label2id['", e.key(), "'] must be an integer");
             c.label2id[e.key()] = e.value().get<std::int64_t>();
         }
     }
@@ -144,9 +141,12 @@ const char* family_name(ModelFamily family) {
 
 const char* head_name(HeadKind head) {
     switch (head) {
-    case HeadKind::None: return "none";
-    case HeadKind::SequenceClassification: return "sequence-classification";
-    case HeadKind::MaskedLM: return "masked-lm";
+    case HeadKind::None:
+        return "none";
+    case HeadKind::SequenceClassification:
+        return "sequence-classification";
+    case HeadKind::MaskedLM:
+        return "masked-lm";
     }
     return "?";
 }
@@ -154,9 +154,12 @@ const char* head_name(HeadKind head) {
 std::string EncoderConfig::architecture_name() const {
     std::string base = family == ModelFamily::Bert ? "Bert" : "Roberta";
     switch (head) {
-    case HeadKind::None: return base + "Model";
-    case HeadKind::SequenceClassification: return base + "ForSequenceClassification";
-    case HeadKind::MaskedLM: return base + "ForMaskedLM";
+    case HeadKind::None:
+        return base + "Model";
+    case HeadKind::SequenceClassification:
+        return base + "ForSequenceClassification";
+    case HeadKind::MaskedLM:
+        return base + "ForMaskedLM";
     }
     return base;
 }
@@ -172,26 +175,23 @@ EncoderConfig EncoderConfig::resolve(const HfConfig& hf, const std::string& wher
         {"BertForMaskedLM", {ModelFamily::Bert, HeadKind::MaskedLM}},
         {"BertForPreTraining", {ModelFamily::Bert, HeadKind::MaskedLM}},
         {"RobertaModel", {ModelFamily::Roberta, HeadKind::None}},
-        {"RobertaForSequenceClassification",
-         {ModelFamily::Roberta, HeadKind::SequenceClassification}},
+        {"RobertaForSequenceClassification", {ModelFamily::Roberta, HeadKind::SequenceClassification}},
         {"RobertaForMaskedLM", {ModelFamily::Roberta, HeadKind::MaskedLM}},
     };
     auto known = kKnown.find(arch);
     if (known == kKnown.end()) {
         std::string names;
-        for (const auto& [name, _] : kKnown) names += (names.empty() ? "" : ", ") + name;
-        fail(where, ": unsupported architecture '", arch.empty() ? type : arch,
-             "' (supported: ", names, ")");
+        for (const auto& [name, _] : kKnown)
+            names += (names.empty() ? "" : ", ") + name;
+        fail(where, ": unsupported architecture '", arch.empty() ? type : arch, "' (supported: ", names, ")");
     }
     c.family = known->second.first;
     c.head = known->second.second;
     c.pooler = default_pooler(c.family, c.head);
     BASIN_CHECK(hf.vocab_size > 0, where, ": vocab_size must be positive, got ", hf.vocab_size);
-    BASIN_CHECK(hf.hidden_size > 0 && hf.num_attention_heads > 0 &&
-                    hf.hidden_size % hf.num_attention_heads == 0,
-                where, ": hidden_size (", hf.hidden_size,
-                ") must be a positive multiple of num_attention_heads (", hf.num_attention_heads,
-                ")");
+    BASIN_CHECK(hf.hidden_size > 0 && hf.num_attention_heads > 0 && hf.hidden_size % hf.num_attention_heads == 0, where,
+                ": hidden_size (", hf.hidden_size, ") must be a positive multiple of num_attention_heads (",
+                hf.num_attention_heads, ")");
     BASIN_CHECK(hf.num_hidden_layers > 0, where, ": num_hidden_layers must be positive");
     BASIN_CHECK(hf.intermediate_size > 0, where, ": intermediate_size must be positive");
     BASIN_CHECK(hf.max_position_embeddings > 0, where, ": max_position_embeddings must be positive");
@@ -204,9 +204,8 @@ EncoderConfig EncoderConfig::resolve(const HfConfig& hf, const std::string& wher
     c.num_heads = hf.num_attention_heads;
     c.intermediate_size = hf.intermediate_size;
     static const std::map<std::string, Activation> kActivations = {
-        {"gelu", Activation::Gelu},          {"gelu_new", Activation::GeluTanh},
-        {"gelu_pytorch_tanh", Activation::GeluTanh}, {"relu", Activation::Relu},
-        {"silu", Activation::Silu},          {"swish", Activation::Silu}};
+        {"gelu", Activation::Gelu}, {"gelu_new", Activation::GeluTanh}, {"gelu_pytorch_tanh", Activation::GeluTanh},
+        {"relu", Activation::Relu}, {"silu", Activation::Silu},         {"swish", Activation::Silu}};
     auto act = kActivations.find(hf.hidden_act);
     BASIN_CHECK(act != kActivations.end(), where, ": unsupported hidden_act '", hf.hidden_act,
                 "' (supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu)");
@@ -227,13 +226,13 @@ EncoderConfig EncoderConfig::resolve(const HfConfig& hf, const std::string& wher
         for (std::int64_t i = 0; i < n; ++i) {
             auto it = hf.id2label.find(i);
             if (!hf.id2label.empty())
-                BASIN_CHECK(it != hf.id2label.end(), where, ": id2label has ", n,
-                            " entries but no id ", i, " (ids must be 0..", n - 1, ")");
+                BASIN_CHECK(it != hf.id2label.end(), where, ": id2label has ", n, " entries but no id ", i,
+                            " (ids must be 0..", n - 1, ")");
             c.labels[std::size_t(i)] = it != hf.id2label.end() ? it->second : "LABEL_" + std::to_string(i);
         }
         for (const auto& [name, id] : hf.label2id) {
-            BASIN_CHECK(id >= 0 && id < n && c.labels[std::size_t(id)] == name, where,
-                        ": label2id['", name, "'] = ", id, " disagrees with id2label");
+            BASIN_CHECK(id >= 0 && id < n && c.labels[std::size_t(id)] == name, where, ": label2id['", name,
+                        "'] = ", id, " disagrees with id2label");
         }
     }
     return c;

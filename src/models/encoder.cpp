@@ -1,11 +1,10 @@
 #include "basin/models/encoder.h"
 
-#include <cmath>
-
-#include <torch/version.h>
-
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
+
+#include <cmath>
+#include <torch/version.h>
 
 namespace basin {
 namespace {
@@ -16,10 +15,14 @@ torch::nn::LayerNorm layer_norm(const EncoderConfig& c) {
 
 torch::Tensor activate(const torch::Tensor& x, Activation activation) {
     switch (activation) {
-    case Activation::Gelu: return torch::gelu(x);
-    case Activation::GeluTanh: return torch::gelu(x, "tanh");
-    case Activation::Relu: return torch::relu(x);
-    case Activation::Silu: return torch::silu(x);
+    case Activation::Gelu:
+        return torch::gelu(x);
+    case Activation::GeluTanh:
+        return torch::gelu(x, "tanh");
+    case Activation::Relu:
+        return torch::relu(x);
+    case Activation::Silu:
+        return torch::silu(x);
     }
     return x;
 }
@@ -30,10 +33,9 @@ EmbeddingsImpl::EmbeddingsImpl(const EncoderConfig& c) {
     word_embeddings = register_module(
         "word_embeddings",
         torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
-    position_embeddings = register_module(
-        "position_embeddings", torch::nn::Embedding(c.max_positions, c.hidden_size));
-    token_type_embeddings = register_module(
-        "token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
+    position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_positions, c.hidden_size));
+    token_type_embeddings =
+        register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
     LayerNorm = register_module("LayerNorm", layer_norm(c));
     dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
 }
@@ -56,11 +58,10 @@ std::pair<torch::Tensor, torch::Tensor> SelfAttentionImpl::fused_qkv() {
     if (torch::GradMode::is_enabled()) // training: the concatenation must be part of the graph
         return {torch::cat({query->weight, key->weight, value->weight}, 0),
                 torch::cat({query->bias, key->bias, value->bias}, 0)};
-    const std::array<std::int64_t, 6> versions = {
-        query->weight._version(), key->weight._version(), value->weight._version(),
-        query->bias._version(),   key->bias._version(),   value->bias._version()};
-    if (!fused_weight_.defined() || versions != fused_versions_ ||
-        fused_weight_.device() != query->weight.device()) {
+    const std::array<std::int64_t, 6> versions = {query->weight._version(), key->weight._version(),
+                                                  value->weight._version(), query->bias._version(),
+                                                  key->bias._version(),     value->bias._version()};
+    if (!fused_weight_.defined() || versions != fused_versions_ || fused_weight_.device() != query->weight.device()) {
         torch::NoGradGuard no_grad;
         fused_weight_ = torch::cat({query->weight, key->weight, value->weight}, 0);
         fused_bias_ = torch::cat({query->bias, key->bias, value->bias}, 0);
@@ -112,7 +113,9 @@ IntermediateImpl::IntermediateImpl(const EncoderConfig& c) : activation(c.activa
     dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size));
 }
 
-torch::Tensor IntermediateImpl::forward(const torch::Tensor& x) { return activate(dense(x), activation); }
+torch::Tensor IntermediateImpl::forward(const torch::Tensor& x) {
+    return activate(dense(x), activation);
+}
 
 LayerImpl::LayerImpl(const EncoderConfig& c) {
     attention = register_module("attention", Attention(c));
@@ -127,7 +130,8 @@ torch::Tensor LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& ad
 
 EncoderStackImpl::EncoderStackImpl(const EncoderConfig& c) {
     layer = register_module("layer", torch::nn::ModuleList());
-    for (std::int64_t i = 0; i < c.num_layers; ++i) layer->push_back(Layer(c));
+    for (std::int64_t i = 0; i < c.num_layers; ++i)
+        layer->push_back(Layer(c));
 }
 
 PoolerImpl::PoolerImpl(const EncoderConfig& c) {
@@ -158,16 +162,16 @@ torch::Tensor BodyImpl::forward(const torch::Tensor& input_ids, const torch::Ten
                                 const torch::Tensor& type_ids) {
     const auto T = input_ids.size(1);
     BASIN_CHECK(T + config.position_offset() <= config.max_positions, "running the encoder: ", T,
-                " tokens exceed the model's ", config.max_positions - config.position_offset(),
-                " positions");
+                " tokens exceed the model's ", config.max_positions - config.position_offset(), " positions");
     // RoBERTa-style checkpoints have one token type: its ids must be 0 whatever the tokenizer said.
     auto types = (config.type_vocab_size == 1 || !type_ids.defined()) ? torch::zeros_like(input_ids) : type_ids;
     auto x = embeddings(input_ids, types, positions(input_ids));
     auto dtype = x.scalar_type();
     // [B, T] -> [B, 1, 1, T]: 0 where attended, the dtype's lowest value where masked
-    auto additive = (1.0 - attention_mask.to(dtype)).mul(std::numeric_limits<float>::lowest())
-                        .view({input_ids.size(0), 1, 1, T});
-    for (const auto& module : *encoder->layer) x = module->as<LayerImpl>()->forward(x, additive);
+    auto additive =
+        (1.0 - attention_mask.to(dtype)).mul(std::numeric_limits<float>::lowest()).view({input_ids.size(0), 1, 1, T});
+    for (const auto& module : *encoder->layer)
+        x = module->as<LayerImpl>()->forward(x, additive);
     return x;
 }
 
@@ -209,8 +213,8 @@ RobertaLMHeadImpl::RobertaLMHeadImpl(const EncoderConfig& c) {
 
 EncoderModelImpl::EncoderModelImpl(const EncoderConfig& c) : config(c) {
     const bool bert = c.family == ModelFamily::Bert;
-    BASIN_CHECK(!(bert && c.head == HeadKind::SequenceClassification && !c.pooler), "building ",
-                c.architecture_name(), ": BERT's classifier reads the pooler");
+    BASIN_CHECK(!(bert && c.head == HeadKind::SequenceClassification && !c.pooler), "building ", c.architecture_name(),
+                ": BERT's classifier reads the pooler");
     body = register_module(c.body_prefix(), Body(c, c.pooler));
     if (c.head == HeadKind::SequenceClassification) {
         BASIN_CHECK(c.num_labels() > 0, "building ", c.architecture_name(), ": no labels");
@@ -221,23 +225,24 @@ EncoderModelImpl::EncoderModelImpl(const EncoderConfig& c) : config(c) {
             roberta_classifier = register_module("classifier", RobertaClassifier(c));
         }
     } else if (c.head == HeadKind::MaskedLM) {
-        if (bert) bert_lm = register_module("cls", BertLMHead(c));
-        else roberta_lm = register_module("lm_head", RobertaLMHead(c));
+        if (bert)
+            bert_lm = register_module("cls", BertLMHead(c));
+        else
+            roberta_lm = register_module("lm_head", RobertaLMHead(c));
     }
 }
 
 torch::Tensor EncoderModelImpl::classify(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                          const torch::Tensor& type_ids) {
-    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "classify: ",
-                config.architecture_name(), " has no sequence-classification head");
+    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "classify: ", config.architecture_name(),
+                " has no sequence-classification head");
     return classify_hidden(body(input_ids, attention_mask, type_ids));
 }
 
 torch::Tensor EncoderModelImpl::classify_hidden(const torch::Tensor& hidden) {
-    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "classify: ",
-                config.architecture_name(), " has no sequence-classification head");
-    if (config.family == ModelFamily::Bert)
-        return bert_classifier(bert_dropout(body->pooler(hidden)));
+    BASIN_CHECK(config.head == HeadKind::SequenceClassification, "classify: ", config.architecture_name(),
+                " has no sequence-classification head");
+    if (config.family == ModelFamily::Bert) return bert_classifier(bert_dropout(body->pooler(hidden)));
     return roberta_classifier(hidden);
 }
 

@@ -1,24 +1,35 @@
-#include <algorithm>
-#include <set>
+#include "basin/models/load.h"
 
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
-#include "basin/models/load.h"
+
+#include <algorithm>
+#include <set>
 
 namespace basin {
 
 torch::Dtype torch_dtype(Dtype dtype) {
     switch (dtype) {
-    case Dtype::F16: return torch::kFloat16;
-    case Dtype::BF16: return torch::kBFloat16;
-    case Dtype::F32: return torch::kFloat32;
-    case Dtype::F64: return torch::kFloat64;
-    case Dtype::I64: return torch::kInt64;
-    case Dtype::I32: return torch::kInt32;
-    case Dtype::U8: return torch::kUInt8;
-    case Dtype::I8: return torch::kInt8;
-    case Dtype::BOOL: return torch::kBool;
-    default: fail("dtype ", dtype_name(dtype), " has no torch equivalent");
+    case Dtype::F16:
+        return torch::kFloat16;
+    case Dtype::BF16:
+        return torch::kBFloat16;
+    case Dtype::F32:
+        return torch::kFloat32;
+    case Dtype::F64:
+        return torch::kFloat64;
+    case Dtype::I64:
+        return torch::kInt64;
+    case Dtype::I32:
+        return torch::kInt32;
+    case Dtype::U8:
+        return torch::kUInt8;
+    case Dtype::I8:
+        return torch::kInt8;
+    case Dtype::BOOL:
+        return torch::kBool;
+    default:
+        fail("dtype ", dtype_name(dtype), " has no torch equivalent");
     }
 }
 
@@ -26,7 +37,8 @@ namespace {
 
 std::string list(const std::vector<std::string>& names, std::size_t limit = 12) {
     std::string out;
-    for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+    for (std::size_t i = 0; i < names.size() && i < limit; ++i)
+        out += (i ? ", " : "") + names[i];
     if (names.size() > limit) out += ", ... (" + std::to_string(names.size() - limit) + " more)";
     return out;
 }
@@ -43,12 +55,15 @@ bool is_known_extra(const std::string& name) {
 std::map<std::string, std::string> match_checkpoint_names(const EncoderModel& model, const CheckpointTensors& tensors) {
     const std::string prefix = model->config.body_prefix() + ".";
     bool has_prefix = false;
-    for (const auto& name : tensors.names()) has_prefix = has_prefix || name.rfind(prefix, 0) == 0;
+    for (const auto& name : tensors.names())
+        has_prefix = has_prefix || name.rfind(prefix, 0) == 0;
     std::map<std::string, std::string> renamed;
     for (const auto& name : tensors.names()) {
         std::string target = name;
-        if (ends_with(target, "LayerNorm.gamma")) target.replace(target.size() - 5, 5, "weight");
-        else if (ends_with(target, "LayerNorm.beta")) target.replace(target.size() - 4, 4, "bias");
+        if (ends_with(target, "LayerNorm.gamma"))
+            target.replace(target.size() - 5, 5, "weight");
+        else if (ends_with(target, "LayerNorm.beta"))
+            target.replace(target.size() - 4, 4, "bias");
         if (!has_prefix && is_bare_body_name(target)) target = prefix + target;
         renamed[target] = name;
     }
@@ -105,10 +120,8 @@ void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const L
     }
     if (missing.empty() && unexpected.empty() && misshaped.empty() && bad_dtype.empty()) return;
     std::string message = where + ": checkpoint does not match " + model->config.architecture_name();
-    if (!missing.empty())
-        message += "; " + std::to_string(missing.size()) + " missing: " + list(missing);
-    if (!unexpected.empty())
-        message += "; " + std::to_string(unexpected.size()) + " unexpected: " + list(unexpected);
+    if (!missing.empty()) message += "; " + std::to_string(missing.size()) + " missing: " + list(missing);
+    if (!unexpected.empty()) message += "; " + std::to_string(unexpected.size()) + " unexpected: " + list(unexpected);
     if (!misshaped.empty())
         message += "; " + std::to_string(misshaped.size()) + " with the wrong shape: " + list(misshaped);
     if (!bad_dtype.empty())
@@ -135,10 +148,12 @@ LoadedModel load_folder(const std::filesystem::path& folder, const LoadOptions& 
     CheckpointTensors tensors(dir);
     if (!body_only) {
         std::map<Dtype, std::uint64_t> bytes_by_dtype;
-        for (const auto& name : tensors.names()) bytes_by_dtype[tensors.find(name)->info->dtype] += tensors.find(name)->info->nbytes();
+        for (const auto& name : tensors.names())
+            bytes_by_dtype[tensors.find(name)->info->dtype] += tensors.find(name)->info->nbytes();
         if (!bytes_by_dtype.empty())
-            loaded.stored_dtype = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),
-                                                   [](auto& a, auto& b) { return a.second < b.second; })->first;
+            loaded.stored_dtype = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(), [](auto& a, auto& b) {
+                                      return a.second < b.second;
+                                  })->first;
     }
     loaded.metadata = tensors.files().front()->metadata();
     loaded.model = EncoderModel(loaded.config);
@@ -168,10 +183,18 @@ HfConfig config_for(const EncoderConfig& c, HfConfig hf) {
     hf.num_attention_heads = c.num_heads;
     hf.intermediate_size = c.intermediate_size;
     switch (c.activation) {
-    case Activation::Gelu: hf.hidden_act = "gelu"; break;
-    case Activation::GeluTanh: hf.hidden_act = "gelu_new"; break;
-    case Activation::Relu: hf.hidden_act = "relu"; break;
-    case Activation::Silu: hf.hidden_act = "silu"; break;
+    case Activation::Gelu:
+        hf.hidden_act = "gelu";
+        break;
+    case Activation::GeluTanh:
+        hf.hidden_act = "gelu_new";
+        break;
+    case Activation::Relu:
+        hf.hidden_act = "relu";
+        break;
+    case Activation::Silu:
+        hf.hidden_act = "silu";
+        break;
     }
     hf.layer_norm_eps = c.layer_norm_eps;
     hf.max_position_embeddings = c.max_positions;

@@ -1,13 +1,13 @@
 #include "basin/region/points.h"
 
+#include "basin/core/error.h"
+#include "basin/core/strings.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <random>
 #include <sstream>
-
-#include "basin/core/error.h"
-#include "basin/core/strings.h"
 
 namespace basin {
 
@@ -53,7 +53,8 @@ std::vector<double> parse_alphas(const std::string& spec) {
         for (std::size_t i = 0; i < n; ++i)
             alphas.push_back(n == 1 ? start : i + 1 == n ? stop : start + (stop - start) * double(i) / double(n - 1));
     } else {
-        for (const auto& part : split(spec, ',')) alphas.push_back(parse_number(trim(part), spec, "alphas"));
+        for (const auto& part : split(spec, ','))
+            alphas.push_back(parse_number(trim(part), spec, "alphas"));
     }
     return alphas;
 }
@@ -84,8 +85,10 @@ std::vector<std::vector<double>> dirichlet_samples(std::size_t members, std::siz
     std::vector<std::vector<double>> out(samples, std::vector<double>(members));
     for (auto& w : out) {
         double sum = 0;
-        for (auto& v : w) sum += (v = exponential(rng));
-        for (auto& v : w) v /= sum;
+        for (auto& v : w)
+            sum += (v = exponential(rng));
+        for (auto& v : w)
+            v /= sum;
     }
     return out;
 }
@@ -143,7 +146,8 @@ ProbabilityBetter probability_better(const std::vector<double>& x, const std::ve
     if (pb.pairs == 0) return pb;
     std::size_t wins = 0;
     for (double a : x)
-        for (double b : y) wins += a <= b;
+        for (double b : y)
+            wins += a <= b;
     pb.value = double(wins) / double(pb.pairs);
     return pb;
 }
@@ -169,14 +173,17 @@ std::vector<std::vector<double>> read_hull_weights(const std::filesystem::path& 
             }
             BASIN_CHECK(used == cell.size() && used > 0 && std::isfinite(v), file.string(), ":", number, ": '", cell,
                         "' is not a number");
-            BASIN_CHECK(v >= 0, file.string(), ":", number, ": weight ", cell, " is negative (hull weights lie on the simplex)");
+            BASIN_CHECK(v >= 0, file.string(), ":", number, ": weight ", cell,
+                        " is negative (hull weights lie on the simplex)");
             row.push_back(v);
         }
-        BASIN_CHECK(row.size() == members, file.string(), ":", number, ": ", row.size(), " weights, expected one per member (",
-                    members, ")");
+        BASIN_CHECK(row.size() == members, file.string(), ":", number, ": ", row.size(),
+                    " weights, expected one per member (", members, ")");
         double sum = 0;
-        for (double v : row) sum += v;
-        BASIN_CHECK(std::abs(sum - 1) <= 1e-6, file.string(), ":", number, ": the weights sum to ", format_g(sum), ", expected 1");
+        for (double v : row)
+            sum += v;
+        BASIN_CHECK(std::abs(sum - 1) <= 1e-6, file.string(), ":", number, ": the weights sum to ", format_g(sum),
+                    ", expected 1");
         rows.push_back(row);
     }
     BASIN_CHECK(!rows.empty(), file.string(), ": no weight rows");

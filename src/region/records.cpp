@@ -1,18 +1,18 @@
 #include "basin/region/records.h"
 
-#include <algorithm>
-#include <cmath>
-#include <map>
-#include <optional>
-#include <nlohmann/json.hpp>
-#include <sstream>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/json_file.h"
 #include "basin/core/strings.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 
 namespace basin {
 
@@ -21,7 +21,8 @@ using nlohmann::json;
 
 double mean_over_targets(const std::vector<PointScore>& row, double PointScore::*field) {
     double s = 0;
-    for (const auto& x : row) s += x.*field;
+    for (const auto& x : row)
+        s += x.*field;
     return row.empty() ? NAN : s / double(row.size());
 }
 
@@ -71,7 +72,8 @@ json times_json(const ScoreTimes& t) {
             {"fit_share", share(t.fit_seconds)},
             {"points_built", t.points_built},
             {"points_from_cache", t.points_cached},
-            {"points_per_minute", t.wall_seconds > 0 ? 60.0 * double(t.points_built + t.points_cached) / t.wall_seconds : 0.0}};
+            {"points_per_minute",
+             t.wall_seconds > 0 ? 60.0 * double(t.points_built + t.points_cached) / t.wall_seconds : 0.0}};
 }
 
 ScoreTimes read_times(const json& summary, const fs::path& file) {
@@ -118,11 +120,14 @@ std::vector<TargetInfo> read_targets(const json& summary, const fs::path& file) 
 
 std::vector<std::string> target_names(const std::vector<TargetInfo>& targets) {
     std::vector<std::string> names;
-    for (const auto& t : targets) names.push_back(t.name);
+    for (const auto& t : targets)
+        names.push_back(t.name);
     return names;
 }
 
-std::string score_columns() { return "loss,accuracy,train_loss,train_accuracy,converged,features_cached"; }
+std::string score_columns() {
+    return "loss,accuracy,train_loss,train_accuracy,converged,features_cached";
+}
 
 // exact digits: a reader gets back the very doubles the study computed
 std::string score_cells(const PointScore& s) {
@@ -133,7 +138,8 @@ std::string score_cells(const PointScore& s) {
 // A CSV field in quotes, inner quotes doubled (RFC 4180): point names are paths.
 std::string quoted(const std::string& text) {
     std::string out = "\"";
-    for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    for (char c : text)
+        out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
 }
 // Quoted only when it must be (a dataset folder's name with a comma or quote).
@@ -166,8 +172,10 @@ class GridFiller {
         BASIN_CHECK(at != names_.end(), table_.file().string(), ":", row.line, ": dataset '", dataset,
                     "' is not one of summary.json's datasets");
         const std::size_t d = std::size_t(at - names_.begin());
-        BASIN_CHECK(point < grid_.size(), table_.file().string(), ":", row.line, ": point ", point + 1, " of ", grid_.size());
-        BASIN_CHECK(!seen_[point][d], table_.file().string(), ":", row.line, ": a second score for this point on ", dataset);
+        BASIN_CHECK(point < grid_.size(), table_.file().string(), ":", row.line, ": point ", point + 1, " of ",
+                    grid_.size());
+        BASIN_CHECK(!seen_[point][d], table_.file().string(), ":", row.line, ": a second score for this point on ",
+                    dataset);
         grid_[point][d] = read_score(table_, row);
         seen_[point][d] = true;
     }
@@ -187,7 +195,8 @@ class GridFiller {
 
 std::string joined_weights(const std::vector<double>& weights) {
     std::string w;
-    for (std::size_t i = 0; i < weights.size(); ++i) w += (i ? " " : "") + format_exact(weights[i]);
+    for (std::size_t i = 0; i < weights.size(); ++i)
+        w += (i ? " " : "") + format_exact(weights[i]);
     return w;
 }
 
@@ -207,7 +216,8 @@ template <class Draw> void per_target_figures(const std::vector<TargetInfo>& tar
     for (std::size_t d = 0; d <= targets.size(); ++d) {
         if (d == targets.size() && targets.size() == 1) break;
         const bool mean = d == targets.size();
-        draw(mean ? std::nullopt : std::optional<std::size_t>(d), mean ? std::string("mean over datasets") : targets[d].name,
+        draw(mean ? std::nullopt : std::optional<std::size_t>(d),
+             mean ? std::string("mean over datasets") : targets[d].name,
              mean ? std::string("mean") : file_safe_name(targets[d].name));
     }
 }
@@ -224,7 +234,8 @@ void write_interpolation_files(const InterpolationRecord& r, const fs::path& dir
     std::string csv = "alpha,dataset," + score_columns() + "\n";
     for (std::size_t p = 0; p < r.alphas.size(); ++p)
         for (std::size_t d = 0; d < r.targets.size(); ++d)
-            csv += format_exact(r.alphas[p]) + "," + field_text(r.targets[d].name) + "," + score_cells(r.scores[p][d]) + "\n";
+            csv += format_exact(r.alphas[p]) + "," + field_text(r.targets[d].name) + "," + score_cells(r.scores[p][d]) +
+                   "\n";
     write_text_atomically(dir / "scores.csv", csv);
     json rows = json::array();
     for (std::size_t p = 0; p < r.alphas.size(); ++p)
@@ -241,17 +252,20 @@ void write_interpolation_files(const InterpolationRecord& r, const fs::path& dir
                           {"mean", rows},
                           {"times", times_json(r.times)}};
     write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
-    for (auto [field, label, stem] : {std::tuple{&PointScore::loss, "generalized loss", "interpolation-loss"},
-                                      std::tuple{&PointScore::accuracy, "generalized accuracy", "interpolation-accuracy"}}) {
+    for (auto [field, label, stem] :
+         {std::tuple{&PointScore::loss, "generalized loss", "interpolation-loss"},
+          std::tuple{&PointScore::accuracy, "generalized accuracy", "interpolation-accuracy"}}) {
         std::vector<Series> series;
         for (std::size_t d = 0; d < r.targets.size(); ++d) {
             Series s{r.targets[d].name, r.alphas, {}};
-            for (std::size_t p = 0; p < r.alphas.size(); ++p) s.y.push_back(r.scores[p][d].*field);
+            for (std::size_t p = 0; p < r.alphas.size(); ++p)
+                s.y.push_back(r.scores[p][d].*field);
             series.push_back(s);
         }
         if (r.targets.size() > 1) {
             Series mean{"average", r.alphas, {}, true};
-            for (std::size_t p = 0; p < r.alphas.size(); ++p) mean.y.push_back(mean_over_targets(r.scores[p], field));
+            for (std::size_t p = 0; p < r.alphas.size(); ++p)
+                mean.y.push_back(mean_over_targets(r.scores[p], field));
             series.push_back(mean);
         }
         line_plot(series, "Interpolation: " + std::string(label), "alpha (0 = A, 1 = B)", label, r.extrapolate)
@@ -267,8 +281,9 @@ InterpolationRecord read_interpolation(const fs::path& dir) {
     r.b = json_value<std::string>(s, "B", file);
     r.alphas = json_value<std::vector<double>>(s, "alphas", file);
     // folders written before the field: an extrapolation is the line past its endpoints
-    r.extrapolate = s.contains("extrapolate") ? json_value<bool>(s, "extrapolate", file)
-                                              : std::any_of(r.alphas.begin(), r.alphas.end(), [](double a) { return a < 0 || a > 1; });
+    r.extrapolate = s.contains("extrapolate")
+                        ? json_value<bool>(s, "extrapolate", file)
+                        : std::any_of(r.alphas.begin(), r.alphas.end(), [](double a) { return a < 0 || a > 1; });
     r.targets = read_targets(s, file);
     r.times = read_times(s, file);
     const CsvTable table(dir / "scores.csv");
@@ -351,7 +366,8 @@ HullRecord read_hull(const fs::path& dir) {
         r.points.push_back({name, set, split_weights(table.text(row, "weights"), table, row)});
     }
     GridFiller grid(table, r.targets, r.points.size());
-    for (const auto& row : table.rows()) grid.add(row, index.at(table.text(row, "point")));
+    for (const auto& row : table.rows())
+        grid.add(row, index.at(table.text(row, "point")));
     r.scores = grid.finish();
     const json& pb = json_field(s, "pb", file);
     std::vector<std::string> rows = target_names(r.targets);
@@ -372,38 +388,48 @@ HullRecord read_hull(const fs::path& dir) {
 
 void write_plane_files(const PlaneRecord& r, const fs::path& dir) {
     const std::size_t nx = r.grid.nx, ny = r.grid.ny;
-    std::string csv = "i,j,u,v," + std::string(r.random ? "" : "weight_A,weight_B,weight_C,") + "dataset," + score_columns() + "\n";
+    std::string csv =
+        "i,j,u,v," + std::string(r.random ? "" : "weight_A,weight_B,weight_C,") + "dataset," + score_columns() + "\n";
     for (std::size_t j = 0; j < ny; ++j)
         for (std::size_t i = 0; i < nx; ++i) {
             const std::size_t p = j * nx + i;
             std::string w;
             if (!r.random)
-                for (double v : r.weights[p]) w += format_exact(v) + ",";
+                for (double v : r.weights[p])
+                    w += format_exact(v) + ",";
             for (std::size_t d = 0; d < r.targets.size(); ++d)
                 csv += std::to_string(i) + "," + std::to_string(j) + "," + format_exact(r.grid.x(i)) + "," +
-                       format_exact(r.grid.y(j)) + "," + w + field_text(r.targets[d].name) + "," + score_cells(r.scores[p][d]) + "\n";
+                       format_exact(r.grid.y(j)) + "," + w + field_text(r.targets[d].name) + "," +
+                       score_cells(r.scores[p][d]) + "\n";
         }
     write_text_atomically(dir / "grid.csv", csv);
     json marks = json::array();
-    for (const auto& mk : r.markers) marks.push_back({{"model", mk.model}, {"u", mk.u}, {"v", mk.v}});
-    json summary = {{"command", "plane"},
-                    {"models", r.models},
-                    {"kind", r.random ? "filter-normalised random plane around A" : "plane through A, B, C"},
-                    {"grid", {{"columns", nx}, {"rows", ny}, {"u", {r.grid.x0, r.grid.x1}}, {"v", {r.grid.y0, r.grid.y1}}}},
-                    {"markers", marks},
-                    {"datasets", targets_json(r.targets)},
-                    {"times", times_json(r.times)}};
-    if (r.random) summary["seed"] = r.seed;
+    for (const auto& mk : r.markers)
+        marks.push_back({{"model", mk.model}, {"u", mk.u}, {"v", mk.v}});
+    json summary = {
+        {"command", "plane"},
+        {"models", r.models},
+        {"kind", r.random ? "filter-normalised random plane around A" : "plane through A, B, C"},
+        {"grid", {{"columns", nx}, {"rows", ny}, {"u", {r.grid.x0, r.grid.x1}}, {"v", {r.grid.y0, r.grid.y1}}}},
+        {"markers", marks},
+        {"datasets", targets_json(r.targets)},
+        {"times", times_json(r.times)}};
+    if (r.random)
+        summary["seed"] = r.seed;
     else
-        summary["basis"] = {{"|B - A|", r.basis.ab}, {"<C - A, u>", r.basis.c_u}, {"|C - A - <C - A, u> u|", r.basis.c_v},
+        summary["basis"] = {{"|B - A|", r.basis.ab},
+                            {"<C - A, u>", r.basis.c_u},
+                            {"|C - A - <C - A, u> u|", r.basis.c_v},
                             {"definition", "u = (B - A) / |B - A|; v = C - A minus its u component, normalised"}};
     write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
     std::vector<Marker> markers;
-    for (const auto& mk : r.markers) markers.push_back({mk.u, mk.v, mk.model});
+    for (const auto& mk : r.markers)
+        markers.push_back({mk.u, mk.v, mk.model});
     per_target_figures(r.targets, [&](std::optional<std::size_t> d, const std::string& name, const std::string& stem) {
         std::vector<std::vector<double>> values(ny, std::vector<double>(nx));
         for (std::size_t j = 0; j < ny; ++j)
-            for (std::size_t i = 0; i < nx; ++i) values[j][i] = loss_of(r.scores[j * nx + i], d);
+            for (std::size_t i = 0; i < nx; ++i)
+                values[j][i] = loss_of(r.scores[j * nx + i], d);
         surface_map(values, r.grid.x0, r.grid.x1, r.grid.y0, r.grid.y1, markers, "Generalized loss: " + name, "loss")
             .save((dir / ("plane-" + stem)).string());
     });
@@ -415,7 +441,8 @@ PlaneRecord read_plane(const fs::path& dir) {
     PlaneRecord r;
     r.models = json_value<std::vector<std::string>>(s, "models", file);
     r.random = s.contains("seed");
-    if (r.random) r.seed = json_value<std::uint64_t>(s, "seed", file);
+    if (r.random)
+        r.seed = json_value<std::uint64_t>(s, "seed", file);
     else {
         const json& b = json_field(s, "basis", file);
         r.basis.ab = json_value<double>(b, "|B - A|", file);
@@ -425,9 +452,11 @@ PlaneRecord read_plane(const fs::path& dir) {
     }
     const json& g = json_field(s, "grid", file);
     const auto u = json_value<std::array<double, 2>>(g, "u", file), v = json_value<std::array<double, 2>>(g, "v", file);
-    r.grid = {json_value<std::size_t>(g, "columns", file), json_value<std::size_t>(g, "rows", file), u[0], u[1], v[0], v[1]};
+    r.grid = {
+        json_value<std::size_t>(g, "columns", file), json_value<std::size_t>(g, "rows", file), u[0], u[1], v[0], v[1]};
     for (const auto& mk : json_field(s, "markers", file))
-        r.markers.push_back({json_value<std::string>(mk, "model", file), json_value<double>(mk, "u", file), json_value<double>(mk, "v", file)});
+        r.markers.push_back({json_value<std::string>(mk, "model", file), json_value<double>(mk, "u", file),
+                             json_value<double>(mk, "v", file)});
     r.targets = read_targets(s, file);
     r.times = read_times(s, file);
     const std::size_t points = r.grid.nx * r.grid.ny;
@@ -439,7 +468,9 @@ PlaneRecord read_plane(const fs::path& dir) {
         BASIN_CHECK(i < r.grid.nx && j < r.grid.ny, table.file().string(), ":", row.line, ": point (", i, ", ", j,
                     ") outside the ", r.grid.nx, "x", r.grid.ny, " grid");
         const std::size_t p = j * r.grid.nx + i;
-        if (!r.random) r.weights[p] = {table.number(row, "weight_A"), table.number(row, "weight_B"), table.number(row, "weight_C")};
+        if (!r.random)
+            r.weights[p] = {table.number(row, "weight_A"), table.number(row, "weight_B"),
+                            table.number(row, "weight_C")};
         grid.add(row, p);
     }
     r.scores = grid.finish();

@@ -1,17 +1,17 @@
 #include "basin/region/score.h"
 
+#include "basin/core/error.h"
+#include "basin/core/strings.h"
+
 #include <algorithm>
 #include <atomic>
-#include <random>
-#include <set>
 #include <chrono>
 #include <cstdio>
 #include <exception>
 #include <mutex>
+#include <random>
+#include <set>
 #include <thread>
-
-#include "basin/core/error.h"
-#include "basin/core/strings.h"
 
 namespace basin {
 
@@ -19,19 +19,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // Keeps `limit` examples chosen with a seeded shuffle, in file order.
 void sample(Dataset& data, std::size_t limit, std::uint64_t seed) {
     if (limit == 0 || data.examples.size() <= limit) return;
     std::vector<std::size_t> order(data.examples.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
     std::mt19937_64 rng(seed);
     std::shuffle(order.begin(), order.end(), rng);
     order.resize(limit);
     std::sort(order.begin(), order.end());
     std::vector<Example> kept;
-    for (auto i : order) kept.push_back(data.examples[i]);
+    for (auto i : order)
+        kept.push_back(data.examples[i]);
     data.examples.swap(kept);
 }
 
@@ -53,12 +57,15 @@ TargetDataset read_target(const fs::path& folder, const TargetLimits& limits) {
         // a test example whose label the sampled training data lacks cannot be scored by the probe
         const std::set<std::string> known = [&] {
             std::set<std::string> k;
-            for (const auto& e : t.train.examples) k.insert(e.label);
+            for (const auto& e : t.train.examples)
+                k.insert(e.label);
             return k;
         }();
         auto& ex = t.test.examples;
-        ex.erase(std::remove_if(ex.begin(), ex.end(), [&](const Example& e) { return !known.count(e.label); }), ex.end());
-        BASIN_CHECK(!ex.empty(), t.test.path.string(), ": no test example left whose label is in the sampled training data");
+        ex.erase(std::remove_if(ex.begin(), ex.end(), [&](const Example& e) { return !known.count(e.label); }),
+                 ex.end());
+        BASIN_CHECK(!ex.empty(), t.test.path.string(),
+                    ": no test example left whose label is in the sampled training data");
         // the cache key of the features must name the sample, not only the file
         t.sample_tag = "|sample " + std::to_string(limits.train) + "/" + std::to_string(limits.test) + " seed " +
                        std::to_string(limits.seed);
@@ -82,8 +89,7 @@ TargetInfo target_info(const TargetDataset& t) {
 }
 
 ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& targets,
-                                                  const std::vector<NamedPoint>& points, const ScoreOptions& options,
-                                                  ScoreTimes* times) {
+                       const std::vector<NamedPoint>& points, const ScoreOptions& options, ScoreTimes* times) {
     const auto start = Clock::now();
     for (auto& t : targets) {
         if (!t.train_prepared.data) {
@@ -171,8 +177,10 @@ ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& tar
         worker();
     } else {
         std::vector<std::thread> threads;
-        for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
-        for (auto& t : threads) t.join();
+        for (int j = 0; j < jobs; ++j)
+            threads.emplace_back(worker);
+        for (auto& t : threads)
+            t.join();
     }
     if (failure) std::rethrow_exception(failure);
     total.wall_seconds = since(start);

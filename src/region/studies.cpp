@@ -1,9 +1,9 @@
 #include "basin/region/studies.h"
 
-#include <cmath>
-
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
+
+#include <cmath>
 
 namespace basin {
 
@@ -13,7 +13,8 @@ namespace {
 
 std::vector<TargetInfo> infos(const std::vector<TargetDataset>& targets) {
     std::vector<TargetInfo> out;
-    for (const auto& t : targets) out.push_back(target_info(t));
+    for (const auto& t : targets)
+        out.push_back(target_info(t));
     return out;
 }
 
@@ -31,7 +32,8 @@ InterpolationRecord run_interpolation(const InterpolationStudy& study, std::vect
     BASIN_CHECK(!study.alphas.empty(), "interpolate: no alphas");
     WeightSpace space({study.a, study.b});
     std::vector<NamedPoint> points;
-    for (double a : study.alphas) points.push_back({"alpha=" + format_g(a), {{1 - a, a}, {}}});
+    for (double a : study.alphas)
+        points.push_back({"alpha=" + format_g(a), {{1 - a, a}, {}}});
     InterpolationRecord r;
     r.a = study.a.string(), r.b = study.b.string();
     r.extrapolate = study.extrapolate;
@@ -44,10 +46,14 @@ InterpolationRecord run_interpolation(const InterpolationStudy& study, std::vect
 HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets, const ScoreOptions& options) {
     const std::size_t m = study.members.size();
     BASIN_CHECK(m > 0, "hull: the group has no members");
-    BASIN_CHECK(study.random == 0 || study.base, "hull: random directions start at the pretrained model; give the base");
-    BASIN_CHECK(!study.outside.empty() || study.random > 0, "hull: no Ex models; give outside models and/or random directions");
-    BASIN_CHECK(study.weights.empty() || study.samples == 0, "hull: give Dirichlet samples or explicit weights, not both");
-    const auto weights = study.weights.empty() ? dirichlet_samples(m, study.samples ? study.samples : m, study.seed) : study.weights;
+    BASIN_CHECK(study.random == 0 || study.base,
+                "hull: random directions start at the pretrained model; give the base");
+    BASIN_CHECK(!study.outside.empty() || study.random > 0,
+                "hull: no Ex models; give outside models and/or random directions");
+    BASIN_CHECK(study.weights.empty() || study.samples == 0,
+                "hull: give Dirichlet samples or explicit weights, not both");
+    const auto weights =
+        study.weights.empty() ? dirichlet_samples(m, study.samples ? study.samples : m, study.seed) : study.weights;
     for (const auto& w : weights)
         BASIN_CHECK(w.size() == m, "hull: a weight row has ", w.size(), " weights, expected one per member (", m, ")");
 
@@ -58,7 +64,8 @@ HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets,
     WeightSpace space(sources);
 
     HullRecord r;
-    for (const auto& s : sources) r.sources.push_back(s.string());
+    for (const auto& s : sources)
+        r.sources.push_back(s.string());
     r.members = m, r.hull_samples = weights.size(), r.outside = study.outside.size(), r.random = study.random;
     r.seed = study.seed;
     std::vector<NamedPoint> points;
@@ -66,12 +73,16 @@ HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets,
         r.points.push_back({name, set, c.weights});
         points.push_back({name, std::move(c)});
     };
-    for (std::size_t i = 0; i < m; ++i) add(study.members[i].string(), "In", one_hot(sources.size(), i));
-    for (std::size_t k = 0; k < weights.size(); ++k) add("hull-" + std::to_string(k + 1), "In'", {weights[k], {}});
-    for (std::size_t i = 0; i < study.outside.size(); ++i) add(study.outside[i].string(), "Ex", one_hot(sources.size(), m + i));
+    for (std::size_t i = 0; i < m; ++i)
+        add(study.members[i].string(), "In", one_hot(sources.size(), i));
+    for (std::size_t k = 0; k < weights.size(); ++k)
+        add("hull-" + std::to_string(k + 1), "In'", {weights[k], {}});
+    for (std::size_t i = 0; i < study.outside.size(); ++i)
+        add(study.outside[i].string(), "Ex", one_hot(sources.size(), m + i));
     if (study.random > 0) {
         std::vector<std::size_t> idx(m);
-        for (std::size_t i = 0; i < m; ++i) idx[i] = i;
+        for (std::size_t i = 0; i < m; ++i)
+            idx[i] = i;
         r.random_norm = mean_task_vector_norm(space, base_index, idx);
         for (std::size_t k = 0; k < study.random; ++k) {
             Combination c = one_hot(sources.size(), base_index);
@@ -85,7 +96,8 @@ HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets,
     r.scores = score_points(space, targets, points, options, &r.times);
     r.targets = infos(targets);
     std::vector<std::string> names;
-    for (const auto& t : r.targets) names.push_back(t.name);
+    for (const auto& t : r.targets)
+        names.push_back(t.name);
     r.pb = hull_pb(r.points, r.scores, names);
     return r;
 }
@@ -93,13 +105,15 @@ HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets,
 PlaneRecord run_plane(const PlaneStudy& study, std::vector<TargetDataset>& targets, const ScoreOptions& options) {
     const bool random = study.random_seed.has_value();
     BASIN_CHECK(random ? study.models.size() == 1 : study.models.size() == 3,
-                random ? "plane: a random plane takes one model (A)" : "plane: needs three models A B C (or one with a random plane)");
+                random ? "plane: a random plane takes one model (A)"
+                       : "plane: needs three models A B C (or one with a random plane)");
     BASIN_CHECK(!random || (study.extent > 0 && std::isfinite(study.extent)), "plane: the extent must be positive");
     BASIN_CHECK(study.columns >= 1 && study.rows >= 1, "plane: the grid needs at least one column and one row");
     WeightSpace space(study.models);
 
     PlaneRecord r;
-    for (const auto& m : study.models) r.models.push_back(m.string());
+    for (const auto& m : study.models)
+        r.models.push_back(m.string());
     r.random = random;
     RandomDirection du, dv;
     if (random) {
@@ -113,7 +127,8 @@ PlaneRecord run_plane(const PlaneStudy& study, std::vector<TargetDataset>& targe
         r.basis = plane_basis(g[1][1], g[1][2], g[2][2]);
         r.grid = plane_grid(r.basis, study.columns, study.rows, study.margin);
         const char* names[] = {"A", "B", "C"};
-        for (int k = 0; k < 3; ++k) r.markers.push_back({names[k], r.basis.coordinates[k][0], r.basis.coordinates[k][1]});
+        for (int k = 0; k < 3; ++k)
+            r.markers.push_back({names[k], r.basis.coordinates[k][0], r.basis.coordinates[k][1]});
     }
     std::vector<NamedPoint> points;
     for (std::size_t j = 0; j < r.grid.ny; ++j)

@@ -1,14 +1,14 @@
 #include "basin/region/weight_space.h"
 
+#include "basin/core/error.h"
+#include "basin/core/hash.h"
+#include "basin/io/checkpoint.h"
+#include "basin/models/load.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
-
-#include "basin/core/error.h"
-#include "basin/io/checkpoint.h"
-#include "basin/core/hash.h"
-#include "basin/models/load.h"
 
 namespace basin {
 
@@ -31,7 +31,7 @@ WeightSpace::WeightSpace(const std::vector<fs::path>& sources) {
     config_ = EncoderConfig::resolve(HfConfig::load(first / "config.json"), (first / "config.json").string());
     config_.head = HeadKind::None;
     config_.labels.clear();
-    config_.pooler = false; // features are read before any pooler
+    config_.pooler = false;                   // features are read before any pooler
     if (fs::exists(first / "tokenizer.json")) // needed for scoring, not for building weights
         tokenizer_ = std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(first / "tokenizer.json"));
     EncoderModel model(config_);
@@ -78,7 +78,8 @@ const std::string& WeightSpace::source_hash(std::size_t i) const {
 
 std::int64_t WeightSpace::body_numel() const {
     std::int64_t n = 0;
-    for (const auto& shape : shapes_) n += shape_numel(shape);
+    for (const auto& shape : shapes_)
+        n += shape_numel(shape);
     return n;
 }
 
@@ -103,7 +104,8 @@ torch::Tensor WeightSpace::direction_tensor(const RandomDirection& direction, st
     auto values = torch::randn(shape, generator, torch::kFloat32);
     if (direction.kind == DirectionKind::Xavier) {
         std::int64_t receptive = 1;
-        for (std::size_t d = 2; d < shape.size(); ++d) receptive *= shape[d];
+        for (std::size_t d = 2; d < shape.size(); ++d)
+            receptive *= shape[d];
         const double fan_in = double(shape[1] * receptive), fan_out = double(shape[0] * receptive);
         return values.mul_(std::sqrt(2.0 / (fan_in + fan_out)));
     }
@@ -114,15 +116,17 @@ torch::Tensor WeightSpace::direction_tensor(const RandomDirection& direction, st
 }
 
 torch::Tensor WeightSpace::tensor(const Combination& point, std::size_t index) const {
-    BASIN_CHECK(point.weights.size() <= sources_.size(), "a combination has ", point.weights.size(),
-                " weights for ", sources_.size(), " checkpoints");
+    BASIN_CHECK(point.weights.size() <= sources_.size(), "a combination has ", point.weights.size(), " weights for ",
+                sources_.size(), " checkpoints");
     // double accumulation; exact zeros are skipped so that a one-hot weight reproduces the source
     // bit for bit (0 * x + y can turn -0.0 into +0.0)
     torch::Tensor sum;
     auto add = [&](torch::Tensor x, double w) {
         auto term = x.to(torch::kFloat64);
-        if (!sum.defined()) sum = term.mul_(w);
-        else sum.add_(term, w);
+        if (!sum.defined())
+            sum = term.mul_(w);
+        else
+            sum.add_(term, w);
     };
     for (std::size_t s = 0; s < point.weights.size(); ++s)
         if (point.weights[s] != 0) add(source_tensor(s, index), point.weights[s]);
@@ -155,7 +159,8 @@ std::vector<std::vector<double>> WeightSpace::gram(std::size_t origin) const {
     for (std::size_t t = 0; t < names_.size(); ++t) {
         auto o = source_tensor(origin, t).to(torch::kFloat64).flatten();
         std::vector<torch::Tensor> d(n);
-        for (std::size_t s = 0; s < n; ++s) d[s] = source_tensor(s, t).to(torch::kFloat64).flatten() - o;
+        for (std::size_t s = 0; s < n; ++s)
+            d[s] = source_tensor(s, t).to(torch::kFloat64).flatten() - o;
         for (std::size_t i = 0; i < n; ++i)
             for (std::size_t j = i; j < n; ++j) {
                 const double v = d[i].dot(d[j]).item<double>();
@@ -188,7 +193,8 @@ double mean_task_vector_norm(const WeightSpace& space, std::size_t origin, const
     BASIN_CHECK(!members.empty(), "mean task-vector norm of no models");
     const auto g = space.gram(origin);
     double sum = 0;
-    for (std::size_t m : members) sum += std::sqrt(std::max(0.0, g.at(m).at(m)));
+    for (std::size_t m : members)
+        sum += std::sqrt(std::max(0.0, g.at(m).at(m)));
     return sum / double(members.size());
 }
 

@@ -1,8 +1,7 @@
 #include "basin/report/figure.h"
 
-#include "basin/core/strings.h"
-
 #include "basin/core/fs.h"
+#include "basin/core/strings.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +11,9 @@
 namespace basin {
 namespace {
 
-std::string num(double v) { return format_fixed(v, 2); } // SVG coordinates
+std::string num(double v) {
+    return format_fixed(v, 2);
+} // SVG coordinates
 
 std::string hex(Color c) {
     char buf[8];
@@ -35,7 +36,9 @@ double text_width(const std::string& s, double size) {
     return 0.55 * size * static_cast<double>(s.size());
 }
 
-std::string format_tick(double v) { return format_g(std::abs(v) < 1e-12 ? 0.0 : v, 3); }
+std::string format_tick(double v) {
+    return format_g(std::abs(v) < 1e-12 ? 0.0 : v, 3);
+}
 
 // about five round tick values covering [lo, hi]
 std::vector<double> ticks(double lo, double hi) {
@@ -52,10 +55,9 @@ std::vector<double> ticks(double lo, double hi) {
 } // namespace
 
 Color category_color(int index) {
-    static const Color colors[] = {{0.12, 0.47, 0.71}, {1.00, 0.50, 0.05}, {0.17, 0.63, 0.17},
-                                   {0.84, 0.15, 0.16}, {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29},
-                                   {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}, {0.74, 0.74, 0.13},
-                                   {0.09, 0.75, 0.81}};
+    static const Color colors[] = {{0.12, 0.47, 0.71}, {1.00, 0.50, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16},
+                                   {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50},
+                                   {0.74, 0.74, 0.13}, {0.09, 0.75, 0.81}};
     return colors[((index % 10) + 10) % 10];
 }
 
@@ -64,8 +66,7 @@ Color diverging_color(double t) {
     const Color blue{0.23, 0.30, 0.75}, white{0.97, 0.97, 0.97}, red{0.71, 0.02, 0.15};
     const Color& end = t < 0 ? blue : red;
     const double a = std::abs(t);
-    return {white.r + (end.r - white.r) * a, white.g + (end.g - white.g) * a,
-            white.b + (end.b - white.b) * a};
+    return {white.r + (end.r - white.r) * a, white.g + (end.g - white.g) * a, white.b + (end.b - white.b) * a};
 }
 
 void Canvas::rect(double x, double y, double w, double h, Color fill, bool stroke) {
@@ -77,44 +78,40 @@ void Canvas::circle(double cx, double cy, double r, Color fill, const std::strin
 void Canvas::line(double x1, double y1, double x2, double y2, Color color, double width) {
     shapes_.push_back({Shape::Line, x1, y1, x2, y2, color, true, width, Anchor::Start, {}});
 }
-void Canvas::text(double x, double y, const std::string& text, double size, Anchor anchor,
-                  double rotate, Color color) {
+void Canvas::text(double x, double y, const std::string& text, double size, Anchor anchor, double rotate, Color color) {
     shapes_.push_back({Shape::Text, x, y, size, rotate, color, false, 1, anchor, text});
 }
 
 std::string Canvas::svg() const {
     std::ostringstream o;
-    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width_) << "\" height=\""
-      << num(height_) << "\" viewBox=\"0 0 " << num(width_) << " " << num(height_)
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width_) << "\" height=\"" << num(height_)
+      << "\" viewBox=\"0 0 " << num(width_) << " " << num(height_)
       << "\" font-family=\"Helvetica, Arial, sans-serif\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
     for (const auto& s : shapes_) {
         switch (s.kind) {
         case Shape::Rect:
-            o << "<rect x=\"" << num(s.a) << "\" y=\"" << num(s.b) << "\" width=\"" << num(s.c)
-              << "\" height=\"" << num(s.d) << "\" fill=\"" << hex(s.color) << "\""
+            o << "<rect x=\"" << num(s.a) << "\" y=\"" << num(s.b) << "\" width=\"" << num(s.c) << "\" height=\""
+              << num(s.d) << "\" fill=\"" << hex(s.color) << "\""
               << (s.stroke ? " stroke=\"black\" stroke-width=\"0.5\"" : "") << "/>\n";
             break;
         case Shape::Circle:
-            o << "<circle cx=\"" << num(s.a) << "\" cy=\"" << num(s.b) << "\" r=\"" << num(s.c)
-              << "\" fill=\"" << hex(s.color) << "\" stroke=\"black\" stroke-width=\"0.4\"";
-            if (s.text.empty()) o << "/>\n";
-            else o << "><title>" << xml_escape(s.text) << "</title></circle>\n"; // shown on hover
+            o << "<circle cx=\"" << num(s.a) << "\" cy=\"" << num(s.b) << "\" r=\"" << num(s.c) << "\" fill=\""
+              << hex(s.color) << "\" stroke=\"black\" stroke-width=\"0.4\"";
+            if (s.text.empty())
+                o << "/>\n";
+            else
+                o << "><title>" << xml_escape(s.text) << "</title></circle>\n"; // shown on hover
             break;
         case Shape::Line:
-            o << "<line x1=\"" << num(s.a) << "\" y1=\"" << num(s.b) << "\" x2=\"" << num(s.c)
-              << "\" y2=\"" << num(s.d) << "\" stroke=\"" << hex(s.color) << "\" stroke-width=\""
-              << num(s.width) << "\"/>\n";
+            o << "<line x1=\"" << num(s.a) << "\" y1=\"" << num(s.b) << "\" x2=\"" << num(s.c) << "\" y2=\"" << num(s.d)
+              << "\" stroke=\"" << hex(s.color) << "\" stroke-width=\"" << num(s.width) << "\"/>\n";
             break;
         case Shape::Text: {
-            const char* anchor = s.anchor == Anchor::Middle ? "middle"
-                                 : s.anchor == Anchor::End  ? "end"
-                                                            : "start";
+            const char* anchor = s.anchor == Anchor::Middle ? "middle" : s.anchor == Anchor::End ? "end" : "start";
             o << "<text x=\"" << num(s.a) << "\" y=\"" << num(s.b) << "\" font-size=\"" << num(s.c)
               << "\" text-anchor=\"" << anchor << "\" fill=\"" << hex(s.color) << "\"";
-            if (s.d != 0)
-                o << " transform=\"rotate(" << num(s.d) << " " << num(s.a) << " " << num(s.b)
-                  << ")\"";
+            if (s.d != 0) o << " transform=\"rotate(" << num(s.d) << " " << num(s.a) << " " << num(s.b) << ")\"";
             o << ">" << xml_escape(s.text) << "</text>\n";
             break;
         }
@@ -127,43 +124,39 @@ std::string Canvas::svg() const {
 std::string Canvas::pdf() const {
     std::ostringstream c; // content stream, y flipped
     auto y = [&](double v) { return num(height_ - v); };
-    auto rgb = [&](Color k, const char* op) {
-        return num(k.r) + " " + num(k.g) + " " + num(k.b) + " " + op + "\n";
-    };
+    auto rgb = [&](Color k, const char* op) { return num(k.r) + " " + num(k.g) + " " + num(k.b) + " " + op + "\n"; };
     for (const auto& s : shapes_) {
         switch (s.kind) {
         case Shape::Rect:
-            c << rgb(s.color, "rg") << num(s.a) << " " << y(s.b + s.d) << " " << num(s.c) << " "
-              << num(s.d) << (s.stroke ? " re\n0 0 0 RG 0.5 w B\n" : " re f\n");
+            c << rgb(s.color, "rg") << num(s.a) << " " << y(s.b + s.d) << " " << num(s.c) << " " << num(s.d)
+              << (s.stroke ? " re\n0 0 0 RG 0.5 w B\n" : " re f\n");
             break;
         case Shape::Circle: { // four Bezier arcs
             const double k = 0.5523 * s.c, cx = s.a, cy = height_ - s.b, r = s.c;
             c << rgb(s.color, "rg") << "0 0 0 RG 0.4 w\n"
               << num(cx + r) << " " << num(cy) << " m\n"
-              << num(cx + r) << " " << num(cy + k) << " " << num(cx + k) << " " << num(cy + r)
-              << " " << num(cx) << " " << num(cy + r) << " c\n"
-              << num(cx - k) << " " << num(cy + r) << " " << num(cx - r) << " " << num(cy + k)
-              << " " << num(cx - r) << " " << num(cy) << " c\n"
-              << num(cx - r) << " " << num(cy - k) << " " << num(cx - k) << " " << num(cy - r)
-              << " " << num(cx) << " " << num(cy - r) << " c\n"
-              << num(cx + k) << " " << num(cy - r) << " " << num(cx + r) << " " << num(cy - k)
-              << " " << num(cx + r) << " " << num(cy) << " c\nB\n";
+              << num(cx + r) << " " << num(cy + k) << " " << num(cx + k) << " " << num(cy + r) << " " << num(cx) << " "
+              << num(cy + r) << " c\n"
+              << num(cx - k) << " " << num(cy + r) << " " << num(cx - r) << " " << num(cy + k) << " " << num(cx - r)
+              << " " << num(cy) << " c\n"
+              << num(cx - r) << " " << num(cy - k) << " " << num(cx - k) << " " << num(cy - r) << " " << num(cx) << " "
+              << num(cy - r) << " c\n"
+              << num(cx + k) << " " << num(cy - r) << " " << num(cx + r) << " " << num(cy - k) << " " << num(cx + r)
+              << " " << num(cy) << " c\nB\n";
             break;
         }
         case Shape::Line:
-            c << rgb(s.color, "RG") << num(s.width) << " w " << num(s.a) << " " << y(s.b) << " m "
-              << num(s.c) << " " << y(s.d) << " l S\n";
+            c << rgb(s.color, "RG") << num(s.width) << " w " << num(s.a) << " " << y(s.b) << " m " << num(s.c) << " "
+              << y(s.d) << " l S\n";
             break;
         case Shape::Text: {
             const double w = text_width(s.text, s.c);
-            const double shift = s.anchor == Anchor::Middle ? w / 2
-                                 : s.anchor == Anchor::End  ? w
-                                                            : 0;
+            const double shift = s.anchor == Anchor::Middle ? w / 2 : s.anchor == Anchor::End ? w : 0;
             const double angle = -s.d * M_PI / 180, co = std::cos(angle), si = std::sin(angle);
             const double x0 = s.a - shift * co, y0 = (height_ - s.b) - shift * si;
-            c << "BT " << rgb(s.color, "rg") << "/F1 " << num(s.c) << " Tf " << num(co) << " "
-              << num(si) << " " << num(-si) << " " << num(co) << " " << num(x0) << " " << num(y0)
-              << " Tm " << pdf_string(s.text) << " Tj ET\n";
+            c << "BT " << rgb(s.color, "rg") << "/F1 " << num(s.c) << " Tf " << num(co) << " " << num(si) << " "
+              << num(-si) << " " << num(co) << " " << num(x0) << " " << num(y0) << " Tm " << pdf_string(s.text)
+              << " Tj ET\n";
             break;
         }
         }
@@ -188,8 +181,8 @@ std::string Canvas::pdf() const {
         std::snprintf(line, sizeof line, "%010zu 00000 n \n", off);
         out += line;
     }
-    out += "trailer\n<< /Size " + std::to_string(objects.size() + 1) +
-           " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+    out += "trailer\n<< /Size " + std::to_string(objects.size() + 1) + " /Root 1 0 R >>\nstartxref\n" +
+           std::to_string(xref) + "\n%%EOF\n";
     return out;
 }
 
@@ -230,7 +223,8 @@ struct Frame {
     std::vector<double> x_ticks() const {
         if (!symlog_x) return ticks(x0, x1);
         std::vector<double> out;
-        for (double v : {-1000.0, -300.0, -100.0, -30.0, -10.0, -3.0, -1.0, 0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0})
+        for (double v :
+             {-1000.0, -300.0, -100.0, -30.0, -10.0, -3.0, -1.0, 0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0})
             if (v >= x0 && v <= x1) out.push_back(v);
         return out;
     }
@@ -264,15 +258,15 @@ struct Frame {
 
 double legend_width(const std::vector<std::string>& names) {
     double w = 0;
-    for (const auto& n : names) w = std::max(w, text_width(n, 10));
+    for (const auto& n : names)
+        w = std::max(w, text_width(n, 10));
     return names.empty() ? 0 : 50 + w;
 }
 
 } // namespace
 
-Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
-                    const std::vector<int>& group, const std::vector<std::string>& group_names,
-                    const std::string& title, const std::string& x_label,
+Canvas scatter_plot(const std::vector<std::pair<double, double>>& points, const std::vector<int>& group,
+                    const std::vector<std::string>& group_names, const std::string& title, const std::string& x_label,
                     const std::string& y_label, const std::vector<std::string>& tooltips) {
     Frame f;
     Canvas c(f.left + f.width + 20 + std::max(160.0, legend_width(group_names)), f.top + f.height + 50);
@@ -358,8 +352,8 @@ Canvas strip_plot(const std::vector<Series>& groups, const std::string& title, c
     return c;
 }
 
-Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<Series>& series, const std::string& title,
-                 const std::string& y_label) {
+Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<Series>& series,
+                 const std::string& title, const std::string& y_label) {
     Frame f;
     f.width = std::max(240.0, 70.0 * double(categories.size()) * std::max<std::size_t>(1, series.size()) / 2);
     std::vector<std::string> names;
@@ -381,7 +375,8 @@ Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<S
             if (!std::isfinite(v)) continue;
             const double x = f.left + slot * double(k) + 0.1 * slot + bar * double(s);
             c.rect(x, f.py(v), bar, f.py(0) - f.py(v), category_color(int(s)));
-            c.circle(x + bar / 2, f.py(v), 1.5, category_color(int(s)), series[s].name + ", " + categories[k] + ": " + std::to_string(v));
+            c.circle(x + bar / 2, f.py(v), 1.5, category_color(int(s)),
+                     series[s].name + ", " + categories[k] + ": " + std::to_string(v));
         }
         c.text(f.left + slot * (double(k) + 0.5), f.top + f.height + 14, categories[k], 9, Anchor::Middle);
     }
@@ -390,8 +385,11 @@ Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<S
 }
 
 Color sequential_color(double t) { // viridis anchors
-    static const Color anchors[] = {{0.267, 0.005, 0.329}, {0.231, 0.322, 0.545}, {0.129, 0.569, 0.549},
-                                    {0.369, 0.788, 0.384}, {0.993, 0.906, 0.144}};
+    static const Color anchors[] = {{0.267, 0.005, 0.329},
+                                    {0.231, 0.322, 0.545},
+                                    {0.129, 0.569, 0.549},
+                                    {0.369, 0.788, 0.384},
+                                    {0.993, 0.906, 0.144}};
     t = std::clamp(std::isfinite(t) ? t : 1.0, 0.0, 1.0) * 4;
     const int i = std::min(3, int(t));
     const double a = t - i;
@@ -436,9 +434,8 @@ Canvas surface_map(const std::vector<std::vector<double>>& values, double x0, do
     return c;
 }
 
-Canvas heatmap(const std::vector<std::vector<double>>& values,
-               const std::vector<std::string>& names, const std::vector<int>& group,
-               const std::string& title, double low, double high) {
+Canvas heatmap(const std::vector<std::vector<double>>& values, const std::vector<std::string>& names,
+               const std::vector<int>& group, const std::string& title, double low, double high) {
     const std::size_t n = values.size();
     std::size_t longest = 0;
     for (const auto& s : names)
@@ -446,19 +443,15 @@ Canvas heatmap(const std::vector<std::vector<double>>& values,
     const double cell = std::clamp(420.0 / std::max<std::size_t>(1, n), 2.0, 28.0);
     const bool labels = cell >= 7;
     const double font = std::min(9.0, cell * 0.8);
-    const double left = 20 + (labels ? text_width(std::string(longest, 'x'), font) : 0) + 8,
-                 top = 40;
+    const double left = 20 + (labels ? text_width(std::string(longest, 'x'), font) : 0) + 8, top = 40;
     const double side = cell * static_cast<double>(n);
     Canvas c(left + side + 90, top + side + 30);
     c.text(left + side / 2, 24, title, 13, Anchor::Middle);
-    auto shade = [&](double v) {
-        return diverging_color(high > low ? 2 * (v - low) / (high - low) - 1 : 0);
-    };
+    auto shade = [&](double v) { return diverging_color(high > low ? 2 * (v - low) / (high - low) - 1 : 0); };
     for (std::size_t i = 0; i < n; ++i) {
         for (std::size_t j = 0; j < n; ++j)
             c.rect(left + j * cell, top + i * cell, cell, cell, shade(values[i][j]));
-        if (labels)
-            c.text(left - 4, top + (i + 0.5) * cell + font / 3, names[i], font, Anchor::End);
+        if (labels) c.text(left - 4, top + (i + 0.5) * cell + font / 3, names[i], font, Anchor::End);
     }
     for (std::size_t i = 1; i < n; ++i)
         if (group[i] != group[i - 1]) {

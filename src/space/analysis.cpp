@@ -162,8 +162,8 @@ SquareMatrix centered_gram(const SquareMatrix& g) {
 
 Points spectral_embedding(const SquareMatrix& affinity, int k) {
     const std::size_t n = affinity.n;
-    BASIN_CHECK(k >= 1 && static_cast<std::size_t>(k) <= n, "spectral embedding: ", k,
-                " dimensions for ", n, " points");
+    BASIN_CHECK(k >= 1 && static_cast<std::size_t>(k) <= n, "spectral embedding: ", k, " dimensions for ", n,
+                " points");
     Matrix a = to_eigen(affinity);
     a.diagonal().setZero(); // as scipy's laplacian(normed=True): self-loops are ignored
     Eigen::VectorXd degree = a.rowwise().sum();
@@ -190,8 +190,7 @@ Points spectral_embedding(const SquareMatrix& affinity, int k) {
 
 std::vector<int> kmeans(const Points& x, int k, std::uint64_t seed, int n_init) {
     const std::size_t n = x.size();
-    BASIN_CHECK(k >= 1 && static_cast<std::size_t>(k) <= n, "k-means: ", k, " clusters for ", n,
-                " points");
+    BASIN_CHECK(k >= 1 && static_cast<std::size_t>(k) <= n, "k-means: ", k, " clusters for ", n, " points");
     // tolerance relative to the data's variance, as scikit-learn
     const std::size_t dims = x[0].size();
     double variance = 0;
@@ -233,8 +232,7 @@ std::vector<int> kmeans(const Points& x, int k, std::uint64_t seed, int n_init) 
         }
         std::vector<int> labels;
         const double inertia = lloyd(x, centres, labels, 300, tol);
-        if (best_labels.empty() || inertia < best - 1e-12 * best)
-            best = inertia, best_labels = labels;
+        if (best_labels.empty() || inertia < best - 1e-12 * best) best = inertia, best_labels = labels;
     }
     return best_labels;
 }
@@ -245,8 +243,7 @@ std::vector<int> spectral_clustering(const SquareMatrix& affinity, int k, std::u
 
 std::vector<int> agglomerative_average(const SquareMatrix& distance, int k) {
     const std::size_t n = distance.n;
-    BASIN_CHECK(k >= 1 && static_cast<std::size_t>(k) <= n, "agglomerative: ", k, " clusters for ",
-                n, " points");
+    BASIN_CHECK(k >= 1 && static_cast<std::size_t>(k) <= n, "agglomerative: ", k, " clusters for ", n, " points");
     std::vector<std::vector<std::size_t>> clusters(n);
     for (std::size_t i = 0; i < n; ++i)
         clusters[i] = {i};
@@ -261,8 +258,7 @@ std::vector<int> agglomerative_average(const SquareMatrix& distance, int k) {
                 if (alive[j] && link(i, j) < best) best = link(i, j), a = i, b = j;
         const double na = clusters[a].size(), nb = clusters[b].size();
         for (std::size_t j = 0; j < n; ++j)
-            if (alive[j] && j != a && j != b)
-                link(a, j) = link(j, a) = (na * link(a, j) + nb * link(b, j)) / (na + nb);
+            if (alive[j] && j != a && j != b) link(a, j) = link(j, a) = (na * link(a, j) + nb * link(b, j)) / (na + nb);
         clusters[a].insert(clusters[a].end(), clusters[b].begin(), clusters[b].end());
         alive[b] = false;
         --live;
@@ -304,8 +300,7 @@ Projection pca_from_gram(const SquareMatrix& gram, int dims) {
 
 Points tsne(const SquareMatrix& distance, const Points& init, double perplexity, int iterations) {
     const std::size_t n = distance.n;
-    BASIN_CHECK(n >= 2 && init.size() == n,
-                "t-SNE: needs 2 or more points and their starting coordinates");
+    BASIN_CHECK(n >= 2 && init.size() == n, "t-SNE: needs 2 or more points and their starting coordinates");
     // conditional affinities with a per-point precision found by bisection on the entropy
     Matrix p = Matrix::Zero(n, n);
     const double target = std::log(perplexity);
@@ -374,10 +369,8 @@ Points tsne(const SquareMatrix& distance, const Points& init, double perplexity,
     return out;
 }
 
-ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<int>& groups,
-                            int n_groups) {
-    BASIN_CHECK(clusters.size() == groups.size() && !clusters.empty(),
-                "cluster score: label lists differ in length");
+ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<int>& groups, int n_groups) {
+    BASIN_CHECK(clusters.size() == groups.size() && !clusters.empty(), "cluster score: label lists differ in length");
     const int n_clusters = *std::max_element(clusters.begin(), clusters.end()) + 1;
     const int size = std::max(n_clusters, n_groups);
     std::vector<std::vector<double>> count(size, std::vector<double>(size, 0.0));
@@ -394,8 +387,8 @@ ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<
         if (assigned[c] < n_groups) {
             s.group_of_cluster[c] = assigned[c];
         } else { // more clusters than groups: the extra ones take their majority group
-            s.group_of_cluster[c] = static_cast<int>(
-                std::max_element(count[c].begin(), count[c].begin() + n_groups) - count[c].begin());
+            s.group_of_cluster[c] =
+                static_cast<int>(std::max_element(count[c].begin(), count[c].begin() + n_groups) - count[c].begin());
         }
     }
     std::vector<double> tp(n_groups, 0), predicted(n_groups, 0), actual(n_groups, 0);
@@ -438,8 +431,7 @@ double silhouette(const SquareMatrix& distance, const std::vector<int>& labels) 
     return total / n;
 }
 
-GroupSimilarity group_similarity(const SquareMatrix& cosine, const std::vector<int>& labels,
-                                 int n_groups) {
+GroupSimilarity group_similarity(const SquareMatrix& cosine, const std::vector<int>& labels, int n_groups) {
     GroupSimilarity s;
     std::vector<double> ws(n_groups, 0), wc(n_groups, 0), bs(n_groups, 0), bc(n_groups, 0);
     s.members.assign(n_groups, 0);

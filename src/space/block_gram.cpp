@@ -1,12 +1,12 @@
 #include "basin/space/block_gram.h"
 
+#include "basin/core/cpu.h"
+#include "basin/io/safetensors.h"
+
 #include <algorithm>
 #include <cblas.h>
 #include <immintrin.h>
 #include <vector>
-
-#include "basin/core/cpu.h"
-#include "basin/io/safetensors.h"
 
 // The tiles below are compiled for AVX-512 F, BW and BF16 alike (GCC's avx512bf16 brings BW): one
 // template serves both element types. GCC emits BF16 instructions (VDPBF16PS, VCVTNEPS2BF16) only
@@ -24,13 +24,15 @@ BASIN_AVX512 inline float sum_lanes(__m512 v) {
     alignas(64) float lane[16];
     _mm512_store_ps(lane, v);
     for (int width = 8; width >= 1; width /= 2)
-        for (int i = 0; i < width; ++i) lane[i] += lane[i + width];
+        for (int i = 0; i < width; ++i)
+            lane[i] += lane[i + width];
     return lane[0];
 }
 
 // [a's 128-bit lanes 0 + 1, a's 2 + 3, b's 0 + 1, b's 2 + 3]
 BASIN_AVX512 inline __m512 fold_lanes(__m512 a, __m512 b) {
-    return _mm512_add_ps(_mm512_maskz_shuffle_f32x4(0xffff, a, b, 0x88), _mm512_maskz_shuffle_f32x4(0xffff, a, b, 0xdd));
+    return _mm512_add_ps(_mm512_maskz_shuffle_f32x4(0xffff, a, b, 0x88),
+                         _mm512_maskz_shuffle_f32x4(0xffff, a, b, 0xdd));
 }
 
 // The lane sums of 16 vectors at once: sums[i] = the sum of v[i]'s 16 lanes. Pairs of vectors are
@@ -99,18 +101,22 @@ BASIN_AVX512 void tile(const typename Op::Element* x, std::size_t stride, std::s
     for (int r = 0; r < R; ++r) {
         a[r] = x + (i0 + std::size_t(r)) * stride;
 #pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+        for (int c = 0; c < C; ++c)
+            acc[r][c] = _mm512_setzero_ps();
     }
 #pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) b[c] = x + (j0 + std::size_t(c)) * stride;
+    for (int c = 0; c < C; ++c)
+        b[c] = x + (j0 + std::size_t(c)) * stride;
     static_assert(!Diagonal || R == C, "a diagonal tile is square");
     std::size_t k = 0;
     for (; k + Op::kStep <= columns; k += Op::kStep) {
         V va[R], vb[C];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) va[r] = Op::load(a[r] + k);
+        for (int r = 0; r < R; ++r)
+            va[r] = Op::load(a[r] + k);
 #pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) vb[c] = Diagonal ? va[c] : Op::load(b[c] + k);
+        for (int c = 0; c < C; ++c)
+            vb[c] = Diagonal ? va[c] : Op::load(b[c] + k);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -119,8 +125,10 @@ BASIN_AVX512 void tile(const typename Op::Element* x, std::size_t stride, std::s
     }
     if (k < columns) { // the last partial vector, masked (zeros past the end)
         V va[R], vb[C];
-        for (int r = 0; r < R; ++r) va[r] = Op::load_first(a[r] + k, columns - k);
-        for (int c = 0; c < C; ++c) vb[c] = Diagonal ? va[c] : Op::load_first(b[c] + k, columns - k);
+        for (int r = 0; r < R; ++r)
+            va[r] = Op::load_first(a[r] + k, columns - k);
+        for (int c = 0; c < C; ++c)
+            vb[c] = Diagonal ? va[c] : Op::load_first(b[c] + k, columns - k);
         for (int r = 0; r < R; ++r)
             for (int c = 0; c < C; ++c)
                 if (!Diagonal || c >= r) acc[r][c] = Op::multiply_add(va[r], vb[c], acc[r][c]);
@@ -138,10 +146,14 @@ template <class Op, int R>
 BASIN_AVX512 void tile_row(const typename Op::Element* x, std::size_t stride, std::size_t columns, std::size_t i0,
                            std::size_t j0, float* out, std::size_t n) {
     switch (std::min<std::size_t>(4, n - j0)) {
-    case 4: return tile<Op, R, 4>(x, stride, columns, i0, j0, out, n);
-    case 3: return tile<Op, R, 3>(x, stride, columns, i0, j0, out, n);
-    case 2: return tile<Op, R, 2>(x, stride, columns, i0, j0, out, n);
-    default: return tile<Op, R, 1>(x, stride, columns, i0, j0, out, n);
+    case 4:
+        return tile<Op, R, 4>(x, stride, columns, i0, j0, out, n);
+    case 3:
+        return tile<Op, R, 3>(x, stride, columns, i0, j0, out, n);
+    case 2:
+        return tile<Op, R, 2>(x, stride, columns, i0, j0, out, n);
+    default:
+        return tile<Op, R, 1>(x, stride, columns, i0, j0, out, n);
     }
 }
 
@@ -150,16 +162,33 @@ BASIN_AVX512 void block_gram_avx512(std::size_t n, std::size_t columns, const ty
                                     std::size_t stride, float* out) {
     for (std::size_t i0 = 0; i0 < n; i0 += 4) {
         switch (std::min<std::size_t>(4, n - i0)) { // the diagonal tile
-        case 4: tile<Op, 4, 4, true>(x, stride, columns, i0, i0, out, n); break;
-        case 3: tile<Op, 3, 3, true>(x, stride, columns, i0, i0, out, n); break;
-        case 2: tile<Op, 2, 2, true>(x, stride, columns, i0, i0, out, n); break;
-        default: tile<Op, 1, 1, true>(x, stride, columns, i0, i0, out, n); break;
+        case 4:
+            tile<Op, 4, 4, true>(x, stride, columns, i0, i0, out, n);
+            break;
+        case 3:
+            tile<Op, 3, 3, true>(x, stride, columns, i0, i0, out, n);
+            break;
+        case 2:
+            tile<Op, 2, 2, true>(x, stride, columns, i0, i0, out, n);
+            break;
+        default:
+            tile<Op, 1, 1, true>(x, stride, columns, i0, i0, out, n);
+            break;
         }
-        for (std::size_t j0 = i0 + 4; j0 < n; j0 += 4) switch (std::min<std::size_t>(4, n - i0)) {
-            case 4: tile_row<Op, 4>(x, stride, columns, i0, j0, out, n); break;
-            case 3: tile_row<Op, 3>(x, stride, columns, i0, j0, out, n); break;
-            case 2: tile_row<Op, 2>(x, stride, columns, i0, j0, out, n); break;
-            default: tile_row<Op, 1>(x, stride, columns, i0, j0, out, n); break;
+        for (std::size_t j0 = i0 + 4; j0 < n; j0 += 4)
+            switch (std::min<std::size_t>(4, n - i0)) {
+            case 4:
+                tile_row<Op, 4>(x, stride, columns, i0, j0, out, n);
+                break;
+            case 3:
+                tile_row<Op, 3>(x, stride, columns, i0, j0, out, n);
+                break;
+            case 2:
+                tile_row<Op, 2>(x, stride, columns, i0, j0, out, n);
+                break;
+            default:
+                tile_row<Op, 1>(x, stride, columns, i0, j0, out, n);
+                break;
             }
     }
 }
@@ -167,7 +196,8 @@ BASIN_AVX512 void block_gram_avx512(std::size_t n, std::size_t columns, const ty
 } // namespace
 
 void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out) {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, int(n), int(columns), 1.0f, x, int(row_stride), 0.0f, out, int(n));
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, int(n), int(columns), 1.0f, x, int(row_stride), 0.0f, out,
+                int(n));
 }
 
 void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out) {
@@ -176,8 +206,8 @@ void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::s
     block_gram_upper_blas(n, columns, x, row_stride, out);
 }
 
-void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const std::uint16_t* x,
-                                    std::size_t row_stride, float* out) {
+void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
+                                    float* out) {
     thread_local std::vector<float> wide;
     wide.resize(n * columns);
     for (std::size_t i = 0; i < n; ++i)

@@ -103,7 +103,9 @@ bool is_pooler_tensor(const std::string& name) {
     return std::regex_search(name, pooler);
 }
 
-bool is_head_tensor(const std::string& name) { return is_task_head_tensor(name) || is_pooler_tensor(name); }
+bool is_head_tensor(const std::string& name) {
+    return is_task_head_tensor(name) || is_pooler_tensor(name);
+}
 
 std::string layer_group(const std::string& name) {
     static const std::regex layer(R"((^|\.)(layer|layers|h|block|blocks)\.(\d+)\.)");
@@ -122,8 +124,7 @@ std::vector<Block> cut_blocks(const std::vector<StreamTensor>& tensors) {
     for (std::size_t ti = 0; ti < tensors.size(); ++ti) {
         const auto& t = tensors[ti];
         for (std::int64_t offset = 0; offset < t.numel;) {
-            if (blocks.empty() || blocks.back().group != t.group ||
-                blocks.back().columns == kGramBlockColumns)
+            if (blocks.empty() || blocks.back().group != t.group || blocks.back().columns == kGramBlockColumns)
                 blocks.push_back({t.group, 0, {}});
             Block& b = blocks.back();
             const std::int64_t take = std::min(t.numel - offset, kGramBlockColumns - b.columns);
@@ -185,8 +186,7 @@ BodySelection select_body(const fs::path& base_path, const CheckpointTensors& ba
             continue;
         }
         if (!is_floating(info.dtype)) {
-            result.excluded.emplace_back(name,
-                                         str("not floating point (", dtype_name(info.dtype), ")"));
+            result.excluded.emplace_back(name, str("not floating point (", dtype_name(info.dtype), ")"));
             continue;
         }
         if (!options.include.empty() && !std::regex_search(name, include)) {
@@ -204,18 +204,15 @@ BodySelection select_body(const fs::path& base_path, const CheckpointTensors& ba
             if (!ref)
                 why[m] = str("tensor ", name, " is missing (the base has it)");
             else if (ref->info->shape != info.shape)
-                why[m] = str("tensor ", name, " has shape ", shape_of(*ref->info), ", the base ",
-                             shape_of(info));
+                why[m] = str("tensor ", name, " has shape ", shape_of(*ref->info), ", the base ", shape_of(info));
             else if (!is_floating(ref->info->dtype))
-                why[m] = str("tensor ", name, " is ", dtype_name(ref->info->dtype),
-                             ", expected a floating dtype");
+                why[m] = str("tensor ", name, " is ", dtype_name(ref->info->dtype), ", expected a floating dtype");
             else
                 ++matching;
         }
         if (matching == 0) {
-            result.excluded.emplace_back(name, checkpoints[0]->find(name)
-                                                   ? "shape differs in every model"
-                                                   : "absent from every model");
+            result.excluded.emplace_back(name, checkpoints[0]->find(name) ? "shape differs in every model"
+                                                                          : "absent from every model");
             continue;
         }
         for (std::size_t m = 0; m < checkpoints.size(); ++m)
@@ -240,8 +237,8 @@ BodySelection select_body(const fs::path& base_path, const CheckpointTensors& ba
                     " (pass --skip-mismatched to skip such models)");
         result.skipped.emplace_back(model_paths[m], problem[m]);
     }
-    BASIN_CHECK(used.size() >= 2, "map: fewer than 2 models match the base's body (",
-                result.skipped.size(), " skipped)");
+    BASIN_CHECK(used.size() >= 2, "map: fewer than 2 models match the base's body (", result.skipped.size(),
+                " skipped)");
     BASIN_CHECK(!body.empty(), "map: no tensor of ", base_path.string(),
                 " is left to compare (all excluded: check --include/--exclude)");
     return {body, used};
@@ -259,9 +256,10 @@ GramMemoryPlan plan_gram_memory(const GramStreamShape& s, int threads, std::uint
               2 * groups * n * n * 8 + (s.blocks + s.spans) * 64 + (32ull << 20);
     p.needed = rss + p.fixed + 2 * s.bytes_per_column * span;
     p.enough = memory_limit >= p.needed;
-    p.chunk_columns = p.enough ? std::max<std::int64_t>(std::int64_t(span),
-                                                        std::int64_t((memory_limit - rss - p.fixed) / (2 * s.bytes_per_column)))
-                               : 0;
+    p.chunk_columns =
+        p.enough ? std::max<std::int64_t>(std::int64_t(span),
+                                          std::int64_t((memory_limit - rss - p.fixed) / (2 * s.bytes_per_column)))
+                 : 0;
     return p;
 }
 
@@ -301,15 +299,15 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         }
         t.group = it->second;
         t.column_bytes = dtype_size(t.base.info->dtype);
-        for (const auto& src : t.models) t.column_bytes += dtype_size(src.info->dtype);
+        for (const auto& src : t.models)
+            t.column_bytes += dtype_size(src.info->dtype);
         result.layer_parameters[t.group] += t.numel;
         result.parameters += t.numel;
         tensors.push_back(std::move(t));
     }
     // Tensors of one group are placed together so that blocks do not mix groups.
-    std::stable_sort(
-        tensors.begin(), tensors.end(),
-        [](const StreamTensor& a, const StreamTensor& b) { return a.group < b.group; });
+    std::stable_sort(tensors.begin(), tensors.end(),
+                     [](const StreamTensor& a, const StreamTensor& b) { return a.group < b.group; });
     const std::vector<Block> blocks = cut_blocks(tensors);
 
     // ---- spans: up to kMaxSpanBlocks consecutive blocks of one group, read together so that each
@@ -328,13 +326,15 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             value_bytes[m] = std::max(value_bytes[m], dtype_size(t.models[m].info->dtype));
     }
     std::size_t raw_column_bytes = 0;
-    for (std::size_t b : value_bytes) raw_column_bytes += b;
+    for (std::size_t b : value_bytes)
+        raw_column_bytes += b;
     const std::size_t span_blocks = std::clamp<std::size_t>(
         std::min(kSpanBytes / (raw_column_bytes * std::size_t(kGramBlockColumns)), blocks.size() / 64), 1,
         kMaxSpanBlocks);
     const std::size_t span_stride = span_blocks * std::size_t(kGramBlockColumns); // columns
     std::vector<std::size_t> raw_offset(n + 1, 0);
-    for (std::size_t i = 1; i <= n; ++i) raw_offset[i] = raw_offset[i - 1] + value_bytes[i - 1] * span_stride;
+    for (std::size_t i = 1; i <= n; ++i)
+        raw_offset[i] = raw_offset[i - 1] + value_bytes[i - 1] * span_stride;
     const std::vector<Span> spans = cut_spans(blocks, span_blocks);
 
     // ---- memory: per thread, one span of all N rows and its raw bytes; the chunk (a run of spans)
@@ -344,7 +344,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     GramStreamShape shape;
     shape.models = n, shape.groups = groups, shape.blocks = blocks.size(), shape.spans = spans.size();
     shape.span_columns = span_stride, shape.raw_column_bytes = raw_column_bytes, shape.bf16 = bf16;
-    for (const auto& t : tensors) shape.bytes_per_column = std::max(shape.bytes_per_column, t.column_bytes);
+    for (const auto& t : tensors)
+        shape.bytes_per_column = std::max(shape.bytes_per_column, t.column_bytes);
     const GramMemoryPlan memory = plan_gram_memory(shape, threads, options.memory_limit, current_rss_bytes());
     const bool enough = memory.enough;
     const std::uint64_t needed = memory.needed;
@@ -384,9 +385,11 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     }
 
     std::vector<const SafetensorsFile*> files;
-    for (const auto& f : base.files()) files.push_back(f.get());
+    for (const auto& f : base.files())
+        files.push_back(f.get());
     for (std::size_t m : used)
-        for (const auto& f : checkpoints[m]->files()) files.push_back(f.get());
+        for (const auto& f : checkpoints[m]->files())
+            files.push_back(f.get());
     const TensorReader reader(files);
     // cold files: ask the kernel to read a chunk ahead (warm ones: a walk of the page cache)
     auto prefetch = [&](std::size_t chunk) {
@@ -398,7 +401,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
                     reader.prefetch(*src.file, *src.info, piece.offset * size, piece.count * size);
                 };
                 ask(t.base);
-                for (const auto& src : t.models) ask(src);
+                for (const auto& src : t.models)
+                    ask(src);
             }
     };
 
@@ -428,14 +432,12 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             values.resize(seg.count);
             convert_to_f32(t.base.info->dtype, t.base.at(seg.offset), values.data(), seg.count);
             for (float v : values)
-                if (!std::isfinite(v))
-                    return str(base_path.string(), ": tensor ", t.name, " holds NaN or Inf");
+                if (!std::isfinite(v)) return str(base_path.string(), ": tensor ", t.name, " holds NaN or Inf");
             const auto& s = t.models[model];
             convert_to_f32(s.info->dtype, s.at(seg.offset), values.data(), seg.count);
             for (float v : values)
                 if (!std::isfinite(v))
-                    return str(result.models[model].string(), ": tensor ", t.name,
-                               " holds NaN or Inf");
+                    return str(result.models[model].string(), ": tensor ", t.name, " holds NaN or Inf");
         }
         return str(result.models[model].string(), ": task vector overflows float32");
     };
@@ -469,27 +471,30 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
             }
         }
         const std::size_t columns = std::size_t(span.columns);
-        each_piece(w, span, n, 0, columns, [&](Dtype dtype, const std::uint8_t* bytes, std::size_t at, std::size_t count) {
-            convert_to_f32(dtype, bytes, w.base.data() + at, count);
-        });
+        each_piece(w, span, n, 0, columns,
+                   [&](Dtype dtype, const std::uint8_t* bytes, std::size_t at, std::size_t count) {
+                       convert_to_f32(dtype, bytes, w.base.data() + at, count);
+                   });
         std::size_t from = 0;
         for (std::size_t bi = span.first_block; bi < span.last_block; ++bi) {
             const Block& block = blocks[bi];
             const std::size_t to = from + std::size_t(block.columns);
             const float* base = w.base.data() + from;
             for (std::size_t m = 0; m < n; ++m) // task-vector rows of the block, formed while in cache
-                each_piece(w, span, m, from, to, [&](Dtype dtype, const std::uint8_t* bytes, std::size_t at, std::size_t count) {
-                    if (bf16)
-                        convert_minus_bf16(dtype, bytes, base + at, w.rows_bf16.data() + m * kGramBlockColumns + at, count);
-                    else
-                        convert_minus_f32(dtype, bytes, base + at, w.rows.data() + m * kGramBlockColumns + at, count);
-                });
+                each_piece(w, span, m, from, to,
+                           [&](Dtype dtype, const std::uint8_t* bytes, std::size_t at, std::size_t count) {
+                               if (bf16)
+                                   convert_minus_bf16(dtype, bytes, base + at,
+                                                      w.rows_bf16.data() + m * kGramBlockColumns + at, count);
+                               else
+                                   convert_minus_f32(dtype, bytes, base + at,
+                                                     w.rows.data() + m * kGramBlockColumns + at, count);
+                           });
             if (bf16)
                 block_gram_upper_bf16(n, std::size_t(block.columns), w.rows_bf16.data(), kGramBlockColumns,
                                       w.block_gram.data());
             else
-                block_gram_upper(n, std::size_t(block.columns), w.rows.data(), kGramBlockColumns,
-                                 w.block_gram.data());
+                block_gram_upper(n, std::size_t(block.columns), w.rows.data(), kGramBlockColumns, w.block_gram.data());
             from = to;
             auto& acc = w.acc[block.group];
             for (std::size_t i = 0; i < n; ++i) {
@@ -506,7 +511,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     BASIN_CHECK(rank < ranks, "map: rank ", rank, " of ", ranks);
     BASIN_CHECK(ranks == 1 || options.sum_across_ranks, "map: several ranks need a way to add their results");
     std::uint64_t my_bytes = 0;
-    for (std::size_t c = rank; c < chunks.size(); c += ranks) my_bytes += chunk_bytes[c];
+    for (std::size_t c = rank; c < chunks.size(); c += ranks)
+        my_bytes += chunk_bytes[c];
     StreamProgress progress{0, my_bytes, 0};
     auto last_report = Clock::now();
     std::size_t first_mine = rank;
@@ -539,8 +545,7 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         progress.bytes_done += chunk_bytes[c];
         progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
         if (options.progress &&
-            (std::chrono::duration<double>(Clock::now() - last_report).count() >= 1.0 ||
-             c + 1 == chunks.size())) {
+            (std::chrono::duration<double>(Clock::now() - last_report).count() >= 1.0 || c + 1 == chunks.size())) {
             options.progress(progress);
             last_report = Clock::now();
         }
@@ -556,7 +561,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         std::vector<double> flat(groups * n * n + 2, 0.0);
         for (const auto& w : workers)
             for (std::size_t g = 0; g < groups; ++g)
-                for (std::size_t k = 0; k < n * n; ++k) flat[g * n * n + k] += w.acc[g][k];
+                for (std::size_t k = 0; k < n * n; ++k)
+                    flat[g * n * n + k] += w.acc[g][k];
         flat[groups * n * n] = double(progress.bytes_done);
         flat[groups * n * n + 1] = failure.empty() ? 0.0 : 1.0;
         options.sum_across_ranks(flat);
@@ -564,7 +570,8 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         BASIN_CHECK(flat[groups * n * n + 1] == 0, "map: another rank failed (see its message)");
         for (std::size_t t = 0; t < workers.size(); ++t)
             for (std::size_t g = 0; g < groups; ++g)
-                for (std::size_t k = 0; k < n * n; ++k) workers[t].acc[g][k] = t == 0 ? flat[g * n * n + k] : 0.0;
+                for (std::size_t k = 0; k < n * n; ++k)
+                    workers[t].acc[g][k] = t == 0 ? flat[g * n * n + k] : 0.0;
         progress.bytes_done = std::uint64_t(flat[groups * n * n]);
     }
     stop_on_own_failure();

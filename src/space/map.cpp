@@ -1,9 +1,9 @@
 #include "basin/space/map.h"
 
 #include "basin/core/error.h"
-#include "basin/core/strings.h"
 #include "basin/core/fs.h"
 #include "basin/core/json_file.h"
+#include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
@@ -24,8 +24,7 @@ namespace {
 using nlohmann::json;
 
 // One CSV record with its cells trimmed; blank records and '#' comment lines are skipped.
-bool read_trimmed_record(std::istream& in, std::vector<std::string>& cells, std::size_t& line,
-                         const fs::path& path) {
+bool read_trimmed_record(std::istream& in, std::vector<std::string>& cells, std::size_t& line, const fs::path& path) {
     while (read_csv_record(in, ',', true, cells, line, path)) {
         for (auto& c : cells)
             c = trim(c);
@@ -49,7 +48,9 @@ fs::path canonical_or_absolute(const fs::path& p) {
     return ec ? fs::absolute(p).lexically_normal() : c;
 }
 
-std::string number(double v) { return format_g(v, 10); }
+std::string number(double v) {
+    return format_g(v, 10);
+}
 
 // Short unique names for models: the folder name, or the full path where names collide.
 std::vector<std::string> display_names(const std::vector<fs::path>& models) {
@@ -62,8 +63,7 @@ std::vector<std::string> display_names(const std::vector<fs::path>& models) {
     return names;
 }
 
-void write_matrix_csv(const fs::path& path, const SquareMatrix& m,
-                      const std::vector<std::string>& names) {
+void write_matrix_csv(const fs::path& path, const SquareMatrix& m, const std::vector<std::string>& names) {
     std::ostringstream o;
     o << "model";
     for (const auto& n : names)
@@ -104,17 +104,16 @@ std::vector<fs::path> read_model_list(const fs::path& list) {
             for (std::size_t i = 0; rc == 0 && i < g.gl_pathc; ++i)
                 found.emplace_back(g.gl_pathv[i]);
             ::globfree(&g);
-            BASIN_CHECK(!found.empty(), list.string(), ":", line_number, ": pattern '", entry,
-                        "' matches no path");
+            BASIN_CHECK(!found.empty(), list.string(), ":", line_number, ": pattern '", entry, "' matches no path");
         } else {
-            BASIN_CHECK(fs::exists(pattern), list.string(), ":", line_number, ": ",
-                        pattern.string(), " does not exist");
+            BASIN_CHECK(fs::exists(pattern), list.string(), ":", line_number, ": ", pattern.string(),
+                        " does not exist");
             found.push_back(pattern);
         }
         for (const auto& f : found) {
             const fs::path canonical = canonical_or_absolute(f);
-            BASIN_CHECK(seen.insert(canonical).second, list.string(), ":", line_number, ": ",
-                        f.string(), " is listed twice");
+            BASIN_CHECK(seen.insert(canonical).second, list.string(), ":", line_number, ": ", f.string(),
+                        " is listed twice");
             models.push_back(f.lexically_normal());
         }
     }
@@ -159,11 +158,10 @@ ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>&
     const fs::path dir = file.parent_path();
     std::vector<std::string> cells;
     while (read_trimmed_record(in, cells, line_number, file)) {
-        BASIN_CHECK(cells.size() == header.size(), file.string(), ":", line_number, ": expected ",
-                    header.size(), " fields, found ", cells.size());
+        BASIN_CHECK(cells.size() == header.size(), file.string(), ":", line_number, ": expected ", header.size(),
+                    " fields, found ", cells.size());
         std::size_t m = models.size();
-        const fs::path as_path =
-            fs::path(cells[0]).is_absolute() ? fs::path(cells[0]) : dir / cells[0];
+        const fs::path as_path = fs::path(cells[0]).is_absolute() ? fs::path(cells[0]) : dir / cells[0];
         if (auto it = by_path.find(canonical_or_absolute(as_path)); it != by_path.end()) {
             m = it->second;
         } else if (auto named = by_name.find(cells[0]); named != by_name.end()) {
@@ -171,13 +169,11 @@ ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>&
                         "' names several listed models; give its path");
             m = named->second[0];
         }
-        BASIN_CHECK(m < models.size(), file.string(), ":", line_number, ": '", cells[0],
-                    "' is not a listed model");
+        BASIN_CHECK(m < models.size(), file.string(), ":", line_number, ": '", cells[0], "' is not a listed model");
         BASIN_CHECK(!has_row[m], file.string(), ":", line_number, ": a second row for ", cells[0]);
         has_row[m] = true;
         for (std::size_t k = 0; k < g.kinds.size(); ++k) {
-            BASIN_CHECK(!cells[k + 1].empty(), file.string(), ":", line_number, ": empty ",
-                        g.kinds[k]);
+            BASIN_CHECK(!cells[k + 1].empty(), file.string(), ":", line_number, ": empty ", g.kinds[k]);
             g.labels[k][m] = cells[k + 1];
         }
     }
@@ -199,7 +195,8 @@ std::vector<MapLabelKind> label_kinds(const ModelGroups& all, const std::vector<
         MapLabelKind kind;
         kind.name = all.kinds[k];
         std::set<std::string> distinct;
-        for (std::size_t i : used_index) distinct.insert(all.labels[k][i]);
+        for (std::size_t i : used_index)
+            distinct.insert(all.labels[k][i]);
         kind.groups.assign(distinct.begin(), distinct.end());
         for (std::size_t i : used_index)
             kind.label.push_back(static_cast<int>(
@@ -229,7 +226,8 @@ void score_against_groups(MapLabelKind& kind, std::vector<MapClustering> found, 
         const ClusterScore s = score_clusters(c.clusters, kind.label, k);
         c.accuracy = s.accuracy, c.macro_f1 = s.macro_f1, c.f1 = s.f1;
         c.silhouette = silhouette(cosine_distance, c.clusters);
-        for (int gi : s.group_of_cluster) c.group_of_cluster.push_back(kind.groups[gi]);
+        for (int gi : s.group_of_cluster)
+            c.group_of_cluster.push_back(kind.groups[gi]);
     }
     kind.methods = std::move(found);
     kind.silhouette_of_groups = silhouette(cosine_distance, kind.label);
@@ -242,11 +240,14 @@ Points tsne_of(const SquareMatrix& cosine_distance, const Projection& pca) {
     if (n < 3) return {};
     Points init = pca.coordinates;
     double mean = 0, var = 0;
-    for (const auto& p : init) mean += p[0] / n;
-    for (const auto& p : init) var += (p[0] - mean) * (p[0] - mean) / n;
+    for (const auto& p : init)
+        mean += p[0] / n;
+    for (const auto& p : init)
+        var += (p[0] - mean) * (p[0] - mean) / n;
     const double scale = var > 0 ? 1e-4 / std::sqrt(var) : 1.0;
     for (auto& p : init)
-        for (auto& v : p) v *= scale;
+        for (auto& v : p)
+            v *= scale;
     return tsne(cosine_distance, init, std::clamp((n - 1) / 3.0, 1.0, 30.0));
 }
 
@@ -256,7 +257,8 @@ GramOptions with_progress(GramOptions gram, bool quiet) {
             const double rate = p.seconds > 0 ? p.bytes_done / p.seconds : 0;
             const double left = rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0;
             std::fprintf(stderr, "map: %.2f of %.2f GB (%.0f%%), %.0f MB/s, %.0f s left\n", p.bytes_done / 1e9,
-                         p.bytes_total / 1e9, 100.0 * p.bytes_done / std::max<std::uint64_t>(1, p.bytes_total), rate / 1e6, left);
+                         p.bytes_total / 1e9, 100.0 * p.bytes_done / std::max<std::uint64_t>(1, p.bytes_total),
+                         rate / 1e6, left);
         };
     return gram;
 }
@@ -283,7 +285,8 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
     const std::size_t n = g.models.size();
     r.base = base.string(), r.reference = options.reference;
     r.names = display_names(g.models);
-    for (const auto& m : g.models) r.paths.push_back(m.string());
+    for (const auto& m : g.models)
+        r.paths.push_back(m.string());
     r.kinds = label_kinds(all_groups, model_paths, g.models);
 
     const bool centred = options.reference == "mean";
@@ -294,14 +297,16 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
         cosine_distance.values[k] = std::max(0.0, 1.0 - r.cosine.values[k]);
         affinity.values[k] = (r.cosine.values[k] + 1.0) / 2.0; // PAPER.md: affinity = (cos + 1) / 2
     }
-    for (std::size_t i = 0; i < n; ++i) cosine_distance(i, i) = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        cosine_distance(i, i) = 0;
     r.pca = pca_from_gram(g.gram, 2);
     r.tsne = tsne_of(cosine_distance, r.pca);
 
     for (auto& kind : r.kinds) {
         const int k = static_cast<int>(kind.groups.size());
         if (k >= 2 && static_cast<std::size_t>(k) <= n)
-            score_against_groups(kind, cluster_models(g.gram, affinity, cosine_distance, k, options.seed), cosine_distance);
+            score_against_groups(kind, cluster_models(g.gram, affinity, cosine_distance, k, options.seed),
+                                 cosine_distance);
         kind.similarity = group_similarity(r.cosine, kind.label, k);
     }
     if (r.kinds.empty() && options.clusters >= 2 && static_cast<std::size_t>(options.clusters) <= n)
@@ -316,7 +321,8 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
         }
     r.parameters = g.parameters, r.chunk_parameters = g.chunk_parameters;
     r.excluded = g.excluded;
-    for (const auto& [path, why] : g.skipped) r.skipped.push_back({path.string(), why});
+    for (const auto& [path, why] : g.skipped)
+        r.skipped.push_back({path.string(), why});
     r.precision = options.gram.precision == GramPrecision::bf16 ? "bf16" : "f32";
     r.memory_limit = options.gram.memory_limit, r.bytes_read = g.bytes_read, r.peak_rss = g.peak_rss;
     r.seconds = g.seconds, r.threads = options.gram.threads;
@@ -350,9 +356,11 @@ json clusters_json(const MapRecord& r) {
         json methods = json::object();
         for (const auto& m : kind.methods) {
             json f1 = json::object();
-            for (std::size_t c = 0; c < kind.groups.size() && c < m.f1.size(); ++c) f1[kind.groups[c]] = m.f1[c];
-            methods[m.method] = {{"clusters", m.clusters}, {"group_of_cluster", m.group_of_cluster}, {"accuracy", m.accuracy},
-                                 {"f1", f1},          {"macro_f1", m.macro_f1},                 {"silhouette", m.silhouette}};
+            for (std::size_t c = 0; c < kind.groups.size() && c < m.f1.size(); ++c)
+                f1[kind.groups[c]] = m.f1[c];
+            methods[m.method] = {{"clusters", m.clusters}, {"group_of_cluster", m.group_of_cluster},
+                                 {"accuracy", m.accuracy}, {"f1", f1},
+                                 {"macro_f1", m.macro_f1}, {"silhouette", m.silhouette}};
         }
         if (!kind.methods.empty()) entry["silhouette_of_groups"] = kind.silhouette_of_groups;
         entry["methods"] = methods;
@@ -360,7 +368,8 @@ json clusters_json(const MapRecord& r) {
     }
     if (!r.unlabelled.empty()) {
         json methods = json::object();
-        for (const auto& m : r.unlabelled) methods[m.method] = m.clusters;
+        for (const auto& m : r.unlabelled)
+            methods[m.method] = m.clusters;
         out["unlabelled"] = {{"methods", methods}};
     }
     return out;
@@ -368,14 +377,18 @@ json clusters_json(const MapRecord& r) {
 
 json summary_json(const MapRecord& r) {
     json excluded = json::array(), skipped = json::array(), inputs = json::array();
-    for (const auto& [name, why] : r.excluded) excluded.push_back({{"tensor", name}, {"reason", why}});
-    for (const auto& [path, why] : r.skipped) skipped.push_back({{"model", path}, {"reason", why}});
-    for (std::size_t i = 0; i < r.names.size(); ++i) inputs.push_back({{"name", r.names[i]}, {"path", r.paths[i]}});
+    for (const auto& [name, why] : r.excluded)
+        excluded.push_back({{"tensor", name}, {"reason", why}});
+    for (const auto& [path, why] : r.skipped)
+        skipped.push_back({{"model", path}, {"reason", why}});
+    for (std::size_t i = 0; i < r.names.size(); ++i)
+        inputs.push_back({{"name", r.names[i]}, {"path", r.paths[i]}});
     json accuracy = json::object(), within = json::object();
     for (const auto& kind : r.kinds) {
         if (!kind.methods.empty()) {
             json a = json::object();
-            for (const auto& m : kind.methods) a[m.method] = m.accuracy;
+            for (const auto& m : kind.methods)
+                a[m.method] = m.accuracy;
             accuracy[kind.name] = a;
         }
         const GroupSimilarity& gs = kind.similarity;
@@ -385,7 +398,9 @@ json summary_json(const MapRecord& r) {
                              {"members", gs.members[c]},
                              {"within", nan_to_null(gs.within[c])},
                              {"between", nan_to_null(gs.between[c])}});
-        within[kind.name] = {{"within_mean", nan_to_null(gs.within_mean)}, {"between_mean", nan_to_null(gs.between_mean)}, {"groups", table}};
+        within[kind.name] = {{"within_mean", nan_to_null(gs.within_mean)},
+                             {"between_mean", nan_to_null(gs.between_mean)},
+                             {"groups", table}};
     }
     return {{"base", r.base},
             {"models", inputs},
@@ -410,14 +425,18 @@ json summary_json(const MapRecord& r) {
 std::string embedding_csv(const MapRecord& r) {
     std::ostringstream o;
     o << "model";
-    for (const auto& kind : r.kinds) o << "," << csv_cell(kind.name);
+    for (const auto& kind : r.kinds)
+        o << "," << csv_cell(kind.name);
     o << ",pca_1,pca_2,tsne_1,tsne_2\n";
     for (std::size_t i = 0; i < r.names.size(); ++i) {
         o << csv_cell(r.names[i]);
-        for (const auto& kind : r.kinds) o << "," << csv_cell(kind.groups[kind.label[i]]);
+        for (const auto& kind : r.kinds)
+            o << "," << csv_cell(kind.groups[kind.label[i]]);
         o << "," << number(r.pca.coordinates[i][0]) << "," << number(r.pca.coordinates[i][1]);
-        if (!r.tsne.empty()) o << "," << number(r.tsne[i][0]) << "," << number(r.tsne[i][1]) << "\n";
-        else o << ",,\n";
+        if (!r.tsne.empty())
+            o << "," << number(r.tsne[i][0]) << "," << number(r.tsne[i][1]) << "\n";
+        else
+            o << ",,\n";
     }
     return o.str();
 }
@@ -429,8 +448,8 @@ std::string per_layer_csv(const MapRecord& r) {
         for (std::size_t i = 0; i < r.names.size(); ++i)
             for (std::size_t j = i + 1; j < r.names.size(); ++j)
                 o << csv_cell(r.layers[l]) << "," << r.layer_parameters[l] << "," << csv_cell(r.names[i]) << ","
-                  << csv_cell(r.names[j]) << "," << number(r.layer_cosine[l](i, j)) << "," << number(r.layer_distance[l](i, j))
-                  << "\n";
+                  << csv_cell(r.names[j]) << "," << number(r.layer_cosine[l](i, j)) << ","
+                  << number(r.layer_distance[l](i, j)) << "\n";
     return o.str();
 }
 
@@ -441,25 +460,32 @@ void write_map_figures(const MapRecord& r, const fs::path& dir) {
     std::vector<std::string> legend = {"models"};
     if (!r.kinds.empty()) colour = r.kinds[0].label, legend = r.kinds[0].groups;
     std::vector<std::pair<double, double>> xy;
-    for (const auto& p : r.pca.coordinates) xy.emplace_back(p[0], p[1]);
+    for (const auto& p : r.pca.coordinates)
+        xy.emplace_back(p[0], p[1]);
     const std::string by = r.kinds.empty() ? "" : " by " + r.kinds[0].name;
-    scatter_plot(xy, colour, legend, "Task vectors, PCA" + by, "PC 1 (" + number(std::round(r.pca.explained[0] * 1000) / 10) + "%)",
-                 "PC 2 (" + number(std::round((r.pca.explained.size() > 1 ? r.pca.explained[1] : 0) * 1000) / 10) + "%)")
+    scatter_plot(xy, colour, legend, "Task vectors, PCA" + by,
+                 "PC 1 (" + number(std::round(r.pca.explained[0] * 1000) / 10) + "%)",
+                 "PC 2 (" + number(std::round((r.pca.explained.size() > 1 ? r.pca.explained[1] : 0) * 1000) / 10) +
+                     "%)")
         .save((dir / "pca").string());
     if (!r.tsne.empty()) {
         xy.clear();
-        for (const auto& p : r.tsne) xy.emplace_back(p[0], p[1]);
-        scatter_plot(xy, colour, legend, "Task vectors, t-SNE on 1 - cosine" + by, "t-SNE 1", "t-SNE 2").save((dir / "tsne").string());
+        for (const auto& p : r.tsne)
+            xy.emplace_back(p[0], p[1]);
+        scatter_plot(xy, colour, legend, "Task vectors, t-SNE on 1 - cosine" + by, "t-SNE 1", "t-SNE 2")
+            .save((dir / "tsne").string());
     }
     std::vector<std::size_t> order(n);
-    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    for (std::size_t i = 0; i < n; ++i)
+        order[i] = i;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return colour[a] < colour[b]; });
     std::vector<std::vector<double>> values(n, std::vector<double>(n));
     std::vector<std::string> ordered_names;
     std::vector<int> ordered_group;
     double low = 1;
     for (std::size_t i = 0; i < n; ++i) {
-        for (std::size_t j = 0; j < n; ++j) values[i][j] = r.cosine(order[i], order[j]), low = std::min(low, values[i][j]);
+        for (std::size_t j = 0; j < n; ++j)
+            values[i][j] = r.cosine(order[i], order[j]), low = std::min(low, values[i][j]);
         ordered_names.push_back(r.names[order[i]]);
         ordered_group.push_back(colour[order[i]]);
     }
@@ -471,14 +497,15 @@ void write_map_figures(const MapRecord& r, const fs::path& dir) {
 
 SquareMatrix read_matrix(const fs::path& file, const std::vector<std::string>& names) {
     const CsvTable t(file);
-    BASIN_CHECK(t.rows().size() == names.size(), file.string(), ": ", t.rows().size(), " rows, expected one per model (",
-                names.size(), ")");
+    BASIN_CHECK(t.rows().size() == names.size(), file.string(), ": ", t.rows().size(),
+                " rows, expected one per model (", names.size(), ")");
     SquareMatrix m(names.size());
     for (std::size_t i = 0; i < names.size(); ++i) {
         const auto& row = t.rows()[i];
         BASIN_CHECK(t.text(row, "model") == names[i], file.string(), ":", row.line, ": model '", t.text(row, "model"),
                     "', expected '", names[i], "' (summary.json's order)");
-        for (std::size_t j = 0; j < names.size(); ++j) m(i, j) = t.number(row, names[j]);
+        for (std::size_t j = 0; j < names.size(); ++j)
+            m(i, j) = t.number(row, names[j]);
     }
     return m;
 }
@@ -497,7 +524,8 @@ MapClustering read_clustering(const std::string& method, const json& j, const fs
     c.macro_f1 = json_number_or_nan(j, "macro_f1", file);
     c.silhouette = json_number_or_nan(j, "silhouette", file);
     const json& f1 = json_field(j, "f1", file);
-    for (const auto& g : groups) c.f1.push_back(json_number_or_nan(f1, g, file));
+    for (const auto& g : groups)
+        c.f1.push_back(json_number_or_nan(f1, g, file));
     return c;
 }
 
@@ -526,9 +554,11 @@ MapRecord read_map(const fs::path& dir) {
     r.parameters = json_value<std::int64_t>(s, "parameters", summary_file);
     r.layers = json_value<std::vector<std::string>>(s, "layers", summary_file);
     for (const auto& e : json_field(s, "excluded_tensors", summary_file))
-        r.excluded.push_back({json_value<std::string>(e, "tensor", summary_file), json_value<std::string>(e, "reason", summary_file)});
+        r.excluded.push_back(
+            {json_value<std::string>(e, "tensor", summary_file), json_value<std::string>(e, "reason", summary_file)});
     for (const auto& e : json_field(s, "skipped_models", summary_file))
-        r.skipped.push_back({json_value<std::string>(e, "model", summary_file), json_value<std::string>(e, "reason", summary_file)});
+        r.skipped.push_back(
+            {json_value<std::string>(e, "model", summary_file), json_value<std::string>(e, "reason", summary_file)});
     r.precision = json_value<std::string>(s, "precision", summary_file);
     r.memory_limit = json_value<std::uint64_t>(s, "memory_limit_bytes", summary_file);
     r.chunk_parameters = json_value<std::int64_t>(s, "chunk_parameters", summary_file);
@@ -551,11 +581,12 @@ MapRecord read_map(const fs::path& dir) {
         kind.name = name;
         kind.groups = json_value<std::vector<std::string>>(entry, "groups", clusters_file);
         kind.label = json_value<std::vector<int>>(entry, "labels", clusters_file);
-        BASIN_CHECK(kind.label.size() == r.names.size(), clusters_file.string(), ": '", name, "' labels ", kind.label.size(),
-                    " models, expected ", r.names.size());
+        BASIN_CHECK(kind.label.size() == r.names.size(), clusters_file.string(), ": '", name, "' labels ",
+                    kind.label.size(), " models, expected ", r.names.size());
         for (const auto& [method, m] : json_field(entry, "methods", clusters_file).items())
             kind.methods.push_back(read_clustering(method, m, clusters_file, kind.groups));
-        if (entry.contains("silhouette_of_groups")) kind.silhouette_of_groups = json_number_or_nan(entry, "silhouette_of_groups", clusters_file);
+        if (entry.contains("silhouette_of_groups"))
+            kind.silhouette_of_groups = json_number_or_nan(entry, "silhouette_of_groups", clusters_file);
         const json& w = json_field(within, name, summary_file);
         kind.similarity.within_mean = json_number_or_nan(w, "within_mean", summary_file);
         kind.similarity.between_mean = json_number_or_nan(w, "between_mean", summary_file);
@@ -572,7 +603,8 @@ MapRecord read_map(const fs::path& dir) {
     for (const auto& column : embedding.header())
         for (auto& kind : r.kinds)
             if (kind.name == column) ordered.push_back(std::move(kind));
-    BASIN_CHECK(ordered.size() == r.kinds.size(), embedding.file().string(), ": expected a column for each label kind of clusters.json");
+    BASIN_CHECK(ordered.size() == r.kinds.size(), embedding.file().string(),
+                ": expected a column for each label kind of clusters.json");
     r.kinds = std::move(ordered);
     BASIN_CHECK(embedding.rows().size() == r.names.size(), embedding.file().string(), ": ", embedding.rows().size(),
                 " rows, expected one per model (", r.names.size(), ")");

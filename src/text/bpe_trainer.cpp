@@ -5,16 +5,16 @@
 // training is deterministic.
 #include "basin/text/bpe_trainer.h"
 
-#include <algorithm>
-#include <queue>
-#include <unordered_map>
-#include <unordered_set>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/text/components.h"
 #include "basin/text/tokenizer.h"
 #include "basin/text/unicode.h"
+
+#include <algorithm>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace basin::text {
 namespace {
@@ -35,7 +35,8 @@ BpeTrainResult train_byte_level_bpe(const std::vector<std::string_view>& texts, 
     BASIN_CHECK(options.vocab_size > kFixedTokens, "--vocab-size must exceed ", kFixedTokens,
                 " (special tokens and the 256 bytes), got ", options.vocab_size);
     BpeTrainResult result;
-    auto pre = make_pre_tokenizer({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "bpe trainer");
+    auto pre =
+        make_pre_tokenizer({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "bpe trainer");
     std::unordered_map<std::string, std::uint64_t> counts;
     for (const std::string_view content : texts) {
         std::size_t start = 0;
@@ -70,7 +71,8 @@ BpeTrainResult train_byte_level_bpe(const std::vector<std::string_view>& texts, 
     std::vector<std::uint64_t> freq;
     for (const auto& [word, count] : sorted) {
         std::vector<std::int32_t> w;
-        for (char32_t c : utf8_decode(word)) w.push_back(symbol_id.at(utf8_encode(std::u32string(1, c))));
+        for (char32_t c : utf8_decode(word))
+            w.push_back(symbol_id.at(utf8_encode(std::u32string(1, c))));
         words.push_back(std::move(w));
         freq.push_back(count);
     }
@@ -94,7 +96,8 @@ BpeTrainResult train_byte_level_bpe(const std::vector<std::string_view>& texts, 
         return sa > sb;
     };
     std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> heap(worse);
-    for (const auto& [p, c] : pair_count) heap.push({c, p});
+    for (const auto& [p, c] : pair_count)
+        heap.push({c, p});
 
     const std::size_t wanted = options.vocab_size - kFixedTokens;
     std::vector<std::pair<std::string, std::string>> merges;
@@ -142,7 +145,8 @@ BpeTrainResult train_byte_level_bpe(const std::vector<std::string_view>& texts, 
                     next.push_back(w[k]);
                 }
             }
-            for (std::size_t k = 0; k + 1 < w.size(); ++k) where[{w[k], w[k + 1]}].erase(i);
+            for (std::size_t k = 0; k + 1 < w.size(); ++k)
+                where[{w[k], w[k + 1]}].erase(i);
             w.swap(next);
             for (std::size_t k = 0; k + 1 < w.size(); ++k) { // add the new pairs
                 Pair p{w[k], w[k + 1]};

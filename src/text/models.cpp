@@ -1,14 +1,14 @@
 // Token models: WordPiece, BPE (byte-level or not) and Unigram, with Hugging Face semantics.
+#include "basin/core/error.h"
+#include "basin/core/json_value.h"
+#include "basin/text/components.h"
+#include "basin/text/unicode.h"
+
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <queue>
 #include <unordered_map>
-
-#include "basin/core/error.h"
-#include "basin/core/json_value.h"
-#include "basin/text/components.h"
-#include "basin/text/unicode.h"
 
 namespace basin::text {
 namespace {
@@ -106,8 +106,11 @@ class WordPiece : public TokenModel {
     std::size_t vocab_size() const override { return vocab_.size(); }
     std::string type() const override { return "WordPiece"; }
     json to_json() const override {
-        return {{"type", "WordPiece"}, {"unk_token", unk_}, {"continuing_subword_prefix", prefix_},
-                {"max_input_chars_per_word", max_chars_}, {"vocab", vocab_.to_json()}};
+        return {{"type", "WordPiece"},
+                {"unk_token", unk_},
+                {"continuing_subword_prefix", prefix_},
+                {"max_input_chars_per_word", max_chars_},
+                {"vocab", vocab_.to_json()}};
     }
 
   private:
@@ -135,8 +138,8 @@ class Bpe : public TokenModel {
             if (m.is_string()) {
                 const std::string s = m.get<std::string>();
                 auto space = s.find(' ');
-                BASIN_CHECK(space != std::string::npos && s.find(' ', space + 1) == std::string::npos,
-                            where, ": merge ", rank, " '", s, "' must be two tokens separated by one space");
+                BASIN_CHECK(space != std::string::npos && s.find(' ', space + 1) == std::string::npos, where,
+                            ": merge ", rank, " '", s, "' must be two tokens separated by one space");
                 left = s.substr(0, space);
                 right = s.substr(space + 1);
             } else {
@@ -165,15 +168,19 @@ class Bpe : public TokenModel {
             std::lock_guard<std::mutex> lock(cache_mutex_);
             auto it = cache_.find(key);
             if (it != cache_.end()) {
-                for (auto id : it->second) out.push_back({id, vocab_.token(id)});
+                for (auto id : it->second)
+                    out.push_back({id, vocab_.token(id)});
                 return;
             }
         }
         std::vector<std::int32_t> ids;
         std::int32_t whole = ignore_merges_ ? vocab_.id(key) : -1;
-        if (whole >= 0) ids.push_back(whole);
-        else ids = merge_word(piece);
-        for (auto id : ids) out.push_back({id, vocab_.token(id)});
+        if (whole >= 0)
+            ids.push_back(whole);
+        else
+            ids = merge_word(piece);
+        for (auto id : ids)
+            out.push_back({id, vocab_.token(id)});
         std::lock_guard<std::mutex> lock(cache_mutex_);
         if (cache_.size() > 100000) cache_.clear();
         cache_.emplace(key, std::move(ids));
@@ -185,7 +192,8 @@ class Bpe : public TokenModel {
     std::string type() const override { return "BPE"; }
     json to_json() const override {
         json merges = json::array();
-        for (const auto& [a, b] : merge_list_) merges.push_back(json::array({a, b}));
+        for (const auto& [a, b] : merge_list_)
+            merges.push_back(json::array({a, b}));
         return {{"type", "BPE"},
                 {"dropout", nullptr},
                 {"unk_token", unk_.empty() ? json(nullptr) : json(unk_)},
@@ -257,7 +265,8 @@ class Bpe : public TokenModel {
             if (it != merges_.end())
                 queue.emplace(it->second.first, left, symbols[left], symbols[std::size_t(next[left])]);
         };
-        for (std::size_t i = 0; i + 1 < n; ++i) push(i);
+        for (std::size_t i = 0; i + 1 < n; ++i)
+            push(i);
         while (!queue.empty()) {
             auto [rank, left, a, b] = queue.top();
             queue.pop();
@@ -295,8 +304,8 @@ class Unigram : public TokenModel {
         double min_score = std::numeric_limits<double>::infinity();
         for (std::size_t i = 0; i < vocab.size(); ++i) {
             const auto& entry = vocab[i];
-            BASIN_CHECK(entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_number(),
-                        where, ": Unigram vocab entry ", i, " must be [piece, score]");
+            BASIN_CHECK(entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_number(), where,
+                        ": Unigram vocab entry ", i, " must be [piece, score]");
             std::string piece = entry[0].get<std::string>();
             double score = entry[1].get<double>();
             vocab_.add(piece, std::int32_t(i), where);
@@ -345,7 +354,8 @@ class Unigram : public TokenModel {
             }
         }
         std::vector<std::pair<std::size_t, std::int32_t>> path; // (start, id), reversed
-        for (std::size_t end = n; end > 0; end = from[end].first) path.push_back(from[end]);
+        for (std::size_t end = n; end > 0; end = from[end].first)
+            path.push_back(from[end]);
         std::vector<Token> tokens;
         std::size_t end = n;
         std::vector<std::pair<std::size_t, std::size_t>> spans;
@@ -422,10 +432,12 @@ std::unique_ptr<TokenModel> make_model(const json& spec, const std::string& wher
     BASIN_CHECK(spec.is_object(), where, ": 'model' must be an object");
     std::string type = optional_string(spec, "type");
     if (type.empty()) { // older files: infer the type from the fields
-        if (spec.contains("merges")) type = "BPE";
+        if (spec.contains("merges"))
+            type = "BPE";
         else if (spec.contains("continuing_subword_prefix") || spec.contains("max_input_chars_per_word"))
             type = "WordPiece";
-        else if (spec.contains("vocab") && spec["vocab"].is_array()) type = "Unigram";
+        else if (spec.contains("vocab") && spec["vocab"].is_array())
+            type = "Unigram";
     }
     const std::string at = where + ": model " + type;
     try {

@@ -1,14 +1,13 @@
 // Normalizers: BertNormalizer, Lowercase, NFC/NFD/NFKC/NFKD, StripAccents, Strip, Replace,
 // Prepend, Precompiled (SentencePiece charsmap) and Sequence.
-#include <cstring>
-#include <memory>
-
-#include <unicode/ubrk.h>
-#include <unicode/utext.h>
-
 #include "basin/core/error.h"
 #include "basin/text/components.h"
 #include "basin/text/unicode.h"
+
+#include <cstring>
+#include <memory>
+#include <unicode/ubrk.h>
+#include <unicode/utext.h>
 
 namespace basin::text {
 namespace {
@@ -23,10 +22,8 @@ bool flag(const json& spec, const char* key, bool fallback) {
 class BertNormalizer : public Normalizer {
   public:
     explicit BertNormalizer(const json& spec)
-        : clean_text_(flag(spec, "clean_text", true)),
-          chinese_chars_(flag(spec, "handle_chinese_chars", true)),
-          lowercase_(flag(spec, "lowercase", true)),
-          strip_accents_(flag(spec, "strip_accents", lowercase_)) {}
+        : clean_text_(flag(spec, "clean_text", true)), chinese_chars_(flag(spec, "handle_chinese_chars", true)),
+          lowercase_(flag(spec, "lowercase", true)), strip_accents_(flag(spec, "strip_accents", lowercase_)) {}
 
     void normalize(std::u32string& text) const override {
         std::u32string out;
@@ -100,14 +97,15 @@ class StripAccents : public Normalizer {
 
 class Strip : public Normalizer {
   public:
-    explicit Strip(const json& spec)
-        : left_(flag(spec, "strip_left", true)), right_(flag(spec, "strip_right", true)) {}
+    explicit Strip(const json& spec) : left_(flag(spec, "strip_left", true)), right_(flag(spec, "strip_right", true)) {}
     void normalize(std::u32string& text) const override {
         std::size_t b = 0, e = text.size();
         if (left_)
-            while (b < e && is_whitespace(text[b])) ++b;
+            while (b < e && is_whitespace(text[b]))
+                ++b;
         if (right_)
-            while (e > b && is_whitespace(text[e - 1])) --e;
+            while (e > b && is_whitespace(text[e - 1]))
+                --e;
         text = text.substr(b, e - b);
     }
 
@@ -134,13 +132,11 @@ struct Pattern {
         return p;
     }
 
-    std::vector<std::pair<std::size_t, std::size_t>> find_all(const std::u32string& s,
-                                                              const std::string& where) const {
+    std::vector<std::pair<std::size_t, std::size_t>> find_all(const std::u32string& s, const std::string& where) const {
         if (is_regex) return regex_matches(text, s, where);
         std::vector<std::pair<std::size_t, std::size_t>> out;
         if (text.empty()) return out;
-        for (std::size_t pos = s.find(text); pos != std::u32string::npos;
-             pos = s.find(text, pos + text.size()))
+        for (std::size_t pos = s.find(text); pos != std::u32string::npos; pos = s.find(text, pos + text.size()))
             out.emplace_back(pos, pos + text.size());
         return out;
     }
@@ -190,11 +186,9 @@ class Precompiled : public Normalizer {
         if (blob.empty()) return; // an empty map normalizes nothing
         BASIN_CHECK(blob.size() >= 4, where, ": precompiled_charsmap is truncated");
         std::uint32_t trie_bytes = std::uint8_t(blob[0]) | (std::uint8_t(blob[1]) << 8) |
-                                   (std::uint8_t(blob[2]) << 16) |
-                                   (std::uint32_t(std::uint8_t(blob[3])) << 24);
+                                   (std::uint8_t(blob[2]) << 16) | (std::uint32_t(std::uint8_t(blob[3])) << 24);
         BASIN_CHECK(trie_bytes % 4 == 0 && 4 + std::size_t(trie_bytes) <= blob.size(), where,
-                    ": precompiled_charsmap trie size ", trie_bytes, " does not fit the map (",
-                    blob.size(), " bytes)");
+                    ": precompiled_charsmap trie size ", trie_bytes, " does not fit the map (", blob.size(), " bytes)");
         units_.resize(trie_bytes / 4);
         std::memcpy(units_.data(), blob.data() + 4, trie_bytes);
         normalized_ = blob.substr(4 + trie_bytes);
@@ -220,8 +214,10 @@ class Precompiled : public Normalizer {
             for (std::size_t pos = 0; pos < g.size();) {
                 const std::size_t n = std::min(g.size() - pos, utf8_char_length(static_cast<unsigned char>(g[pos])));
                 const std::string_view c = g.substr(pos, n);
-                if (first_prefix(c, &length, &replacement) && length == n) out += replacement;
-                else out.append(c);
+                if (first_prefix(c, &length, &replacement) && length == n)
+                    out += replacement;
+                else
+                    out.append(c);
                 pos += n;
             }
         });
@@ -238,8 +234,8 @@ class Precompiled : public Normalizer {
         UErrorCode status = U_ZERO_ERROR;
         std::unique_ptr<UText, decltype(&utext_close)> ut(
             utext_openUTF8(nullptr, utf8.data(), std::int64_t(utf8.size()), &status), &utext_close);
-        std::unique_ptr<UBreakIterator, decltype(&ubrk_close)> it(
-            ubrk_open(UBRK_CHARACTER, "", nullptr, 0, &status), &ubrk_close);
+        std::unique_ptr<UBreakIterator, decltype(&ubrk_close)> it(ubrk_open(UBRK_CHARACTER, "", nullptr, 0, &status),
+                                                                  &ubrk_close);
         if (U_SUCCESS(status)) ubrk_setUText(it.get(), ut.get(), &status);
         BASIN_CHECK(U_SUCCESS(status), where_, ": grapheme segmentation failed (", u_errorName(status), ")");
         std::int32_t start = ubrk_first(it.get());
@@ -310,7 +306,8 @@ class SequenceNormalizer : public Normalizer {
             if (auto n = make_normalizer(child, where)) children_.push_back(std::move(n));
     }
     void normalize(std::u32string& text) const override {
-        for (const auto& n : children_) n->normalize(text);
+        for (const auto& n : children_)
+            n->normalize(text);
     }
 
   private:
@@ -321,8 +318,7 @@ class SequenceNormalizer : public Normalizer {
 
 std::unique_ptr<Normalizer> make_normalizer(const json& spec, const std::string& where) {
     if (spec.is_null()) return nullptr;
-    BASIN_CHECK(spec.is_object() && spec.contains("type"), where,
-                ": normalizer must be an object with a 'type'");
+    BASIN_CHECK(spec.is_object() && spec.contains("type"), where, ": normalizer must be an object with a 'type'");
     const std::string type = spec["type"].get<std::string>();
     const std::string at = where + ": normalizer " + type;
     try {

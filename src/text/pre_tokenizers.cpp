@@ -1,10 +1,10 @@
 // Pre-tokenizers: ByteLevel, BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, Split,
 // Punctuation, Digits, CharDelimiterSplit and Sequence.
-#include <unicode/uregex.h>
-
 #include "basin/core/error.h"
 #include "basin/text/components.h"
 #include "basin/text/unicode.h"
+
+#include <unicode/uregex.h>
 
 namespace basin::text {
 
@@ -28,14 +28,14 @@ int unicode_to_byte(char32_t c) {
     static const std::vector<int> inverse = [] {
         std::vector<int> inv(512, -1);
         const auto& table = bytes_to_unicode();
-        for (int b = 0; b < 256; ++b) inv[table[std::size_t(b)]] = b;
+        for (int b = 0; b < 256; ++b)
+            inv[table[std::size_t(b)]] = b;
         return inv;
     }();
     return c < inverse.size() ? inverse[c] : -1;
 }
 
-Ranges regex_matches(const std::u32string& pattern, const std::u32string& text,
-                     const std::string& where) {
+Ranges regex_matches(const std::u32string& pattern, const std::u32string& text, const std::string& where) {
     auto to_utf16 = [](const std::u32string& s, std::vector<std::size_t>* index) {
         std::vector<UChar> out;
         for (std::size_t i = 0; i < s.size(); ++i) {
@@ -58,8 +58,8 @@ Ranges regex_matches(const std::u32string& pattern, const std::u32string& text,
     UErrorCode status = U_ZERO_ERROR;
     UParseError parse_error;
     URegularExpression* re = uregex_open(pat.data(), int32_t(pat.size()), 0, &parse_error, &status);
-    BASIN_CHECK(U_SUCCESS(status), where, ": cannot compile regex '", utf8_encode(pattern), "' (",
-                u_errorName(status), ")");
+    BASIN_CHECK(U_SUCCESS(status), where, ": cannot compile regex '", utf8_encode(pattern), "' (", u_errorName(status),
+                ")");
     uregex_setText(re, str.data(), int32_t(str.size()), &status);
     Ranges out;
     while (uregex_findNext(re, &status)) {
@@ -87,8 +87,7 @@ Behavior parse_behavior(const json& spec, const std::string& where) {
 }
 
 // Splits text around matches according to behavior; empty pieces are dropped.
-void split_by(const std::u32string& text, const Ranges& matches, Behavior behavior,
-              std::vector<std::u32string>& out) {
+void split_by(const std::u32string& text, const Ranges& matches, Behavior behavior, std::vector<std::u32string>& out) {
     // (begin, end, is_match) covering the whole text
     std::vector<std::tuple<std::size_t, std::size_t, bool>> parts;
     std::size_t last = 0;
@@ -111,7 +110,9 @@ void split_by(const std::u32string& text, const Ranges& matches, Behavior behavi
             if (!is_match) pieces.emplace_back(b, e);
             break;
         case Behavior::Isolated:
-        case Behavior::Contiguous: pieces.emplace_back(b, e); break;
+        case Behavior::Contiguous:
+            pieces.emplace_back(b, e);
+            break;
         case Behavior::MergedWithPrevious:
             if (is_match && !pieces.empty() && pieces.back().second == b)
                 pieces.back().second = e;
@@ -131,11 +132,11 @@ void split_by(const std::u32string& text, const Ranges& matches, Behavior behavi
         if (e > b) out.push_back(text.substr(b, e - b));
 }
 
-template <typename Fn>
-void split_each(std::vector<std::u32string>& pieces, Fn&& fn) {
+template <typename Fn> void split_each(std::vector<std::u32string>& pieces, Fn&& fn) {
     std::vector<std::u32string> out;
     out.reserve(pieces.size());
-    for (const auto& piece : pieces) fn(piece, out);
+    for (const auto& piece : pieces)
+        fn(piece, out);
     pieces.swap(out);
 }
 
@@ -152,7 +153,8 @@ Ranges gpt2_split(const std::u32string& s) {
         if (c == '\'' && i + 1 < n) {
             char32_t a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
             std::size_t len = 0;
-            if (a == 's' || a == 't' || a == 'm' || a == 'd') len = 2;
+            if (a == 's' || a == 't' || a == 'm' || a == 'd')
+                len = 2;
             else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
                 len = 3;
             if (len) {
@@ -163,26 +165,30 @@ Ranges gpt2_split(const std::u32string& s) {
         }
         std::size_t j = (c == ' ' && i + 1 < n) ? i + 1 : i; // optional leading space
         if (j < n && is_letter(s[j])) {
-            while (j < n && is_letter(s[j])) ++j;
+            while (j < n && is_letter(s[j]))
+                ++j;
             out.emplace_back(start, j);
             i = j;
             continue;
         }
         if (j < n && is_number(s[j])) {
-            while (j < n && is_number(s[j])) ++j;
+            while (j < n && is_number(s[j]))
+                ++j;
             out.emplace_back(start, j);
             i = j;
             continue;
         }
         if (j < n && other(s[j])) {
-            while (j < n && other(s[j])) ++j;
+            while (j < n && other(s[j]))
+                ++j;
             out.emplace_back(start, j);
             i = j;
             continue;
         }
         // whitespace: \s+(?!\S) keeps the last space for the next token, else \s+
         std::size_t k = i;
-        while (k < n && is_whitespace(s[k])) ++k;
+        while (k < n && is_whitespace(s[k]))
+            ++k;
         if (k == n || k - i == 1) {
             out.emplace_back(i, k);
             i = k;
@@ -197,8 +203,7 @@ Ranges gpt2_split(const std::u32string& s) {
 class ByteLevel : public PreTokenizer {
   public:
     explicit ByteLevel(const json& spec)
-        : add_prefix_space_(spec.value("add_prefix_space", true)),
-          use_regex_(spec.value("use_regex", true)) {}
+        : add_prefix_space_(spec.value("add_prefix_space", true)), use_regex_(spec.value("use_regex", true)) {}
 
     void split(std::vector<std::u32string>& pieces, bool) const override {
         const auto& table = bytes_to_unicode();
@@ -210,7 +215,8 @@ class ByteLevel : public PreTokenizer {
                 std::string bytes = utf8_encode(std::u32string_view(text).substr(b, e - b));
                 std::u32string mapped;
                 mapped.reserve(bytes.size());
-                for (unsigned char byte : bytes) mapped.push_back(table[byte]);
+                for (unsigned char byte : bytes)
+                    mapped.push_back(table[byte]);
                 out.push_back(std::move(mapped));
             }
         });
@@ -261,7 +267,8 @@ class Whitespace : public PreTokenizer { // \w+|[^\w\s]+
                 }
                 bool word = is_word_char(s[i]);
                 std::size_t j = i;
-                while (j < s.size() && !is_whitespace(s[j]) && is_word_char(s[j]) == word) ++j;
+                while (j < s.size() && !is_whitespace(s[j]) && is_word_char(s[j]) == word)
+                    ++j;
                 out.push_back(s.substr(i, j - i));
                 i = j;
             }
@@ -275,9 +282,11 @@ class WhitespaceSplit : public PreTokenizer {
         split_each(pieces, [](const std::u32string& s, std::vector<std::u32string>& out) {
             std::size_t i = 0;
             while (i < s.size()) {
-                while (i < s.size() && is_whitespace(s[i])) ++i;
+                while (i < s.size() && is_whitespace(s[i]))
+                    ++i;
                 std::size_t j = i;
-                while (j < s.size() && !is_whitespace(s[j])) ++j;
+                while (j < s.size() && !is_whitespace(s[j]))
+                    ++j;
                 if (j > i) out.push_back(s.substr(i, j - i));
                 i = j;
             }
@@ -374,8 +383,7 @@ class SplitPreTokenizer : public PreTokenizer {
 };
 
 // Splits on characters for which pred holds, with a behavior.
-template <typename Pred>
-class CharClassSplit : public PreTokenizer {
+template <typename Pred> class CharClassSplit : public PreTokenizer {
   public:
     CharClassSplit(Pred pred, Behavior behavior) : pred_(pred), behavior_(behavior) {}
     void split(std::vector<std::u32string>& pieces, bool) const override {
@@ -392,8 +400,7 @@ class CharClassSplit : public PreTokenizer {
     Behavior behavior_;
 };
 
-template <typename Pred>
-std::unique_ptr<PreTokenizer> char_split(Pred pred, Behavior behavior) {
+template <typename Pred> std::unique_ptr<PreTokenizer> char_split(Pred pred, Behavior behavior) {
     return std::make_unique<CharClassSplit<Pred>>(pred, behavior);
 }
 
@@ -421,7 +428,8 @@ class SequencePreTokenizer : public PreTokenizer {
             if (auto p = make_pre_tokenizer(child, where)) children_.push_back(std::move(p));
     }
     void split(std::vector<std::u32string>& pieces, bool first_segment) const override {
-        for (const auto& p : children_) p->split(pieces, first_segment);
+        for (const auto& p : children_)
+            p->split(pieces, first_segment);
     }
 
   private:
@@ -432,8 +440,7 @@ class SequencePreTokenizer : public PreTokenizer {
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::string& where) {
     if (spec.is_null()) return nullptr;
-    BASIN_CHECK(spec.is_object() && spec.contains("type"), where,
-                ": pre_tokenizer must be an object with a 'type'");
+    BASIN_CHECK(spec.is_object() && spec.contains("type"), where, ": pre_tokenizer must be an object with a 'type'");
     const std::string type = spec["type"].get<std::string>();
     const std::string at = where + ": pre_tokenizer " + type;
     try {
@@ -444,8 +451,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::st
         if (type == "Metaspace") return std::make_unique<Metaspace>(spec, at);
         if (type == "Split") return std::make_unique<SplitPreTokenizer>(spec, at);
         if (type == "Punctuation")
-            return char_split([](char32_t c) { return is_bert_punctuation(c); },
-                              parse_behavior(spec, at));
+            return char_split([](char32_t c) { return is_bert_punctuation(c); }, parse_behavior(spec, at));
         if (type == "CharDelimiterSplit") {
             std::u32string d = utf8_decode(spec.at("delimiter").get<std::string>(), at);
             BASIN_CHECK(d.size() == 1, at, ": delimiter must be one character");

@@ -1,7 +1,5 @@
 #include "basin/text/tokenizer.h"
 
-#include <algorithm>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -9,6 +7,8 @@
 #include "basin/core/limits.h"
 #include "basin/text/components.h"
 #include "basin/text/unicode.h"
+
+#include <algorithm>
 
 namespace basin::text {
 
@@ -44,7 +44,8 @@ struct Tokenizer::PostProcessor {
     std::size_t added(bool is_pair) const {
         if (!active) return 0;
         std::size_t n = 0;
-        for (const auto& item : is_pair ? pair : single) n += item.ids.size();
+        for (const auto& item : is_pair ? pair : single)
+            n += item.ids.size();
         return n;
     }
 
@@ -61,8 +62,8 @@ struct Tokenizer::PostProcessor {
             auto [cls, cls_id] = token_pair("cls");
             auto [sep, sep_id] = token_pair("sep");
             single = {special(cls, cls_id, 0), sequence(0, 0), special(sep, sep_id, 0)};
-            pair = {special(cls, cls_id, 0), sequence(0, 0), special(sep, sep_id, 0),
-                    sequence(1, 1), special(sep, sep_id, 1)};
+            pair = {special(cls, cls_id, 0), sequence(0, 0), special(sep, sep_id, 0), sequence(1, 1),
+                    special(sep, sep_id, 1)};
             active = true;
         } else if (type == "RobertaProcessing") {
             auto [cls, cls_id] = token_pair("cls");
@@ -128,8 +129,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
 }
 
 Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
-    BASIN_CHECK(j.is_object() && j.contains("model"), where,
-                ": expected a tokenizer.json object with a 'model'");
+    BASIN_CHECK(j.is_object() && j.contains("model"), where, ": expected a tokenizer.json object with a 'model'");
     Tokenizer t;
     {
         const std::string canonical = j.dump();
@@ -161,12 +161,14 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
         }
         if (const auto& pad = j.value("padding", json()); pad.is_object()) {
             t.padding_.enabled = true;
-            t.padding_.side = pad.value("direction", std::string("Right")) == "Left" ? PaddingSide::Left
-                                                                                      : PaddingSide::Right;
+            t.padding_.side =
+                pad.value("direction", std::string("Right")) == "Left" ? PaddingSide::Left : PaddingSide::Right;
             if (pad.contains("strategy") && pad["strategy"].is_object() && pad["strategy"].contains("Fixed"))
-                t.padding_.fixed_length = json_integer<std::size_t>(pad["strategy"]["Fixed"], where + ": padding length");
+                t.padding_.fixed_length =
+                    json_integer<std::size_t>(pad["strategy"]["Fixed"], where + ": padding length");
             if (pad.contains("pad_to_multiple_of") && !pad["pad_to_multiple_of"].is_null())
-                t.padding_.multiple_of = json_integer<std::size_t>(pad["pad_to_multiple_of"], where + ": pad_to_multiple_of");
+                t.padding_.multiple_of =
+                    json_integer<std::size_t>(pad["pad_to_multiple_of"], where + ": pad_to_multiple_of");
             t.padding_.pad_id = json_integer_or<std::int32_t>(pad, "pad_id", 0, where + ": padding");
             t.padding_.pad_type_id = json_integer_or<std::int32_t>(pad, "pad_type_id", 0, where + ": padding");
             t.padding_.pad_token = pad.value("pad_token", std::string("[PAD]"));
@@ -184,8 +186,7 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& where) {
     return t;
 }
 
-std::vector<Tokenizer::Segment> Tokenizer::split_added(const std::u32string& text,
-                                                       bool normalized) const {
+std::vector<Tokenizer::Segment> Tokenizer::split_added(const std::u32string& text, bool normalized) const {
     std::vector<Segment> out;
     std::size_t emitted = 0; // text before this index is already in out
     std::size_t i = 0;
@@ -213,9 +214,11 @@ std::vector<Tokenizer::Segment> Tokenizer::split_added(const std::u32string& tex
         }
         std::size_t start = i, stop = i + best_len;
         if (added_[std::size_t(best)].lstrip)
-            while (start > emitted && is_whitespace(text[start - 1])) --start;
+            while (start > emitted && is_whitespace(text[start - 1]))
+                --start;
         if (added_[std::size_t(best)].rstrip)
-            while (stop < text.size() && is_whitespace(text[stop])) ++stop;
+            while (stop < text.size() && is_whitespace(text[stop]))
+                ++stop;
         if (start > emitted) out.push_back({text.substr(emitted, start - emitted), -1});
         out.push_back({text.substr(start, stop - start), best});
         emitted = i = stop;
@@ -285,8 +288,10 @@ Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add
                 std::size_t excess = n1 + n2 - budget;
                 std::size_t diff = n1 > n2 ? n1 - n2 : n2 - n1;
                 std::size_t from_longer = std::min(excess, diff);
-                if (n1 > n2) n1 -= from_longer;
-                else n2 -= from_longer;
+                if (n1 > n2)
+                    n1 -= from_longer;
+                else
+                    n2 -= from_longer;
                 excess -= from_longer;
                 n1 -= excess / 2;
                 n2 -= excess - excess / 2;
@@ -298,8 +303,8 @@ Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add
                 n1 = budget - n2;
                 break;
             case TruncationStrategy::OnlySecond:
-                BASIN_CHECK(is_pair && n1 <= budget, "truncation only_second: the first sequence (",
-                            n1, " tokens) exceeds max_length ", truncation.max_length);
+                BASIN_CHECK(is_pair && n1 <= budget, "truncation only_second: the first sequence (", n1,
+                            " tokens) exceeds max_length ", truncation.max_length);
                 n2 = budget - n1;
                 break;
             }
@@ -309,7 +314,8 @@ Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add
     }
     if (!add_special || !post_->active) {
         if (is_pair) {
-            for (auto& t : b->type_ids) t = 1;
+            for (auto& t : b->type_ids)
+                t = 1;
             a.ids.insert(a.ids.end(), b->ids.begin(), b->ids.end());
             a.type_ids.insert(a.type_ids.end(), b->type_ids.begin(), b->type_ids.end());
             a.special_mask.insert(a.special_mask.end(), b->special_mask.begin(), b->special_mask.end());
@@ -337,8 +343,7 @@ Encoding Tokenizer::post_process(Encoding a, std::optional<Encoding> b, bool add
     return out;
 }
 
-Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair,
-                           bool add_special_tokens) const {
+Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair, bool add_special_tokens) const {
     return encode(text, pair, add_special_tokens, truncation_);
 }
 
@@ -356,8 +361,7 @@ Tokenizer::encode_batch(const std::vector<std::pair<std::string, std::optional<s
     std::vector<Encoding> out;
     out.reserve(inputs.size());
     for (const auto& [text, pair] : inputs)
-        out.push_back(encode(text, pair ? std::optional<std::string_view>(*pair) : std::nullopt,
-                             add_special_tokens));
+        out.push_back(encode(text, pair ? std::optional<std::string_view>(*pair) : std::nullopt, add_special_tokens));
     if (padding_.enabled) pad(out);
     return out;
 }
@@ -365,7 +369,8 @@ Tokenizer::encode_batch(const std::vector<std::pair<std::string, std::optional<s
 void Tokenizer::pad(std::vector<Encoding>& batch) const {
     std::size_t target = padding_.fixed_length;
     if (target == 0)
-        for (const auto& e : batch) target = std::max(target, e.size());
+        for (const auto& e : batch)
+            target = std::max(target, e.size());
     if (padding_.multiple_of > 1 && target % padding_.multiple_of)
         target += padding_.multiple_of - target % padding_.multiple_of;
     for (auto& e : batch) {
@@ -373,8 +378,10 @@ void Tokenizer::pad(std::vector<Encoding>& batch) const {
         const std::size_t n = target - e.size();
         auto grow = [&](auto& v, auto value) {
             using T = typename std::decay_t<decltype(v)>::value_type;
-            if (padding_.side == PaddingSide::Right) v.insert(v.end(), n, T(value));
-            else v.insert(v.begin(), n, T(value));
+            if (padding_.side == PaddingSide::Right)
+                v.insert(v.end(), n, T(value));
+            else
+                v.insert(v.begin(), n, T(value));
         };
         grow(e.ids, padding_.pad_id);
         grow(e.type_ids, padding_.pad_type_id);
@@ -409,8 +416,12 @@ std::size_t Tokenizer::vocab_size() const {
     return n;
 }
 
-std::size_t Tokenizer::num_special_tokens(bool pair) const { return post_->added(pair); }
-std::string Tokenizer::model_type() const { return model_->type(); }
+std::size_t Tokenizer::num_special_tokens(bool pair) const {
+    return post_->added(pair);
+}
+std::string Tokenizer::model_type() const {
+    return model_->type();
+}
 
 } // namespace basin::text
 
@@ -419,8 +430,10 @@ namespace basin::text {
 json byte_level_bpe_json(const std::vector<std::pair<std::string, std::string>>& merges) {
     json vocab = json::object();
     std::int32_t next = 0;
-    for (const char* special : {"<s>", "<pad>", "</s>", "<unk>"}) vocab[special] = next++;
-    for (char32_t c : bytes_to_unicode()) vocab[utf8_encode(std::u32string(1, c))] = next++;
+    for (const char* special : {"<s>", "<pad>", "</s>", "<unk>"})
+        vocab[special] = next++;
+    for (char32_t c : bytes_to_unicode())
+        vocab[utf8_encode(std::u32string(1, c))] = next++;
     json merge_list = json::array();
     for (const auto& [a, b] : merges) {
         const std::string merged = a + b;
@@ -430,8 +443,8 @@ json byte_level_bpe_json(const std::vector<std::pair<std::string, std::string>>&
     const std::int32_t mask = next++;
     vocab["<mask>"] = mask;
     auto added = [](std::int32_t id, const char* content, bool lstrip) {
-        return json{{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", lstrip},
-                    {"rstrip", false},  {"normalized", false}, {"special", true}};
+        return json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+                    {"rstrip", false}, {"normalized", false}, {"special", true}};
     };
     json j;
     j["version"] = "1.0";
@@ -440,13 +453,24 @@ json byte_level_bpe_json(const std::vector<std::pair<std::string, std::string>>&
     j["added_tokens"] = json::array({added(0, "<s>", false), added(1, "<pad>", false), added(2, "</s>", false),
                                      added(3, "<unk>", false), added(mask, "<mask>", true)});
     j["normalizer"] = nullptr;
-    j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-    j["post_processor"] = {{"type", "RobertaProcessing"}, {"sep", json::array({"</s>", 2})},
-                           {"cls", json::array({"<s>", 0})}, {"trim_offsets", true}, {"add_prefix_space", false}};
+    j["pre_tokenizer"] = {
+        {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+    j["post_processor"] = {{"type", "RobertaProcessing"},
+                           {"sep", json::array({"</s>", 2})},
+                           {"cls", json::array({"<s>", 0})},
+                           {"trim_offsets", true},
+                           {"add_prefix_space", false}};
     j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
-    j["model"] = {{"type", "BPE"},          {"dropout", nullptr},     {"unk_token", nullptr},
-                  {"continuing_subword_prefix", ""}, {"end_of_word_suffix", ""}, {"fuse_unk", false},
-                  {"byte_fallback", false}, {"ignore_merges", false}, {"vocab", vocab}, {"merges", merge_list}};
+    j["model"] = {{"type", "BPE"},
+                  {"dropout", nullptr},
+                  {"unk_token", nullptr},
+                  {"continuing_subword_prefix", ""},
+                  {"end_of_word_suffix", ""},
+                  {"fuse_unk", false},
+                  {"byte_fallback", false},
+                  {"ignore_merges", false},
+                  {"vocab", vocab},
+                  {"merges", merge_list}};
     return j;
 }
 

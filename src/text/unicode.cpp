@@ -1,11 +1,11 @@
 #include "basin/text/unicode.h"
 
+#include "basin/core/error.h"
+
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 #include <vector>
-
-#include "basin/core/error.h"
 
 namespace basin::text {
 
@@ -39,8 +39,8 @@ bool utf8_valid(std::string_view bytes, std::size_t* bad_offset) {
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         // reject overlong forms, surrogates and values past U+10FFFF
-        ok = ok && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
-             !(len == 4 && cp < 0x10000) && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+        ok = ok && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
+             cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
         if (!ok) {
             if (bad_offset) *bad_offset = i;
             return false;
@@ -68,8 +68,8 @@ std::u32string utf8_decode(std::string_view bytes, std::string_view where) {
             out.push_back(((c & 0x0f) << 12) | ((s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f));
             i += 3;
         } else {
-            out.push_back(((c & 0x07) << 18) | ((s[i + 1] & 0x3f) << 12) |
-                          ((s[i + 2] & 0x3f) << 6) | (s[i + 3] & 0x3f));
+            out.push_back(((c & 0x07) << 18) | ((s[i + 1] & 0x3f) << 12) | ((s[i + 2] & 0x3f) << 6) |
+                          (s[i + 3] & 0x3f));
             i += 4;
         }
     }
@@ -97,12 +97,15 @@ void utf8_append(std::string& out, char32_t cp) {
 std::string utf8_encode(std::u32string_view text) {
     std::string out;
     out.reserve(text.size());
-    for (char32_t cp : text) utf8_append(out, cp);
+    for (char32_t cp : text)
+        utf8_append(out, cp);
     return out;
 }
 
 namespace {
-inline std::uint32_t category_mask(char32_t c) { return U_GET_GC_MASK(UChar32(c)); }
+inline std::uint32_t category_mask(char32_t c) {
+    return U_GET_GC_MASK(UChar32(c));
+}
 
 // The Rust tokenizers classify characters for BERT's normalizer and pre-tokenizer with older
 // Unicode tables than ICU's (those of Unicode 8). These are the code points whose class differs,
@@ -138,11 +141,11 @@ constexpr Range kRustPunctuation[] = {{0x166D, 0x166D}, {0x111C9, 0x111C9}};
 constexpr Range kNotRustControl[] = {{0x890, 0x891}, {0x8E2, 0x8E2}, {0x110CD, 0x110CD}, {0x13430, 0x1343F}};
 // nonspacing marks (Mn) in ICU that the Rust tables do not have: kept by strip_accents
 constexpr Range kNotRustNonspacing[] = {
-    {0x7FD, 0x7FD}, {0x898, 0x89F}, {0x8CA, 0x8E1}, {0x9FE, 0x9FE}, {0xAFA, 0xAFF},
-    {0xB55, 0xB55}, {0xC04, 0xC04}, {0xC3C, 0xC3C}, {0xD00, 0xD00}, {0xD3B, 0xD3C},
-    {0xD81, 0xD81}, {0xEBA, 0xEBA}, {0xECE, 0xECE}, {0x180F, 0x180F}, {0x1885, 0x1886},
-    {0x1ABF, 0x1ACE}, {0x1DF6, 0x1DFB}, {0xA82C, 0xA82C}, {0xA8C5, 0xA8C5}, {0xA8FF, 0xA8FF},
-    {0xA9BD, 0xA9BD}, {0x10D24, 0x10D27}, {0x10EAB, 0x10EAC}, {0x10EFD, 0x10EFF}, {0x10F46, 0x10F50},
+    {0x7FD, 0x7FD},     {0x898, 0x89F},     {0x8CA, 0x8E1},     {0x9FE, 0x9FE},     {0xAFA, 0xAFF},
+    {0xB55, 0xB55},     {0xC04, 0xC04},     {0xC3C, 0xC3C},     {0xD00, 0xD00},     {0xD3B, 0xD3C},
+    {0xD81, 0xD81},     {0xEBA, 0xEBA},     {0xECE, 0xECE},     {0x180F, 0x180F},   {0x1885, 0x1886},
+    {0x1ABF, 0x1ACE},   {0x1DF6, 0x1DFB},   {0xA82C, 0xA82C},   {0xA8C5, 0xA8C5},   {0xA8FF, 0xA8FF},
+    {0xA9BD, 0xA9BD},   {0x10D24, 0x10D27}, {0x10EAB, 0x10EAC}, {0x10EFD, 0x10EFF}, {0x10F46, 0x10F50},
     {0x10F82, 0x10F85}, {0x11070, 0x11070}, {0x11073, 0x11074}, {0x110C2, 0x110C2}, {0x111C9, 0x111C9},
     {0x111CF, 0x111CF}, {0x1123E, 0x1123E}, {0x11241, 0x11241}, {0x1133B, 0x1133B}, {0x11438, 0x1143F},
     {0x11442, 0x11444}, {0x11446, 0x11446}, {0x1145E, 0x1145E}, {0x1182F, 0x11837}, {0x11839, 0x1183A},
@@ -164,14 +167,20 @@ bool is_whitespace(char32_t c) {
     if (c < 0x80) return c == ' ' || (c >= 0x09 && c <= 0x0d);
     return u_hasBinaryProperty(UChar32(c), UCHAR_WHITE_SPACE);
 }
-bool is_letter(char32_t c) { return category_mask(c) & U_GC_L_MASK; }
-bool is_number(char32_t c) { return category_mask(c) & U_GC_N_MASK; }
-bool is_alphanumeric(char32_t c) { return category_mask(c) & (U_GC_L_MASK | U_GC_N_MASK); }
-bool is_punctuation(char32_t c) { return category_mask(c) & U_GC_P_MASK; }
+bool is_letter(char32_t c) {
+    return category_mask(c) & U_GC_L_MASK;
+}
+bool is_number(char32_t c) {
+    return category_mask(c) & U_GC_N_MASK;
+}
+bool is_alphanumeric(char32_t c) {
+    return category_mask(c) & (U_GC_L_MASK | U_GC_N_MASK);
+}
+bool is_punctuation(char32_t c) {
+    return category_mask(c) & U_GC_P_MASK;
+}
 bool is_bert_punctuation(char32_t c) {
-    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-        (c >= 123 && c <= 126))
-        return true;
+    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
     return as_rust_tables(is_punctuation(c), c, kRustPunctuation, kNotRustPunctuation);
 }
 bool is_bert_control(char32_t c) {
@@ -182,15 +191,19 @@ bool is_bert_control(char32_t c) {
     const bool icu = category_mask(c) & (U_GC_CC_MASK | U_GC_CF_MASK | U_GC_CO_MASK | U_GC_CS_MASK);
     return icu && !in_ranges(kNotRustControl, c);
 }
-bool is_mark_nonspacing(char32_t c) { return category_mask(c) & U_GC_MN_MASK; }
+bool is_mark_nonspacing(char32_t c) {
+    return category_mask(c) & U_GC_MN_MASK;
+}
 bool is_bert_accent(char32_t c) {
     return as_rust_tables(is_mark_nonspacing(c), c, kRustNonspacing, kNotRustNonspacing);
 }
-bool is_mark(char32_t c) { return category_mask(c) & U_GC_M_MASK; }
+bool is_mark(char32_t c) {
+    return category_mask(c) & U_GC_M_MASK;
+}
 bool is_cjk(char32_t c) {
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
-           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
-           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) || // sic: the Rust tokenizers' range
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) ||
+           (c >= 0x2B920 && c <= 0x2CEAF) || // sic: the Rust tokenizers' range
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
@@ -214,15 +227,24 @@ std::u32string normalize(std::u32string_view text, NormalForm form) {
     UErrorCode status = U_ZERO_ERROR;
     const UNormalizer2* normalizer = nullptr;
     switch (form) {
-    case NormalForm::NFC: normalizer = unorm2_getNFCInstance(&status); break;
-    case NormalForm::NFD: normalizer = unorm2_getNFDInstance(&status); break;
-    case NormalForm::NFKC: normalizer = unorm2_getNFKCInstance(&status); break;
-    case NormalForm::NFKD: normalizer = unorm2_getNFKDInstance(&status); break;
+    case NormalForm::NFC:
+        normalizer = unorm2_getNFCInstance(&status);
+        break;
+    case NormalForm::NFD:
+        normalizer = unorm2_getNFDInstance(&status);
+        break;
+    case NormalForm::NFKC:
+        normalizer = unorm2_getNFKCInstance(&status);
+        break;
+    case NormalForm::NFKD:
+        normalizer = unorm2_getNFKDInstance(&status);
+        break;
     }
     BASIN_CHECK(U_SUCCESS(status), "unicode normalization: ICU failed (", u_errorName(status), ")");
     // Fast path: already normalized text (the common case for ASCII) is returned as is.
     bool ascii = true;
-    for (char32_t c : text) ascii = ascii && c < 0x80;
+    for (char32_t c : text)
+        ascii = ascii && c < 0x80;
     if (ascii) return std::u32string(text);
     std::vector<UChar> utf16;
     utf16.reserve(text.size() * 2);
@@ -235,8 +257,8 @@ std::u32string normalize(std::u32string_view text, NormalForm form) {
         }
     }
     std::vector<UChar> result(utf16.size() * 4 + 16);
-    int32_t length = unorm2_normalize(normalizer, utf16.data(), int32_t(utf16.size()),
-                                      result.data(), int32_t(result.size()), &status);
+    int32_t length = unorm2_normalize(normalizer, utf16.data(), int32_t(utf16.size()), result.data(),
+                                      int32_t(result.size()), &status);
     if (status == U_BUFFER_OVERFLOW_ERROR) {
         status = U_ZERO_ERROR;
         result.resize(std::size_t(length));

@@ -1,10 +1,9 @@
 #include "adamw.h"
 
-#include <sstream>
-#include <type_traits>
-
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <sstream>
+#include <type_traits>
 
 namespace basin::train_detail {
 
@@ -26,17 +25,16 @@ typename Map::key_type state_key(void* impl) {
 namespace {
 
 bool fusable(const torch::Tensor& p) {
-    return p.device().is_cpu() && p.scalar_type() == torch::kFloat32 && p.is_contiguous() &&
-           p.grad().is_contiguous() && p.grad().scalar_type() == torch::kFloat32;
+    return p.device().is_cpu() && p.scalar_type() == torch::kFloat32 && p.is_contiguous() && p.grad().is_contiguous() &&
+           p.grad().scalar_type() == torch::kFloat32;
 }
 
 // AdamW (Loshchilov & Hutter) as torch.optim.AdamW computes it:
 //   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
-void fused_update(float* __restrict p, const float* __restrict g, float* __restrict m,
-                  float* __restrict v, std::int64_t n, float decay, float b1, float b2,
-                  float one_minus_b1, float one_minus_b2, float inv_sqrt_bc2, float eps,
-                  float step_size) {
+void fused_update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                  std::int64_t n, float decay, float b1, float b2, float one_minus_b1, float one_minus_b2,
+                  float inv_sqrt_bc2, float eps, float step_size) {
     at::parallel_for(0, n, 1 << 15, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t i = begin; i < end; ++i) {
             const float gi = g[i];
@@ -86,13 +84,11 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
             s.step(s.step() + 1);
             const double bc1 = 1 - std::pow(beta1, static_cast<double>(s.step()));
             const double bc2 = 1 - std::pow(beta2, static_cast<double>(s.step()));
-            fused_update(p.data_ptr<float>(), p.grad().data_ptr<float>(),
-                         s.exp_avg().data_ptr<float>(), s.exp_avg_sq().data_ptr<float>(), p.numel(),
-                         static_cast<float>(1 - o.lr() * o.weight_decay()),
-                         static_cast<float>(beta1), static_cast<float>(beta2),
-                         static_cast<float>(1 - beta1), static_cast<float>(1 - beta2),
-                         static_cast<float>(1 / std::sqrt(bc2)), static_cast<float>(o.eps()),
-                         static_cast<float>(o.lr() / bc1));
+            fused_update(p.data_ptr<float>(), p.grad().data_ptr<float>(), s.exp_avg().data_ptr<float>(),
+                         s.exp_avg_sq().data_ptr<float>(), p.numel(), static_cast<float>(1 - o.lr() * o.weight_decay()),
+                         static_cast<float>(beta1), static_cast<float>(beta2), static_cast<float>(1 - beta1),
+                         static_cast<float>(1 - beta2), static_cast<float>(1 / std::sqrt(bc2)),
+                         static_cast<float>(o.eps()), static_cast<float>(o.lr() / bc1));
             // written through a raw pointer: bump the version counter as an in-place op would, so
             // caches keyed by it (the encoder's fused Q/K/V weights) see the change
             torch::autograd::impl::bump_version(p);

@@ -1,5 +1,17 @@
 #include "basin/train/finetune.h"
 
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/hash.h"
+#include "basin/core/interrupt.h"
+#include "basin/core/strings.h"
+#include "basin/core/version.h"
+#include "basin/data/batching.h"
+#include "basin/eval/evaluate.h"
+#include "basin/io/checkpoint.h"
+#include "basin/models/load.h"
+#include "state.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,18 +19,6 @@
 #include <set>
 #include <torch/version.h>
 #include <unistd.h>
-
-#include "basin/core/interrupt.h"
-#include "basin/core/version.h"
-#include "basin/core/error.h"
-#include "basin/io/checkpoint.h"
-#include "basin/core/fs.h"
-#include "basin/core/hash.h"
-#include "basin/core/strings.h"
-#include "basin/data/batching.h"
-#include "basin/eval/evaluate.h"
-#include "basin/models/load.h"
-#include "state.h"
 
 namespace basin {
 
@@ -31,9 +31,12 @@ TrainMode parse_train_mode(const std::string& name) {
 
 const char* train_mode_name(TrainMode mode) {
     switch (mode) {
-    case TrainMode::Full: return "full";
-    case TrainMode::BitFit: return "bitfit";
-    case TrainMode::Head: return "head";
+    case TrainMode::Full:
+        return "full";
+    case TrainMode::BitFit:
+        return "bitfit";
+    case TrainMode::Head:
+        return "head";
     }
     return "?";
 }
@@ -45,7 +48,8 @@ using namespace train_detail;
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
-    for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+    for (const auto& s : items)
+        out += (out.empty() ? "" : ", ") + s;
     return out;
 }
 
@@ -86,10 +90,17 @@ EpochMetrics epoch_from_json(const nlohmann::json& j) {
 
 nlohmann::json to_json(const TrainState& s) {
     nlohmann::json epochs = nlohmann::json::array();
-    for (const auto& m : s.epochs) epochs.push_back(to_json(m));
-    return {{"step", s.step},         {"epoch", s.epoch},         {"next_micro", s.next_micro},
-            {"loss_sum", s.loss_sum}, {"loss_count", s.loss_count}, {"examples_seen", s.examples_seen},
-            {"tokens_seen", s.tokens_seen}, {"elapsed", s.elapsed}, {"epoch_end_pending", s.epoch_end_pending},
+    for (const auto& m : s.epochs)
+        epochs.push_back(to_json(m));
+    return {{"step", s.step},
+            {"epoch", s.epoch},
+            {"next_micro", s.next_micro},
+            {"loss_sum", s.loss_sum},
+            {"loss_count", s.loss_count},
+            {"examples_seen", s.examples_seen},
+            {"tokens_seen", s.tokens_seen},
+            {"elapsed", s.elapsed},
+            {"epoch_end_pending", s.epoch_end_pending},
             {"epochs", epochs}};
 }
 
@@ -104,7 +115,8 @@ TrainState state_from_json(const nlohmann::json& j) {
     s.examples_seen = j.at("examples_seen");
     s.tokens_seen = j.at("tokens_seen");
     s.elapsed = j.at("elapsed");
-    for (const auto& e : j.at("epochs")) s.epochs.push_back(epoch_from_json(e));
+    for (const auto& e : j.at("epochs"))
+        s.epochs.push_back(epoch_from_json(e));
     return s;
 }
 
@@ -144,19 +156,20 @@ TrainingData read_training_data(const FinetuneOptions& o) {
             if (!b.count(l)) only_train.push_back(l);
         for (const auto& l : b)
             if (!a.count(l)) only_eval.push_back(l);
-        BASIN_CHECK(only_train.empty() && only_eval.empty(), "labels of ", o.train.string(), " and ",
-                    o.eval.string(), " differ:", only_train.empty() ? "" : " only in the training data: " + join(only_train) + ";",
+        BASIN_CHECK(only_train.empty() && only_eval.empty(), "labels of ", o.train.string(), " and ", o.eval.string(),
+                    " differ:", only_train.empty() ? "" : " only in the training data: " + join(only_train) + ";",
                     only_eval.empty() ? "" : " only in the evaluation data: " + join(only_eval));
     }
     if (o.train_limit > 0) {
         BASIN_CHECK(o.train_limit <= train.examples.size(), "--train-limit ", o.train_limit,
-                    " is larger than the training data (", train.examples.size(), " examples in ",
-                    o.train.string(), ")");
+                    " is larger than the training data (", train.examples.size(), " examples in ", o.train.string(),
+                    ")");
         auto order = permutation(train.examples.size(), mix_seed(o.seed, -1));
         order.resize(o.train_limit);
         std::sort(order.begin(), order.end());
         std::vector<Example> kept;
-        for (auto i : order) kept.push_back(train.examples[i]);
+        for (auto i : order)
+            kept.push_back(train.examples[i]);
         train.examples.swap(kept);
         labels = train.label_names();
     }
@@ -255,18 +268,30 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     const std::int64_t warmup = steps.warmup_steps;
 
     // ---- resumable state: the signature covers everything that changes the result
-    nlohmann::json options_json = {
-        {"mode", train_mode_name(o.mode)}, {"seed", o.seed}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
-        {"lr", o.lr}, {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"warmup_ratio", o.warmup_ratio},
-        {"weight_decay", o.weight_decay}, {"max_grad_norm", o.max_grad_norm}, {"max_length", max_length},
-        {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)}, {"train_limit", o.train_limit},
-        {"device", o.device}, {"threads", o.threads}};
+    nlohmann::json options_json = {{"mode", train_mode_name(o.mode)},
+                                   {"seed", o.seed},
+                                   {"epochs", o.epochs},
+                                   {"max_steps", o.max_steps},
+                                   {"lr", o.lr},
+                                   {"batch_size", o.batch_size},
+                                   {"grad_accum", o.grad_accum},
+                                   {"warmup_ratio", o.warmup_ratio},
+                                   {"weight_decay", o.weight_decay},
+                                   {"max_grad_norm", o.max_grad_norm},
+                                   {"max_length", max_length},
+                                   {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)},
+                                   {"train_limit", o.train_limit},
+                                   {"device", o.device},
+                                   {"threads", o.threads}};
     nlohmann::json inputs_json = {
-        {"model", {{"path", model_dir.string()}, {"config_sha256", sha256_file(model_dir / "config.json")},
-                   {"weights_sha256", checkpoint_weights_sha256(model_dir)}}},
+        {"model",
+         {{"path", model_dir.string()},
+          {"config_sha256", sha256_file(model_dir / "config.json")},
+          {"weights_sha256", checkpoint_weights_sha256(model_dir)}}},
         {"train", {{"path", fs::absolute(o.train).string()}, {"sha256", sha256_file(o.train)}, {"examples", n}}}};
     if (eval)
-        inputs_json["eval"] = {{"path", fs::absolute(o.eval).string()}, {"sha256", sha256_file(o.eval)},
+        inputs_json["eval"] = {{"path", fs::absolute(o.eval).string()},
+                               {"sha256", sha256_file(o.eval)},
                                {"examples", eval->examples.size()}};
     const std::string signature = sha256_hex((options_json.dump() + inputs_json.dump()).data(),
                                              (options_json.dump() + inputs_json.dump()).size());
@@ -297,8 +322,9 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     auto stop_cleanly = [&]() {
         state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
         store.save(model, optimizer, to_json(state));
-        throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ", state.step, " of ",
-                                                  total_steps, "; state saved in ", partial.string(), ": the same command resumes"));
+        throw Interrupted(interrupt_signal(),
+                          str("interrupted by ", signal_name(interrupt_signal()), " at step ", state.step, " of ",
+                              total_steps, "; state saved in ", partial.string(), ": the same command resumes"));
     };
     model->train();
     while ((state.step < total_steps || state.epoch_end_pending) && state.epoch < epochs) {
@@ -310,21 +336,24 @@ FinetuneResult finetune(const FinetuneOptions& o) {
             double step_loss = 0;
             for (std::size_t g = 0; g < group; ++g, ++micro) {
                 std::vector<std::size_t> indices(order.begin() + std::ptrdiff_t(micro * o.batch_size),
-                                                 order.begin() + std::ptrdiff_t(std::min(n, (micro + 1) * o.batch_size)));
+                                                 order.begin() +
+                                                     std::ptrdiff_t(std::min(n, (micro + 1) * o.batch_size)));
                 Batch batch = collate(tokenized.encodings, indices, pad_id, device);
                 std::vector<std::int64_t> t;
-                for (auto i : indices) t.push_back(targets_all[i]);
+                for (auto i : indices)
+                    t.push_back(targets_all[i]);
                 auto target = torch::tensor(t, torch::kLong).to(device);
                 auto logits = model->classify(batch.input_ids, batch.attention_mask, batch.type_ids);
                 auto loss = torch::nn::functional::cross_entropy(logits, target);
                 const double value = loss.item<double>();
-                BASIN_CHECK(std::isfinite(value), "fine-tuning stopped at step ", state.step + 1, " (epoch ", state.epoch + 1,
-                            "): the training loss is ", value, "; lower --lr or check the data. Nothing was written to ",
-                            out.string());
+                BASIN_CHECK(std::isfinite(value), "fine-tuning stopped at step ", state.step + 1, " (epoch ",
+                            state.epoch + 1, "): the training loss is ", value,
+                            "; lower --lr or check the data. Nothing was written to ", out.string());
                 (loss / double(group)).backward();
                 step_loss += value / double(group);
                 state.examples_seen += indices.size();
-                for (auto i : indices) state.tokens_seen += tokenized.encodings[i].size();
+                for (auto i : indices)
+                    state.tokens_seen += tokenized.encodings[i].size();
             }
             clip_gradients(optimizer, o.max_grad_norm);
             const double factor = lr_factor(state.step, warmup, total_steps);
@@ -337,8 +366,9 @@ FinetuneResult finetune(const FinetuneOptions& o) {
             if (Clock::now() - last_log > std::chrono::seconds(10) || state.step == total_steps) {
                 const double secs = std::chrono::duration<double>(Clock::now() - run_start).count();
                 log(str("epoch ", state.epoch + 1, "/", epochs, " step ", state.step, "/", total_steps, " loss ",
-                        state.loss_sum / double(std::max<std::size_t>(1, state.loss_count)), " lr ", o.lr * factor, " (",
-                        int(double(state.examples_seen) / std::max(1e-9, secs + elapsed_before)), " examples/s)"));
+                        state.loss_sum / double(std::max<std::size_t>(1, state.loss_count)), " lr ", o.lr * factor,
+                        " (", int(double(state.examples_seen) / std::max(1e-9, secs + elapsed_before)),
+                        " examples/s)"));
                 last_log = Clock::now();
             }
             const bool epoch_done = micro >= micro_per_epoch;
@@ -395,7 +425,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     result.examples_per_second = double(state.examples_seen) / std::max(1e-9, result.seconds);
     result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, result.seconds);
     nlohmann::json epochs_json = nlohmann::json::array();
-    for (const auto& m : state.epochs) epochs_json.push_back(to_json(m));
+    for (const auto& m : state.epochs)
+        epochs_json.push_back(to_json(m));
     result.run_record = {
         {"basin_version", kVersion},
         {"torch_version", TORCH_VERSION},
@@ -413,7 +444,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         {"examples_per_second", result.examples_per_second},
         {"tokens_per_second", result.tokens_per_second},
         {"resumed", resumed},
-        {"data_order_epoch1_head", [&] {
+        {"data_order_epoch1_head",
+         [&] {
              auto order = permutation(n, mix_seed(o.seed, 0));
              order.resize(std::min<std::size_t>(order.size(), 16));
              return order;
@@ -423,7 +455,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
         HfConfig hf = config_for(config, base.hf);
         save_model(model, hf, tmp, Dtype::F32, {{"basin_run", "finetune"}});
         fs::copy_file(model_dir / "tokenizer.json", tmp / "tokenizer.json");
-        for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"})
+        for (const char* extra :
+             {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"})
             if (fs::exists(model_dir / extra)) fs::copy_file(model_dir / extra, tmp / extra);
         write_text_atomically(tmp / "basin_run.json", result.run_record.dump(2) + "\n");
     });

@@ -1,20 +1,20 @@
 #include "basin/train/pretrain.h"
 
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+#include "basin/core/hash.h"
+#include "basin/core/interrupt.h"
+#include "basin/core/version.h"
+#include "basin/data/corpus.h"
+#include "basin/models/load.h"
+#include "basin/text/tokenizer.h"
+#include "state.h"
+
 #include <chrono>
 #include <cmath>
 #include <random>
 #include <thread>
 #include <torch/version.h>
-
-#include "basin/core/interrupt.h"
-#include "basin/core/version.h"
-#include "basin/core/error.h"
-#include "basin/core/fs.h"
-#include "basin/core/hash.h"
-#include "basin/data/corpus.h"
-#include "basin/models/load.h"
-#include "basin/text/tokenizer.h"
-#include "state.h"
 
 namespace basin {
 namespace {
@@ -54,11 +54,13 @@ std::vector<std::int32_t> tokenize_corpus(const Corpus& corpus, const text::Toke
             for (std::size_t i = w; i < lines.size(); i += workers)
                 ids[i] = tokenizer.encode(lines[i], std::nullopt, /*add_special_tokens=*/false).ids;
         });
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+        t.join();
     std::vector<std::int32_t> stream;
     std::size_t line = 0;
     for (std::size_t f = 0; f < file_end.size(); ++f) {
-        for (; line < file_end[f]; ++line) stream.insert(stream.end(), ids[line].begin(), ids[line].end());
+        for (; line < file_end[f]; ++line)
+            stream.insert(stream.end(), ids[line].begin(), ids[line].end());
         stream.push_back(sep);
     }
     return stream;
@@ -88,8 +90,10 @@ Masked mask_batch(const std::vector<std::vector<std::int32_t>>& sequences, std::
             sel_a[b][t] = true;
             labels.push_back(original);
             const double r = uniform(rng);
-            if (r < 0.8) ids_a[b][t] = mask_id;
-            else if (r < 0.9) ids_a[b][t] = std::int64_t(rng() % std::uint64_t(vocab));
+            if (r < 0.8)
+                ids_a[b][t] = mask_id;
+            else if (r < 0.9)
+                ids_a[b][t] = std::int64_t(rng() % std::uint64_t(vocab));
         }
     if (labels.empty()) { // guarantee at least one prediction per batch
         sel_a[0][1] = true;
@@ -113,7 +117,8 @@ PretrainResult pretrain(const PretrainOptions& o) {
     BASIN_CHECK(o.mask_prob > 0 && o.mask_prob < 1, "--mask-prob must be in (0, 1)");
     BASIN_CHECK(o.heldout_fraction > 0 && o.heldout_fraction < 0.5, "--heldout-fraction must be in (0, 0.5)");
     Dtype out_dtype;
-    BASIN_CHECK(parse_dtype(o.dtype, &out_dtype) && (out_dtype == Dtype::F32 || out_dtype == Dtype::F16 || out_dtype == Dtype::BF16),
+    BASIN_CHECK(parse_dtype(o.dtype, &out_dtype) &&
+                    (out_dtype == Dtype::F32 || out_dtype == Dtype::F16 || out_dtype == Dtype::BF16),
                 "--dtype: expected F32, F16 or BF16, got '", o.dtype, "'");
     const fs::path out = check_output_folder(o.out, o.overwrite);
 
@@ -128,11 +133,18 @@ PretrainResult pretrain(const PretrainOptions& o) {
                 "; they must agree");
     EncoderConfig config = EncoderConfig::resolve(hf, o.config.string());
     const std::size_t model_max = std::size_t(config.max_positions - config.position_offset());
-    BASIN_CHECK(o.max_length <= model_max, "--max-length ", o.max_length, " exceeds the model's ", model_max, " positions");
+    BASIN_CHECK(o.max_length <= model_max, "--max-length ", o.max_length, " exceeds the model's ", model_max,
+                " positions");
     const bool bert = config.family == ModelFamily::Bert;
-    const std::int32_t cls = special_id(tokenizer, bert ? std::initializer_list<const char*>{"[CLS]"} : std::initializer_list<const char*>{"<s>"}, "start");
-    const std::int32_t sep = special_id(tokenizer, bert ? std::initializer_list<const char*>{"[SEP]"} : std::initializer_list<const char*>{"</s>"}, "separator");
-    const std::int32_t mask_id = special_id(tokenizer, bert ? std::initializer_list<const char*>{"[MASK]"} : std::initializer_list<const char*>{"<mask>"}, "mask");
+    const std::int32_t cls = special_id(
+        tokenizer, bert ? std::initializer_list<const char*>{"[CLS]"} : std::initializer_list<const char*>{"<s>"},
+        "start");
+    const std::int32_t sep = special_id(
+        tokenizer, bert ? std::initializer_list<const char*>{"[SEP]"} : std::initializer_list<const char*>{"</s>"},
+        "separator");
+    const std::int32_t mask_id = special_id(
+        tokenizer, bert ? std::initializer_list<const char*>{"[MASK]"} : std::initializer_list<const char*>{"<mask>"},
+        "mask");
 
     // ---- corpus -> blocks of max_length tokens: <s> + chunk + </s>
     auto t0 = Clock::now();
@@ -142,16 +154,18 @@ PretrainResult pretrain(const PretrainOptions& o) {
     const std::size_t blocks = stream.size() / chunk;
     const std::size_t every = std::max<std::size_t>(2, std::size_t(std::llround(1.0 / o.heldout_fraction)));
     std::vector<std::size_t> train_blocks, heldout_blocks;
-    for (std::size_t b = 0; b < blocks; ++b) (b % every == every - 1 ? heldout_blocks : train_blocks).push_back(b);
-    BASIN_CHECK(!train_blocks.empty() && !heldout_blocks.empty(), o.corpus.string(), ": corpus too small: ",
-                stream.size(), " tokens make ", blocks, " sequences of ", o.max_length,
+    for (std::size_t b = 0; b < blocks; ++b)
+        (b % every == every - 1 ? heldout_blocks : train_blocks).push_back(b);
+    BASIN_CHECK(!train_blocks.empty() && !heldout_blocks.empty(), o.corpus.string(),
+                ": corpus too small: ", stream.size(), " tokens make ", blocks, " sequences of ", o.max_length,
                 " tokens; at least ", every, " are needed (training and held-out)");
     if (heldout_blocks.size() > o.heldout_max) heldout_blocks.resize(o.heldout_max);
     auto sequence = [&](std::size_t block) {
         std::vector<std::int32_t> s;
         s.reserve(o.max_length);
         s.push_back(cls);
-        s.insert(s.end(), stream.begin() + std::ptrdiff_t(block * chunk), stream.begin() + std::ptrdiff_t((block + 1) * chunk));
+        s.insert(s.end(), stream.begin() + std::ptrdiff_t(block * chunk),
+                 stream.begin() + std::ptrdiff_t((block + 1) * chunk));
         s.push_back(sep);
         return s;
     };
@@ -170,11 +184,20 @@ PretrainResult pretrain(const PretrainOptions& o) {
     auto& optimizer = *optimizer_ptr;
     const std::int64_t warmup = std::int64_t(std::ceil(double(o.max_steps) * o.warmup_ratio));
 
-    nlohmann::json options_json = {
-        {"seed", o.seed}, {"max_steps", o.max_steps}, {"batch_size", o.batch_size}, {"max_length", o.max_length},
-        {"lr", o.lr}, {"warmup_ratio", o.warmup_ratio}, {"weight_decay", o.weight_decay},
-        {"max_grad_norm", o.max_grad_norm}, {"mask_prob", o.mask_prob}, {"heldout_fraction", o.heldout_fraction},
-        {"heldout_max", o.heldout_max}, {"eval_every", o.eval_every}, {"device", o.device}, {"threads", o.threads}};
+    nlohmann::json options_json = {{"seed", o.seed},
+                                   {"max_steps", o.max_steps},
+                                   {"batch_size", o.batch_size},
+                                   {"max_length", o.max_length},
+                                   {"lr", o.lr},
+                                   {"warmup_ratio", o.warmup_ratio},
+                                   {"weight_decay", o.weight_decay},
+                                   {"max_grad_norm", o.max_grad_norm},
+                                   {"mask_prob", o.mask_prob},
+                                   {"heldout_fraction", o.heldout_fraction},
+                                   {"heldout_max", o.heldout_max},
+                                   {"eval_every", o.eval_every},
+                                   {"device", o.device},
+                                   {"threads", o.threads}};
     Sha256 corpus_hash;
     for (const auto& f : corpus.files) {
         const std::string name = f.path.filename().string();
@@ -182,9 +205,13 @@ PretrainResult pretrain(const PretrainOptions& o) {
         corpus_hash.update(f.text.data(), f.text.size());
     }
     nlohmann::json inputs_json = {
-        {"corpus", {{"path", fs::absolute(o.corpus).string()}, {"files", corpus.files.size()},
-                    {"skipped_files", corpus.skipped}, {"bytes", corpus.bytes}, {"tokens", stream.size()},
-                    {"sha256", corpus_hash.hex_digest()}}},
+        {"corpus",
+         {{"path", fs::absolute(o.corpus).string()},
+          {"files", corpus.files.size()},
+          {"skipped_files", corpus.skipped},
+          {"bytes", corpus.bytes},
+          {"tokens", stream.size()},
+          {"sha256", corpus_hash.hex_digest()}}},
         {"tokenizer", {{"path", fs::absolute(o.tokenizer).string()}, {"sha256", sha256_file(o.tokenizer)}}},
         {"config", hf.to_json()}};
     const std::string signed_text = options_json.dump() + inputs_json.dump();
@@ -203,14 +230,17 @@ PretrainResult pretrain(const PretrainOptions& o) {
         step = c.at("step");
         tokens_seen = c.at("tokens_seen");
         elapsed_before = c.at("elapsed");
-        for (const auto& h : c.at("heldout")) heldout.push_back({h.at("step"), h.at("loss"), h.at("accuracy"), h.at("tokens_seen")});
+        for (const auto& h : c.at("heldout"))
+            heldout.push_back({h.at("step"), h.at("loss"), h.at("accuracy"), h.at("tokens_seen")});
         resumed = true;
         log(str("resuming from ", partial.string(), " at step ", step, " of ", o.max_steps));
     }
     std::int64_t params = 0;
-    for (const auto& p : model->parameters()) params += p.numel();
+    for (const auto& p : model->parameters())
+        params += p.numel();
     log(str("pretraining ", config.architecture_name(), " (", config.num_layers, " layers, hidden ", config.hidden_size,
-            ", ", params, " parameters) for ", o.max_steps, " steps of ", o.batch_size, " x ", o.max_length, " tokens"));
+            ", ", params, " parameters) for ", o.max_steps, " steps of ", o.batch_size, " x ", o.max_length,
+            " tokens"));
 
     auto evaluate_heldout = [&]() {
         model->eval();
@@ -220,11 +250,12 @@ PretrainResult pretrain(const PretrainOptions& o) {
             std::vector<std::vector<std::int32_t>> seqs;
             for (std::size_t k = i; k < std::min(heldout_blocks.size(), i + o.batch_size); ++k)
                 seqs.push_back(sequence(heldout_blocks[k]));
-            auto m = mask_batch(seqs, mix_seed(o.seed, -1000 - std::int64_t(i)), o.mask_prob, mask_id, config.vocab_size);
+            auto m =
+                mask_batch(seqs, mix_seed(o.seed, -1000 - std::int64_t(i)), o.mask_prob, mask_id, config.vocab_size);
             auto ids = m.input_ids.to(device);
             auto logits = model->mlm_logits_at(ids, torch::ones_like(ids), m.selected.to(device)).to(torch::kCPU);
-            loss += torch::nn::functional::cross_entropy(logits, m.labels,
-                                                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+            loss += torch::nn::functional::cross_entropy(
+                        logits, m.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                         .item<double>();
             correct += logits.argmax(1).eq(m.labels).sum().item<double>();
             count += double(m.labels.size(0));
@@ -282,7 +313,8 @@ PretrainResult pretrain(const PretrainOptions& o) {
             const double rate = double(tokens_seen) / std::max(1e-9, secs + elapsed_before);
             log(str("step ", step, "/", o.max_steps, " loss ", loss_sum / double(loss_count), " lr ",
                     o.lr * lr_factor(step, warmup, o.max_steps), " ", int(rate), " tokens/s, ",
-                    int(double(o.max_steps - step) * double(o.batch_size * o.max_length) / std::max(1.0, rate)), " s left"));
+                    int(double(o.max_steps - step) * double(o.batch_size * o.max_length) / std::max(1.0, rate)),
+                    " s left"));
             loss_sum = 0;
             loss_count = 0;
             last_log = Clock::now();
@@ -292,8 +324,8 @@ PretrainResult pretrain(const PretrainOptions& o) {
         if (o.stop_after_step >= 0 && step == o.stop_after_step) std::_Exit(137); // simulated kill
         if (interrupted()) { // a clean stop: keep the work so far for the same command to resume
             store.save(model, optimizer, counters(elapsed_before + secs));
-            throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ", step, " of ",
-                                                      o.max_steps, "; the same command resumes"));
+            throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ",
+                                                      step, " of ", o.max_steps, "; the same command resumes"));
         }
     }
     auto [final_loss, final_accuracy] = evaluate_heldout();
@@ -309,14 +341,22 @@ PretrainResult pretrain(const PretrainOptions& o) {
     result.tokens_per_second = double(tokens_seen) / std::max(1e-9, result.seconds);
     nlohmann::json history = nlohmann::json::array();
     for (const auto& h : heldout)
-        history.push_back({{"step", h.step}, {"loss", h.loss}, {"accuracy", h.accuracy}, {"tokens_seen", h.tokens_seen}});
-    result.run_record = {{"basin_version", kVersion},   {"torch_version", TORCH_VERSION},
-                         {"command", o.command_line},  {"task", "masked-lm pretraining"},
-                         {"options", options_json},    {"inputs", inputs_json},
-                         {"parameters", params},       {"steps", step},
-                         {"tokens_seen", tokens_seen}, {"heldout", history},
-                         {"final_heldout_loss", final_loss}, {"final_heldout_accuracy", final_accuracy},
-                         {"train_seconds", result.seconds}, {"tokens_per_second", result.tokens_per_second},
+        history.push_back(
+            {{"step", h.step}, {"loss", h.loss}, {"accuracy", h.accuracy}, {"tokens_seen", h.tokens_seen}});
+    result.run_record = {{"basin_version", kVersion},
+                         {"torch_version", TORCH_VERSION},
+                         {"command", o.command_line},
+                         {"task", "masked-lm pretraining"},
+                         {"options", options_json},
+                         {"inputs", inputs_json},
+                         {"parameters", params},
+                         {"steps", step},
+                         {"tokens_seen", tokens_seen},
+                         {"heldout", history},
+                         {"final_heldout_loss", final_loss},
+                         {"final_heldout_accuracy", final_accuracy},
+                         {"train_seconds", result.seconds},
+                         {"tokens_per_second", result.tokens_per_second},
                          {"wall_seconds", std::chrono::duration<double>(Clock::now() - wall_start).count()},
                          {"resumed", resumed}};
     write_folder_atomically(out, [&](const fs::path& tmp) {

@@ -1,23 +1,23 @@
 #include "basin/train/probe.h"
 
-#include <chrono>
-#include <cstring>
-#include <set>
-
-#include "basin/core/interrupt.h"
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
+#include "basin/core/interrupt.h"
 #include "basin/data/batching.h"
 #include "basin/eval/evaluate.h"
 #include "basin/io/safetensors.h"
+
+#include <chrono>
+#include <cstring>
+#include <set>
 
 namespace basin {
 
 namespace {
 
-torch::Tensor objective(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& w,
-                        const torch::Tensor& b, double l2) {
+torch::Tensor objective(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& w, const torch::Tensor& b,
+                        double l2) {
     auto logits = torch::addmm(b, x, w.t());
     return torch::nn::functional::cross_entropy(logits, y) + 0.5 * l2 * w.pow(2).sum();
 }
@@ -26,8 +26,8 @@ torch::Tensor objective(const torch::Tensor& x, const torch::Tensor& y, const to
 
 ProbeFit fit_probe(const torch::Tensor& features, const torch::Tensor& labels, std::int64_t num_classes,
                    const ProbeFitOptions& options) {
-    BASIN_CHECK(features.dim() == 2 && labels.dim() == 1 && features.size(0) == labels.size(0), "fit_probe: ",
-                "expected features [N, H] and labels [N]");
+    BASIN_CHECK(features.dim() == 2 && labels.dim() == 1 && features.size(0) == labels.size(0),
+                "fit_probe: ", "expected features [N, H] and labels [N]");
     BASIN_CHECK(features.size(0) > 0, "fit_probe: no training examples");
     torch::NoGradGuard outer; // re-enabled below for the closure
     // Standardise with the training statistics (first-token features of a model can vary very
@@ -159,17 +159,20 @@ Features extract_features(EncoderModel& model, const std::string& model_hash, co
         for (const auto& indices : batches) {
             check_interrupted("computing features");
             Batch batch = collate(encodings, indices, std::int32_t(config.pad_token_id), device);
-            auto f = model->features(batch.input_ids, batch.attention_mask, batch.type_ids).to(torch::kCPU, torch::kFloat32);
+            auto f =
+                model->features(batch.input_ids, batch.attention_mask, batch.type_ids).to(torch::kCPU, torch::kFloat32);
             auto index = torch::tensor(std::vector<std::int64_t>(indices.begin(), indices.end()), torch::kLong);
             out.values.index_copy_(0, index, f);
         }
     }
     if (!cache_file.empty()) {
         fs::create_directories(options.cache_dir);
-        write_safetensors(cache_file,
-                          {{"features", Dtype::F32, {out.values.size(0), out.values.size(1)}, out.values.data_ptr<float>(), {}}},
-                          {{"model", model_hash}, {"data", data.data->path.string()},
-                           {"max_length", std::to_string(data.max_length)}});
+        write_safetensors(
+            cache_file,
+            {{"features", Dtype::F32, {out.values.size(0), out.values.size(1)}, out.values.data_ptr<float>(), {}}},
+            {{"model", model_hash},
+             {"data", data.data->path.string()},
+             {"max_length", std::to_string(data.max_length)}});
     }
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return out;

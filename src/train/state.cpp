@@ -1,10 +1,6 @@
 #include "state.h"
 
 #include "adamw.h"
-
-#include <random>
-#include <unistd.h>
-
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
@@ -12,13 +8,18 @@
 #include "basin/io/checkpoint.h"
 #include "basin/models/load.h"
 
+#include <random>
+#include <unistd.h>
+
 namespace basin::train_detail {
 
 std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed) {
     std::vector<std::size_t> p(n);
-    for (std::size_t i = 0; i < n; ++i) p[i] = i;
+    for (std::size_t i = 0; i < n; ++i)
+        p[i] = i;
     std::mt19937_64 rng(seed);
-    for (std::size_t i = n; i > 1; --i) std::swap(p[i - 1], p[rng() % i]);
+    for (std::size_t i = n; i > 1; --i)
+        std::swap(p[i - 1], p[rng() % i]);
     return p;
 }
 
@@ -48,7 +49,8 @@ torch::Tensor bytes_from_hex(const std::string& hex) {
     auto t = torch::empty({std::int64_t(hex.size() / 2)}, torch::kUInt8);
     auto* p = t.data_ptr<std::uint8_t>();
     auto value = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) p[i / 2] = std::uint8_t(value(hex[i]) * 16 + value(hex[i + 1]));
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        p[i / 2] = std::uint8_t(value(hex[i]) * 16 + value(hex[i + 1]));
     return t;
 }
 
@@ -83,14 +85,16 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, 
 }
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {
-    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    for (auto& g : optimizer.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 }
 
 void clip_gradients(torch::optim::Optimizer& optimizer, double max_norm) {
     if (max_norm <= 0) return;
     std::vector<torch::Tensor> params;
     for (auto& g : optimizer.param_groups())
-        for (auto& p : g.params()) params.push_back(p);
+        for (auto& p : g.params())
+            params.push_back(p);
     torch::nn::utils::clip_grad_norm_(params, max_norm);
 }
 
@@ -153,6 +157,8 @@ nlohmann::json StateStore::load(EncoderModel& model, torch::optim::Optimizer& op
     return j.at("counters");
 }
 
-void StateStore::remove() { fs::remove_all(dir_); }
+void StateStore::remove() {
+    fs::remove_all(dir_);
+}
 
 } // namespace basin::train_detail

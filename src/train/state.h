@@ -2,15 +2,14 @@
 // fine-tuning and pretraining (deterministic shuffles, the linear schedule).
 #pragma once
 
+#include "basin/models/encoder.h"
+
 #include <cstdint>
 #include <filesystem>
-#include <string>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <string>
 #include <torch/torch.h>
-
-#include "basin/models/encoder.h"
+#include <vector>
 
 namespace basin::train_detail {
 
@@ -47,6 +46,5 @@ class StateStore {
     std::filesystem::path dir_;
     std::string signature_;
 };
-
 
 } // namespace basin::train_detail

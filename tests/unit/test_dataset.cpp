@@ -8,7 +8,9 @@ using basin::testing::write_bytes;
 
 TEST(Dataset, ReadsJsonlWithPairsAndIntegerLabels) {
     TempDir dir;
-    write_bytes(dir / "d.jsonl", "{\"text\":\"a\",\"text_pair\":\"b\",\"label\":1}\n\n{\"text\":\"c\",\"text_pair\":\"d\",\"label\":0}\n");
+    write_bytes(
+        dir / "d.jsonl",
+        "{\"text\":\"a\",\"text_pair\":\"b\",\"label\":1}\n\n{\"text\":\"c\",\"text_pair\":\"d\",\"label\":0}\n");
     auto data = read_dataset(dir / "d.jsonl");
     ASSERT_EQ(data.examples.size(), 2u);
     EXPECT_TRUE(data.has_pair);
@@ -19,7 +21,8 @@ TEST(Dataset, ReadsJsonlWithPairsAndIntegerLabels) {
 
 TEST(Dataset, LabelOrderIsNumericForNumbersAndSortedOtherwise) {
     TempDir dir;
-    write_bytes(dir / "n.jsonl", "{\"text\":\"a\",\"label\":10}\n{\"text\":\"b\",\"label\":9}\n{\"text\":\"c\",\"label\":2}\n");
+    write_bytes(dir / "n.jsonl",
+                "{\"text\":\"a\",\"label\":10}\n{\"text\":\"b\",\"label\":9}\n{\"text\":\"c\",\"label\":2}\n");
     EXPECT_EQ(read_dataset(dir / "n.jsonl").label_names(), (std::vector<std::string>{"2", "9", "10"}));
     write_bytes(dir / "s.jsonl", "{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\",\"label\":\"neg\"}\n");
     EXPECT_EQ(read_dataset(dir / "s.jsonl").label_names(), (std::vector<std::string>{"neg", "pos"}));
@@ -86,7 +89,8 @@ TEST(Dataset, LabelsMapThroughTheModelOrByIndex) {
 TEST(Batching, SortedBatchesGroupSimilarLengths) {
     std::vector<text::Encoding> encodings(7);
     const std::size_t lengths[] = {5, 1, 9, 3, 5, 2, 8};
-    for (std::size_t i = 0; i < 7; ++i) encodings[i].ids.assign(lengths[i], 1);
+    for (std::size_t i = 0; i < 7; ++i)
+        encodings[i].ids.assign(lengths[i], 1);
     auto batches = make_batches(encodings, 3, true);
     ASSERT_EQ(batches.size(), 3u);
     EXPECT_EQ(batches[0], (std::vector<std::size_t>{1, 5, 3}));

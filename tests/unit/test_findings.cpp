@@ -1,16 +1,16 @@
 // The paper's numbers against PAPER.md, and the report's findings as records (no HTML): a store
 // written here through the Store API, its findings read back with their values and verdicts.
-#include <cmath>
-#include <fstream>
-#include <regex>
-#include <set>
-#include <sstream>
-
 #include "basin/experiment/job_kinds.h"
 #include "basin/experiment/paper.h"
 #include "basin/experiment/report.h"
 #include "basin/experiment/store.h"
 #include "test_util.h"
+
+#include <cmath>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 
 namespace {
 
@@ -22,7 +22,8 @@ TEST(PaperNumbers, EveryEntryIsWhatPaperMdWrites) {
     if (!std::filesystem::exists(file)) GTEST_SKIP() << file << " is absent: the paper's numbers were not checked";
     std::ifstream in(file);
     std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
     for (const auto& n : basin::paper::kNumbers) {
         SCOPED_TRACE(std::string(n.id));
         bool found = false;
@@ -33,7 +34,8 @@ TEST(PaperNumbers, EveryEntryIsWhatPaperMdWrites) {
         std::smatch m;
         const std::string written(n.as_written);
         ASSERT_TRUE(std::regex_search(written, m, std::regex(R"([0-9]+(\.[0-9]+)?)")));
-        const double number = std::stod(m.str()), expected = written.find('%') != std::string::npos ? number / 100 : number;
+        const double number = std::stod(m.str()),
+                     expected = written.find('%') != std::string::npos ? number / 100 : number;
         EXPECT_NEAR(n.value, expected, 1e-12);
     }
     EXPECT_THROW(basin::paper::number("no such number"), std::logic_error);
@@ -44,7 +46,8 @@ void record(basin::Store& store, const std::string& id, const std::string& kind,
             const std::vector<std::tuple<std::string, std::string, std::string, double>>& metrics) {
     store.job_started(id, kind, "key-" + id, "/nowhere/" + id, labels);
     basin::JobResults r;
-    for (const auto& [subject, dataset, metric, value] : metrics) r.metrics.push_back({id, subject, dataset, metric, value});
+    for (const auto& [subject, dataset, metric, value] : metrics)
+        r.metrics.push_back({id, subject, dataset, metric, value});
     store.job_finished(id, "key-" + id, 1.0, r);
 }
 
@@ -59,14 +62,17 @@ TEST(Findings, ValuesAndVerdictsComeFromTheStore) {
     {
         basin::Store store(dir / "store.sqlite");
         record(store, "map", "map", "{}",
-               {{"map", "", "clustering_accuracy/dataset/spectral", 0.90}, {"map", "", "clustering_accuracy/dataset/kmeans_pca", 0.5},
+               {{"map", "", "clustering_accuracy/dataset/spectral", 0.90},
+                {"map", "", "clustering_accuracy/dataset/kmeans_pca", 0.5},
                 {"map", "", "clustering_accuracy/family/spectral", 0.70}});
         record(store, "hull/dataset/a", "hull", R"({"level":"dataset","group":"a"})",
                {{"pb", "all datasets", "PB(In', In)", 0.25}, {"pb", "all datasets", "PB(In', Ex)", 1.0}});
         record(store, "hull/dataset/b", "hull", R"({"level":"dataset","group":"b"})",
                {{"pb", "all datasets", "PB(In', In)", 0.75}, {"pb", "all datasets", "PB(In', Ex)", 0.9}});
-        record(store, "hull/general", "hull", R"({"level":"general","group":""})", {{"pb", "all datasets", "PB(In', In)", 0.95}});
-        store.job_started("finetune/a-s1", "finetune", "k", "/nowhere", R"({"model":"a-s1","dataset":"a"})"); // still running
+        record(store, "hull/general", "hull", R"({"level":"general","group":""})",
+               {{"pb", "all datasets", "PB(In', In)", 0.95}});
+        store.job_started("finetune/a-s1", "finetune", "k", "/nowhere",
+                          R"({"model":"a-s1","dataset":"a"})"); // still running
     }
     const auto all = basin::paper_findings(dir.path());
     const Finding& clustering = find(all, "same-dataset clustering accuracy (spectral)");
@@ -86,7 +92,8 @@ TEST(Findings, ValuesAndVerdictsComeFromTheStore) {
     const Finding& general = find(all, "PB(In', In), general level (hull samples vs members)");
     EXPECT_EQ(general.spread, "one group");
     EXPECT_EQ(general.verdict, Verdict::agrees);
-    for (const auto& f : all) EXPECT_EQ(f.finding.find("centroid"), std::string::npos) << "no centroid job, no centroid finding";
+    for (const auto& f : all)
+        EXPECT_EQ(f.finding.find("centroid"), std::string::npos) << "no centroid job, no centroid finding";
 }
 
 TEST(Findings, AStoreThatIsMissingIsNamed) {
@@ -118,8 +125,10 @@ TEST(JobKinds, ThePlannerMakesOnlyRegisteredKinds) {
     if (!std::filesystem::exists(std::filesystem::path(BASIN_SHARED_DIR) / "datasets"))
         GTEST_SKIP() << "../shared/datasets is absent: the reproduction spec cannot be planned";
     std::set<std::string> kinds;
-    for (const auto& job : expand_jobs(read_experiment(spec))) kinds.insert(job.kind);
-    for (const auto& kind : kinds) EXPECT_NO_THROW(job_kind(kind)) << kind;
+    for (const auto& job : expand_jobs(read_experiment(spec)))
+        kinds.insert(job.kind);
+    for (const auto& kind : kinds)
+        EXPECT_NO_THROW(job_kind(kind)) << kind;
     for (const auto& k : job_kinds()) // the plane is in reproduction-real.toml only
         if (std::string(k.name) != "plane") EXPECT_TRUE(kinds.count(k.name)) << k.name << " is not planned";
 }

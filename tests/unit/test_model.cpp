@@ -1,8 +1,8 @@
-#include <torch/torch.h>
-
 #include "basin/io/checkpoint.h"
 #include "basin/models/load.h"
 #include "test_util.h"
+
+#include <torch/torch.h>
 
 using namespace basin;
 using basin::testing::TempDir;
@@ -39,14 +39,16 @@ EncoderModel make(const HfConfig& hf, std::uint64_t seed) {
 TEST(Model, ParameterNamesAreCheckpointKeys) {
     auto model = make(tiny_config("RobertaForSequenceClassification"), 1);
     std::set<std::string> names;
-    for (const auto& p : model->named_parameters()) names.insert(p.key());
+    for (const auto& p : model->named_parameters())
+        names.insert(p.key());
     EXPECT_TRUE(names.count("roberta.encoder.layer.1.attention.self.query.weight"));
     EXPECT_TRUE(names.count("roberta.encoder.layer.0.attention.output.LayerNorm.bias"));
     EXPECT_TRUE(names.count("classifier.out_proj.weight"));
     EXPECT_FALSE(names.count("roberta.pooler.dense.weight")); // no pooler in this architecture
     auto bert = make(tiny_config("BertForMaskedLM"), 1);
     names.clear();
-    for (const auto& p : bert->named_parameters()) names.insert(p.key());
+    for (const auto& p : bert->named_parameters())
+        names.insert(p.key());
     EXPECT_TRUE(names.count("cls.predictions.transform.LayerNorm.weight"));
     EXPECT_TRUE(names.count("cls.predictions.bias"));
     EXPECT_FALSE(names.count("cls.predictions.decoder.weight")); // tied to the word embeddings
@@ -54,8 +56,8 @@ TEST(Model, ParameterNamesAreCheckpointKeys) {
 
 TEST(Model, SaveThenLoadGivesIdenticalTensorsAndMetadata) {
     TempDir dir;
-    for (const char* arch : {"BertForSequenceClassification", "RobertaForSequenceClassification",
-                             "RobertaForMaskedLM", "BertModel"}) {
+    for (const char* arch :
+         {"BertForSequenceClassification", "RobertaForSequenceClassification", "RobertaForMaskedLM", "BertModel"}) {
         auto hf = tiny_config(arch);
         auto model = make(hf, 7);
         const auto folder = dir / arch;
@@ -65,7 +67,8 @@ TEST(Model, SaveThenLoadGivesIdenticalTensorsAndMetadata) {
         EXPECT_EQ(loaded.metadata.at("k"), "v");
         auto a = model->named_parameters(), b = loaded.model->named_parameters();
         ASSERT_EQ(a.size(), b.size());
-        for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << arch << " " << p.key();
+        for (const auto& p : a)
+            EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << arch << " " << p.key();
         // and saving the loaded model again gives byte-identical weights
         save_model(loaded.model, loaded.hf, dir / (std::string(arch) + "-again"), Dtype::F32, {{"k", "v"}});
         EXPECT_EQ(read_text_file(folder / "model.safetensors"),
@@ -171,7 +174,8 @@ TEST(Model, MaskedLmLogitsUseTheTiedEmbeddings) {
 TEST(Model, ConfigIntegersMustBeIntegers) {
     // found by fuzzing: a huge float where an integer belongs was converted with undefined behaviour
     auto json = nlohmann::json::parse(R"({"model_type": "bert", "num_hidden_layers": 1.3e60})");
-    EXPECT_ERROR_CONTAINS(HfConfig::from_json(json, "config.json"), "config.json", "'num_hidden_layers' must be an integer");
+    EXPECT_ERROR_CONTAINS(HfConfig::from_json(json, "config.json"), "config.json",
+                          "'num_hidden_layers' must be an integer");
     json = nlohmann::json::parse(R"({"model_type": "bert", "hidden_size": 99999999999999999999})");
     EXPECT_ERROR_CONTAINS(HfConfig::from_json(json, "config.json"), "must be an integer");
     json = nlohmann::json::parse(R"({"model_type": "bert", "vocab_size": 3.0})");

@@ -1,15 +1,15 @@
 // Region records (region/records.h): each writer's folder read back by its reader gives the same
 // record; the readers reject damaged folders with a line naming file and place; PB; and the
 // store's spelling of the records (experiment/results.h) read back into the same values.
-#include <cmath>
-#include <map>
-#include <tuple>
-#include <gtest/gtest.h>
-
 #include "basin/core/fs.h"
 #include "basin/experiment/results.h"
 #include "basin/region/records.h"
 #include "test_util.h"
+
+#include <cmath>
+#include <gtest/gtest.h>
+#include <map>
+#include <tuple>
 
 namespace basin {
 namespace {
@@ -19,7 +19,13 @@ using testing::write_bytes;
 
 std::vector<TargetInfo> two_targets() {
     return {{"sst2", "/d/sst2/train.jsonl", "/d/sst2/test.jsonl", {"negative", "positive"}, 2000, 872, "all examples"},
-            {"ag,news", "/d/ag/train.csv", "/d/ag/test.csv", {"a", "b", "c", "d"}, 500, 250, "500 train / 250 test, seed 0"}};
+            {"ag,news",
+             "/d/ag/train.csv",
+             "/d/ag/test.csv",
+             {"a", "b", "c", "d"},
+             500,
+             250,
+             "500 train / 250 test, seed 0"}};
 }
 
 // Scores with digits a 6-digit format would lose.
@@ -38,7 +44,9 @@ ScoreGrid awkward_scores(std::size_t points, std::size_t targets) {
     return g;
 }
 
-ScoreTimes some_times() { return {1.25, 2.5, 0.125, 4.75, 7, 3}; }
+ScoreTimes some_times() {
+    return {1.25, 2.5, 0.125, 4.75, 7, 3};
+}
 
 void expect_same_scores(const ScoreGrid& a, const ScoreGrid& b) {
     ASSERT_EQ(a.size(), b.size());
@@ -93,12 +101,9 @@ HullRecord a_hull() {
     r.sources = {"/m/a,1", "/m/\"b\"", "/m/out", "/m/base"};
     r.members = 2, r.hull_samples = 2, r.outside = 1, r.random = 1, r.random_norm = 12.5, r.seed = 7;
     r.targets = two_targets();
-    r.points = {{"/m/a,1", "In", {1, 0, 0, 0}},
-                {"/m/\"b\"", "In", {0, 1, 0, 0}},
-                {"hull-1", "In'", {1.0 / 3.0, 2.0 / 3.0}},
-                {"hull-2", "In'", {0.5, 0.5}},
-                {"/m/out", "Ex", {0, 0, 1, 0}},
-                {"random-1", "Ex", {0, 0, 0, 1}}};
+    r.points = {
+        {"/m/a,1", "In", {1, 0, 0, 0}}, {"/m/\"b\"", "In", {0, 1, 0, 0}}, {"hull-1", "In'", {1.0 / 3.0, 2.0 / 3.0}},
+        {"hull-2", "In'", {0.5, 0.5}},  {"/m/out", "Ex", {0, 0, 1, 0}},   {"random-1", "Ex", {0, 0, 0, 1}}};
     r.scores = awkward_scores(r.points.size(), r.targets.size());
     r.pb = hull_pb(r.points, r.scores, {"sst2", "ag,news"});
     r.times = some_times();
@@ -110,9 +115,11 @@ PlaneRecord a_plane() {
     r.models = {"/m/a", "/m/b", "/m/c"};
     r.basis = plane_basis(4.0, 1.0, 3.0);
     r.grid = plane_grid(r.basis, 3, 2, 0.2);
-    for (int k = 0; k < 3; ++k) r.markers.push_back({std::string(1, char('A' + k)), r.basis.coordinates[k][0], r.basis.coordinates[k][1]});
+    for (int k = 0; k < 3; ++k)
+        r.markers.push_back({std::string(1, char('A' + k)), r.basis.coordinates[k][0], r.basis.coordinates[k][1]});
     for (std::size_t j = 0; j < r.grid.ny; ++j)
-        for (std::size_t i = 0; i < r.grid.nx; ++i) r.weights.push_back(r.basis.weights(r.grid.x(i), r.grid.y(j)));
+        for (std::size_t i = 0; i < r.grid.nx; ++i)
+            r.weights.push_back(r.basis.weights(r.grid.x(i), r.grid.y(j)));
     r.targets = two_targets();
     r.scores = awkward_scores(r.grid.nx * r.grid.ny, r.targets.size());
     r.times = some_times();
@@ -228,10 +235,12 @@ TEST(RegionRecords, ReadersNameTheFileAndPlaceOfDamage) {
 
 TEST(RegionRecords, PbCountsPairsOnTheSameTargetAndPoolsThem) {
     // In: losses 2, 4; In': 1, 3; Ex: 5 (one target), and a second target where Ex is best
-    std::vector<HullPoint> points = {{"a", "In", {}}, {"b", "In", {}}, {"h1", "In'", {}}, {"h2", "In'", {}}, {"x", "Ex", {}}};
+    std::vector<HullPoint> points = {
+        {"a", "In", {}}, {"b", "In", {}}, {"h1", "In'", {}}, {"h2", "In'", {}}, {"x", "Ex", {}}};
     ScoreGrid s(5, std::vector<PointScore>(2));
     const double first[] = {2, 4, 1, 3, 5}, second[] = {2, 4, 1, 3, 0};
-    for (std::size_t p = 0; p < 5; ++p) s[p][0].loss = first[p], s[p][1].loss = second[p];
+    for (std::size_t p = 0; p < 5; ++p)
+        s[p][0].loss = first[p], s[p][1].loss = second[p];
     const auto pb = hull_pb(points, s, {"t1", "t2"});
     ASSERT_EQ(pb.size(), 3u);
     EXPECT_EQ(pb[0].dataset, "t1");
@@ -300,7 +309,8 @@ namespace {
 SquareMatrix matrix(std::size_t n, double seed) {
     SquareMatrix m(n);
     for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < n; ++j) m(i, j) = i == j ? 1.0 : std::sin(seed * double(i + j + 1)) / 3.0;
+        for (std::size_t j = 0; j < n; ++j)
+            m(i, j) = i == j ? 1.0 : std::sin(seed * double(i + j + 1)) / 3.0;
     return m;
 }
 
@@ -322,7 +332,8 @@ MapRecord a_map() {
         dataset.methods.push_back(c);
     }
     dataset.silhouette_of_groups = 0.375;
-    dataset.similarity.within = {0.5, NAN}, dataset.similarity.between = {0.25, 0.125}, dataset.similarity.members = {2, 2};
+    dataset.similarity.within = {0.5, NAN}, dataset.similarity.between = {0.25, 0.125},
+    dataset.similarity.members = {2, 2};
     dataset.similarity.within_mean = 0.5, dataset.similarity.between_mean = 0.25;
     MapLabelKind family; // one group: no clusterings
     family.name = "family", family.groups = {"all"}, family.label = {0, 0, 0, 0};
@@ -336,7 +347,9 @@ MapRecord a_map() {
     return r;
 }
 
-bool same_or_both_nan(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+bool same_or_both_nan(double a, double b) {
+    return (std::isnan(a) && std::isnan(b)) || a == b;
+}
 
 TEST(MapRecords, RoundTripThroughTheOutputFolder) {
     TempDir dir;
@@ -383,7 +396,8 @@ TEST(MapRecords, StoreRowsCarryTheRecordsValues) {
     const MapRecord r = a_map();
     const JobResults rows = map_rows(r, job);
     std::map<std::tuple<std::string, std::string, std::string>, double> m;
-    for (const auto& x : rows.metrics) m[{x.subject, x.dataset, x.metric}] = x.value;
+    for (const auto& x : rows.metrics)
+        m[{x.subject, x.dataset, x.metric}] = x.value;
     EXPECT_EQ(m.at({"map", "", "clustering_accuracy/dataset/spectral"}), 1.0);
     EXPECT_EQ(m.at({"map", "", "within/dataset"}), 0.5);
     EXPECT_EQ(m.count({"map", "", "between/family"}), 0u); // NaN: no row

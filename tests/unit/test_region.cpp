@@ -1,12 +1,12 @@
 // Weight-space points (region/weight_space.h) and the coefficient arithmetic of region/points.h.
-#include <cmath>
-#include <torch/torch.h>
-
 #include "basin/core/stats.h"
 #include "basin/models/load.h"
 #include "basin/region/points.h"
 #include "basin/region/weight_space.h"
 #include "test_util.h"
+
+#include <cmath>
+#include <torch/torch.h>
 
 using namespace basin;
 using basin::testing::TempDir;
@@ -45,7 +45,8 @@ fs::path save_tiny(const fs::path& dir, std::uint64_t seed, int labels = 0, Dtyp
 std::map<std::string, torch::Tensor> body_of(const fs::path& dir) {
     auto loaded = load_body(dir);
     std::map<std::string, torch::Tensor> out;
-    for (const auto& item : loaded.model->named_parameters()) out[item.key()] = item.value().detach().clone();
+    for (const auto& item : loaded.model->named_parameters())
+        out[item.key()] = item.value().detach().clone();
     return out;
 }
 
@@ -59,7 +60,8 @@ bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b) {
 TEST(Region, EndpointsAndOneHotCombinationsAreBitwiseTheSources) {
     TempDir dir;
     // different heads (3 and 5 labels) and a BF16 source: heads are ignored, values converted
-    const auto a = save_tiny(dir / "a", 1, 3), b = save_tiny(dir / "b", 2, 5), c = save_tiny(dir / "c", 3, 0, Dtype::BF16);
+    const auto a = save_tiny(dir / "a", 1, 3), b = save_tiny(dir / "b", 2, 5),
+               c = save_tiny(dir / "c", 3, 0, Dtype::BF16);
     WeightSpace space({a, b, c});
     auto model = space.new_model();
     const std::vector<fs::path> dirs = {a, b, c};
@@ -192,7 +194,7 @@ TEST(RegionPoints, AlphasParseAndExtrapolationReaches32AndMinus31) {
     ASSERT_EQ(e.size(), 20u); // 10 from 1 to 32, 10 from 0 to -31
     EXPECT_NEAR(e.front(), -31, 1e-12);
     EXPECT_NEAR(e.back(), 32, 1e-12);
-    EXPECT_NEAR(e[11] / e[10], std::pow(32.0, 1.0 / 9), 1e-12); // log-spaced above 1
+    EXPECT_NEAR(e[11] / e[10], std::pow(32.0, 1.0 / 9), 1e-12);    // log-spaced above 1
     EXPECT_EQ(merge_alphas(parse_alphas("0:1:3"), e).size(), 21u); // 0.5 is the only new point
 }
 
@@ -219,7 +221,8 @@ TEST(RegionPoints, DirichletSamplesLieOnTheSimplex) {
         }
         EXPECT_NEAR(sum, 1.0, 1e-12);
     }
-    for (double m : mean) EXPECT_NEAR(m, 0.25, 0.03); // Dirichlet(1) has mean 1/k
+    for (double m : mean)
+        EXPECT_NEAR(m, 0.25, 0.03); // Dirichlet(1) has mean 1/k
     EXPECT_EQ(dirichlet_samples(4, 3, 3), dirichlet_samples(4, 3, 3));
     EXPECT_NE(dirichlet_samples(4, 3, 3), dirichlet_samples(4, 3, 4));
 }
@@ -233,7 +236,8 @@ TEST(RegionPoints, PlaneCoordinatesAndWeights) {
     const std::array<std::array<double, 3>, 3> one_hot = {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
     for (int k = 0; k < 3; ++k) {
         const auto w = p.weights(p.coordinates[k][0], p.coordinates[k][1]);
-        for (int i = 0; i < 3; ++i) EXPECT_NEAR(w[i], one_hot[k][i], 1e-12) << "model " << k;
+        for (int i = 0; i < 3; ++i)
+            EXPECT_NEAR(w[i], one_hot[k][i], 1e-12) << "model " << k;
     }
     // (x, y) = (2, 1): the point A + 2u + v = (2, 1, 0) = wB B + wC C with wC = 1/2, wB = 1/2
     const auto w = p.weights(2, 1);

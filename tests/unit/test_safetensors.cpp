@@ -1,11 +1,11 @@
-#include <cmath>
-#include <cstring>
-#include <random>
-
 #include "basin/core/hash.h"
 #include "basin/io/checkpoint.h"
 #include "basin/io/safetensors.h"
 #include "test_util.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
 
 using namespace basin;
 using basin::testing::TempDir;
@@ -16,7 +16,8 @@ namespace {
 std::string header_file(const std::string& header, std::size_t data_bytes) {
     std::string out(8, '\0');
     std::uint64_t n = header.size();
-    for (int i = 0; i < 8; ++i) out[std::size_t(i)] = char((n >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i)
+        out[std::size_t(i)] = char((n >> (8 * i)) & 0xff);
     return out + header + std::string(data_bytes, '\0');
 }
 
@@ -40,7 +41,8 @@ TEST(Safetensors, RoundTripKeepsTensorsAndMetadata) {
     // header padded to a multiple of 8
     std::uint64_t n = 0;
     std::string bytes = read_text_file(dir / "x.safetensors");
-    for (int i = 7; i >= 0; --i) n = (n << 8) | std::uint8_t(bytes[std::size_t(i)]);
+    for (int i = 7; i >= 0; --i)
+        n = (n << 8) | std::uint8_t(bytes[std::size_t(i)]);
     EXPECT_EQ(n % 8, 0u);
     EXPECT_FALSE(std::filesystem::exists(dir / ("x.safetensors.tmp-" + std::to_string(::getpid()))));
 }
@@ -52,9 +54,9 @@ TEST(Safetensors, HalfAndBfloatConversionRoundsToNearestEven) {
     convert_from_f32(Dtype::BF16, values.data(), bf.data(), values.size());
     EXPECT_EQ(half[1], 0x3c00);
     EXPECT_EQ(half[2], 0xc000);
-    EXPECT_EQ(half[3], 0x7bff);  // largest half
-    EXPECT_EQ(half[7], 0x7c00);  // overflow -> inf
-    EXPECT_EQ(half[8], 0x0001);  // 6e-8 rounds to the smallest subnormal (5.96e-8)
+    EXPECT_EQ(half[3], 0x7bff); // largest half
+    EXPECT_EQ(half[7], 0x7c00); // overflow -> inf
+    EXPECT_EQ(half[8], 0x0001); // 6e-8 rounds to the smallest subnormal (5.96e-8)
     EXPECT_EQ(bf[1], 0x3f80);
     std::vector<float> back(values.size());
     convert_to_f32(Dtype::F16, half.data(), back.data(), values.size());
@@ -101,31 +103,27 @@ TEST(Safetensors, RejectsMalformedHeaderJson) {
 
 TEST(Safetensors, RejectsUnknownDtype) {
     TempDir dir;
-    write_bytes(dir / "d.safetensors",
-                header_file(R"({"w":{"dtype":"F12","shape":[2],"data_offsets":[0,4]}})", 4));
+    write_bytes(dir / "d.safetensors", header_file(R"({"w":{"dtype":"F12","shape":[2],"data_offsets":[0,4]}})", 4));
     EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "d.safetensors"), "tensor 'w'", "unknown dtype 'F12'");
 }
 
 TEST(Safetensors, RejectsOverlappingOffsets) {
     TempDir dir;
-    write_bytes(dir / "o.safetensors",
-                header_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                            R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                            12));
+    write_bytes(dir / "o.safetensors", header_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                                   12));
     EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "o.safetensors"), "'a'", "'b'", "overlap");
 }
 
 TEST(Safetensors, RejectsOffsetsOutsideTheBuffer) {
     TempDir dir;
-    write_bytes(dir / "r.safetensors",
-                header_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
+    write_bytes(dir / "r.safetensors", header_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
     EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "r.safetensors"), "tensor 'a'", "outside the data buffer");
 }
 
 TEST(Safetensors, RejectsSizeThatDisagreesWithShape) {
     TempDir dir;
-    write_bytes(dir / "s.safetensors",
-                header_file(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", 8));
+    write_bytes(dir / "s.safetensors", header_file(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", 8));
     EXPECT_ERROR_CONTAINS(SafetensorsFile(dir / "s.safetensors"), "holds 8 bytes", "needs 6");
 }
 
@@ -154,8 +152,9 @@ TEST(Checkpoint, IndexNamingAMissingTensorIsAnError) {
     TempDir dir;
     std::vector<float> x(4, 1.0f);
     write_safetensors(dir / "model-00001-of-00001.safetensors", {{"a", Dtype::F32, {4}, x.data()}});
-    write_bytes(dir / "model.safetensors.index.json",
-                R"({"weight_map": {"a": "model-00001-of-00001.safetensors", "b": "model-00001-of-00001.safetensors"}})");
+    write_bytes(
+        dir / "model.safetensors.index.json",
+        R"({"weight_map": {"a": "model-00001-of-00001.safetensors", "b": "model-00001-of-00001.safetensors"}})");
     EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "tensor 'b'", "does not contain it");
     write_bytes(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "../evil.safetensors"}})");
     EXPECT_ERROR_CONTAINS(CheckpointTensors(dir.path()), "plain file name");
@@ -173,12 +172,15 @@ TEST(Checkpoint, FolderWithoutWeightsNamesWhatWasLookedFor) {
 TEST(Hash, ShaExtensionsAndPortableCodeAgree) {
     std::string data(100'003, '\0');
     std::uint32_t x = 12345;
-    for (auto& c : data) c = char((x = x * 1664525u + 1013904223u) >> 24);
+    for (auto& c : data)
+        c = char((x = x * 1664525u + 1013904223u) >> 24);
     const bool accelerated = use_sha_extensions(true);
     std::vector<std::string> fast, portable;
-    for (std::size_t n : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100'003}) fast.push_back(sha256_hex(data.data(), n));
+    for (std::size_t n : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100'003})
+        fast.push_back(sha256_hex(data.data(), n));
     use_sha_extensions(false);
-    for (std::size_t n : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100'003}) portable.push_back(sha256_hex(data.data(), n));
+    for (std::size_t n : {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 100'003})
+        portable.push_back(sha256_hex(data.data(), n));
     use_sha_extensions(true);
     EXPECT_EQ(fast, portable);
     if (!accelerated) GTEST_SKIP() << "this CPU has no SHA extensions: only the portable code ran";
@@ -208,13 +210,15 @@ TEST(Safetensors, ReadsTensorDataAtAnOddAddress) {
     convert_from_f32(Dtype::BF16, bfloats, b, 3);
     file.append(reinterpret_cast<const char*>(h), sizeof h);
     file.append(reinterpret_cast<const char*>(b), sizeof b);
-    for (double v : {2.25, -8.5}) file.append(reinterpret_cast<const char*>(&v), 8);
+    for (double v : {2.25, -8.5})
+        file.append(reinterpret_cast<const char*>(&v), 8);
     write_bytes(dir / "odd.safetensors", file);
     SafetensorsFile st(dir / "odd.safetensors");
     ASSERT_EQ(reinterpret_cast<std::uintptr_t>(st.data(*st.find("h"))) % 2, 1u);
     std::vector<float> out(9);
     convert_to_f32(Dtype::F16, st.data(*st.find("h")), out.data(), 9); // 8 vectorised, 1 scalar
-    for (int i = 0; i < 9; ++i) EXPECT_EQ(out[std::size_t(i)], halves[i]);
+    for (int i = 0; i < 9; ++i)
+        EXPECT_EQ(out[std::size_t(i)], halves[i]);
     convert_to_f32(Dtype::BF16, st.data(*st.find("b")), out.data(), 3);
     EXPECT_EQ(out[0], 1.5f);
     EXPECT_EQ(out[1], -4.0f);
@@ -232,7 +236,8 @@ TEST(Safetensors, ConvertMinusBf16EqualsSubtractThenRound) {
     std::normal_distribution<float> normal(0.0f, 0.05f);
     const std::size_t count = 1000;
     std::vector<float> values(count), minus(count);
-    for (std::size_t i = 0; i < count; ++i) values[i] = normal(rng), minus[i] = normal(rng);
+    for (std::size_t i = 0; i < count; ++i)
+        values[i] = normal(rng), minus[i] = normal(rng);
     for (Dtype dtype : {Dtype::F16, Dtype::BF16, Dtype::F32, Dtype::F64}) {
         std::vector<double> aligned(count);
         convert_from_f32(dtype, values.data(), aligned.data(), count);
@@ -246,8 +251,8 @@ TEST(Safetensors, ConvertMinusBf16EqualsSubtractThenRound) {
             convert_from_f32(Dtype::BF16, difference.data(), want.data(), n);
             convert_minus_bf16(dtype, at, minus.data(), fused.data(), n);
             for (std::size_t i = 0; i < n; ++i)
-                ASSERT_EQ(fused[i], want[i]) << dtype_name(dtype) << " element " << i << " of " << n << ": "
-                                             << difference[i];
+                ASSERT_EQ(fused[i], want[i])
+                    << dtype_name(dtype) << " element " << i << " of " << n << ": " << difference[i];
         }
     }
 }

@@ -1,19 +1,17 @@
 // The weight-space map's block kernel: the AVX-512 tiles against OpenBLAS's ssyrk and a double
 // precision sum, for every edge case of the 4 x 4 tiling and of the 16-wide vectors.
-#include <cmath>
-#include <random>
-#include <vector>
-
-#include <gtest/gtest.h>
-#include <set>
-
-#include "test_util.h"
-
 #include "basin/core/cpu.h"
 #include "basin/io/safetensors.h"
 #include "basin/merge/methods.h"
 #include "basin/space/block_gram.h"
 #include "basin/space/gram.h"
+#include "test_util.h"
+
+#include <cmath>
+#include <gtest/gtest.h>
+#include <random>
+#include <set>
+#include <vector>
 
 using namespace basin;
 
@@ -24,8 +22,8 @@ constexpr float kSentinel = -12345.0f; // where the kernels must not write
 // Each kernel's output (n x n, upper triangle) against the double sums of the rows' products
 // (rows: n x columns of `values` at `stride`), to float32 summation error; the lower triangle must
 // be untouched.
-void expect_upper_gram(const std::vector<std::vector<float>>& outputs, const std::vector<float>& values,
-                       std::size_t n, std::size_t columns, std::size_t stride) {
+void expect_upper_gram(const std::vector<std::vector<float>>& outputs, const std::vector<float>& values, std::size_t n,
+                       std::size_t columns, std::size_t stride) {
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = 0; j < n; ++j) {
             double exact = 0, scale = 0;
@@ -53,7 +51,8 @@ TEST(Space, BlockGramMatchesBlasAndDoubleSums) {
             const std::size_t stride = 4096;
             std::vector<float> x(n * stride, 0.0f);
             for (std::size_t i = 0; i < n; ++i)
-                for (std::size_t c = 0; c < columns; ++c) x[i * stride + c] = normal(rng);
+                for (std::size_t c = 0; c < columns; ++c)
+                    x[i * stride + c] = normal(rng);
             std::vector<std::vector<float>> out(2, std::vector<float>(n * n, kSentinel));
             block_gram_upper(n, columns, x.data(), stride, out[0].data());
             block_gram_upper_blas(n, columns, x.data(), stride, out[1].data());
@@ -73,7 +72,8 @@ TEST(Space, BlockGramBf16MatchesDoubleSumsOfTheRoundedValues) {
             const std::size_t stride = 4096;
             std::vector<float> values(n * stride, 0.0f);
             for (std::size_t i = 0; i < n; ++i)
-                for (std::size_t c = 0; c < columns; ++c) values[i * stride + c] = normal(rng) + (i % 3 == 0 ? 2.0f : 0.0f);
+                for (std::size_t c = 0; c < columns; ++c)
+                    values[i * stride + c] = normal(rng) + (i % 3 == 0 ? 2.0f : 0.0f);
             std::vector<std::uint16_t> x(values.size());
             convert_from_f32(Dtype::BF16, values.data(), x.data(), x.size());
             std::vector<float> wide(values.size());
@@ -117,7 +117,8 @@ TEST(MergeMethods, EveryMethodHasOneEntryAndParsesByName) {
     }
     EXPECT_EQ(names.size(), 7u);
     const std::string e = basin::testing::error_of([] { parse_merge_method("average"); });
-    for (const auto& name : names) EXPECT_NE(e.find(name), std::string::npos) << e;
+    for (const auto& name : names)
+        EXPECT_NE(e.find(name), std::string::npos) << e;
 }
 
 TEST(MergeMethods, LinearPlansAreTheStatedCoefficients) {
@@ -161,7 +162,7 @@ TEST(MergeMethods, TiesAndDareCombineByHand) {
     EXPECT_FLOAT_EQ(y[0], 2.0f);  // both positive: their mean
     EXPECT_FLOAT_EQ(y[1], -2.0f); // sum -1 elects minus: only model 1 agrees
     EXPECT_FLOAT_EQ(y[2], 0.5f);  // model 2 trimmed: model 1 alone
-    o.drop = 0; // nothing dropped: DARE is task arithmetic
+    o.drop = 0;                   // nothing dropped: DARE is task arithmetic
     merge_method_entry(MergeMethod::Dare).combine(o, 2, plan, chunk, y);
     EXPECT_FLOAT_EQ(y[0], 4.0f);
     EXPECT_FLOAT_EQ(y[1], -1.0f);
@@ -172,13 +173,19 @@ TEST(MergeMethods, ParameterChecksAndProvenance) {
     MergeOptions o;
     o.models = {"a", "b", "c"};
     o.weights = {1, 2};
-    EXPECT_NE(basin::testing::error_of([&] { merge_method_entry(MergeMethod::Weighted).check(o); }).find("2 weights for 3 models"),
+    EXPECT_NE(basin::testing::error_of([&] {
+                  merge_method_entry(MergeMethod::Weighted).check(o);
+              }).find("2 weights for 3 models"),
               std::string::npos);
     o.density = 1.5;
-    EXPECT_NE(basin::testing::error_of([&] { merge_method_entry(MergeMethod::Ties).check(o); }).find("--density must be in [0, 1]"),
+    EXPECT_NE(basin::testing::error_of([&] {
+                  merge_method_entry(MergeMethod::Ties).check(o);
+              }).find("--density must be in [0, 1]"),
               std::string::npos);
     o.drop = 1;
-    EXPECT_NE(basin::testing::error_of([&] { merge_method_entry(MergeMethod::Dare).check(o); }).find("--drop must be in [0, 1)"),
+    EXPECT_NE(basin::testing::error_of([&] {
+                  merge_method_entry(MergeMethod::Dare).check(o);
+              }).find("--drop must be in [0, 1)"),
               std::string::npos);
     o.lambda = 0.3, o.drop = 0.5, o.seed = 9;
     const auto p = merge_method_entry(MergeMethod::Dare).parameters(o);

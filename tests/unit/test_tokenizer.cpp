@@ -11,7 +11,8 @@ namespace {
 Tokenizer wordpiece() {
     nlohmann::json vocab = nlohmann::json::object();
     int id = 0;
-    for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "d", "e", "un", "##aff", "##able", "!"})
+    for (const char* t :
+         {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "d", "e", "un", "##aff", "##able", "!"})
         vocab[t] = id++;
     nlohmann::json added = nlohmann::json::array();
     for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"})
@@ -21,7 +22,11 @@ Tokenizer wordpiece() {
         {"normalizer", {{"type", "BertNormalizer"}, {"lowercase", true}}},
         {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
         {"post_processor", {{"type", "BertProcessing"}, {"sep", {"[SEP]", 3}}, {"cls", {"[CLS]", 2}}}},
-        {"model", {{"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"}, {"max_input_chars_per_word", 100}, {"vocab", vocab}}},
+        {"model",
+         {{"unk_token", "[UNK]"},
+          {"continuing_subword_prefix", "##"},
+          {"max_input_chars_per_word", 100},
+          {"vocab", vocab}}},
     };
     return Tokenizer::from_json(j, "test");
 }
@@ -111,8 +116,8 @@ TEST(Unicode, ClassesFollowRustDefinitions) {
     EXPECT_TRUE(is_whitespace(U'\x0b'));
     EXPECT_TRUE(is_whitespace(0x85));
     EXPECT_TRUE(is_whitespace(0x3000));
-    EXPECT_FALSE(is_whitespace(0xfeff)); // a format character, not white space
-    EXPECT_TRUE(is_bert_control(0x200b)); // Cf
+    EXPECT_FALSE(is_whitespace(0xfeff));   // a format character, not white space
+    EXPECT_TRUE(is_bert_control(0x200b));  // Cf
     EXPECT_FALSE(is_bert_control(0xd7ff)); // unassigned: kept, as the Rust tokenizers keep it
     EXPECT_TRUE(is_bert_control(0xe000));  // private use
     EXPECT_FALSE(is_bert_control(0x890));  // Cf since Unicode 14, unknown to the Rust tables
@@ -129,13 +134,14 @@ TEST(Unicode, ClassesFollowRustDefinitions) {
     EXPECT_EQ(normalize(U"\u00e9", NormalForm::NFD), std::u32string(U"e\u0301"));
     EXPECT_EQ(normalize(U"\ufb01", NormalForm::NFKC), std::u32string(U"fi"));
     EXPECT_EQ(utf8_encode(utf8_decode("h\xc3\xa9\xf0\x9f\xa4\x97")), "h\xc3\xa9\xf0\x9f\xa4\x97");
-    EXPECT_FALSE(utf8_valid("\xc0\xaf")); // overlong
+    EXPECT_FALSE(utf8_valid("\xc0\xaf"));     // overlong
     EXPECT_FALSE(utf8_valid("\xed\xa0\x80")); // surrogate
 }
 
 TEST(Tokenizer, IdsMustBeIntegers) {
     // a float id (or one beyond int32) is an error naming the place, not a silent conversion
-    auto spec = nlohmann::json::parse(R"({"model": {"type": "WordPiece", "vocab": {"a": 0, "b": 1.5e30}, "unk_token": "a"}})");
+    auto spec =
+        nlohmann::json::parse(R"({"model": {"type": "WordPiece", "vocab": {"a": 0, "b": 1.5e30}, "unk_token": "a"}})");
     EXPECT_ERROR_CONTAINS(basin::text::Tokenizer::from_json(spec, "tokenizer.json"), "tokenizer.json", "vocab['b']");
     spec = nlohmann::json::parse(
         R"({"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "a"}, "added_tokens": [{"id": 4294967296, "content": "x"}]})");

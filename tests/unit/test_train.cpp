@@ -1,6 +1,6 @@
 #include "../../src/train/adamw.h"
-#include "basin/train/finetune.h"
 #include "basin/models/load.h"
+#include "basin/train/finetune.h"
 #include "basin/train/probe.h"
 #include "test_util.h"
 
@@ -41,9 +41,7 @@ TEST(Training, GradientsMatchFiniteDifferences) {
         auto mask = ids.ne(1).to(torch::kLong);
         auto types = torch::tensor({{0, 0, 0, 1, 1, 0}, {0, 0, 1, 1, 0, 0}}, torch::kLong);
         auto target = torch::tensor({2, 0}, torch::kLong);
-        auto loss_of = [&] {
-            return torch::nn::functional::cross_entropy(model->classify(ids, mask, types), target);
-        };
+        auto loss_of = [&] { return torch::nn::functional::cross_entropy(model->classify(ids, mask, types), target); };
         model->zero_grad();
         loss_of().backward();
         torch::manual_seed(0);
@@ -93,8 +91,7 @@ TEST(Probe, SeparableFeaturesAreFittedPerfectlyAndConverge) {
     EXPECT_LT(fit.gradient_norm, 1e-6);
     EXPECT_EQ(fit.train_accuracy, 1.0);
     // fresh points from the same blobs are classified perfectly too
-    auto test_x = torch::cat(
-        {centers[0] + torch::randn({20, dim}) * 0.5, centers[2] + torch::randn({20, dim}) * 0.5});
+    auto test_x = torch::cat({centers[0] + torch::randn({20, dim}) * 0.5, centers[2] + torch::randn({20, dim}) * 0.5});
     std::vector<std::int64_t> test_y(20, 0);
     test_y.insert(test_y.end(), 20, 2);
     auto [loss, accuracy] = probe_loss_accuracy(fit, test_x, torch::tensor(test_y, torch::kLong));
@@ -124,8 +121,7 @@ TEST(Probe, FitIsDeterministic) {
 // weight decay on one group and not the other, and a state that libtorch's AdamW can continue.
 TEST(Training, FusedAdamWFollowsLibtorchAdamW) {
     torch::manual_seed(3);
-    auto make = [](bool fused,
-                   std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::AdamW> {
+    auto make = [](bool fused, std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::AdamW> {
         std::vector<torch::optim::OptimizerParamGroup> groups;
         auto decay = std::make_unique<torch::optim::AdamWOptions>(1e-2);
         decay->weight_decay(0.1);
@@ -153,10 +149,10 @@ TEST(Training, FusedAdamWFollowsLibtorchAdamW) {
     EXPECT_LT((w1 - w2).abs().max().item<double>(), 1e-5);
     EXPECT_LT((b1 - b2).abs().max().item<double>(), 1e-5);
     EXPECT_GT((w1 - w0).abs().max().item<double>(), 1e-2); // it did move
-    auto s1 = static_cast<torch::optim::AdamWParamState&>(
-        *fused->state().at(c10::guts::to_string(w1.unsafeGetTensorImpl())));
-    auto s2 = static_cast<torch::optim::AdamWParamState&>(
-        *plain->state().at(c10::guts::to_string(w2.unsafeGetTensorImpl())));
+    auto s1 =
+        static_cast<torch::optim::AdamWParamState&>(*fused->state().at(c10::guts::to_string(w1.unsafeGetTensorImpl())));
+    auto s2 =
+        static_cast<torch::optim::AdamWParamState&>(*plain->state().at(c10::guts::to_string(w2.unsafeGetTensorImpl())));
     EXPECT_EQ(s1.step(), s2.step());
     EXPECT_LT((s1.exp_avg_sq() - s2.exp_avg_sq()).abs().max().item<double>(), 1e-6);
 }
@@ -170,7 +166,7 @@ TEST(Training, StepPlanFollowsBatchesAccumulationAndWarmup) {
     EXPECT_EQ(p.total_steps, 126);
     EXPECT_EQ(p.epochs, 2);
     EXPECT_EQ(p.warmup_steps, 8); // ceil(126 * 0.06) = ceil(7.56)
-    o.grad_accum = 4; // 63 micro-batches in 16 steps, the last of 3
+    o.grad_accum = 4;             // 63 micro-batches in 16 steps, the last of 3
     p = basin::plan_steps(2000, o);
     EXPECT_EQ(p.steps_per_epoch, 16u);
     EXPECT_EQ(p.total_steps, 32);

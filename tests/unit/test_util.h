@@ -2,13 +2,13 @@
 // a basin::Error.
 #pragma once
 
+#include "basin/core/error.h"
+
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <string>
 #include <unistd.h>
-
-#include "basin/core/error.h"
 
 namespace basin::testing {
 
@@ -35,8 +35,7 @@ inline void write_bytes(const std::filesystem::path& path, const std::string& by
 }
 
 // The message of the basin::Error that fn throws ("" and a test failure if it throws none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
+template <typename Fn> std::string error_of(Fn&& fn) {
     try {
         fn();
     } catch (const basin::Error& e) {
@@ -48,10 +47,10 @@ std::string error_of(Fn&& fn) {
 
 } // namespace basin::testing
 
-#define EXPECT_ERROR_CONTAINS(statement, ...)                                                      \
-    do {                                                                                           \
-        const std::string message_ = ::basin::testing::error_of([&] { statement; });                \
-        for (const char* part_ : {__VA_ARGS__})                                                    \
-            EXPECT_NE(message_.find(part_), std::string::npos)                                     \
-                << "error message: " << message_ << "\nexpected to contain: " << part_;            \
+#define EXPECT_ERROR_CONTAINS(statement, ...)                                                                          \
+    do {                                                                                                               \
+        const std::string message_ = ::basin::testing::error_of([&] { statement; });                                   \
+        for (const char* part_ : {__VA_ARGS__})                                                                        \
+            EXPECT_NE(message_.find(part_), std::string::npos)                                                         \
+                << "error message: " << message_ << "\nexpected to contain: " << part_;                                \
     } while (0)

@@ -7,17 +7,16 @@
 // finished run, so an interrupted comparison resumes where it stopped.
 #pragma once
 
+#include "basin/core/stats.h"
+#include "basin/train/finetune.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "basin/core/stats.h"
-#include "basin/train/finetune.h"
 
 namespace basin {
 

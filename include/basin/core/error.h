@@ -16,23 +16,20 @@ class Error : public std::runtime_error {
 
 namespace detail {
 inline void append(std::ostringstream&) {}
-template <typename T, typename... Rest>
-void append(std::ostringstream& out, const T& value, const Rest&... rest) {
+template <typename T, typename... Rest> void append(std::ostringstream& out, const T& value, const Rest&... rest) {
     out << value;
     append(out, rest...);
 }
 } // namespace detail
 
 // Builds a message from any streamable pieces: fail("reading ", path, ": bad header").
-template <typename... Parts>
-[[noreturn]] void fail(const Parts&... parts) {
+template <typename... Parts> [[noreturn]] void fail(const Parts&... parts) {
     std::ostringstream out;
     detail::append(out, parts...);
     throw Error(out.str());
 }
 
-template <typename... Parts>
-std::string str(const Parts&... parts) {
+template <typename... Parts> std::string str(const Parts&... parts) {
     std::ostringstream out;
     detail::append(out, parts...);
     return out.str();
@@ -41,7 +38,7 @@ std::string str(const Parts&... parts) {
 } // namespace basin
 
 // BASIN_CHECK(cond, "reading ", path, ": expected ...") throws basin::Error when cond is false.
-#define BASIN_CHECK(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) ::basin::fail(__VA_ARGS__);                                                   \
+#define BASIN_CHECK(cond, ...)                                                                                         \
+    do {                                                                                                               \
+        if (!(cond)) ::basin::fail(__VA_ARGS__);                                                                       \
     } while (0)

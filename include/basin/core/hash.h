@@ -38,7 +38,8 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
 // 64-bit FNV-1a of a text (seeds derived from tensor names, independent of their order).
 inline std::uint64_t fnv1a64(std::string_view text) {
     std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    for (unsigned char c : text)
+        h = (h ^ c) * 1099511628211ull;
     return h;
 }
 

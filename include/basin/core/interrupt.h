@@ -23,7 +23,9 @@ void install_interrupt_handlers();
 
 // The signal received so far (0: none).
 int interrupt_signal();
-inline bool interrupted() { return interrupt_signal() != 0; }
+inline bool interrupted() {
+    return interrupt_signal() != 0;
+}
 
 // Throws Interrupted ("interrupted by SIGTERM while <doing>") once a signal arrived.
 void check_interrupted(const char* doing);

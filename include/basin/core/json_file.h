@@ -3,16 +3,15 @@
 // Header-only; for the record readers (region/records, space/map, experiment/results).
 #pragma once
 
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
-
-#include "basin/core/error.h"
-#include "basin/core/fs.h"
 
 namespace basin {
 
@@ -25,7 +24,8 @@ inline nlohmann::json read_json_object(const std::filesystem::path& file) {
 }
 
 // j[name], or an error naming the file and the field.
-inline const nlohmann::json& json_field(const nlohmann::json& j, const std::string& name, const std::filesystem::path& file) {
+inline const nlohmann::json& json_field(const nlohmann::json& j, const std::string& name,
+                                        const std::filesystem::path& file) {
     BASIN_CHECK(j.is_object() && j.contains(name), file.string(), ": no field '", name, "'");
     return j.at(name);
 }

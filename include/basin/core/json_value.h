@@ -3,13 +3,13 @@
 // config.json); these checks make such values an error naming the place.
 #pragma once
 
+#include "basin/core/error.h"
+#include "basin/core/fs.h"
+
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include "basin/core/error.h"
-#include "basin/core/fs.h"
 
 namespace basin {
 
@@ -22,8 +22,7 @@ inline nlohmann::json read_json_file(const fs::path& path, std::uint64_t max_byt
     }
 }
 
-template <typename T>
-T json_integer(const nlohmann::json& value, const std::string& what) {
+template <typename T> T json_integer(const nlohmann::json& value, const std::string& what) {
     BASIN_CHECK(value.is_number_integer(), what, " must be an integer, got ",
                 value.is_number() ? value.dump() : std::string(value.type_name()));
     if (value.is_number_unsigned()) {

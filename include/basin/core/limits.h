@@ -9,10 +9,10 @@ namespace basin::limits {
 
 constexpr std::uint64_t kMiB = std::uint64_t(1) << 20;
 
-constexpr std::uint64_t config_json = 16 * kMiB;      // config.json: real ones are a few KB
-constexpr std::uint64_t index_json = 64 * kMiB;       // model.safetensors.index.json: ~100 KB for 70B models
-constexpr std::uint64_t tokenizer_json = 128 * kMiB;  // tokenizer.json: 2-35 MB for 30k-260k vocabularies
-constexpr std::uint64_t experiment_spec = 16 * kMiB;  // a TOML spec
-constexpr std::uint64_t dataset_line = 16 * kMiB;     // one JSONL / CSV / TSV record
+constexpr std::uint64_t config_json = 16 * kMiB;     // config.json: real ones are a few KB
+constexpr std::uint64_t index_json = 64 * kMiB;      // model.safetensors.index.json: ~100 KB for 70B models
+constexpr std::uint64_t tokenizer_json = 128 * kMiB; // tokenizer.json: 2-35 MB for 30k-260k vocabularies
+constexpr std::uint64_t experiment_spec = 16 * kMiB; // a TOML spec
+constexpr std::uint64_t dataset_line = 16 * kMiB;    // one JSONL / CSV / TSV record
 
 } // namespace basin::limits

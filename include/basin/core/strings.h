@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 namespace basin {
 
@@ -30,7 +30,9 @@ inline std::string format_fixed(double v, int digits = 4) {
 }
 
 // A fraction as a percentage without the sign: 0.8814 -> "88.14".
-inline std::string format_percent(double fraction, int digits = 2) { return format_fixed(100 * fraction, digits); }
+inline std::string format_percent(double fraction, int digits = 2) {
+    return format_fixed(100 * fraction, digits);
+}
 
 // v with `significant` significant digits, C's %g: 5e-05, 0.25, 1.23457e+06.
 inline std::string format_g(double v, int significant = 6) {
@@ -40,13 +42,16 @@ inline std::string format_g(double v, int significant = 6) {
 }
 
 // v with enough digits to read back as the same double (coefficients, coordinates).
-inline std::string format_exact(double v) { return format_g(v, 17); }
+inline std::string format_exact(double v) {
+    return format_g(v, 17);
+}
 
 // A name fit for a file: letters, digits, '-' and '_' kept, anything else '_'.
 inline std::string file_safe_name(std::string_view name) {
     std::string out;
     for (char c : name) {
-        const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        const bool keep =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
         out += keep ? c : '_';
     }
     return out;
@@ -56,11 +61,16 @@ inline std::string file_safe_name(std::string_view name) {
 inline std::string xml_escape(std::string_view s) {
     std::string out;
     for (char c : s) {
-        if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else if (c == '&') out += "&amp;";
-        else if (c == '"') out += "&quot;";
-        else out += c;
+        if (c == '<')
+            out += "&lt;";
+        else if (c == '>')
+            out += "&gt;";
+        else if (c == '&')
+            out += "&amp;";
+        else if (c == '"')
+            out += "&quot;";
+        else
+            out += c;
     }
     return out;
 }
@@ -68,9 +78,12 @@ inline std::string xml_escape(std::string_view s) {
 // A duration for progress lines: 42s, 3m05s, 2h10m.
 inline std::string duration_text(double seconds) {
     char buf[32];
-    if (seconds < 60) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
-    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(seconds) / 60, int(seconds) % 60);
-    else std::snprintf(buf, sizeof buf, "%dh%02dm", int(seconds) / 3600, int(seconds) / 60 % 60);
+    if (seconds < 60)
+        std::snprintf(buf, sizeof buf, "%.0fs", seconds);
+    else if (seconds < 3600)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", int(seconds) / 60, int(seconds) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%dh%02dm", int(seconds) / 3600, int(seconds) / 60 % 60);
     return buf;
 }
 

@@ -3,7 +3,8 @@
 #pragma once
 
 #ifndef BASIN_VERSION
-#error "BASIN_VERSION is set by CMakeLists.txt from PROJECT_VERSION for the files that include basin/core/version.h; add this file there"
+#error                                                                                                                 \
+    "BASIN_VERSION is set by CMakeLists.txt from PROJECT_VERSION for the files that include basin/core/version.h; add this file there"
 #endif
 
 namespace basin {

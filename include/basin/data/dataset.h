@@ -14,8 +14,8 @@ namespace basin {
 struct Example {
     std::string text;
     std::optional<std::string> text_pair;
-    std::string label;  // as written in the file (numbers as decimal text)
-    std::size_t line;   // 1-based line in the source file
+    std::string label; // as written in the file (numbers as decimal text)
+    std::size_t line;  // 1-based line in the source file
 };
 
 enum class DataFormat { Auto, Jsonl, Csv, Tsv };

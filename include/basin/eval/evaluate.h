@@ -2,15 +2,14 @@
 // cross-entropy loss, and per-example predictions.
 #pragma once
 
-#include <string>
-#include <vector>
-
-#include <torch/torch.h>
-
 #include "basin/data/batching.h"
 #include "basin/data/dataset.h"
 #include "basin/models/encoder.h"
 #include "basin/text/tokenizer.h"
+
+#include <string>
+#include <torch/torch.h>
+#include <vector>
 
 namespace basin {
 
@@ -34,10 +33,10 @@ struct Prediction {
 
 struct EvalResult {
     std::size_t examples = 0;
-    std::size_t tokens = 0;          // non-padding tokens
-    std::size_t padded_tokens = 0;   // tokens computed including padding
+    std::size_t tokens = 0;        // non-padding tokens
+    std::size_t padded_tokens = 0; // tokens computed including padding
     double accuracy = 0, macro_f1 = 0, mean_loss = 0;
-    double seconds = 0;              // forward passes only
+    double seconds = 0; // forward passes only
     double tokenize_seconds = 0;
     std::vector<std::string> labels;
     std::vector<double> f1_per_label;

@@ -5,11 +5,11 @@
 // and that the planner makes no kind that is not here. docs/ARCHITECTURE.md: how to add a job kind.
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include "basin/experiment/spec.h"
 #include "basin/experiment/store.h"
+
+#include <string>
+#include <vector>
 
 namespace basin {
 

@@ -10,10 +10,10 @@
 namespace basin::paper {
 
 struct Number {
-    std::string_view id;       // how the report asks for it
-    double value;              // as a fraction for shares, in accuracy points for gains
+    std::string_view id;         // how the report asks for it
+    double value;                // as a fraction for shares, in accuracy points for gains
     std::string_view as_written; // the text PAPER.md writes it as, in the row named by `row`
-    std::string_view row;      // a phrase of that row of PAPER.md's table
+    std::string_view row;        // a phrase of that row of PAPER.md's table
 };
 
 inline constexpr Number kNumbers[] = {

@@ -48,7 +48,8 @@ ReportResult write_report(const std::filesystem::path& experiment, const ReportO
 // measured by each side by side, what changed from the second-to-last study to the last, the
 // fine-tuned accuracy of each, then every study's own sections (figures named after its folder).
 // The HTML goes to FIRST/report-comparison/.
-ReportResult write_comparison_report(const std::vector<std::filesystem::path>& experiments, const ReportOptions& options = {});
+ReportResult write_comparison_report(const std::vector<std::filesystem::path>& experiments,
+                                     const ReportOptions& options = {});
 
 // Whether the report has a section for a job kind (experiment/job_kinds.h): every kind needs one.
 bool report_has_section(const std::string& kind);

@@ -29,7 +29,8 @@ JobResults hull_rows(const HullRecord& record, const Job& job);
 JobResults plane_rows(const PlaneRecord& record, const Job& job);
 
 // The records again, from one job's metrics and points (Store::metrics(id), Store::points(id)).
-InterpolationRecord interpolation_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points);
+InterpolationRecord interpolation_from_store(const std::vector<Metric>& metrics,
+                                             const std::vector<PointRecord>& points);
 HullRecord hull_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points);
 PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points);
 

@@ -8,10 +8,10 @@
 // store; ranks 1..K-1 run the commands and report back, and never open the SQLite file.
 #pragma once
 
-#include <filesystem>
-
 #include "basin/experiment/spec.h"
 #include "basin/experiment/store.h"
+
+#include <filesystem>
 
 namespace basin {
 
@@ -29,6 +29,8 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& options);
 void print_status(const ExperimentSpec& spec);
 
 // The experiment's store file.
-inline std::filesystem::path store_file(const ExperimentSpec& spec) { return spec.out / "store.sqlite"; }
+inline std::filesystem::path store_file(const ExperimentSpec& spec) {
+    return spec.out / "store.sqlite";
+}
 
 } // namespace basin

@@ -28,8 +28,8 @@ struct CentroidSpec {
 };
 
 struct ExperimentSpec {
-    std::filesystem::path file;      // the spec itself
-    std::string text;                // its text, for the report
+    std::filesystem::path file; // the spec itself
+    std::string text;           // its text, for the report
     std::string name;
     std::filesystem::path base;      // pretrained model
     std::filesystem::path data_root; // one folder per dataset (train and test splits)
@@ -60,18 +60,19 @@ struct ExperimentSpec {
 
 // Reads and checks a spec. Relative paths are taken from the spec's folder; `--set KEY=VALUE`
 // style overrides (e.g. data_root=/data/suite) replace top-level [experiment] values first.
-ExperimentSpec read_experiment(const std::filesystem::path& file, const std::map<std::string, std::string>& overrides = {});
+ExperimentSpec read_experiment(const std::filesystem::path& file,
+                               const std::map<std::string, std::string>& overrides = {});
 
 struct Job {
-    std::string id;                        // e.g. finetune/spam-s1, map, hull/dataset/spam
-    std::string kind;                      // finetune, map, interpolate, extrapolate, hull, plane, centroid
-    std::vector<std::string> args;         // the basin command line (without the program)
-    std::vector<std::string> depends;      // job ids
+    std::string id;                           // e.g. finetune/spam-s1, map, hull/dataset/spam
+    std::string kind;                         // finetune, map, interpolate, extrapolate, hull, plane, centroid
+    std::vector<std::string> args;            // the basin command line (without the program)
+    std::vector<std::string> depends;         // job ids
     std::vector<std::filesystem::path> reads; // files whose content goes into the key
-    std::filesystem::path output;          // the folder the command writes
+    std::filesystem::path output;             // the folder the command writes
     std::map<std::filesystem::path, std::string> prepared; // small input files (model lists) written before it runs
-    std::map<std::string, std::string> labels; // dataset, seed, family, level, ... for the store
-    std::string key;                       // filled by expand_jobs
+    std::map<std::string, std::string> labels;             // dataset, seed, family, level, ... for the store
+    std::string key;                                       // filled by expand_jobs
 };
 
 // The jobs in dependency order, with their keys.

@@ -78,7 +78,7 @@ class Store {
     // it. A holder is live while its heartbeat is younger than stale_seconds and, on this host,
     // its process exists; a dead holder's claim is taken over. One transaction each.
     bool claim(const std::string& job, const RunnerId& me, double stale_seconds);
-    void heartbeat(const RunnerId& me);           // every claim of this runner is fresh again
+    void heartbeat(const RunnerId& me); // every claim of this runner is fresh again
     void release(const std::string& job, const RunnerId& me);
     void release_all(const RunnerId& me);
 

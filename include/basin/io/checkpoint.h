@@ -2,12 +2,12 @@
 // model-XXXXX-of-YYYYY.safetensors with model.safetensors.index.json, and tokenizer.json.
 #pragma once
 
+#include "basin/io/safetensors.h"
+
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "basin/io/safetensors.h"
 
 namespace basin {
 
@@ -65,7 +65,6 @@ std::string checkpoint_weights_sha256(const fs::path& folder);
 // Writes tensors as one model.safetensors, or as shards with an index when the total exceeds
 // max_shard_bytes (0 = never shard). Each file is written atomically.
 void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,
-                              const std::map<std::string, std::string>& metadata,
-                              std::uint64_t max_shard_bytes = 0);
+                              const std::map<std::string, std::string>& metadata, std::uint64_t max_shard_bytes = 0);
 
 } // namespace basin

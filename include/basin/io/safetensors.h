@@ -6,6 +6,8 @@
 // and validates the header completely before any tensor is touched.
 #pragma once
 
+#include "basin/core/fs.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -14,8 +16,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include "basin/core/fs.h"
 
 namespace basin {
 

@@ -16,11 +16,11 @@
 // mapped archive (no copy). Memory: the pickle's values (names, shapes), not the weights.
 #pragma once
 
+#include "basin/io/safetensors.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "basin/io/safetensors.h"
 
 namespace basin {
 

@@ -5,15 +5,14 @@
 // written atomically, with a basin_merge.json provenance record. Torch-free.
 #pragma once
 
+#include "basin/io/safetensors.h"
+
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "basin/io/safetensors.h"
 
 namespace basin {
 
@@ -25,19 +24,19 @@ bool needs_base(MergeMethod method); // task vectors: task-arithmetic, ties, dar
 struct MergeOptions {
     MergeMethod method = MergeMethod::Mean;
     std::vector<std::filesystem::path> models;
-    std::filesystem::path base;   // the pretrained model (required by needs_base methods)
+    std::filesystem::path base; // the pretrained model (required by needs_base methods)
     std::filesystem::path out;
-    std::vector<double> weights;  // weighted: one per model (normalised by their sum)
-    double lambda = 1.0;          // task-arithmetic, ties, dare: base + lambda * merged task vector
-    double density = 0.2;         // ties: share of each task vector's entries kept (largest magnitude)
-    double drop = 0.9;            // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
-    double t = 0.5;               // slerp: 0 = first model, 1 = second
-    std::uint64_t seed = 0;       // dare's masks
-    bool keep_head = false;       // keep head tensors when every input has them with one shape
-    std::optional<Dtype> dtype;   // output dtype of floating tensors (default: the first model's per tensor)
+    std::vector<double> weights;   // weighted: one per model (normalised by their sum)
+    double lambda = 1.0;           // task-arithmetic, ties, dare: base + lambda * merged task vector
+    double density = 0.2;          // ties: share of each task vector's entries kept (largest magnitude)
+    double drop = 0.9;             // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
+    double t = 0.5;                // slerp: 0 = first model, 1 = second
+    std::uint64_t seed = 0;        // dare's masks
+    bool keep_head = false;        // keep head tensors when every input has them with one shape
+    std::optional<Dtype> dtype;    // output dtype of floating tensors (default: the first model's per tensor)
     std::uint64_t shard_bytes = 0; // 0: one model.safetensors
     bool overwrite = false;
-    int threads = 0;              // 0: all cores
+    int threads = 0;                 // 0: all cores
     nlohmann::json extra_provenance; // e.g. the exclusion rule that chose the models
 };
 

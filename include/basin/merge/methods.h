@@ -8,13 +8,12 @@
 // Sources are numbered models first (0 .. n-1), then the base (n) where the method needs it.
 #pragma once
 
+#include "basin/merge/merge.h"
+
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "basin/merge/merge.h"
 
 namespace basin {
 
@@ -62,7 +61,8 @@ struct MergeMethodEntry {
     // the tensor's plan from its statistics (for a linear method: set the coefficients)
     void (*plan)(const MergeOptions& options, std::size_t models, const TensorStatistics& stats, TensorPlan& plan);
     // non-linear methods only: out[e] for the chunk's elements
-    void (*combine)(const MergeOptions& options, std::size_t models, const TensorPlan& plan, const MergeChunk& chunk, float* out);
+    void (*combine)(const MergeOptions& options, std::size_t models, const TensorPlan& plan, const MergeChunk& chunk,
+                    float* out);
 };
 
 // Every method, in the order `basin merge --help` lists them.

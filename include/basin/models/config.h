@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace basin {
 
@@ -73,9 +72,7 @@ struct EncoderConfig {
     std::string architecture_name() const;
     std::int64_t num_labels() const { return std::int64_t(labels.size()); }
     // Position ids for RoBERTa start after the padding index.
-    std::int64_t position_offset() const {
-        return family == ModelFamily::Roberta ? pad_token_id + 1 : 0;
-    }
+    std::int64_t position_offset() const { return family == ModelFamily::Roberta ? pad_token_id + 1 : 0; }
 
     static EncoderConfig resolve(const HfConfig& hf, const std::string& where);
 };

@@ -5,10 +5,10 @@
 // Shape legend: B batch, T tokens, H hidden size, N heads, D = H / N, V vocab, L labels.
 #pragma once
 
+#include "basin/models/config.h"
+
 #include <array>
 #include <torch/torch.h>
-
-#include "basin/models/config.h"
 
 namespace basin {
 
@@ -17,8 +17,7 @@ struct EmbeddingsImpl : torch::nn::Module {
     // input_ids, type_ids: [B, T]; positions: [B, T] -> [B, T, H]
     torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& type_ids,
                           const torch::Tensor& positions);
-    torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
-        token_type_embeddings{nullptr};
+    torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
     torch::nn::LayerNorm LayerNorm{nullptr};
     torch::nn::Dropout dropout{nullptr};
 };

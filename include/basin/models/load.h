@@ -1,15 +1,14 @@
 // Loading a checkpoint folder into an EncoderModel and saving one back.
 #pragma once
 
-#include <filesystem>
-#include <map>
-#include <string>
-
-#include <torch/torch.h>
-
 #include "basin/io/checkpoint.h"
 #include "basin/models/config.h"
 #include "basin/models/encoder.h"
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <torch/torch.h>
 
 namespace basin {
 
@@ -46,8 +45,8 @@ std::map<std::string, std::string> match_checkpoint_names(const EncoderModel& mo
 void load_weights(EncoderModel& model, const CheckpointTensors& tensors, const LoadOptions& options);
 
 // Writes config.json and model.safetensors (atomically each) into dir, creating it.
-void save_model(EncoderModel& model, const HfConfig& hf, const std::filesystem::path& dir,
-                Dtype dtype = Dtype::F32, const std::map<std::string, std::string>& metadata = {});
+void save_model(EncoderModel& model, const HfConfig& hf, const std::filesystem::path& dir, Dtype dtype = Dtype::F32,
+                const std::map<std::string, std::string>& metadata = {});
 
 // The HfConfig describing model's architecture (labels included), starting from base.
 HfConfig config_for(const EncoderConfig& config, HfConfig base);

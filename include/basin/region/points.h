@@ -38,9 +38,9 @@ std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t k);
 // The plane through A, B, C with orthonormal directions u = (B - A) / |B - A| and v (C - A with its
 // u component removed, normalised), from the inner products of B - A and C - A.
 struct PlaneBasis {
-    double ab = 0;       // |B - A|
-    double c_u = 0;      // <C - A, u>
-    double c_v = 0;      // |C - A - c_u u|
+    double ab = 0;                                      // |B - A|
+    double c_u = 0;                                     // <C - A, u>
+    double c_v = 0;                                     // |C - A - c_u u|
     std::array<std::array<double, 2>, 3> coordinates{}; // A, B, C in (u, v) coordinates
     // Weights of A, B, C whose combination is A + x u + y v (they sum to 1).
     std::array<double, 3> weights(double x, double y) const;

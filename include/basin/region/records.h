@@ -10,13 +10,13 @@
 // digits).
 #pragma once
 
+#include "basin/region/points.h"
+
 #include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include "basin/region/points.h"
 
 namespace basin {
 

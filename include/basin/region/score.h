@@ -5,15 +5,14 @@
 // when some of its features are not cached; independent points run on parallel workers.
 #pragma once
 
-#include <filesystem>
-#include <string>
-#include <vector>
-
-#include <torch/torch.h>
-
 #include "basin/region/records.h"
 #include "basin/region/weight_space.h"
 #include "basin/train/probe.h"
+
+#include <filesystem>
+#include <string>
+#include <torch/torch.h>
+#include <vector>
 
 namespace basin {
 
@@ -52,7 +51,7 @@ struct ScoreOptions {
 };
 
 // scores[p][d]: point p on target d. Targets are tokenized here if they are not yet.
-ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& targets, const std::vector<NamedPoint>& points,
-                       const ScoreOptions& options, ScoreTimes* times = nullptr);
+ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& targets,
+                       const std::vector<NamedPoint>& points, const ScoreOptions& options, ScoreTimes* times = nullptr);
 
 } // namespace basin

@@ -4,13 +4,13 @@
 // output folder. The CLI's interpolate, hull and plane parse options into these structs and print.
 #pragma once
 
+#include "basin/region/records.h"
+#include "basin/region/score.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <vector>
-
-#include "basin/region/records.h"
-#include "basin/region/score.h"
 
 namespace basin {
 

@@ -4,18 +4,17 @@
 // than the model being built (plus one tensor of scratch).
 #pragma once
 
-#include <cstdint>
-#include <filesystem>
-#include <memory>
-#include <string>
-#include <vector>
-
-#include <torch/torch.h>
-
 #include "basin/io/checkpoint.h"
 #include "basin/models/config.h"
 #include "basin/models/encoder.h"
 #include "basin/text/tokenizer.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <torch/torch.h>
+#include <vector>
 
 namespace basin {
 
@@ -54,7 +53,7 @@ class WeightSpace {
     // SHA-256 of the source's weights (all shards), for cache keys; computed once, on first use.
     const std::string& source_hash(std::size_t i) const;
     const EncoderConfig& config() const { return config_; }
-    const text::Tokenizer& tokenizer() const; // sources[0]'s tokenizer.json
+    const text::Tokenizer& tokenizer() const;                             // sources[0]'s tokenizer.json
     const std::vector<std::string>& body_names() const { return names_; } // model parameter names
     std::int64_t body_numel() const;
 

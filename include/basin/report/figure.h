@@ -10,8 +10,8 @@ namespace basin {
 struct Color {
     double r = 0, g = 0, b = 0; // 0..1
 };
-Color category_color(int index); // distinct colours for groups (cycles after 10)
-Color diverging_color(double t); // t in [-1, 1]: blue, white, red
+Color category_color(int index);  // distinct colours for groups (cycles after 10)
+Color diverging_color(double t);  // t in [-1, 1]: blue, white, red
 Color sequential_color(double t); // t in [0, 1]: dark purple to yellow (viridis)
 
 enum class Anchor { Start, Middle, End };
@@ -24,11 +24,10 @@ class Canvas {
     // tooltip: shown when the pointer rests on the circle (SVG only)
     void circle(double cx, double cy, double r, Color fill, const std::string& tooltip = {});
     void line(double x1, double y1, double x2, double y2, Color color, double width = 1);
-    void text(double x, double y, const std::string& text, double size,
-              Anchor anchor = Anchor::Start, double rotate_degrees = 0, Color color = {});
+    void text(double x, double y, const std::string& text, double size, Anchor anchor = Anchor::Start,
+              double rotate_degrees = 0, Color color = {});
     std::string svg() const;
-    std::string
-    pdf() const; // fonts: the standard Helvetica, so ASCII text only (others become '?')
+    std::string pdf() const; // fonts: the standard Helvetica, so ASCII text only (others become '?')
     // writes STEM.svg and STEM.pdf
     void save(const std::string& stem) const;
 
@@ -48,9 +47,8 @@ class Canvas {
 };
 
 // A 2-D scatter plot, one colour per group, with a legend.
-Canvas scatter_plot(const std::vector<std::pair<double, double>>& points,
-                    const std::vector<int>& group, const std::vector<std::string>& group_names,
-                    const std::string& title, const std::string& x_label,
+Canvas scatter_plot(const std::vector<std::pair<double, double>>& points, const std::vector<int>& group,
+                    const std::vector<std::string>& group_names, const std::string& title, const std::string& x_label,
                     const std::string& y_label, const std::vector<std::string>& tooltips = {});
 
 // A named series of (x, y) values: a line in line_plot, a group of values (y only) in strip_plot.
@@ -70,8 +68,8 @@ Canvas line_plot(const std::vector<Series>& series, const std::string& title, co
 Canvas strip_plot(const std::vector<Series>& groups, const std::string& title, const std::string& y_label);
 
 // Grouped bars: one group per category along x, one bar per series (its y[k] for category k).
-Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<Series>& series, const std::string& title,
-                 const std::string& y_label);
+Canvas bar_chart(const std::vector<std::string>& categories, const std::vector<Series>& series,
+                 const std::string& title, const std::string& y_label);
 
 struct Marker {
     double x = 0, y = 0;
@@ -84,8 +82,7 @@ Canvas surface_map(const std::vector<std::vector<double>>& values, double x0, do
 
 // A heatmap of a square matrix with values in [-1, 1] (rows and columns in the given order), with
 // lines between groups, row names and a colour bar.
-Canvas heatmap(const std::vector<std::vector<double>>& values,
-               const std::vector<std::string>& names, const std::vector<int>& group,
-               const std::string& title, double low, double high);
+Canvas heatmap(const std::vector<std::vector<double>>& values, const std::vector<std::string>& names,
+               const std::vector<int>& group, const std::string& title, double low, double high);
 
 } // namespace basin

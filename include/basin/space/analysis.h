@@ -41,8 +41,7 @@ Projection pca_from_gram(const SquareMatrix& gram, int dims);
 // Exact t-SNE on a precomputed distance matrix (as scikit-learn's TSNE(metric="precomputed"):
 // perplexity-calibrated affinities, early exaggeration 12 for 250 iterations, momentum 0.5 then
 // 0.8, gains, learning rate max(N / 48, 50)), started from the given 2-D coordinates.
-Points tsne(const SquareMatrix& distance, const Points& init, double perplexity,
-            int iterations = 1000);
+Points tsne(const SquareMatrix& distance, const Points& init, double perplexity, int iterations = 1000);
 
 // Clusters against known groups (both 0-based). Each cluster is mapped to a group so that the
 // number of correctly placed models is largest and every group gets a cluster (an optimal
@@ -53,8 +52,7 @@ struct ClusterScore {
     std::vector<double> f1; // per group
     double macro_f1 = 0;
 };
-ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<int>& groups,
-                            int n_groups);
+ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<int>& groups, int n_groups);
 
 // Mean silhouette coefficient of a labelling on a distance matrix (as scikit-learn's
 // silhouette_score(metric="precomputed"): 0 for members of singleton clusters).
@@ -66,7 +64,6 @@ struct GroupSimilarity {
     std::vector<int> members;
     double within_mean = 0, between_mean = 0; // over all pairs of the kind
 };
-GroupSimilarity group_similarity(const SquareMatrix& cosine, const std::vector<int>& labels,
-                                 int n_groups);
+GroupSimilarity group_similarity(const SquareMatrix& cosine, const std::vector<int>& labels, int n_groups);
 
 } // namespace basin

@@ -21,7 +21,7 @@ void block_gram_upper_bf16(std::size_t n, std::size_t columns, const std::uint16
                            float* out);
 
 // The widening path, for tests.
-void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const std::uint16_t* x,
-                                    std::size_t row_stride, float* out);
+void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
+                                    float* out);
 
 } // namespace basin

@@ -45,8 +45,8 @@ struct StreamProgress {
 enum class GramPrecision { f32, bf16 };
 
 struct GramOptions {
-    std::string include; // ECMAScript regex searched in tensor names; empty: all
-    std::string exclude; // tensors whose name it matches are left out
+    std::string include;                     // ECMAScript regex searched in tensor names; empty: all
+    std::string exclude;                     // tensors whose name it matches are left out
     std::uint64_t memory_limit = 2ull << 30; // bytes for the whole process
     bool per_layer = false;                  // one Gram matrix per layer group as well
     GramPrecision precision = GramPrecision::f32;
@@ -78,12 +78,12 @@ struct GramResult {
 // What the memory bound of a Gram pass depends on: the stream's shape (task_vector_gram works it
 // out from the checkpoints; exposed so that tests can check the sizing directly).
 struct GramStreamShape {
-    std::size_t models = 0, groups = 1;     // N, and the layer groups (1 without per_layer)
-    std::size_t blocks = 0, spans = 0;      // of the whole stream
-    std::size_t span_columns = 0;           // parameters a thread reads at once (one span)
-    std::size_t raw_column_bytes = 0;       // one column's stored bytes over base and models, at each input's widest dtype
-    std::uint64_t bytes_per_column = 0;     // the widest tensor's stored bytes per column over base and models
-    bool bf16 = false;                      // rows held as bfloat16 instead of float32
+    std::size_t models = 0, groups = 1; // N, and the layer groups (1 without per_layer)
+    std::size_t blocks = 0, spans = 0;  // of the whole stream
+    std::size_t span_columns = 0;       // parameters a thread reads at once (one span)
+    std::size_t raw_column_bytes = 0;   // one column's stored bytes over base and models, at each input's widest dtype
+    std::uint64_t bytes_per_column = 0; // the widest tensor's stored bytes per column over base and models
+    bool bf16 = false;                  // rows held as bfloat16 instead of float32
 };
 
 // fixed: the pass's own buffers (per thread one span of raw bytes, its base values, a block's N
@@ -97,15 +97,15 @@ struct GramMemoryPlan {
     std::int64_t chunk_columns = 0;
     bool enough = false;
 };
-GramMemoryPlan plan_gram_memory(const GramStreamShape& shape, int threads, std::uint64_t memory_limit, std::uint64_t rss);
+GramMemoryPlan plan_gram_memory(const GramStreamShape& shape, int threads, std::uint64_t memory_limit,
+                                std::uint64_t rss);
 
 // Tensors of the body: those of the base that are floating point, not a head (names with a
 // classifier, lm_head, cls, score, qa_outputs or pooler component), selected by include/exclude,
 // and present with the base's shape in the models. A tensor absent from (or reshaped in) every
 // model is excluded and listed; one absent from or reshaped in some models only is an error naming
 // the model and the tensor (or, with skip_mismatched, those models are skipped and listed).
-GramResult task_vector_gram(const fs::path& base, const std::vector<fs::path>& models,
-                            const GramOptions& options);
+GramResult task_vector_gram(const fs::path& base, const std::vector<fs::path>& models, const GramOptions& options);
 
 // The layer group of a tensor name: "layer N" for names with a layer/layers/h/block/blocks index
 // component, "embeddings" for embedding tables, otherwise "other".

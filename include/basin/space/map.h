@@ -55,23 +55,23 @@ struct MapClustering {
 // A label kind of the groups file (dataset, family, ...) over the models the map used.
 struct MapLabelKind {
     std::string name;
-    std::vector<std::string> groups;     // sorted
-    std::vector<int> label;              // per model: its index in groups
-    std::vector<MapClustering> methods;  // empty unless 2 <= groups <= models
-    double silhouette_of_groups = NAN;   // the groups themselves as clusters (with methods only)
-    GroupSimilarity similarity;          // mean cosine within and between groups
+    std::vector<std::string> groups;    // sorted
+    std::vector<int> label;             // per model: its index in groups
+    std::vector<MapClustering> methods; // empty unless 2 <= groups <= models
+    double silhouette_of_groups = NAN;  // the groups themselves as clusters (with methods only)
+    GroupSimilarity similarity;         // mean cosine within and between groups
 };
 
 // Everything a map computed: what the output folder holds, as data. The map's stream facts (what
 // was read, how fast, under what limit) come with it.
 struct MapRecord {
-    std::string base, reference;         // reference: base or mean
-    std::vector<std::string> names;      // display names: folder names, full paths where they collide
-    std::vector<std::string> paths;      // the models used, in input order
-    SquareMatrix cosine, distance;       // of the task vectors (cosine from the reference)
-    Projection pca;                      // 2-D PCA of the task vectors
-    Points tsne;                         // 2-D t-SNE on 1 - cosine (empty below 3 models)
-    std::vector<MapLabelKind> kinds;     // one per groups-file column
+    std::string base, reference;           // reference: base or mean
+    std::vector<std::string> names;        // display names: folder names, full paths where they collide
+    std::vector<std::string> paths;        // the models used, in input order
+    SquareMatrix cosine, distance;         // of the task vectors (cosine from the reference)
+    Projection pca;                        // 2-D PCA of the task vectors
+    Points tsne;                           // 2-D t-SNE on 1 - cosine (empty below 3 models)
+    std::vector<MapLabelKind> kinds;       // one per groups-file column
     std::vector<MapClustering> unlabelled; // without groups: the clusterings for --clusters
     // the layer groups of the stream ("all" unless per_layer) and, with per_layer, their matrices
     // (written to per_layer.csv, not read back)
@@ -108,7 +108,7 @@ struct MapSummary {
 };
 
 // map_models, then write_map_files into `out` atomically (checked first: see check_output_folder).
-MapSummary run_map(const fs::path& base, const std::vector<fs::path>& models,
-                   const fs::path& groups_file, const fs::path& out, const MapOptions& options);
+MapSummary run_map(const fs::path& base, const std::vector<fs::path>& models, const fs::path& groups_file,
+                   const fs::path& out, const MapOptions& options);
 
 } // namespace basin

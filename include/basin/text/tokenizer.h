@@ -7,12 +7,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace basin::text {
 
@@ -68,9 +67,8 @@ class Tokenizer {
     Encoding encode(std::string_view text, std::optional<std::string_view> pair, bool add_special_tokens,
                     const TruncationOptions& truncation) const;
     // Encodes every input and pads the batch when padding is enabled.
-    std::vector<Encoding>
-    encode_batch(const std::vector<std::pair<std::string, std::optional<std::string>>>& inputs,
-                 bool add_special_tokens = true) const;
+    std::vector<Encoding> encode_batch(const std::vector<std::pair<std::string, std::optional<std::string>>>& inputs,
+                                       bool add_special_tokens = true) const;
     void pad(std::vector<Encoding>& batch) const;
     // The normalizer's output for text (added tokens are not split out first).
     std::string normalize(std::string_view text) const;

@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace basin {
 
@@ -20,28 +19,28 @@ TrainMode parse_train_mode(const std::string& name);
 const char* train_mode_name(TrainMode mode);
 
 struct FinetuneOptions {
-    std::filesystem::path model;          // start checkpoint folder
-    std::filesystem::path train;          // labelled training data
-    std::filesystem::path eval;           // optional evaluation data (after each epoch)
-    std::filesystem::path out;            // output checkpoint folder
+    std::filesystem::path model; // start checkpoint folder
+    std::filesystem::path train; // labelled training data
+    std::filesystem::path eval;  // optional evaluation data (after each epoch)
+    std::filesystem::path out;   // output checkpoint folder
     TrainMode mode = TrainMode::Full;
-    std::uint64_t seed = 0;               // head initialisation, data order, dropout
+    std::uint64_t seed = 0; // head initialisation, data order, dropout
     int epochs = 3;
-    std::int64_t max_steps = -1;          // optimizer steps; -1: epochs decide
+    std::int64_t max_steps = -1; // optimizer steps; -1: epochs decide
     double lr = 5e-5;
     std::size_t batch_size = 32;
-    int grad_accum = 1;                   // micro-batches per optimizer step
-    double warmup_ratio = 0.06;           // share of steps with a linear warm-up
-    double weight_decay = 0.01;           // not applied to biases and LayerNorm weights
-    double max_grad_norm = 1.0;           // 0: no clipping
-    std::size_t max_length = 128;         // tokens per example
-    std::optional<double> dropout;        // overrides hidden/attention/classifier dropout
-    std::size_t train_limit = 0;          // few-shot: a seeded sample of this many examples
-    std::int64_t save_every = 0;          // optimizer steps between resumable states; 0: never
-    bool overwrite = false;               // replace a non-empty --out
+    int grad_accum = 1;            // micro-batches per optimizer step
+    double warmup_ratio = 0.06;    // share of steps with a linear warm-up
+    double weight_decay = 0.01;    // not applied to biases and LayerNorm weights
+    double max_grad_norm = 1.0;    // 0: no clipping
+    std::size_t max_length = 128;  // tokens per example
+    std::optional<double> dropout; // overrides hidden/attention/classifier dropout
+    std::size_t train_limit = 0;   // few-shot: a seeded sample of this many examples
+    std::int64_t save_every = 0;   // optimizer steps between resumable states; 0: never
+    bool overwrite = false;        // replace a non-empty --out
     std::string device = "cpu";
     int threads = 0;
-    std::string command_line;             // recorded in basin_run.json
+    std::string command_line;                    // recorded in basin_run.json
     std::function<void(const std::string&)> log; // progress lines (may be empty)
     // Testing hook: stop (as if killed) right after this optimizer step; -1: never.
     std::int64_t stop_after_step = -1;

@@ -8,10 +8,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace basin {
 
@@ -23,7 +22,7 @@ struct PretrainOptions {
     std::uint64_t seed = 0;
     std::int64_t max_steps = 1000;
     std::size_t batch_size = 32;
-    std::size_t max_length = 128;   // tokens per sequence, specials included
+    std::size_t max_length = 128; // tokens per sequence, specials included
     double lr = 5e-4;
     double warmup_ratio = 0.06;
     double weight_decay = 0.01;

@@ -5,17 +5,16 @@
 // its loss and accuracy are reported on the test features.
 #pragma once
 
-#include <filesystem>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include <torch/torch.h>
-
 #include "basin/data/batching.h"
 #include "basin/data/dataset.h"
 #include "basin/models/encoder.h"
 #include "basin/text/tokenizer.h"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <torch/torch.h>
+#include <vector>
 
 namespace basin {
 
@@ -23,9 +22,9 @@ namespace basin {
 // and the head is folded back to apply to raw features; the L2 penalty acts on the weights of
 // the standardised problem.
 struct ProbeFitOptions {
-    double l2 = 1e-3;            // penalty (l2 / 2) * ||W||^2 on the (standardised) weights, not the bias
+    double l2 = 1e-3; // penalty (l2 / 2) * ||W||^2 on the (standardised) weights, not the bias
     int max_iterations = 500;
-    double tolerance = 1e-6;     // converged when the gradient's largest entry is below this
+    double tolerance = 1e-6; // converged when the gradient's largest entry is below this
 };
 
 struct ProbeFit {
