@@ -105,6 +105,20 @@ Masked mask_batch(const std::vector<std::vector<std::int32_t>>& sequences, std::
 
 } // namespace
 
+PretrainBlocks plan_pretrain_blocks(std::size_t tokens, const PretrainOptions& o) {
+    PretrainBlocks p;
+    p.chunk = o.max_length - 2;
+    const std::size_t blocks = tokens / p.chunk;
+    p.every = std::max<std::size_t>(2, std::size_t(std::llround(1.0 / o.heldout_fraction)));
+    for (std::size_t b = 0; b < blocks; ++b)
+        (b % p.every == p.every - 1 ? p.heldout : p.train).push_back(b);
+    BASIN_CHECK(!p.train.empty() && !p.heldout.empty(), o.corpus.string(), ": corpus too small: ", tokens,
+                " tokens make ", blocks, " sequences of ", o.max_length, " tokens; at least ", p.every,
+                " are needed (training and held-out)");
+    if (p.heldout.size() > o.heldout_max) p.heldout.resize(o.heldout_max);
+    return p;
+}
+
 PretrainResult pretrain(const PretrainOptions& o) {
     const auto wall_start = Clock::now();
     auto log = [&](const std::string& line) {
@@ -150,16 +164,10 @@ PretrainResult pretrain(const PretrainOptions& o) {
     auto t0 = Clock::now();
     Corpus corpus = read_corpus(o.corpus, [&](const std::string& w) { log("warning: " + w); });
     auto stream = tokenize_corpus(corpus, tokenizer, sep, o.threads);
-    const std::size_t chunk = o.max_length - 2;
-    const std::size_t blocks = stream.size() / chunk;
-    const std::size_t every = std::max<std::size_t>(2, std::size_t(std::llround(1.0 / o.heldout_fraction)));
-    std::vector<std::size_t> train_blocks, heldout_blocks;
-    for (std::size_t b = 0; b < blocks; ++b)
-        (b % every == every - 1 ? heldout_blocks : train_blocks).push_back(b);
-    BASIN_CHECK(!train_blocks.empty() && !heldout_blocks.empty(), o.corpus.string(),
-                ": corpus too small: ", stream.size(), " tokens make ", blocks, " sequences of ", o.max_length,
-                " tokens; at least ", every, " are needed (training and held-out)");
-    if (heldout_blocks.size() > o.heldout_max) heldout_blocks.resize(o.heldout_max);
+    const PretrainBlocks split = plan_pretrain_blocks(stream.size(), o);
+    const std::size_t chunk = split.chunk;
+    const std::vector<std::size_t>& train_blocks = split.train;
+    const std::vector<std::size_t>& heldout_blocks = split.heldout;
     auto sequence = [&](std::size_t block) {
         std::vector<std::int32_t> s;
         s.reserve(o.max_length);

@@ -1,6 +1,7 @@
 #include "../../src/train/adamw.h"
 #include "basin/models/load.h"
 #include "basin/train/finetune.h"
+#include "basin/train/pretrain.h"
 #include "basin/train/probe.h"
 #include "test_util.h"
 
@@ -174,4 +175,19 @@ TEST(Training, StepPlanFollowsBatchesAccumulationAndWarmup) {
     p = basin::plan_steps(2000, o);
     EXPECT_EQ(p.total_steps, 40);
     EXPECT_EQ(p.epochs, 3);
+}
+
+TEST(Training, PretrainBlocksHoldOutEveryNthSequence) {
+    basin::PretrainOptions o;
+    o.max_length = 10, o.heldout_fraction = 0.25, o.heldout_max = 256;
+    const auto p = basin::plan_pretrain_blocks(8 * 21 + 5, o); // 21 whole chunks of 8 tokens, 5 left over
+    EXPECT_EQ(p.chunk, 8u);
+    EXPECT_EQ(p.every, 4u);
+    EXPECT_EQ(p.heldout, (std::vector<std::size_t>{3, 7, 11, 15, 19}));
+    EXPECT_EQ(p.train.size(), 16u);
+    o.heldout_max = 2;
+    EXPECT_EQ(basin::plan_pretrain_blocks(8 * 21, o).heldout, (std::vector<std::size_t>{3, 7}));
+    o.corpus = "tiny.txt";
+    const std::string e = basin::testing::error_of([&] { basin::plan_pretrain_blocks(8 * 3, o); });
+    EXPECT_NE(e.find("tiny.txt: corpus too small: 24 tokens make 3 sequences"), std::string::npos) << e;
 }

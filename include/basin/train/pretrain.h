@@ -41,6 +41,15 @@ struct PretrainOptions {
     std::int64_t stop_after_step = -1; // testing: exit abruptly after this step
 };
 
+// The corpus's token stream cut into sequences: chunks of max_length - 2 tokens (the start and
+// separator tokens make max_length), every `every`-th (every = round(1 / heldout_fraction), at
+// least 2) held out, at most heldout_max of those scored. An error when either part is empty.
+struct PretrainBlocks {
+    std::size_t chunk = 0, every = 0;
+    std::vector<std::size_t> train, heldout; // block indices into the stream
+};
+PretrainBlocks plan_pretrain_blocks(std::size_t tokens, const PretrainOptions& options);
+
 struct HeldoutMetrics {
     std::int64_t step = 0;
     double loss = 0, accuracy = 0;
