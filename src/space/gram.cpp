@@ -158,6 +158,34 @@ std::vector<Span> cut_spans(const std::vector<Block>& blocks, std::size_t span_b
     return spans;
 }
 
+// One thread's buffers and sums in the pass.
+struct Worker {
+    std::vector<std::uint8_t> raw;        // the span's bytes, input after input (raw_offset)
+    std::vector<float> base, block_gram;  // base: the span's base values as float32
+    std::vector<float> rows;              // a block's n task-vector rows (float32)
+    std::vector<std::uint16_t> rows_bf16; // or (bf16) as bfloat16
+    std::vector<std::vector<double>> acc; // per group, upper triangle used
+};
+
+// The sums of all threads in a fixed order (so the result does not depend on scheduling), per
+// group, the upper triangle mirrored; gram is the sum over groups.
+void reduce_workers(const std::vector<Worker>& workers, std::size_t groups, std::size_t n, GramResult& result) {
+    result.gram = SquareMatrix(n);
+    for (std::size_t g = 0; g < groups; ++g) {
+        SquareMatrix layer(n);
+        for (const auto& w : workers)
+            for (std::size_t i = 0; i < n; ++i)
+                for (std::size_t j = i; j < n; ++j)
+                    layer(i, j) += w.acc[g][i * n + j];
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < i; ++j)
+                layer(i, j) = layer(j, i);
+        for (std::size_t k = 0; k < n * n; ++k)
+            result.gram.values[k] += layer.values[k];
+        result.layer_gram.push_back(std::move(layer));
+    }
+}
+
 // Which tensors form the body (the base's floating tensors that are not heads, selected by
 // include/exclude, present in some model) and which models match it; what is left out is listed
 // in result with the reason.
@@ -407,13 +435,6 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     };
 
     // ---- the pass
-    struct Worker {
-        std::vector<std::uint8_t> raw;        // the span's bytes, input after input (raw_offset)
-        std::vector<float> base, block_gram;  // base: the span's base values as float32
-        std::vector<float> rows;              // a block's n task-vector rows (float32)
-        std::vector<std::uint16_t> rows_bf16; // or (bf16) as bfloat16
-        std::vector<std::vector<double>> acc; // per group, upper triangle used
-    };
     std::vector<Worker> workers(threads);
     for (auto& w : workers) {
         w.raw.resize(raw_column_bytes * span_stride);
@@ -576,21 +597,7 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     }
     stop_on_own_failure();
 
-    // ---- reduce: threads in a fixed order, mirror the upper triangle
-    result.gram = SquareMatrix(n);
-    for (std::size_t g = 0; g < groups; ++g) {
-        SquareMatrix layer(n);
-        for (const auto& w : workers)
-            for (std::size_t i = 0; i < n; ++i)
-                for (std::size_t j = i; j < n; ++j)
-                    layer(i, j) += w.acc[g][i * n + j];
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t j = 0; j < i; ++j)
-                layer(i, j) = layer(j, i);
-        for (std::size_t k = 0; k < n * n; ++k)
-            result.gram.values[k] += layer.values[k];
-        result.layer_gram.push_back(std::move(layer));
-    }
+    reduce_workers(workers, groups, n, result);
     result.bytes_read = progress.bytes_done;
     result.peak_rss = peak_rss_bytes();
     result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
