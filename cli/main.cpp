@@ -59,38 +59,6 @@ std::string describe(const std::exception& e) {
     return e.what();
 }
 
-using basin::cli::Runner;
-Runner add_eval(CLI::App& a, const std::string&) {
-    return basin::cli::add_eval(a);
-}
-Runner add_inspect(CLI::App& a, const std::string&) {
-    return basin::cli::add_inspect(a);
-}
-Runner add_tokenizer(CLI::App& a, const std::string&) {
-    return basin::cli::add_tokenizer(a);
-}
-Runner add_tokenize(CLI::App& a, const std::string&) {
-    return basin::cli::add_tokenize(a);
-}
-Runner add_probe(CLI::App& a, const std::string&) {
-    return basin::cli::add_probe(a);
-}
-Runner add_interpolate(CLI::App& a, const std::string&) {
-    return basin::cli::add_interpolate(a);
-}
-Runner add_hull(CLI::App& a, const std::string&) {
-    return basin::cli::add_hull(a);
-}
-Runner add_plane(CLI::App& a, const std::string&) {
-    return basin::cli::add_plane(a);
-}
-Runner add_init_compare(CLI::App& a, const std::string&) {
-    return basin::cli::add_init_compare(a);
-}
-Runner add_init_model(CLI::App& a, const std::string&) {
-    return basin::cli::add_init_model(a);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -98,18 +66,18 @@ int main(int argc, char** argv) {
     basin::install_interrupt_handlers(); // before the slow start-up, so that an early signal is a clean stop too
     // the commands that need libtorch; the table (program.cpp) has their names, help and order
     const std::map<std::string, basin::cli::Adder> torch = {
-        {"eval", add_eval},
-        {"inspect", add_inspect},
-        {"tokenizer", add_tokenizer},
-        {"tokenize", add_tokenize},
+        {"eval", basin::cli::without_command_line<basin::cli::add_eval>},
+        {"inspect", basin::cli::without_command_line<basin::cli::add_inspect>},
+        {"tokenizer", basin::cli::without_command_line<basin::cli::add_tokenizer>},
+        {"tokenize", basin::cli::without_command_line<basin::cli::add_tokenize>},
         {"finetune", basin::cli::add_finetune},
         {"pretrain", basin::cli::add_pretrain},
-        {"probe", add_probe},
-        {"interpolate", add_interpolate},
-        {"hull", add_hull},
-        {"plane", add_plane},
-        {"init-compare", add_init_compare},
-        {"init-model", add_init_model},
+        {"probe", basin::cli::without_command_line<basin::cli::add_probe>},
+        {"interpolate", basin::cli::without_command_line<basin::cli::add_interpolate>},
+        {"hull", basin::cli::without_command_line<basin::cli::add_hull>},
+        {"plane", basin::cli::without_command_line<basin::cli::add_plane>},
+        {"init-compare", basin::cli::without_command_line<basin::cli::add_init_compare>},
+        {"init-model", basin::cli::without_command_line<basin::cli::add_init_model>},
     };
     return basin::cli::run_program(argc, argv, basin::cli::command_table(), torch, describe);
 }

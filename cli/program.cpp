@@ -8,26 +8,6 @@
 
 namespace basin::cli {
 
-namespace {
-
-Runner light_map(CLI::App& app, const std::string&) {
-    return add_map(app);
-}
-Runner light_merge(CLI::App& app, const std::string&) {
-    return add_merge(app);
-}
-Runner light_run(CLI::App& app, const std::string&) {
-    return add_run(app);
-}
-Runner light_status(CLI::App& app, const std::string&) {
-    return add_status(app);
-}
-Runner light_report(CLI::App& app, const std::string&) {
-    return add_report(app);
-}
-
-} // namespace
-
 const std::vector<Command>& command_table() {
     static const std::vector<Command> table = {
         {"eval", "Evaluate a sequence-classification checkpoint on a labelled dataset", nullptr},
@@ -37,18 +17,21 @@ const std::vector<Command>& command_table() {
         {"finetune", "Fine-tune a checkpoint (full, BitFit or head) on labelled data", nullptr},
         {"pretrain", "Masked-LM pretraining of an encoder from a text corpus", nullptr},
         {"probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", nullptr},
-        {"map", "Weight-space map: similarity, clusters and projections of many checkpoints", light_map},
+        {"map", "Weight-space map: similarity, clusters and projections of many checkpoints",
+         without_command_line<add_map>},
         {"interpolate", "Generalized loss along the line between two checkpoints (and beyond, --extrapolate)", nullptr},
         {"hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
          nullptr},
         {"plane", "Generalized-loss surface on the plane through three checkpoints", nullptr},
         {"merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
-         light_merge},
+         without_command_line<add_merge>},
         {"init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare",
          nullptr},
-        {"run", "Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI", light_run},
-        {"status", "What an experiment has done, is doing and has left", light_status},
-        {"report", "One self-contained HTML report (and SVG/PDF figures) from an experiment's store", light_report},
+        {"run", "Run an experiment spec (TOML): jobs with dependencies, a resumable results store, MPI",
+         without_command_line<add_run>},
+        {"status", "What an experiment has done, is doing and has left", without_command_line<add_status>},
+        {"report", "One self-contained HTML report (and SVG/PDF figures) from an experiment's store",
+         without_command_line<add_report>},
         {"init-model", "Create a randomly initialised BERT/RoBERTa checkpoint", nullptr},
     };
     return table;

@@ -15,6 +15,11 @@ namespace basin::cli {
 
 using Adder = Runner (*)(CLI::App& app, const std::string& command_line);
 
+// A command whose adder takes no command line, as an Adder.
+template <Runner (*add)(CLI::App&)> Runner without_command_line(CLI::App& app, const std::string&) {
+    return add(app);
+}
+
 struct Command {
     const char* name;
     const char* help;

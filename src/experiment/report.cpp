@@ -154,14 +154,7 @@ class Report {
     int depth_ = 0;
 };
 
-struct Lookup { // metrics of one job: (subject, dataset, metric) -> value
-    std::map<std::tuple<std::string, std::string, std::string>, double> values;
-    std::vector<std::string> subjects, datasets; // in first-seen order
-    double value(const std::string& subject, const std::string& dataset, const std::string& metric) const {
-        const auto v = values.find({subject, dataset, metric});
-        return v == values.end() ? NAN : v->second;
-    }
-};
+using Lookup = MetricIndex; // metrics of one job (experiment/results.h)
 
 // The finished jobs of one kind, in store order.
 std::vector<std::string> done_jobs(const std::vector<JobRecord>& jobs, const std::string& kind) {
@@ -169,18 +162,6 @@ std::vector<std::string> done_jobs(const std::vector<JobRecord>& jobs, const std
     for (const auto& j : jobs)
         if (j.kind == kind && j.state == "done") ids.push_back(j.id);
     return ids;
-}
-
-Lookup lookup(const std::vector<Metric>& metrics) {
-    Lookup l;
-    for (const auto& m : metrics) {
-        l.values[{m.subject, m.dataset, m.metric}] = m.value;
-        if (std::find(l.subjects.begin(), l.subjects.end(), m.subject) == l.subjects.end())
-            l.subjects.push_back(m.subject);
-        if (!m.dataset.empty() && std::find(l.datasets.begin(), l.datasets.end(), m.dataset) == l.datasets.end())
-            l.datasets.push_back(m.dataset);
-    }
-    return l;
 }
 
 // Beyond this many jobs of one analysis (a large suite), per-job figures give way to a table.
@@ -363,7 +344,7 @@ struct Study {
         return l.is_object() ? l : json::object();
     }
     // the metrics of exactly one job (the store matches by prefix)
-    Lookup metrics_of(const std::string& id) const { return lookup(job_metrics(id)); }
+    Lookup metrics_of(const std::string& id) const { return MetricIndex(job_metrics(id)); }
     // the region records of one job, as the store holds them (experiment/results.h)
     std::vector<Metric> job_metrics(const std::string& id) const {
         auto all = store->metrics(id);

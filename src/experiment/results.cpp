@@ -26,6 +26,20 @@ using nlohmann::json;
 
 } // namespace
 
+MetricIndex::MetricIndex(const std::vector<Metric>& metrics) {
+    for (const auto& m : metrics) {
+        values[{m.subject, m.dataset, m.metric}] = m.value;
+        if (std::find(subjects.begin(), subjects.end(), m.subject) == subjects.end()) subjects.push_back(m.subject);
+        if (!m.dataset.empty() && std::find(datasets.begin(), datasets.end(), m.dataset) == datasets.end())
+            datasets.push_back(m.dataset);
+    }
+}
+
+double MetricIndex::value(const std::string& subject, const std::string& dataset, const std::string& metric) const {
+    const auto v = values.find({subject, dataset, metric});
+    return v == values.end() ? NAN : v->second;
+}
+
 // ---- region records in the store
 
 namespace {
@@ -48,39 +62,26 @@ void add_scores(JobResults& r, const std::string& job, const std::string& subjec
     }
 }
 
-// One job's metrics as (subject, dataset, metric) -> value, with the datasets in first-seen order.
-struct MetricIndex {
-    std::map<std::tuple<std::string, std::string, std::string>, double> values;
-    std::vector<std::string> datasets;
-    explicit MetricIndex(const std::vector<Metric>& metrics, const std::string& skip_subject = "") {
-        for (const auto& m : metrics) {
-            values[{m.subject, m.dataset, m.metric}] = m.value;
-            if (m.subject != skip_subject && !m.dataset.empty() &&
-                std::find(datasets.begin(), datasets.end(), m.dataset) == datasets.end())
-                datasets.push_back(m.dataset);
-        }
+// A record's targets as the store names them: its datasets (a hull's without its pooled PB row).
+std::vector<TargetInfo> targets_of(const MetricIndex& m, bool hull = false) {
+    std::vector<TargetInfo> out;
+    for (const auto& d : m.datasets)
+        if (!hull || d != kAllDatasets) out.push_back({d, "", "", {}, 0, 0, ""});
+    return out;
+}
+
+// One point's loss and accuracy on each target (NaN where the store has none).
+std::vector<PointScore> scores_of(const MetricIndex& m, const std::vector<TargetInfo>& targets,
+                                  const std::string& subject) {
+    std::vector<PointScore> row;
+    for (const auto& t : targets) {
+        PointScore s;
+        s.loss = m.value(subject, t.name, "loss"), s.accuracy = m.value(subject, t.name, "accuracy");
+        s.train_loss = s.train_accuracy = NAN;
+        row.push_back(s);
     }
-    double value(const std::string& subject, const std::string& dataset, const std::string& metric) const {
-        const auto v = values.find({subject, dataset, metric});
-        return v == values.end() ? NAN : v->second;
-    }
-    std::vector<TargetInfo> targets() const {
-        std::vector<TargetInfo> out;
-        for (const auto& d : datasets)
-            out.push_back({d, "", "", {}, 0, 0, ""});
-        return out;
-    }
-    std::vector<PointScore> scores(const std::string& subject) const {
-        std::vector<PointScore> row;
-        for (const auto& d : datasets) {
-            PointScore s;
-            s.loss = value(subject, d, "loss"), s.accuracy = value(subject, d, "accuracy");
-            s.train_loss = s.train_accuracy = NAN;
-            row.push_back(s);
-        }
-        return row;
-    }
-};
+    return row;
+}
 
 double alpha_of(const std::string& subject, const std::string& job) {
     BASIN_CHECK(subject.rfind(kAlphaPrefix, 0) == 0, "store: job ", job, ": point '", subject,
@@ -116,10 +117,10 @@ InterpolationRecord interpolation_from_store(const std::vector<Metric>& metrics,
     for (const auto& s : subjects)
         order.push_back({alpha_of(s, job), s});
     std::sort(order.begin(), order.end());
-    rec.targets = m.targets();
+    rec.targets = targets_of(m);
     for (const auto& [a, subject] : order) {
         rec.alphas.push_back(a);
-        rec.scores.push_back(m.scores(subject));
+        rec.scores.push_back(scores_of(m, rec.targets, subject));
         rec.extrapolate = rec.extrapolate || a < 0 || a > 1;
     }
     if (!points.empty()) rec.extrapolate = points.front().set == "extrapolate";
@@ -131,10 +132,7 @@ JobResults hull_rows(const HullRecord& rec, const Job& job) {
     for (std::size_t p = 0; p < rec.points.size(); ++p) {
         const HullPoint& point = rec.points[p];
         add_scores(r, job.id, point.name, rec.targets, rec.scores[p]);
-        std::string w;
-        for (std::size_t i = 0; i < point.weights.size(); ++i)
-            w += (i ? " " : "") + format_exact(point.weights[i]);
-        r.points.push_back({job.id, point.name, point.set, json(w).dump()});
+        r.points.push_back({job.id, point.name, point.set, json(weights_text(point.weights)).dump()});
     }
     for (const auto& row : rec.pb)
         for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
@@ -146,8 +144,8 @@ JobResults hull_rows(const HullRecord& rec, const Job& job) {
 
 HullRecord hull_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points) {
     HullRecord rec;
-    const MetricIndex m(metrics, "pb");
-    rec.targets = m.targets();
+    const MetricIndex m(metrics);
+    rec.targets = targets_of(m, true);
     for (const auto& p : points) {
         std::vector<double> weights;
         const json w = json::parse(p.coefficients, nullptr, false);
@@ -157,10 +155,12 @@ HullRecord hull_from_store(const std::vector<Metric>& metrics, const std::vector
                 weights.push_back(v);
         }
         rec.points.push_back({p.name, p.set, weights});
-        rec.scores.push_back(m.scores(p.name));
+        rec.scores.push_back(scores_of(m, rec.targets, p.name));
         rec.members += p.set == "In", rec.hull_samples += p.set == "In'";
     }
-    std::vector<std::string> rows = m.datasets;
+    std::vector<std::string> rows;
+    for (const auto& t : rec.targets)
+        rows.push_back(t.name);
     rows.push_back(kAllDatasets);
     for (const auto& dataset : rows) {
         PbRow row{dataset, {}};
@@ -191,7 +191,7 @@ JobResults plane_rows(const PlaneRecord& rec, const Job& job) {
 PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vector<PointRecord>& points) {
     PlaneRecord rec;
     const MetricIndex m(metrics);
-    rec.targets = m.targets();
+    rec.targets = targets_of(m);
     struct Cell {
         std::size_t i, j;
         std::string name;
@@ -220,7 +220,7 @@ PlaneRecord plane_from_store(const std::vector<Metric>& metrics, const std::vect
     missing.loss = missing.accuracy = missing.train_loss = missing.train_accuracy = NAN;
     rec.scores.assign(rec.grid.nx * rec.grid.ny, std::vector<PointScore>(rec.targets.size(), missing));
     for (const auto& c : cells)
-        rec.scores[c.j * rec.grid.nx + c.i] = m.scores(c.name);
+        rec.scores[c.j * rec.grid.nx + c.i] = scores_of(m, rec.targets, c.name);
     return rec;
 }
 

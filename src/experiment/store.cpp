@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <random>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -165,9 +166,22 @@ RunnerId RunnerId::current() {
     return me;
 }
 
-bool Store::claim(const std::string& job, const RunnerId& me, double stale_seconds) {
-    exec("BEGIN IMMEDIATE"); // one runner at a time decides
+// BEGIN IMMEDIATE (the write lock at once: runners decide one at a time), body, COMMIT; any error
+// rolls the whole body back and propagates.
+void Store::transaction(const std::function<void()>& body) {
+    exec("BEGIN IMMEDIATE");
     try {
+        body();
+        exec("COMMIT");
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+}
+
+bool Store::claim(const std::string& job, const RunnerId& me, double stale_seconds) {
+    bool claimed = false;
+    transaction([&] { // one runner at a time decides
         bool held_elsewhere = false;
         {
             Statement q(db_, "SELECT host, pid, token, heartbeat FROM claims WHERE job = ?", file_.string());
@@ -179,10 +193,7 @@ bool Store::claim(const std::string& job, const RunnerId& me, double stale_secon
                 held_elsewhere = fresh && !gone;
             }
         }
-        if (held_elsewhere) {
-            exec("ROLLBACK");
-            return false;
-        }
+        if (held_elsewhere) return; // nothing written: the commit changes nothing
         Statement(db_, "INSERT OR REPLACE INTO claims(job, host, pid, token, heartbeat) VALUES(?, ?, ?, ?, ?)",
                   file_.string())
             .bind(1, job)
@@ -191,12 +202,9 @@ bool Store::claim(const std::string& job, const RunnerId& me, double stale_secon
             .bind(4, me.token)
             .bind(5, now_seconds())
             .run();
-        exec("COMMIT");
-        return true;
-    } catch (...) {
-        exec("ROLLBACK");
-        throw;
-    }
+        claimed = true;
+    });
+    return claimed;
 }
 
 void Store::heartbeat(const RunnerId& me) {
@@ -218,8 +226,7 @@ void Store::release_all(const RunnerId& me) {
 }
 
 void Store::job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& r) {
-    exec("BEGIN IMMEDIATE");
-    try {
+    transaction([&] {
         for (const char* table : {"metrics", "points", "models"})
             Statement(db_, std::string("DELETE FROM ") + table + " WHERE job = ?", file_.string()).bind(1, id).run();
         {
@@ -252,16 +259,11 @@ void Store::job_finished(const std::string& id, const std::string& key, double s
             .bind(4, id)
             .run();
         end_claim(id);
-        exec("COMMIT");
-    } catch (...) {
-        exec("ROLLBACK");
-        throw;
-    }
+    });
 }
 
 void Store::job_failed(const std::string& id, const std::string& key, double seconds, const std::string& error) {
-    exec("BEGIN IMMEDIATE");
-    try {
+    transaction([&] {
         Statement(db_, "UPDATE jobs SET state = 'failed', key = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
                   file_.string())
             .bind(1, key)
@@ -271,11 +273,7 @@ void Store::job_failed(const std::string& id, const std::string& key, double sec
             .bind(5, id)
             .run();
         end_claim(id);
-        exec("COMMIT");
-    } catch (...) {
-        exec("ROLLBACK");
-        throw;
-    }
+    });
 }
 
 // Inside the transaction that records a job's end: no runner can find the job unclaimed and not

@@ -26,6 +26,13 @@ double mean_over_targets(const std::vector<PointScore>& row, double PointScore::
     return row.empty() ? NAN : s / double(row.size());
 }
 
+std::string weights_text(const std::vector<double>& weights) {
+    std::string w;
+    for (std::size_t i = 0; i < weights.size(); ++i)
+        w += (i ? " " : "") + format_exact(weights[i]);
+    return w;
+}
+
 std::string pb_name(std::size_t pair) {
     return std::string("PB(") + kPbPairs.at(pair)[0] + ", " + kPbPairs.at(pair)[1] + ")";
 }
@@ -193,13 +200,6 @@ class GridFiller {
     std::vector<std::vector<bool>> seen_;
 };
 
-std::string joined_weights(const std::vector<double>& weights) {
-    std::string w;
-    for (std::size_t i = 0; i < weights.size(); ++i)
-        w += (i ? " " : "") + format_exact(weights[i]);
-    return w;
-}
-
 std::vector<double> split_weights(const std::string& text, const CsvTable& table, const CsvTable::Row& row) {
     std::vector<double> out;
     std::istringstream in(text);
@@ -306,7 +306,7 @@ void write_hull_files(const HullRecord& r, const fs::path& dir) {
     for (std::size_t p = 0; p < r.points.size(); ++p)
         for (std::size_t d = 0; d < r.targets.size(); ++d)
             csv += quoted(r.points[p].name) + "," + r.points[p].set + "," + field_text(r.targets[d].name) + "," +
-                   score_cells(r.scores[p][d]) + "," + joined_weights(r.points[p].weights) + "\n";
+                   score_cells(r.scores[p][d]) + "," + weights_text(r.points[p].weights) + "\n";
     write_text_atomically(dir / "scores.csv", csv);
     json pb = json::object();
     for (const auto& row : r.pb) {

@@ -15,9 +15,25 @@
 #include "basin/region/records.h"
 #include "basin/space/map.h"
 
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
 namespace basin {
 
 JobResults collect_results(const Job& job);
+
+// One job's metrics as (subject, dataset, metric) -> value, with the subjects and the datasets in
+// first-seen (store) order. The readers below and the report look metrics up through it.
+struct MetricIndex {
+    std::map<std::tuple<std::string, std::string, std::string>, double> values;
+    std::vector<std::string> subjects, datasets;
+    MetricIndex() = default;
+    explicit MetricIndex(const std::vector<Metric>& metrics);
+    // NaN when the store has no such metric
+    double value(const std::string& subject, const std::string& dataset, const std::string& metric) const;
+};
 
 // Store rows of a map: clustering accuracies, within/between means, the cosine matrix, and each
 // model's embedding point.

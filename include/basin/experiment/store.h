@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -88,6 +89,7 @@ class Store {
 
   private:
     void exec(const std::string& sql);
+    void transaction(const std::function<void()>& body);
     void end_claim(const std::string& id);
     sqlite3* db_ = nullptr;
     std::filesystem::path file_;

@@ -66,6 +66,9 @@ struct HullPoint {
     std::vector<double> weights; // per source (members, outside models, the base); missing trailing ones are 0
 };
 
+// A hull point's weights as scores.csv and the store write them: space-separated, 17 digits.
+std::string weights_text(const std::vector<double>& weights);
+
 // PB(X, Y) for the three pairs the paper reports, in this order.
 constexpr std::array<std::array<const char*, 2>, 3> kPbPairs = {{{"In'", "In"}, {"In'", "Ex"}, {"In", "Ex"}}};
 std::string pb_name(std::size_t pair); // "PB(In', In)", ...
