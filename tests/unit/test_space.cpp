@@ -5,6 +5,7 @@
 #include "basin/merge/methods.h"
 #include "basin/space/block_gram.h"
 #include "basin/space/gram.h"
+#include "basin/space/gram_plan.h"
 #include "test_util.h"
 
 #include <cmath>
@@ -223,4 +224,87 @@ TEST(GramMemory, ChunksFollowTheLimitAndTooLittleIsRefused) {
     const GramMemoryPlan short_by_one = basin::plan_gram_memory(shape, 2, two.needed - 1, rss);
     EXPECT_FALSE(short_by_one.enough);
     EXPECT_EQ(short_by_one.chunk_columns, 0);
+}
+
+// ---- the map's stream plan (space/gram_plan.h), reached directly
+
+namespace {
+
+std::vector<basin::GramTensorLayout> layouts(const std::vector<std::pair<std::int64_t, std::size_t>>& sizes,
+                                             std::size_t models, std::size_t bytes) {
+    std::vector<basin::GramTensorLayout> out;
+    for (const auto& [numel, group] : sizes)
+        out.push_back({numel, group, std::vector<std::size_t>(models + 1, bytes)});
+    return out;
+}
+
+} // namespace
+
+TEST(GramPlan, BlocksSpansAndChunksCoverTheStreamWithinTheirBounds) {
+    // three groups, tensors that straddle block ends; float32 base and models, F16 for model 1
+    auto tensors = layouts({{5000, 0}, {3000, 0}, {100, 1}, {9000, 1}, {4096, 2}, {1, 2}}, 3, 4);
+    tensors[3].value_bytes[1] = 2;
+    const basin::GramStreamPlan plan = basin::plan_gram_stream(tensors, 3);
+    // blocks: at most 4096 columns, one group each, covering each tensor exactly once in order
+    std::vector<std::int64_t> covered(tensors.size(), 0);
+    for (const auto& b : plan.blocks) {
+        EXPECT_LE(b.columns, basin::kGramBlockColumns);
+        std::int64_t columns = 0;
+        for (const auto& seg : b.segments) {
+            EXPECT_EQ(tensors[seg.tensor].group, b.group);
+            EXPECT_EQ(seg.offset, covered[seg.tensor]);
+            covered[seg.tensor] += seg.count;
+            columns += seg.count;
+        }
+        EXPECT_EQ(columns, b.columns);
+    }
+    for (std::size_t t = 0; t < tensors.size(); ++t)
+        EXPECT_EQ(covered[t], tensors[t].numel);
+    EXPECT_EQ(plan.blocks.size(), 2u + 3u + 2u); // 8000 -> 2, 9100 -> 3, 4097 -> 2
+    // a small model: one block per span (fewer than 64 x 8 blocks)
+    EXPECT_EQ(plan.span_blocks, 1u);
+    EXPECT_EQ(plan.spans.size(), plan.blocks.size());
+    // the span buffer: input after input at each input's widest value
+    EXPECT_EQ(plan.value_bytes, (std::vector<std::size_t>{4, 4, 4, 4}));
+    EXPECT_EQ(plan.raw_column_bytes, 16u);
+    EXPECT_EQ(plan.raw_offset, (std::vector<std::size_t>{0, 4 * 4096, 8 * 4096, 12 * 4096}));
+    // chunks: every span once, in order, within the columns unless a span alone is larger
+    for (std::int64_t limit : {std::int64_t(1), std::int64_t(4096), std::int64_t(10000), std::int64_t(1) << 40}) {
+        const auto chunks = basin::cut_gram_chunks(plan.spans, limit);
+        std::size_t next = 0;
+        for (const auto& [first, last] : chunks) {
+            EXPECT_EQ(first, next);
+            ASSERT_GT(last, first);
+            std::int64_t columns = 0;
+            for (std::size_t s = first; s < last; ++s)
+                columns += plan.spans[s].columns;
+            if (last - first > 1) EXPECT_LE(columns, limit);
+            next = last;
+        }
+        EXPECT_EQ(next, plan.spans.size());
+        if (limit == 1) EXPECT_EQ(chunks.size(), plan.spans.size());
+        if (limit == (std::int64_t(1) << 40)) EXPECT_EQ(chunks.size(), 1u);
+    }
+}
+
+TEST(GramPlan, LargeStreamsReadEightBlocksAtOnceUnderTheSpanBytes) {
+    // 2,000 blocks of one group: spans of 8 blocks for 10 float32 models; the raw bytes decide for
+    // 200 float64 models (8 MB / (201 x 8 x 4096) = 1)
+    const auto ten = basin::plan_gram_stream(layouts({{2000 * 4096, 0}}, 10, 4), 10);
+    EXPECT_EQ(ten.span_blocks, basin::kGramMaxSpanBlocks);
+    EXPECT_EQ(ten.spans.size(), 250u);
+    EXPECT_LE(ten.raw_column_bytes * ten.span_columns, basin::kGramSpanBytes);
+    for (const auto& span : ten.spans)
+        EXPECT_EQ(span.pieces.size(), 1u); // one tensor: one read per input
+    const auto many = basin::plan_gram_stream(layouts({{2000 * 4096, 0}}, 200, 8), 200);
+    EXPECT_EQ(many.span_blocks, 1u);
+    // spans never cross groups, and do not depend on anything but the tensors and N
+    const auto split = basin::plan_gram_stream(layouts({{1000 * 4096 + 7, 0}, {1000 * 4096, 1}}, 10, 4), 10);
+    for (const auto& span : split.spans)
+        for (std::size_t b = span.first_block; b < span.last_block; ++b)
+            EXPECT_EQ(split.blocks[b].group, split.blocks[span.first_block].group);
+    const basin::GramStreamShape shape = basin::gram_stream_shape(ten, layouts({{2000 * 4096, 0}}, 10, 4), 1, false);
+    EXPECT_EQ(shape.spans, 250u);
+    EXPECT_EQ(shape.span_columns, 8u * 4096u);
+    EXPECT_EQ(shape.bytes_per_column, 44u);
 }
