@@ -58,9 +58,9 @@ GramStreamPlan plan_gram_stream(const std::vector<GramTensorLayout>& tensors, st
     plan.raw_column_bytes = std::accumulate(plan.value_bytes.begin(), plan.value_bytes.end(), std::size_t(0));
     plan.blocks = cut_gram_blocks(tensors);
     // bytes are at least one per input, so the division is safe once there is a tensor
-    const std::size_t by_bytes =
-        plan.raw_column_bytes == 0 ? kGramMaxSpanBlocks
-                                   : kGramSpanBytes / (plan.raw_column_bytes * std::size_t(kGramBlockColumns));
+    const std::size_t by_bytes = plan.raw_column_bytes == 0
+                                     ? kGramMaxSpanBlocks
+                                     : kGramSpanBytes / (plan.raw_column_bytes * std::size_t(kGramBlockColumns));
     plan.span_blocks = std::clamp<std::size_t>(std::min(by_bytes, plan.blocks.size() / 64), 1, kGramMaxSpanBlocks);
     plan.span_columns = plan.span_blocks * std::size_t(kGramBlockColumns);
     plan.raw_offset.assign(models + 1, 0);
@@ -91,9 +91,8 @@ GramStreamShape gram_stream_shape(const GramStreamPlan& plan, const std::vector<
     shape.spans = plan.spans.size(), shape.span_columns = plan.span_columns;
     shape.raw_column_bytes = plan.raw_column_bytes, shape.bf16 = bf16;
     for (const auto& t : tensors)
-        shape.bytes_per_column =
-            std::max<std::uint64_t>(shape.bytes_per_column, std::accumulate(t.value_bytes.begin(), t.value_bytes.end(),
-                                                                            std::uint64_t(0)));
+        shape.bytes_per_column = std::max<std::uint64_t>(
+            shape.bytes_per_column, std::accumulate(t.value_bytes.begin(), t.value_bytes.end(), std::uint64_t(0)));
     return shape;
 }
 
