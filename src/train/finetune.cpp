@@ -192,6 +192,287 @@ std::pair<std::int64_t, std::int64_t> set_trainable(EncoderModel& model, TrainMo
     return {trainable, total_params};
 }
 
+// The model to fine-tune: the start checkpoint's body (and its head when its labels are the
+// data's), a new seeded head otherwise, on the device.
+struct StartModel {
+    EncoderModel model{nullptr};
+    EncoderConfig config;
+    HfConfig hf;
+    bool keep_head = false;
+    torch::Device device{torch::kCPU};
+};
+
+StartModel prepare_model(const FinetuneOptions& o, const fs::path& model_dir, std::vector<std::string>& labels) {
+    torch::manual_seed(o.seed);
+    LoadOptions load;
+    load.device = torch::Device(o.device);
+    LoadedModel base = load_model(model_dir, load);
+    StartModel start;
+    start.device = load.device;
+    start.hf = base.hf;
+    start.config = base.config;
+    EncoderConfig& config = start.config;
+    const std::set<std::string> base_labels(base.config.labels.begin(), base.config.labels.end());
+    start.keep_head = base.config.head == HeadKind::SequenceClassification &&
+                      base_labels == std::set<std::string>(labels.begin(), labels.end());
+    config.head = HeadKind::SequenceClassification;
+    config.pooler = default_pooler(config.family, config.head);
+    if (start.keep_head) labels = base.config.labels; // keep the checkpoint's label order
+    config.labels = labels;
+    if (o.dropout) config.hidden_dropout = config.attention_dropout = config.classifier_dropout = *o.dropout;
+    start.model = EncoderModel(config);
+    init_weights(start.model, base.hf.initializer_range, o.seed); // the seed sets the new head
+    {
+        torch::NoGradGuard no_grad;
+        auto from = base.model->named_parameters();
+        for (auto& item : start.model->named_parameters()) {
+            const bool head = start.model->is_head_parameter(item.key());
+            if (head && !start.keep_head) continue;
+            if (auto* p = from.find(item.key())) item.value().copy_(*p);
+        }
+    }
+    start.model->to(start.device);
+    return start;
+}
+
+// What the run is: its options and inputs (recorded in basin_run.json), and their signature,
+// which covers everything that changes the result (a partial state resumes only under it).
+struct RunIdentity {
+    nlohmann::json options, inputs;
+    std::string signature;
+};
+
+RunIdentity identify_run(const FinetuneOptions& o, const fs::path& model_dir, std::size_t examples,
+                         const std::optional<Dataset>& eval, std::size_t max_length) {
+    RunIdentity id;
+    id.options = {{"mode", train_mode_name(o.mode)},
+                  {"seed", o.seed},
+                  {"epochs", o.epochs},
+                  {"max_steps", o.max_steps},
+                  {"lr", o.lr},
+                  {"batch_size", o.batch_size},
+                  {"grad_accum", o.grad_accum},
+                  {"warmup_ratio", o.warmup_ratio},
+                  {"weight_decay", o.weight_decay},
+                  {"max_grad_norm", o.max_grad_norm},
+                  {"max_length", max_length},
+                  {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)},
+                  {"train_limit", o.train_limit},
+                  {"device", o.device},
+                  {"threads", o.threads}};
+    id.inputs = {
+        {"model",
+         {{"path", model_dir.string()},
+          {"config_sha256", sha256_file(model_dir / "config.json")},
+          {"weights_sha256", checkpoint_weights_sha256(model_dir)}}},
+        {"train",
+         {{"path", fs::absolute(o.train).string()}, {"sha256", sha256_file(o.train)}, {"examples", examples}}}};
+    if (eval)
+        id.inputs["eval"] = {{"path", fs::absolute(o.eval).string()},
+                             {"sha256", sha256_file(o.eval)},
+                             {"examples", eval->examples.size()}};
+    const std::string signed_text = id.options.dump() + id.inputs.dump();
+    id.signature = sha256_hex(signed_text.data(), signed_text.size());
+    return id;
+}
+
+// What the loop evaluates after each epoch (data: none without --eval).
+struct EvalInputs {
+    const Dataset* data = nullptr;
+    const text::Tokenizer& tokenizer;
+    std::size_t max_length = 0;
+};
+
+// The optimizer steps and the evaluation after each epoch, from a fresh or a resumed state, saving
+// the state every save_every steps and after each epoch; a signal saves it and stops cleanly.
+class TrainingLoop {
+  public:
+    TrainingLoop(const FinetuneOptions& o, StartModel& start, torch::optim::Optimizer& optimizer,
+                 const TokenizedExamples& tokenized, const std::vector<std::int64_t>& targets, const StepPlan& steps,
+                 StateStore& store, TrainState& state, const EvalInputs& eval, const fs::path& out)
+        : o_(o), model_(start.model), optimizer_(optimizer), tokenized_(tokenized), targets_(targets), steps_(steps),
+          store_(store), state_(state), eval_(eval), out_(out), pad_id_(std::int32_t(start.config.pad_token_id)),
+          device_(start.device), elapsed_before_(state.elapsed) {}
+
+    void run() {
+        model_->train();
+        while ((state_.step < steps_.total_steps || state_.epoch_end_pending) && state_.epoch < steps_.epochs) {
+            const auto order = permutation(targets_.size(), mix_seed(o_.seed, state_.epoch));
+            std::size_t micro = state_.next_micro;
+            while (micro < steps_.micro_batches_per_epoch && state_.step < steps_.total_steps) {
+                micro = optimizer_step(order, micro);
+                const bool epoch_done = micro >= steps_.micro_batches_per_epoch;
+                if (o_.save_every > 0 && state_.step % o_.save_every == 0 && state_.step < steps_.total_steps &&
+                    !epoch_done)
+                    save();
+                if (o_.stop_after_step >= 0 && state_.step == o_.stop_after_step) std::_Exit(137); // simulated kill
+                if (interrupted()) stop_cleanly();
+            }
+            end_epoch(); // (or of the step budget)
+        }
+    }
+
+    // seconds of training over this run and the runs it resumes
+    double seconds() const {
+        return elapsed_before_ + std::chrono::duration<double>(Clock::now() - run_start_).count();
+    }
+
+  private:
+    void log(const std::string& line) const {
+        if (o_.log) o_.log(line);
+    }
+    void save() {
+        state_.elapsed = seconds();
+        store_.save(model_, optimizer_, to_json(state_));
+    }
+    // a clean stop (SIGINT/SIGTERM): keep the work so far for the same command to resume
+    [[noreturn]] void stop_cleanly() {
+        save();
+        throw Interrupted(interrupt_signal(), str("interrupted by ", signal_name(interrupt_signal()), " at step ",
+                                                  state_.step, " of ", steps_.total_steps, "; state saved in ",
+                                                  store_.dir().string(), ": the same command resumes"));
+    }
+
+    // One optimizer step over up to grad_accum micro-batches from micro; returns the next micro-batch.
+    std::size_t optimizer_step(const std::vector<std::size_t>& order, std::size_t micro) {
+        const std::size_t n = targets_.size();
+        const std::size_t group =
+            std::min<std::size_t>(std::size_t(o_.grad_accum), steps_.micro_batches_per_epoch - micro);
+        optimizer_.zero_grad();
+        double step_loss = 0;
+        for (std::size_t g = 0; g < group; ++g, ++micro) {
+            std::vector<std::size_t> indices(order.begin() + std::ptrdiff_t(micro * o_.batch_size),
+                                             order.begin() + std::ptrdiff_t(std::min(n, (micro + 1) * o_.batch_size)));
+            Batch batch = collate(tokenized_.encodings, indices, pad_id_, device_);
+            std::vector<std::int64_t> t;
+            for (auto i : indices)
+                t.push_back(targets_[i]);
+            auto target = torch::tensor(t, torch::kLong).to(device_);
+            auto logits = model_->classify(batch.input_ids, batch.attention_mask, batch.type_ids);
+            auto loss = torch::nn::functional::cross_entropy(logits, target);
+            const double value = loss.item<double>();
+            BASIN_CHECK(std::isfinite(value), "fine-tuning stopped at step ", state_.step + 1, " (epoch ",
+                        state_.epoch + 1, "): the training loss is ", value,
+                        "; lower --lr or check the data. Nothing was written to ", out_.string());
+            (loss / double(group)).backward();
+            step_loss += value / double(group);
+            state_.examples_seen += indices.size();
+            for (auto i : indices)
+                state_.tokens_seen += tokenized_.encodings[i].size();
+        }
+        clip_gradients(optimizer_, o_.max_grad_norm);
+        const double factor = lr_factor(state_.step, steps_.warmup_steps, steps_.total_steps);
+        set_lr(optimizer_, o_.lr * factor);
+        optimizer_.step();
+        ++state_.step;
+        state_.loss_sum += step_loss;
+        ++state_.loss_count;
+        state_.next_micro = micro;
+        if (Clock::now() - last_log_ > std::chrono::seconds(10) || state_.step == steps_.total_steps) {
+            const double secs = std::chrono::duration<double>(Clock::now() - run_start_).count();
+            log(str("epoch ", state_.epoch + 1, "/", steps_.epochs, " step ", state_.step, "/", steps_.total_steps,
+                    " loss ", state_.loss_sum / double(std::max<std::size_t>(1, state_.loss_count)), " lr ",
+                    o_.lr * factor, " (", int(double(state_.examples_seen) / std::max(1e-9, secs + elapsed_before_)),
+                    " examples/s)"));
+            last_log_ = Clock::now();
+        }
+        return micro;
+    }
+
+    // The epoch's metrics (evaluated when there is evaluation data), then the next epoch's state.
+    void end_epoch() {
+        EpochMetrics m;
+        m.epoch = state_.epoch + 1;
+        m.step = state_.step;
+        m.train_loss = state_.loss_sum / double(std::max<std::size_t>(1, state_.loss_count));
+        if (eval_.data) {
+            EvalOptions eo;
+            eo.max_length = eval_.max_length;
+            eo.threads = o_.threads;
+            EvalResult r;
+            try {
+                r = evaluate(model_, eval_.tokenizer, *eval_.data, eo);
+            } catch (const Interrupted&) { // the epoch's steps are done: a resumed run evaluates again
+                state_.epoch_end_pending = true;
+                stop_cleanly();
+            }
+            m.eval_accuracy = r.accuracy;
+            m.eval_macro_f1 = r.macro_f1;
+            m.eval_loss = r.mean_loss;
+            model_->train();
+            log(str("epoch ", m.epoch, ": train loss ", m.train_loss, ", eval accuracy ", r.accuracy, ", macro-F1 ",
+                    r.macro_f1, ", loss ", r.mean_loss));
+        } else {
+            log(str("epoch ", m.epoch, ": train loss ", m.train_loss));
+        }
+        state_.epochs.push_back(m);
+        state_.epoch_end_pending = false;
+        ++state_.epoch;
+        state_.next_micro = 0;
+        state_.loss_sum = 0;
+        state_.loss_count = 0;
+        if (o_.save_every > 0 && state_.step < steps_.total_steps) save();
+    }
+
+    const FinetuneOptions& o_;
+    EncoderModel& model_;
+    torch::optim::Optimizer& optimizer_;
+    const TokenizedExamples& tokenized_;
+    const std::vector<std::int64_t>& targets_;
+    const StepPlan& steps_;
+    StateStore& store_;
+    TrainState& state_;
+    const EvalInputs& eval_;
+    const fs::path& out_;
+    const std::int32_t pad_id_;
+    const torch::Device device_;
+    const double elapsed_before_;
+    const Clock::time_point run_start_ = Clock::now();
+    Clock::time_point last_log_ = Clock::now();
+};
+
+// basin_run.json: the run's identity, what it trained and how fast.
+nlohmann::json run_record(const FinetuneOptions& o, const RunIdentity& id, const StartModel& start,
+                          const FinetuneResult& result, const TrainState& state, std::int64_t trainable,
+                          std::int64_t total_params, std::int64_t warmup, std::size_t examples, double wall_seconds) {
+    nlohmann::json epochs_json = nlohmann::json::array();
+    for (const auto& m : state.epochs)
+        epochs_json.push_back(to_json(m));
+    auto order = permutation(examples, mix_seed(o.seed, 0));
+    order.resize(std::min<std::size_t>(order.size(), 16));
+    return {
+        {"basin_version", kVersion},
+        {"torch_version", TORCH_VERSION},
+        {"command", o.command_line},
+        {"options", id.options},
+        {"inputs", id.inputs},
+        {"labels", start.config.labels},
+        {"new_head", !start.keep_head},
+        {"parameters", {{"total", total_params}, {"trained", trainable}}},
+        {"steps", state.step},
+        {"warmup_steps", warmup},
+        {"epochs", epochs_json},
+        {"train_seconds", result.seconds},
+        {"wall_seconds", wall_seconds},
+        {"examples_per_second", result.examples_per_second},
+        {"tokens_per_second", result.tokens_per_second},
+        {"resumed", result.resumed},
+        {"data_order_epoch1_head", order},
+    };
+}
+
+// The output, atomically: a temporary folder renamed into place.
+void write_finetuned(const fs::path& out, const fs::path& model_dir, StartModel& start, const nlohmann::json& record) {
+    write_folder_atomically(out, [&](const fs::path& tmp) {
+        save_model(start.model, config_for(start.config, start.hf), tmp, Dtype::F32, {{"basin_run", "finetune"}});
+        fs::copy_file(model_dir / "tokenizer.json", tmp / "tokenizer.json");
+        for (const char* extra :
+             {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"})
+            if (fs::exists(model_dir / extra)) fs::copy_file(model_dir / extra, tmp / extra);
+        write_text_atomically(tmp / "basin_run.json", record.dump(2) + "\n");
+    });
+}
+
 } // namespace
 
 StepPlan plan_steps(std::size_t examples, const FinetuneOptions& o) {
@@ -206,260 +487,56 @@ StepPlan plan_steps(std::size_t examples, const FinetuneOptions& o) {
 
 FinetuneResult finetune(const FinetuneOptions& o) {
     const auto start_time = Clock::now();
-    auto log = [&](const std::string& line) {
-        if (o.log) o.log(line);
-    };
     check_finetune_options(o); // before touching anything
     const fs::path out = check_output_folder(o.out, o.overwrite, o.model);
     // a sentence-transformers folder is read through its Transformer module (the body)
     const fs::path model_dir = model_folder(fs::absolute(o.model).lexically_normal());
 
-    // ---- data and labels
+    // ---- data, the start model (validated completely), the trained parameters, the steps
     TrainingData data = read_training_data(o);
-    Dataset& train = data.train;
-    const std::optional<Dataset>& eval = data.eval;
-    std::vector<std::string>& labels = data.labels;
-
-    // ---- the start model, validated completely, and the model to train
-    torch::manual_seed(o.seed);
-    LoadOptions load;
-    load.device = torch::Device(o.device);
-    LoadedModel base = load_model(model_dir, load);
-    EncoderConfig config = base.config;
-    const std::set<std::string> base_labels(base.config.labels.begin(), base.config.labels.end());
-    const bool keep_head = base.config.head == HeadKind::SequenceClassification &&
-                           base_labels == std::set<std::string>(labels.begin(), labels.end());
-    config.head = HeadKind::SequenceClassification;
-    config.pooler = default_pooler(config.family, config.head);
-    if (keep_head) labels = base.config.labels; // keep the checkpoint's label order
-    config.labels = labels;
-    if (o.dropout) config.hidden_dropout = config.attention_dropout = config.classifier_dropout = *o.dropout;
-    EncoderModel model(config);
-    init_weights(model, base.hf.initializer_range, o.seed); // the seed sets the new head
-    {
-        torch::NoGradGuard no_grad;
-        auto from = base.model->named_parameters();
-        for (auto& item : model->named_parameters()) {
-            const bool head = model->is_head_parameter(item.key());
-            if (head && !keep_head) continue;
-            if (auto* p = from.find(item.key())) item.value().copy_(*p);
-        }
-    }
-    model->to(load.device);
-    base.model = EncoderModel(nullptr); // release the copy
+    StartModel start = prepare_model(o, model_dir, data.labels);
     auto tokenizer = text::Tokenizer::from_file(model_dir / "tokenizer.json");
-    const std::size_t model_max = std::size_t(config.max_positions - config.position_offset());
+    const std::size_t model_max = std::size_t(start.config.max_positions - start.config.position_offset());
     const std::size_t max_length = std::min(o.max_length ? o.max_length : model_max, model_max);
-
-    // ---- which parameters train
-    const auto counts = set_trainable(model, o.mode);
-    const std::int64_t trainable = counts.first, total_params = counts.second;
-    auto optimizer_ptr = make_adamw(model, o.lr, o.weight_decay);
-    auto& optimizer = *optimizer_ptr;
-
-    // ---- steps
-    auto tokenized = tokenize_examples(train, tokenizer, max_length, o.threads);
-    const auto targets_all = map_labels(train, config.labels);
-    const std::size_t n = train.examples.size();
+    const auto [trainable, total_params] = set_trainable(start.model, o.mode);
+    auto optimizer = make_adamw(start.model, o.lr, o.weight_decay);
+    const auto tokenized = tokenize_examples(data.train, tokenizer, max_length, o.threads);
+    const auto targets = map_labels(data.train, start.config.labels);
+    const std::size_t n = data.train.examples.size();
     const StepPlan steps = plan_steps(n, o);
-    const std::size_t micro_per_epoch = steps.micro_batches_per_epoch;
-    const std::int64_t total_steps = steps.total_steps;
-    const int epochs = steps.epochs;
-    const std::int64_t warmup = steps.warmup_steps;
 
-    // ---- resumable state: the signature covers everything that changes the result
-    nlohmann::json options_json = {{"mode", train_mode_name(o.mode)},
-                                   {"seed", o.seed},
-                                   {"epochs", o.epochs},
-                                   {"max_steps", o.max_steps},
-                                   {"lr", o.lr},
-                                   {"batch_size", o.batch_size},
-                                   {"grad_accum", o.grad_accum},
-                                   {"warmup_ratio", o.warmup_ratio},
-                                   {"weight_decay", o.weight_decay},
-                                   {"max_grad_norm", o.max_grad_norm},
-                                   {"max_length", max_length},
-                                   {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)},
-                                   {"train_limit", o.train_limit},
-                                   {"device", o.device},
-                                   {"threads", o.threads}};
-    nlohmann::json inputs_json = {
-        {"model",
-         {{"path", model_dir.string()},
-          {"config_sha256", sha256_file(model_dir / "config.json")},
-          {"weights_sha256", checkpoint_weights_sha256(model_dir)}}},
-        {"train", {{"path", fs::absolute(o.train).string()}, {"sha256", sha256_file(o.train)}, {"examples", n}}}};
-    if (eval)
-        inputs_json["eval"] = {{"path", fs::absolute(o.eval).string()},
-                               {"sha256", sha256_file(o.eval)},
-                               {"examples", eval->examples.size()}};
-    const std::string signature = sha256_hex((options_json.dump() + inputs_json.dump()).data(),
-                                             (options_json.dump() + inputs_json.dump()).size());
+    // ---- resumable state, under the run's signature
+    const RunIdentity id = identify_run(o, model_dir, n, data.eval, max_length);
     fs::path partial = out;
     partial += ".partial";
-    StateStore store(partial, signature);
+    StateStore store(partial, id.signature);
     // --overwrite discards a partial state of another run; one of this run is still resumed
     if (o.overwrite && store.foreign()) store.remove();
     TrainState state;
-    bool resumed = false;
-    if (store.exists()) {
-        state = state_from_json(store.load(model, optimizer));
-        resumed = true;
-        log(str("resuming from ", partial.string(), " at step ", state.step, " of ", total_steps));
-    }
-
-    log(str("fine-tuning ", model_dir.string(), " (", config.architecture_name(), ", ", train_mode_name(o.mode), ", ",
-            trainable, " of ", total_params, " parameters train", keep_head ? "" : ", new head", ") on ", n,
-            " examples: ", epochs, " epoch(s), ", total_steps, " steps"));
-
-    // ---- the loop
-    const torch::Device device = load.device;
-    const std::int32_t pad_id = std::int32_t(config.pad_token_id);
-    auto last_log = Clock::now();
-    auto run_start = Clock::now();
-    const double elapsed_before = state.elapsed;
-    // a clean stop (SIGINT/SIGTERM): keep the work so far for the same command to resume
-    auto stop_cleanly = [&]() {
-        state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-        store.save(model, optimizer, to_json(state));
-        throw Interrupted(interrupt_signal(),
-                          str("interrupted by ", signal_name(interrupt_signal()), " at step ", state.step, " of ",
-                              total_steps, "; state saved in ", partial.string(), ": the same command resumes"));
-    };
-    model->train();
-    while ((state.step < total_steps || state.epoch_end_pending) && state.epoch < epochs) {
-        auto order = permutation(n, mix_seed(o.seed, state.epoch));
-        std::size_t micro = state.next_micro;
-        while (micro < micro_per_epoch && state.step < total_steps) {
-            const std::size_t group = std::min<std::size_t>(std::size_t(o.grad_accum), micro_per_epoch - micro);
-            optimizer.zero_grad();
-            double step_loss = 0;
-            for (std::size_t g = 0; g < group; ++g, ++micro) {
-                std::vector<std::size_t> indices(order.begin() + std::ptrdiff_t(micro * o.batch_size),
-                                                 order.begin() +
-                                                     std::ptrdiff_t(std::min(n, (micro + 1) * o.batch_size)));
-                Batch batch = collate(tokenized.encodings, indices, pad_id, device);
-                std::vector<std::int64_t> t;
-                for (auto i : indices)
-                    t.push_back(targets_all[i]);
-                auto target = torch::tensor(t, torch::kLong).to(device);
-                auto logits = model->classify(batch.input_ids, batch.attention_mask, batch.type_ids);
-                auto loss = torch::nn::functional::cross_entropy(logits, target);
-                const double value = loss.item<double>();
-                BASIN_CHECK(std::isfinite(value), "fine-tuning stopped at step ", state.step + 1, " (epoch ",
-                            state.epoch + 1, "): the training loss is ", value,
-                            "; lower --lr or check the data. Nothing was written to ", out.string());
-                (loss / double(group)).backward();
-                step_loss += value / double(group);
-                state.examples_seen += indices.size();
-                for (auto i : indices)
-                    state.tokens_seen += tokenized.encodings[i].size();
-            }
-            clip_gradients(optimizer, o.max_grad_norm);
-            const double factor = lr_factor(state.step, warmup, total_steps);
-            set_lr(optimizer, o.lr * factor);
-            optimizer.step();
-            ++state.step;
-            state.loss_sum += step_loss;
-            ++state.loss_count;
-            state.next_micro = micro;
-            if (Clock::now() - last_log > std::chrono::seconds(10) || state.step == total_steps) {
-                const double secs = std::chrono::duration<double>(Clock::now() - run_start).count();
-                log(str("epoch ", state.epoch + 1, "/", epochs, " step ", state.step, "/", total_steps, " loss ",
-                        state.loss_sum / double(std::max<std::size_t>(1, state.loss_count)), " lr ", o.lr * factor,
-                        " (", int(double(state.examples_seen) / std::max(1e-9, secs + elapsed_before)),
-                        " examples/s)"));
-                last_log = Clock::now();
-            }
-            const bool epoch_done = micro >= micro_per_epoch;
-            if (o.save_every > 0 && state.step % o.save_every == 0 && state.step < total_steps && !epoch_done) {
-                state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-                store.save(model, optimizer, to_json(state));
-            }
-            if (o.stop_after_step >= 0 && state.step == o.stop_after_step) std::_Exit(137); // simulated kill
-            if (interrupted()) stop_cleanly();
-        }
-        // end of epoch (or of the step budget)
-        EpochMetrics m;
-        m.epoch = state.epoch + 1;
-        m.step = state.step;
-        m.train_loss = state.loss_sum / double(std::max<std::size_t>(1, state.loss_count));
-        if (eval) {
-            EvalOptions eo;
-            eo.max_length = max_length;
-            eo.threads = o.threads;
-            EvalResult r;
-            try {
-                r = evaluate(model, tokenizer, *eval, eo);
-            } catch (const Interrupted&) { // the epoch's steps are done: a resumed run evaluates again
-                state.epoch_end_pending = true;
-                stop_cleanly();
-            }
-            m.eval_accuracy = r.accuracy;
-            m.eval_macro_f1 = r.macro_f1;
-            m.eval_loss = r.mean_loss;
-            model->train();
-            log(str("epoch ", m.epoch, ": train loss ", m.train_loss, ", eval accuracy ", r.accuracy, ", macro-F1 ",
-                    r.macro_f1, ", loss ", r.mean_loss));
-        } else {
-            log(str("epoch ", m.epoch, ": train loss ", m.train_loss));
-        }
-        state.epochs.push_back(m);
-        state.epoch_end_pending = false;
-        ++state.epoch;
-        state.next_micro = 0;
-        state.loss_sum = 0;
-        state.loss_count = 0;
-        if (o.save_every > 0 && state.step < total_steps) {
-            state.elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-            store.save(model, optimizer, to_json(state));
-        }
-    }
-
-    // ---- output, atomically: a temporary folder renamed into place
     FinetuneResult result;
+    if (store.exists()) {
+        state = state_from_json(store.load(start.model, *optimizer));
+        result.resumed = true;
+        if (o.log) o.log(str("resuming from ", partial.string(), " at step ", state.step, " of ", steps.total_steps));
+    }
+    if (o.log)
+        o.log(str("fine-tuning ", model_dir.string(), " (", start.config.architecture_name(), ", ",
+                  train_mode_name(o.mode), ", ", trainable, " of ", total_params, " parameters train",
+                  start.keep_head ? "" : ", new head", ") on ", n, " examples: ", steps.epochs, " epoch(s), ",
+                  steps.total_steps, " steps"));
+
+    // ---- the loop, then the output
+    const EvalInputs eval{data.eval ? &*data.eval : nullptr, tokenizer, max_length};
+    TrainingLoop loop(o, start, *optimizer, tokenized, targets, steps, store, state, eval, out);
+    loop.run();
     result.epochs = state.epochs;
     result.steps = state.step;
-    result.resumed = resumed;
-    result.seconds = elapsed_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+    result.seconds = loop.seconds();
     result.examples_per_second = double(state.examples_seen) / std::max(1e-9, result.seconds);
     result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, result.seconds);
-    nlohmann::json epochs_json = nlohmann::json::array();
-    for (const auto& m : state.epochs)
-        epochs_json.push_back(to_json(m));
-    result.run_record = {
-        {"basin_version", kVersion},
-        {"torch_version", TORCH_VERSION},
-        {"command", o.command_line},
-        {"options", options_json},
-        {"inputs", inputs_json},
-        {"labels", config.labels},
-        {"new_head", !keep_head},
-        {"parameters", {{"total", total_params}, {"trained", trainable}}},
-        {"steps", state.step},
-        {"warmup_steps", warmup},
-        {"epochs", epochs_json},
-        {"train_seconds", result.seconds},
-        {"wall_seconds", std::chrono::duration<double>(Clock::now() - start_time).count()},
-        {"examples_per_second", result.examples_per_second},
-        {"tokens_per_second", result.tokens_per_second},
-        {"resumed", resumed},
-        {"data_order_epoch1_head",
-         [&] {
-             auto order = permutation(n, mix_seed(o.seed, 0));
-             order.resize(std::min<std::size_t>(order.size(), 16));
-             return order;
-         }()},
-    };
-    write_folder_atomically(out, [&](const fs::path& tmp) {
-        HfConfig hf = config_for(config, base.hf);
-        save_model(model, hf, tmp, Dtype::F32, {{"basin_run", "finetune"}});
-        fs::copy_file(model_dir / "tokenizer.json", tmp / "tokenizer.json");
-        for (const char* extra :
-             {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"})
-            if (fs::exists(model_dir / extra)) fs::copy_file(model_dir / extra, tmp / extra);
-        write_text_atomically(tmp / "basin_run.json", result.run_record.dump(2) + "\n");
-    });
+    result.run_record = run_record(o, id, start, result, state, trainable, total_params, steps.warmup_steps, n,
+                                   std::chrono::duration<double>(Clock::now() - start_time).count());
+    write_finetuned(out, model_dir, start, result.run_record);
     store.remove();
     return result;
 }
