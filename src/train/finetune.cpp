@@ -235,32 +235,25 @@ StartModel prepare_model(const FinetuneOptions& o, const fs::path& model_dir, st
     return start;
 }
 
-// What the run is: its options and inputs (recorded in basin_run.json), and their signature,
-// which covers everything that changes the result (a partial state resumes only under it).
-struct RunIdentity {
-    nlohmann::json options, inputs;
-    std::string signature;
-};
-
-RunIdentity identify_run(const FinetuneOptions& o, const fs::path& model_dir, std::size_t examples,
-                         const std::optional<Dataset>& eval, std::size_t max_length) {
-    RunIdentity id;
-    id.options = {{"mode", train_mode_name(o.mode)},
-                  {"seed", o.seed},
-                  {"epochs", o.epochs},
-                  {"max_steps", o.max_steps},
-                  {"lr", o.lr},
-                  {"batch_size", o.batch_size},
-                  {"grad_accum", o.grad_accum},
-                  {"warmup_ratio", o.warmup_ratio},
-                  {"weight_decay", o.weight_decay},
-                  {"max_grad_norm", o.max_grad_norm},
-                  {"max_length", max_length},
-                  {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)},
-                  {"train_limit", o.train_limit},
-                  {"device", o.device},
-                  {"threads", o.threads}};
-    id.inputs = {
+// The run's options and inputs, and their signature.
+RunIdentity identify_finetune(const FinetuneOptions& o, const fs::path& model_dir, std::size_t examples,
+                              const std::optional<Dataset>& eval, std::size_t max_length) {
+    nlohmann::json options = {{"mode", train_mode_name(o.mode)},
+                              {"seed", o.seed},
+                              {"epochs", o.epochs},
+                              {"max_steps", o.max_steps},
+                              {"lr", o.lr},
+                              {"batch_size", o.batch_size},
+                              {"grad_accum", o.grad_accum},
+                              {"warmup_ratio", o.warmup_ratio},
+                              {"weight_decay", o.weight_decay},
+                              {"max_grad_norm", o.max_grad_norm},
+                              {"max_length", max_length},
+                              {"dropout", o.dropout ? nlohmann::json(*o.dropout) : nlohmann::json(nullptr)},
+                              {"train_limit", o.train_limit},
+                              {"device", o.device},
+                              {"threads", o.threads}};
+    nlohmann::json inputs = {
         {"model",
          {{"path", model_dir.string()},
           {"config_sha256", sha256_file(model_dir / "config.json")},
@@ -268,12 +261,10 @@ RunIdentity identify_run(const FinetuneOptions& o, const fs::path& model_dir, st
         {"train",
          {{"path", fs::absolute(o.train).string()}, {"sha256", sha256_file(o.train)}, {"examples", examples}}}};
     if (eval)
-        id.inputs["eval"] = {{"path", fs::absolute(o.eval).string()},
-                             {"sha256", sha256_file(o.eval)},
-                             {"examples", eval->examples.size()}};
-    const std::string signed_text = id.options.dump() + id.inputs.dump();
-    id.signature = sha256_hex(signed_text.data(), signed_text.size());
-    return id;
+        inputs["eval"] = {{"path", fs::absolute(o.eval).string()},
+                          {"sha256", sha256_file(o.eval)},
+                          {"examples", eval->examples.size()}};
+    return identify_run(std::move(options), std::move(inputs));
 }
 
 // What the loop evaluates after each epoch (data: none without --eval).
@@ -506,7 +497,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     const StepPlan steps = plan_steps(n, o);
 
     // ---- resumable state, under the run's signature
-    const RunIdentity id = identify_run(o, model_dir, n, data.eval, max_length);
+    const RunIdentity id = identify_finetune(o, model_dir, n, data.eval, max_length);
     fs::path partial = out;
     partial += ".partial";
     StateStore store(partial, id.signature);

@@ -98,6 +98,13 @@ void clip_gradients(torch::optim::Optimizer& optimizer, double max_norm) {
     torch::nn::utils::clip_grad_norm_(params, max_norm);
 }
 
+RunIdentity identify_run(nlohmann::json options, nlohmann::json inputs) {
+    RunIdentity id{std::move(options), std::move(inputs), {}};
+    const std::string signed_text = id.options.dump() + id.inputs.dump();
+    id.signature = sha256_hex(signed_text.data(), signed_text.size());
+    return id;
+}
+
 StateStore::StateStore(fs::path partial, std::string signature)
     : dir_(std::move(partial)), signature_(std::move(signature)) {}
 

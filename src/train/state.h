@@ -26,6 +26,14 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, 
 void set_lr(torch::optim::Optimizer& optimizer, double lr);
 void clip_gradients(torch::optim::Optimizer& optimizer, double max_norm);
 
+// What a run is: its options and inputs (recorded in basin_run.json) and their signature, which
+// covers everything that changes the result (a partial state resumes only under it).
+struct RunIdentity {
+    nlohmann::json options, inputs;
+    std::string signature;
+};
+RunIdentity identify_run(nlohmann::json options, nlohmann::json inputs);
+
 // OUT.partial/state: all parameters (F32), the optimizer state, libtorch's CPU RNG state and the
 // caller's counters (JSON). A new state goes to state.tmp and is swapped in, so a kill at any
 // moment leaves one complete state. The signature (of options and inputs) must match to resume.
