@@ -1,9 +1,8 @@
 // The paper's findings as one study measured them (study.h), each a record with a typed verdict,
 // and the likely reasons where they differ. The paper's numbers come from experiment/paper.h.
-#include "study.h"
-
 #include "basin/core/strings.h"
 #include "basin/experiment/paper.h"
+#include "study.h"
 
 #include <algorithm>
 #include <array>
@@ -29,7 +28,6 @@ std::string verdict_text(Verdict v) {
 bool agrees(Verdict v) {
     return v == Verdict::agrees || v == Verdict::agrees_in_direction;
 }
-
 
 namespace {
 
@@ -70,7 +68,6 @@ void add_clustering(const Study& st, std::vector<Finding>& findings) {
                                 "%"});
         }
     }
-
 }
 
 // Tight versus loose: per dataset, seeds closer than same-family datasets, closer than other families.
@@ -95,7 +92,6 @@ void add_cosine_ordering(const Study& st, std::vector<Finding>& findings) {
                  ordered * 4 >= with_family * 3 ? Verdict::agrees : Verdict::differs,
                  100.0 * double(ordered) / double(with_family), "%"});
     }
-
 }
 
 // Which datasets fine-tuning learned: mean accuracy over seeds more than 2 points above the
@@ -163,7 +159,6 @@ void add_pb(const Study& st, const std::map<std::string, bool>& learned, std::ve
                                         100 * part.mean(), "%"});
                 }
         }
-
 }
 
 // Interpolation: the midpoint against its endpoints, by relation.
@@ -194,7 +189,6 @@ void add_interpolation(const Study& st, std::vector<Finding>& findings) {
              claimed ? (sp.mean() <= 0.01 ? Verdict::agrees : Verdict::differs) : Verdict::no_paper_number, sp.mean(),
              "loss"});
     }
-
 }
 
 // Extrapolation: the loss far out against the loss at the endpoints.
@@ -211,7 +205,6 @@ void add_extrapolation(const Study& st, std::vector<Finding>& findings) {
                             "endpoint loss " + format_fixed(ends, 3) + ", far " + format_fixed(far, 3),
                             far / ends > 1.2 ? Verdict::agrees : Verdict::differs, far / ends, "x"});
     }
-
 }
 
 // The centroid as a start.
@@ -337,7 +330,8 @@ void add_averaging_reason(const std::optional<SimilarityView>& view, std::vector
 }
 
 // Fine-tuning that did not beat the majority class: such models barely left the base.
-void add_learning_reason(const Study& st, const std::vector<ModelAccuracy>& accuracies, std::vector<std::string>& scale) {
+void add_learning_reason(const Study& st, const std::vector<ModelAccuracy>& accuracies,
+                         std::vector<std::string>& scale) {
     const json& facts = st.facts;
     std::vector<std::string> floor;
     std::size_t measured = 0;
