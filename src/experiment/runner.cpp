@@ -380,133 +380,174 @@ void mpi_worker() {
 // once). While its jobs run, a runner looks at the store again every kRescanSeconds.
 constexpr double kHeartbeatSeconds = 10, kStaleClaimSeconds = 120, kRescanSeconds = 5;
 
-int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
-             const RunOptions& o) {
-    const auto start = Clock::now();
-    std::map<std::string, std::size_t> index_of;
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-        index_of[jobs[i].id] = i;
-    enum class State { Pending, Running, Done, Failed };
-    std::vector<State> state(jobs.size(), State::Pending);
-    std::size_t done = 0, skipped = 0, failed = 0, running = 0;
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-        if (done_in_store(store, jobs[i])) state[i] = State::Done, ++done, ++skipped;
-    auto progress = [&](const std::string& what) {
-        if (o.quiet) return;
-        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-        const std::size_t width = 30, filled = jobs.empty() ? width : width * done / jobs.size();
-        std::fprintf(stderr, "[%s%s] %zu/%zu jobs, %s elapsed  %s\n", std::string(filled, '#').c_str(),
-                     std::string(width - filled, '.').c_str(), done, jobs.size(), duration_text(elapsed).c_str(),
-                     what.c_str());
-    };
-    if (skipped) progress(std::to_string(skipped) + " finished earlier, skipped");
-    // Other runners on the same store: a job is claimed before it starts; one that another live
-    // runner holds is left to it, and one it finished is taken as done.
-    const RunnerId me = RunnerId::current();
-    std::size_t elsewhere = 0; // finished by other runners during this run
-    auto last_beat = Clock::now();
-    auto beat = [&] {
-        if (std::chrono::duration<double>(Clock::now() - last_beat).count() < kHeartbeatSeconds) return;
-        store.heartbeat(me);
-        last_beat = Clock::now();
-    };
-    struct ReleaseClaims { // whatever ends this run (an error, a signal), its claims go with it
-        Store& store;
-        const RunnerId& me;
-        ~ReleaseClaims() {
-            try {
-                store.release_all(me);
-            } catch (...) {
-            }
+// One runner's pass over the jobs: start every job whose dependencies are done, up to the
+// executor's capacity, record each end in the store, until nothing is left that this runner can
+// run. Other runners on the same store: a job is claimed before it starts; one that another live
+// runner holds is left to it, and one it finished is taken as done. Whatever ends the pass (an
+// error, a signal) releases this runner's claims.
+class Scheduler {
+  public:
+    Scheduler(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
+              const RunOptions& o)
+        : spec_(spec), jobs_(jobs), store_(store), executor_(executor), o_(o), me_(RunnerId::current()),
+          state_(jobs.size(), State::Pending) {
+        for (std::size_t i = 0; i < jobs.size(); ++i)
+            index_of_[jobs[i].id] = i;
+        for (std::size_t i = 0; i < jobs.size(); ++i)
+            if (done_in_store(store, jobs[i])) state_[i] = State::Done, ++done_, ++skipped_;
+    }
+    ~Scheduler() {
+        try {
+            store_.release_all(me_);
+        } catch (...) {
         }
-    } release_claims{store, me};
+    }
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // the jobs failed or blocked
+    int run() {
+        if (skipped_) progress(std::to_string(skipped_) + " finished earlier, skipped");
+        while (true) {
+            const Started started = start_ready();
+            if (running_ == 0) {
+                if (started.blocked_any) continue; // blocking may unblock nothing but changes what is left
+                if (!started.held_elsewhere || interrupted()) break;
+                // everything left is held by other runners or waits on what they hold
+                beat();
+                for (int slept = 0; slept < 10 && !interrupted(); ++slept)
+                    ::usleep(100'000);
+                if (interrupted()) break;
+                continue;
+            }
+            const Finished f = executor_.wait_any(kRescanSeconds);
+            beat();
+            if (f.index == Executor::kTimeout) continue;      // look at the store again: others may have finished jobs
+            if (f.index == Executor::kNone) throw stop_run(); // SIGINT/SIGTERM
+            record_end(f);
+        }
+        if (interrupted()) throw stop_run(); // a signal while waiting on other runners: nothing of this one's runs
+        for (std::size_t i = 0; i < jobs_.size(); ++i)
+            if (state_[i] == State::Pending) ++failed_; // unreachable: kept for safety
+        if (!o_.quiet)
+            std::fprintf(
+                stderr,
+                "%s: %zu of %zu jobs done (%zu skipped as finished earlier%s), %zu failed or blocked; store %s\n",
+                spec_.name.c_str(), done_, jobs_.size(), skipped_,
+                elsewhere_ ? (", " + std::to_string(elsewhere_) + " by other runners").c_str() : "", failed_,
+                store_file(spec_).c_str());
+        return int(failed_);
+    }
+
+  private:
+    enum class State { Pending, Running, Done, Failed };
+    struct Started {
+        bool blocked_any = false, held_elsewhere = false;
+    };
+
+    void progress(const std::string& what) const {
+        if (o_.quiet) return;
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+        const std::size_t width = 30, filled = jobs_.empty() ? width : width * done_ / jobs_.size();
+        std::fprintf(stderr, "[%s%s] %zu/%zu jobs, %s elapsed  %s\n", std::string(filled, '#').c_str(),
+                     std::string(width - filled, '.').c_str(), done_, jobs_.size(), duration_text(elapsed).c_str(),
+                     what.c_str());
+    }
+
+    void beat() {
+        if (std::chrono::duration<double>(Clock::now() - last_beat_).count() < kHeartbeatSeconds) return;
+        store_.heartbeat(me_);
+        last_beat_ = Clock::now();
+    }
+
     // SIGINT/SIGTERM: stop the running jobs cleanly, keep what is done
-    auto stop_run = [&] {
+    Interrupted stop_run() {
         const int signal = interrupt_signal();
         const std::string why = "interrupted by " + signal_name(signal);
-        const auto stopped = executor.stop(signal);
+        const auto stopped = executor_.stop(signal);
         for (std::size_t i : stopped)
-            store.job_interrupted(jobs[i].id, why);
+            store_.job_interrupted(jobs_[i].id, why);
         return Interrupted(signal,
-                           why + ": " + std::to_string(done) + " of " + std::to_string(jobs.size()) + " jobs done" +
+                           why + ": " + std::to_string(done_) + " of " + std::to_string(jobs_.size()) + " jobs done" +
                                (stopped.empty() ? "" : ", " + std::to_string(stopped.size()) + " running stopped") +
                                "; the same `basin run` resumes");
-    };
-    while (true) {
-        // start every job whose dependencies are done, up to the executor's capacity
-        bool blocked_any = false, held_elsewhere = false;
-        for (std::size_t i = 0; i < jobs.size() && running < executor.capacity() && !interrupted(); ++i) {
-            if (state[i] != State::Pending) continue;
+    }
+
+    // Every pending job whose dependencies are done, claimed and started while there is capacity; a
+    // job whose dependency failed is blocked.
+    Started start_ready() {
+        Started out;
+        for (std::size_t i = 0; i < jobs_.size() && running_ < executor_.capacity() && !interrupted(); ++i) {
+            if (state_[i] != State::Pending) continue;
             bool ready = true;
-            for (const auto& d : jobs[i].depends) {
-                const State s = state.at(index_of.at(d));
+            for (const auto& d : jobs_[i].depends) {
+                const State s = state_.at(index_of_.at(d));
                 if (s == State::Failed) {
-                    store.job_blocked(jobs[i].id, d);
-                    state[i] = State::Failed, ++failed, blocked_any = true;
+                    store_.job_blocked(jobs_[i].id, d);
+                    state_[i] = State::Failed, ++failed_, out.blocked_any = true;
                     ready = false;
                     break;
                 }
                 ready = ready && s == State::Done;
             }
             if (!ready) continue;
-            if (!store.claim(jobs[i].id, me, kStaleClaimSeconds)) { // another runner has it
-                held_elsewhere = true;
+            if (!store_.claim(jobs_[i].id, me_, kStaleClaimSeconds)) { // another runner has it
+                out.held_elsewhere = true;
                 continue;
             }
-            if (done_in_store(store, jobs[i])) { // another runner finished it since this one looked
-                store.release(jobs[i].id, me);
-                state[i] = State::Done, ++done, ++elsewhere;
-                progress(jobs[i].id + " finished by another runner");
+            if (done_in_store(store_, jobs_[i])) { // another runner finished it since this one looked
+                store_.release(jobs_[i].id, me_);
+                state_[i] = State::Done, ++done_, ++elsewhere_;
+                progress(jobs_[i].id + " finished by another runner");
                 continue;
             }
-            write_prepared(jobs[i]);
-            store.job_started(jobs[i].id, jobs[i].kind, jobs[i].key, jobs[i].output.string(),
-                              nlohmann::json(jobs[i].labels).dump());
-            executor.start(i, jobs[i], spec.out / "logs" / log_name(jobs[i].id));
-            state[i] = State::Running, ++running;
-            progress("started " + jobs[i].id);
+            write_prepared(jobs_[i]);
+            store_.job_started(jobs_[i].id, jobs_[i].kind, jobs_[i].key, jobs_[i].output.string(),
+                               nlohmann::json(jobs_[i].labels).dump());
+            executor_.start(i, jobs_[i], spec_.out / "logs" / log_name(jobs_[i].id));
+            state_[i] = State::Running, ++running_;
+            progress("started " + jobs_[i].id);
         }
-        if (running == 0) {
-            if (blocked_any) continue; // blocking may unblock nothing but changes what is left
-            if (!held_elsewhere || interrupted()) break;
-            // everything left is held by other runners or waits on what they hold
-            beat();
-            for (int slept = 0; slept < 10 && !interrupted(); ++slept)
-                ::usleep(100'000);
-            if (interrupted()) break;
-            continue;
-        }
-        const Finished f = executor.wait_any(kRescanSeconds);
-        beat();
-        if (f.index == Executor::kTimeout) continue;      // look at the store again: others may have finished jobs
-        if (f.index == Executor::kNone) throw stop_run(); // SIGINT/SIGTERM
-        --running;
-        const Job& job = jobs[f.index]; // recording its end (done or failed) ends its claim too
+        return out;
+    }
+
+    // A job's end: its results collected into the store, or its failure recorded (either ends its claim).
+    void record_end(const Finished& f) {
+        --running_;
+        const Job& job = jobs_[f.index];
         if (f.code == 0) {
             try {
-                store.job_finished(job.id, job.key, f.seconds, collect_results(job));
-                state[f.index] = State::Done, ++done;
+                store_.job_finished(job.id, job.key, f.seconds, collect_results(job));
+                state_[f.index] = State::Done, ++done_;
                 progress("finished " + job.id + " in " + duration_text(f.seconds));
-                continue;
+                return;
             } catch (const std::exception& e) {
-                store.job_failed(job.id, job.key, f.seconds, std::string("reading its results: ") + e.what());
+                store_.job_failed(job.id, job.key, f.seconds, std::string("reading its results: ") + e.what());
             }
         } else {
-            store.job_failed(job.id, job.key, f.seconds, f.error);
+            store_.job_failed(job.id, job.key, f.seconds, f.error);
         }
-        state[f.index] = State::Failed, ++failed;
+        state_[f.index] = State::Failed, ++failed_;
         progress("FAILED " + job.id + ": " + f.error);
     }
-    if (interrupted()) throw stop_run(); // a signal while waiting on other runners: nothing of this one's runs
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-        if (state[i] == State::Pending) ++failed; // unreachable: kept for safety
-    if (!o.quiet)
-        std::fprintf(stderr,
-                     "%s: %zu of %zu jobs done (%zu skipped as finished earlier%s), %zu failed or blocked; store %s\n",
-                     spec.name.c_str(), done, jobs.size(), skipped,
-                     elsewhere ? (", " + std::to_string(elsewhere) + " by other runners").c_str() : "", failed,
-                     store_file(spec).c_str());
-    return int(failed);
+
+    const ExperimentSpec& spec_;
+    const std::vector<Job>& jobs_;
+    Store& store_;
+    Executor& executor_;
+    const RunOptions& o_;
+    const RunnerId me_;
+    const Clock::time_point start_ = Clock::now();
+    Clock::time_point last_beat_ = Clock::now();
+    std::map<std::string, std::size_t> index_of_;
+    std::vector<State> state_;
+    std::size_t done_ = 0, skipped_ = 0, failed_ = 0, running_ = 0;
+    std::size_t elsewhere_ = 0; // finished by other runners during this run
+};
+
+int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
+             const RunOptions& o) {
+    return Scheduler(spec, jobs, store, executor, o).run();
 }
 
 } // namespace

@@ -75,14 +75,11 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
     return out;
 }
 
-} // namespace
-
-ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string, std::string>& overrides) {
-    ExperimentSpec s;
-    s.file = file;
+// The spec's text as TOML, with its sections known; s.text is filled.
+toml::table parse_spec(ExperimentSpec& s, const fs::path& file) {
+    toml::table root;
     BASIN_CHECK(fs::is_regular_file(file), file.string(), ": experiment spec not found");
     s.text = read_text_file(file, limits::experiment_spec);
-    toml::table root;
     try {
         root = toml::parse(s.text, file.string());
     } catch (const toml::parse_error& e) {
@@ -93,6 +90,12 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
                                            "hull", "plane", "centroid", "probe", "published", "estimate"})
                         .count(std::string(key.str())),
                     where(s, node), ": unknown section [", key.str(), "]");
+    return root;
+}
+
+// [experiment], with --set overrides: name, base, data_root, out, seeds, threads, max_length.
+void read_experiment_section(ExperimentSpec& s, const toml::table& root, const fs::path& file,
+                             const std::map<std::string, std::string>& overrides) {
     const toml::table* e = section(s, root, "experiment");
     BASIN_CHECK(e, file.string(), ": no [experiment] section (name, base, data_root, seeds)");
     toml::table experiment = *e;
@@ -119,7 +122,10 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
     BASIN_CHECK(fs::is_directory(s.base), file.string(), ": base ", s.base.string(), ": model folder not found");
     BASIN_CHECK(fs::is_directory(s.data_root), file.string(), ": data_root ", s.data_root.string(),
                 ": folder not found");
+}
 
+// [datasets]: name = "family", or name = { family = "...", seeds = [...] }.
+void read_datasets(ExperimentSpec& s, const toml::table& root, const fs::path& file) {
     const toml::table* datasets = section(s, root, "datasets");
     BASIN_CHECK(datasets && !datasets->empty(), file.string(),
                 ": no [datasets] (one line per dataset: name = \"family\")");
@@ -143,6 +149,9 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         BASIN_CHECK(fs::is_directory(s.data_root / s.datasets.back().name), where(s, node), ": dataset ", key.str(),
                     ": ", (s.data_root / s.datasets.back().name).string(), " not found");
     }
+}
+
+void read_finetune(ExperimentSpec& s, const toml::table& root) {
     if (const auto* t = section(s, root, "finetune")) {
         check_keys(s, *t, "finetune", {"mode", "epochs", "lr", "batch_size", "train_limit"});
         s.mode = get<std::string>(s, *t, "mode", s.mode, "full, bitfit or head");
@@ -151,6 +160,10 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         s.batch_size = get<std::size_t>(s, *t, "batch_size", s.batch_size, "a whole number");
         s.train_limit = get<std::size_t>(s, *t, "train_limit", s.train_limit, "a whole number");
     }
+}
+
+// [published] and [estimate]: checked here, read by the report from the stored spec.
+void check_published_and_estimate(ExperimentSpec& s, const toml::table& root, const fs::path& file) {
     if (const auto* t = section(s, root, "published")) {
         // accuracies published for the base (not measured here), shown beside the fine-tuned ones
         for (const auto& [key, node] : *t) {
@@ -181,6 +194,10 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
                         " must be CPU-hours (a number, 0 or more)");
         }
     }
+}
+
+// [probe] and the analyses: [map], [interpolate], [extrapolate], [hull], [plane].
+void read_analyses(ExperimentSpec& s, const toml::table& root) {
     if (const auto* t = section(s, root, "probe")) {
         check_keys(s, *t, "probe", {"l2", "train_limit", "test_limit"});
         s.probe_l2 = get<double>(s, *t, "l2", s.probe_l2, "a number");
@@ -211,6 +228,10 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
         s.plane = true;
         s.plane_grid = get<std::string>(s, *t, "grid", s.plane_grid, "COLUMNSxROWS");
     }
+}
+
+// [centroid] (one variant) or [[centroid]] (named variants).
+void read_centroids(ExperimentSpec& s, const toml::table& root) {
     if (const toml::node* node = root.get("centroid")) {
         auto read_variant = [&](const toml::table& t, bool named) {
             check_keys(s, t, "centroid", {"name", "mode", "seeds", "epochs", "lr", "train_limit"});
@@ -238,6 +259,20 @@ ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string,
                 read_variant(*item.as_table(), true);
         }
     }
+}
+
+} // namespace
+
+ExperimentSpec read_experiment(const fs::path& file, const std::map<std::string, std::string>& overrides) {
+    ExperimentSpec s;
+    s.file = file;
+    const toml::table root = parse_spec(s, file);
+    read_experiment_section(s, root, file, overrides);
+    read_datasets(s, root, file);
+    read_finetune(s, root);
+    check_published_and_estimate(s, root, file);
+    read_analyses(s, root);
+    read_centroids(s, root);
     return s;
 }
 
