@@ -334,6 +334,11 @@ class JobPlanner {
         return join(dirs, ",");
     }
     void with_probe(Job& j) const { j.args.insert(j.args.end(), probe.begin(), probe.end()); }
+    // the fine-tuning recipe of a finetune or centroid job, in the order its key was made with
+    void with_recipe(Job& j, int epochs, double lr) const {
+        j.args.insert(j.args.end(), {"--epochs", std::to_string(epochs), "--lr", std::to_string(lr), "--batch-size",
+                                     std::to_string(s.batch_size), "--max-length", max_length, "--threads", threads});
+    }
     static void depends_on(Job& j, const std::vector<std::string>& names) {
         for (const auto& n : names)
             j.depends.push_back("finetune/" + n);
@@ -351,30 +356,11 @@ class JobPlanner {
                 j.id = "finetune/" + name;
                 j.kind = "finetune";
                 j.output = model_dir(name);
-                j.args = {"finetune",
-                          "--model",
-                          s.base.string(),
-                          "--train",
-                          train.string(),
-                          "--eval",
-                          test.string(),
-                          "--out",
-                          j.output.string(),
-                          "--seed",
-                          std::to_string(seed),
-                          "--mode",
-                          s.mode,
-                          "--epochs",
-                          std::to_string(s.epochs),
-                          "--lr",
-                          std::to_string(s.lr),
-                          "--batch-size",
-                          std::to_string(s.batch_size),
-                          "--max-length",
-                          max_length,
-                          "--threads",
-                          threads,
-                          "--overwrite"};
+                j.args = {"finetune",    "--model", s.base.string(),   "--train", train.string(),       "--eval",
+                          test.string(), "--out",   j.output.string(), "--seed",  std::to_string(seed), "--mode",
+                          s.mode};
+                with_recipe(j, s.epochs, s.lr);
+                j.args.push_back("--overwrite");
                 if (capped) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
                 j.reads = {train, test};
                 j.labels = {{"model", name}, {"dataset", d.name}, {"family", d.family}, {"seed", std::to_string(seed)}};
@@ -575,19 +561,9 @@ class JobPlanner {
                       "--mode",
                       c.mode,
                       "--seeds",
-                      join(seeds, ","),
-                      "--epochs",
-                      std::to_string(c.epochs),
-                      "--lr",
-                      std::to_string(c.lr),
-                      "--batch-size",
-                      std::to_string(s.batch_size),
-                      "--max-length",
-                      max_length,
-                      "--threads",
-                      threads,
-                      "--out",
-                      j.output.string()};
+                      join(seeds, ",")};
+            with_recipe(j, c.epochs, c.lr);
+            j.args.insert(j.args.end(), {"--out", j.output.string()});
             if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});
             for (const auto& d : s.datasets) {
                 j.reads.push_back(find_split(data_dir(d.name), "train"));
