@@ -44,12 +44,26 @@ namespace {
 
 // What a finished map says on stdout.
 int report(const MapSummary& s, const std::string& out) {
-    std::printf("mapped %zu models (%lld parameters each) in %.2f s", s.models, static_cast<long long>(s.parameters),
-                s.seconds);
+    if (s.parameters > 0)
+        std::printf("mapped %zu models (%lld parameters each) in %.2f s", s.models,
+                    static_cast<long long>(s.parameters), s.seconds);
+    else
+        std::printf("analysed the given similarity matrix of %zu models", s.models);
     for (const auto& [kind, accuracy] : s.spectral_accuracy)
         std::printf("; %s clustering accuracy %.1f%%", kind.c_str(), 100 * accuracy);
     std::printf("\nwrote %s\n", out.c_str());
     return 0;
+}
+
+// basin map --similarity: the analyses of a given matrix (no checkpoints are read).
+template <class Options> int map_given(const Options& o) {
+    BASIN_CHECK(o.base.empty() && o.models.empty(), "map: --similarity replaces --base and --models; give one or "
+                                                    "the other");
+    BASIN_CHECK(o.norms.empty() || o.gram.empty(), "map: give --norms or --gram, not both");
+    GivenSimilarity similarity = read_similarity_matrix(o.similarity);
+    if (!o.norms.empty()) similarity.gram = gram_from_cosine(similarity.cosine, read_norms(o.norms, similarity.names));
+    if (!o.gram.empty()) similarity.gram = read_gram_matrix(o.gram, similarity);
+    return report(run_map_similarity(similarity, o.groups, o.out, o.map), o.out);
 }
 
 } // namespace
@@ -57,13 +71,30 @@ int report(const MapSummary& s, const std::string& out) {
 Runner add_map(CLI::App& app) {
     struct Options {
         std::string base, models, groups, out, memory_limit = "2G", precision = "f32";
+        std::string similarity, norms, gram, assign = "discretize", geometry = "cosine";
         MapOptions map;
         int threads = 0;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("--base", o->base, "The pretrained checkpoint the task vectors start from")->required();
-    app.add_option("--models", o->models, "File listing checkpoint folders or glob patterns, one per line")->required();
-    app.add_option("--groups", o->groups, "CSV file: model,KIND[,KIND...] (for example model,dataset,family)");
+    app.add_option("--base", o->base, "The pretrained checkpoint the task vectors start from (not with --similarity)");
+    app.add_option("--models", o->models,
+                   "File listing checkpoint folders or glob patterns, one per line (not with --similarity)");
+    app.add_option("--similarity", o->similarity,
+                   "Analyse this N x N cosine matrix (CSV: a header of model names, then N rows) instead of "
+                   "checkpoints");
+    app.add_option("--norms", o->norms, "With --similarity: the task vectors' norms (CSV model,norm), for distances");
+    app.add_option("--gram", o->gram, "With --similarity: their Gram matrix (same CSV layout), for distances");
+    app.add_option("--groups", o->groups,
+                   "CSV file: model,KIND[,KIND...] (for example model,dataset,family); with --similarity, "
+                   "models by the matrix's names");
+    app.add_option("--assign", o->assign,
+                   "How spectral clustering labels its embedding: discretize (Yu and Shi, as the paper) or kmeans")
+        ->check(CLI::IsMember({"discretize", "kmeans"}))
+        ->capture_default_str();
+    app.add_option("--geometry", o->geometry,
+                   "What k-means and the PCA see: cosine (task vectors at unit length) or raw (the Gram matrix)")
+        ->check(CLI::IsMember({"cosine", "raw"}))
+        ->capture_default_str();
     app.add_option("--out", o->out, "Output folder")->required();
     app.add_option("--include", o->map.gram.include, "Only tensors whose name matches this regex");
     app.add_option("--exclude", o->map.gram.exclude, "Leave out tensors whose name matches this regex");
@@ -85,6 +116,11 @@ Runner add_map(CLI::App& app) {
     app.add_flag("--overwrite", o->map.overwrite, "Replace a non-empty output folder");
     app.add_flag("--quiet", o->map.quiet, "No progress lines");
     return [o]() {
+        o->map.assign = parse_spectral_assign(o->assign);
+        o->map.geometry = parse_map_geometry(o->geometry);
+        if (!o->similarity.empty()) return map_given(*o);
+        BASIN_CHECK(!o->base.empty() && !o->models.empty(), "map: give --base and --models (or --similarity)");
+        BASIN_CHECK(o->norms.empty() && o->gram.empty(), "map: --norms and --gram go with --similarity");
         o->map.gram.memory_limit = parse_byte_size(o->memory_limit, "--memory-limit");
         o->map.gram.precision = o->precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
         o->map.gram.threads =

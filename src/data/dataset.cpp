@@ -3,6 +3,7 @@
 #include "basin/core/error.h"
 #include "basin/core/json_file.h"
 #include "basin/core/limits.h"
+#include "basin/core/strings.h"
 #include "basin/data/table.h"
 #include "basin/text/unicode.h"
 
@@ -193,6 +194,31 @@ bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector
             field += c;
         }
     }
+}
+
+namespace {
+
+std::string unquoted(std::string cell) {
+    if (cell.size() < 2 || cell.front() != '"' || cell.back() != '"') return cell;
+    std::string out;
+    for (std::size_t i = 1; i + 1 < cell.size(); ++i) {
+        out += cell[i];
+        if (cell[i] == '"' && cell[i + 1] == '"') ++i; // "" inside quotes
+    }
+    return out;
+}
+
+} // namespace
+
+bool read_trimmed_csv_record(std::istream& in, std::vector<std::string>& fields, std::size_t& line,
+                             const std::filesystem::path& path) {
+    while (read_csv_record(in, ',', true, fields, line, path)) {
+        for (auto& c : fields)
+            c = unquoted(trim(c));
+        const bool blank = fields.size() == 1 && fields[0].empty();
+        if (!blank && fields[0].rfind('#', 0) != 0) return true;
+    }
+    return false;
 }
 
 DataFormat parse_format(const std::string& name) {

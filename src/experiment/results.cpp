@@ -230,8 +230,10 @@ JobResults map_rows(const MapRecord& map, const Job& job) {
         if (!std::isnan(value)) r.metrics.push_back({job.id, subject, dataset, name, value});
     };
     for (const auto& kind : map.kinds) {
-        for (const auto& m : kind.methods)
+        for (const auto& m : kind.methods) {
             metric("map", "", "clustering_accuracy/" + kind.name + "/" + m.method, m.accuracy);
+            metric("map", "", "clustering_accuracy_majority/" + kind.name + "/" + m.method, m.accuracy_majority);
+        }
         metric("map", "", "within/" + kind.name, kind.similarity.within_mean);
         metric("map", "", "between/" + kind.name, kind.similarity.between_mean);
     }

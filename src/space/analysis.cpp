@@ -120,6 +120,28 @@ std::vector<int> min_cost_assignment(const std::vector<std::vector<double>>& cos
     return row_to_col;
 }
 
+// Accuracy and per-group F1 of clusters read as groups through a cluster -> group mapping.
+ClusterScore score_mapping(const std::vector<int>& clusters, const std::vector<int>& groups, int n_groups,
+                           const std::vector<int>& group_of_cluster) {
+    ClusterScore s;
+    s.group_of_cluster = group_of_cluster;
+    std::vector<double> tp(n_groups, 0), predicted(n_groups, 0), actual(n_groups, 0);
+    double correct = 0;
+    for (std::size_t i = 0; i < clusters.size(); ++i) {
+        const int g = group_of_cluster[clusters[i]];
+        predicted[g] += 1;
+        actual[groups[i]] += 1;
+        if (g == groups[i]) tp[g] += 1, correct += 1;
+    }
+    s.accuracy = correct / double(clusters.size());
+    for (int g = 0; g < n_groups; ++g) {
+        const double denom = predicted[g] + actual[g];
+        s.f1.push_back(denom > 0 ? 2 * tp[g] / denom : 0.0);
+    }
+    s.macro_f1 = std::accumulate(s.f1.begin(), s.f1.end(), 0.0) / std::max(1, n_groups);
+    return s;
+}
+
 } // namespace
 
 SquareMatrix cosine_from_gram(const SquareMatrix& g) {
@@ -237,8 +259,72 @@ std::vector<int> kmeans(const Points& x, int k, std::uint64_t seed, int n_init) 
     return best_labels;
 }
 
-std::vector<int> spectral_clustering(const SquareMatrix& affinity, int k, std::uint64_t seed) {
-    return kmeans(spectral_embedding(affinity, k), k, seed);
+SpectralAssign parse_spectral_assign(const std::string& name) {
+    if (name == "discretize") return SpectralAssign::discretize;
+    if (name == "kmeans") return SpectralAssign::kmeans;
+    fail("--assign: expected discretize or kmeans, got '", name, "'");
+}
+
+const char* spectral_assign_name(SpectralAssign assign) {
+    return assign == SpectralAssign::kmeans ? "kmeans" : "discretize";
+}
+
+std::vector<int> discretize_embedding(const Points& embedding, std::uint64_t seed) {
+    const std::size_t n = embedding.size();
+    BASIN_CHECK(n > 0 && !embedding[0].empty(), "discretize: an empty embedding");
+    const std::size_t k = embedding[0].size();
+    Matrix v(n, k);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t c = 0; c < k; ++c)
+            v(i, c) = embedding[i][c];
+    // columns to norm sqrt(n), each with a negative first entry; then rows to unit length
+    for (std::size_t c = 0; c < k; ++c) {
+        const double norm = v.col(c).norm();
+        if (norm > 0) v.col(c) *= std::sqrt(double(n)) / norm;
+        if (v(0, c) != 0) v.col(c) *= v(0, c) > 0 ? -1.0 : 1.0;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const double norm = v.row(i).norm();
+        if (norm > 0) v.row(i) /= norm;
+    }
+    const double eps = std::numeric_limits<double>::epsilon();
+    std::mt19937_64 rng(seed);
+    std::vector<int> labels(n, 0);
+    for (int restart = 0; restart < 30; ++restart) {
+        // the first column a random row; each next one the row least aligned with those so far
+        Matrix rotation = Matrix::Zero(k, k);
+        rotation.col(0) = v.row(static_cast<Eigen::Index>(uniform(rng) * double(n))).transpose();
+        Eigen::VectorXd alignment = Eigen::VectorXd::Zero(n);
+        for (std::size_t c = 1; c < k; ++c) {
+            alignment += (v * rotation.col(c - 1)).cwiseAbs();
+            Eigen::Index least = 0;
+            alignment.minCoeff(&least);
+            rotation.col(c) = v.row(least).transpose();
+        }
+        double last_objective = 0;
+        for (int round = 1;; ++round) {
+            const Matrix rotated = v * rotation;
+            Matrix indicator = Matrix::Zero(n, k);
+            for (std::size_t i = 0; i < n; ++i) {
+                Eigen::Index best = 0;
+                rotated.row(i).maxCoeff(&best);
+                labels[i] = static_cast<int>(best);
+                indicator(i, best) = 1;
+            }
+            Eigen::JacobiSVD<Matrix> svd(indicator.transpose() * v, Eigen::ComputeFullU | Eigen::ComputeFullV);
+            if (svd.info() != Eigen::Success) break; // a fresh start
+            const double objective = 2.0 * (double(n) - svd.singularValues().sum());
+            if (std::abs(objective - last_objective) < eps || round > 20) return labels;
+            last_objective = objective;
+            rotation = svd.matrixV() * svd.matrixU().transpose();
+        }
+    }
+    fail("discretize: the SVD did not converge in 30 starts");
+}
+
+std::vector<int> spectral_clustering(const SquareMatrix& affinity, int k, std::uint64_t seed, SpectralAssign assign) {
+    const Points embedding = spectral_embedding(affinity, k);
+    return assign == SpectralAssign::kmeans ? kmeans(embedding, k, seed) : discretize_embedding(embedding, seed);
 }
 
 std::vector<int> agglomerative_average(const SquareMatrix& distance, int k) {
@@ -391,21 +477,19 @@ ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<
                 static_cast<int>(std::max_element(count[c].begin(), count[c].begin() + n_groups) - count[c].begin());
         }
     }
-    std::vector<double> tp(n_groups, 0), predicted(n_groups, 0), actual(n_groups, 0);
-    double correct = 0;
-    for (std::size_t i = 0; i < clusters.size(); ++i) {
-        const int g = s.group_of_cluster[clusters[i]];
-        predicted[g] += 1;
-        actual[groups[i]] += 1;
-        if (g == groups[i]) tp[g] += 1, correct += 1;
-    }
-    s.accuracy = correct / clusters.size();
-    for (int g = 0; g < n_groups; ++g) {
-        const double denom = predicted[g] + actual[g];
-        s.f1.push_back(denom > 0 ? 2 * tp[g] / denom : 0.0);
-    }
-    s.macro_f1 = std::accumulate(s.f1.begin(), s.f1.end(), 0.0) / std::max(1, n_groups);
-    return s;
+    return score_mapping(clusters, groups, n_groups, s.group_of_cluster);
+}
+
+ClusterScore score_clusters_majority(const std::vector<int>& clusters, const std::vector<int>& groups, int n_groups) {
+    BASIN_CHECK(clusters.size() == groups.size() && !clusters.empty(), "cluster score: label lists differ in length");
+    const int n_clusters = *std::max_element(clusters.begin(), clusters.end()) + 1;
+    std::vector<std::vector<int>> count(n_clusters, std::vector<int>(n_groups, 0));
+    for (std::size_t i = 0; i < clusters.size(); ++i)
+        ++count[clusters[i]][groups[i]];
+    std::vector<int> group_of_cluster;
+    for (const auto& row : count)
+        group_of_cluster.push_back(static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin()));
+    return score_mapping(clusters, groups, n_groups, group_of_cluster);
 }
 
 double silhouette(const SquareMatrix& distance, const std::vector<int>& labels) {

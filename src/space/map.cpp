@@ -14,7 +14,9 @@
 #include <cstdio>
 #include <fstream>
 #include <glob.h>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -22,17 +24,6 @@ namespace basin {
 namespace {
 
 using nlohmann::json;
-
-// One CSV record with its cells trimmed; blank records and '#' comment lines are skipped.
-bool read_trimmed_record(std::istream& in, std::vector<std::string>& cells, std::size_t& line, const fs::path& path) {
-    while (read_csv_record(in, ',', true, cells, line, path)) {
-        for (auto& c : cells)
-            c = trim(c);
-        const bool blank = cells.size() == 1 && cells[0].empty();
-        if (!blank && cells[0].rfind('#', 0) != 0) return true;
-    }
-    return false;
-}
 
 std::string csv_cell(const std::string& s) {
     if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -125,11 +116,11 @@ std::vector<fs::path> read_group_models(const fs::path& file) {
     BASIN_CHECK(in, file.string(), ": cannot open the groups file");
     std::size_t line_number = 0;
     std::vector<std::string> header, cells;
-    read_trimmed_record(in, header, line_number, file);
+    read_trimmed_csv_record(in, header, line_number, file);
     BASIN_CHECK(!header.empty() && header[0] == "model", file.string(), ":", line_number,
                 ": expected a header 'model,KIND[,KIND...]' (for example model,dataset,family)");
     std::vector<fs::path> models;
-    while (read_trimmed_record(in, cells, line_number, file)) {
+    while (read_trimmed_csv_record(in, cells, line_number, file)) {
         BASIN_CHECK(!cells[0].empty(), file.string(), ":", line_number, ": empty model");
         const fs::path p = cells[0];
         models.push_back(p.is_absolute() ? p : file.parent_path() / p);
@@ -137,39 +128,29 @@ std::vector<fs::path> read_group_models(const fs::path& file) {
     return models;
 }
 
-ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>& models) {
+namespace {
+
+// The groups file's rows, each resolved to one of n models (resolve returns n for none, or fails);
+// every model needs exactly one row. name(m): how a message names model m.
+template <class Resolve, class Name>
+ModelGroups read_groups(const fs::path& file, std::size_t n, Resolve&& resolve, Name&& name) {
     std::ifstream in(file);
     BASIN_CHECK(in, file.string(), ": cannot open the groups file");
     std::size_t line_number = 0;
     std::vector<std::string> header;
-    read_trimmed_record(in, header, line_number, file);
+    read_trimmed_csv_record(in, header, line_number, file);
     BASIN_CHECK(header.size() >= 2 && header[0] == "model", file.string(), ":", line_number,
                 ": expected a header 'model,KIND[,KIND...]' (for example model,dataset,family)");
     ModelGroups g;
     g.kinds.assign(header.begin() + 1, header.end());
-    g.labels.assign(g.kinds.size(), std::vector<std::string>(models.size()));
-    std::map<fs::path, std::size_t> by_path;
-    std::map<std::string, std::vector<std::size_t>> by_name;
-    for (std::size_t m = 0; m < models.size(); ++m) {
-        by_path[canonical_or_absolute(models[m])] = m;
-        by_name[models[m].filename().string()].push_back(m);
-    }
-    std::vector<bool> has_row(models.size(), false);
-    const fs::path dir = file.parent_path();
+    g.labels.assign(g.kinds.size(), std::vector<std::string>(n));
+    std::vector<bool> has_row(n, false);
     std::vector<std::string> cells;
-    while (read_trimmed_record(in, cells, line_number, file)) {
+    while (read_trimmed_csv_record(in, cells, line_number, file)) {
         BASIN_CHECK(cells.size() == header.size(), file.string(), ":", line_number, ": expected ", header.size(),
                     " fields, found ", cells.size());
-        std::size_t m = models.size();
-        const fs::path as_path = fs::path(cells[0]).is_absolute() ? fs::path(cells[0]) : dir / cells[0];
-        if (auto it = by_path.find(canonical_or_absolute(as_path)); it != by_path.end()) {
-            m = it->second;
-        } else if (auto named = by_name.find(cells[0]); named != by_name.end()) {
-            BASIN_CHECK(named->second.size() == 1, file.string(), ":", line_number, ": '", cells[0],
-                        "' names several listed models; give its path");
-            m = named->second[0];
-        }
-        BASIN_CHECK(m < models.size(), file.string(), ":", line_number, ": '", cells[0], "' is not a listed model");
+        const std::size_t m = resolve(cells[0], line_number);
+        BASIN_CHECK(m < n, file.string(), ":", line_number, ": '", cells[0], "' is not a listed model");
         BASIN_CHECK(!has_row[m], file.string(), ":", line_number, ": a second row for ", cells[0]);
         has_row[m] = true;
         for (std::size_t k = 0; k < g.kinds.size(); ++k) {
@@ -177,9 +158,43 @@ ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>&
             g.labels[k][m] = cells[k + 1];
         }
     }
-    for (std::size_t m = 0; m < models.size(); ++m)
-        BASIN_CHECK(has_row[m], file.string(), ": no row for model ", models[m].string());
+    for (std::size_t m = 0; m < n; ++m)
+        BASIN_CHECK(has_row[m], file.string(), ": no row for model ", name(m));
     return g;
+}
+
+} // namespace
+
+ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>& models) {
+    std::map<fs::path, std::size_t> by_path;
+    std::map<std::string, std::vector<std::size_t>> by_name;
+    for (std::size_t m = 0; m < models.size(); ++m) {
+        by_path[canonical_or_absolute(models[m])] = m;
+        by_name[models[m].filename().string()].push_back(m);
+    }
+    const fs::path dir = file.parent_path();
+    auto resolve = [&](const std::string& cell, std::size_t line) {
+        const fs::path as_path = fs::path(cell).is_absolute() ? fs::path(cell) : dir / cell;
+        if (auto it = by_path.find(canonical_or_absolute(as_path)); it != by_path.end()) return it->second;
+        if (auto named = by_name.find(cell); named != by_name.end()) {
+            BASIN_CHECK(named->second.size() == 1, file.string(), ":", line, ": '", cell,
+                        "' names several listed models; give its path");
+            return named->second[0];
+        }
+        return models.size();
+    };
+    return read_groups(file, models.size(), resolve, [&](std::size_t m) { return models[m].string(); });
+}
+
+ModelGroups read_named_groups(const fs::path& file, const std::vector<std::string>& names) {
+    std::map<std::string, std::size_t> index;
+    for (std::size_t m = 0; m < names.size(); ++m)
+        index[names[m]] = m;
+    auto resolve = [&](const std::string& cell, std::size_t) {
+        const auto it = index.find(cell);
+        return it == index.end() ? names.size() : it->second;
+    };
+    return read_groups(file, names.size(), resolve, [&](std::size_t m) { return "'" + names[m] + "'"; });
 }
 
 namespace {
@@ -206,16 +221,16 @@ std::vector<MapLabelKind> label_kinds(const ModelGroups& all, const std::vector<
     return kinds;
 }
 
-// The three clusterings into k clusters (spectral on the affinity, k-means on PCA, average linkage
-// on the cosine distance).
-std::vector<MapClustering> cluster_models(const SquareMatrix& gram, const SquareMatrix& affinity,
-                                          const SquareMatrix& cosine_distance, int k, std::uint64_t seed) {
-    const Points pca_k = pca_from_gram(gram, std::min<int>(k, static_cast<int>(gram.n))).coordinates;
+// The three clusterings into k clusters (spectral on the affinity, k-means on the PCA of the
+// geometry's Gram matrix, average linkage on the cosine distance).
+std::vector<MapClustering> cluster_models(const SquareMatrix& geometry, const SquareMatrix& affinity,
+                                          const SquareMatrix& cosine_distance, int k, const MapOptions& options) {
+    const Points pca_k = pca_from_gram(geometry, std::min<int>(k, static_cast<int>(geometry.n))).coordinates;
     // alphabetical, as clusters.json has always listed them
     std::vector<MapClustering> out(3);
     out[0].method = "agglomerative", out[0].clusters = agglomerative_average(cosine_distance, k);
-    out[1].method = "kmeans_pca", out[1].clusters = kmeans(pca_k, k, seed);
-    out[2].method = "spectral", out[2].clusters = spectral_clustering(affinity, k, seed);
+    out[1].method = "kmeans_pca", out[1].clusters = kmeans(pca_k, k, options.seed);
+    out[2].method = "spectral", out[2].clusters = spectral_clustering(affinity, k, options.seed, options.assign);
     return out;
 }
 
@@ -228,6 +243,10 @@ void score_against_groups(MapLabelKind& kind, std::vector<MapClustering> found, 
         c.silhouette = silhouette(cosine_distance, c.clusters);
         for (int gi : s.group_of_cluster)
             c.group_of_cluster.push_back(kind.groups[gi]);
+        const ClusterScore majority = score_clusters_majority(c.clusters, kind.label, k);
+        c.accuracy_majority = majority.accuracy, c.macro_f1_majority = majority.macro_f1, c.f1_majority = majority.f1;
+        for (int gi : majority.group_of_cluster)
+            c.group_of_cluster_majority.push_back(kind.groups[gi]);
     }
     kind.methods = std::move(found);
     kind.silhouette_of_groups = silhouette(cosine_distance, kind.label);
@@ -263,6 +282,41 @@ GramOptions with_progress(GramOptions gram, bool quiet) {
     return gram;
 }
 
+// Everything a map computes from the cosine matrix and, where known, the raw Gram matrix: r has
+// its names and label kinds; cosine, distance, PCA, t-SNE and the clusterings are filled.
+void analyse(MapRecord& r, const SquareMatrix& cosine, const std::optional<SquareMatrix>& gram,
+             const MapOptions& options) {
+    const std::size_t n = cosine.n;
+    r.cosine = cosine;
+    r.geometry = map_geometry_name(options.geometry), r.assign = spectral_assign_name(options.assign);
+    if (gram)
+        r.distance = distance_from_gram(*gram);
+    else
+        r.not_computed.push_back("distance (the task vectors' norms are needed: give --norms or --gram)");
+    BASIN_CHECK(options.geometry == MapGeometry::cosine || gram,
+                "map: --geometry raw needs the task vectors' norms (give --norms or --gram)");
+    // the cosine geometry: unit-length vectors, whose Gram matrix is the cosine matrix
+    const SquareMatrix& geometry = options.geometry == MapGeometry::cosine ? cosine : *gram;
+    SquareMatrix cosine_distance(n), affinity(n);
+    for (std::size_t k = 0; k < n * n; ++k) {
+        cosine_distance.values[k] = std::max(0.0, 1.0 - cosine.values[k]);
+        affinity.values[k] = (cosine.values[k] + 1.0) / 2.0; // PAPER.md: affinity = (cos + 1) / 2
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        cosine_distance(i, i) = 0;
+    r.pca = pca_from_gram(geometry, 2);
+    r.tsne = tsne_of(cosine_distance, r.pca);
+    for (auto& kind : r.kinds) {
+        const int k = static_cast<int>(kind.groups.size());
+        if (k >= 2 && static_cast<std::size_t>(k) <= n)
+            score_against_groups(kind, cluster_models(geometry, affinity, cosine_distance, k, options),
+                                 cosine_distance);
+        kind.similarity = group_similarity(r.cosine, kind.label, k);
+    }
+    if (r.kinds.empty() && options.clusters >= 2 && static_cast<std::size_t>(options.clusters) <= n)
+        r.unlabelled = cluster_models(geometry, affinity, cosine_distance, options.clusters, options);
+}
+
 void check_map_inputs(const std::vector<fs::path>& models, const MapOptions& options) {
     BASIN_CHECK(options.reference == "base" || options.reference == "mean", "--reference: expected base or mean, got '",
                 options.reference, "'");
@@ -282,7 +336,6 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
     const GramResult g = task_vector_gram(base, model_paths, with_progress(options.gram, options.quiet));
 
     MapRecord r;
-    const std::size_t n = g.models.size();
     r.base = base.string(), r.reference = options.reference;
     r.names = display_names(g.models);
     for (const auto& m : g.models)
@@ -290,27 +343,7 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
     r.kinds = label_kinds(all_groups, model_paths, g.models);
 
     const bool centred = options.reference == "mean";
-    r.cosine = cosine_from_gram(centred ? centered_gram(g.gram) : g.gram);
-    r.distance = distance_from_gram(g.gram);
-    SquareMatrix cosine_distance(n), affinity(n);
-    for (std::size_t k = 0; k < n * n; ++k) {
-        cosine_distance.values[k] = std::max(0.0, 1.0 - r.cosine.values[k]);
-        affinity.values[k] = (r.cosine.values[k] + 1.0) / 2.0; // PAPER.md: affinity = (cos + 1) / 2
-    }
-    for (std::size_t i = 0; i < n; ++i)
-        cosine_distance(i, i) = 0;
-    r.pca = pca_from_gram(g.gram, 2);
-    r.tsne = tsne_of(cosine_distance, r.pca);
-
-    for (auto& kind : r.kinds) {
-        const int k = static_cast<int>(kind.groups.size());
-        if (k >= 2 && static_cast<std::size_t>(k) <= n)
-            score_against_groups(kind, cluster_models(g.gram, affinity, cosine_distance, k, options.seed),
-                                 cosine_distance);
-        kind.similarity = group_similarity(r.cosine, kind.label, k);
-    }
-    if (r.kinds.empty() && options.clusters >= 2 && static_cast<std::size_t>(options.clusters) <= n)
-        r.unlabelled = cluster_models(g.gram, affinity, cosine_distance, options.clusters, options.seed);
+    analyse(r, cosine_from_gram(centred ? centered_gram(g.gram) : g.gram), g.gram, options);
 
     r.per_layer = options.gram.per_layer;
     r.layers = g.layers, r.layer_parameters = g.layer_parameters;
@@ -329,12 +362,9 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
     return r;
 }
 
-MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_paths, const fs::path& groups_file,
-                   const fs::path& out_arg, const MapOptions& options) {
-    check_map_inputs(model_paths, options);
-    const fs::path out = check_output_folder(out_arg, options.overwrite); // before the long pass
-    const MapRecord r = map_models(base, model_paths, groups_file, options);
-    write_folder_atomically(out, [&](const fs::path& dir) { write_map_files(r, dir); });
+namespace {
+
+MapSummary summary_of(const MapRecord& r) {
     MapSummary summary;
     summary.models = r.names.size();
     summary.parameters = r.parameters;
@@ -343,6 +373,52 @@ MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_path
         for (const auto& m : kind.methods)
             if (m.method == "spectral") summary.spectral_accuracy[kind.name] = m.accuracy;
     return summary;
+}
+
+} // namespace
+
+MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_paths, const fs::path& groups_file,
+                   const fs::path& out_arg, const MapOptions& options) {
+    check_map_inputs(model_paths, options);
+    const fs::path out = check_output_folder(out_arg, options.overwrite); // before the long pass
+    const MapRecord r = map_models(base, model_paths, groups_file, options);
+    write_folder_atomically(out, [&](const fs::path& dir) { write_map_files(r, dir); });
+    return summary_of(r);
+}
+
+MapRecord map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const MapOptions& options) {
+    BASIN_CHECK(options.reference == "base", "map: --reference does not apply to a given matrix (",
+                similarity.file.string(), "): its cosines are used as they are");
+    MapRecord r;
+    r.reference = "given";
+    r.similarity_file = similarity.file.string();
+    r.names = similarity.names, r.paths = similarity.names;
+    if (!groups_file.empty()) {
+        const ModelGroups all = read_named_groups(groups_file, similarity.names);
+        std::vector<fs::path> as_paths(similarity.names.begin(), similarity.names.end());
+        r.kinds = label_kinds(all, as_paths, as_paths);
+    }
+    analyse(r, similarity.cosine, similarity.gram, options);
+    r.layers = {"all"};
+    return r;
+}
+
+MapSummary run_map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const fs::path& out_arg,
+                              const MapOptions& options) {
+    const fs::path out = check_output_folder(out_arg, options.overwrite);
+    const MapRecord r = map_similarity(similarity, groups_file, options);
+    write_folder_atomically(out, [&](const fs::path& dir) { write_map_files(r, dir); });
+    return summary_of(r);
+}
+
+MapGeometry parse_map_geometry(const std::string& name) {
+    if (name == "cosine") return MapGeometry::cosine;
+    if (name == "raw") return MapGeometry::raw;
+    fail("--geometry: expected cosine or raw, got '", name, "'");
+}
+
+const char* map_geometry_name(MapGeometry geometry) {
+    return geometry == MapGeometry::raw ? "raw" : "cosine";
 }
 
 // ---- the output folder
@@ -358,9 +434,18 @@ json clusters_json(const MapRecord& r) {
             json f1 = json::object();
             for (std::size_t c = 0; c < kind.groups.size() && c < m.f1.size(); ++c)
                 f1[kind.groups[c]] = m.f1[c];
-            methods[m.method] = {{"clusters", m.clusters}, {"group_of_cluster", m.group_of_cluster},
-                                 {"accuracy", m.accuracy}, {"f1", f1},
-                                 {"macro_f1", m.macro_f1}, {"silhouette", m.silhouette}};
+            json f1_majority = json::object();
+            for (std::size_t c = 0; c < kind.groups.size() && c < m.f1_majority.size(); ++c)
+                f1_majority[kind.groups[c]] = m.f1_majority[c];
+            json entry_of_method = {{"clusters", m.clusters}, {"group_of_cluster", m.group_of_cluster},
+                                    {"accuracy", m.accuracy}, {"f1", f1},
+                                    {"macro_f1", m.macro_f1}, {"silhouette", m.silhouette}};
+            if (!m.group_of_cluster_majority.empty())
+                entry_of_method["majority"] = {{"group_of_cluster", m.group_of_cluster_majority},
+                                               {"accuracy", nan_to_null(m.accuracy_majority)},
+                                               {"f1", f1_majority},
+                                               {"macro_f1", nan_to_null(m.macro_f1_majority)}};
+            methods[m.method] = entry_of_method;
         }
         if (!kind.methods.empty()) entry["silhouette_of_groups"] = kind.silhouette_of_groups;
         entry["methods"] = methods;
@@ -402,9 +487,22 @@ json summary_json(const MapRecord& r) {
                              {"between_mean", nan_to_null(gs.between_mean)},
                              {"groups", table}};
     }
+    json accuracy_majority = json::object();
+    for (const auto& kind : r.kinds)
+        if (!kind.methods.empty()) {
+            json a = json::object();
+            for (const auto& m : kind.methods)
+                a[m.method] = nan_to_null(m.accuracy_majority);
+            accuracy_majority[kind.name] = a;
+        }
     return {{"base", r.base},
+            {"similarity_file", r.similarity_file},
             {"models", inputs},
             {"reference", r.reference},
+            {"geometry", r.geometry},
+            {"spectral_assign", r.assign},
+            {"not_computed", r.not_computed},
+            {"clustering_accuracy_majority", accuracy_majority},
             {"parameters", r.parameters},
             {"layers", r.layers},
             {"excluded_tensors", excluded},
@@ -526,6 +624,15 @@ MapClustering read_clustering(const std::string& method, const json& j, const fs
     const json& f1 = json_field(j, "f1", file);
     for (const auto& g : groups)
         c.f1.push_back(json_number_or_nan(f1, g, file));
+    if (j.contains("majority")) { // folders written before the majority rule have none
+        const json& m = json_field(j, "majority", file);
+        c.group_of_cluster_majority = json_value<std::vector<std::string>>(m, "group_of_cluster", file);
+        c.accuracy_majority = json_number_or_nan(m, "accuracy", file);
+        c.macro_f1_majority = json_number_or_nan(m, "macro_f1", file);
+        const json& f1m = json_field(m, "f1", file);
+        for (const auto& g : groups)
+            c.f1_majority.push_back(json_number_or_nan(f1m, g, file));
+    }
     return c;
 }
 
@@ -533,7 +640,7 @@ MapClustering read_clustering(const std::string& method, const json& j, const fs
 
 void write_map_files(const MapRecord& r, const fs::path& dir) {
     write_matrix_csv(dir / "similarity.csv", r.cosine, r.names);
-    write_matrix_csv(dir / "distance.csv", r.distance, r.names);
+    if (r.distance.n) write_matrix_csv(dir / "distance.csv", r.distance, r.names);
     write_text_atomically(dir / "embedding.csv", embedding_csv(r));
     if (r.per_layer) write_text_atomically(dir / "per_layer.csv", per_layer_csv(r));
     write_text_atomically(dir / "clusters.json", clusters_json(r).dump(2) + "\n");
@@ -547,6 +654,14 @@ MapRecord read_map(const fs::path& dir) {
     MapRecord r;
     r.base = json_value<std::string>(s, "base", summary_file);
     r.reference = json_value<std::string>(s, "reference", summary_file);
+    // written since given matrices and the cosine geometry; before, k-means and PCA saw the raw
+    // Gram matrix and spectral clustering used k-means
+    r.similarity_file =
+        s.contains("similarity_file") ? json_value<std::string>(s, "similarity_file", summary_file) : "";
+    r.geometry = s.contains("geometry") ? json_value<std::string>(s, "geometry", summary_file) : "raw";
+    r.assign = s.contains("spectral_assign") ? json_value<std::string>(s, "spectral_assign", summary_file) : "kmeans";
+    if (s.contains("not_computed"))
+        r.not_computed = json_value<std::vector<std::string>>(s, "not_computed", summary_file);
     for (const auto& m : json_field(s, "models", summary_file)) {
         r.names.push_back(json_value<std::string>(m, "name", summary_file));
         r.paths.push_back(json_value<std::string>(m, "path", summary_file));
@@ -568,7 +683,7 @@ MapRecord read_map(const fs::path& dir) {
     r.threads = json_value<int>(s, "threads", summary_file);
     r.pca.explained = json_value<std::vector<double>>(s, "pca_explained_variance", summary_file);
     r.cosine = read_matrix(dir / "similarity.csv", r.names);
-    r.distance = read_matrix(dir / "distance.csv", r.names);
+    if (fs::exists(dir / "distance.csv")) r.distance = read_matrix(dir / "distance.csv", r.names);
 
     const json& within = json_field(s, "similarity_within_between", summary_file);
     for (const auto& [name, entry] : c.items()) {

@@ -322,8 +322,9 @@ class PlantedClusters(unittest.TestCase):
         rows = list(csv.DictReader(open(os.path.join(self.out, "embedding.csv"))))
         self.assertEqual(len(rows), len(self.models))
         self.assertTrue(all(np.isfinite(float(r[k])) for r in rows for k in ("pca_1", "pca_2", "tsne_1", "tsne_2")))
-        # PCA from the Gram matrix equals numpy's PCA of the vectors (up to sign)
-        centred = self.vectors - self.vectors.mean(0)
+        # PCA (of the cosine geometry, the default) equals numpy's PCA of the unit-length vectors (up to sign)
+        unit = self.vectors / np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        centred = unit - unit.mean(0)
         u, s, _ = np.linalg.svd(centred, full_matrices=False)
         expected = u[:, 0] * s[0]
         got = np.array([float(r["pca_1"]) for r in rows])
@@ -348,9 +349,11 @@ class SklearnParity(unittest.TestCase):
         write_text(lst, "".join(m + "\n" for m in models))
         groups = os.path.join(root, "groups.csv")
         write_text(groups, "model,dataset\n" + "".join(f"{m},d{g}\n" for m, g in zip(models, labels)))
-        out = os.path.join(root, "map")
-        run("map", "--base", base, "--models", lst, "--groups", groups, "--out", out, "--quiet")
-        clusters = json.load(open(os.path.join(out, "clusters.json")))["dataset"]
+        found = {}
+        for assign in ("discretize", "kmeans"):
+            out = os.path.join(root, "map-" + assign)
+            run("map", "--base", base, "--models", lst, "--groups", groups, "--assign", assign, "--out", out, "--quiet")
+            found[assign] = json.load(open(os.path.join(out, "clusters.json")))["dataset"]
         vectors = task_vectors(base, models, list(encoder_shapes(vocab=200, hidden=16, layers=1)))
         sim = cosine(vectors)
         truth = np.array(labels)
@@ -364,19 +367,37 @@ class SklearnParity(unittest.TestCase):
             mapped = np.array([mapping[p] for p in pred])
             return (mapped == truth).mean(), f1_score(truth, mapped, average=None)
 
-        sk_spectral = SpectralClustering(n_clusters=4, affinity="precomputed", random_state=0).fit_predict((sim + 1) / 2)
+        # basin's random starts are not numpy's: its partition must be one scikit-learn finds over 20 seeds
+        def canonical(labels):
+            first = {}
+            return tuple(first.setdefault(x, len(first)) for x in labels)
+
+        sk_spectral = {}
+        for assign in ("discretize", "kmeans"):
+            partitions = {}
+            for seed in range(20):
+                p = SpectralClustering(n_clusters=4, affinity="precomputed", assign_labels=assign,
+                                       random_state=seed).fit_predict((sim + 1) / 2)
+                partitions.setdefault(canonical(p), p)
+            got = canonical(found[assign]["methods"]["spectral"]["clusters"])
+            self.assertIn(got, partitions, f"spectral ({assign}): not a partition scikit-learn finds")
+            sk_spectral[assign] = partitions[got]
         try:
             agglo = AgglomerativeClustering(n_clusters=4, metric="precomputed", linkage="average")
         except TypeError:
             agglo = AgglomerativeClustering(n_clusters=4, affinity="precomputed", linkage="average")
         sk_agglo = agglo.fit_predict(np.maximum(0, 1 - sim))
-        for name, pred in (("spectral", sk_spectral), ("agglomerative", sk_agglo)):
+        for assign, name, pred in (("discretize", "spectral", sk_spectral["discretize"]),
+                                   ("kmeans", "spectral", sk_spectral["kmeans"]),
+                                   ("discretize", "agglomerative", sk_agglo)):
+            clusters = found[assign]
             accuracy, f1 = scores(pred)
             got = clusters["methods"][name]
             print(f"{name}: accuracy basin {got['accuracy']:.4f}, scikit-learn {accuracy:.4f}")
             self.assertAlmostEqual(got["accuracy"], accuracy, places=12)
             np.testing.assert_allclose([got["f1"][f"d{g}"] for g in range(4)], f1, atol=1e-12)
-        self.assertLess(clusters["methods"]["spectral"]["accuracy"], 1.0, "the structure should overlap")
+        clusters = found["discretize"]
+        self.assertLess(found["kmeans"]["methods"]["spectral"]["accuracy"], 1.0, "the structure should overlap")
         sil = silhouette_score(np.maximum(0, 1 - sim), truth, metric="precomputed")
         print(f"silhouette: basin {clusters['silhouette_of_groups']:.6f}, scikit-learn {sil:.6f}")
         self.assertAlmostEqual(clusters["silhouette_of_groups"], sil, delta=1e-6)

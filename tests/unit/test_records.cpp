@@ -329,6 +329,8 @@ MapRecord a_map() {
         MapClustering c;
         c.method = method, c.clusters = {1, 1, 0, 0}, c.group_of_cluster = {"b", "a"};
         c.accuracy = 1, c.macro_f1 = 1, c.silhouette = 0.375, c.f1 = {1, 1};
+        c.group_of_cluster_majority = {"b", "a"}, c.accuracy_majority = 1, c.macro_f1_majority = 1;
+        c.f1_majority = {1, 0.5};
         dataset.methods.push_back(c);
     }
     dataset.silhouette_of_groups = 0.375;
@@ -383,6 +385,11 @@ TEST(MapRecords, RoundTripThroughTheOutputFolder) {
     EXPECT_EQ(d.methods[2].clusters, r.kinds[1].methods[2].clusters);
     EXPECT_EQ(d.methods[2].group_of_cluster, r.kinds[1].methods[2].group_of_cluster);
     EXPECT_EQ(d.methods[2].f1, r.kinds[1].methods[2].f1);
+    EXPECT_EQ(d.methods[2].group_of_cluster_majority, r.kinds[1].methods[2].group_of_cluster_majority);
+    EXPECT_EQ(d.methods[2].f1_majority, r.kinds[1].methods[2].f1_majority);
+    EXPECT_EQ(d.methods[2].accuracy_majority, 1);
+    EXPECT_EQ(back.geometry, r.geometry);
+    EXPECT_EQ(back.assign, r.assign);
     EXPECT_EQ(d.silhouette_of_groups, 0.375);
     for (std::size_t g = 0; g < 2; ++g) {
         EXPECT_TRUE(same_or_both_nan(d.similarity.within[g], r.kinds[1].similarity.within[g]));

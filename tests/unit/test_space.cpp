@@ -3,7 +3,9 @@
 #include "basin/core/cpu.h"
 #include "basin/io/safetensors.h"
 #include "basin/merge/methods.h"
+#include "basin/space/analysis.h"
 #include "basin/space/block_gram.h"
+#include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
 #include "basin/space/gram_plan.h"
 #include "test_util.h"
@@ -307,4 +309,61 @@ TEST(GramPlan, LargeStreamsReadEightBlocksAtOnceUnderTheSpanBytes) {
     EXPECT_EQ(shape.spans, 250u);
     EXPECT_EQ(shape.span_columns, 8u * 4096u);
     EXPECT_EQ(shape.bytes_per_column, 44u);
+}
+
+// ---- given similarity matrices (space/given_matrix.h) and the two cluster mappings
+
+TEST(GivenMatrix, PrintedPrecisionDecidesWhatIsSymmetric) {
+    basin::testing::TempDir dir;
+    // four decimals: 0.5001 against 0.5000 is rounding; 1 printed without a point is exact
+    basin::testing::write_bytes(dir / "ok.csv", "\"a\", \"b\", \"c\"\n1, 0.5001, -0.2\n0.5000, 1, 0.3\n-0.2, 0.3, 1\n");
+    const auto m = basin::read_similarity_matrix(dir / "ok.csv");
+    EXPECT_EQ(m.names, (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_DOUBLE_EQ(m.cosine(0, 1), 0.50005);
+    EXPECT_DOUBLE_EQ(m.cosine(1, 0), 0.50005);
+    EXPECT_DOUBLE_EQ(m.cosine(2, 2), 1.0);
+    // one decimal more is not rounding any more
+    basin::testing::write_bytes(dir / "asym.csv", "a,b,c\n1,0.50012,-0.2\n0.50000,1,0.3\n-0.2,0.3,1\n");
+    EXPECT_ERROR_CONTAINS(basin::read_similarity_matrix(dir / "asym.csv"), "asym.csv:2:", "not symmetric",
+                          "row 'a' column 'b'");
+    // named rows, basin's own header
+    basin::testing::write_bytes(dir / "named.csv", "model,a,b\na,1,0.25\nb,0.25,1\n");
+    EXPECT_DOUBLE_EQ(basin::read_similarity_matrix(dir / "named.csv").cosine(0, 1), 0.25);
+    basin::testing::write_bytes(dir / "diag.csv", "a,b\n0.99,0.25\n0.25,1\n");
+    EXPECT_ERROR_CONTAINS(basin::read_similarity_matrix(dir / "diag.csv"), "diag.csv:2:", "diagonal of 'a'");
+    // norms in the matrix's order, each once
+    basin::testing::write_bytes(dir / "norms.csv", "model,norm\nb,2\na,0.5\n");
+    EXPECT_EQ(basin::read_norms(dir / "norms.csv", {"a", "b"}), (std::vector<double>{0.5, 2}));
+    basin::testing::write_bytes(dir / "norms2.csv", "a,0.5\n");
+    EXPECT_ERROR_CONTAINS(basin::read_norms(dir / "norms2.csv", {"a", "b"}), "no norm for model 'b'");
+}
+
+TEST(ClusterScores, MajorityRuleIsPurityAndNeverBelowOneToOne) {
+    // both clusters mostly group 0: one-to-one must give one of them to group 1
+    const std::vector<int> clusters = {0, 0, 0, 0, 1, 1, 1};
+    const std::vector<int> groups = {0, 0, 0, 1, 0, 0, 1};
+    const auto majority = basin::score_clusters_majority(clusters, groups, 2);
+    const auto hungarian = basin::score_clusters(clusters, groups, 2);
+    EXPECT_EQ(majority.group_of_cluster, (std::vector<int>{0, 0}));
+    EXPECT_DOUBLE_EQ(majority.accuracy, 5.0 / 7.0);
+    EXPECT_EQ(hungarian.group_of_cluster, (std::vector<int>{0, 1}));
+    EXPECT_DOUBLE_EQ(hungarian.accuracy, 4.0 / 7.0);
+    EXPECT_DOUBLE_EQ(majority.f1[1], 0.0); // group 1 gets no cluster
+}
+
+TEST(Spectral, DiscretizeRecoversSeparatedBlocksFromAnyStart) {
+    // three blocks of four, cosine 0.9 within and 0 between
+    const std::size_t n = 12;
+    basin::SquareMatrix affinity(n);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j)
+            affinity(i, j) = i == j ? 1.0 : (i / 4 == j / 4 ? 0.95 : 0.5);
+    for (std::uint64_t seed = 0; seed < 10; ++seed) {
+        const auto labels = basin::spectral_clustering(affinity, 3, seed);
+        for (std::size_t i = 0; i < n; ++i)
+            EXPECT_EQ(labels[i] == labels[(i / 4) * 4], true) << "seed " << seed << " model " << i;
+        EXPECT_NE(labels[0], labels[4]);
+        EXPECT_NE(labels[4], labels[8]);
+        EXPECT_NE(labels[0], labels[8]);
+    }
 }

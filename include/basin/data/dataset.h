@@ -48,14 +48,20 @@ Dataset read_dataset(const std::filesystem::path& path, const ReadOptions& optio
 // otherwise an error naming the folder and the files looked for.
 std::filesystem::path find_split(const std::filesystem::path& folder, const std::string& split);
 
-// Reads one logical CSV record (quoted fields may span lines; with quoting, "" is a quote) into
-// fields, advancing line (counts physical lines). Returns false at end of file.
 // std::getline with a bound: a line longer than limits::dataset_line (16 MiB) is an error naming
 // path and line after reading at most that much. `line` is the number of the line being read.
 bool read_bounded_line(std::istream& in, std::string& row, const std::filesystem::path& path, std::size_t line);
 
+// Reads one logical CSV record (quoted fields may span lines; with quoting, "" is a quote) into
+// fields, advancing line (counts physical lines). Returns false at end of file.
 bool read_csv_record(std::istream& in, char delimiter, bool quoting, std::vector<std::string>& fields,
                      std::size_t& line, const std::filesystem::path& path);
+
+// The same, comma-separated, for small hand-written tables (model lists, groups, matrices): cells
+// trimmed, a cell quoted after the separator's space (`a, "b c"`) unquoted, blank records and
+// lines starting with '#' skipped.
+bool read_trimmed_csv_record(std::istream& in, std::vector<std::string>& fields, std::size_t& line,
+                             const std::filesystem::path& path);
 DataFormat parse_format(const std::string& name); // "auto", "jsonl", "csv", "tsv"
 
 // Maps each example's label to a class index given the model's label list (index -> name).

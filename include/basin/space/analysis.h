@@ -19,12 +19,27 @@ SquareMatrix centered_gram(const SquareMatrix& gram);
 
 using Points = std::vector<std::vector<double>>;
 
+// How spectral clustering turns its embedding into labels, as scikit-learn's assign_labels:
+// discretize (Yu and Shi 2003, multiclass spectral clustering: the rotation of the embedding
+// nearest to a cluster indicator matrix; what the paper's authors used) or kmeans.
+enum class SpectralAssign { discretize, kmeans };
+SpectralAssign parse_spectral_assign(const std::string& name); // "discretize" | "kmeans"
+const char* spectral_assign_name(SpectralAssign assign);
+
 // Spectral clustering as scikit-learn's SpectralClustering(affinity="precomputed") does it:
 // symmetric normalised Laplacian of the affinity (its diagonal ignored), the k eigenvectors of
-// the smallest eigenvalues divided by sqrt(degree), deterministic signs, then k-means.
-std::vector<int> spectral_clustering(const SquareMatrix& affinity, int k, std::uint64_t seed);
+// the smallest eigenvalues divided by sqrt(degree), deterministic signs, then discretize or k-means.
+std::vector<int> spectral_clustering(const SquareMatrix& affinity, int k, std::uint64_t seed,
+                                     SpectralAssign assign = SpectralAssign::discretize);
 // Spectral embedding used above (N points of k coordinates).
 Points spectral_embedding(const SquareMatrix& affinity, int k);
+// Yu and Shi's discretisation of a spectral embedding (N x k): columns scaled to norm sqrt(N) with
+// the first entry's sign fixed, rows to unit length; then, from a rotation started at a seeded
+// random row (and the rows least aligned with it), alternately the indicator matrix nearest to the
+// rotated embedding and the rotation nearest to that (an SVD), until the normalised-cut bound
+// stops changing (machine epsilon) or after 20 rounds; up to 30 restarts if an SVD fails. Only the
+// starting row is random, and on separated data every start gives the same partition.
+std::vector<int> discretize_embedding(const Points& embedding, std::uint64_t seed);
 // Lloyd's k-means from k-means++ starts, best of n_init by inertia; deterministic for a seed.
 std::vector<int> kmeans(const Points& points, int k, std::uint64_t seed, int n_init = 10);
 // Average-linkage agglomerative clustering on a distance matrix, cut at k clusters.
@@ -53,6 +68,10 @@ struct ClusterScore {
     double macro_f1 = 0;
 };
 ClusterScore score_clusters(const std::vector<int>& clusters, const std::vector<int>& groups, int n_groups);
+// The majority rule instead: each cluster is mapped to the group most of its members belong to
+// (ties: the group listed first), so several clusters may map to one group and a group may get
+// none (accuracy is then the clustering's purity).
+ClusterScore score_clusters_majority(const std::vector<int>& clusters, const std::vector<int>& groups, int n_groups);
 
 // Mean silhouette coefficient of a labelling on a distance matrix (as scikit-learn's
 // silhouette_score(metric="precomputed"): 0 for members of singleton clusters).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "basin/space/analysis.h"
+#include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
 
 #include <cmath>
@@ -28,28 +29,45 @@ struct ModelGroups {
     std::vector<std::vector<std::string>> labels; // [kind][model]
 };
 ModelGroups read_model_groups(const fs::path& file, const std::vector<fs::path>& models);
+// The same for models known by name (a given similarity matrix's header): a row's model is one of
+// the names, exactly.
+ModelGroups read_named_groups(const fs::path& file, const std::vector<std::string>& names);
 // The models a groups file lists in its model column (paths relative to its folder), in file
 // order, read the same way (quotes, '#' comments, blank lines): for a groups file that is also
 // the model list, as init-compare's zoo.
 std::vector<fs::path> read_group_models(const fs::path& file);
+
+// The geometry k-means and the PCA embedding see: the task vectors normalised to unit length
+// (cosine: their Gram matrix is the cosine matrix; the default, so that the norms, which grow with
+// a dataset's size, do not decide the picture), or as they are (raw Gram matrix; needs norms).
+enum class MapGeometry { cosine, raw };
+MapGeometry parse_map_geometry(const std::string& name); // "cosine" | "raw"
+const char* map_geometry_name(MapGeometry geometry);
 
 struct MapOptions {
     GramOptions gram;
     std::string reference = "base"; // base | mean: origin of the task vectors for cosines
     int clusters = 0;               // without groups: how many clusters to look for (0: none)
     std::uint64_t seed = 0;
+    SpectralAssign assign = SpectralAssign::discretize; // how spectral clustering labels its embedding
+    MapGeometry geometry = MapGeometry::cosine;
     bool overwrite = false;
     bool quiet = false;
 };
 
 // One clustering of the models, and how it matches a label kind's groups (the match fields stay
 // empty or NaN for a run without groups).
+// Clusters are read as groups in two ways: by the optimal one-to-one assignment (Hungarian; the
+// fields without a suffix) and by the majority rule (each cluster its most common group; _majority).
 struct MapClustering {
     std::string method;        // spectral, kmeans_pca, agglomerative
     std::vector<int> clusters; // per model
     std::vector<std::string> group_of_cluster;
     double accuracy = NAN, macro_f1 = NAN, silhouette = NAN;
     std::vector<double> f1; // per group
+    std::vector<std::string> group_of_cluster_majority;
+    double accuracy_majority = NAN, macro_f1_majority = NAN;
+    std::vector<double> f1_majority;
 };
 
 // A label kind of the groups file (dataset, family, ...) over the models the map used.
@@ -65,10 +83,15 @@ struct MapLabelKind {
 // Everything a map computed: what the output folder holds, as data. The map's stream facts (what
 // was read, how fast, under what limit) come with it.
 struct MapRecord {
-    std::string base, reference;           // reference: base or mean
+    std::string base, reference;           // reference: base or mean ("given" for a given matrix)
+    std::string similarity_file;           // the given matrix (empty: computed from checkpoints)
+    std::string geometry = "cosine";       // of k-means and the PCA (MapGeometry); "raw" in older folders
+    std::string assign = "discretize";     // of spectral clustering; "kmeans" in older folders
+    std::vector<std::string> not_computed; // analyses left out, each with why (no norms for distances)
     std::vector<std::string> names;        // display names: folder names, full paths where they collide
     std::vector<std::string> paths;        // the models used, in input order
-    SquareMatrix cosine, distance;         // of the task vectors (cosine from the reference)
+    SquareMatrix cosine, distance;         // of the task vectors (cosine from the reference); distance
+                                           // empty (n = 0) without norms
     Projection pca;                        // 2-D PCA of the task vectors
     Points tsne;                           // 2-D t-SNE on 1 - cosine (empty below 3 models)
     std::vector<MapLabelKind> kinds;       // one per groups-file column
@@ -93,6 +116,10 @@ struct MapRecord {
 MapRecord map_models(const fs::path& base, const std::vector<fs::path>& models, const fs::path& groups_file,
                      const MapOptions& options);
 
+// The same analyses on a given cosine matrix (and, where given, its Gram matrix): no stream facts,
+// and without a Gram matrix no distances (and no raw-geometry PCA, which is then an error).
+MapRecord map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const MapOptions& options);
+
 // The output folder from a record: similarity.csv, distance.csv, embedding.csv (numbers with 10
 // significant digits), per_layer.csv (per_layer), clusters.json, summary.json, and the figures
 // (pca, tsne, similarity). write_map_files fills a folder being written.
@@ -110,5 +137,8 @@ struct MapSummary {
 // map_models, then write_map_files into `out` atomically (checked first: see check_output_folder).
 MapSummary run_map(const fs::path& base, const std::vector<fs::path>& models, const fs::path& groups_file,
                    const fs::path& out, const MapOptions& options);
+// map_similarity, then write_map_files into `out` the same way.
+MapSummary run_map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const fs::path& out,
+                              const MapOptions& options);
 
 } // namespace basin
