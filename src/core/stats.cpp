@@ -2,6 +2,7 @@
 
 #include "basin/core/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -22,6 +23,21 @@ double sample_std(const std::vector<double>& x) {
     for (double v : x)
         s += (v - m) * (v - m);
     return std::sqrt(s / double(x.size() - 1));
+}
+
+double quantile(std::vector<double> values, double q) {
+    if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+    std::sort(values.begin(), values.end());
+    const double at = q * double(values.size() - 1);
+    const std::size_t below = static_cast<std::size_t>(std::floor(at));
+    const std::size_t above = std::min(below + 1, values.size() - 1);
+    return values[below] + (at - double(below)) * (values[above] - values[below]);
+}
+
+Summary summarize(const std::vector<double>& values) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (values.empty()) return {0, nan, nan, nan, nan};
+    return {values.size(), mean(values), quantile(values, 0.5), quantile(values, 0.05), quantile(values, 0.95)};
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "basin/experiment/results.h"
 #include "basin/experiment/store.h"
 #include "basin/report/figure.h"
+#include "basin/space/analysis.h"
 #include "study.h"
 
 #include <algorithm>
@@ -159,8 +160,44 @@ class Report {
 // Beyond this many jobs of one analysis (a large suite), per-job figures give way to a table.
 constexpr std::size_t kMaxFiguresPerAnalysis = 8;
 
+// Tight versus loose in three rows, each pair of models counted once, at the closest level it
+// shares: the seeds of one dataset, different datasets of one family, different families.
+void write_pair_levels(Report& r, const SimilarityView& view) {
+    const std::size_t n = view.names.size();
+    std::vector<std::string> families;
+    std::vector<int> family(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string& f = view.tightness[std::size_t(view.group[i])].family;
+        auto at = std::find(families.begin(), families.end(), f);
+        if (at == families.end()) at = families.insert(families.end(), f);
+        family[i] = int(at - families.begin());
+    }
+    SquareMatrix cosine(n);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j)
+            cosine(i, j) = view.values[i][j];
+    if (!is_nested(view.group, family)) return; // one family per dataset, fewer families than datasets
+    const NestedPairs p = nested_pairs(cosine, view.group, family);
+    auto row = [](const std::string& level, const Summary& x) -> std::vector<std::string> {
+        if (!x.n) return {level, "0", "-", "-", "-", "-"};
+        return {level,
+                std::to_string(x.n),
+                format_fixed(x.mean),
+                format_fixed(x.median),
+                format_fixed(x.q05),
+                format_fixed(x.q95)};
+    };
+    r.table({"pairs of models", "pairs", "mean cosine", "median", "5%", "95%"},
+            {row("seeds of one dataset", p.same_fine), row("different datasets of one family", p.same_coarse),
+             row("different families", p.different_coarse)},
+            "Tight versus loose: the cosine of every pair of task vectors, counted once at the closest level the "
+            "pair shares (so the family row holds no same-dataset pairs). The paper's picture is a tight first "
+            "row, a looser second and a loosest third.");
+}
+
 void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>& view) {
     if (!view) return;
+    write_pair_levels(r, *view);
     std::vector<std::vector<std::string>> rows;
     auto cell = [](const Spread& s) { return s.n ? format_fixed(s.mean()) : std::string("-"); };
     for (const auto& t : view->tightness)
@@ -361,27 +398,37 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
     const auto& map_points = st.map_points;
     const auto& view = st.view;
     if (map_done) {
-        r.heading("Weight-space map",
-                  "Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2.");
         const auto m = st.metrics_of("map");
+        const bool discretize = !std::isnan(m.value("map", "", "settings/spectral_assign/discretize"));
+        const bool cosine_geometry = !std::isnan(m.value("map", "", "settings/geometry/cosine"));
+        r.heading("Weight-space map",
+                  std::string("Cosine similarity of task vectors (model - base); spectral clustering on (cos + 1) / 2, "
+                              "labels assigned by ") +
+                      (discretize ? "discretization (Yu and Shi, as the paper's authors)" : "k-means") +
+                      "; k-means and the PCA on the " +
+                      (cosine_geometry ? "task vectors at unit length." : "raw task vectors (norms included)."));
+        // the one-to-one accuracy, and beside it the majority rule's where the store has it
         std::vector<std::vector<std::string>> acc;
+        bool any_majority = false;
         for (const auto& [key, value] : m.values) {
             const std::string& metric = std::get<2>(key);
             if (metric.rfind("clustering_accuracy/", 0) != 0) continue;
             const auto slash = metric.find('/', 20);
-            acc.push_back({metric.substr(20, slash - 20), metric.substr(slash + 1), format_percent(value)});
+            const std::string kind_name = metric.substr(20, slash - 20), method = metric.substr(slash + 1);
+            const double majority = m.value("map", "", "clustering_accuracy_majority/" + kind_name + "/" + method);
+            any_majority = any_majority || !std::isnan(majority);
+            acc.push_back({kind_name, method, format_percent(value),
+                           std::isnan(majority) ? std::string("-") : format_percent(majority)});
         }
-        r.table({"groups", "method", "clustering accuracy (%)"}, acc,
-                "Clustering accuracy (each cluster mapped to its majority group, every group given a cluster).");
-        std::vector<std::vector<std::string>> wb;
-        for (const std::string kind : {"dataset", "family"}) {
-            const auto w = m.values.find({"map", "", "within/" + kind}),
-                       b = m.values.find({"map", "", "between/" + kind});
-            if (w != m.values.end() && b != m.values.end())
-                wb.push_back({kind, format_fixed(w->second), format_fixed(b->second)});
-        }
-        r.table({"groups", "mean cosine within", "mean cosine between"}, wb,
-                "Tight versus loose: similarity within and between groups.");
+        if (!any_majority)
+            for (auto& row : acc)
+                row.pop_back();
+        std::vector<std::string> header = {"groups", "method", "clustering accuracy (%)"};
+        if (any_majority) header.push_back("by the majority rule (%)");
+        r.table(header, acc,
+                std::string("Clustering accuracy: each cluster read as a group by the optimal one-to-one assignment "
+                            "(Hungarian)") +
+                    (any_majority ? "; beside it, each cluster read as its most common group (purity)." : "."));
         write_similarity_by_dataset(r, view);
         // the 2-D coordinates: from the store (older stores: from the map's embedding.csv)
         std::vector<std::map<std::string, std::string>> table;

@@ -237,6 +237,21 @@ JobResults map_rows(const MapRecord& map, const Job& job) {
         metric("map", "", "within/" + kind.name, kind.similarity.within_mean);
         metric("map", "", "between/" + kind.name, kind.similarity.between_mean);
     }
+    // how the map clustered (maps before these settings: k-means assignment, raw geometry)
+    metric("map", "", "settings/spectral_assign/" + map.assign, 1);
+    metric("map", "", "settings/geometry/" + map.geometry, 1);
+    for (const auto& nest : map.nestings) {
+        const std::string prefix = "pairs/" + nest.fine + "-in-" + nest.coarse + "/";
+        for (const auto& [level, x] : {std::pair<const char*, const Summary&>{"same_fine", nest.pairs.same_fine},
+                                       {"same_coarse", nest.pairs.same_coarse},
+                                       {"different_coarse", nest.pairs.different_coarse}}) {
+            metric("map", "", prefix + level + "/pairs", double(x.n));
+            metric("map", "", prefix + level + "/mean", x.mean);
+            metric("map", "", prefix + level + "/median", x.median);
+            metric("map", "", prefix + level + "/q05", x.q05);
+            metric("map", "", prefix + level + "/q95", x.q95);
+        }
+    }
     // the cosine matrix (upper triangle, by name) and the 2-D coordinates go into the store too,
     // so that the report needs nothing but the store
     const std::size_t n = map.names.size();

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <random>
+#include <set>
 
 namespace basin {
 namespace {
@@ -541,6 +543,27 @@ GroupSimilarity group_similarity(const SquareMatrix& cosine, const std::vector<i
     s.within_mean = nw > 0 ? all_w / nw : nan;
     s.between_mean = nb > 0 ? all_b / nb : nan;
     return s;
+}
+
+NestedPairs nested_pairs(const SquareMatrix& cosine, const std::vector<int>& fine, const std::vector<int>& coarse) {
+    BASIN_CHECK(fine.size() == cosine.n && coarse.size() == cosine.n, "nested pairs: ", cosine.n, " models but ",
+                fine.size(), " and ", coarse.size(), " labels");
+    std::vector<double> same_fine, same_coarse, different;
+    for (std::size_t i = 0; i < cosine.n; ++i)
+        for (std::size_t j = i + 1; j < cosine.n; ++j)
+            (fine[i] == fine[j] ? same_fine : coarse[i] == coarse[j] ? same_coarse : different).push_back(cosine(i, j));
+    return {summarize(same_fine), summarize(same_coarse), summarize(different)};
+}
+
+bool is_nested(const std::vector<int>& fine, const std::vector<int>& coarse) {
+    std::map<int, int> coarse_of;
+    std::set<int> fine_groups, coarse_groups;
+    for (std::size_t i = 0; i < fine.size(); ++i) {
+        const auto [it, inserted] = coarse_of.emplace(fine[i], coarse[i]);
+        if (!inserted && it->second != coarse[i]) return false;
+        fine_groups.insert(fine[i]), coarse_groups.insert(coarse[i]);
+    }
+    return coarse_groups.size() < fine_groups.size();
 }
 
 } // namespace basin

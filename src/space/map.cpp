@@ -315,6 +315,10 @@ void analyse(MapRecord& r, const SquareMatrix& cosine, const std::optional<Squar
     }
     if (r.kinds.empty() && options.clusters >= 2 && static_cast<std::size_t>(options.clusters) <= n)
         r.unlabelled = cluster_models(geometry, affinity, cosine_distance, options.clusters, options);
+    for (const auto& fine : r.kinds)
+        for (const auto& coarse : r.kinds)
+            if (&fine != &coarse && is_nested(fine.label, coarse.label))
+                r.nestings.push_back({fine.name, coarse.name, nested_pairs(cosine, fine.label, coarse.label)});
 }
 
 void check_map_inputs(const std::vector<fs::path>& models, const MapOptions& options) {
@@ -495,8 +499,23 @@ json summary_json(const MapRecord& r) {
                 a[m.method] = nan_to_null(m.accuracy_majority);
             accuracy_majority[kind.name] = a;
         }
+    auto summary_entry = [](const Summary& x) {
+        return json{{"pairs", x.n},
+                    {"mean", nan_to_null(x.mean)},
+                    {"median", nan_to_null(x.median)},
+                    {"q05", nan_to_null(x.q05)},
+                    {"q95", nan_to_null(x.q95)}};
+    };
+    json nestings = json::array();
+    for (const auto& nest : r.nestings)
+        nestings.push_back({{"fine", nest.fine},
+                            {"coarse", nest.coarse},
+                            {"same_fine", summary_entry(nest.pairs.same_fine)},
+                            {"same_coarse", summary_entry(nest.pairs.same_coarse)},
+                            {"different_coarse", summary_entry(nest.pairs.different_coarse)}});
     return {{"base", r.base},
             {"similarity_file", r.similarity_file},
+            {"nested_pairs", nestings},
             {"models", inputs},
             {"reference", r.reference},
             {"geometry", r.geometry},
@@ -662,6 +681,19 @@ MapRecord read_map(const fs::path& dir) {
     r.assign = s.contains("spectral_assign") ? json_value<std::string>(s, "spectral_assign", summary_file) : "kmeans";
     if (s.contains("not_computed"))
         r.not_computed = json_value<std::vector<std::string>>(s, "not_computed", summary_file);
+    if (s.contains("nested_pairs"))
+        for (const auto& e : json_field(s, "nested_pairs", summary_file)) {
+            auto level = [&](const char* name) {
+                const json& x = json_field(e, name, summary_file);
+                return Summary{json_value<std::size_t>(x, "pairs", summary_file),
+                               json_number_or_nan(x, "mean", summary_file),
+                               json_number_or_nan(x, "median", summary_file),
+                               json_number_or_nan(x, "q05", summary_file), json_number_or_nan(x, "q95", summary_file)};
+            };
+            r.nestings.push_back({json_value<std::string>(e, "fine", summary_file),
+                                  json_value<std::string>(e, "coarse", summary_file),
+                                  {level("same_fine"), level("same_coarse"), level("different_coarse")}});
+        }
     for (const auto& m : json_field(s, "models", summary_file)) {
         r.names.push_back(json_value<std::string>(m, "name", summary_file));
         r.paths.push_back(json_value<std::string>(m, "path", summary_file));

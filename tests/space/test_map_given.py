@@ -174,6 +174,29 @@ class GivenMatrixParity(unittest.TestCase):
                 self.assertAlmostEqual(c["silhouette_of_groups"],
                                        silhouette_score(distance, truth, metric="precomputed"), delta=1e-9)
 
+    def test_pair_levels_count_each_pair_once(self):
+        summary = json.load(open(os.path.join(self.plain, "summary.json")))
+        nest = [x for x in summary["nested_pairs"] if x["fine"] == "dataset" and x["coarse"] == "family"]
+        self.assertEqual(len(nest), 1, "dataset nests in family, and nothing else nests")
+        self.assertEqual(len(summary["nested_pairs"]), 1)
+        levels = {"same_fine": [], "same_coarse": [], "different_coarse": []}
+        n = len(self.names)
+        for i in range(n):
+            for j in range(i + 1, n):
+                key = ("same_fine" if self.dataset[i] == self.dataset[j] else
+                       "same_coarse" if self.family[i] == self.family[j] else "different_coarse")
+                levels[key].append(self.cos[i, j])
+        self.assertEqual(sum(len(v) for v in levels.values()), n * (n - 1) // 2)
+        for key, values in levels.items():
+            got = nest[0][key]
+            self.assertEqual(got["pairs"], len(values))
+            for stat, expected in (("mean", np.mean(values)), ("median", np.median(values)),
+                                   ("q05", np.quantile(values, 0.05)), ("q95", np.quantile(values, 0.95))):
+                self.assertAlmostEqual(got[stat], expected, places=12, msg=f"{key} {stat}")
+        # the family's own "within" mixes in the same-dataset pairs; the middle row does not
+        within_family = summary["similarity_within_between"]["family"]["within_mean"]
+        self.assertGreater(within_family, nest[0]["same_coarse"]["mean"])
+
     def test_agglomerative_is_scikit_learns(self):
         from sklearn.cluster import AgglomerativeClustering
         distance = np.maximum(0, 1 - self.cos)

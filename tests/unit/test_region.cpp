@@ -278,3 +278,19 @@ TEST(Stats, PairedTTestAgainstClosedForms) {
     EXPECT_NEAR(incomplete_beta(0.3, 2, 3), 12 * (0.09 / 2 - 2 * 0.027 / 3 + 0.0081 / 4), 1e-12);
     EXPECT_NEAR(incomplete_beta(0.8, 2, 3), 12 * (0.64 / 2 - 2 * 0.512 / 3 + 0.4096 / 4), 1e-12);
 }
+
+TEST(Stats, QuantilesInterpolateLinearlyAsNumpy) {
+    // numpy.quantile([3, 1, 4, 1, 5], q): 0.05 -> 1.0, 0.5 -> 3.0, 0.95 -> 4.8, 0.3 -> 1.4
+    const std::vector<double> v = {3, 1, 4, 1, 5};
+    EXPECT_DOUBLE_EQ(basin::quantile(v, 0.05), 1.0);
+    EXPECT_DOUBLE_EQ(basin::quantile(v, 0.5), 3.0);
+    EXPECT_DOUBLE_EQ(basin::quantile(v, 0.95), 4.8);
+    EXPECT_DOUBLE_EQ(basin::quantile(v, 0.3), 1.4);
+    EXPECT_DOUBLE_EQ(basin::quantile({7}, 0.95), 7.0);
+    EXPECT_TRUE(std::isnan(basin::quantile({}, 0.5)));
+    const basin::Summary s = basin::summarize(v);
+    EXPECT_EQ(s.n, 5u);
+    EXPECT_DOUBLE_EQ(s.mean, 2.8);
+    EXPECT_DOUBLE_EQ(s.median, 3.0);
+    EXPECT_EQ(basin::summarize({}).n, 0u);
+}

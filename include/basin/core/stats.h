@@ -2,6 +2,7 @@
 // over seeds (two-sided p-value from Student's t distribution).
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 namespace basin {
@@ -9,6 +10,17 @@ namespace basin {
 double mean(const std::vector<double>& x);
 // Sample standard deviation (n - 1 in the denominator); 0 for fewer than two values.
 double sample_std(const std::vector<double>& x);
+
+// The q-quantile (0 <= q <= 1) of values, interpolated linearly between order statistics (numpy's
+// default, "linear"); NaN for no values.
+double quantile(std::vector<double> values, double q);
+
+// n, mean, median and the 5% and 95% quantiles of some values (NaN but n = 0 when there are none).
+struct Summary {
+    std::size_t n = 0;
+    double mean, median, q05, q95;
+};
+Summary summarize(const std::vector<double>& values);
 
 struct PairedTest {
     double mean_difference = 0; // mean of b - a

@@ -2,6 +2,7 @@
 // groups, and 2-D pictures. Everything here works on N x N matrices (N = number of models).
 #pragma once
 
+#include "basin/core/stats.h"
 #include "basin/space/gram.h"
 
 #include <array>
@@ -84,5 +85,18 @@ struct GroupSimilarity {
     double within_mean = 0, between_mean = 0; // over all pairs of the kind
 };
 GroupSimilarity group_similarity(const SquareMatrix& cosine, const std::vector<int>& labels, int n_groups);
+
+// For a fine labelling nested in a coarse one (datasets in families), the cosines of the pairs of
+// distinct models at three levels, each pair counted once and at one level only: the same fine
+// group (seeds of one dataset); the same coarse group but different fine groups (different
+// datasets of one family); different coarse groups. A coarse group's "within" then never mixes in
+// the tighter fine pairs.
+struct NestedPairs {
+    Summary same_fine, same_coarse, different_coarse;
+};
+NestedPairs nested_pairs(const SquareMatrix& cosine, const std::vector<int>& fine, const std::vector<int>& coarse);
+// True when every fine group lies in one coarse group (and the two labellings are not the same
+// partition, that is the coarse one has fewer groups).
+bool is_nested(const std::vector<int>& fine, const std::vector<int>& coarse);
 
 } // namespace basin

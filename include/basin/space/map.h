@@ -80,6 +80,12 @@ struct MapLabelKind {
     GroupSimilarity similarity;         // mean cosine within and between groups
 };
 
+// Pair statistics for a label kind nested in another (dataset in family): space/analysis.h.
+struct MapNesting {
+    std::string fine, coarse; // label kind names
+    NestedPairs pairs;
+};
+
 // Everything a map computed: what the output folder holds, as data. The map's stream facts (what
 // was read, how fast, under what limit) come with it.
 struct MapRecord {
@@ -96,6 +102,7 @@ struct MapRecord {
     Points tsne;                           // 2-D t-SNE on 1 - cosine (empty below 3 models)
     std::vector<MapLabelKind> kinds;       // one per groups-file column
     std::vector<MapClustering> unlabelled; // without groups: the clusterings for --clusters
+    std::vector<MapNesting> nestings;      // every pair of kinds where one nests in the other
     // the layer groups of the stream ("all" unless per_layer) and, with per_layer, their matrices
     // (written to per_layer.csv, not read back)
     std::vector<std::string> layers;
