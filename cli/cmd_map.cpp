@@ -111,6 +111,9 @@ Runner add_map(CLI::App& app) {
     app.add_flag("--skip-mismatched", o->map.gram.skip_mismatched,
                  "Skip (and list) models whose body does not match the base, instead of failing");
     app.add_option("--clusters", o->map.clusters, "Without --groups: the number of clusters to find");
+    app.add_option("--bootstrap", o->map.bootstrap,
+                   "Bootstrap resamples (seeds within datasets) and permutations for intervals and p-values (0: none)")
+        ->capture_default_str();
     app.add_option("--seed", o->map.seed, "Seed of k-means starts")->capture_default_str();
     app.add_option("--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
     app.add_flag("--overwrite", o->map.overwrite, "Replace a non-empty output folder");

@@ -237,6 +237,24 @@ JobResults map_rows(const MapRecord& map, const Job& job) {
         metric("map", "", "within/" + kind.name, kind.similarity.within_mean);
         metric("map", "", "between/" + kind.name, kind.similarity.between_mean);
     }
+    // the uncertainty: intervals as ci/.../low|high, permutation p-values as p/...
+    for (const auto& k : map.uncertainty.kinds) {
+        metric("map", "", "ci/" + k.kind + "/spectral_accuracy/low", k.spectral_accuracy.low);
+        metric("map", "", "ci/" + k.kind + "/spectral_accuracy/high", k.spectral_accuracy.high);
+        metric("map", "", "ci/" + k.kind + "/silhouette/low", k.silhouette.low);
+        metric("map", "", "ci/" + k.kind + "/silhouette/high", k.silhouette.high);
+    }
+    for (const auto& e : map.uncertainty.nestings) {
+        const std::string nest = e.fine + "-in-" + e.coarse;
+        for (const auto& [name, i] :
+             {std::pair<const char*, const Interval&>{"fine_gap", e.fine_gap}, {"coarse_gap", e.coarse_gap}}) {
+            metric("map", "", "ci/" + nest + "/" + name + "/estimate", i.estimate);
+            metric("map", "", "ci/" + nest + "/" + name + "/low", i.low);
+            metric("map", "", "ci/" + nest + "/" + name + "/high", i.high);
+        }
+        metric("map", "", "p/" + nest + "/fine_structure", e.fine_structure.p_value);
+        metric("map", "", "p/" + nest + "/coarse_structure", e.coarse_structure.p_value);
+    }
     // how the map clustered (maps before these settings: k-means assignment, raw geometry)
     metric("map", "", "settings/spectral_assign/" + map.assign, 1);
     metric("map", "", "settings/geometry/" + map.geometry, 1);

@@ -319,6 +319,22 @@ void analyse(MapRecord& r, const SquareMatrix& cosine, const std::optional<Squar
         for (const auto& coarse : r.kinds)
             if (&fine != &coarse && is_nested(fine.label, coarse.label))
                 r.nestings.push_back({fine.name, coarse.name, nested_pairs(cosine, fine.label, coarse.label)});
+    if (options.bootstrap > 0 && !r.kinds.empty()) {
+        // resampled within the finest kind: one nested in another, else the one with most groups
+        std::vector<KindLabels> kinds;
+        std::size_t finest = 0;
+        for (std::size_t k = 0; k < r.kinds.size(); ++k) {
+            kinds.push_back({r.kinds[k].name, r.kinds[k].label, static_cast<int>(r.kinds[k].groups.size())});
+            if (kinds[k].groups > kinds[finest].groups) finest = k;
+        }
+        for (const auto& nest : r.nestings)
+            for (std::size_t k = 0; k < kinds.size(); ++k)
+                if (kinds[k].name == nest.fine) finest = k;
+        UncertaintyOptions u;
+        u.resamples = u.permutations = options.bootstrap;
+        u.seed = options.seed, u.assign = options.assign;
+        r.uncertainty = map_uncertainty(cosine, kinds, finest, u);
+    }
 }
 
 void check_map_inputs(const std::vector<fs::path>& models, const MapOptions& options) {
@@ -464,6 +480,59 @@ json clusters_json(const MapRecord& r) {
     return out;
 }
 
+json interval_json(const Interval& i) {
+    return {{"estimate", nan_to_null(i.estimate)}, {"low", nan_to_null(i.low)}, {"high", nan_to_null(i.high)}};
+}
+
+json test_json(const PermutationTest& t) {
+    return {
+        {"statistic", nan_to_null(t.statistic)}, {"p_value", nan_to_null(t.p_value)}, {"permutations", t.permutations}};
+}
+
+json uncertainty_json(const MapUncertainty& u) {
+    json kinds = json::array(), nestings = json::array();
+    for (const auto& k : u.kinds)
+        kinds.push_back({{"kind", k.kind},
+                         {"spectral_accuracy", interval_json(k.spectral_accuracy)},
+                         {"silhouette", interval_json(k.silhouette)}});
+    for (const auto& e : u.nestings)
+        nestings.push_back({{"fine", e.fine},
+                            {"coarse", e.coarse},
+                            {"fine_gap", interval_json(e.fine_gap)},
+                            {"coarse_gap", interval_json(e.coarse_gap)},
+                            {"fine_structure", test_json(e.fine_structure)},
+                            {"coarse_structure", test_json(e.coarse_structure)}});
+    return {
+        {"resampled_within", u.resampled_kind}, {"resamples", u.resamples}, {"kinds", kinds}, {"nestings", nestings}};
+}
+
+Interval read_interval(const json& j, const fs::path& file) {
+    return {json_number_or_nan(j, "estimate", file), json_number_or_nan(j, "low", file),
+            json_number_or_nan(j, "high", file)};
+}
+
+PermutationTest read_test(const json& j, const fs::path& file) {
+    return {json_number_or_nan(j, "statistic", file), json_number_or_nan(j, "p_value", file),
+            json_value<std::size_t>(j, "permutations", file)};
+}
+
+MapUncertainty read_uncertainty(const json& j, const fs::path& file) {
+    MapUncertainty u;
+    u.resampled_kind = json_value<std::string>(j, "resampled_within", file);
+    u.resamples = json_value<std::size_t>(j, "resamples", file);
+    for (const auto& k : json_field(j, "kinds", file))
+        u.kinds.push_back({json_value<std::string>(k, "kind", file),
+                           read_interval(json_field(k, "spectral_accuracy", file), file),
+                           read_interval(json_field(k, "silhouette", file), file)});
+    for (const auto& e : json_field(j, "nestings", file))
+        u.nestings.push_back({json_value<std::string>(e, "fine", file), json_value<std::string>(e, "coarse", file),
+                              read_interval(json_field(e, "fine_gap", file), file),
+                              read_interval(json_field(e, "coarse_gap", file), file),
+                              read_test(json_field(e, "fine_structure", file), file),
+                              read_test(json_field(e, "coarse_structure", file), file)});
+    return u;
+}
+
 json summary_json(const MapRecord& r) {
     json excluded = json::array(), skipped = json::array(), inputs = json::array();
     for (const auto& [name, why] : r.excluded)
@@ -516,6 +585,7 @@ json summary_json(const MapRecord& r) {
     return {{"base", r.base},
             {"similarity_file", r.similarity_file},
             {"nested_pairs", nestings},
+            {"uncertainty", uncertainty_json(r.uncertainty)},
             {"models", inputs},
             {"reference", r.reference},
             {"geometry", r.geometry},
@@ -681,6 +751,8 @@ MapRecord read_map(const fs::path& dir) {
     r.assign = s.contains("spectral_assign") ? json_value<std::string>(s, "spectral_assign", summary_file) : "kmeans";
     if (s.contains("not_computed"))
         r.not_computed = json_value<std::vector<std::string>>(s, "not_computed", summary_file);
+    if (s.contains("uncertainty"))
+        r.uncertainty = read_uncertainty(json_field(s, "uncertainty", summary_file), summary_file);
     if (s.contains("nested_pairs"))
         for (const auto& e : json_field(s, "nested_pairs", summary_file)) {
             auto level = [&](const char* name) {

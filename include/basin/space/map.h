@@ -5,6 +5,7 @@
 #include "basin/space/analysis.h"
 #include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
+#include "basin/space/uncertainty.h"
 
 #include <cmath>
 #include <filesystem>
@@ -51,6 +52,7 @@ struct MapOptions {
     std::uint64_t seed = 0;
     SpectralAssign assign = SpectralAssign::discretize; // how spectral clustering labels its embedding
     MapGeometry geometry = MapGeometry::cosine;
+    std::size_t bootstrap = 1000; // resamples and permutations of the uncertainty (0: none); space/uncertainty.h
     bool overwrite = false;
     bool quiet = false;
 };
@@ -103,6 +105,7 @@ struct MapRecord {
     std::vector<MapLabelKind> kinds;       // one per groups-file column
     std::vector<MapClustering> unlabelled; // without groups: the clusterings for --clusters
     std::vector<MapNesting> nestings;      // every pair of kinds where one nests in the other
+    MapUncertainty uncertainty;            // bootstrap intervals and permutation tests (none: resamples 0)
     // the layer groups of the stream ("all" unless per_layer) and, with per_layer, their matrices
     // (written to per_layer.csv, not read back)
     std::vector<std::string> layers;
