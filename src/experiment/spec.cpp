@@ -205,8 +205,15 @@ void read_analyses(ExperimentSpec& s, const toml::table& root) {
         s.probe_test_limit = get<std::size_t>(s, *t, "test_limit", 0, "a whole number");
     }
     if (const auto* t = section(s, root, "map")) {
-        check_keys(s, *t, "map", {});
+        check_keys(s, *t, "map", {"assign", "geometry", "bootstrap"});
         s.map = true;
+        s.map_assign = get<std::string>(s, *t, "assign", s.map_assign, "discretize or kmeans");
+        BASIN_CHECK(s.map_assign == "discretize" || s.map_assign == "kmeans", where(s, *t),
+                    ": [map] assign must be discretize or kmeans, got '", s.map_assign, "'");
+        s.map_geometry = get<std::string>(s, *t, "geometry", s.map_geometry, "cosine or raw");
+        BASIN_CHECK(s.map_geometry == "cosine" || s.map_geometry == "raw", where(s, *t),
+                    ": [map] geometry must be cosine or raw, got '", s.map_geometry, "'");
+        s.map_bootstrap = get<std::size_t>(s, *t, "bootstrap", s.map_bootstrap, "a whole number");
     }
     if (const auto* t = section(s, root, "interpolate")) {
         check_keys(s, *t, "interpolate", {"alphas"});
@@ -391,7 +398,13 @@ class JobPlanner {
                   j.output.string(),
                   "--threads",
                   threads,
-                  "--overwrite"};
+                  "--overwrite",
+                  "--assign",
+                  s.map_assign,
+                  "--geometry",
+                  s.map_geometry,
+                  "--bootstrap",
+                  std::to_string(s.map_bootstrap)};
         depends_on(j, models);
         jobs.push_back(j);
     }

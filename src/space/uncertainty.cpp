@@ -99,7 +99,8 @@ std::vector<std::size_t> resample_rows(const std::vector<std::vector<std::size_t
 // The resampled cosine matrix. Two copies of one model are not two seeds: their cosine is taken
 // as the model's mean cosine to the other members of its group (as similar as another seed of its
 // dataset is on average), not 1, which would make every drawn dataset look tighter than it is.
-SquareMatrix rows_of(const SquareMatrix& m, const std::vector<std::size_t>& rows, const std::vector<double>& peer_mean) {
+SquareMatrix rows_of(const SquareMatrix& m, const std::vector<std::size_t>& rows,
+                     const std::vector<double>& peer_mean) {
     SquareMatrix out(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i)
         for (std::size_t j = 0; j < rows.size(); ++j)
@@ -184,8 +185,8 @@ MapUncertainty map_uncertainty(const SquareMatrix& cosine, const std::vector<Kin
             silhouettes[k].push_back(resampled.groups >= 2 ? silhouette_of(sub, resampled.label) : kNan);
         }
         for (std::size_t e = 0; e < nest.size(); ++e) {
-            const LevelMeans m =
-                level_means(sub, labels_of(kinds[nest[e].first].label, rows), labels_of(kinds[nest[e].second].label, rows), {});
+            const LevelMeans m = level_means(sub, labels_of(kinds[nest[e].first].label, rows),
+                                             labels_of(kinds[nest[e].second].label, rows), {});
             fine_gaps[e].push_back(m.fine - m.coarse);
             coarse_gaps[e].push_back(m.coarse - m.different);
         }
@@ -193,8 +194,10 @@ MapUncertainty map_uncertainty(const SquareMatrix& cosine, const std::vector<Kin
     for (std::size_t k = 0; k < kinds.size(); ++k) {
         KindUncertainty u;
         u.kind = kinds[k].name;
-        u.spectral_accuracy = interval_of(spectral_accuracy(cosine, kinds[k], options.seed, options.assign), accuracy[k], expand);
-        u.silhouette = interval_of(kinds[k].groups >= 2 ? silhouette_of(cosine, kinds[k].label) : kNan, silhouettes[k], expand);
+        u.spectral_accuracy =
+            interval_of(spectral_accuracy(cosine, kinds[k], options.seed, options.assign), accuracy[k], expand);
+        u.silhouette =
+            interval_of(kinds[k].groups >= 2 ? silhouette_of(cosine, kinds[k].label) : kNan, silhouettes[k], expand);
         out.kinds.push_back(u);
     }
     for (std::size_t e = 0; e < nest.size(); ++e) {

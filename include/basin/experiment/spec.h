@@ -45,6 +45,10 @@ struct ExperimentSpec {
     std::size_t batch_size = 32, train_limit = 0;
     // analyses (a missing table in the spec turns the analysis off)
     bool map = false;
+    // [map]: spectral clustering's label assignment, the geometry of k-means and PCA, and the
+    // resamples of the uncertainty (docs/MAP.md)
+    std::string map_assign = "discretize", map_geometry = "cosine";
+    std::size_t map_bootstrap = 1000;
     bool interpolate = false;
     std::string alphas = "0:1:5";
     bool extrapolate = false;
