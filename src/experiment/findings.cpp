@@ -20,6 +20,8 @@ std::string verdict_text(Verdict v) {
         return "agrees in direction, smaller";
     case Verdict::differs:
         return "differs";
+    case Verdict::not_shown:
+        return "not shown (p > 0.05)";
     case Verdict::no_paper_number:
         break;
     }
@@ -63,10 +65,42 @@ void add_clustering(const Study& st, std::vector<Finding>& findings) {
                     others += (others.empty() ? "" : ", ") + std::get<2>(key).substr(prefix.size()) + " " +
                               format_percent(v) + "%";
             }
+            // with a bootstrap interval, the finding differs only when the paper's value lies outside it
+            const double low = m.value("map", "", "ci/" + kind + "/spectral_accuracy/low"),
+                         high = m.value("map", "", "ci/" + kind + "/spectral_accuracy/high");
+            const bool interval = !std::isnan(low) && !std::isnan(high);
+            if (interval)
+                others = "95% interval " + format_percent(low) + "-" + format_percent(high) + "%" +
+                         (others.empty() ? "" : "; " + others);
+            const bool close = interval ? paper >= low && paper <= high : spectral >= paper - 0.10;
             findings.push_back({label + " (spectral)", format_percent(paper) + "%", format_percent(spectral) + "%",
-                                others, spectral >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * spectral,
-                                "%"});
+                                others, close ? Verdict::agrees : Verdict::differs, 100 * spectral, "%"});
         }
+    }
+}
+
+// Dataset and family structure by permutation (the map's p-values, where the store has them): the
+// paper's claim holds when p <= 0.05; otherwise the structure is not shown.
+void add_structure_tests(const Study& st, std::vector<Finding>& findings) {
+    if (!st.map_done) return;
+    const Lookup m = st.metrics_of("map");
+    const std::string nest = "dataset-in-family";
+    for (const auto& [level, claim, label] :
+         {std::tuple<std::string, std::string, std::string>{"fine", "seeds of one dataset closer than other pairs",
+                                                            "dataset structure (permutation test: models shuffled "
+                                                            "across datasets)"},
+          {"coarse", "datasets of one family closer than different families",
+           "family structure (permutation test: datasets shuffled across families)"}}) {
+        const double p = m.value("map", "", "p/" + nest + "/" + level + "_structure");
+        if (std::isnan(p)) continue;
+        const double gap = m.value("map", "", "ci/" + nest + "/" + level + "_gap/estimate"),
+                     low = m.value("map", "", "ci/" + nest + "/" + level + "_gap/low"),
+                     high = m.value("map", "", "ci/" + nest + "/" + level + "_gap/high");
+        findings.push_back({label, claim, "p = " + format_fixed(p, 3),
+                            std::isnan(gap) ? std::string("-")
+                                            : "cosine gap " + signed_fixed(gap, 3) + " (95% interval " +
+                                                  format_fixed(low, 3) + " to " + format_fixed(high, 3) + ")",
+                            p <= 0.05 ? Verdict::agrees : Verdict::not_shown, p, "p"});
     }
 }
 
@@ -363,6 +397,7 @@ StudyFindings study_findings(const Study& st) {
     const std::vector<ModelAccuracy> accuracies = finetuned_accuracies(st);
     StudyFindings out;
     add_clustering(st, out.findings);
+    add_structure_tests(st, out.findings);
     add_cosine_ordering(st, out.findings);
     add_pb(st, learned_datasets(st, accuracies), out.findings);
     add_interpolation(st, out.findings);

@@ -96,6 +96,38 @@ TEST(Findings, ValuesAndVerdictsComeFromTheStore) {
         EXPECT_EQ(f.finding.find("centroid"), std::string::npos) << "no centroid job, no centroid finding";
 }
 
+TEST(Findings, IntervalsAndPermutationTestsDecideWhereTheMapHasThem) {
+    basin::testing::TempDir dir;
+    {
+        basin::Store store(dir / "store.sqlite");
+        record(store, "map", "map", "{}",
+               {{"map", "", "clustering_accuracy/dataset/spectral", 0.80},
+                {"map", "", "ci/dataset/spectral_accuracy/low", 0.70},
+                {"map", "", "ci/dataset/spectral_accuracy/high", 0.985},
+                {"map", "", "clustering_accuracy/family/spectral", 0.85},
+                {"map", "", "ci/family/spectral_accuracy/low", 0.60},
+                {"map", "", "ci/family/spectral_accuracy/high", 0.88},
+                {"map", "", "p/dataset-in-family/fine_structure", 0.001},
+                {"map", "", "p/dataset-in-family/coarse_structure", 0.31},
+                {"map", "", "ci/dataset-in-family/coarse_gap/estimate", 0.004},
+                {"map", "", "ci/dataset-in-family/coarse_gap/low", -0.01},
+                {"map", "", "ci/dataset-in-family/coarse_gap/high", 0.02}});
+    }
+    const auto all = basin::paper_findings(dir.path());
+    // 80% is 18 points below the paper's 98%, but 98% lies in the interval: it does not differ
+    const Finding& dataset = find(all, "same-dataset clustering accuracy (spectral)");
+    EXPECT_EQ(dataset.verdict, Verdict::agrees);
+    EXPECT_EQ(dataset.spread, "95% interval 70.00-98.50%");
+    // 85% is within 10 points of 90%, but 90% lies above the interval: it differs
+    EXPECT_EQ(find(all, "task-family clustering accuracy (spectral)").verdict, Verdict::differs);
+    const Finding& seeds = find(all, "dataset structure (permutation test: models shuffled across datasets)");
+    EXPECT_EQ(seeds.verdict, Verdict::agrees);
+    EXPECT_EQ(seeds.basin, "p = 0.001");
+    const Finding& family = find(all, "family structure (permutation test: datasets shuffled across families)");
+    EXPECT_EQ(family.verdict, Verdict::not_shown);
+    EXPECT_EQ(family.spread, "cosine gap +0.004 (95% interval -0.010 to 0.020)");
+}
+
 TEST(Findings, AStoreThatIsMissingIsNamed) {
     basin::testing::TempDir dir;
     EXPECT_ERROR_CONTAINS(basin::paper_findings(dir / "nothing"), "nothing", "no store.sqlite");

@@ -14,7 +14,8 @@ namespace basin {
 
 // One of the paper's findings as a study measured it: the record behind a row of the report's
 // first table.
-enum class Verdict { agrees, agrees_in_direction, differs, no_paper_number };
+// not_shown: a structure the paper claims that a permutation test here does not find (p > 0.05).
+enum class Verdict { agrees, agrees_in_direction, differs, not_shown, no_paper_number };
 
 struct Finding {
     std::string finding, paper, basin, spread; // as the table prints them
