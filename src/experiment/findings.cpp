@@ -1,5 +1,6 @@
 // The paper's findings as one study measured them (study.h), each a record with a typed verdict,
 // and the likely reasons where they differ. The paper's numbers come from experiment/paper.h.
+#include "basin/core/stats.h"
 #include "basin/core/strings.h"
 #include "basin/experiment/paper.h"
 #include "study.h"
@@ -141,6 +142,8 @@ std::map<std::string, bool> learned_datasets(const Study& st, const std::vector<
     return learned;
 }
 
+constexpr std::size_t kPbResamples = 1000;
+
 // PB at the three levels: the mean over the level's groups, the range as the spread; at the
 // dataset level also split by whether fine-tuning learned the dataset.
 void add_pb(const Study& st, const std::map<std::string, bool>& learned, std::vector<Finding>& findings) {
@@ -148,10 +151,19 @@ void add_pb(const Study& st, const std::map<std::string, bool>& learned, std::ve
     auto labels = [&](const std::string& id) { return st.labels(id); };
     std::map<std::string, std::map<std::string, Spread>> pb; // level -> measure -> values over groups
     std::map<std::string, std::array<Spread, 2>> pb_learned; // measure -> dataset level, [not learned, learned]
+    // level -> measure -> per resample, the sum over the level's groups (then their mean)
+    std::map<std::string, std::map<std::string, std::vector<double>>> resampled;
     for (const auto& id : done("hull")) {
         const HullRecord hull = st.hull(id);
         const json l = labels(id);
         if (hull.pb.empty() || hull.pb.back().dataset != kAllDatasets) continue;
+        const auto draws = hull_pb_resamples(hull, kPbResamples, 0);
+        for (const std::size_t k : {0, 1}) {
+            auto& sums = resampled[l.value("level", "")][pb_name(k)];
+            sums.resize(kPbResamples, 0.0);
+            for (std::size_t b = 0; b < kPbResamples; ++b)
+                sums[b] += draws[b][k];
+        }
         for (const std::size_t k : {0, 1})
             if (const double v = hull.pb.back().values[k].value; !std::isnan(v)) {
                 const std::string measure = pb_name(k);
@@ -169,14 +181,24 @@ void add_pb(const Study& st, const std::map<std::string, bool>& learned, std::ve
             if (!pb.count(level) || !pb[level].count(measure)) continue;
             const Spread& sp = pb[level][measure];
             const double paper = measure == "PB(In', In)" ? paper_in.at(level) : paper::number("pb_ex");
-            const std::string spread = sp.n > 1 ? "range " + format_percent(sp.lo) + "-" + format_percent(sp.hi) +
-                                                      "% over " + std::to_string(sp.n) + " groups"
-                                                : "one group";
-            // agreement: within 10 points of the paper (hull samples beating the members is the claim)
+            // the 95% interval of the mean over the level's groups, each group's points resampled
+            std::vector<double> means = resampled[level][measure];
+            for (auto& v : means)
+                v /= double(sp.n);
+            const double low = quantile(means, 0.025), high = quantile(means, 0.975);
+            // (no interval for a store without the hull's scores: then within 10 points of the paper)
+            const bool interval = !std::isnan(low) && !std::isnan(high);
+            const std::string spread =
+                (interval ? "95% interval " + format_percent(low) + "-" + format_percent(high) + "%; " : "") +
+                (sp.n > 1 ? "range " + format_percent(sp.lo) + "-" + format_percent(sp.hi) + "% over " +
+                                std::to_string(sp.n) + " groups"
+                          : "one group");
+            // agreement: the paper's value inside the interval (hull samples beating the members is the claim)
+            const bool inside = interval ? paper >= low - 1e-12 && paper <= high + 1e-12 : sp.mean() >= paper - 0.10;
             findings.push_back({measure + ", " + level + " level (hull samples " +
                                     (measure == "PB(In', In)" ? "vs members" : "vs outside models") + ")",
                                 format_percent(paper) + "%", format_percent(sp.mean()) + "%", spread,
-                                sp.mean() >= paper - 0.10 ? Verdict::agrees : Verdict::differs, 100 * sp.mean(), "%"});
+                                inside ? Verdict::agrees : Verdict::differs, 100 * sp.mean(), "%"});
             // the same split by whether fine-tuning learned the dataset at all
             if (level == "dataset" && pb_learned.count(measure))
                 for (int yes : {1, 0}) {

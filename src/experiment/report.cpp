@@ -218,7 +218,8 @@ void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>&
 constexpr const char* kTolerances =
     "(clustering: the paper's value inside the map's 95% bootstrap interval where the "
     "store has one, else within 10 points; dataset and family structure: a permutation "
-    "p-value of at most 0.05; PB within 10 points of the paper; the cosine ordering on at least "
+    "p-value of at most 0.05; PB: the paper's value inside the 95% interval of the level's mean "
+    "(the hull's points resampled), else within 10 points; the cosine ordering on at least "
     "three quarters of the datasets; the "
     "centroid better on average and on at least three quarters of the targets (in "
     "direction only when less than half the "

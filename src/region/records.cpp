@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <sstream>
 
 namespace basin {
@@ -61,6 +63,35 @@ std::vector<PbRow> hull_pb(const std::vector<HullPoint>& points, const ScoreGrid
         all.values[k].value = all.values[k].pairs ? wins[k] / double(all.values[k].pairs) : 0.0;
     rows.push_back(all);
     return rows;
+}
+
+std::vector<std::array<double, kPbPairs.size()>> hull_pb_resamples(const HullRecord& hull, std::size_t resamples,
+                                                                   std::uint64_t seed) {
+    std::map<std::string, std::vector<std::size_t>> of_set; // set -> point indices
+    for (std::size_t p = 0; p < hull.points.size(); ++p)
+        of_set[hull.points[p].set].push_back(p);
+    std::mt19937_64 rng(seed);
+    auto draw = [&](std::size_t n) { return static_cast<std::size_t>((double(rng() >> 11) * 0x1.0p-53) * double(n)); };
+    std::vector<std::array<double, kPbPairs.size()>> out;
+    for (std::size_t b = 0; b < resamples; ++b) {
+        std::map<std::string, std::vector<std::size_t>> drawn;
+        for (const auto& [set, points] : of_set)
+            for (std::size_t k = 0; k < points.size(); ++k)
+                drawn[set].push_back(points[draw(points.size())]);
+        std::array<double, kPbPairs.size()> pb{};
+        for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
+            const auto& xs = drawn[kPbPairs[k][0]];
+            const auto& ys = drawn[kPbPairs[k][1]];
+            double wins = 0, pairs = 0;
+            for (std::size_t d = 0; d < hull.targets.size(); ++d)
+                for (std::size_t x : xs)
+                    for (std::size_t y : ys)
+                        wins += hull.scores[x][d].loss <= hull.scores[y][d].loss, pairs += 1;
+            pb[k] = pairs > 0 ? wins / pairs : std::numeric_limits<double>::quiet_NaN();
+        }
+        out.push_back(pb);
+    }
+    return out;
 }
 
 namespace {

@@ -96,6 +96,13 @@ struct HullRecord {
     ScoreTimes times;
 };
 
+// Resamples of a hull's pooled PB (its "all datasets" row), for an interval that respects that
+// pairs share points: each resample draws the points of every set (In, In', Ex) again with
+// replacement, the same draw for every target, and pools the pairs over the targets as hull_pb
+// does. Deterministic for a seed.
+std::vector<std::array<double, kPbPairs.size()>> hull_pb_resamples(const HullRecord& hull, std::size_t resamples,
+                                                                   std::uint64_t seed);
+
 struct PlaneMarker {
     std::string model; // "A", "B", "C"
     double u = 0, v = 0;
