@@ -3,6 +3,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/json_file.h"
+#include "basin/core/stats.h"
 #include "basin/core/strings.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
@@ -332,6 +333,23 @@ InterpolationRecord read_interpolation(const fs::path& dir) {
 
 // ---- hull
 
+// The 95% interval of the pooled PB ("all datasets"), from hull_pb_resamples (1,000, seed 0);
+// summary.json only (derived: the reader recomputes nothing from it).
+json pb_interval_json(const HullRecord& r) {
+    json out = json::object();
+    if (r.points.empty() || r.targets.empty()) return out;
+    const auto draws = hull_pb_resamples(r, 1000, 0);
+    for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
+        std::vector<double> values;
+        for (const auto& d : draws)
+            if (!std::isnan(d[k])) values.push_back(d[k]);
+        if (values.empty()) continue;
+        out[pb_name(k)] = {
+            {"low", quantile(values, 0.025)}, {"high", quantile(values, 0.975)}, {"resamples", draws.size()}};
+    }
+    return out;
+}
+
 void write_hull_files(const HullRecord& r, const fs::path& dir) {
     std::string csv = "point,set,dataset," + score_columns() + ",weights\n";
     for (std::size_t p = 0; p < r.points.size(); ++p)
@@ -356,6 +374,7 @@ void write_hull_files(const HullRecord& r, const fs::path& dir) {
                           {"seed", r.seed},
                           {"datasets", targets_json(r.targets)},
                           {"pb", pb},
+                          {"pb_interval", pb_interval_json(r)},
                           {"definition", "PB(X, Y): fraction of pairs (x in X, y in Y), on the same dataset, where "
                                          "x's generalized loss is no higher than y's"},
                           {"times", times_json(r.times)}};

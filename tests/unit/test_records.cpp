@@ -2,6 +2,7 @@
 // record; the readers reject damaged folders with a line naming file and place; PB; and the
 // store's spelling of the records (experiment/results.h) read back into the same values.
 #include "basin/core/fs.h"
+#include "basin/core/stats.h"
 #include "basin/experiment/results.h"
 #include "basin/region/records.h"
 #include "test_util.h"
@@ -426,6 +427,45 @@ TEST(MapRecords, DamagedFoldersNameTheFile) {
     write_bytes(dir / "clusters.json", "[1, 2]");
     e = testing::error_of([&] { read_map(dir.path()); });
     EXPECT_NE(e.find("clusters.json: expected a JSON object"), std::string::npos) << e;
+}
+
+} // namespace
+} // namespace basin
+
+namespace basin {
+namespace {
+
+// A hull of 3 members, 4 samples and 2 outside models on two targets, with the given losses.
+HullRecord hull_with_losses(const std::vector<std::pair<std::string, double>>& points) {
+    HullRecord h;
+    h.targets = {TargetInfo{}, TargetInfo{}};
+    for (const auto& [set, loss] : points) {
+        h.points.push_back({set + std::to_string(h.points.size()), set, {}});
+        PointScore s;
+        s.loss = loss;
+        h.scores.push_back({s, s});
+    }
+    return h;
+}
+
+TEST(HullIntervals, ResamplesKeepSetsAndBracketThePooledPb) {
+    // samples always better than members: every resample gives PB(In', In) = 1
+    const HullRecord clear = hull_with_losses(
+        {{"In", 2}, {"In", 3}, {"In", 4}, {"In'", 1}, {"In'", 1.5}, {"In'", 0.5}, {"In'", 1}, {"Ex", 9}, {"Ex", 0}});
+    for (const auto& pb : hull_pb_resamples(clear, 200, 3))
+        EXPECT_DOUBLE_EQ(pb[0], 1.0);
+    // mixed: the resampled values spread around the pooled PB, and a seed repeats them
+    const HullRecord mixed = hull_with_losses(
+        {{"In", 1}, {"In", 3}, {"In", 5}, {"In'", 2}, {"In'", 4}, {"In'", 0}, {"In'", 6}, {"Ex", 3}, {"Ex", 1}});
+    const auto draws = hull_pb_resamples(mixed, 500, 7);
+    ASSERT_EQ(draws.size(), 500u);
+    const double pooled = hull_pb(mixed.points, mixed.scores, {"a", "b"}).back().values[0].value;
+    std::vector<double> values;
+    for (const auto& d : draws)
+        values.push_back(d[0]);
+    EXPECT_LT(quantile(values, 0.025), pooled);
+    EXPECT_GT(quantile(values, 0.975), pooled);
+    EXPECT_EQ(hull_pb_resamples(mixed, 500, 7), draws);
 }
 
 } // namespace
