@@ -427,8 +427,21 @@ void write_map_section(Report& r, const Study& st, const std::string& kind) {
         if (!any_majority)
             for (auto& row : acc)
                 row.pop_back();
+        // the spectral rows' bootstrap intervals, where the map made them
+        bool any_interval = false;
+        for (auto& row : acc) {
+            const double low = m.value("map", "", "ci/" + row[0] + "/spectral_accuracy/low"),
+                         high = m.value("map", "", "ci/" + row[0] + "/spectral_accuracy/high");
+            const bool has = row[1] == "spectral" && !std::isnan(low) && !std::isnan(high);
+            any_interval = any_interval || has;
+            row.push_back(has ? format_percent(low) + "-" + format_percent(high) : std::string("-"));
+        }
+        if (!any_interval)
+            for (auto& row : acc)
+                row.pop_back();
         std::vector<std::string> header = {"groups", "method", "clustering accuracy (%)"};
         if (any_majority) header.push_back("by the majority rule (%)");
+        if (any_interval) header.push_back("95% interval (%)");
         r.table(header, acc,
                 std::string("Clustering accuracy: each cluster read as a group by the optimal one-to-one assignment "
                             "(Hungarian)") +
