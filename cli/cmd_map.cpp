@@ -111,6 +111,10 @@ Runner add_map(CLI::App& app) {
     app.add_flag("--skip-mismatched", o->map.gram.skip_mismatched,
                  "Skip (and list) models whose body does not match the base, instead of failing");
     app.add_option("--clusters", o->map.clusters, "Without --groups: the number of clusters to find");
+    app.add_option("--query", o->map.query,
+                   "Locate these models (comma-separated names) against the others' groups: nearest models, "
+                   "distances to each group's convex and affine hull, predicted group (locate.json)")
+        ->delimiter(',');
     app.add_option("--bootstrap", o->map.bootstrap,
                    "Bootstrap resamples (seeds within datasets) and permutations for intervals and p-values (0: none)")
         ->capture_default_str();

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <glob.h>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -282,6 +283,77 @@ GramOptions with_progress(GramOptions gram, bool quiet) {
     return gram;
 }
 
+// --query: each named model against the groups of the others (space/locate.h).
+std::vector<MapLocation> locate_models(const MapRecord& r, const SquareMatrix& cosine, const SquareMatrix& gram,
+                                       const std::vector<std::string>& names) {
+    std::vector<std::size_t> queried;
+    for (const auto& name : names) {
+        const auto at = std::find(r.names.begin(), r.names.end(), name);
+        BASIN_CHECK(at != r.names.end(), "map: --query ", name, ": not a model of the map");
+        queried.push_back(std::size_t(at - r.names.begin()));
+    }
+    auto is_queried = [&](std::size_t i) { return std::find(queried.begin(), queried.end(), i) != queried.end(); };
+    std::vector<MapLocation> out;
+    for (std::size_t q : queried) {
+        MapLocation loc;
+        loc.model = r.names[q];
+        std::vector<std::pair<double, std::size_t>> by_cosine;
+        for (std::size_t i = 0; i < r.names.size(); ++i)
+            if (!is_queried(i)) by_cosine.emplace_back(-cosine(q, i), i);
+        std::sort(by_cosine.begin(), by_cosine.end());
+        for (std::size_t k = 0; k < std::min<std::size_t>(5, by_cosine.size()); ++k)
+            loc.nearest.emplace_back(r.names[by_cosine[k].second], -by_cosine[k].first);
+        for (const auto& kind : r.kinds) {
+            MapLocation::Kind fits;
+            fits.kind = kind.name, fits.actual = kind.groups[std::size_t(kind.label[q])];
+            double best = std::numeric_limits<double>::infinity();
+            for (std::size_t g = 0; g < kind.groups.size(); ++g) {
+                MapGroupFit group;
+                group.group = kind.groups[g];
+                std::vector<std::size_t> members;
+                for (std::size_t i = 0; i < r.names.size(); ++i)
+                    if (!is_queried(i) && kind.label[i] == int(g))
+                        members.push_back(i), group.members.push_back(r.names[i]);
+                if (members.empty()) continue;
+                group.fit = fit_to_hull(gram, q, members);
+                if (group.fit.convex_distance < best) best = group.fit.convex_distance, fits.predicted = group.group;
+                fits.groups.push_back(std::move(group));
+            }
+            loc.kinds.push_back(std::move(fits));
+        }
+        out.push_back(std::move(loc));
+    }
+    return out;
+}
+
+json locations_json(const std::vector<MapLocation>& locations) {
+    json out = json::array();
+    for (const auto& loc : locations) {
+        json nearest = json::array(), kinds = json::array();
+        for (const auto& [name, c] : loc.nearest)
+            nearest.push_back({{"model", name}, {"cosine", c}});
+        for (const auto& k : loc.kinds) {
+            json groups = json::array();
+            for (const auto& g : k.groups) {
+                json weights = json::object();
+                for (std::size_t i = 0; i < g.members.size(); ++i)
+                    weights[g.members[i]] = g.fit.weights[i];
+                groups.push_back({{"group", g.group},
+                                  {"convex_hull_distance", g.fit.convex_distance},
+                                  {"affine_hull_distance", g.fit.affine_distance},
+                                  {"weights", weights}});
+            }
+            kinds.push_back({{"kind", k.kind},
+                             {"predicted", k.predicted},
+                             {"actual", k.actual},
+                             {"correct", k.predicted == k.actual},
+                             {"groups", groups}});
+        }
+        out.push_back({{"model", loc.model}, {"nearest", nearest}, {"kinds", kinds}});
+    }
+    return out;
+}
+
 // Everything a map computes from the cosine matrix and, where known, the raw Gram matrix: r has
 // its names and label kinds; cosine, distance, PCA, t-SNE and the clusterings are filled.
 void analyse(MapRecord& r, const SquareMatrix& cosine, const std::optional<SquareMatrix>& gram,
@@ -319,6 +391,10 @@ void analyse(MapRecord& r, const SquareMatrix& cosine, const std::optional<Squar
         for (const auto& coarse : r.kinds)
             if (&fine != &coarse && is_nested(fine.label, coarse.label))
                 r.nestings.push_back({fine.name, coarse.name, nested_pairs(cosine, fine.label, coarse.label)});
+    if (!options.query.empty()) {
+        BASIN_CHECK(gram, "map: --query needs the task vectors' norms (give --norms or --gram)");
+        r.locations = locate_models(r, cosine, *gram, options.query);
+    }
     if (options.bootstrap > 0 && !r.kinds.empty()) {
         // resampled within the finest kind: one nested in another, else the one with most groups
         std::vector<KindLabels> kinds;
@@ -730,6 +806,7 @@ MapClustering read_clustering(const std::string& method, const json& j, const fs
 void write_map_files(const MapRecord& r, const fs::path& dir) {
     write_matrix_csv(dir / "similarity.csv", r.cosine, r.names);
     if (r.distance.n) write_matrix_csv(dir / "distance.csv", r.distance, r.names);
+    if (!r.locations.empty()) write_text_atomically(dir / "locate.json", locations_json(r.locations).dump(2) + "\n");
     write_text_atomically(dir / "embedding.csv", embedding_csv(r));
     if (r.per_layer) write_text_atomically(dir / "per_layer.csv", per_layer_csv(r));
     write_text_atomically(dir / "clusters.json", clusters_json(r).dump(2) + "\n");

@@ -197,6 +197,52 @@ class GivenMatrixParity(unittest.TestCase):
         within_family = summary["similarity_within_between"]["family"]["within_mean"]
         self.assertGreater(within_family, nest[0]["same_coarse"]["mean"])
 
+    def test_query_hull_distances_equal_scipy(self):
+        from scipy.optimize import nnls
+        queries = ["ds0 seed 0", "ds3 seed 1"]
+        out = os.path.join(self.root, "map-query")
+        run("map", "--similarity", self.sim, "--norms", self.norms, "--groups", self.groups, "--query",
+            ",".join(queries), "--bootstrap", "0", "--out", out, "--quiet")
+        located = json.load(open(os.path.join(out, "locate.json")))
+        self.assertEqual([x["model"] for x in located], queries)
+        others = [i for i, n in enumerate(self.names) if n not in queries]
+        for entry in located:
+            q = self.names.index(entry["model"])
+            tq = self.vectors[q]
+            # nearest models by cosine, the located ones left out
+            expected = sorted(others, key=lambda i: -self.cos[q, i])[:5]
+            self.assertEqual([x["model"] for x in entry["nearest"]], [self.names[i] for i in expected])
+            for kind in entry["kinds"]:
+                labels = self.dataset if kind["kind"] == "dataset" else self.family
+                best, best_group = np.inf, None
+                for g in kind["groups"]:
+                    members = [i for i in others if labels[i] == g["group"]]
+                    t = self.vectors[members]
+                    m = 1e3 * np.linalg.norm(t, 2)
+                    w, _ = nnls(np.vstack([t.T, m * np.ones(len(members))]), np.concatenate([tq, [m]]))
+                    w = w / w.sum()
+                    convex = np.linalg.norm(tq - w @ t)
+                    kkt = np.block([[t @ t.T, np.ones((len(members), 1))], [np.ones((1, len(members))), np.zeros((1, 1))]])
+                    a = np.linalg.lstsq(kkt, np.concatenate([t @ tq, [1.0]]), rcond=None)[0][:-1]
+                    affine = np.linalg.norm(tq - a @ t)
+                    scale = np.linalg.norm(tq)
+                    self.assertAlmostEqual(g["convex_hull_distance"] / scale, convex / scale, delta=1e-6,
+                                           msg=f"{entry['model']} {g['group']}")
+                    self.assertAlmostEqual(g["affine_hull_distance"] / scale, affine / scale, delta=1e-6)
+                    self.assertLessEqual(g["affine_hull_distance"], g["convex_hull_distance"] + 1e-9 * scale)
+                    np.testing.assert_allclose([g["weights"][self.names[i]] for i in members], w, atol=1e-5)
+                    if convex < best:
+                        best, best_group = convex, g["group"]
+                self.assertEqual(kind["predicted"], best_group)
+        self.assertTrue(located[0]["kinds"][0]["correct"], "a seed of ds0 is nearest to ds0's hull")
+        for extra, message in ((["--norms", self.norms, "--query", "nobody"], "--query nobody: not a model of the map"),
+                               (["--query", queries[0]], "--query needs the task vectors' norms")):
+            bad = os.path.join(self.root, "map-query-bad")
+            r = run("map", "--similarity", self.sim, "--groups", self.groups, *extra, "--out", bad, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(message, r.stderr)
+            self.assertFalse(os.path.exists(bad))
+
     def test_agglomerative_is_scikit_learns(self):
         from sklearn.cluster import AgglomerativeClustering
         distance = np.maximum(0, 1 - self.cos)

@@ -8,6 +8,7 @@
 #include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
 #include "basin/space/gram_plan.h"
+#include "basin/space/locate.h"
 #include "test_util.h"
 
 #include <cmath>
@@ -366,4 +367,30 @@ TEST(Spectral, DiscretizeRecoversSeparatedBlocksFromAnyStart) {
         EXPECT_NE(labels[4], labels[8]);
         EXPECT_NE(labels[0], labels[8]);
     }
+}
+
+TEST(Locate, NonnegativeLeastSquaresKeepsTheSignAndHullDistancesFollow) {
+    // identity: the negative coordinate is clipped to 0
+    const auto x = basin::nonnegative_least_squares({1, 0, 0, 1}, 2, 2, {1, -1});
+    EXPECT_NEAR(x[0], 1, 1e-12);
+    EXPECT_NEAR(x[1], 0, 1e-12);
+    // members e1, e2 in the plane; query (2, 2): the convex hull (the segment) is nearest at
+    // (1/2, 1/2), distance sqrt(4.5); the affine hull (the line x + y = 1) the same point
+    basin::SquareMatrix gram(3); // vectors: q = (2, 2), e1, e2
+    const double v[3][2] = {{2, 2}, {1, 0}, {0, 1}};
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 3; ++j)
+            gram(i, j) = v[i][0] * v[j][0] + v[i][1] * v[j][1];
+    const auto fit = basin::fit_to_hull(gram, 0, {1, 2});
+    EXPECT_NEAR(fit.convex_distance, std::sqrt(4.5), 1e-9);
+    EXPECT_NEAR(fit.affine_distance, std::sqrt(4.5), 1e-9);
+    EXPECT_NEAR(fit.weights[0], 0.5, 1e-9);
+    // a query beyond an end of the segment: convex distance to the end, affine to the line
+    for (std::size_t j = 0; j < 3; ++j)
+        gram(0, j) = gram(j, 0) = 3 * v[j][0] - 1 * v[j][1]; // q = (3, -1)
+    gram(0, 0) = 10;
+    const auto beyond = basin::fit_to_hull(gram, 0, {1, 2});
+    EXPECT_NEAR(beyond.convex_distance, std::sqrt(4 + 1), 1e-9); // to e1 = (1, 0)
+    EXPECT_NEAR(beyond.affine_distance, std::sqrt(0.5), 1e-9);   // (3, -1) lies 1/sqrt(2) off x + y = 1
+    EXPECT_NEAR(beyond.weights[0], 1, 1e-9);
 }

@@ -5,6 +5,7 @@
 #include "basin/space/analysis.h"
 #include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
+#include "basin/space/locate.h"
 #include "basin/space/uncertainty.h"
 
 #include <cmath>
@@ -52,7 +53,8 @@ struct MapOptions {
     std::uint64_t seed = 0;
     SpectralAssign assign = SpectralAssign::discretize; // how spectral clustering labels its embedding
     MapGeometry geometry = MapGeometry::cosine;
-    std::size_t bootstrap = 1000; // resamples and permutations of the uncertainty (0: none); space/uncertainty.h
+    std::size_t bootstrap = 1000;   // resamples and permutations of the uncertainty (0: none); space/uncertainty.h
+    std::vector<std::string> query; // models (by name) to locate against the others' groups (space/locate.h)
     bool overwrite = false;
     bool quiet = false;
 };
@@ -88,6 +90,24 @@ struct MapNesting {
     NestedPairs pairs;
 };
 
+// One located model: its nearest models by cosine and, per group of each label kind (the located
+// models left out of every group), its distances to the group's convex and affine hull with the
+// convex weights; the predicted group is the one with the nearest convex hull.
+struct MapGroupFit {
+    std::string group;
+    std::vector<std::string> members;
+    HullFit fit;
+};
+struct MapLocation {
+    std::string model;
+    std::vector<std::pair<std::string, double>> nearest; // up to 5, by cosine
+    struct Kind {
+        std::string kind, predicted, actual; // actual: the groups file's label
+        std::vector<MapGroupFit> groups;
+    };
+    std::vector<Kind> kinds;
+};
+
 // Everything a map computed: what the output folder holds, as data. The map's stream facts (what
 // was read, how fast, under what limit) come with it.
 struct MapRecord {
@@ -106,6 +126,7 @@ struct MapRecord {
     std::vector<MapClustering> unlabelled; // without groups: the clusterings for --clusters
     std::vector<MapNesting> nestings;      // every pair of kinds where one nests in the other
     MapUncertainty uncertainty;            // bootstrap intervals and permutation tests (none: resamples 0)
+    std::vector<MapLocation> locations;    // --query: written to locate.json (not read back)
     // the layer groups of the stream ("all" unless per_layer) and, with per_layer, their matrices
     // (written to per_layer.csv, not read back)
     std::vector<std::string> layers;
