@@ -172,11 +172,11 @@ void write_pair_levels(Report& r, const SimilarityView& view) {
         if (at == families.end()) at = families.insert(families.end(), f);
         family[i] = int(at - families.begin());
     }
+    if (!is_nested(view.group, family)) return; // one family per dataset, fewer families than datasets
     SquareMatrix cosine(n);
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = 0; j < n; ++j)
             cosine(i, j) = view.values[i][j];
-    if (!is_nested(view.group, family)) return; // one family per dataset, fewer families than datasets
     const NestedPairs p = nested_pairs(cosine, view.group, family);
     auto row = [](const std::string& level, const Summary& x) -> std::vector<std::string> {
         if (!x.n) return {level, "0", "-", "-", "-", "-"};

@@ -3,6 +3,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/json_file.h"
+#include "basin/core/random.h"
 #include "basin/core/stats.h"
 #include "basin/core/strings.h"
 #include "basin/data/table.h"
@@ -72,13 +73,12 @@ std::vector<std::array<double, kPbPairs.size()>> hull_pb_resamples(const HullRec
     for (std::size_t p = 0; p < hull.points.size(); ++p)
         of_set[hull.points[p].set].push_back(p);
     std::mt19937_64 rng(seed);
-    auto draw = [&](std::size_t n) { return static_cast<std::size_t>((double(rng() >> 11) * 0x1.0p-53) * double(n)); };
     std::vector<std::array<double, kPbPairs.size()>> out;
     for (std::size_t b = 0; b < resamples; ++b) {
         std::map<std::string, std::vector<std::size_t>> drawn;
         for (const auto& [set, points] : of_set)
             for (std::size_t k = 0; k < points.size(); ++k)
-                drawn[set].push_back(points[draw(points.size())]);
+                drawn[set].push_back(points[uniform_index(rng, points.size())]);
         std::array<double, kPbPairs.size()> pb{};
         for (std::size_t k = 0; k < kPbPairs.size(); ++k) {
             const auto& xs = drawn[kPbPairs[k][0]];

@@ -1,6 +1,7 @@
 #include "basin/space/analysis.h"
 
 #include "basin/core/error.h"
+#include "basin/core/random.h"
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -22,11 +23,6 @@ Matrix to_eigen(const SquareMatrix& m) {
         for (std::size_t j = 0; j < m.n; ++j)
             out(i, j) = m(i, j);
     return out;
-}
-
-// uniform in [0, 1), the same on every platform (std:: distributions are implementation-defined)
-double uniform(std::mt19937_64& rng) {
-    return static_cast<double>(rng() >> 11) * 0x1.0p-53;
 }
 
 double squared_distance(const std::vector<double>& a, const std::vector<double>& b) {
@@ -234,7 +230,7 @@ std::vector<int> kmeans(const Points& x, int k, std::uint64_t seed, int n_init) 
     for (int run = 0; run < n_init; ++run) {
         // k-means++: each next centre drawn with probability proportional to D^2
         Points centres;
-        centres.push_back(x[static_cast<std::size_t>(uniform(rng) * n)]);
+        centres.push_back(x[uniform_index(rng, n)]);
         std::vector<double> d2(n);
         while (centres.size() < static_cast<std::size_t>(k)) {
             double total = 0;
@@ -246,11 +242,11 @@ std::vector<int> kmeans(const Points& x, int k, std::uint64_t seed, int n_init) 
             }
             std::size_t pick = 0;
             if (total > 0) {
-                double r = uniform(rng) * total;
+                double r = uniform01(rng) * total;
                 for (pick = 0; pick + 1 < n && r >= d2[pick]; ++pick)
                     r -= d2[pick];
             } else {
-                pick = static_cast<std::size_t>(uniform(rng) * n);
+                pick = uniform_index(rng, n);
             }
             centres.push_back(x[pick]);
         }
@@ -295,7 +291,7 @@ std::vector<int> discretize_embedding(const Points& embedding, std::uint64_t see
     for (int restart = 0; restart < 30; ++restart) {
         // the first column a random row; each next one the row least aligned with those so far
         Matrix rotation = Matrix::Zero(k, k);
-        rotation.col(0) = v.row(static_cast<Eigen::Index>(uniform(rng) * double(n))).transpose();
+        rotation.col(0) = v.row(static_cast<Eigen::Index>(uniform_index(rng, n))).transpose();
         Eigen::VectorXd alignment = Eigen::VectorXd::Zero(n);
         for (std::size_t c = 1; c < k; ++c) {
             alignment += (v * rotation.col(c - 1)).cwiseAbs();

@@ -617,13 +617,14 @@ json summary_json(const MapRecord& r) {
         skipped.push_back({{"model", path}, {"reason", why}});
     for (std::size_t i = 0; i < r.names.size(); ++i)
         inputs.push_back({{"name", r.names[i]}, {"path", r.paths[i]}});
-    json accuracy = json::object(), within = json::object();
+    json accuracy = json::object(), accuracy_majority = json::object(), within = json::object();
     for (const auto& kind : r.kinds) {
         if (!kind.methods.empty()) {
-            json a = json::object();
+            json a = json::object(), majority = json::object();
             for (const auto& m : kind.methods)
-                a[m.method] = m.accuracy;
+                a[m.method] = m.accuracy, majority[m.method] = nan_to_null(m.accuracy_majority);
             accuracy[kind.name] = a;
+            accuracy_majority[kind.name] = majority;
         }
         const GroupSimilarity& gs = kind.similarity;
         json table = json::array();
@@ -636,14 +637,6 @@ json summary_json(const MapRecord& r) {
                              {"between_mean", nan_to_null(gs.between_mean)},
                              {"groups", table}};
     }
-    json accuracy_majority = json::object();
-    for (const auto& kind : r.kinds)
-        if (!kind.methods.empty()) {
-            json a = json::object();
-            for (const auto& m : kind.methods)
-                a[m.method] = nan_to_null(m.accuracy_majority);
-            accuracy_majority[kind.name] = a;
-        }
     auto summary_entry = [](const Summary& x) {
         return json{{"pairs", x.n},
                     {"mean", nan_to_null(x.mean)},

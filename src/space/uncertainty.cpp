@@ -1,6 +1,7 @@
 #include "basin/space/uncertainty.h"
 
 #include "basin/core/error.h"
+#include "basin/core/random.h"
 #include "basin/core/stats.h"
 
 #include <algorithm>
@@ -14,14 +15,9 @@ namespace {
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 
-// uniform index in [0, n), the same on every platform
-std::size_t draw(std::mt19937_64& rng, std::size_t n) {
-    return static_cast<std::size_t>((static_cast<double>(rng() >> 11) * 0x1.0p-53) * double(n));
-}
-
 void shuffle(std::vector<int>& v, std::mt19937_64& rng) {
     for (std::size_t i = v.size(); i > 1; --i)
-        std::swap(v[i - 1], v[draw(rng, i)]);
+        std::swap(v[i - 1], v[uniform_index(rng, i)]);
 }
 
 // Mean cosine of the pairs at each level (fine, coarse-only, different); source: which original
@@ -92,7 +88,7 @@ std::vector<std::size_t> resample_rows(const std::vector<std::vector<std::size_t
     rows.reserve(n);
     for (const auto& group : members)
         for (std::size_t k = 0; k < group.size(); ++k)
-            rows.push_back(group[draw(rng, group.size())]);
+            rows.push_back(group[uniform_index(rng, group.size())]);
     return rows;
 }
 
