@@ -29,6 +29,7 @@ Runner add_probe(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
 Runner add_pretrain(CLI::App& app, const std::string& command_line);
 Runner add_map(CLI::App& app);
+Runner add_locate(CLI::App& app);
 Runner add_interpolate(CLI::App& app);
 Runner add_hull(CLI::App& app);
 Runner add_plane(CLI::App& app);

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
         // loads) spins in sched_yield the same way: map at N = 16 took 1.11 s with it, 0.64 s
         // without. map and merge run their threads themselves and call BLAS only single-threaded,
         // so the pool is not made at all. Restarting this small program is cheap.
-        if ((command == "map" || command == "merge") &&
+        if ((command == "map" || command == "locate" || command == "merge") &&
             (!std::getenv("OMP_WAIT_POLICY") || !std::getenv("OPENBLAS_NUM_THREADS"))) {
             ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
             ::setenv("OPENBLAS_NUM_THREADS", "1", 0);

@@ -19,6 +19,8 @@ const std::vector<Command>& command_table() {
         {"probe", "Generalized loss: fit a linear head on a frozen body, score it on test data", nullptr},
         {"map", "Weight-space map: similarity, clusters and projections of many checkpoints",
          without_command_line<add_map>},
+        {"locate", "Where new checkpoints lie among a map's groups: nearest models, hull distances, predicted group",
+         without_command_line<add_locate>},
         {"interpolate", "Generalized loss along the line between two checkpoints (and beyond, --extrapolate)", nullptr},
         {"hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
          nullptr},

@@ -18,15 +18,16 @@ namespace basin {
 
 namespace {
 
-// The sum of a vector's 16 lanes, halves added pairwise as _mm512_reduce_add_ps does (GCC 12 warns
-// of an uninitialised value inside that intrinsic once inlined here).
+// The sum of a vector's 16 lanes, in the order sum_lanes_16 adds them (so that an entry's value
+// does not depend on which tile formed it: an update's rectangle of products equals the square's,
+// bit for bit): per 128-bit lane q, (x0 + x2) + (x1 + x3); then (q0 + q1) + (q2 + q3).
 BASIN_AVX512 inline float sum_lanes(__m512 v) {
     alignas(64) float lane[16];
     _mm512_store_ps(lane, v);
-    for (int width = 8; width >= 1; width /= 2)
-        for (int i = 0; i < width; ++i)
-            lane[i] += lane[i + width];
-    return lane[0];
+    float q[4];
+    for (int i = 0; i < 4; ++i)
+        q[i] = (lane[4 * i] + lane[4 * i + 2]) + (lane[4 * i + 1] + lane[4 * i + 3]);
+    return (q[0] + q[1]) + (q[2] + q[3]);
 }
 
 // [a's 128-bit lanes 0 + 1, a's 2 + 3, b's 0 + 1, b's 2 + 3]
@@ -157,10 +158,31 @@ BASIN_AVX512 void tile_row(const typename Op::Element* x, std::size_t stride, st
     }
 }
 
+// A tile of R = rows (1..4) rows from i0 against columns j0.. (tile_row picks C).
 template <class Op>
-BASIN_AVX512 void block_gram_avx512(std::size_t n, std::size_t columns, const typename Op::Element* x,
-                                    std::size_t stride, float* out) {
-    for (std::size_t i0 = 0; i0 < n; i0 += 4) {
+BASIN_AVX512 void tile_rows(std::size_t rows, const typename Op::Element* x, std::size_t stride, std::size_t columns,
+                            std::size_t i0, std::size_t j0, float* out, std::size_t n) {
+    switch (rows) {
+    case 4:
+        return tile_row<Op, 4>(x, stride, columns, i0, j0, out, n);
+    case 3:
+        return tile_row<Op, 3>(x, stride, columns, i0, j0, out, n);
+    case 2:
+        return tile_row<Op, 2>(x, stride, columns, i0, j0, out, n);
+    default:
+        return tile_row<Op, 1>(x, stride, columns, i0, j0, out, n);
+    }
+}
+
+// Rows before `first` against rows from `first` on (a rectangle), then the square of rows from
+// `first` on: diagonal tiles, and the tiles right of them.
+template <class Op>
+BASIN_AVX512 void block_gram_avx512(std::size_t n, std::size_t first, std::size_t columns,
+                                    const typename Op::Element* x, std::size_t stride, float* out) {
+    for (std::size_t i0 = 0; i0 < first; i0 += 4)
+        for (std::size_t j0 = first; j0 < n; j0 += 4)
+            tile_rows<Op>(std::min<std::size_t>(4, first - i0), x, stride, columns, i0, j0, out, n);
+    for (std::size_t i0 = first; i0 < n; i0 += 4) {
         switch (std::min<std::size_t>(4, n - i0)) { // the diagonal tile
         case 4:
             tile<Op, 4, 4, true>(x, stride, columns, i0, i0, out, n);
@@ -176,50 +198,44 @@ BASIN_AVX512 void block_gram_avx512(std::size_t n, std::size_t columns, const ty
             break;
         }
         for (std::size_t j0 = i0 + 4; j0 < n; j0 += 4)
-            switch (std::min<std::size_t>(4, n - i0)) {
-            case 4:
-                tile_row<Op, 4>(x, stride, columns, i0, j0, out, n);
-                break;
-            case 3:
-                tile_row<Op, 3>(x, stride, columns, i0, j0, out, n);
-                break;
-            case 2:
-                tile_row<Op, 2>(x, stride, columns, i0, j0, out, n);
-                break;
-            default:
-                tile_row<Op, 1>(x, stride, columns, i0, j0, out, n);
-                break;
-            }
+            tile_rows<Op>(std::min<std::size_t>(4, n - i0), x, stride, columns, i0, j0, out, n);
     }
 }
 
 } // namespace
 
-void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out) {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, int(n), int(columns), 1.0f, x, int(row_stride), 0.0f, out,
-                int(n));
+void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out,
+                           std::size_t first) {
+    if (first >= n) return;
+    const std::size_t fresh = n - first;
+    if (first > 0) // rows before first against the fresh rows: out[i][first..n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(first), int(fresh), int(columns), 1.0f, x,
+                    int(row_stride), x + first * row_stride, int(row_stride), 0.0f, out + first, int(n));
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, int(fresh), int(columns), 1.0f, x + first * row_stride,
+                int(row_stride), 0.0f, out + first * n + first, int(n));
 }
 
-void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out) {
+void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out,
+                      std::size_t first) {
     static const bool avx512 = cpu_has_avx512bw(); // F and BW (see BASIN_AVX512)
-    if (avx512) return block_gram_avx512<F32>(n, columns, x, row_stride, out);
-    block_gram_upper_blas(n, columns, x, row_stride, out);
+    if (avx512) return block_gram_avx512<F32>(n, std::min(first, n), columns, x, row_stride, out);
+    block_gram_upper_blas(n, columns, x, row_stride, out, first);
 }
 
 void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
-                                    float* out) {
+                                    float* out, std::size_t first) {
     thread_local std::vector<float> wide;
     wide.resize(n * columns);
     for (std::size_t i = 0; i < n; ++i)
         convert_to_f32(Dtype::BF16, x + i * row_stride, wide.data() + i * columns, columns);
-    block_gram_upper(n, columns, wide.data(), columns, out);
+    block_gram_upper(n, columns, wide.data(), columns, out, first);
 }
 
 void block_gram_upper_bf16(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
-                           float* out) {
+                           float* out, std::size_t first) {
     static const bool bf16 = cpu_has_avx512bf16();
-    if (bf16) return block_gram_avx512<Bf16>(n, columns, x, row_stride, out);
-    block_gram_upper_bf16_portable(n, columns, x, row_stride, out);
+    if (bf16) return block_gram_avx512<Bf16>(n, std::min(first, n), columns, x, row_stride, out);
+    block_gram_upper_bf16_portable(n, columns, x, row_stride, out, first);
 }
 
 } // namespace basin

@@ -20,6 +20,7 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <xxhash.h>
 
 namespace basin {
 namespace {
@@ -99,11 +100,19 @@ struct Worker {
     std::vector<float> rows;              // a block's n task-vector rows (float32)
     std::vector<std::uint16_t> rows_bf16; // or (bf16) as bfloat16
     std::vector<std::vector<double>> acc; // per group, upper triangle used
+    std::vector<std::uint64_t> digest;    // per input (models, then the base): sums of block digests
+    std::shared_ptr<XXH3_state_t> hash{XXH3_createState(), XXH3_freeState};
 };
 
 // The sums of all threads in a fixed order (so the result does not depend on scheduling), per
 // group, the upper triangle mirrored; gram is the sum over groups.
 void reduce_workers(const std::vector<Worker>& workers, std::size_t groups, std::size_t n, GramResult& result) {
+    result.digests.assign(n, 0);
+    for (const auto& w : workers) {
+        for (std::size_t m = 0; m < n; ++m)
+            result.digests[m] += w.digest[m];
+        result.base_digest += w.digest[n];
+    }
     result.gram = SquareMatrix(n);
     for (std::size_t g = 0; g < groups; ++g) {
         SquareMatrix layer(n);
@@ -291,6 +300,7 @@ std::vector<Worker> make_workers(int threads, const GramStreamPlan& plan, std::s
             w.rows.resize(n * kGramBlockColumns);
         w.block_gram.resize(n * n);
         w.acc.assign(groups, std::vector<double>(n * n, 0.0));
+        w.digest.assign(n + 1, 0);
     }
     return workers;
 }
@@ -300,9 +310,9 @@ std::vector<Worker> make_workers(int threads, const GramStreamPlan& plan, std::s
 // the block's Gram to its group's sums.
 class SpanPass {
   public:
-    SpanPass(const Stream& stream, const TensorReader& reader, bool bf16, const fs::path& base_path,
+    SpanPass(const Stream& stream, const TensorReader& reader, bool bf16, std::size_t known, const fs::path& base_path,
              const std::vector<fs::path>& models)
-        : stream_(stream), reader_(reader), bf16_(bf16), base_path_(base_path), models_(models) {}
+        : stream_(stream), reader_(reader), bf16_(bf16), known_(known), base_path_(base_path), models_(models) {}
 
     // cold files: ask the kernel to read the spans ahead (warm ones: a walk of the page cache)
     void prefetch(std::size_t first_span, std::size_t last_span) const {
@@ -327,11 +337,13 @@ class SpanPass {
         for (std::size_t bi = span.first_block; bi < span.last_block; ++bi) {
             const GramBlock& block = stream_.plan.blocks[bi];
             const std::size_t to = from + std::size_t(block.columns);
+            digest_block(w, span, bi, from, to);
             multiply_block(w, span, block, from, to);
             from = to;
             auto& acc = w.acc[block.group];
             for (std::size_t i = 0; i < n; ++i) {
-                if (!std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);
+                // (a known model's diagonal is not formed: it was checked when its map was made)
+                if (i >= known_ && !std::isfinite(w.block_gram[i * n + i])) return locate_non_finite(block, i);
                 for (std::size_t j = i; j < n; ++j)
                     acc[i * n + j] += w.block_gram[i * n + j];
             }
@@ -370,6 +382,21 @@ class SpanPass {
         }
     }
 
+    // each input's stored bytes of the block (with their dtypes), hashed into its digest
+    void digest_block(Worker& w, const GramSpan& span, std::size_t block_index, std::size_t from,
+                      std::size_t to) const {
+        for (std::size_t input = 0; input <= stream_.plan.models; ++input) {
+            XXH3_64bits_reset_withSeed(w.hash.get(), block_index);
+            each_piece(w, span, input, from, to,
+                       [&](Dtype dtype, const std::uint8_t* bytes, std::size_t, std::size_t count) {
+                           const std::uint8_t code = std::uint8_t(dtype);
+                           XXH3_64bits_update(w.hash.get(), &code, 1);
+                           XXH3_64bits_update(w.hash.get(), bytes, count * dtype_size(dtype));
+                       });
+            w.digest[input] += XXH3_64bits_digest(w.hash.get());
+        }
+    }
+
     // the block's task-vector rows (columns [from, to) of the span), then their upper Gram
     void multiply_block(Worker& w, const GramSpan& span, const GramBlock& block, std::size_t from,
                         std::size_t to) const {
@@ -386,9 +413,10 @@ class SpanPass {
                 });
         if (bf16_)
             block_gram_upper_bf16(n, std::size_t(block.columns), w.rows_bf16.data(), kGramBlockColumns,
-                                  w.block_gram.data());
+                                  w.block_gram.data(), known_);
         else
-            block_gram_upper(n, std::size_t(block.columns), w.rows.data(), kGramBlockColumns, w.block_gram.data());
+            block_gram_upper(n, std::size_t(block.columns), w.rows.data(), kGramBlockColumns, w.block_gram.data(),
+                             known_);
     }
 
     // which of the block's inputs holds the NaN or Inf (or, if none, that the difference overflows)
@@ -411,6 +439,7 @@ class SpanPass {
     const Stream& stream_;
     const TensorReader& reader_;
     bool bf16_;
+    std::size_t known_; // rows before it: their products among themselves are not formed (block_gram.h)
     const fs::path& base_path_;
     const std::vector<fs::path>& models_;
 };
@@ -487,14 +516,23 @@ void stop_on_own_failure(const std::string& failure) {
 // flag, added over the ranks; worker 0 then holds the sums of all.
 void sum_over_ranks(std::vector<Worker>& workers, std::size_t groups, std::size_t n, ChunkLoop& loop,
                     const GramOptions& options) {
-    const std::size_t cells = groups * n * n;
-    std::vector<double> flat(cells + 2, 0.0);
+    const std::size_t cells = groups * n * n, digests = cells + 2;
+    std::vector<double> flat(digests + 4 * (n + 1), 0.0);
     for (const auto& w : workers)
         for (std::size_t g = 0; g < groups; ++g)
             for (std::size_t k = 0; k < n * n; ++k)
                 flat[g * n * n + k] += w.acc[g][k];
     flat[cells] = double(loop.progress.bytes_done);
     flat[cells + 1] = loop.failure.empty() ? 0.0 : 1.0;
+    // the digests, sums modulo 2^64, travel as four 16-bit pieces each: their sums over the ranks
+    // are exact in double, and put together again they are the sum modulo 2^64
+    for (std::size_t input = 0; input <= n; ++input) {
+        std::uint64_t mine = 0;
+        for (const auto& w : workers)
+            mine += w.digest[input];
+        for (std::size_t piece = 0; piece < 4; ++piece)
+            flat[digests + 4 * input + piece] = double((mine >> (16 * piece)) & 0xffff);
+    }
     options.sum_across_ranks(flat);
     stop_on_own_failure(loop.failure); // before blaming another rank
     BASIN_CHECK(flat[cells + 1] == 0, "map: another rank failed (see its message)");
@@ -502,6 +540,13 @@ void sum_over_ranks(std::vector<Worker>& workers, std::size_t groups, std::size_
         for (std::size_t g = 0; g < groups; ++g)
             for (std::size_t k = 0; k < n * n; ++k)
                 workers[t].acc[g][k] = t == 0 ? flat[g * n * n + k] : 0.0;
+    for (std::size_t input = 0; input <= n; ++input) {
+        std::uint64_t all = 0;
+        for (std::size_t piece = 0; piece < 4; ++piece)
+            all += std::uint64_t(flat[digests + 4 * input + piece]) << (16 * piece);
+        for (std::size_t t = 0; t < workers.size(); ++t)
+            workers[t].digest[input] = t == 0 ? all : 0;
+    }
     loop.progress.bytes_done = std::uint64_t(flat[cells]);
 }
 
@@ -542,6 +587,10 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
     for (std::size_t m : selection.used)
         result.models.push_back(model_paths[m]);
     const std::size_t n = selection.used.size();
+    BASIN_CHECK(options.known < n && (options.known == 0 || selection.used[options.known - 1] == options.known - 1),
+                "map: the first ", options.known, " models must all match the body, and a new one must follow them");
+    result.body = selection.body;
+    result.pairs = n * (n + 1) / 2 - options.known * (options.known + 1) / 2;
     const Stream stream = build_stream(base, checkpoints, selection, options.per_layer, result);
     const std::size_t groups = result.layers.size();
     const bool bf16 = options.precision == GramPrecision::bf16;
@@ -567,7 +616,7 @@ GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::pat
         for (const auto& f : checkpoints[m]->files())
             files.push_back(f.get());
     const TensorReader reader(files);
-    const SpanPass pass(stream, reader, bf16, base_path, result.models);
+    const SpanPass pass(stream, reader, bf16, options.known, base_path, result.models);
     std::vector<Worker> workers = make_workers(threads, stream.plan, groups, bf16);
     SingleThreadedBlas single_threaded;
     ChunkLoop loop = run_my_chunks(pass, stream.plan, chunks, chunk_bytes, workers, rank, ranks, options, start);

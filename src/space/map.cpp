@@ -305,7 +305,8 @@ std::vector<MapLocation> locate_models(const MapRecord& r, const SquareMatrix& c
             loc.nearest.emplace_back(r.names[by_cosine[k].second], -by_cosine[k].first);
         for (const auto& kind : r.kinds) {
             MapLocation::Kind fits;
-            fits.kind = kind.name, fits.actual = kind.groups[std::size_t(kind.label[q])];
+            fits.kind = kind.name; // a label < 0: a model from outside the map (locate_in_map)
+            if (kind.label[q] >= 0) fits.actual = kind.groups[std::size_t(kind.label[q])];
             double best = std::numeric_limits<double>::infinity();
             for (std::size_t g = 0; g < kind.groups.size(); ++g) {
                 MapGroupFit group;
@@ -343,10 +344,12 @@ json locations_json(const std::vector<MapLocation>& locations) {
                                   {"affine_hull_distance", g.fit.affine_distance},
                                   {"weights", weights}});
             }
+            // (a model located from outside the map has no label: actual and correct are null)
+            const bool labelled = !k.actual.empty();
             kinds.push_back({{"kind", k.kind},
                              {"predicted", k.predicted},
-                             {"actual", k.actual},
-                             {"correct", k.predicted == k.actual},
+                             {"actual", labelled ? json(k.actual) : json(nullptr)},
+                             {"correct", labelled ? json(k.predicted == k.actual) : json(nullptr)},
                              {"groups", groups}});
         }
         out.push_back({{"model", loc.model}, {"nearest", nearest}, {"kinds", kinds}});
@@ -424,19 +427,44 @@ void check_map_inputs(const std::vector<fs::path>& models, const MapOptions& opt
 
 } // namespace
 
-MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_paths, const fs::path& groups_file,
-                     const MapOptions& options) {
-    check_map_inputs(model_paths, options);
-    ModelGroups all_groups;
-    if (!groups_file.empty()) all_groups = read_model_groups(groups_file, model_paths);
-    const GramResult g = task_vector_gram(base, model_paths, with_progress(options.gram, options.quiet));
+namespace {
 
+// What --update and locate need of a map (map_state.h): the Gram matrices, the hashes, the settings.
+MapState state_of(const MapRecord& r, const GramResult& g, const fs::path& groups_file, const MapOptions& options) {
+    MapState s;
+    s.base = canonical_or_absolute(r.base).string();
+    s.base_digest = g.base_digest, s.digests = g.digests;
+    for (const auto& m : g.models)
+        s.paths.push_back(canonical_or_absolute(m).string());
+    s.include = options.gram.include, s.exclude = options.gram.exclude, s.precision = r.precision;
+    s.per_layer = options.gram.per_layer, s.skip_mismatched = options.gram.skip_mismatched;
+    s.parameters = g.parameters, s.body_sha256 = body_digest(g.body);
+    s.layers = g.layers, s.layer_parameters = g.layer_parameters;
+    s.gram = g.gram;
+    if (s.per_layer) s.layer_gram = g.layer_gram;
+    s.reference = options.reference, s.assign = r.assign, s.geometry = r.geometry;
+    s.groups = groups_file.empty() ? "" : canonical_or_absolute(groups_file).string();
+    s.seed = options.seed, s.bootstrap = options.bootstrap, s.clusters = options.clusters;
+    for (const auto& kind : r.kinds) {
+        s.kinds.push_back(kind.name);
+        s.labels.emplace_back();
+        for (int label : kind.label)
+            s.labels.back().push_back(kind.groups[std::size_t(label)]);
+    }
+    return s;
+}
+
+// A checkpoint map's record from its Gram pass: names, labels (of all_groups, read for inputs),
+// every analysis, the stream facts and the state.
+MapRecord record_from_gram(const fs::path& base, const GramResult& g, const ModelGroups& all_groups,
+                           const std::vector<fs::path>& inputs, const fs::path& groups_file,
+                           const MapOptions& options) {
     MapRecord r;
     r.base = base.string(), r.reference = options.reference;
     r.names = display_names(g.models);
     for (const auto& m : g.models)
         r.paths.push_back(m.string());
-    r.kinds = label_kinds(all_groups, model_paths, g.models);
+    r.kinds = label_kinds(all_groups, inputs, g.models);
 
     const bool centred = options.reference == "mean";
     analyse(r, cosine_from_gram(centred ? centered_gram(g.gram) : g.gram), g.gram, options);
@@ -448,14 +476,83 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
             r.layer_cosine.push_back(cosine_from_gram(centred ? centered_gram(g.layer_gram[l]) : g.layer_gram[l]));
             r.layer_distance.push_back(distance_from_gram(g.layer_gram[l]));
         }
-    r.parameters = g.parameters, r.chunk_parameters = g.chunk_parameters;
+    r.parameters = g.parameters, r.chunk_parameters = g.chunk_parameters, r.gram_pairs = g.pairs;
     r.excluded = g.excluded;
     for (const auto& [path, why] : g.skipped)
         r.skipped.push_back({path.string(), why});
     r.precision = options.gram.precision == GramPrecision::bf16 ? "bf16" : "f32";
     r.memory_limit = options.gram.memory_limit, r.bytes_read = g.bytes_read, r.peak_rss = g.peak_rss;
     r.seconds = g.seconds, r.threads = options.gram.threads;
+    r.state = state_of(r, g, groups_file, options);
     return r;
+}
+
+} // namespace
+
+MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_paths, const fs::path& groups_file,
+                     const MapOptions& options) {
+    check_map_inputs(model_paths, options);
+    ModelGroups all_groups;
+    if (!groups_file.empty()) all_groups = read_model_groups(groups_file, model_paths);
+    const GramResult g = task_vector_gram(base, model_paths, with_progress(options.gram, options.quiet));
+    return record_from_gram(base, g, all_groups, model_paths, groups_file, options);
+}
+
+MapOptions map_options_of(const MapState& s) {
+    MapOptions o;
+    o.gram.include = s.include, o.gram.exclude = s.exclude;
+    o.gram.precision = s.precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
+    o.gram.per_layer = s.per_layer, o.gram.skip_mismatched = s.skip_mismatched;
+    o.reference = s.reference, o.assign = parse_spectral_assign(s.assign), o.geometry = parse_map_geometry(s.geometry);
+    o.seed = s.seed, o.bootstrap = s.bootstrap, o.clusters = s.clusters;
+    return o;
+}
+
+MapRecord update_map(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models,
+                     const fs::path& groups_file, const MapOptions& options_in) {
+    MapOptions options = options_in; // the pass as the map made it
+    const MapOptions made = map_options_of(state);
+    options.gram.include = made.gram.include, options.gram.exclude = made.gram.exclude;
+    options.gram.precision = made.gram.precision, options.gram.per_layer = made.gram.per_layer;
+    options.gram.skip_mismatched = made.gram.skip_mismatched;
+    check_map_state_inputs(state, dir, new_models);
+    std::vector<fs::path> all(state.paths.begin(), state.paths.end());
+    all.insert(all.end(), new_models.begin(), new_models.end());
+    check_map_inputs(all, options);
+    ModelGroups all_groups;
+    if (!groups_file.empty()) all_groups = read_model_groups(groups_file, all);
+    const GramResult g = extend_gram(state, dir, new_models, with_progress(options.gram, options.quiet));
+    MapRecord r = record_from_gram(state.base, g, all_groups, all, groups_file, options);
+    r.updated_from = state.paths.size();
+    return r;
+}
+
+std::vector<MapLocation> locate_in_map(const MapState& state, const fs::path& dir,
+                                       const std::vector<fs::path>& new_models, const GramOptions& pass, bool quiet) {
+    check_map_state_inputs(state, dir, new_models);
+    const GramResult g = extend_gram(state, dir, new_models, with_progress(pass, quiet));
+    MapRecord r;
+    r.names = display_names(g.models);
+    const std::size_t known = state.paths.size();
+    for (std::size_t k = 0; k < state.kinds.size(); ++k) {
+        MapLabelKind kind;
+        kind.name = state.kinds[k];
+        const std::set<std::string> distinct(state.labels[k].begin(), state.labels[k].end());
+        kind.groups.assign(distinct.begin(), distinct.end());
+        for (std::size_t i = 0; i < g.models.size(); ++i)
+            kind.label.push_back(
+                i < known ? int(std::lower_bound(kind.groups.begin(), kind.groups.end(), state.labels[k][i]) -
+                                kind.groups.begin())
+                          : -1);
+        r.kinds.push_back(std::move(kind));
+    }
+    const SquareMatrix cosine = cosine_from_gram(state.reference == "mean" ? centered_gram(g.gram) : g.gram);
+    const std::vector<std::string> fresh(r.names.begin() + std::ptrdiff_t(known), r.names.end());
+    return locate_models(r, cosine, g.gram, fresh);
+}
+
+std::string locations_text(const std::vector<MapLocation>& locations) {
+    return locations_json(locations).dump(2) + "\n";
 }
 
 namespace {
@@ -463,6 +560,7 @@ namespace {
 MapSummary summary_of(const MapRecord& r) {
     MapSummary summary;
     summary.models = r.names.size();
+    summary.updated_from = r.updated_from;
     summary.parameters = r.parameters;
     summary.seconds = r.seconds;
     for (const auto& kind : r.kinds)
@@ -479,6 +577,16 @@ MapSummary run_map(const fs::path& base, const std::vector<fs::path>& model_path
     const fs::path out = check_output_folder(out_arg, options.overwrite); // before the long pass
     const MapRecord r = map_models(base, model_paths, groups_file, options);
     write_folder_atomically(out, [&](const fs::path& dir) { write_map_files(r, dir); });
+    return summary_of(r);
+}
+
+MapSummary run_map_update(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models,
+                          const fs::path& groups_file, const fs::path& out_arg, const MapOptions& options) {
+    // the map's own folder is replaced (overwrite); another must be new or empty unless overwrite
+    const bool in_place = canonical_or_absolute(out_arg) == canonical_or_absolute(dir);
+    const fs::path out = check_output_folder(out_arg, options.overwrite || in_place);
+    const MapRecord r = update_map(state, dir, new_models, groups_file, options);
+    write_folder_atomically(out, [&](const fs::path& d) { write_map_files(r, d); });
     return summary_of(r);
 }
 
@@ -673,6 +781,8 @@ json summary_json(const MapRecord& r) {
             {"bytes_per_second", r.seconds > 0 ? r.bytes_read / r.seconds : 0.0},
             {"peak_rss_bytes", r.peak_rss},
             {"threads", r.threads},
+            {"updated_from", r.updated_from},
+            {"gram_pairs", r.gram_pairs},
             {"pca_explained_variance", r.pca.explained},
             {"clustering_accuracy", accuracy},
             {"similarity_within_between", within}};
@@ -799,7 +909,8 @@ MapClustering read_clustering(const std::string& method, const json& j, const fs
 void write_map_files(const MapRecord& r, const fs::path& dir) {
     write_matrix_csv(dir / "similarity.csv", r.cosine, r.names);
     if (r.distance.n) write_matrix_csv(dir / "distance.csv", r.distance, r.names);
-    if (!r.locations.empty()) write_text_atomically(dir / "locate.json", locations_json(r.locations).dump(2) + "\n");
+    if (!r.locations.empty()) write_text_atomically(dir / "locate.json", locations_text(r.locations));
+    if (!r.state.empty()) write_map_state(r.state, dir);
     write_text_atomically(dir / "embedding.csv", embedding_csv(r));
     if (r.per_layer) write_text_atomically(dir / "per_layer.csv", per_layer_csv(r));
     write_text_atomically(dir / "clusters.json", clusters_json(r).dump(2) + "\n");
@@ -855,6 +966,8 @@ MapRecord read_map(const fs::path& dir) {
     r.seconds = json_value<double>(s, "seconds", summary_file);
     r.peak_rss = json_value<std::uint64_t>(s, "peak_rss_bytes", summary_file);
     r.threads = json_value<int>(s, "threads", summary_file);
+    r.updated_from = s.contains("updated_from") ? json_value<std::size_t>(s, "updated_from", summary_file) : 0;
+    r.gram_pairs = s.contains("gram_pairs") ? json_value<std::uint64_t>(s, "gram_pairs", summary_file) : 0;
     r.pca.explained = json_value<std::vector<double>>(s, "pca_explained_variance", summary_file);
     r.cosine = read_matrix(dir / "similarity.csv", r.names);
     if (fs::exists(dir / "distance.csv")) r.distance = read_matrix(dir / "distance.csv", r.names);

@@ -33,6 +33,12 @@ def write_text(path, text):
 run = make_run(BASIN)
 
 
+def mpirun_environment():
+    """mpirun as root, with more ranks than cores."""
+    return dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
 def limit_that_cuts_into_chunks(map_with_limit, models, most_chunk):
     """A --memory-limit just above what map needs, so that the stream is cut into chunks of at most
     most_chunk parameters. map_with_limit(limit) runs map and returns (CompletedProcess, summary or
@@ -263,8 +269,7 @@ class PlantedClusters(unittest.TestCase):
         if shutil.which("mpirun") is None:
             self.skipTest("mpirun is not installed (openmpi-bin)")
         out = os.path.join(self.root, "map-mpi")
-        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                   OMPI_MCA_rmaps_base_oversubscribe="1")
+        env = mpirun_environment()
 
         def mpi_map(limit):
             r = subprocess.run(["mpirun", "-np", "2", BASIN, "map", "--base", self.base, "--models", self.list,
@@ -287,8 +292,7 @@ class PlantedClusters(unittest.TestCase):
         waiting in a collective. A hang fails the test at the timeout."""
         if shutil.which("mpirun") is None:
             self.skipTest("mpirun is not installed (openmpi-bin)")
-        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                   OMPI_MCA_rmaps_base_oversubscribe="1")
+        env = mpirun_environment()
         out = os.path.join(self.root, "map-mpi-fail")
 
         def ranks(*second_rank_changes):

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from hull_reference import hull_distances  # noqa: E402
 from basin_runner import make_run  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
@@ -198,7 +199,6 @@ class GivenMatrixParity(unittest.TestCase):
         self.assertGreater(within_family, nest[0]["same_coarse"]["mean"])
 
     def test_query_hull_distances_equal_scipy(self):
-        from scipy.optimize import nnls
         queries = ["ds0 seed 0", "ds3 seed 1"]
         out = os.path.join(self.root, "map-query")
         run("map", "--similarity", self.sim, "--norms", self.norms, "--groups", self.groups, "--query",
@@ -218,13 +218,7 @@ class GivenMatrixParity(unittest.TestCase):
                 for g in kind["groups"]:
                     members = [i for i in others if labels[i] == g["group"]]
                     t = self.vectors[members]
-                    m = 1e3 * np.linalg.norm(t, 2)
-                    w, _ = nnls(np.vstack([t.T, m * np.ones(len(members))]), np.concatenate([tq, [m]]))
-                    w = w / w.sum()
-                    convex = np.linalg.norm(tq - w @ t)
-                    kkt = np.block([[t @ t.T, np.ones((len(members), 1))], [np.ones((1, len(members))), np.zeros((1, 1))]])
-                    a = np.linalg.lstsq(kkt, np.concatenate([t @ tq, [1.0]]), rcond=None)[0][:-1]
-                    affine = np.linalg.norm(tq - a @ t)
+                    convex, w, affine = hull_distances(tq, t)
                     scale = np.linalg.norm(tq)
                     self.assertAlmostEqual(g["convex_hull_distance"] / scale, convex / scale, delta=1e-6,
                                            msg=f"{entry['model']} {g['group']}")

@@ -1,6 +1,7 @@
 // The weight-space map's block kernel: the AVX-512 tiles against OpenBLAS's ssyrk and a double
 // precision sum, for every edge case of the 4 x 4 tiling and of the 16-wide vectors.
 #include "basin/core/cpu.h"
+#include "basin/core/error.h"
 #include "basin/io/safetensors.h"
 #include "basin/merge/methods.h"
 #include "basin/space/analysis.h"
@@ -89,6 +90,59 @@ TEST(Space, BlockGramBf16MatchesDoubleSumsOfTheRoundedValues) {
         }
     }
     if (!cpu_has_avx512bf16()) GTEST_SKIP() << "no AVX-512 BF16 here: both paths widened to float32";
+}
+
+// An update's products (rows from `first` on against all): the entries of the full square, bit for
+// bit on the AVX-512 paths (the same sums in the same order whichever tile forms them), to float32
+// rounding on OpenBLAS's; the entries among the rows before `first` are not written.
+TEST(Space, BlockGramFromAFirstRowEqualsTheSquare) {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const bool avx512 = cpu_has_avx512bw(), avx512bf16 = cpu_has_avx512bf16();
+    for (std::size_t n : {2, 3, 5, 8, 9, 13, 17}) {
+        for (std::size_t first : {1, 2, 3, 4, 5, 7, 8, 12, 16}) {
+            if (first >= n) continue;
+            for (std::size_t columns : {1, 17, 100, 4096}) {
+                const std::size_t stride = 4096;
+                std::vector<float> x(n * stride, 0.0f);
+                for (auto& v : x)
+                    v = normal(rng);
+                std::vector<std::uint16_t> h(x.size());
+                convert_from_f32(Dtype::BF16, x.data(), h.data(), h.size());
+                std::vector<float> square(n * n, kSentinel), part(n * n, kSentinel);
+                std::vector<float> square_blas(n * n, kSentinel), part_blas(n * n, kSentinel);
+                std::vector<float> square_h(n * n, kSentinel), part_h(n * n, kSentinel);
+                block_gram_upper(n, columns, x.data(), stride, square.data());
+                block_gram_upper(n, columns, x.data(), stride, part.data(), first);
+                block_gram_upper_blas(n, columns, x.data(), stride, square_blas.data());
+                block_gram_upper_blas(n, columns, x.data(), stride, part_blas.data(), first);
+                block_gram_upper_bf16(n, columns, h.data(), stride, square_h.data());
+                block_gram_upper_bf16(n, columns, h.data(), stride, part_h.data(), first);
+                for (std::size_t i = 0; i < n; ++i)
+                    for (std::size_t j = 0; j < n; ++j) {
+                        const std::size_t k = i * n + j;
+                        const std::string at =
+                            str("n ", n, " first ", first, " columns ", columns, " (", i, ",", j, ")");
+                        if (j < i || j < first) {
+                            EXPECT_EQ(part[k], kSentinel) << at;
+                            EXPECT_EQ(part_blas[k], kSentinel) << at;
+                            EXPECT_EQ(part_h[k], kSentinel) << at;
+                            continue;
+                        }
+                        if (avx512)
+                            EXPECT_EQ(part[k], square[k]) << at;
+                        else
+                            EXPECT_NEAR(part[k], square[k], 1e-5 * (std::abs(square[k]) + columns)) << at;
+                        if (avx512bf16)
+                            EXPECT_EQ(part_h[k], square_h[k]) << at;
+                        else
+                            EXPECT_NEAR(part_h[k], square_h[k], 1e-5 * (std::abs(square_h[k]) + columns)) << at;
+                        EXPECT_NEAR(part_blas[k], square_blas[k], 1e-5 * (std::abs(square_blas[k]) + columns)) << at;
+                    }
+            }
+        }
+    }
+    if (!avx512) GTEST_SKIP() << "no AVX-512 here: only the agreement to float32 rounding was checked";
 }
 
 // ---- the merge method table (merge/methods.h)

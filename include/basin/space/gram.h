@@ -51,6 +51,10 @@ struct GramOptions {
     bool per_layer = false;                  // one Gram matrix per layer group as well
     GramPrecision precision = GramPrecision::f32;
     bool skip_mismatched = false; // skip models whose body does not match, instead of failing
+    // The first `known` models' products among themselves are known (an update of a map holds
+    // them): only the N_new x N products with a model from `known` on are formed, and the known
+    // block of the result is left 0 for the caller to fill. Those models must all match the body.
+    std::size_t known = 0;
     int threads = 1;
     std::function<void(const StreamProgress&)> progress; // called about once a second
     // Splitting the stream over processes (MPI ranks): this one reads chunks c with
@@ -64,14 +68,22 @@ struct GramResult {
     std::vector<fs::path> models;                              // used, in input order
     std::vector<std::pair<fs::path, std::string>> skipped;     // model, why (--skip-mismatched)
     std::vector<std::pair<std::string, std::string>> excluded; // tensor, why
+    std::vector<std::string> body;   // the tensors the task vectors are made of, in the base's order
     std::vector<std::string> layers; // layer groups in stream order (one, "all", without per_layer)
     std::vector<std::int64_t> layer_parameters;
     std::vector<SquareMatrix> layer_gram; // per group; they add up to gram
     SquareMatrix gram;                    // of the task vectors model - base
     std::int64_t parameters = 0;          // elements of one task vector
-    std::uint64_t bytes_read = 0;         // tensor bytes of the base and all models
-    std::int64_t chunk_parameters = 0;    // parameters per model per chunk, from the memory limit
-    std::uint64_t peak_rss = 0;           // of the process, bytes
+    std::uint64_t pairs = 0;              // model pairs (i <= j) whose products the pass formed
+    // What the pass read of each used model and of the base: per block, XXH3 (64-bit) of the bytes
+    // of its tensor pieces with their dtypes, seeded by the block's index, summed over blocks. It
+    // depends only on the stored body (not on spans, threads or ranks), so a map can tell in a
+    // later pass whether a model's weights changed, at no extra read (map_state.h).
+    std::vector<std::uint64_t> digests;
+    std::uint64_t base_digest = 0;
+    std::uint64_t bytes_read = 0;      // tensor bytes of the base and all models
+    std::int64_t chunk_parameters = 0; // parameters per model per chunk, from the memory limit
+    std::uint64_t peak_rss = 0;        // of the process, bytes
     double seconds = 0;
 };
 

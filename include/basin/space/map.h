@@ -6,6 +6,7 @@
 #include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
 #include "basin/space/locate.h"
+#include "basin/space/map_state.h"
 #include "basin/space/uncertainty.h"
 
 #include <cmath>
@@ -135,17 +136,44 @@ struct MapRecord {
     bool per_layer = false;
     // the stream
     std::int64_t parameters = 0, chunk_parameters = 0;
+    std::uint64_t gram_pairs = 0; // model pairs whose products the pass formed (an update: those with a new model)
     std::vector<std::pair<std::string, std::string>> excluded; // tensor, why
     std::vector<std::pair<std::string, std::string>> skipped;  // model, why
     std::string precision = "f32";
     std::uint64_t memory_limit = 0, bytes_read = 0, peak_rss = 0;
     double seconds = 0;
     int threads = 0;
+    std::size_t updated_from = 0; // --update: the models of the map it grew from (0: a full map)
+    // checkpoint maps: what --update and locate need (state.json, gram.safetensors; not read back
+    // by read_map: read_map_state reads it); empty for a given matrix
+    MapState state;
 };
 
 // The map of the models: the Gram pass, similarities, projections and clusterings. Writes nothing.
 MapRecord map_models(const fs::path& base, const std::vector<fs::path>& models, const fs::path& groups_file,
                      const MapOptions& options);
+
+// `map --update`: the map in `dir` (its state, read_map_state) with new models added, from one pass
+// over the old and new models that forms only the products with a new model (extend_gram), then
+// every analysis as for map_models: equal to the map of all the models made at once (the Gram
+// matrix to rounding in the last bits of the double sums). The pass settings are the state's;
+// the analysis settings are options' (map_options_of gives the state's). Writes nothing.
+MapRecord update_map(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models,
+                     const fs::path& groups_file, const MapOptions& options);
+
+// The analysis settings a map was made with, and its pass settings (include, exclude, precision,
+// per_layer, skip_mismatched); memory, threads, output and query are left at their defaults.
+MapOptions map_options_of(const MapState& state);
+
+// `basin locate`: where new checkpoints lie against a map's groups (the labels the map kept):
+// nearest models, distances to each group's convex and affine hull, weights, predicted group, as
+// `map --query` reports for models inside a map, from one pass over the old and new models
+// (extend_gram); the new models do not join the map. actual is empty (no label).
+std::vector<MapLocation> locate_in_map(const MapState& state, const fs::path& dir,
+                                       const std::vector<fs::path>& new_models, const GramOptions& pass,
+                                       bool quiet = false);
+// locate.json's text: one entry per located model.
+std::string locations_text(const std::vector<MapLocation>& locations);
 
 // The same analyses on a given cosine matrix (and, where given, its Gram matrix): no stream facts,
 // and without a Gram matrix no distances (and no raw-geometry PCA, which is then an error).
@@ -159,7 +187,7 @@ void write_map_files(const MapRecord& record, const fs::path& dir);
 MapRecord read_map(const fs::path& dir);
 
 struct MapSummary {
-    std::size_t models = 0;
+    std::size_t models = 0, updated_from = 0;
     std::int64_t parameters = 0;
     double seconds = 0;
     std::map<std::string, double> spectral_accuracy; // per label kind
@@ -168,6 +196,10 @@ struct MapSummary {
 // map_models, then write_map_files into `out` atomically (checked first: see check_output_folder).
 MapSummary run_map(const fs::path& base, const std::vector<fs::path>& models, const fs::path& groups_file,
                    const fs::path& out, const MapOptions& options);
+// update_map, then write_map_files into `out` (the map's own folder: replaced atomically) the same
+// way.
+MapSummary run_map_update(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models,
+                          const fs::path& groups_file, const fs::path& out, const MapOptions& options);
 // map_similarity, then write_map_files into `out` the same way.
 MapSummary run_map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const fs::path& out,
                               const MapOptions& options);
