@@ -1,10 +1,12 @@
 #include "basin/core/stats.h"
 
 #include "basin/core/error.h"
+#include "basin/core/random.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 
 namespace basin {
 
@@ -111,6 +113,28 @@ PairedTest paired_t_test(const std::vector<double>& a, const std::vector<double>
     r.t = r.mean_difference / (sd / std::sqrt(double(d.size())));
     r.p_value = student_t_two_sided_p(r.t, r.degrees_of_freedom);
     return r;
+}
+
+Interval bootstrap_mean_interval(const std::vector<double>& values, std::size_t resamples, std::uint64_t seed) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (values.size() < 3 || resamples == 0) return {mean(values), nan, nan};
+    std::mt19937_64 rng(seed);
+    std::vector<double> means(resamples);
+    for (auto& m : means) {
+        double sum = 0;
+        for (std::size_t i = 0; i < values.size(); ++i)
+            sum += values[uniform_index(rng, values.size())];
+        m = sum / double(values.size());
+    }
+    return {mean(values), quantile(means, 0.025), quantile(means, 0.975)};
+}
+
+Interval wilson_interval(std::size_t successes, std::size_t n) {
+    if (n == 0) return {};
+    const double z = 1.959963984540054, p = double(successes) / double(n), z2n = z * z / double(n);
+    const double centre = (p + z2n / 2) / (1 + z2n);
+    const double half = z * std::sqrt(p * (1 - p) / double(n) + z2n / (4 * double(n))) / (1 + z2n);
+    return {p, std::max(0.0, centre - half), std::min(1.0, centre + half)};
 }
 
 } // namespace basin

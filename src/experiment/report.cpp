@@ -216,16 +216,16 @@ void write_similarity_by_dataset(Report& r, const std::optional<SimilarityView>&
 // The findings table and what it says: where the study agrees with the paper, where not, and why.
 // When a finding agrees with the paper, as the tables' introductions state it.
 constexpr const char* kTolerances =
-    "(clustering: the paper's value inside the map's 95% bootstrap interval where the "
-    "store has one, else within 10 points; dataset and family structure: a permutation "
-    "p-value of at most 0.05; PB: the paper's value inside the 95% interval of the level's mean "
-    "(the hull's points resampled), else within 10 points; the cosine ordering on at least "
-    "three quarters of the datasets; the "
-    "centroid better on average and on at least three quarters of the targets (in "
-    "direction only when less than half the "
-    "paper's gain); interpolation midpoints no worse than the endpoints' mean loss by "
-    "more than 0.01; extrapolation at least "
-    "1.2 times the endpoint loss)";
+    "(clustering: the paper's value inside the map's 95% bootstrap interval where the store has one, "
+    "else within 10 points; dataset and family structure: a permutation p-value of at most 0.05; PB: "
+    "the paper's value inside the 95% interval of the level's mean (the hull's points resampled), else "
+    "within 10 points; the cosine ordering: the 95% Wilson interval of the share of datasets ordered "
+    "reaching three quarters; the centroid: the 95% interval of the mean gain over targets (targets "
+    "resampled) reaching the paper's gain, in direction only when it lies above 0 but below that gain "
+    "(without an interval: better on at least three quarters of the targets, and by at least half the "
+    "paper's gain); interpolation: the 95% interval of the mean midpoint-minus-endpoints loss over "
+    "pairs (pairs resampled) reaching 0 or below (without one: the mean at most 0.01); extrapolation "
+    "at least 1.2 times the endpoint loss, from one line, without an interval)";
 
 // Where the study agrees with the paper, where not, and the likely reasons. see: where the
 // findings' table is when it is not just above (a document with several studies), named in

@@ -128,6 +128,38 @@ TEST(Findings, IntervalsAndPermutationTestsDecideWhereTheMapHasThem) {
     EXPECT_EQ(family.spread, "cosine gap +0.004 (95% interval -0.010 to 0.020)");
 }
 
+// The centroid's verdict from the interval of its mean gain over targets (targets resampled): a
+// gain whose interval lies above 0 but below the paper's is "in direction"; one that reaches it agrees.
+TEST(Findings, TheCentroidVerdictUsesTheIntervalOverTargets) {
+    for (const double gain : {0.02, 0.12}) { // points: 2 and 12 (the paper's few-shot BitFit gain is 10.66)
+        basin::testing::TempDir dir;
+        {
+            basin::Store store(dir / "store.sqlite");
+            std::vector<std::tuple<std::string, std::string, std::string, double>> metrics;
+            for (int t = 0; t < 8; ++t) {
+                const std::string target = "t" + std::to_string(t);
+                const double d = gain + 0.01 * ((t % 3) - 1); // around the gain, every target positive
+                metrics.push_back({"pretrained", target, "accuracy_mean", 0.7});
+                metrics.push_back({"centroid", target, "accuracy_mean", 0.7 + d});
+                metrics.push_back({"centroid - pretrained", target, "difference", d});
+                metrics.push_back({"centroid - pretrained", target, "p_value", t < 3 ? 0.01 : 0.2});
+                for (int run = 1; run <= 2; ++run) {
+                    metrics.push_back({"pretrained", target, "accuracy_run" + std::to_string(run), 0.7});
+                    metrics.push_back({"centroid", target, "accuracy_run" + std::to_string(run), 0.7 + d});
+                }
+            }
+            record(store, "centroid/bitfit-1000", "centroid", R"({"mode":"bitfit","train_limit":"1000"})", metrics);
+        }
+        const auto all = basin::paper_findings(dir.path());
+        const Finding& c = find(all, "centroid vs pretrained start, BitFit, at most 1000 training examples");
+        SCOPED_TRACE(c.spread);
+        EXPECT_NEAR(c.value, 100 * gain - 0.125, 1e-9); // the offsets -1, 0, 1 points sum to -1 over 8 targets
+        EXPECT_NE(c.spread.find("95% interval +"), std::string::npos);
+        EXPECT_NE(c.spread.find("3 of 8 targets better at p < 0.05"), std::string::npos);
+        EXPECT_EQ(c.verdict, gain < 0.1 ? Verdict::agrees_in_direction : Verdict::agrees);
+    }
+}
+
 TEST(Findings, AStoreThatIsMissingIsNamed) {
     basin::testing::TempDir dir;
     EXPECT_ERROR_CONTAINS(basin::paper_findings(dir / "nothing"), "nothing", "no store.sqlite");

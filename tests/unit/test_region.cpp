@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <cmath>
+#include <random>
 #include <torch/torch.h>
 
 using namespace basin;
@@ -277,6 +278,41 @@ TEST(Stats, PairedTTestAgainstClosedForms) {
     // I_x(2, 3) = 12 (x^2/2 - 2 x^3/3 + x^4/4); at 0.3: 0.3483 (and the symmetric branch at 0.8)
     EXPECT_NEAR(incomplete_beta(0.3, 2, 3), 12 * (0.09 / 2 - 2 * 0.027 / 3 + 0.0081 / 4), 1e-12);
     EXPECT_NEAR(incomplete_beta(0.8, 2, 3), 12 * (0.64 / 2 - 2 * 0.512 / 3 + 0.4096 / 4), 1e-12);
+}
+
+TEST(Stats, WilsonIntervalAgainstTheClosedForm) {
+    // 8 of 10: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n) = 0.4902, 0.9433
+    const basin::Interval w = basin::wilson_interval(8, 10);
+    EXPECT_DOUBLE_EQ(w.estimate, 0.8);
+    EXPECT_NEAR(w.low, 0.4902, 5e-5);
+    EXPECT_NEAR(w.high, 0.9433, 5e-5);
+    const basin::Interval all = basin::wilson_interval(17, 17), none = basin::wilson_interval(0, 17);
+    EXPECT_LT(all.low, 1.0); // never the degenerate [1, 1] of the normal approximation
+    EXPECT_DOUBLE_EQ(all.high, 1.0);
+    EXPECT_DOUBLE_EQ(none.low, 0.0);
+    EXPECT_TRUE(std::isnan(basin::wilson_interval(0, 0).low));
+}
+
+TEST(Stats, BootstrapIntervalOfTheMeanCoversAndNarrows) {
+    // i.i.d. normal draws: the interval holds the sample mean, its width is about 2 x 1.96 sigma /
+    // sqrt(n), it is the same for the same seed, and there is none below 3 values
+    std::mt19937_64 rng(3);
+    std::normal_distribution<double> normal(1.0, 2.0);
+    for (std::size_t n : {20, 80, 320}) {
+        std::vector<double> x(n);
+        for (auto& v : x)
+            v = normal(rng);
+        const basin::Interval in = basin::bootstrap_mean_interval(x, 2000, 5);
+        EXPECT_DOUBLE_EQ(in.estimate, basin::mean(x));
+        EXPECT_LT(in.low, in.estimate);
+        EXPECT_GT(in.high, in.estimate);
+        const double expected = 2 * 1.96 * basin::sample_std(x) / std::sqrt(double(n));
+        EXPECT_NEAR(in.high - in.low, expected, 0.15 * expected) << n;
+        const basin::Interval again = basin::bootstrap_mean_interval(x, 2000, 5);
+        EXPECT_EQ(in.low, again.low);
+        EXPECT_EQ(in.high, again.high);
+    }
+    EXPECT_TRUE(std::isnan(basin::bootstrap_mean_interval({1.0, 2.0}, 100, 0).low));
 }
 
 TEST(Stats, QuantilesInterpolateLinearlyAsNumpy) {

@@ -2,7 +2,9 @@
 // over seeds (two-sided p-value from Student's t distribution).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace basin {
@@ -21,6 +23,20 @@ struct Summary {
     double mean, median, q05, q95;
 };
 Summary summarize(const std::vector<double>& values);
+
+// An estimate with its 95% interval (low, high: for the bootstraps, the 2.5% and 97.5% quantiles of
+// the resampled values); NaN when it cannot be formed.
+struct Interval {
+    double estimate = NAN, low = NAN, high = NAN;
+};
+
+// The percentile bootstrap interval of the mean: `resamples` means of n values drawn with
+// replacement (core/random.h draws, seeded), their 2.5% and 97.5% quantiles. NaN for fewer than 3
+// values, where resampling says nothing.
+Interval bootstrap_mean_interval(const std::vector<double>& values, std::size_t resamples, std::uint64_t seed);
+
+// Wilson's score interval for a proportion of successes in n trials (95%); NaN for n = 0.
+Interval wilson_interval(std::size_t successes, std::size_t n);
 
 struct PairedTest {
     double mean_difference = 0; // mean of b - a

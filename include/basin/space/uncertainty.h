@@ -20,6 +20,7 @@
 // take about a minute. Deterministic for a seed (basin's own generator).
 #pragma once
 
+#include "basin/core/stats.h" // Interval
 #include "basin/space/analysis.h"
 
 #include <cmath>
@@ -28,10 +29,6 @@
 #include <vector>
 
 namespace basin {
-
-struct Interval {
-    double estimate = NAN, low = NAN, high = NAN; // low/high: the 2.5% and 97.5% bootstrap quantiles
-};
 
 struct PermutationTest {
     double statistic = NAN, p_value = NAN;
