@@ -316,6 +316,9 @@ std::vector<MapLocation> locate_models(const MapRecord& r, const SquareMatrix& c
                     if (!is_queried(i) && kind.label[i] == int(g))
                         members.push_back(i), group.members.push_back(r.names[i]);
                 if (members.empty()) continue;
+                group.mean_cosine = 0;
+                for (std::size_t i : members)
+                    group.mean_cosine += cosine(q, i) / double(members.size());
                 group.fit = fit_to_hull(gram, q, members);
                 if (group.fit.convex_distance < best) best = group.fit.convex_distance, fits.predicted = group.group;
                 fits.groups.push_back(std::move(group));
@@ -340,6 +343,7 @@ json locations_json(const std::vector<MapLocation>& locations) {
                 for (std::size_t i = 0; i < g.members.size(); ++i)
                     weights[g.members[i]] = g.fit.weights[i];
                 groups.push_back({{"group", g.group},
+                                  {"mean_cosine", g.mean_cosine},
                                   {"convex_hull_distance", g.fit.convex_distance},
                                   {"affine_hull_distance", g.fit.affine_distance},
                                   {"weights", weights}});

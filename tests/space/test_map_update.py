@@ -185,6 +185,7 @@ class Update(unittest.TestCase):
             for g in kind["groups"]:
                 members = [i for i in range(k) if f"data{old_labels[i]}" == g["group"]]
                 self.assertEqual(sorted(g["weights"]), sorted(names[i] for i in members))
+                self.assertAlmostEqual(g["mean_cosine"], float(np.mean(cos[members])), delta=1e-6)  # float32 sums
                 t = self.vectors[members]
                 convex, w, affine = hull_distances(tq, t)
                 scale = np.linalg.norm(tq)

@@ -97,6 +97,7 @@ struct MapNesting {
 struct MapGroupFit {
     std::string group;
     std::vector<std::string> members;
+    double mean_cosine = NAN; // to the members: how similar the group is
     HullFit fit;
 };
 struct MapLocation {
