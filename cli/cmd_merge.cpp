@@ -1,6 +1,7 @@
 // basin merge: one checkpoint from many (the centroid and the usual model-merging methods).
 #include "basin/core/error.h"
 #include "basin/core/strings.h"
+#include "basin/merge/config.h"
 #include "basin/merge/merge.h"
 #include "basin/space/map.h"
 #include "commands.h"
@@ -61,18 +62,24 @@ std::vector<fs::path> exclude_by_group(const std::vector<fs::path>& models, cons
 Runner add_merge(CLI::App& app) {
     struct Options {
         MergeOptions merge;
-        std::string method = "mean", models, base, out, groups, dtype, shard_size;
+        std::string method = "mean", models, base, out, groups, dtype, shard_size, config;
         std::vector<std::string> exclude;
         std::vector<double> weights;
         bool quiet = false;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("--method", o->method, "mean, weighted, task-arithmetic, ties, dare, slerp or model-stock")
-        ->capture_default_str();
-    app.add_option("--models", o->models, "File listing checkpoint folders or globs (one per line), or DIR1,DIR2,...")
-        ->required();
+    auto* method = app.add_option("--method", o->method,
+                                  "mean, weighted, task-arithmetic, ties, dare, slerp, model-stock or gta (generalized "
+                                  "task arithmetic as mergekit computes it)")
+                       ->capture_default_str();
+    auto* models = app.add_option("--models", o->models,
+                                  "File listing checkpoint folders or globs (one per line), or DIR1,DIR2,...");
+    auto* config = app.add_option("--config", o->config,
+                                  "A mergekit YAML configuration (merge_method, base_model, models, parameters, ...) "
+                                  "instead of --method/--models/--base and the method's options");
     app.add_option("--out", o->out, "Output checkpoint folder")->required();
-    app.add_option("--base", o->base, "The pretrained model (task vectors: task-arithmetic, ties, dare, model-stock)");
+    auto* base = app.add_option("--base", o->base,
+                                "The pretrained model (task vectors: task-arithmetic, ties, dare, model-stock, gta)");
     app.add_option("--groups", o->groups, "CSV model,KIND[,KIND...] giving each model its labels (for --exclude)");
     app.add_option("--exclude", o->exclude,
                    "Leave out models with this label, KIND=VALUE (e.g. dataset=spam); repeatable")
@@ -81,8 +88,14 @@ Runner add_merge(CLI::App& app) {
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--lambda", o->merge.lambda, "Scale of the merged task vector")->capture_default_str();
-    app.add_option("--density", o->merge.density, "ties: share of each task vector's entries kept")
+    app.add_option("--density", o->merge.density, "ties, gta: share of each task vector's entries kept")
         ->capture_default_str();
+    app.add_option("--sparsify", o->merge.sparsify, "gta: none, magnitude (largest entries) or random (DARE's masks)")
+        ->capture_default_str();
+    app.add_option("--consensus", o->merge.consensus, "gta: sign election: none, sum or count")->capture_default_str();
+    app.add_flag("--rescale", o->merge.rescale, "gta: scale sparsified task vectors back to their L1 norm");
+    app.add_flag("--normalize,!--no-normalize", "gta: divide by the (agreeing) weights; weighted: by their sum")
+        ->each([o](const std::string& v) { o->merge.normalize = v != "-1" && v != "false" && v != "0"; });
     app.add_option("--drop", o->merge.drop, "dare: probability of dropping an entry")->capture_default_str();
     app.add_option("--t", o->merge.t, "slerp: 0 = first model, 1 = second")->capture_default_str();
     app.add_option("--seed", o->merge.seed, "dare: seed of the drop masks")->capture_default_str();
@@ -93,16 +106,26 @@ Runner add_merge(CLI::App& app) {
     app.add_option("--threads", o->merge.threads, "Threads (0: all cores)")->capture_default_str();
     app.add_flag("--overwrite", o->merge.overwrite, "Replace a non-empty output folder");
     app.add_flag("--quiet", o->quiet, "Print nothing but errors");
-    return [o]() {
+    return [o, method, models, config, base]() {
         MergeOptions m = o->merge;
-        m.method = parse_merge_method(o->method);
-        auto models = read_models_argument(o->models);
-        nlohmann::json selection;
-        m.models = exclude_by_group(models, o->groups, o->exclude, selection);
-        m.extra_provenance = selection;
-        m.weights = o->weights;
-        m.base = o->base;
         m.out = o->out;
+        if (!o->config.empty()) {
+            for (const auto* given : {method, models, base})
+                BASIN_CHECK(given->count() == 0, "merge: --config ", o->config, " names the method, models and base; ",
+                            "give ", given->get_name(), " there, not on the command line");
+            BASIN_CHECK(o->exclude.empty() && o->weights.empty(), "merge: --config ", o->config,
+                        " holds the models and their weights (no --exclude or --weights)");
+            m = read_merge_config(o->config, m);
+        } else {
+            BASIN_CHECK(!o->models.empty(), "merge: give --models (or --config)");
+            m.method = parse_merge_method(o->method);
+            auto listed = read_models_argument(o->models);
+            nlohmann::json selection;
+            m.models = exclude_by_group(listed, o->groups, o->exclude, selection);
+            m.extra_provenance = selection;
+            m.weights = o->weights;
+            m.base = o->base;
+        }
         if (!o->dtype.empty()) {
             Dtype d;
             BASIN_CHECK(parse_dtype(o->dtype, &d) && (d == Dtype::F32 || d == Dtype::F16 || d == Dtype::BF16),
@@ -115,7 +138,7 @@ Runner add_merge(CLI::App& app) {
             std::printf(
                 "merged %zu models (%s): %zu tensors, %zu head tensors dropped, %.2f GB read, %.2f GB written in "
                 "%.2f s -> %s\n",
-                m.models.size(), o->method.c_str(), r.tensors, r.dropped_heads, double(r.bytes_read) / 1e9,
+                m.models.size(), merge_method_name(m.method), r.tensors, r.dropped_heads, double(r.bytes_read) / 1e9,
                 double(r.bytes_written) / 1e9, r.seconds, o->out.c_str());
         return 0;
     };

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <omp.h>
+#include <regex>
 
 namespace basin {
 
@@ -177,6 +178,7 @@ json merge_provenance(const MergeOptions& o, const MergeMethodEntry& m, const st
     if (!o.base.empty())
         provenance["base"] = {{"path", fs::absolute(o.base).lexically_normal().string()}, {"sha256", hashes.back()}};
     if (!o.extra_provenance.is_null()) provenance["selection"] = o.extra_provenance;
+    if (!o.config.is_null()) provenance["config"] = o.config;
     return provenance;
 }
 
@@ -214,18 +216,25 @@ class TensorMerger {
     }
 
     // Writes the merged tensor `name` into dst (as dtype); returns the bytes read.
-    std::uint64_t merge(const std::string& name, Dtype dtype, std::uint8_t* dst) {
+    std::uint64_t merge(const std::string& name, std::size_t layers, Dtype dtype, std::uint8_t* dst) {
         std::vector<const CheckpointTensors::Ref*> refs(sources_);
         for (std::size_t i = 0; i < sources_; ++i)
             refs[i] = inputs_[i].tensors->find(name);
         const std::size_t numel = std::size_t(refs[0]->info->numel());
+        // a configuration's values for this tensor (gradients, filters), else the options as given
+        MergeOptions tensor_options;
+        if (o_.per_tensor) {
+            tensor_options = o_;
+            o_.per_tensor(name, layers, tensor_options);
+        }
+        const MergeOptions& o = o_.per_tensor ? tensor_options : o_;
         TensorPlan plan;
         plan.name_hash = fnv1a64(name);
-        m_.plan(o_, n_, statistics(refs, numel), plan);
+        m_.plan(o, n_, statistics(o, refs, numel, plan.name_hash), plan);
         if (!plan.coefficients.empty())
             linear(refs, numel, plan.coefficients, dtype, dst);
         else
-            combined(refs, numel, plan, dtype, dst);
+            combined(o, refs, numel, plan, dtype, dst);
         std::uint64_t bytes = 0;
         for (auto* r : refs)
             bytes += r->info->nbytes();
@@ -254,7 +263,7 @@ class TensorMerger {
         return {from, count};
     }
 
-    TensorStatistics statistics(const Refs& refs, std::size_t numel) {
+    TensorStatistics statistics(const MergeOptions& o, const Refs& refs, std::size_t numel, std::uint64_t name_hash) {
         TensorStatistics s;
         s.models = n_;
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
@@ -309,8 +318,64 @@ class TensorMerger {
                                  std::greater<float>());
                 s.threshold[i] = magnitudes[keep - 1];
             }
+        } else if (m_.statistic == MergeStatistic::gta) {
+            gta_statistics(o, refs, numel, name_hash, s);
         }
         return s;
+    }
+
+    // |tau_i| for every element of model i's task vector
+    void task_vector_magnitudes(const Refs& refs, std::size_t numel, std::size_t i, std::vector<float>& out) {
+        const std::size_t chunks = (numel + kChunk - 1) / kChunk;
+        out.resize(numel);
+#pragma omp parallel num_threads(threads_)
+        {
+            std::vector<float> scratch(sources_ * kChunk);
+            auto& raw = thread_raw();
+#pragma omp for schedule(static)
+            for (std::size_t c = 0; c < chunks; ++c) {
+                const auto [from, count] = load(refs, numel, c, scratch, raw);
+                for (std::size_t e = 0; e < count; ++e)
+                    out[from + e] = std::abs(scratch[i * kChunk + e] - scratch[n_ * kChunk + e]);
+            }
+        }
+    }
+
+    // gta: magnitude sparsification keeps each task vector's max(1, floor(density * numel)) entries
+    // of largest magnitude (all for density >= 1, none for <= 0), as mergekit; with rescale, each
+    // sparsified task vector is scaled by ||tau_i||_1 / ||kept tau_i||_1 (1 when either is below 1e-7)
+    void gta_statistics(const MergeOptions& o, const Refs& refs, std::size_t numel, std::uint64_t name_hash,
+                        TensorStatistics& s) {
+        s.threshold.assign(n_, 0.0f);
+        s.scale.assign(n_, 1.0);
+        const bool magnitude = o.sparsify == "magnitude", random = o.sparsify == "random";
+        if (!magnitude && !random) return;
+        std::vector<float> magnitudes;
+        for (std::size_t i = 0; i < n_; ++i) {
+            const double density = gta_density(o, i);
+            if (density >= 1) continue; // everything kept, nothing rescaled
+            task_vector_magnitudes(refs, numel, i, magnitudes);
+            if (magnitude) {
+                if (density <= 0 || numel == 0) {
+                    s.threshold[i] = std::numeric_limits<float>::infinity();
+                } else {
+                    const std::size_t keep = std::max<std::size_t>(1, std::size_t(density * double(numel)));
+                    std::vector<float> sorted = magnitudes;
+                    std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(keep - 1), sorted.end(),
+                                     std::greater<float>());
+                    s.threshold[i] = sorted[keep - 1];
+                }
+            }
+            if (!o.rescale) continue;
+            double before = 0, after = 0;
+            for (std::size_t e = 0; e < numel; ++e) {
+                before += magnitudes[e];
+                const bool kept =
+                    magnitude ? magnitudes[e] >= s.threshold[i] : dare_keeps(o.seed, i, name_hash, e, 1 - density);
+                if (kept) after += magnitudes[e];
+            }
+            s.scale[i] = before < 1e-7 || after < 1e-7 ? 1.0 : before / after;
+        }
     }
 
     // sum_s c_s x_s, converting and accumulating a block at a time (in L1), in double; the sum
@@ -352,7 +417,8 @@ class TensorMerger {
         }
     }
 
-    void combined(const Refs& refs, std::size_t numel, const TensorPlan& plan, Dtype dtype, std::uint8_t* dst) {
+    void combined(const MergeOptions& o, const Refs& refs, std::size_t numel, const TensorPlan& plan, Dtype dtype,
+                  std::uint8_t* dst) {
         BASIN_CHECK(m_.combine, "merge --method ", m_.name,
                     ": its plan set no coefficients and it has no combine step");
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
@@ -363,7 +429,7 @@ class TensorMerger {
 #pragma omp for schedule(static)
             for (std::size_t ch = 0; ch < chunks; ++ch) {
                 const auto [from, count] = load(refs, numel, ch, scratch, raw);
-                m_.combine(o_, n_, plan, {scratch.data(), kChunk, count, from}, merged_chunk.data());
+                m_.combine(o, n_, plan, {scratch.data(), kChunk, count, from}, merged_chunk.data());
                 convert_from_f32(dtype, merged_chunk.data(), dst + from * dtype_size(dtype), count);
             }
         }
@@ -401,6 +467,16 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     TensorMerger merger(o, method, inputs, threads);
 
+    // the layer count a configuration's gradients spread over, and its check of the tensor names
+    std::size_t layers = 0;
+    std::vector<std::string> merged_names;
+    for (const auto& name : first.names()) {
+        if (std::find(selection.dropped.begin(), selection.dropped.end(), name) != selection.dropped.end()) continue;
+        if (is_floating(first.find(name)->info->dtype)) merged_names.push_back(name);
+        layers = std::max<std::size_t>(layers, std::size_t(tensor_layer_index(name) + 1));
+    }
+    if (o.check_tensor_names) o.check_tensor_names(merged_names, layers);
+
     // the output tensors, each computed just before it is written (one tensor in memory)
     MergeResult result;
     result.dropped_heads = selection.dropped.size();
@@ -417,7 +493,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
                                  std::memcpy(dst, first.find(name)->data(), first.find(name)->info->nbytes());
                                  return;
                              }
-                             result.bytes_read += merger.merge(name, dtype, dst);
+                             result.bytes_read += merger.merge(name, layers, dtype, dst);
                              result.tensors += 1;
                          }});
         result.bytes_written += std::uint64_t(shape_numel(info.shape)) * dtype_size(dtype);
@@ -438,6 +514,12 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     result.provenance = provenance;
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;
+}
+
+int tensor_layer_index(const std::string& name) {
+    static const std::regex layer(R"((^|\.)(layer|layers|h|block|blocks)\.(\d+)\.)");
+    std::smatch m;
+    return std::regex_search(name, m, layer) ? std::stoi(m[3].str()) : -1;
 }
 
 } // namespace basin

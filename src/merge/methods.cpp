@@ -35,17 +35,20 @@ void weighted_check(const MergeOptions& o) {
         BASIN_CHECK(std::isfinite(w), "merge: weight ", w, " is not a finite number");
         sum += w;
     }
-    BASIN_CHECK(sum != 0, "merge --method weighted: the weights sum to 0");
+    BASIN_CHECK(sum != 0 || !o.normalize.value_or(true), "merge --method weighted: the weights sum to 0");
 }
 json weighted_parameters(const MergeOptions& o) {
-    return {{"weights", o.weights}};
+    json p = {{"weights", o.weights}};
+    if (o.normalize) p["normalize"] = *o.normalize;
+    return p;
 }
 void weighted_plan(const MergeOptions& o, std::size_t, const TensorStatistics&, TensorPlan& p) {
     double sum = 0;
     for (double w : o.weights)
         sum += w;
+    const bool normalize = o.normalize.value_or(true); // mergekit's linear with normalize: false sums
     for (double w : o.weights)
-        p.coefficients.push_back(w / sum);
+        p.coefficients.push_back(normalize ? w / sum : w);
 }
 
 // ---- task arithmetic: base + lambda sum_i (x_i - base); lambda = 0 is the base bit for bit
@@ -148,7 +151,88 @@ void model_stock_plan(const MergeOptions&, std::size_t n, const TensorStatistics
     p.coefficients.push_back(1 - t);
 }
 
+// ---- generalized task arithmetic, as mergekit computes task_arithmetic, ties, dare_ties and
+// dare_linear: per model d_i = w_i * sparsify(tau_i) (rescaled to tau_i's L1 norm with rescale);
+// with a consensus, the elected sign per entry (sum: of sum_i d_i, count: of sum_i sign(d_i); ties
+// go to +) keeps the d_i of that sign, divided (normalize) by the sum of their weights; without,
+// sum_i d_i divided by sum_i w_i; then times lambda, added to the base
+
+void gta_check(const MergeOptions& o) {
+    check_lambda(o);
+    BASIN_CHECK(o.sparsify == "none" || o.sparsify == "magnitude" || o.sparsify == "random", "merge: sparsification '",
+                o.sparsify, "': expected none, magnitude or random");
+    BASIN_CHECK(o.consensus == "none" || o.consensus == "sum" || o.consensus == "count", "merge: consensus '",
+                o.consensus, "': expected none, sum or count");
+    BASIN_CHECK(o.weights.empty() || o.weights.size() == o.models.size(), "merge --method gta: ", o.weights.size(),
+                " weights for ", o.models.size(), " models");
+    BASIN_CHECK(o.densities.empty() || o.densities.size() == o.models.size(),
+                "merge --method gta: ", o.densities.size(), " densities for ", o.models.size(), " models");
+    for (std::size_t i = 0; i < o.models.size(); ++i) {
+        BASIN_CHECK(std::isfinite(gta_weight(o, i)), "merge: weight ", gta_weight(o, i), " of ", o.models[i].string(),
+                    " is not a finite number");
+        const double d = gta_density(o, i);
+        BASIN_CHECK(std::isfinite(d) && d >= 0 && d <= 1, "merge: density ", d, " of ", o.models[i].string(),
+                    " must be in [0, 1]");
+    }
+}
+json gta_parameters(const MergeOptions& o) {
+    std::vector<double> weights, densities;
+    for (std::size_t i = 0; i < o.models.size(); ++i)
+        weights.push_back(gta_weight(o, i)), densities.push_back(gta_density(o, i));
+    return {{"lambda", o.lambda},       {"weights", weights},
+            {"densities", densities},   {"sparsify", o.sparsify},
+            {"consensus", o.consensus}, {"normalize", o.normalize.value_or(false)},
+            {"rescale", o.rescale},     {"seed", o.seed}};
+}
+void gta_plan(const MergeOptions&, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+    p.thresholds = s.threshold;
+    p.scales = s.scale;
+}
+void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
+    const float* b = c.source(n);
+    const bool magnitude = o.sparsify == "magnitude", random = o.sparsify == "random";
+    const bool normalize = o.normalize.value_or(false);
+    thread_local std::vector<double> d, w;
+    d.resize(n), w.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+        w[i] = gta_weight(o, i);
+    for (std::size_t e = 0; e < c.count; ++e) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const float tau = c.source(i)[e] - b[e]; // in float32, as the thresholds were found
+            const double density = gta_density(o, i);
+            bool kept = true;
+            if (magnitude && density < 1) kept = std::abs(tau) >= plan.thresholds[i];
+            if (random && density < 1) kept = dare_keeps(o.seed, i, plan.name_hash, c.from + e, 1 - density);
+            d[i] = kept ? double(tau) * plan.scales[i] * w[i] : 0.0;
+        }
+        double mixed = 0, divisor = 0;
+        if (o.consensus == "none") {
+            for (std::size_t i = 0; i < n; ++i)
+                mixed += d[i], divisor += w[i];
+            if (std::abs(divisor) < 1e-8) divisor = 1;
+        } else {
+            double vote = 0;
+            for (std::size_t i = 0; i < n; ++i)
+                vote += o.consensus == "sum" ? d[i] : double((d[i] > 0) - (d[i] < 0));
+            const int majority = vote >= 0 ? 1 : -1;
+            for (std::size_t i = 0; i < n; ++i)
+                if ((d[i] > 0) - (d[i] < 0) == majority) mixed += d[i], divisor += w[i];
+            if (divisor == 0) divisor = 1;
+        }
+        if (normalize) mixed /= divisor;
+        y[e] = float(double(b[e]) + o.lambda * mixed);
+    }
+}
+
 } // namespace
+
+double gta_density(const MergeOptions& o, std::size_t model) {
+    return o.densities.empty() ? o.density : o.densities[model];
+}
+
+double gta_weight(const MergeOptions& o, std::size_t model) {
+    return o.weights.empty() ? 1.0 : o.weights[model];
+}
 
 const std::vector<MergeMethodEntry>& merge_method_table() {
     using S = MergeStatistic;
@@ -165,6 +249,7 @@ const std::vector<MergeMethodEntry>& merge_method_table() {
          nullptr},
         {MergeMethod::ModelStock, "model-stock", true, 2, 0, no_check, no_parameters, S::task_vector_inner_products,
          model_stock_plan, nullptr},
+        {MergeMethod::Gta, "gta", true, 1, 0, gta_check, gta_parameters, S::gta, gta_plan, gta_combine},
     };
     return table;
 }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -16,7 +17,7 @@
 
 namespace basin {
 
-enum class MergeMethod { Mean, Weighted, TaskArithmetic, Ties, Dare, Slerp, ModelStock };
+enum class MergeMethod { Mean, Weighted, TaskArithmetic, Ties, Dare, Slerp, ModelStock, Gta };
 MergeMethod parse_merge_method(const std::string& name); // errors list the methods
 const char* merge_method_name(MergeMethod method);
 bool needs_base(MergeMethod method); // task vectors: task-arithmetic, ties, dare, model-stock
@@ -26,18 +27,33 @@ struct MergeOptions {
     std::vector<std::filesystem::path> models;
     std::filesystem::path base; // the pretrained model (required by needs_base methods)
     std::filesystem::path out;
-    std::vector<double> weights;   // weighted: one per model (normalised by their sum)
-    double lambda = 1.0;           // task-arithmetic, ties, dare: base + lambda * merged task vector
-    double density = 0.2;          // ties: share of each task vector's entries kept (largest magnitude)
-    double drop = 0.9;             // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
-    double t = 0.5;                // slerp: 0 = first model, 1 = second
-    std::uint64_t seed = 0;        // dare's masks
+    std::vector<double> weights; // weighted: one per model (normalised by their sum); gta: per model (default 1)
+    double lambda = 1.0;         // task-arithmetic, ties, dare: base + lambda * merged task vector
+    double density = 0.2;        // ties: share of each task vector's entries kept (largest magnitude)
+    double drop = 0.9;           // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
+    double t = 0.5;              // slerp: 0 = first model, 1 = second
+    std::uint64_t seed = 0;      // dare's masks (and gta's random ones)
+    // gta (generalized task arithmetic, as mergekit computes task_arithmetic, ties, dare_ties and
+    // dare_linear; docs/MERGE.md): per model density (empty: `density` for all), how task vectors
+    // are sparsified and signs elected, and the divisor and rescaling
+    std::vector<double> densities;
+    std::string sparsify = "none";  // none | magnitude | random
+    std::string consensus = "none"; // none | sum | count
+    std::optional<bool> normalize;  // gta: divide by the (agreeing) weights (default no); weighted: default yes
+    bool rescale = false;           // gta: scale each sparsified task vector back to its L1 norm
+    // A configuration's per-tensor values (gradients over layers, filters on names): sets the
+    // tensor's weights, densities, lambda and t in a copy of these options before its plan (layers:
+    // the model's layer count). check_tensor_names sees every merged tensor's name first (filters
+    // that match nothing are refused there).
+    std::function<void(const std::string& tensor, std::size_t layers, MergeOptions& options)> per_tensor;
+    std::function<void(const std::vector<std::string>& tensors, std::size_t layers)> check_tensor_names;
     bool keep_head = false;        // keep head tensors when every input has them with one shape
     std::optional<Dtype> dtype;    // output dtype of floating tensors (default: the first model's per tensor)
     std::uint64_t shard_bytes = 0; // 0: one model.safetensors
     bool overwrite = false;
     int threads = 0;                 // 0: all cores
     nlohmann::json extra_provenance; // e.g. the exclusion rule that chose the models
+    nlohmann::json config;           // merge --config: its file, method and text (basin_merge.json's "config")
 };
 
 struct MergeResult {
@@ -53,5 +69,9 @@ MergeResult merge_checkpoints(const MergeOptions& options);
 // draw (splitmix64 of seed, model, FNV-1a of the name, index), so masks do not depend on chunking
 // or threads and are reproducible elsewhere (tests/merge recomputes them in numpy).
 bool dare_keeps(std::uint64_t seed, std::size_t model, std::uint64_t name_hash, std::uint64_t index, double drop);
+
+// The layer index of a tensor name (a layer/layers/h/block/blocks component followed by a number),
+// or -1: where a configuration's gradients place it.
+int tensor_layer_index(const std::string& name);
 
 } // namespace basin

@@ -23,12 +23,14 @@ enum class MergeStatistic {
     weight_inner_products,      // <x_i, x_j> of the models' values (slerp)
     task_vector_inner_products, // <x_i - base, x_j - base> (model stock)
     top_magnitudes,             // per model, the ceil(density * numel)-th largest |x_i - base| (ties)
+    gta,                        // per model: its magnitude threshold and L1 rescaling (sparsify, rescale)
 };
 
 struct TensorStatistics {
     std::size_t models = 0;
     std::vector<double> gram;     // models x models, row-major (inner-product statistics)
-    std::vector<float> threshold; // per model (top_magnitudes): |tau_i| is kept when >= threshold_i
+    std::vector<float> threshold; // per model (top_magnitudes, gta magnitude): |tau_i| is kept when >= threshold_i
+    std::vector<double> scale;    // per model (gta rescale): L1 norm of tau_i over that of its kept entries
 };
 
 // One tensor's constants. A method with coefficients is linear: out = sum_s c_s x_s over the
@@ -37,6 +39,7 @@ struct TensorStatistics {
 struct TensorPlan {
     std::vector<double> coefficients;
     std::vector<float> thresholds;
+    std::vector<double> scales;  // gta: per model
     std::uint64_t name_hash = 0; // FNV-1a of the tensor's name (DARE's masks)
 };
 
@@ -64,6 +67,10 @@ struct MergeMethodEntry {
     void (*combine)(const MergeOptions& options, std::size_t models, const TensorPlan& plan, const MergeChunk& chunk,
                     float* out);
 };
+
+// gta's per-model density and weight (densities / weights, else --density and 1).
+double gta_density(const MergeOptions& options, std::size_t model);
+double gta_weight(const MergeOptions& options, std::size_t model);
 
 // Every method, in the order `basin merge --help` lists them.
 const std::vector<MergeMethodEntry>& merge_method_table();
