@@ -262,6 +262,7 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
     o.method = spec.method;
     o.sparsify = spec.sparsify, o.consensus = spec.consensus, o.rescale = spec.rescale;
     o.normalize = spec.normalize;
+    o.clamp_model_stock = false; // mergekit's t = N cos / (1 + (N - 1) cos) as it is
 
     auto values = std::make_shared<TensorValues>();
     values->gta = spec.method == MergeMethod::Gta, values->slerp = spec.method == MergeMethod::Slerp;

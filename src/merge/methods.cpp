@@ -137,16 +137,25 @@ void slerp_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s, T
 // ---- Model Stock (Jang et al., 2024): t mean + (1 - t) base with t = N cos / (1 + (N - 1) cos),
 // cos the mean pairwise cosine of the task vectors, clamped to [0, 1]
 
-void model_stock_plan(const MergeOptions&, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
+void model_stock_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
     double sum = 0;
     std::size_t pairs = 0;
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = i + 1; j < n; ++j) {
             const double d = std::sqrt(s.gram[i * n + i] * s.gram[j * n + j]);
-            if (d > 0) sum += s.gram[i * n + j] / d, ++pairs;
+            if (o.clamp_model_stock) {
+                if (d > 0) sum += s.gram[i * n + j] / d, ++pairs;
+            } else { // mergekit: every pair, the norms' product at least 1e-6, the cosine in [-1, 1]
+                sum += std::clamp(s.gram[i * n + j] / std::max(d, 1e-6), -1.0, 1.0), ++pairs;
+            }
         }
     const double cosine = pairs ? sum / double(pairs) : 1.0;
-    const double t = std::clamp(double(n) * cosine / (1 + double(n - 1) * cosine), 0.0, 1.0);
+    const double denominator = 1 + double(n - 1) * cosine;
+    double t = double(n) * cosine / denominator;
+    if (o.clamp_model_stock)
+        t = std::clamp(t, 0.0, 1.0);
+    else if (std::abs(denominator) < 1e-6) // mergekit: no finite estimate, keep the base
+        t = 0;
     p.coefficients.assign(n, t / double(n));
     p.coefficients.push_back(1 - t);
 }

@@ -208,6 +208,21 @@ class Configs(unittest.TestCase):
             "--density", "0.4", "--out", out, "--quiet", "--overwrite")
         self.assertFalse(load(os.path.join(out, "basin_merge.json"))["parameters"]["normalize"])
 
+    def test_model_stock_takes_mergekit_s_t_unclamped(self):
+        got, _, _ = self.merge("model_stock", "merge_method: model_stock\nbase_model: base\n" +
+                               yaml_models(self.paths, [None] * 3))
+        negative = 0
+        for name in SHAPES:
+            b = self.base[name].astype(np.float64).ravel()
+            taus = [(m[name] - self.base[name]).astype(np.float64).ravel() for m in self.models]
+            cos = np.mean([np.clip(taus[i] @ taus[j] / max(np.linalg.norm(taus[i]) * np.linalg.norm(taus[j]), 1e-6), -1, 1)
+                           for i in range(3) for j in range(i + 1, 3)])
+            t = 3 * cos / (1 + 2 * cos)
+            negative += t < 0
+            want = t * np.mean([m[name].astype(np.float64).ravel() for m in self.models], 0) + (1 - t) * b
+            np.testing.assert_allclose(got[name].ravel(), want, rtol=1e-5, atol=1e-6, err_msg=name)
+        self.assertGreater(negative, 0, "some tensor has t < 0 here, which --method model-stock would clamp")
+
     def test_provenance_keeps_the_configuration(self):
         text = "merge_method: task_arithmetic\nbase_model: base\n" + yaml_models(self.paths, [{"weight": 1.0}] * 3)
         _, config, out = self.merge("provenance", text)

@@ -27,12 +27,13 @@ struct MergeOptions {
     std::vector<std::filesystem::path> models;
     std::filesystem::path base; // the pretrained model (required by needs_base methods)
     std::filesystem::path out;
-    std::vector<double> weights; // weighted: one per model (normalised by their sum); gta: per model (default 1)
-    double lambda = 1.0;         // task-arithmetic, ties, dare: base + lambda * merged task vector
-    double density = 0.2;        // ties: share of each task vector's entries kept (largest magnitude)
-    double drop = 0.9;           // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
-    double t = 0.5;              // slerp: 0 = first model, 1 = second
-    std::uint64_t seed = 0;      // dare's masks (and gta's random ones)
+    std::vector<double> weights;   // weighted: one per model (normalised by their sum); gta: per model (default 1)
+    double lambda = 1.0;           // task-arithmetic, ties, dare: base + lambda * merged task vector
+    double density = 0.2;          // ties: share of each task vector's entries kept (largest magnitude)
+    double drop = 0.9;             // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
+    double t = 0.5;                // slerp: 0 = first model, 1 = second
+    bool clamp_model_stock = true; // model-stock: t clamped to [0, 1] (mergekit's, from --config: not)
+    std::uint64_t seed = 0;        // dare's masks (and gta's random ones)
     // gta (generalized task arithmetic, as mergekit computes task_arithmetic, ties, dare_ties and
     // dare_linear; docs/MERGE.md): per model density (empty: `density` for all), how task vectors
     // are sparsified and signs elected, and the divisor and rescaling

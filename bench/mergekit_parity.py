@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""basin merge --config against mergekit itself (issue 22, item 3): the same YAML configuration on
+the same checkpoints, and the output tensors compared. Runs in the benchmark environment, which
+has mergekit (pinned in bench/requirements-bench.txt; it needs torch 2 and transformers 5):
+
+    .venv-bench/bin/python bench/mergekit_parity.py build/basin [--work DIR]
+
+The checkpoints are a small Llama-shaped base and three perturbations of it (mergekit's BERT
+definition fails to load in 0.1.5: a tuple of aliases added to a list). Deterministic methods are compared tensor by tensor (max
+|basin - mergekit| over the largest value); the random-mask methods (dare_ties, dare_linear) draw
+their masks differently (mergekit: torch.bernoulli; basin: a counter-based draw), so they are
+compared at density 1 (no mask: then deterministic) and by their mask statistics at density 0.5
+(the share of entries where no model's task vector survives, against its expectation).
+Writes bench/results/mergekit_parity.json and prints a table; exits 1 on a mismatch."""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LAYERS = 3
+
+
+def llama_tensors(rng, hidden=32, inter=64, vocab=64):
+    t = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,), "lm_head.weight": (vocab, hidden)}
+    for l in range(LAYERS):
+        p = f"model.layers.{l}."
+        for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            t[p + f"self_attn.{n}.weight"] = (hidden, hidden)
+        t[p + "mlp.gate_proj.weight"] = t[p + "mlp.up_proj.weight"] = (inter, hidden)
+        t[p + "mlp.down_proj.weight"] = (hidden, inter)
+        t[p + "input_layernorm.weight"] = t[p + "post_attention_layernorm.weight"] = (hidden,)
+    return {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in t.items()}
+
+
+def make_zoo(basin, work):
+    """A small Llama-shaped base (mergekit's best-trodden architecture; its BERT definition fails to
+    load in 0.1.5) and three perturbations of it."""
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
+              "intermediate_size": 64, "num_hidden_layers": LAYERS, "num_attention_heads": 2,
+              "num_key_value_heads": 2, "vocab_size": 64, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
+              "torch_dtype": "float32", "tie_word_embeddings": False}
+    weights = llama_tensors(np.random.default_rng(0))
+    folders = []
+    for i in range(4):
+        folder = os.path.join(work, "base" if i == 0 else f"m{i - 1}")
+        os.makedirs(folder, exist_ok=True)
+        rng = np.random.default_rng(i)
+        tensors = weights if i == 0 else {k: (v + 0.02 * rng.standard_normal(v.shape)).astype(np.float32)
+                                          for k, v in weights.items()}
+        save_file(tensors, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f)
+        folders.append(folder)
+    return folders[0], folders[1:]
+
+
+def config_text(method, base, models, per_model, shared):
+    lines = [f"merge_method: {method}"]
+    if base:
+        lines.append(f"base_model: {base}")
+    lines.append("models:")
+    for m, p in zip(models, per_model):
+        lines.append(f"  - model: {m}")
+        if p:
+            lines.append("    parameters:")
+            lines += [f"      {k}: {json.dumps(v)}" for k, v in p.items()]
+    if shared:
+        lines.append("parameters:")
+        lines += [f"  {k}: {json.dumps(v)}" for k, v in shared.items()]
+    lines.append("dtype: float32")
+    return "\n".join(lines) + "\n"
+
+
+def run_both(basin, work, name, text):
+    config = os.path.join(work, name + ".yaml")
+    with open(config, "w") as f:
+        f.write(text)
+    outs = {k: os.path.join(work, f"out-{name}-{k}") for k in ("basin", "mergekit")}
+    for out in outs.values():
+        shutil.rmtree(out, ignore_errors=True)
+    subprocess.run([basin, "merge", "--config", config, "--out", outs["basin"], "--quiet"], check=True)
+    mergekit = os.path.join(os.path.dirname(sys.executable), "mergekit-yaml")
+    subprocess.run([mergekit, config, outs["mergekit"], "--no-lazy-unpickle", "--random-seed", "0"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    read = {}
+    for k, out in outs.items():
+        tensors = {}
+        for f in sorted(os.listdir(out)):
+            if f.endswith(".safetensors"):
+                tensors.update(load_file(os.path.join(out, f)))
+        read[k] = tensors
+    return read["basin"], read["mergekit"]
+
+
+def compare(a, b):
+    common = [n for n in a if n in b and a[n].dtype.kind == "f"]
+    worst = max(float(np.abs(a[n].astype(np.float64) - b[n]).max() / max(np.abs(b[n]).max(), 1e-30)) for n in common)
+    return worst, len(common), sorted(set(a) ^ set(b))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("basin")
+    parser.add_argument("--work", default="/tmp/basin-mergekit-parity")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    basin = os.path.abspath(args.basin)
+    base, models = make_zoo(basin, args.work)
+    w = [{"weight": 1.0, "density": 0.5}, {"weight": 0.7, "density": 0.3}, {"weight": 0.4, "density": 0.8}]
+    cases = {
+        "linear": ("linear", None, models, [{"weight": 1.0}, {"weight": [0.2, 0.8]}, {"weight": 0.5}], {}),
+        "task_arithmetic": ("task_arithmetic", base, models, [{"weight": x["weight"]} for x in w], {"lambda": 0.8}),
+        "ties": ("ties", base, models, w, {}),
+        "ties_filtered": ("ties", base, models,
+                          [{"weight": 1.0, "density": [{"filter": "attention", "value": 0.3}, {"value": 0.7}]},
+                           {"weight": 0.5, "density": 0.5}, {"weight": 0.5, "density": [0.2, 0.9]}], {"normalize": False}),
+        "dare_ties_density_1": ("dare_ties", base, models, [{"weight": x["weight"], "density": 1.0} for x in w], {}),
+        "slerp": ("slerp", base, [base, models[0]], [None, None], {"t": [0.0, 0.3, 1.0]}),
+        "model_stock": ("model_stock", base, models, [None] * 3, {}),
+    }
+    rows, failed = [], False
+    for name, (method, b, ms, per_model, shared) in cases.items():
+        got, want = run_both(basin, args.work, name, config_text(method, b, ms, per_model, shared))
+        worst, n, differ = compare(got, want)
+        # basin drops task heads (lm_head) unless --keep-head; mergekit keeps them
+        ok = worst < 1e-5 and not [d for d in differ if d != "lm_head.weight"]
+        failed |= not ok
+        rows.append({"case": name, "method": method, "tensors": n, "max_relative_difference": worst,
+                     "names_only_in_one": differ, "equal": ok})
+    # random masks: the share of entries where no task vector survives (dare_linear, density d each)
+    d = 0.5
+    got, want = run_both(basin, args.work, "dare_linear_masks",
+                         config_text("dare_linear", base, models, [{"weight": 1.0, "density": d}] * 3, {}))
+    base_w = load_file(os.path.join(base, "model.safetensors"))
+    shares = {}
+    for who, out in (("basin", got), ("mergekit", want)):
+        untouched = total = 0
+        for n, v in out.items():
+            if v.dtype.kind == "f" and n in base_w and v.size > 100:
+                untouched += int((v == base_w[n]).sum())
+                total += v.size
+        shares[who] = untouched / total
+    expected = (1 - d) ** 3
+    tolerance = 4 * np.sqrt(expected * (1 - expected) / total)
+    mask_ok = all(abs(s - expected) < tolerance for s in shares.values())
+    failed |= not mask_ok
+    rows.append({"case": "dare_linear_masks", "method": "dare_linear", "untouched_share": shares,
+                 "expected": expected, "tolerance": tolerance, "equal": mask_ok})
+    result = {"benchmark": "basin merge --config against mergekit-yaml on the same configurations",
+              "mergekit": __import__("importlib.metadata").metadata.version("mergekit"), "rows": rows}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "mergekit_parity.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print("| case | method | tensors | max rel. difference | equal |")
+    print("|---|---|---:|---:|---|")
+    for r in rows:
+        if "untouched_share" in r:
+            print(f"| {r['case']} | {r['method']} | - | untouched share basin {r['untouched_share']['basin']:.4f}, "
+                  f"mergekit {r['untouched_share']['mergekit']:.4f} (expected {r['expected']:.4f}) | {r['equal']} |")
+        else:
+            print(f"| {r['case']} | {r['method']} | {r['tensors']} | {r['max_relative_difference']:.1e} | {r['equal']} |")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
