@@ -303,17 +303,7 @@ class TensorMerger {
             std::vector<float> magnitudes(numel);
             s.threshold.assign(n_, std::numeric_limits<float>::infinity());
             for (std::size_t i = 0; i < n_ && keep > 0; ++i) {
-#pragma omp parallel num_threads(threads_)
-                {
-                    std::vector<float> scratch(sources_ * kChunk);
-                    auto& raw = thread_raw();
-#pragma omp for schedule(static)
-                    for (std::size_t c = 0; c < chunks; ++c) {
-                        const auto [from, count] = load(refs, numel, c, scratch, raw);
-                        for (std::size_t e = 0; e < count; ++e)
-                            magnitudes[from + e] = std::abs(scratch[i * kChunk + e] - scratch[n_ * kChunk + e]);
-                    }
-                }
+                task_vector_magnitudes(refs, numel, i, magnitudes);
                 std::nth_element(magnitudes.begin(), magnitudes.begin() + std::ptrdiff_t(keep - 1), magnitudes.end(),
                                  std::greater<float>());
                 s.threshold[i] = magnitudes[keep - 1];
@@ -324,19 +314,24 @@ class TensorMerger {
         return s;
     }
 
-    // |tau_i| for every element of model i's task vector
+    // |tau_i| for every element of model i's task vector (reading model i and the base only)
     void task_vector_magnitudes(const Refs& refs, std::size_t numel, std::size_t i, std::vector<float>& out) {
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
         out.resize(numel);
 #pragma omp parallel num_threads(threads_)
         {
-            std::vector<float> scratch(sources_ * kChunk);
+            std::vector<float> model(kChunk), base(kChunk);
             auto& raw = thread_raw();
 #pragma omp for schedule(static)
             for (std::size_t c = 0; c < chunks; ++c) {
-                const auto [from, count] = load(refs, numel, c, scratch, raw);
+                const std::size_t from = c * kChunk, count = std::min(kChunk, numel - from);
+                for (auto [source, to] : {std::pair{i, model.data()}, std::pair{n_, base.data()}}) {
+                    const std::size_t size = dtype_size(refs[source]->info->dtype);
+                    reader_->read(*refs[source]->file, *refs[source]->info, from * size, count * size, raw.data());
+                    convert_to_f32(refs[source]->info->dtype, raw.data(), to, count);
+                }
                 for (std::size_t e = 0; e < count; ++e)
-                    out[from + e] = std::abs(scratch[i * kChunk + e] - scratch[n_ * kChunk + e]);
+                    out[from + e] = std::abs(model[e] - base[e]);
             }
         }
     }

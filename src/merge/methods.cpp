@@ -193,9 +193,23 @@ json gta_parameters(const MergeOptions& o) {
             {"consensus", o.consensus}, {"normalize", o.normalize.value_or(false)},
             {"rescale", o.rescale},     {"seed", o.seed}};
 }
-void gta_plan(const MergeOptions&, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+void gta_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
     p.thresholds = s.threshold;
     p.scales = s.scale;
+    if (o.sparsify != "none" || o.consensus != "none") return;
+    // no mask, no election: a linear combination, base + (lambda / D) sum_i w_i (x_i - base) with D
+    // the weights' sum (normalize; 1 when below 1e-8 in magnitude) or 1, summed by the loop's
+    // fast path
+    double divisor = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        divisor += gta_weight(o, i);
+    if (std::abs(divisor) < 1e-8 || !o.normalize.value_or(false)) divisor = 1;
+    double base = 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        p.coefficients.push_back(o.lambda * gta_weight(o, i) / divisor);
+        base -= p.coefficients.back();
+    }
+    p.coefficients.push_back(base);
 }
 void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
     const float* b = c.source(n);

@@ -173,7 +173,7 @@ TEST(MergeMethods, EveryMethodHasOneEntryAndParsesByName) {
         // a method with a combine step works on task vectors: the base is source n
         if (e.combine) EXPECT_TRUE(e.needs_base) << e.name;
     }
-    EXPECT_EQ(names.size(), 7u);
+    EXPECT_EQ(names.size(), 8u);
     const std::string e = basin::testing::error_of([] { parse_merge_method("average"); });
     for (const auto& name : names)
         EXPECT_NE(e.find(name), std::string::npos) << e;
@@ -205,6 +205,37 @@ TEST(MergeMethods, LinearPlansAreTheStatedCoefficients) {
     const auto arc = plan_of(MergeMethod::Slerp, o, 2, orthogonal).coefficients;
     EXPECT_NEAR(arc[0], std::sqrt(0.5), 1e-15);
     EXPECT_NEAR(arc[1], std::sqrt(0.5), 1e-15);
+}
+
+// gta (mergekit's generalized task arithmetic) by hand: the elected sign keeps the agreeing
+// weighted deltas, divided by their weights; without mask or election, linear coefficients.
+TEST(MergeMethods, GtaCombinesAndPlansByHand) {
+    MergeOptions o;
+    o.method = MergeMethod::Gta;
+    o.models = {"a", "b"};
+    o.consensus = "sum", o.normalize = true;
+    // sources: m0, m1, then the base (zeros); three elements
+    const std::vector<float> values = {1, -2, 0.5f, -3, 1, 0.5f, 0, 0, 0};
+    TensorPlan plan;
+    TensorStatistics stats;
+    stats.threshold.assign(2, 0.0f), stats.scale.assign(2, 1.0);
+    merge_method_entry(MergeMethod::Gta).plan(o, 2, stats, plan);
+    ASSERT_TRUE(plan.coefficients.empty());
+    float y[3];
+    merge_method_entry(MergeMethod::Gta).combine(o, 2, plan, {values.data(), 3, 3, 0}, y);
+    EXPECT_FLOAT_EQ(y[0], -3.0f); // sum -2 elects -: only -3, over weight 1
+    EXPECT_FLOAT_EQ(y[1], -2.0f);
+    EXPECT_FLOAT_EQ(y[2], 0.5f); // both agree: 1 over weight 2
+    o.consensus = "count";       // signs + and - tie: + is elected
+    merge_method_entry(MergeMethod::Gta).combine(o, 2, plan, {values.data(), 3, 3, 0}, y);
+    EXPECT_FLOAT_EQ(y[0], 1.0f);
+    o.consensus = "none", o.weights = {2, 1}, o.lambda = 0.5;
+    TensorPlan linear;
+    merge_method_entry(MergeMethod::Gta).plan(o, 2, stats, linear);
+    ASSERT_EQ(linear.coefficients.size(), 3u);
+    EXPECT_DOUBLE_EQ(linear.coefficients[0], 0.5 * 2 / 3);
+    EXPECT_DOUBLE_EQ(linear.coefficients[1], 0.5 * 1 / 3);
+    EXPECT_DOUBLE_EQ(linear.coefficients[2], 0.5);
 }
 
 TEST(MergeMethods, TiesAndDareCombineByHand) {
