@@ -120,6 +120,8 @@ def main():
         "ties_filtered": ("ties", base, models,
                           [{"weight": 1.0, "density": [{"filter": "attention", "value": 0.3}, {"value": 0.7}]},
                            {"weight": 0.5, "density": 0.5}, {"weight": 0.5, "density": [0.2, 0.9]}], {"normalize": False}),
+        "breadcrumbs": ("breadcrumbs", base, models, [dict(x, gamma=0.05) for x in w], {}),
+        "breadcrumbs_ties": ("breadcrumbs_ties", base, models, [dict(x, gamma=0.02) for x in w], {}),
         "dare_ties_density_1": ("dare_ties", base, models, [{"weight": x["weight"], "density": 1.0} for x in w], {}),
         "slerp": ("slerp", base, [base, models[0]], [None, None], {"t": [0.0, 0.3, 1.0]}),
         "model_stock": ("model_stock", base, models, [None] * 3, {}),

@@ -29,12 +29,15 @@ struct MethodSpec {
 const std::map<std::string, MethodSpec>& method_specs() {
     static const std::set<std::string> gta_shared = {"lambda", "normalize", "rescale", "int8_mask"};
     static const std::set<std::string> gta_model = {"weight", "density"};
+    static const std::set<std::string> breadcrumbs_model = {"weight", "density", "gamma"};
     static const std::map<std::string, MethodSpec> specs = {
         {"linear", {MergeMethod::Weighted, "none", "none", true, false, {"normalize"}, {"weight"}}},
         {"task_arithmetic", {MergeMethod::Gta, "none", "none", false, false, gta_shared, gta_model}},
         {"ties", {MergeMethod::Gta, "magnitude", "sum", true, false, gta_shared, gta_model}},
         {"dare_ties", {MergeMethod::Gta, "random", "sum", false, true, gta_shared, gta_model}},
         {"dare_linear", {MergeMethod::Gta, "random", "none", false, true, gta_shared, gta_model}},
+        {"breadcrumbs", {MergeMethod::Gta, "outliers", "none", false, false, gta_shared, breadcrumbs_model}},
+        {"breadcrumbs_ties", {MergeMethod::Gta, "outliers", "sum", false, false, gta_shared, breadcrumbs_model}},
         {"slerp", {MergeMethod::Slerp, "none", "none", false, false, {"t"}, {}}},
         {"model_stock", {MergeMethod::ModelStock, "none", "none", false, false, {"filter_wise"}, {}}},
     };
@@ -189,6 +192,11 @@ struct TensorValues {
             o.densities.clear();
             for (std::size_t i = 0; i < models.size(); ++i)
                 o.densities.push_back(value("density", i, tensor, t).value_or(1.0)); // mergekit's default
+        }
+        if (per_model.count("gamma")) {
+            o.gammas.clear();
+            for (std::size_t i = 0; i < models.size(); ++i)
+                o.gammas.push_back(value("gamma", i, tensor, t).value_or(0.01)); // mergekit's default
         }
         if (const auto it = shared.find("lambda"); it != shared.end())
             o.lambda = it->second.at(tensor, t).value_or(1.0);

@@ -342,14 +342,33 @@ class TensorMerger {
     void gta_statistics(const MergeOptions& o, const Refs& refs, std::size_t numel, std::uint64_t name_hash,
                         TensorStatistics& s) {
         s.threshold.assign(n_, 0.0f);
+        s.upper.assign(n_, std::numeric_limits<float>::infinity());
         s.scale.assign(n_, 1.0);
         const bool magnitude = o.sparsify == "magnitude", random = o.sparsify == "random";
-        if (!magnitude && !random) return;
+        const bool outliers = o.sparsify == "outliers";
+        if (!magnitude && !random && !outliers) return;
         std::vector<float> magnitudes;
         for (std::size_t i = 0; i < n_; ++i) {
             const double density = gta_density(o, i);
             if (density >= 1) continue; // everything kept, nothing rescaled
             task_vector_magnitudes(refs, numel, i, magnitudes);
+            if (outliers) {
+                // breadcrumbs: of the entries sorted by magnitude, the floor(gamma * numel) largest
+                // and the smallest are dropped, floor(density * numel) kept
+                const std::size_t target = std::size_t(density * double(numel)),
+                                  top = std::size_t(gta_gamma(o, i) * double(numel));
+                const std::size_t bottom = numel > target + top ? numel - target - top : 0;
+                if (target == 0) {
+                    s.threshold[i] = std::numeric_limits<float>::infinity();
+                } else {
+                    std::vector<float> sorted = magnitudes;
+                    std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(bottom), sorted.end());
+                    s.threshold[i] = sorted[bottom];
+                    const std::size_t last = std::min(numel - 1, bottom + target - 1);
+                    std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(last), sorted.end());
+                    s.upper[i] = sorted[last];
+                }
+            }
             if (magnitude) {
                 if (density <= 0 || numel == 0) {
                     s.threshold[i] = std::numeric_limits<float>::infinity();
@@ -365,8 +384,9 @@ class TensorMerger {
             double before = 0, after = 0;
             for (std::size_t e = 0; e < numel; ++e) {
                 before += magnitudes[e];
-                const bool kept =
-                    magnitude ? magnitudes[e] >= s.threshold[i] : dare_keeps(o.seed, i, name_hash, e, 1 - density);
+                const bool kept = magnitude  ? magnitudes[e] >= s.threshold[i]
+                                  : outliers ? magnitudes[e] >= s.threshold[i] && magnitudes[e] <= s.upper[i]
+                                             : dare_keeps(o.seed, i, name_hash, e, 1 - density);
                 if (kept) after += magnitudes[e];
             }
             s.scale[i] = before < 1e-7 || after < 1e-7 ? 1.0 : before / after;

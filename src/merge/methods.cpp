@@ -168,8 +168,8 @@ void model_stock_plan(const MergeOptions& o, std::size_t n, const TensorStatisti
 
 void gta_check(const MergeOptions& o) {
     check_lambda(o);
-    BASIN_CHECK(o.sparsify == "none" || o.sparsify == "magnitude" || o.sparsify == "random", "merge: sparsification '",
-                o.sparsify, "': expected none, magnitude or random");
+    BASIN_CHECK(o.sparsify == "none" || o.sparsify == "magnitude" || o.sparsify == "random" || o.sparsify == "outliers",
+                "merge: sparsification '", o.sparsify, "': expected none, magnitude, random or outliers");
     BASIN_CHECK(o.consensus == "none" || o.consensus == "sum" || o.consensus == "count", "merge: consensus '",
                 o.consensus, "': expected none, sum or count");
     BASIN_CHECK(o.weights.empty() || o.weights.size() == o.models.size(), "merge --method gta: ", o.weights.size(),
@@ -182,19 +182,28 @@ void gta_check(const MergeOptions& o) {
         const double d = gta_density(o, i);
         BASIN_CHECK(std::isfinite(d) && d >= 0 && d <= 1, "merge: density ", d, " of ", o.models[i].string(),
                     " must be in [0, 1]");
+        const double g = gta_gamma(o, i);
+        BASIN_CHECK(std::isfinite(g) && g >= 0 && g <= 1, "merge: gamma ", g, " of ", o.models[i].string(),
+                    " must be in [0, 1]");
     }
 }
 json gta_parameters(const MergeOptions& o) {
-    std::vector<double> weights, densities;
-    for (std::size_t i = 0; i < o.models.size(); ++i)
-        weights.push_back(gta_weight(o, i)), densities.push_back(gta_density(o, i));
-    return {{"lambda", o.lambda},       {"weights", weights},
-            {"densities", densities},   {"sparsify", o.sparsify},
-            {"consensus", o.consensus}, {"normalize", o.normalize.value_or(false)},
-            {"rescale", o.rescale},     {"seed", o.seed}};
+    std::vector<double> weights, densities, gammas;
+    for (std::size_t i = 0; i < o.models.size(); ++i) {
+        weights.push_back(gta_weight(o, i));
+        densities.push_back(gta_density(o, i));
+        gammas.push_back(gta_gamma(o, i));
+    }
+    json p = {{"lambda", o.lambda},       {"weights", weights},
+              {"densities", densities},   {"sparsify", o.sparsify},
+              {"consensus", o.consensus}, {"normalize", o.normalize.value_or(false)},
+              {"rescale", o.rescale},     {"seed", o.seed}};
+    if (o.sparsify == "outliers") p["gammas"] = gammas;
+    return p;
 }
 void gta_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
     p.thresholds = s.threshold;
+    p.upper = s.upper;
     p.scales = s.scale;
     if (o.sparsify != "none" || o.consensus != "none") return;
     // no mask, no election: a linear combination, base + (lambda / D) sum_i w_i (x_i - base) with D
@@ -214,6 +223,7 @@ void gta_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, T
 void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
     const float* b = c.source(n);
     const bool magnitude = o.sparsify == "magnitude", random = o.sparsify == "random";
+    const bool outliers = o.sparsify == "outliers";
     const bool normalize = o.normalize.value_or(false);
     thread_local std::vector<double> d, w;
     d.resize(n), w.resize(n);
@@ -226,6 +236,7 @@ void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, c
             bool kept = true;
             if (magnitude && density < 1) kept = std::abs(tau) >= plan.thresholds[i];
             if (random && density < 1) kept = dare_keeps(o.seed, i, plan.name_hash, c.from + e, 1 - density);
+            if (outliers && density < 1) kept = std::abs(tau) >= plan.thresholds[i] && std::abs(tau) <= plan.upper[i];
             d[i] = kept ? double(tau) * plan.scales[i] * w[i] : 0.0;
         }
         double mixed = 0, divisor = 0;
@@ -251,6 +262,10 @@ void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, c
 
 double gta_density(const MergeOptions& o, std::size_t model) {
     return o.densities.empty() ? o.density : o.densities[model];
+}
+
+double gta_gamma(const MergeOptions& o, std::size_t model) {
+    return o.gammas.empty() ? o.gamma : o.gammas[model];
 }
 
 double gta_weight(const MergeOptions& o, std::size_t model) {

@@ -63,7 +63,20 @@ def magnitude_mask(tau, density):
     return keep.reshape(tau.shape)
 
 
-def gta_reference(name, base, models, weights, densities, sparsify, consensus, normalize, rescale, lam, seed=0):
+def outliers_mask(tau, density, gamma):
+    """breadcrumbs: sorted by magnitude, the floor(gamma n) largest and the smallest dropped."""
+    if density >= 1:
+        return np.ones(tau.shape, bool)
+    n = tau.size
+    target, top = int(density * n), int(gamma * n)
+    bottom = max(0, n - target - top)
+    keep = np.zeros(n, bool)
+    keep[np.argsort(np.abs(tau).ravel(), kind="stable")[bottom:bottom + target]] = True
+    return keep.reshape(tau.shape)
+
+
+def gta_reference(name, base, models, weights, densities, sparsify, consensus, normalize, rescale, lam, seed=0,
+                  gammas=None):
     """mergekit's generalized task arithmetic for one tensor, in float64."""
     b = base[name].astype(np.float64)
     deltas = []
@@ -71,6 +84,8 @@ def gta_reference(name, base, models, weights, densities, sparsify, consensus, n
         tau = (m[name] - base[name]).astype(np.float64)  # float32 difference, as mergekit
         if sparsify == "magnitude":
             keep = magnitude_mask(tau, densities[i])
+        elif sparsify == "outliers":
+            keep = outliers_mask(tau, densities[i], gammas[i])
         elif sparsify == "random" and densities[i] < 1:
             keep = tm.dare_mask(seed, i, name, tau.size, 1 - densities[i]).reshape(tau.shape)
         else:
@@ -131,8 +146,11 @@ class Configs(unittest.TestCase):
         r = run("merge", "--config", config, "--out", out, "--quiet", check=expect_ok)
         return (tm.read(out) if expect_ok else r), config, out
 
-    def check_gta(self, method, weights, densities, sparsify, consensus, normalize, rescale, lam, extra=""):
+    def check_gta(self, method, weights, densities, sparsify, consensus, normalize, rescale, lam, extra="",
+                  gammas=None):
         params = [{"weight": w, "density": d} for w, d in zip(weights, densities)]
+        for p, g in zip(params, gammas or []):
+            p["gamma"] = g
         text = (f"merge_method: {method}\nbase_model: base\n" + yaml_models(self.paths, params) +
                 f"parameters:\n  lambda: {lam}\n{extra}dtype: float32\n")
         got, _, out = self.merge(method, text)
@@ -141,7 +159,7 @@ class Configs(unittest.TestCase):
         worst = 0.0
         for name in SHAPES:
             want = gta_reference(name, self.base, self.models, weights, densities, sparsify, consensus, normalize,
-                                 rescale, lam, seed)
+                                 rescale, lam, seed, gammas)
             scale = np.abs(want).max()
             worst = max(worst, np.abs(got[name] - want).max() / scale)
         print(f"{method}: max |basin - reference| / max |value| = {worst:.1e}")
@@ -163,6 +181,12 @@ class Configs(unittest.TestCase):
     def test_dare_ties_and_dare_linear(self):
         self.check_gta("dare_ties", [1.0, 0.7, 0.4], [0.6, 0.5, 0.9], "random", "sum", False, True, 1.0)
         self.check_gta("dare_linear", [0.5, 0.3, 0.2], [0.6, 0.5, 0.9], "random", None, False, True, 1.0)
+
+    def test_breadcrumbs_and_breadcrumbs_ties(self):
+        self.check_gta("breadcrumbs", [1.0, 0.6, 0.5], [0.6, 0.5, 0.7], "outliers", None, False, False, 1.0,
+                       gammas=[0.05, 0.1, 0.02])
+        self.check_gta("breadcrumbs_ties", [1.0, 0.6, 0.5], [0.6, 0.5, 0.7], "outliers", "sum", False, False, 1.0,
+                       gammas=[0.05, 0.1, 0.02])
 
     def test_linear_with_a_gradient_and_filters(self):
         # weights of m0: a gradient over the layers for the query tensors, 0.5 elsewhere; m1 and m2: 1

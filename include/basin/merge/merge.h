@@ -38,7 +38,9 @@ struct MergeOptions {
     // dare_linear; docs/MERGE.md): per model density (empty: `density` for all), how task vectors
     // are sparsified and signs elected, and the divisor and rescaling
     std::vector<double> densities;
-    std::string sparsify = "none";  // none | magnitude | random
+    std::vector<double> gammas; // outliers: per model, the share of largest entries dropped (empty: gamma)
+    double gamma = 0.01;
+    std::string sparsify = "none";  // none | magnitude | random | outliers (breadcrumbs)
     std::string consensus = "none"; // none | sum | count
     std::optional<bool> normalize;  // gta: divide by the (agreeing) weights (default no); weighted: default yes
     bool rescale = false;           // gta: scale each sparsified task vector back to its L1 norm

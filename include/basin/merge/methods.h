@@ -31,6 +31,7 @@ struct TensorStatistics {
     std::vector<double> gram;     // models x models, row-major (inner-product statistics)
     std::vector<float> threshold; // per model (top_magnitudes, gta magnitude): |tau_i| is kept when >= threshold_i
     std::vector<double> scale;    // per model (gta rescale): L1 norm of tau_i over that of its kept entries
+    std::vector<float> upper;     // per model (gta outliers): |tau_i| is kept when <= upper_i too
 };
 
 // One tensor's constants. A method with coefficients is linear: out = sum_s c_s x_s over the
@@ -40,6 +41,7 @@ struct TensorPlan {
     std::vector<double> coefficients;
     std::vector<float> thresholds;
     std::vector<double> scales;  // gta: per model
+    std::vector<float> upper;    // gta outliers: per model
     std::uint64_t name_hash = 0; // FNV-1a of the tensor's name (DARE's masks)
 };
 
@@ -71,6 +73,7 @@ struct MergeMethodEntry {
 // gta's per-model density and weight (densities / weights, else --density and 1).
 double gta_density(const MergeOptions& options, std::size_t model);
 double gta_weight(const MergeOptions& options, std::size_t model);
+double gta_gamma(const MergeOptions& options, std::size_t model);
 
 // Every method, in the order `basin merge --help` lists them.
 const std::vector<MergeMethodEntry>& merge_method_table();
