@@ -150,10 +150,27 @@ def main():
         shares[who] = untouched / total
     expected = (1 - d) ** 3
     tolerance = 4 * np.sqrt(expected * (1 - expected) / total)
-    mask_ok = all(abs(s - expected) < tolerance for s in shares.values())
+    mask_ok = bool(all(abs(s - expected) < tolerance for s in shares.values()))
     failed |= not mask_ok
     rows.append({"case": "dare_linear_masks", "method": "dare_linear", "untouched_share": shares,
-                 "expected": expected, "tolerance": tolerance, "equal": mask_ok})
+                 "expected": expected, "tolerance": float(tolerance), "equal": mask_ok})
+    # DELLA's rank-dependent masks: the share of entries no task vector reaches, basin against mergekit
+    got, want = run_both(basin, args.work, "della_linear_masks",
+                         config_text("della_linear", base, models,
+                                     [{"weight": 1.0, "density": 0.5, "epsilon": 0.3}] * 3, {}))
+    della = {}
+    for who, out in (("basin", got), ("mergekit", want)):
+        untouched = total = 0
+        for n, v in out.items():
+            if v.dtype.kind == "f" and n in base_w and v.size > 100:
+                untouched += int((v == base_w[n]).sum())
+                total += v.size
+        della[who] = untouched / total
+    spread = 5 * np.sqrt(2 * della["mergekit"] * (1 - della["mergekit"]) / total)
+    della_ok = bool(abs(della["basin"] - della["mergekit"]) < spread)
+    failed |= not della_ok
+    rows.append({"case": "della_linear_masks", "method": "della_linear", "untouched_share": della,
+                 "expected": della["mergekit"], "tolerance": float(spread), "equal": della_ok})
     result = {"benchmark": "basin merge --config against mergekit-yaml on the same configurations",
               "mergekit": __import__("importlib.metadata").metadata.version("mergekit"), "rows": rows}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)

@@ -90,11 +90,14 @@ Runner add_merge(CLI::App& app) {
     app.add_option("--lambda", o->merge.lambda, "Scale of the merged task vector")->capture_default_str();
     app.add_option("--density", o->merge.density, "ties, gta: share of each task vector's entries kept")
         ->capture_default_str();
-    app.add_option("--sparsify", o->merge.sparsify,
-                   "gta: none, magnitude (largest entries), random (DARE's masks) or outliers (breadcrumbs: the "
-                   "largest --gamma and the smallest dropped)")
+    app.add_option(
+           "--sparsify", o->merge.sparsify,
+           "gta: none, magnitude (largest entries), random (DARE's masks) or outliers (breadcrumbs: the "
+           "largest --gamma and the smallest dropped) or della (kept with a probability rising with magnitude rank)")
         ->capture_default_str();
     app.add_option("--gamma", o->merge.gamma, "gta --sparsify outliers: share of the largest entries dropped")
+        ->capture_default_str();
+    app.add_option("--epsilon", o->merge.epsilon, "gta --sparsify della: spread of the keep probabilities over ranks")
         ->capture_default_str();
     app.add_option("--consensus", o->merge.consensus, "gta: sign election: none, sum or count")->capture_default_str();
     app.add_flag("--rescale", o->merge.rescale, "gta: scale sparsified task vectors back to their L1 norm");

@@ -30,6 +30,7 @@ const std::map<std::string, MethodSpec>& method_specs() {
     static const std::set<std::string> gta_shared = {"lambda", "normalize", "rescale", "int8_mask"};
     static const std::set<std::string> gta_model = {"weight", "density"};
     static const std::set<std::string> breadcrumbs_model = {"weight", "density", "gamma"};
+    static const std::set<std::string> della_model = {"weight", "density", "epsilon"};
     static const std::map<std::string, MethodSpec> specs = {
         {"linear", {MergeMethod::Weighted, "none", "none", true, false, {"normalize"}, {"weight"}}},
         {"task_arithmetic", {MergeMethod::Gta, "none", "none", false, false, gta_shared, gta_model}},
@@ -38,6 +39,8 @@ const std::map<std::string, MethodSpec>& method_specs() {
         {"dare_linear", {MergeMethod::Gta, "random", "none", false, true, gta_shared, gta_model}},
         {"breadcrumbs", {MergeMethod::Gta, "outliers", "none", false, false, gta_shared, breadcrumbs_model}},
         {"breadcrumbs_ties", {MergeMethod::Gta, "outliers", "sum", false, false, gta_shared, breadcrumbs_model}},
+        {"della", {MergeMethod::Gta, "della", "sum", true, true, gta_shared, della_model}},
+        {"della_linear", {MergeMethod::Gta, "della", "none", false, true, gta_shared, della_model}},
         {"slerp", {MergeMethod::Slerp, "none", "none", false, false, {"t"}, {}}},
         {"model_stock", {MergeMethod::ModelStock, "none", "none", false, false, {"filter_wise"}, {}}},
     };
@@ -192,6 +195,11 @@ struct TensorValues {
             o.densities.clear();
             for (std::size_t i = 0; i < models.size(); ++i)
                 o.densities.push_back(value("density", i, tensor, t).value_or(1.0)); // mergekit's default
+        }
+        if (per_model.count("epsilon")) {
+            o.epsilons.clear();
+            for (std::size_t i = 0; i < models.size(); ++i)
+                o.epsilons.push_back(value("epsilon", i, tensor, t).value_or(0.15)); // mergekit's default
         }
         if (per_model.count("gamma")) {
             o.gammas.clear();

@@ -314,6 +314,36 @@ class TensorMerger {
         return s;
     }
 
+    // DELLA's MagPrune (Deep et al., 2024), as mergekit: per row (a 1-D tensor is one row), entries
+    // ranked by magnitude (ascending, ties by position) are kept with probability
+    // (density - epsilon) + 2 epsilon (rank - 1) / (columns - 1), drawn as DARE's masks are
+    static void della_mask(const MergeOptions& o, const Shape& shape, const std::vector<float>& magnitudes,
+                           std::size_t model, double density, std::uint64_t name_hash,
+                           std::vector<std::uint64_t>& bits) {
+        const std::size_t numel = magnitudes.size();
+        bits.assign((numel + 63) / 64, 0);
+        if (density <= 0) return;
+        const double epsilon = gta_epsilon(o, model);
+        BASIN_CHECK(density + epsilon < 1 && density - epsilon > 0, "merge: della: density ", density, " +- epsilon ",
+                    epsilon, " must stay in (0, 1)");
+        BASIN_CHECK(shape.size() <= 2, "merge: della ranks rows of 1-D and 2-D tensors; a tensor has shape ",
+                    shape_string(shape));
+        const std::size_t columns = shape.size() == 2 ? std::size_t(shape[1]) : numel;
+        std::vector<std::size_t> order(columns);
+        for (std::size_t row = 0; row * columns < numel; ++row) {
+            const float* m = magnitudes.data() + row * columns;
+            for (std::size_t c = 0; c < columns; ++c)
+                order[c] = c;
+            std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return m[a] < m[b]; });
+            for (std::size_t rank = 0; rank < columns; ++rank) {
+                const double spread = columns > 1 ? double(rank) / double(columns - 1) : 0.0;
+                const double p = (density - epsilon) + spread * 2 * epsilon;
+                const std::size_t e = row * columns + order[rank];
+                if (dare_keeps(o.seed, model, name_hash, e, 1 - p)) bits[e / 64] |= std::uint64_t(1) << (e % 64);
+            }
+        }
+    }
+
     // |tau_i| for every element of model i's task vector (reading model i and the base only)
     void task_vector_magnitudes(const Refs& refs, std::size_t numel, std::size_t i, std::vector<float>& out) {
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
@@ -345,8 +375,9 @@ class TensorMerger {
         s.upper.assign(n_, std::numeric_limits<float>::infinity());
         s.scale.assign(n_, 1.0);
         const bool magnitude = o.sparsify == "magnitude", random = o.sparsify == "random";
-        const bool outliers = o.sparsify == "outliers";
-        if (!magnitude && !random && !outliers) return;
+        const bool outliers = o.sparsify == "outliers", della = o.sparsify == "della";
+        if (!magnitude && !random && !outliers && !della) return;
+        if (della) s.keep.assign(n_, {});
         std::vector<float> magnitudes;
         for (std::size_t i = 0; i < n_; ++i) {
             const double density = gta_density(o, i);
@@ -369,6 +400,7 @@ class TensorMerger {
                     s.upper[i] = sorted[last];
                 }
             }
+            if (della) della_mask(o, refs[0]->info->shape, magnitudes, i, density, name_hash, s.keep[i]);
             if (magnitude) {
                 if (density <= 0 || numel == 0) {
                     s.threshold[i] = std::numeric_limits<float>::infinity();
@@ -386,6 +418,7 @@ class TensorMerger {
                 before += magnitudes[e];
                 const bool kept = magnitude  ? magnitudes[e] >= s.threshold[i]
                                   : outliers ? magnitudes[e] >= s.threshold[i] && magnitudes[e] <= s.upper[i]
+                                  : della    ? (s.keep[i][e / 64] >> (e % 64)) & 1
                                              : dare_keeps(o.seed, i, name_hash, e, 1 - density);
                 if (kept) after += magnitudes[e];
             }

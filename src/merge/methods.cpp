@@ -168,8 +168,9 @@ void model_stock_plan(const MergeOptions& o, std::size_t n, const TensorStatisti
 
 void gta_check(const MergeOptions& o) {
     check_lambda(o);
-    BASIN_CHECK(o.sparsify == "none" || o.sparsify == "magnitude" || o.sparsify == "random" || o.sparsify == "outliers",
-                "merge: sparsification '", o.sparsify, "': expected none, magnitude, random or outliers");
+    BASIN_CHECK(o.sparsify == "none" || o.sparsify == "magnitude" || o.sparsify == "random" ||
+                    o.sparsify == "outliers" || o.sparsify == "della",
+                "merge: sparsification '", o.sparsify, "': expected none, magnitude, random, outliers or della");
     BASIN_CHECK(o.consensus == "none" || o.consensus == "sum" || o.consensus == "count", "merge: consensus '",
                 o.consensus, "': expected none, sum or count");
     BASIN_CHECK(o.weights.empty() || o.weights.size() == o.models.size(), "merge --method gta: ", o.weights.size(),
@@ -199,11 +200,18 @@ json gta_parameters(const MergeOptions& o) {
               {"consensus", o.consensus}, {"normalize", o.normalize.value_or(false)},
               {"rescale", o.rescale},     {"seed", o.seed}};
     if (o.sparsify == "outliers") p["gammas"] = gammas;
+    if (o.sparsify == "della") {
+        std::vector<double> epsilons;
+        for (std::size_t i = 0; i < o.models.size(); ++i)
+            epsilons.push_back(gta_epsilon(o, i));
+        p["epsilons"] = epsilons;
+    }
     return p;
 }
 void gta_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
     p.thresholds = s.threshold;
     p.upper = s.upper;
+    p.keep = s.keep;
     p.scales = s.scale;
     if (o.sparsify != "none" || o.consensus != "none") return;
     // no mask, no election: a linear combination, base + (lambda / D) sum_i w_i (x_i - base) with D
@@ -223,7 +231,7 @@ void gta_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, T
 void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
     const float* b = c.source(n);
     const bool magnitude = o.sparsify == "magnitude", random = o.sparsify == "random";
-    const bool outliers = o.sparsify == "outliers";
+    const bool outliers = o.sparsify == "outliers", della = o.sparsify == "della";
     const bool normalize = o.normalize.value_or(false);
     thread_local std::vector<double> d, w;
     d.resize(n), w.resize(n);
@@ -237,6 +245,7 @@ void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, c
             if (magnitude && density < 1) kept = std::abs(tau) >= plan.thresholds[i];
             if (random && density < 1) kept = dare_keeps(o.seed, i, plan.name_hash, c.from + e, 1 - density);
             if (outliers && density < 1) kept = std::abs(tau) >= plan.thresholds[i] && std::abs(tau) <= plan.upper[i];
+            if (della && density < 1) kept = (plan.keep[i][(c.from + e) / 64] >> ((c.from + e) % 64)) & 1;
             d[i] = kept ? double(tau) * plan.scales[i] * w[i] : 0.0;
         }
         double mixed = 0, divisor = 0;
@@ -266,6 +275,10 @@ double gta_density(const MergeOptions& o, std::size_t model) {
 
 double gta_gamma(const MergeOptions& o, std::size_t model) {
     return o.gammas.empty() ? o.gamma : o.gammas[model];
+}
+
+double gta_epsilon(const MergeOptions& o, std::size_t model) {
+    return o.epsilons.empty() ? o.epsilon : o.epsilons[model];
 }
 
 double gta_weight(const MergeOptions& o, std::size_t model) {

@@ -75,8 +75,19 @@ def outliers_mask(tau, density, gamma):
     return keep.reshape(tau.shape)
 
 
+def della_mask(tau, density, epsilon, seed, model, name):
+    """DELLA's MagPrune: per row, rank r (ascending magnitude, ties by position) kept with probability
+    (density - epsilon) + 2 epsilon r / (columns - 1), drawn as basin draws DARE's masks."""
+    rows = tau.reshape(1, -1) if tau.ndim == 1 else tau
+    ranks = np.empty(rows.shape, np.float64)
+    for r in range(rows.shape[0]):
+        ranks[r, np.argsort(np.abs(rows[r]), kind="stable")] = np.arange(rows.shape[1])
+    p = (density - epsilon) + ranks / max(rows.shape[1] - 1, 1) * 2 * epsilon
+    return tm.dare_mask(seed, model, name, tau.size, 1 - p.ravel()).reshape(tau.shape)
+
+
 def gta_reference(name, base, models, weights, densities, sparsify, consensus, normalize, rescale, lam, seed=0,
-                  gammas=None):
+                  gammas=None, epsilons=None):
     """mergekit's generalized task arithmetic for one tensor, in float64."""
     b = base[name].astype(np.float64)
     deltas = []
@@ -86,6 +97,8 @@ def gta_reference(name, base, models, weights, densities, sparsify, consensus, n
             keep = magnitude_mask(tau, densities[i])
         elif sparsify == "outliers":
             keep = outliers_mask(tau, densities[i], gammas[i])
+        elif sparsify == "della" and densities[i] < 1:
+            keep = della_mask(tau, densities[i], epsilons[i], seed, i, name)
         elif sparsify == "random" and densities[i] < 1:
             keep = tm.dare_mask(seed, i, name, tau.size, 1 - densities[i]).reshape(tau.shape)
         else:
@@ -147,10 +160,12 @@ class Configs(unittest.TestCase):
         return (tm.read(out) if expect_ok else r), config, out
 
     def check_gta(self, method, weights, densities, sparsify, consensus, normalize, rescale, lam, extra="",
-                  gammas=None):
+                  gammas=None, epsilons=None):
         params = [{"weight": w, "density": d} for w, d in zip(weights, densities)]
         for p, g in zip(params, gammas or []):
             p["gamma"] = g
+        for p, e in zip(params, epsilons or []):
+            p["epsilon"] = e
         text = (f"merge_method: {method}\nbase_model: base\n" + yaml_models(self.paths, params) +
                 f"parameters:\n  lambda: {lam}\n{extra}dtype: float32\n")
         got, _, out = self.merge(method, text)
@@ -159,7 +174,7 @@ class Configs(unittest.TestCase):
         worst = 0.0
         for name in SHAPES:
             want = gta_reference(name, self.base, self.models, weights, densities, sparsify, consensus, normalize,
-                                 rescale, lam, seed, gammas)
+                                 rescale, lam, seed, gammas, epsilons)
             scale = np.abs(want).max()
             worst = max(worst, np.abs(got[name] - want).max() / scale)
         print(f"{method}: max |basin - reference| / max |value| = {worst:.1e}")
@@ -187,6 +202,12 @@ class Configs(unittest.TestCase):
                        gammas=[0.05, 0.1, 0.02])
         self.check_gta("breadcrumbs_ties", [1.0, 0.6, 0.5], [0.6, 0.5, 0.7], "outliers", "sum", False, False, 1.0,
                        gammas=[0.05, 0.1, 0.02])
+
+    def test_della_and_della_linear(self):
+        self.check_gta("della", [1.0, 0.6, 0.5], [0.6, 0.5, 0.7], "della", "sum", True, True, 1.0,
+                       epsilons=[0.1, 0.2, 0.15])
+        self.check_gta("della_linear", [1.0, 0.6, 0.5], [0.6, 0.5, 0.7], "della", None, False, True, 1.0,
+                       epsilons=[0.1, 0.2, 0.15])
 
     def test_linear_with_a_gradient_and_filters(self):
         # weights of m0: a gradient over the layers for the query tensors, 0.5 elsewhere; m1 and m2: 1

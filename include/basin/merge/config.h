@@ -1,6 +1,6 @@
 // mergekit's YAML merge configurations (`basin merge --config FILE.yaml`), read into basin's merge
 // options. The methods basin has under mergekit's names: linear (weighted), task_arithmetic, ties,
-// dare_ties, dare_linear, breadcrumbs and breadcrumbs_ties (gta, with mergekit's defaults of
+// dare_ties, dare_linear, breadcrumbs, breadcrumbs_ties, della and della_linear (gta, with mergekit's defaults of
 // normalize and rescale), slerp and model_stock. Keys: merge_method, base_model, models (each `model` with its
 // `parameters`), parameters (shared values, and defaults of the per-model ones), dtype, out_dtype, tokenizer_source
 // (base only). A value is a number or boolean, a gradient (a list of numbers interpolated linearly over the layers:

@@ -40,7 +40,9 @@ struct MergeOptions {
     std::vector<double> densities;
     std::vector<double> gammas; // outliers: per model, the share of largest entries dropped (empty: gamma)
     double gamma = 0.01;
-    std::string sparsify = "none";  // none | magnitude | random | outliers (breadcrumbs)
+    std::vector<double> epsilons; // della: per model, the spread of keep probabilities (empty: epsilon)
+    double epsilon = 0.15;
+    std::string sparsify = "none";  // none | magnitude | random | outliers (breadcrumbs) | della
     std::string consensus = "none"; // none | sum | count
     std::optional<bool> normalize;  // gta: divide by the (agreeing) weights (default no); weighted: default yes
     bool rescale = false;           // gta: scale each sparsified task vector back to its L1 norm

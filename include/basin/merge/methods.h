@@ -32,6 +32,7 @@ struct TensorStatistics {
     std::vector<float> threshold; // per model (top_magnitudes, gta magnitude): |tau_i| is kept when >= threshold_i
     std::vector<double> scale;    // per model (gta rescale): L1 norm of tau_i over that of its kept entries
     std::vector<float> upper;     // per model (gta outliers): |tau_i| is kept when <= upper_i too
+    std::vector<std::vector<std::uint64_t>> keep; // per model (gta della): one bit per element, kept or not
 };
 
 // One tensor's constants. A method with coefficients is linear: out = sum_s c_s x_s over the
@@ -40,9 +41,10 @@ struct TensorStatistics {
 struct TensorPlan {
     std::vector<double> coefficients;
     std::vector<float> thresholds;
-    std::vector<double> scales;  // gta: per model
-    std::vector<float> upper;    // gta outliers: per model
-    std::uint64_t name_hash = 0; // FNV-1a of the tensor's name (DARE's masks)
+    std::vector<double> scales;                   // gta: per model
+    std::vector<float> upper;                     // gta outliers: per model
+    std::vector<std::vector<std::uint64_t>> keep; // gta della: per model, one bit per element
+    std::uint64_t name_hash = 0;                  // FNV-1a of the tensor's name (DARE's masks)
 };
 
 // One chunk of one tensor for a non-linear method: the sources' values as float32 (source s at
@@ -74,6 +76,7 @@ struct MergeMethodEntry {
 double gta_density(const MergeOptions& options, std::size_t model);
 double gta_weight(const MergeOptions& options, std::size_t model);
 double gta_gamma(const MergeOptions& options, std::size_t model);
+double gta_epsilon(const MergeOptions& options, std::size_t model);
 
 // Every method, in the order `basin merge --help` lists them.
 const std::vector<MergeMethodEntry>& merge_method_table();
