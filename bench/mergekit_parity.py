@@ -22,19 +22,14 @@ import sys
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from bench_merge_mergekit import shapes as llama_shapes  # noqa: E402  (the Llama layout)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYERS = 3
 
 
 def llama_tensors(rng, hidden=32, inter=64, vocab=64):
-    t = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,), "lm_head.weight": (vocab, hidden)}
-    for l in range(LAYERS):
-        p = f"model.layers.{l}."
-        for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            t[p + f"self_attn.{n}.weight"] = (hidden, hidden)
-        t[p + "mlp.gate_proj.weight"] = t[p + "mlp.up_proj.weight"] = (inter, hidden)
-        t[p + "mlp.down_proj.weight"] = (hidden, inter)
-        t[p + "input_layernorm.weight"] = t[p + "post_attention_layernorm.weight"] = (hidden,)
+    t = dict(llama_shapes(hidden, LAYERS, inter, vocab), **{"lm_head.weight": (vocab, hidden)})
     return {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in t.items()}
 
 
@@ -98,6 +93,17 @@ def run_both(basin, work, name, text):
     return read["basin"], read["mergekit"]
 
 
+def untouched_share(merged, base):
+    """(share of entries equal to the base's, entries counted) over the floating tensors of more than
+    100 entries: where no model's task vector survived its mask."""
+    untouched = total = 0
+    for n, v in merged.items():
+        if v.dtype.kind == "f" and n in base and v.size > 100:
+            untouched += int((v == base[n]).sum())
+            total += v.size
+    return untouched / total, total
+
+
 def compare(a, b):
     common = [n for n in a if n in b and a[n].dtype.kind == "f"]
     worst = max(float(np.abs(a[n].astype(np.float64) - b[n]).max() / max(np.abs(b[n]).max(), 1e-30)) for n in common)
@@ -140,14 +146,9 @@ def main():
     got, want = run_both(basin, args.work, "dare_linear_masks",
                          config_text("dare_linear", base, models, [{"weight": 1.0, "density": d}] * 3, {}))
     base_w = load_file(os.path.join(base, "model.safetensors"))
-    shares = {}
+    shares, total = {}, 0
     for who, out in (("basin", got), ("mergekit", want)):
-        untouched = total = 0
-        for n, v in out.items():
-            if v.dtype.kind == "f" and n in base_w and v.size > 100:
-                untouched += int((v == base_w[n]).sum())
-                total += v.size
-        shares[who] = untouched / total
+        shares[who], total = untouched_share(out, base_w)
     expected = (1 - d) ** 3
     tolerance = 4 * np.sqrt(expected * (1 - expected) / total)
     mask_ok = bool(all(abs(s - expected) < tolerance for s in shares.values()))
@@ -160,12 +161,7 @@ def main():
                                      [{"weight": 1.0, "density": 0.5, "epsilon": 0.3}] * 3, {}))
     della = {}
     for who, out in (("basin", got), ("mergekit", want)):
-        untouched = total = 0
-        for n, v in out.items():
-            if v.dtype.kind == "f" and n in base_w and v.size > 100:
-                untouched += int((v == base_w[n]).sum())
-                total += v.size
-        della[who] = untouched / total
+        della[who], total = untouched_share(out, base_w)
     spread = 5 * np.sqrt(2 * della["mergekit"] * (1 - della["mergekit"]) / total)
     della_ok = bool(abs(della["basin"] - della["mergekit"]) < spread)
     failed |= not della_ok
