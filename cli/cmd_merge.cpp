@@ -74,9 +74,9 @@ Runner add_merge(CLI::App& app) {
                        ->capture_default_str();
     auto* models = app.add_option("--models", o->models,
                                   "File listing checkpoint folders or globs (one per line), or DIR1,DIR2,...");
-    auto* config = app.add_option("--config", o->config,
-                                  "A mergekit YAML configuration (merge_method, base_model, models, parameters, ...) "
-                                  "instead of --method/--models/--base and the method's options");
+    app.add_option("--config", o->config,
+                   "A mergekit YAML configuration (merge_method, base_model, models, parameters, ...) "
+                   "instead of --method/--models/--base and the method's options");
     app.add_option("--out", o->out, "Output checkpoint folder")->required();
     auto* base = app.add_option("--base", o->base,
                                 "The pretrained model (task vectors: task-arithmetic, ties, dare, model-stock, gta)");
@@ -113,7 +113,7 @@ Runner add_merge(CLI::App& app) {
     app.add_option("--threads", o->merge.threads, "Threads (0: all cores)")->capture_default_str();
     app.add_flag("--overwrite", o->merge.overwrite, "Replace a non-empty output folder");
     app.add_flag("--quiet", o->quiet, "Print nothing but errors");
-    return [o, method, models, config, base]() {
+    return [o, method, models, base]() {
         MergeOptions m = o->merge;
         m.out = o->out;
         if (!o->config.empty()) {

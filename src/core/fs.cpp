@@ -110,6 +110,12 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
     });
 }
 
+fs::path canonical_or_absolute(const fs::path& p) {
+    std::error_code ec;
+    auto c = fs::weakly_canonical(p, ec);
+    return ec ? fs::absolute(p).lexically_normal() : c;
+}
+
 fs::path check_output_folder(const fs::path& out_arg, bool overwrite, const fs::path& input_model) {
     BASIN_CHECK(!out_arg.empty(), "--out is required");
     const fs::path out = fs::absolute(out_arg).lexically_normal();

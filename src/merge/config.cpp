@@ -165,7 +165,7 @@ struct TensorValues {
     std::map<std::string, Setting> shared;              // parameters: (numbers)
     std::vector<std::map<std::string, Setting>> models; // per model
     std::set<std::string> per_model;                    // which names are per model
-    bool gta = false, slerp = false;
+    bool slerp = false;
 
     static double depth(const std::string& tensor, std::size_t layers) {
         const int layer = tensor_layer_index(tensor);
@@ -281,7 +281,7 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
     o.clamp_model_stock = false; // mergekit's t = N cos / (1 + (N - 1) cos) as it is
 
     auto values = std::make_shared<TensorValues>();
-    values->gta = spec.method == MergeMethod::Gta, values->slerp = spec.method == MergeMethod::Slerp;
+    values->slerp = spec.method == MergeMethod::Slerp;
     values->per_model = spec.per_model;
     // the shared parameters: booleans set here, numbers resolved per tensor
     if (const YAML::Node p = root["parameters"]) {

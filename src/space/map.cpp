@@ -34,12 +34,6 @@ std::string csv_cell(const std::string& s) {
     return out + "\"";
 }
 
-fs::path canonical_or_absolute(const fs::path& p) {
-    std::error_code ec;
-    auto c = fs::weakly_canonical(p, ec);
-    return ec ? fs::absolute(p).lexically_normal() : c;
-}
-
 std::string number(double v) {
     return format_g(v, 10);
 }
@@ -504,9 +498,7 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
 
 MapOptions map_options_of(const MapState& s) {
     MapOptions o;
-    o.gram.include = s.include, o.gram.exclude = s.exclude;
-    o.gram.precision = s.precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
-    o.gram.per_layer = s.per_layer, o.gram.skip_mismatched = s.skip_mismatched;
+    o.gram = map_pass_options(s, o.gram);
     o.reference = s.reference, o.assign = parse_spectral_assign(s.assign), o.geometry = parse_map_geometry(s.geometry);
     o.seed = s.seed, o.bootstrap = s.bootstrap, o.clusters = s.clusters;
     return o;
@@ -514,11 +506,8 @@ MapOptions map_options_of(const MapState& s) {
 
 MapRecord update_map(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models,
                      const fs::path& groups_file, const MapOptions& options_in) {
-    MapOptions options = options_in; // the pass as the map made it
-    const MapOptions made = map_options_of(state);
-    options.gram.include = made.gram.include, options.gram.exclude = made.gram.exclude;
-    options.gram.precision = made.gram.precision, options.gram.per_layer = made.gram.per_layer;
-    options.gram.skip_mismatched = made.gram.skip_mismatched;
+    MapOptions options = options_in;
+    options.gram = map_pass_options(state, options.gram); // the pass as the map made it
     check_map_state_inputs(state, dir, new_models);
     std::vector<fs::path> all(state.paths.begin(), state.paths.end());
     all.insert(all.end(), new_models.begin(), new_models.end());
@@ -537,19 +526,12 @@ std::vector<MapLocation> locate_in_map(const MapState& state, const fs::path& di
     const GramResult g = extend_gram(state, dir, new_models, with_progress(pass, quiet));
     MapRecord r;
     r.names = display_names(g.models);
+    // the map's labels for its own models; the new ones have none (-1)
     const std::size_t known = state.paths.size();
-    for (std::size_t k = 0; k < state.kinds.size(); ++k) {
-        MapLabelKind kind;
-        kind.name = state.kinds[k];
-        const std::set<std::string> distinct(state.labels[k].begin(), state.labels[k].end());
-        kind.groups.assign(distinct.begin(), distinct.end());
-        for (std::size_t i = 0; i < g.models.size(); ++i)
-            kind.label.push_back(
-                i < known ? int(std::lower_bound(kind.groups.begin(), kind.groups.end(), state.labels[k][i]) -
-                                kind.groups.begin())
-                          : -1);
-        r.kinds.push_back(std::move(kind));
-    }
+    const std::vector<fs::path> old(state.paths.begin(), state.paths.end());
+    r.kinds = label_kinds({state.kinds, state.labels}, old, old);
+    for (auto& kind : r.kinds)
+        kind.label.resize(g.models.size(), -1);
     const SquareMatrix cosine = cosine_from_gram(state.reference == "mean" ? centered_gram(g.gram) : g.gram);
     const std::vector<std::string> fresh(r.names.begin() + std::ptrdiff_t(known), r.names.end());
     return locate_models(r, cosine, g.gram, fresh);

@@ -35,12 +35,6 @@ std::string layer_tensor(const std::string& layer) {
     return "layer/" + layer;
 }
 
-fs::path absolute_of(const fs::path& p) {
-    std::error_code ec;
-    auto c = fs::weakly_canonical(p, ec);
-    return ec ? fs::absolute(p).lexically_normal() : c;
-}
-
 // One [n, n] float64 tensor of the state's gram.safetensors, checked.
 SquareMatrix read_square(const SafetensorsFile& file, const std::string& name, std::size_t n) {
     const TensorInfo* info = file.find(name);
@@ -167,16 +161,24 @@ MapState read_map_state(const fs::path& dir) {
     return s;
 }
 
+GramOptions map_pass_options(const MapState& s, GramOptions pass) {
+    pass.include = s.include, pass.exclude = s.exclude;
+    pass.per_layer = s.per_layer, pass.skip_mismatched = s.skip_mismatched;
+    pass.precision = s.precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
+    return pass;
+}
+
 void check_map_state_inputs(const MapState& s, const fs::path& dir, const std::vector<fs::path>& new_models) {
     const fs::path file = dir / "state.json";
     BASIN_CHECK(!new_models.empty(), "map: no new models to add to ", dir.string());
     std::set<fs::path> known; // the cheap checks first: hashing reads every model
     for (const auto& p : s.paths)
-        known.insert(absolute_of(p));
+        known.insert(canonical_or_absolute(p));
     std::set<fs::path> seen;
     for (const auto& m : new_models) {
-        BASIN_CHECK(!known.count(absolute_of(m)), "map: ", m.string(), " is already in the map ", dir.string());
-        BASIN_CHECK(seen.insert(absolute_of(m)).second, "map: ", m.string(), " is given twice");
+        BASIN_CHECK(!known.count(canonical_or_absolute(m)), "map: ", m.string(), " is already in the map ",
+                    dir.string());
+        BASIN_CHECK(seen.insert(canonical_or_absolute(m)).second, "map: ", m.string(), " is given twice");
     }
     BASIN_CHECK(fs::exists(s.base), file.string(), ": base: ", s.base, " does not exist any more");
     for (std::size_t i = 0; i < s.paths.size(); ++i)
@@ -187,9 +189,7 @@ void check_map_state_inputs(const MapState& s, const fs::path& dir, const std::v
 GramResult extend_gram(const MapState& s, const fs::path& dir, const std::vector<fs::path>& new_models,
                        const GramOptions& pass) {
     const fs::path file = dir / "state.json";
-    GramOptions o = pass;
-    o.include = s.include, o.exclude = s.exclude, o.per_layer = s.per_layer, o.skip_mismatched = s.skip_mismatched;
-    o.precision = s.precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
+    GramOptions o = map_pass_options(s, pass);
     o.known = s.paths.size();
     std::vector<fs::path> all(s.paths.begin(), s.paths.end());
     all.insert(all.end(), new_models.begin(), new_models.end());

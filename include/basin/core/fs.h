@@ -43,6 +43,10 @@ class MappedFile {
 void write_file_atomically(const fs::path& path, const std::function<void(std::FILE* out)>& write);
 void write_text_atomically(const fs::path& path, const std::string& text);
 
+// The path with symbolic links, "." and ".." resolved as far as it exists (weakly_canonical), else
+// absolute and normalised: one spelling of a path, for comparing paths given in different ways.
+fs::path canonical_or_absolute(const fs::path& p);
+
 // Checks an output folder before any work: refuses a non-empty folder unless overwrite, and a
 // parent that cannot be written. Returns the absolute path.
 fs::path check_output_folder(const fs::path& out, bool overwrite, const fs::path& input_model = {});

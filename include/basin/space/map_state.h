@@ -62,16 +62,19 @@ void write_map_state(const MapState& state, const fs::path& dir);
 // maps kept it) is an error saying so; every check names the file and the place.
 MapState read_map_state(const fs::path& dir);
 
+// `pass` with the map's own pass settings (include, exclude, precision, per_layer,
+// skip_mismatched), which an update or a query keeps; memory, threads, ranks and progress as given.
+GramOptions map_pass_options(const MapState& state, GramOptions pass);
+
 // The checks of an update or a query before any pass: the base and every model of the map still
 // exist, and no new model is one of the map's (or given twice). Errors name state.json and the row.
 void check_map_state_inputs(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models);
 
 // The Gram pass of an update or a query: the map's models then the new ones, only the products
 // with a new model formed; the old block and (per layer) its layers filled from the state. Pass
-// settings come from the state (include, exclude, precision, per_layer, skip_mismatched); memory,
-// threads, ranks and progress from `pass`. New models skipped as mismatched are listed in the
-// result. Errors: the base or a model of the map whose digest is not the map's (it changed: named
-// by state.json's row, with both digests), a body or a parameter count that differs from the map's.
+// settings come from the state (map_pass_options); memory, threads, ranks and progress from `pass`. New models skipped
+// as mismatched are listed in the result. Errors: the base or a model of the map whose digest is not the map's (it
+// changed: named by state.json's row, with both digests), a body or a parameter count that differs from the map's.
 GramResult extend_gram(const MapState& state, const fs::path& dir, const std::vector<fs::path>& new_models,
                        const GramOptions& pass);
 
