@@ -69,8 +69,8 @@ Runner add_merge(CLI::App& app) {
     };
     auto o = std::make_shared<Options>();
     auto* method = app.add_option("--method", o->method,
-                                  "mean, weighted, task-arithmetic, ties, dare, slerp, model-stock or gta (generalized "
-                                  "task arithmetic as mergekit computes it)")
+                                  "mean, weighted, task-arithmetic, ties, dare, slerp, model-stock, gta (generalized "
+                                  "task arithmetic as mergekit computes it), multislerp, karcher, nuslerp or sce")
                        ->capture_default_str();
     auto* models = app.add_option("--models", o->models,
                                   "File listing checkpoint folders or globs (one per line), or DIR1,DIR2,...");
@@ -84,7 +84,9 @@ Runner add_merge(CLI::App& app) {
     app.add_option("--exclude", o->exclude,
                    "Leave out models with this label, KIND=VALUE (e.g. dataset=spam); repeatable")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    app.add_option("--weights", o->weights, "weighted: one weight per model, comma-separated (normalised by their sum)")
+    app.add_option("--weights", o->weights,
+                   "weighted, gta, multislerp, nuslerp: one weight per model, comma-separated (weighted, multislerp: "
+                   "normalised by their sum; nuslerp: t = w2 / (w1 + w2))")
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--lambda", o->merge.lambda, "Scale of the merged task vector")->capture_default_str();
@@ -104,7 +106,14 @@ Runner add_merge(CLI::App& app) {
     app.add_flag("--normalize,!--no-normalize", "gta: divide by the (agreeing) weights; weighted: by their sum")
         ->each([o](const std::string& v) { o->merge.normalize = v != "-1" && v != "false" && v != "0"; });
     app.add_option("--drop", o->merge.drop, "dare: probability of dropping an entry")->capture_default_str();
-    app.add_option("--t", o->merge.t, "slerp: 0 = first model, 1 = second")->capture_default_str();
+    app.add_option("--t", o->merge.t, "slerp, nuslerp: 0 = first model, 1 = second")->capture_default_str();
+    app.add_option("--select-topk", o->merge.select_topk,
+                   "sce: share of entries kept, those whose task vectors vary most across the models")
+        ->capture_default_str();
+    app.add_option("--max-iter", o->merge.karcher_iterations, "karcher: at most this many steps")
+        ->capture_default_str();
+    app.add_option("--tol", o->merge.karcher_tolerance, "karcher: stop when a step is shorter than this")
+        ->capture_default_str();
     app.add_option("--seed", o->merge.seed, "dare: seed of the drop masks")->capture_default_str();
     app.add_flag("--keep-head", o->merge.keep_head, "Keep head tensors (every input must have the same head shapes)");
     app.add_option("--dtype", o->dtype,

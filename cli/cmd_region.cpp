@@ -4,6 +4,7 @@
 #include "basin/core/fs.h"
 #include "basin/core/strings.h"
 #include "basin/region/points.h"
+#include "basin/region/search.h"
 #include "basin/region/studies.h"
 #include "basin/space/map.h"
 #include "options.h"
@@ -25,8 +26,8 @@ struct RegionOptions {
     int threads = 0, jobs = 1;
     TargetLimits limits;
 
-    void add(CLI::App& app) {
-        app.add_option("--data", data, "Dataset folders with train and test splits (comma-separated or repeated)")
+    void add(CLI::App& app, const std::string& data_names = "--data") {
+        app.add_option(data_names, data, "Dataset folders with train and test splits (comma-separated or repeated)")
             ->required()
             ->delimiter(',')
             ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -166,6 +167,56 @@ Runner add_hull(CLI::App& app) {
         }
         print_times(r.times);
         write_folder_atomically(out, [&](const fs::path& dir) { write_hull_files(r, dir); });
+        std::printf("wrote %s\n", out.string().c_str());
+        return 0;
+    };
+}
+
+Runner add_search(CLI::App& app) {
+    struct Options {
+        RegionOptions region;
+        std::string group, base;
+        SearchStudy study;
+    };
+    auto o = std::make_shared<Options>();
+    app.add_option("--group", o->group, "File listing the group's checkpoints, one folder or glob per line")
+        ->required();
+    app.add_option("--base", o->base, "The pretrained checkpoint (for the TIES and DARE baselines)");
+    app.add_option("--budget", o->study.budget, "Selection-loss evaluations per target, the starting points included")
+        ->capture_default_str();
+    app.add_option("--held-out", o->study.held_out,
+                   "Share of each target's training split held out to score the search's points on")
+        ->capture_default_str();
+    app.add_option("--seed", o->study.seed, "Seed of the fit / held-out cut (and of DARE's masks)")
+        ->capture_default_str();
+    o->region.add(app, "--target,--data");
+    return [o]() {
+        SearchStudy study = o->study;
+        study.members = read_model_list(o->group);
+        if (!o->base.empty()) study.base = fs::path(o->base);
+        fs::path out;
+        auto [targets, options] = o->region.prepare(out);
+        SearchRecord r;
+        write_folder_atomically(out, [&](const fs::path& dir) {
+            study.out = dir;
+            r = run_search(study, targets, options);
+            write_search_files(r, dir);
+        });
+        for (const auto& t : r.targets) {
+            std::printf("%s: %zu trials on %zu fit / %zu held-out examples (%s)\n", t.target.name.c_str(),
+                        t.trial_losses.size(), t.fit_examples, t.held_out_examples, t.stopped.c_str());
+            std::printf("  %-12s  %14s  %10s  %9s  %s\n", "row", "selection loss", "test loss", "test acc",
+                        "weights / how");
+            for (const auto& row : t.rows)
+                std::printf("  %-12s  %14.5f  %10.5f  %9.4f  %s\n", row.name.c_str(), row.selection.loss, row.test.loss,
+                            row.test.accuracy,
+                            row.weights.empty() ? row.detail.c_str() : weights_text(row.weights).c_str());
+        }
+        std::printf("searched point against each baseline over %zu targets (lower test loss):", r.targets.size());
+        for (const auto& w : r.wins)
+            std::printf("  %s %zu-%zu-%zu", w.against.c_str(), w.wins, w.ties, w.losses);
+        std::printf("\n");
+        print_times(r.times);
         std::printf("wrote %s\n", out.string().c_str());
         return 0;
     };

@@ -32,6 +32,7 @@ Runner add_map(CLI::App& app);
 Runner add_locate(CLI::App& app);
 Runner add_interpolate(CLI::App& app);
 Runner add_hull(CLI::App& app);
+Runner add_search(CLI::App& app);
 Runner add_plane(CLI::App& app);
 Runner add_merge(CLI::App& app);
 Runner add_init_compare(CLI::App& app);

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
         {"probe", basin::cli::without_command_line<basin::cli::add_probe>},
         {"interpolate", basin::cli::without_command_line<basin::cli::add_interpolate>},
         {"hull", basin::cli::without_command_line<basin::cli::add_hull>},
+        {"search", basin::cli::without_command_line<basin::cli::add_search>},
         {"plane", basin::cli::without_command_line<basin::cli::add_plane>},
         {"init-compare", basin::cli::without_command_line<basin::cli::add_init_compare>},
         {"init-model", basin::cli::without_command_line<basin::cli::add_init_model>},

@@ -25,7 +25,10 @@ const std::vector<Command>& command_table() {
         {"hull", "Generalized loss of a group's members (In), hull samples (In') and outside models (Ex); PB table",
          nullptr},
         {"plane", "Generalized-loss surface on the plane through three checkpoints", nullptr},
-        {"merge", "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock",
+        {"search", "Search a group's region for the lowest generalized loss on a target; compare with merges", nullptr},
+        {"merge",
+         "Merge checkpoints: mean (centroid), weighted, task-arithmetic, ties, dare, slerp, model-stock, gta, "
+         "multislerp, karcher, nuslerp, sce (or a mergekit YAML, --config)",
          without_command_line<add_merge>},
         {"init-compare", "Fine-tune from several starts (pretrained, centroid, ...) with the same seeds and compare",
          nullptr},

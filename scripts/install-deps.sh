@@ -19,6 +19,7 @@ packages=(
   python3-venv python3-yaml python3-requests     # .venv: transformers and tokenizers over Debian's torch
   libsqlite3-dev libtomlplusplus-dev  # experiments: the results store and the spec
   libyaml-cpp-dev                     # merge --config: mergekit's YAML merge configurations
+  libnlopt-cxx-dev                    # search: COBYLA over the simplex of a group's weights
   libxxhash-dev                       # the map's digest of what it read (XXH3), to refuse changed models in an update
   libopenmpi-dev openmpi-bin          # `mpirun basin run`: jobs spread over ranks
   chromium                            # the report's test: the page loads and draws in a headless browser

@@ -3,6 +3,7 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 
+#include <cmath>
 #include <map>
 #include <memory>
 #include <regex>
@@ -43,6 +44,11 @@ const std::map<std::string, MethodSpec>& method_specs() {
         {"della_linear", {MergeMethod::Gta, "della", "none", false, true, gta_shared, della_model}},
         {"slerp", {MergeMethod::Slerp, "none", "none", false, false, {"t"}, {}}},
         {"model_stock", {MergeMethod::ModelStock, "none", "none", false, false, {"filter_wise"}, {}}},
+        {"multislerp", {MergeMethod::Multislerp, "none", "none", true, false, {"normalize_weights"}, {"weight"}}},
+        {"karcher", {MergeMethod::Karcher, "none", "none", false, false, {"max_iter", "tol"}, {}}},
+        {"nuslerp",
+         {MergeMethod::Nuslerp, "none", "none", false, false, {"nuslerp_flatten", "nuslerp_row_wise"}, {"weight"}}},
+        {"sce", {MergeMethod::Sce, "none", "none", false, false, {"select_topk", "int8_mask"}, {}}},
     };
     return specs;
 }
@@ -208,6 +214,12 @@ struct TensorValues {
         }
         if (const auto it = shared.find("lambda"); it != shared.end())
             o.lambda = it->second.at(tensor, t).value_or(1.0);
+        if (const auto it = shared.find("select_topk"); it != shared.end())
+            o.select_topk = it->second.at(tensor, t).value_or(1.0);
+        if (const auto it = shared.find("max_iter"); it != shared.end())
+            o.karcher_iterations = int(std::lround(it->second.at(tensor, t).value_or(10)));
+        if (const auto it = shared.find("tol"); it != shared.end())
+            o.karcher_tolerance = it->second.at(tensor, t).value_or(1e-5);
         if (const auto it = shared.find("t"); slerp && it != shared.end()) {
             const auto v = it->second.at(tensor, t);
             BASIN_CHECK(v, "merge: no value of t applies to tensor ", tensor, " (its filters leave it out)");
@@ -291,12 +303,18 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
             BASIN_CHECK(spec.shared.count(key) || spec.per_model.count(key), r.where(kv.first, at),
                         ": not a parameter of ", method_name, " (", names_of(spec.shared),
                         "; per model: ", names_of(spec.per_model), ")");
-            if (key == "normalize")
+            if (key == "normalize" || key == "normalize_weights")
                 o.normalize = r.boolean(kv.second, at);
             else if (key == "rescale")
                 o.rescale = r.boolean(kv.second, at);
             else if (key == "int8_mask")
                 r.boolean(kv.second, at); // how mergekit stores its masks: no effect on the values
+            else if (key == "nuslerp_flatten")
+                BASIN_CHECK(r.boolean(kv.second, at), r.where(kv.first, at),
+                            ": nuslerp_flatten: false (SLERP per row) is not supported by basin");
+            else if (key == "nuslerp_row_wise")
+                BASIN_CHECK(!r.boolean(kv.second, at), r.where(kv.first, at),
+                            ": nuslerp_row_wise: true (SLERP per column) is not supported by basin");
             else if (key == "filter_wise")
                 BASIN_CHECK(!r.boolean(kv.second, at), r.where(kv.first, at),
                             ": filter_wise: true (Model Stock per row) is not supported by basin");
@@ -346,11 +364,15 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
         models.insert(models.begin(), base); // t = 0: the base, t = 1: the other
         values->models.insert(values->models.begin(), std::map<std::string, Setting>{});
         base.clear();
-    } else if (spec.method != MergeMethod::Weighted) {
+    } else if (spec.method == MergeMethod::Nuslerp) {
+        BASIN_CHECK(models.size() == 2, file.string(), ": nuslerp takes two models besides base_model, got ",
+                    models.size());
+    } else if (spec.method != MergeMethod::Weighted && spec.method != MergeMethod::Multislerp &&
+               spec.method != MergeMethod::Karcher) {
         BASIN_CHECK(!base.empty(), file.string(), ": ", method_name, " needs base_model");
     }
     o.models = models, o.base = base;
-    if (spec.method == MergeMethod::Weighted) o.weights.assign(models.size(), 1.0); // set per tensor
+    if (spec.per_model.count("weight")) o.weights.assign(models.size(), 1.0); // set per tensor
     if (root["dtype"]) o.dtype = dtype_of(r, root["dtype"], "dtype");
     if (root["out_dtype"]) o.dtype = dtype_of(r, root["out_dtype"], "out_dtype");
     if (root["tokenizer_source"]) {

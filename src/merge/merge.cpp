@@ -230,7 +230,11 @@ class TensorMerger {
         const MergeOptions& o = o_.per_tensor ? tensor_options : o_;
         TensorPlan plan;
         plan.name_hash = fnv1a64(name);
-        m_.plan(o, n_, statistics(o, refs, numel, plan.name_hash), plan);
+        try {
+            m_.plan(o, n_, statistics(o, refs, numel, plan.name_hash), plan);
+        } catch (const Error& e) {
+            fail("tensor ", name, ": ", e.what());
+        }
         if (!plan.coefficients.empty())
             linear(refs, numel, plan.coefficients, dtype, dst);
         else
@@ -267,10 +271,12 @@ class TensorMerger {
         TensorStatistics s;
         s.models = n_;
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
-        if (m_.statistic == MergeStatistic::weight_inner_products ||
-            m_.statistic == MergeStatistic::task_vector_inner_products) {
-            const bool tau = m_.statistic == MergeStatistic::task_vector_inner_products;
-            const std::size_t k = n_;
+        using S = MergeStatistic;
+        if (m_.statistic == S::weight_inner_products || m_.statistic == S::task_vector_inner_products ||
+            m_.statistic == S::inner_products || m_.statistic == S::source_inner_products) {
+            const bool tau =
+                m_.statistic == S::task_vector_inner_products || (m_.statistic == S::inner_products && sources_ > n_);
+            const std::size_t k = m_.statistic == S::source_inner_products ? sources_ : n_;
             s.gram.assign(k * k, 0.0);
 #pragma omp parallel num_threads(threads_)
             {
@@ -297,6 +303,9 @@ class TensorMerger {
                 for (std::size_t i = 0; i < k * k; ++i)
                     s.gram[i] += local[i];
             }
+            for (std::size_t i = 0; i < k; ++i) // the upper triangle was summed: mirror it
+                for (std::size_t j = 0; j < i; ++j)
+                    s.gram[i * k + j] = s.gram[j * k + i];
         } else if (m_.statistic == MergeStatistic::top_magnitudes) {
             // each task vector keeps its ceil(density * numel) entries of largest magnitude
             const std::size_t keep = std::size_t(std::ceil(o_.density * double(numel)));
@@ -310,6 +319,8 @@ class TensorMerger {
             }
         } else if (m_.statistic == MergeStatistic::gta) {
             gta_statistics(o, refs, numel, name_hash, s);
+        } else if (m_.statistic == MergeStatistic::sce) {
+            sce_statistics(o, refs, numel, s);
         }
         return s;
     }
@@ -424,6 +435,68 @@ class TensorMerger {
             }
             s.scale[i] = before < 1e-7 || after < 1e-7 ? 1.0 : before / after;
         }
+    }
+
+    // sce: the variance an entry needs (keeping the floor(select_topk * nonzero) entries of largest
+    // variance, mergekit's count, in float32 as it multiplies), then each model's mean square over
+    // the kept entries, normalised
+    void sce_statistics(const MergeOptions& o, const Refs& refs, std::size_t numel, TensorStatistics& s) {
+        const std::size_t chunks = (numel + kChunk - 1) / kChunk;
+        s.threshold.assign(1, -std::numeric_limits<float>::infinity()); // select_topk >= 1: every entry
+        if (o.select_topk <= 0) s.threshold[0] = std::numeric_limits<float>::infinity();
+        if (o.select_topk > 0 && o.select_topk < 1) {
+            std::vector<float> variance(numel);
+#pragma omp parallel num_threads(threads_)
+            {
+                std::vector<float> scratch(sources_ * kChunk);
+                auto& raw = thread_raw();
+#pragma omp for schedule(static)
+                for (std::size_t c = 0; c < chunks; ++c) {
+                    const auto [from, count] = load(refs, numel, c, scratch, raw);
+                    const MergeChunk chunk{scratch.data(), kChunk, count, from};
+                    for (std::size_t e = 0; e < count; ++e)
+                        variance[from + e] = sce_variance(chunk, n_, e);
+                }
+            }
+            const std::size_t nonzero =
+                std::size_t(std::count_if(variance.begin(), variance.end(), [](float v) { return v != 0; }));
+            const std::size_t keep = std::size_t(float(nonzero) * float(o.select_topk));
+            if (keep == 0) {
+                s.threshold[0] = std::numeric_limits<float>::infinity();
+            } else {
+                std::nth_element(variance.begin(), variance.begin() + std::ptrdiff_t(keep - 1), variance.end(),
+                                 std::greater<float>());
+                s.threshold[0] = variance[keep - 1];
+            }
+        }
+        std::vector<double> squares(n_, 0.0);
+#pragma omp parallel num_threads(threads_)
+        {
+            std::vector<float> scratch(sources_ * kChunk);
+            std::vector<double> local(n_, 0.0);
+            auto& raw = thread_raw();
+#pragma omp for schedule(static)
+            for (std::size_t c = 0; c < chunks; ++c) {
+                const auto [from, count] = load(refs, numel, c, scratch, raw);
+                const MergeChunk chunk{scratch.data(), kChunk, count, from};
+                for (std::size_t e = 0; e < count; ++e) {
+                    if (!(sce_variance(chunk, n_, e) >= s.threshold[0])) continue;
+                    for (std::size_t i = 0; i < n_; ++i) {
+                        const double tau = double(chunk.source(i)[e] - chunk.source(n_)[e]);
+                        local[i] += tau * tau;
+                    }
+                }
+            }
+#pragma omp critical
+            for (std::size_t i = 0; i < n_; ++i)
+                squares[i] += local[i];
+        }
+        double sum = 0;
+        for (auto& v : squares)
+            sum += (v /= double(std::max<std::size_t>(numel, 1)));
+        s.scale.resize(n_);
+        for (std::size_t i = 0; i < n_; ++i)
+            s.scale[i] = std::abs(sum) < 1e-6 ? 1.0 / double(n_) : squares[i] / sum;
     }
 
     // sum_s c_s x_s, converting and accumulating a block at a time (in L1), in double; the sum

@@ -267,7 +267,245 @@ void gta_combine(const MergeOptions& o, std::size_t n, const TensorPlan& plan, c
     }
 }
 
+// ---- spherical methods as linear combinations: multislerp, karcher and nuslerp move along great
+// circles of the flattened tensors, so every point they reach is sum_i c_i v_i with scalar c_i that
+// follow from the inner products <v_i, v_j> alone. Their plans compute the c_i from the Gram
+// matrix in double; the loop then sums the sources, never holding a normalised copy.
+
+// a^T G b for the k x k Gram matrix G
+double quadratic(const std::vector<double>& gram, std::size_t k, const std::vector<double>& a,
+                 const std::vector<double>& b) {
+    double sum = 0;
+    for (std::size_t i = 0; i < k; ++i)
+        for (std::size_t j = 0; j < k; ++j)
+            sum += a[i] * gram[i * k + j] * b[j];
+    return sum;
+}
+
+// Coefficients c over the vectors v (task vectors or weights) as the plan's coefficients over the
+// sources: with a base, base + sum_i c_i (x_i - base); without, sum_i c_i x_i.
+void set_over_sources(const MergeOptions& o, std::vector<double> c, TensorPlan& p) {
+    if (!o.base.empty()) {
+        double base = 1;
+        for (double v : c)
+            base -= v;
+        c.push_back(base);
+    }
+    p.coefficients = std::move(c);
+}
+
+// Multi-SLERP (Goddard, 2025), as mergekit: the unit vectors u_i = v_i / (|v_i| + eps), their
+// weighted mean m normalised, the weighted mean T of the u_i's tangents at m, the exponential map
+// m cos|T| + T sin|T| / |T|, scaled to the weighted mean norm sum_i w_i |v_i|
+void multislerp_check(const MergeOptions& o) {
+    BASIN_CHECK(o.weights.empty() || o.weights.size() == o.models.size(),
+                "merge --method multislerp: ", o.weights.size(), " weights for ", o.models.size(), " models");
+    double sum = 0;
+    for (std::size_t i = 0; i < o.models.size(); ++i) {
+        BASIN_CHECK(std::isfinite(gta_weight(o, i)), "merge: weight ", gta_weight(o, i), " is not a finite number");
+        sum += gta_weight(o, i);
+    }
+    BASIN_CHECK(sum != 0 || !o.normalize.value_or(true), "merge --method multislerp: the weights sum to 0");
+}
+json weights_parameters(const MergeOptions& o) {
+    std::vector<double> weights;
+    for (std::size_t i = 0; i < o.models.size(); ++i)
+        weights.push_back(gta_weight(o, i));
+    return {{"weights", weights}, {"normalize", o.normalize.value_or(true)}};
+}
+void multislerp_plan(const MergeOptions& o, std::size_t n, const TensorStatistics& s, TensorPlan& p) {
+    if (n == 1) return set_over_sources(o, {1.0}, p); // the model itself, as mergekit
+    constexpr double eps = 1e-8;
+    std::vector<double> w(n), a(n), norm(n);
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        sum += (w[i] = gta_weight(o, i));
+    for (std::size_t i = 0; i < n; ++i) {
+        if (o.normalize.value_or(true)) w[i] /= sum;
+        norm[i] = std::sqrt(std::max(0.0, s.gram[i * n + i]));
+        a[i] = 1 / (norm[i] + eps); // u_i = a_i v_i
+    }
+    std::vector<double> mean(n); // m = sum_i w_i u_i
+    for (std::size_t i = 0; i < n; ++i)
+        mean[i] = w[i] * a[i];
+    const double mean_norm = std::sqrt(std::max(0.0, quadratic(s.gram, n, mean, mean)));
+    if (mean_norm < eps) {
+        BASIN_CHECK(n == 2, "merge --method multislerp: a tensor's weighted mean direction is zero (antipodal "
+                            "models whose weights balance out); give other weights");
+        return set_over_sources(o, w, p); // mergekit's fallback for two models: the line
+    }
+    for (auto& m : mean)
+        m /= mean_norm;
+    // T = sum_i w_i (u_i - <u_i, m> m)
+    double along = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        double gm = 0; // (G m)_i
+        for (std::size_t j = 0; j < n; ++j)
+            gm += s.gram[i * n + j] * mean[j];
+        along += w[i] * a[i] * gm;
+    }
+    std::vector<double> tangent(n);
+    for (std::size_t i = 0; i < n; ++i)
+        tangent[i] = w[i] * a[i] - along * mean[i];
+    const double tangent_norm = std::sqrt(std::max(0.0, quadratic(s.gram, n, tangent, tangent))) + eps;
+    double scale = 0; // the weighted mean norm
+    for (std::size_t i = 0; i < n; ++i)
+        scale += w[i] * norm[i];
+    std::vector<double> c(n);
+    for (std::size_t i = 0; i < n; ++i)
+        c[i] = scale * (mean[i] * std::cos(tangent_norm) + tangent[i] * std::sin(tangent_norm) / tangent_norm);
+    set_over_sources(o, c, p);
+}
+
+// The Karcher mean on the unit sphere, as mergekit: of every source's weights (the base is one
+// more point where given), equal weights; from the normalised mean of the unit vectors, at most
+// `karcher_iterations` steps m <- cos|T| m + sin|T| T / |T| with T = sum_i alpha_i theta_i /
+// sin(theta_i) (u_i - cos(theta_i) m), stopping when |T| < tol; scaled to the mean norm
+void karcher_check(const MergeOptions& o) {
+    BASIN_CHECK(o.karcher_iterations >= 0, "merge: karcher: max_iter must be at least 0, got ", o.karcher_iterations);
+    BASIN_CHECK(std::isfinite(o.karcher_tolerance) && o.karcher_tolerance >= 0,
+                "merge: karcher: tol must be a number >= 0, got ", o.karcher_tolerance);
+}
+json karcher_parameters(const MergeOptions& o) {
+    return {{"max_iter", o.karcher_iterations}, {"tol", o.karcher_tolerance}};
+}
+void karcher_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+    const std::size_t k = std::size_t(std::lround(std::sqrt(double(s.gram.size())))); // the sources
+    const double tol = o.karcher_tolerance;
+    p.coefficients.assign(k, 0.0);
+    if (k == 1) {
+        p.coefficients[0] = 1;
+        return;
+    }
+    std::vector<double> norm(k), alpha(k, 0.0);
+    std::vector<std::size_t> valid;
+    for (std::size_t i = 0; i < k; ++i) {
+        norm[i] = std::sqrt(std::max(0.0, s.gram[i * k + i]));
+        if (norm[i] > tol) valid.push_back(i);
+    }
+    if (valid.empty()) return; // every source (nearly) zero: zero
+    for (std::size_t i : valid)
+        alpha[i] = 1.0 / double(valid.size());
+    auto unit = [&](std::size_t i) { // u_i as coefficients
+        std::vector<double> u(k, 0.0);
+        u[i] = 1 / norm[i];
+        return u;
+    };
+    std::vector<double> mean(k, 0.0);
+    for (std::size_t i : valid)
+        mean[i] = alpha[i] / norm[i];
+    const double mean_norm = std::sqrt(std::max(0.0, quadratic(s.gram, k, mean, mean)));
+    if (mean_norm < tol)
+        mean = unit(valid[0]);
+    else
+        for (auto& m : mean)
+            m /= mean_norm;
+    for (int step = 0; step < o.karcher_iterations; ++step) {
+        std::vector<double> tangent(k, 0.0);
+        for (std::size_t i : valid) {
+            const double dot = std::clamp(quadratic(s.gram, k, mean, unit(i)), -1.0, 1.0);
+            const double theta = std::acos(dot);
+            if (theta < tol) continue;
+            const double f = alpha[i] * theta / std::sin(theta);
+            tangent[i] += f / norm[i];
+            for (std::size_t j = 0; j < k; ++j)
+                tangent[j] -= f * dot * mean[j];
+        }
+        const double tangent_norm = std::sqrt(std::max(0.0, quadratic(s.gram, k, tangent, tangent)));
+        if (tangent_norm < tol) break;
+        for (std::size_t j = 0; j < k; ++j)
+            mean[j] = std::cos(tangent_norm) * mean[j] + std::sin(tangent_norm) * tangent[j] / tangent_norm;
+        const double unit_norm = std::sqrt(std::max(0.0, quadratic(s.gram, k, mean, mean)));
+        if (unit_norm > tol)
+            for (auto& m : mean)
+                m /= unit_norm;
+    }
+    double scale = 0; // mergekit: the mean norm over every source, with its unnormalised 1 / k weights
+    for (std::size_t i = 0; i < k; ++i)
+        scale += norm[i] / double(k);
+    for (std::size_t j = 0; j < k; ++j)
+        p.coefficients[j] = scale * mean[j];
+}
+
+// NuSLERP, as mergekit with nuslerp_flatten (the default): SLERP of two models' flattened tensors
+// (their task vectors where a base is given) at t = w_2 / (w_1 + w_2) (0.5 when the weights sum to
+// about 0; --t without weights), the line where the two are colinear (1 - cos^2 <= 1e-16)
+void nuslerp_check(const MergeOptions& o) {
+    BASIN_CHECK(o.weights.empty() || o.weights.size() == 2, "merge --method nuslerp: ", o.weights.size(),
+                " weights for 2 models");
+    for (double w : o.weights)
+        BASIN_CHECK(std::isfinite(w), "merge: weight ", w, " is not a finite number");
+    BASIN_CHECK(std::isfinite(o.t), "--t must be finite, got ", o.t);
+}
+double nuslerp_t(const MergeOptions& o) {
+    if (o.weights.empty()) return o.t;
+    const double total = o.weights[0] + o.weights[1];
+    return std::abs(total) < 1e-6 ? 0.5 : o.weights[1] / total;
+}
+json nuslerp_parameters(const MergeOptions& o) {
+    json p = {{"t", nuslerp_t(o)}};
+    if (!o.weights.empty()) p["weights"] = o.weights;
+    return p;
+}
+void nuslerp_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+    const double t = nuslerp_t(o);
+    const double n0 = std::max(std::sqrt(std::max(0.0, s.gram[0])), 1e-7);
+    const double n1 = std::max(std::sqrt(std::max(0.0, s.gram[3])), 1e-7);
+    const double cosine = std::clamp(s.gram[1] / (n0 * n1), -1.0, 1.0);
+    if (1 - cosine * cosine <= 1e-16) return set_over_sources(o, {1 - t, t}, p);
+    const double theta = std::acos(cosine), sin_theta = std::sin(theta);
+    set_over_sources(o, {std::sin((1 - t) * theta) / sin_theta, std::sin(t * theta) / sin_theta}, p);
+}
+
+// ---- SCE (Wan et al., 2024, FuseChat), as mergekit: Select the entries whose task-vector
+// variance across the models is among the floor(select_topk * nonzero) largest, Calculate each
+// model's weight as its masked task vector's mean square (normalised; equal when they sum below
+// 1e-6), Erase the entries against the sign of their masked sum; base + sum_i w_i e_i tau_i /
+// max(sum_i w_i e_i, 1e-6)
+void sce_check(const MergeOptions& o) {
+    BASIN_CHECK(std::isfinite(o.select_topk), "merge: sce: select_topk must be a number, got ", o.select_topk);
+}
+json sce_parameters(const MergeOptions& o) {
+    return {{"select_topk", o.select_topk}};
+}
+void sce_plan(const MergeOptions&, std::size_t, const TensorStatistics& s, TensorPlan& p) {
+    p.thresholds = s.threshold;
+    p.scales = s.scale;
+}
+void sce_combine(const MergeOptions&, std::size_t n, const TensorPlan& plan, const MergeChunk& c, float* y) {
+    const float* b = c.source(n);
+    thread_local std::vector<float> tau;
+    tau.resize(n);
+    for (std::size_t e = 0; e < c.count; ++e) {
+        const bool kept = sce_variance(c, n, e) >= plan.thresholds[0];
+        double vote = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            tau[i] = kept ? c.source(i)[e] - b[e] : 0.0f;
+            vote += tau[i];
+        }
+        const int majority = vote >= 0 ? 1 : -1;
+        double mixed = 0, divisor = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            if ((tau[i] > 0) - (tau[i] < 0) == majority) mixed += plan.scales[i] * tau[i], divisor += plan.scales[i];
+        y[e] = float(double(b[e]) + mixed / std::max(divisor, 1e-6));
+    }
+}
+
 } // namespace
+
+float sce_variance(const MergeChunk& c, std::size_t n, std::size_t e) {
+    const float base = c.source(n)[e];
+    double mean = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        mean += double(c.source(i)[e] - base);
+    mean /= double(n);
+    double variance = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double d = double(c.source(i)[e] - base) - mean;
+        variance += d * d;
+    }
+    return float(variance / double(n));
+}
 
 double gta_density(const MergeOptions& o, std::size_t model) {
     return o.densities.empty() ? o.density : o.densities[model];
@@ -301,6 +539,13 @@ const std::vector<MergeMethodEntry>& merge_method_table() {
         {MergeMethod::ModelStock, "model-stock", true, 2, 0, no_check, no_parameters, S::task_vector_inner_products,
          model_stock_plan, nullptr},
         {MergeMethod::Gta, "gta", true, 1, 0, gta_check, gta_parameters, S::gta, gta_plan, gta_combine},
+        {MergeMethod::Multislerp, "multislerp", false, 1, 0, multislerp_check, weights_parameters, S::inner_products,
+         multislerp_plan, nullptr},
+        {MergeMethod::Karcher, "karcher", false, 1, 0, karcher_check, karcher_parameters, S::source_inner_products,
+         karcher_plan, nullptr},
+        {MergeMethod::Nuslerp, "nuslerp", false, 2, 2, nuslerp_check, nuslerp_parameters, S::inner_products,
+         nuslerp_plan, nullptr},
+        {MergeMethod::Sce, "sce", true, 1, 0, sce_check, sce_parameters, S::sce, sce_plan, sce_combine},
     };
     return table;
 }

@@ -527,4 +527,61 @@ PlaneRecord read_plane(const fs::path& dir) {
     return r;
 }
 
+void write_search_files(const SearchRecord& r, const fs::path& dir) {
+    std::string csv = "dataset,row,selection_loss,selection_accuracy," + score_columns() + ",weights,detail\n";
+    std::string trials = "dataset,trial,selection_loss,weights\n";
+    json targets = json::array();
+    for (const auto& t : r.targets) {
+        json rows = json::array();
+        for (const auto& row : t.rows) {
+            csv += field_text(t.target.name) + "," + row.name + "," + format_g(row.selection.loss, 17) + "," +
+                   format_g(row.selection.accuracy, 17) + "," + score_cells(row.test) + "," +
+                   weights_text(row.weights) + "," + quoted(row.detail) + "\n";
+            rows.push_back({{"row", row.name},
+                            {"weights", row.weights},
+                            {"selection_loss", row.selection.loss},
+                            {"selection_accuracy", row.selection.accuracy},
+                            {"test_loss", row.test.loss},
+                            {"test_accuracy", row.test.accuracy},
+                            {"detail", row.detail}});
+        }
+        for (std::size_t k = 0; k < t.trial_losses.size(); ++k)
+            trials += field_text(t.target.name) + "," + std::to_string(k + 1) + "," + format_g(t.trial_losses[k], 17) +
+                      "," + weights_text(t.trial_weights[k]) + "\n";
+        targets.push_back({{"dataset", t.target.name},
+                           {"fit_examples", t.fit_examples},
+                           {"held_out_examples", t.held_out_examples},
+                           {"trials", t.trial_losses.size()},
+                           {"stopped", t.stopped},
+                           {"rows", rows}});
+    }
+    write_text_atomically(dir / "search.csv", csv);
+    write_text_atomically(dir / "trials.csv", trials);
+    json wins = json::object();
+    for (const auto& w : r.wins)
+        wins[w.against] = {{"wins", w.wins},
+                           {"ties", w.ties},
+                           {"losses", w.losses},
+                           {"share", double(w.wins) / double(std::max<std::size_t>(1, w.wins + w.ties + w.losses))}};
+    const json summary = {
+        {"command", "search"},
+        {"members", r.members},
+        {"base", r.base},
+        {"held_out", r.held_out},
+        {"seed", r.seed},
+        {"budget", r.budget},
+        {"datasets", targets_json([&] {
+             std::vector<TargetInfo> infos;
+             for (const auto& t : r.targets)
+                 infos.push_back(t.target);
+             return infos;
+         }())},
+        {"targets", targets},
+        {"wins", wins},
+        {"definition", "wins: targets on which the searched point's generalized loss on the test split is lower than "
+                       "the baseline's (ties: equal); the search saw only the training split"},
+        {"times", times_json(r.times)}};
+    write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
+}
+
 } // namespace basin

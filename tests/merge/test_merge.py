@@ -227,6 +227,99 @@ class Merge(unittest.TestCase):
             mean = np.mean([self.models[i][name].astype(np.float64) for i in range(3)], axis=0)
             np.testing.assert_allclose(got[name], t * mean + (1 - t) * self.base[name], rtol=1e-6, atol=1e-6)
 
+    # ---- the spherical methods and SCE, each against a numpy transcription of its definition on the
+    # full tensors (basin computes them from inner products alone)
+
+    def multislerp_reference(self, vectors, weights, eps=1e-8):
+        w = np.asarray(weights, np.float64) / np.sum(weights)
+        norms = np.array([np.linalg.norm(v) for v in vectors])
+        units = [v / (n + eps) for v, n in zip(vectors, norms)]
+        mean = sum(wi * u for wi, u in zip(w, units))
+        mean = mean / np.linalg.norm(mean)
+        tangent = sum(wi * (u - (u @ mean) * mean) for wi, u in zip(w, units))
+        tn = np.linalg.norm(tangent) + eps
+        return (mean * np.cos(tn) + tangent * np.sin(tn) / tn) * float(norms @ w)
+
+    def test_multislerp_matches_reference(self):
+        weights = (1.0, 2.0, 0.5)
+        got = self.merge("multislerp", "--method", "multislerp", "--models", ",".join(self.dirs), "--weights",
+                         ",".join(map(str, weights)))
+        based = self.merge("multislerp-base", "--method", "multislerp", "--models", ",".join(self.dirs), "--weights",
+                           ",".join(map(str, weights)), "--base", self.base_dir)
+        for name in SHAPES:
+            xs = [self.models[i][name].ravel().astype(np.float64) for i in range(3)]
+            np.testing.assert_allclose(got[name].ravel(), self.multislerp_reference(xs, weights), rtol=1e-5,
+                                       atol=1e-6, err_msg=name)
+            taus = [self.tau(i, name).ravel().astype(np.float64) for i in range(3)]
+            want = self.base[name].ravel() + self.multislerp_reference(taus, weights)
+            np.testing.assert_allclose(based[name].ravel(), want, rtol=1e-5, atol=1e-6, err_msg=name)
+            # on the sphere through the weighted mean norm: the norm of the result is that mean
+            mean_norm = np.dot(np.array(weights) / sum(weights), [np.linalg.norm(t) for t in taus])
+            self.assertAlmostEqual(np.linalg.norm(based[name].ravel() - self.base[name].ravel()), mean_norm,
+                                   delta=1e-4 * mean_norm)
+
+    def test_karcher_matches_reference(self):
+        got = self.merge("karcher", "--method", "karcher", "--models", ",".join(self.dirs))
+        for name in SHAPES:
+            xs = [self.models[i][name].ravel().astype(np.float64) for i in range(3)]
+            norms = [np.linalg.norm(x) for x in xs]
+            units = [x / n for x, n in zip(xs, norms)]
+            mean = sum(units) / 3
+            mean /= np.linalg.norm(mean)
+            for _ in range(10):
+                tangent = np.zeros_like(mean)
+                for u in units:
+                    dot = np.clip(mean @ u, -1, 1)
+                    theta = np.arccos(dot)
+                    if theta >= 1e-5:
+                        tangent += theta / np.sin(theta) * (u - dot * mean) / 3
+                tn = np.linalg.norm(tangent)
+                if tn < 1e-5:
+                    break
+                mean = np.cos(tn) * mean + np.sin(tn) * tangent / tn
+                mean /= np.linalg.norm(mean)
+            # the fixed point: the tangent of the mean vanishes (it is the Karcher mean)
+            residual = sum(np.arccos(np.clip(mean @ u, -1, 1)) / np.sin(np.arccos(np.clip(mean @ u, -1, 1))) *
+                           (u - (mean @ u) * mean) for u in units)
+            self.assertLess(np.linalg.norm(residual), 1e-4, name)
+            np.testing.assert_allclose(got[name].ravel(), np.mean(norms) * mean, rtol=1e-5, atol=1e-6,
+                                       err_msg=name)
+
+    def test_nuslerp_matches_reference(self):
+        got = self.merge("nuslerp", "--method", "nuslerp", "--models", ",".join(self.dirs[:2]), "--weights", "1,3",
+                         "--base", self.base_dir)
+        for name in SHAPES:
+            a, b = self.tau(0, name).ravel().astype(np.float64), self.tau(1, name).ravel().astype(np.float64)
+            theta = np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))
+            want = self.base[name].ravel() + (np.sin(0.25 * theta) * a + np.sin(0.75 * theta) * b) / np.sin(theta)
+            np.testing.assert_allclose(got[name].ravel(), want, rtol=1e-5, atol=1e-6, err_msg=name)
+        ends = self.merge("nuslerp-end", "--method", "nuslerp", "--models", ",".join(self.dirs[:2]), "--t", "1")
+        for name in SHAPES:
+            np.testing.assert_allclose(ends[name], self.models[1][name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+    def test_sce_matches_reference(self):
+        for topk in (1.0, 0.3):
+            got = self.merge(f"sce{topk}", "--method", "sce", "--models", ",".join(self.dirs), "--base",
+                             self.base_dir, "--select-topk", str(topk))
+            for name in SHAPES:
+                taus = np.stack([self.tau(i, name).ravel() for i in range(3)]).astype(np.float64)
+                if topk < 1:
+                    var = taus.var(axis=0)
+                    k = int(np.count_nonzero(var) * topk)
+                    mask = np.zeros(var.size, bool)
+                    mask[np.argsort(-var, kind="stable")[:k]] = True
+                    taus = taus * mask
+                weights = (taus ** 2).mean(axis=1)
+                weights = weights / weights.sum()
+                majority = np.where(taus.sum(0) >= 0, 1, -1)
+                erase = np.sign(taus) == majority
+                ew = weights[:, None] * erase
+                want = self.base[name].ravel() + (taus * ew).sum(0) / np.maximum(ew.sum(0), 1e-6)
+                np.testing.assert_allclose(got[name].ravel(), want, rtol=1e-5, atol=1e-6, err_msg=f"{topk} {name}")
+            if topk < 1:  # the provenance records the share asked for
+                with open(os.path.join(self.out(f"sce{topk}"), "basin_merge.json")) as f:
+                    self.assertEqual(json.load(f)["parameters"]["select_topk"], topk)
+
     def test_f16_sharded_inputs_and_sharded_output(self):
         f16 = os.path.join(WORK, "m1-f16")
         write_model(f16, self.models[1], dtype="F16")

@@ -268,6 +268,33 @@ class Configs(unittest.TestCase):
             np.testing.assert_allclose(got[name].ravel(), want, rtol=1e-5, atol=1e-6, err_msg=name)
         self.assertGreater(negative, 0, "some tensor has t < 0 here, which --method model-stock would clamp")
 
+    def test_spherical_and_sce_configurations_are_the_methods(self):
+        # each configuration gives, bit for bit, what the method gives from the command line
+        dirs = [os.path.join(self.root, p) for p in self.paths]
+        base = os.path.join(self.root, "base")
+        cases = [
+            ("multislerp", "merge_method: multislerp\n" + yaml_models(self.paths, [{"weight": w} for w in (1, 2, 3)]),
+             ["--method", "multislerp", "--models", ",".join(dirs), "--weights", "1,2,3"]),
+            ("karcher", "merge_method: karcher\n" + yaml_models(self.paths, [None] * 3) +
+             "parameters:\n  max_iter: 4\n  tol: 1e-7\n",
+             ["--method", "karcher", "--models", ",".join(dirs), "--max-iter", "4", "--tol", "1e-7"]),
+            ("nuslerp", "merge_method: nuslerp\nbase_model: base\n" +
+             yaml_models(self.paths[:2], [{"weight": 1.0}, {"weight": 3.0}]),
+             ["--method", "nuslerp", "--models", ",".join(dirs[:2]), "--base", base, "--t", "0.75"]),
+            ("sce", "merge_method: sce\nbase_model: base\n" + yaml_models(self.paths, [None] * 3) +
+             "parameters:\n  select_topk: 0.4\n",
+             ["--method", "sce", "--models", ",".join(dirs), "--base", base, "--select-topk", "0.4"]),
+        ]
+        for name, text, cli in cases:
+            got, _, out = self.merge("cfg-" + name, text)
+            direct = os.path.join(self.root, "cli-" + name)
+            shutil.rmtree(direct, ignore_errors=True)
+            run("merge", *cli, "--out", direct, "--quiet")
+            want = tm.read(direct)
+            for t in SHAPES:
+                np.testing.assert_allclose(got[t], want[t], rtol=2e-7, atol=1e-9, err_msg=f"{name} {t}")
+            self.assertEqual(load(os.path.join(out, "basin_merge.json"))["method"], name)
+
     def test_provenance_keeps_the_configuration(self):
         text = "merge_method: task_arithmetic\nbase_model: base\n" + yaml_models(self.paths, [{"weight": 1.0}] * 3)
         _, config, out = self.merge("provenance", text)
@@ -305,7 +332,11 @@ class BadConfigs(unittest.TestCase):
 
     def test_unsupported_key_method_and_parameter(self):
         self.expect("slices:\n  - sources: []\nmerge_method: ties\n", "slices", "not supported by basin")
-        self.expect("merge_method: nuslerp\nbase_model: base\n" + self.ok_models, "merge_method", "nuslerp")
+        self.expect("merge_method: passthrough\nbase_model: base\n" + self.ok_models, "merge_method", "passthrough")
+        self.expect("merge_method: nuslerp\nbase_model: base\n" + self.ok_models +
+                    "parameters:\n  nuslerp_flatten: false\n", "parameters.nuslerp_flatten", "not supported")
+        self.expect("merge_method: multislerp\n" + self.ok_models + "parameters:\n  eps: 0.1\n",
+                    "parameters.eps", "not a parameter of multislerp")
         self.expect("merge_method: ties\nbase_model: base\n" + self.ok_models + "parameters:\n  epsilon: 0.1\n",
                     "parameters.epsilon", "not a parameter of ties")
         self.expect("merge_method: ties\nbase_model: base\nmodels:\n  - model: m0\n    parameters:\n      t: 0.3\n",

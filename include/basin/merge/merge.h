@@ -1,8 +1,9 @@
 // Merging checkpoints tensor by tensor: the centroid (mean), weighted averages, task arithmetic,
-// TIES, DARE, SLERP and Model Stock. Inputs stay memory-mapped and their pages are released after
-// each tensor, so memory is about one output model plus a few chunks, never N models. The output is
-// a Hugging Face checkpoint folder (config and tokenizer of the base, or of the first model),
-// written atomically, with a basin_merge.json provenance record. Torch-free.
+// TIES, DARE, SLERP, Model Stock, mergekit's generalized task arithmetic, Multi-SLERP, the Karcher
+// mean, NuSLERP and SCE (the method table: merge/methods.h). Inputs stay memory-mapped and their pages are released
+// after each tensor, so memory is about one output model plus a few chunks, never N models. The output is a Hugging
+// Face checkpoint folder (config and tokenizer of the base, or of the first model), written atomically, with a
+// basin_merge.json provenance record. Torch-free.
 #pragma once
 
 #include "basin/io/safetensors.h"
@@ -17,7 +18,20 @@
 
 namespace basin {
 
-enum class MergeMethod { Mean, Weighted, TaskArithmetic, Ties, Dare, Slerp, ModelStock, Gta };
+enum class MergeMethod {
+    Mean,
+    Weighted,
+    TaskArithmetic,
+    Ties,
+    Dare,
+    Slerp,
+    ModelStock,
+    Gta,
+    Multislerp,
+    Karcher,
+    Nuslerp,
+    Sce
+};
 MergeMethod parse_merge_method(const std::string& name); // errors list the methods
 const char* merge_method_name(MergeMethod method);
 bool needs_base(MergeMethod method); // task vectors: task-arithmetic, ties, dare, model-stock
@@ -31,7 +45,7 @@ struct MergeOptions {
     double lambda = 1.0;           // task-arithmetic, ties, dare: base + lambda * merged task vector
     double density = 0.2;          // ties: share of each task vector's entries kept (largest magnitude)
     double drop = 0.9;             // dare: probability of dropping an entry (survivors scaled 1 / (1 - drop))
-    double t = 0.5;                // slerp: 0 = first model, 1 = second
+    double t = 0.5;                // slerp: 0 = first model, 1 = second; nuslerp without weights
     bool clamp_model_stock = true; // model-stock: t clamped to [0, 1] (mergekit's, from --config: not)
     std::uint64_t seed = 0;        // dare's masks (and gta's random ones)
     // gta (generalized task arithmetic, as mergekit computes task_arithmetic, ties, dare_ties and
@@ -42,10 +56,13 @@ struct MergeOptions {
     double gamma = 0.01;
     std::vector<double> epsilons; // della: per model, the spread of keep probabilities (empty: epsilon)
     double epsilon = 0.15;
-    std::string sparsify = "none";  // none | magnitude | random | outliers (breadcrumbs) | della
-    std::string consensus = "none"; // none | sum | count
-    std::optional<bool> normalize;  // gta: divide by the (agreeing) weights (default no); weighted: default yes
-    bool rescale = false;           // gta: scale each sparsified task vector back to its L1 norm
+    std::string sparsify = "none";   // none | magnitude | random | outliers (breadcrumbs) | della
+    std::string consensus = "none";  // none | sum | count
+    std::optional<bool> normalize;   // gta: divide by the (agreeing) weights (default no); weighted: default yes
+    bool rescale = false;            // gta: scale each sparsified task vector back to its L1 norm
+    double select_topk = 1.0;        // sce: share of entries kept, those of largest variance across the models
+    int karcher_iterations = 10;     // karcher: at most this many fixed-point steps
+    double karcher_tolerance = 1e-5; // karcher: stop when the tangent step is shorter
     // A configuration's per-tensor values (gradients over layers, filters on names): sets the
     // tensor's weights, densities, lambda and t in a copy of these options before its plan (layers:
     // the model's layer count). check_tensor_names sees every merged tensor's name first (filters

@@ -24,13 +24,18 @@ enum class MergeStatistic {
     task_vector_inner_products, // <x_i - base, x_j - base> (model stock)
     top_magnitudes,             // per model, the ceil(density * numel)-th largest |x_i - base| (ties)
     gta,                        // per model: its magnitude threshold and L1 rescaling (sparsify, rescale)
+    inner_products,             // of the task vectors where a base is given, else of the weights (multislerp, nuslerp)
+    source_inner_products,      // of every source's weights, the base included where given (karcher)
+    sce,                        // the variance threshold of the kept entries and the per-model weights (sce)
 };
 
 struct TensorStatistics {
     std::size_t models = 0;
-    std::vector<double> gram;     // models x models, row-major (inner-product statistics)
-    std::vector<float> threshold; // per model (top_magnitudes, gta magnitude): |tau_i| is kept when >= threshold_i
-    std::vector<double> scale;    // per model (gta rescale): L1 norm of tau_i over that of its kept entries
+    std::vector<double> gram;     // k x k, row-major (inner products: k the models, or every source)
+    std::vector<float> threshold; // per model (top_magnitudes, gta magnitude): |tau_i| is kept when >= threshold_i;
+                                  // sce: one, the variance an entry needs to be kept
+    std::vector<double> scale;    // per model (gta rescale): L1 norm of tau_i over that of its kept entries;
+                                  // sce: the models' weights
     std::vector<float> upper;     // per model (gta outliers): |tau_i| is kept when <= upper_i too
     std::vector<std::vector<std::uint64_t>> keep; // per model (gta della): one bit per element, kept or not
 };
@@ -54,6 +59,11 @@ struct MergeChunk {
     std::size_t stride = 0, count = 0, from = 0;
     const float* source(std::size_t s) const { return values + s * stride; }
 };
+
+// sce's variance of entry e of a chunk across the models' task vectors (population variance of
+// x_i - base, computed in double, rounded to float): the statistics pass and the combine step
+// decide with the same number.
+float sce_variance(const MergeChunk& chunk, std::size_t models, std::size_t e);
 
 struct MergeMethodEntry {
     MergeMethod method;

@@ -123,11 +123,50 @@ struct PlaneRecord {
     ScoreTimes times;
 };
 
+// A search of the region for one target (region/search.h): the selection split's trials (simplex
+// weights over the members and their generalized loss on the held-out part of the target's
+// training data), and the rows compared on the target's test split: the searched point, then the
+// baselines (centroid, TIES, DARE where a base is given, greedy soup, the best member).
+struct SearchRow {
+    std::string name;            // searched, centroid, ties, dare, greedy-soup, best-member
+    std::vector<double> weights; // over the members (empty: a merge that is no combination of them)
+    PointScore selection, test;  // selection: fitted on the fit part, scored on the held-out part
+    std::string detail;          // how the row was made (parameters, the members of the soup, ...)
+};
+
+struct SearchTargetRecord {
+    TargetInfo target;
+    std::size_t fit_examples = 0, held_out_examples = 0;
+    std::vector<std::vector<double>> trial_weights;
+    std::vector<double> trial_losses; // the selection objective of each trial, in order
+    std::string stopped;              // why the search ended
+    std::vector<SearchRow> rows;      // rows[0]: the searched point
+};
+
+// For each baseline: on how many targets the searched point's test loss is lower, equal, higher.
+struct SearchWins {
+    std::string against;
+    std::size_t wins = 0, ties = 0, losses = 0;
+};
+
+struct SearchRecord {
+    std::vector<std::string> members;
+    std::string base; // empty: none (no TIES or DARE rows)
+    double held_out = 0;
+    std::uint64_t seed = 0;
+    std::size_t budget = 0;
+    std::vector<SearchTargetRecord> targets;
+    std::vector<SearchWins> wins;
+    ScoreTimes times;
+};
+
 // The output folders. write_*_files fills a folder being written (write_folder_atomically gives
 // one): scores.csv (grid.csv for the plane), summary.json and the figures.
 void write_interpolation_files(const InterpolationRecord& record, const std::filesystem::path& dir);
 void write_hull_files(const HullRecord& record, const std::filesystem::path& dir);
 void write_plane_files(const PlaneRecord& record, const std::filesystem::path& dir);
+// search.csv (every row of every target), trials.csv and summary.json
+void write_search_files(const SearchRecord& record, const std::filesystem::path& dir);
 
 InterpolationRecord read_interpolation(const std::filesystem::path& dir);
 HullRecord read_hull(const std::filesystem::path& dir);
