@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace basin::cli {
@@ -59,6 +60,38 @@ std::vector<fs::path> exclude_by_group(const std::vector<fs::path>& models, cons
     return kept;
 }
 
+namespace {
+RegMeanResult (*regmean_runner)(const RegMeanOptions&) = nullptr;
+}
+
+void set_regmean_runner(RegMeanResult (*runner)(const RegMeanOptions&)) {
+    regmean_runner = runner;
+}
+
+bool is_regmean_merge(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        if ((std::strcmp(argv[i], "--method") == 0 && i + 1 < argc && std::strcmp(argv[i + 1], "regmean") == 0) ||
+            std::strcmp(argv[i], "--method=regmean") == 0)
+            return true;
+    return false;
+}
+
+// merge --method regmean: the data-aware merge, in basin-torch.
+int run_regmean(RegMeanOptions r, const std::vector<fs::path>& models, const std::string& data, bool quiet) {
+    BASIN_CHECK(regmean_runner, "merge --method regmean needs libtorch: run it with basin (or basin-torch)");
+    r.models = models;
+    BASIN_CHECK(!data.empty(), "merge --method regmean needs --data: each model's training data, in model order");
+    for (const auto& item : split_list(data))
+        r.data.emplace_back(item);
+    const RegMeanResult result = regmean_runner(r);
+    if (!quiet)
+        std::printf("merged %zu models (regmean): %zu linear layers solved, %zu tensors averaged, %llu tokens read "
+                    "in %.2f s -> %s\n",
+                    models.size(), result.linear_layers, result.averaged, (unsigned long long)result.tokens,
+                    result.seconds, r.out.c_str());
+    return 0;
+}
+
 Runner add_merge(CLI::App& app) {
     struct Options {
         MergeOptions merge;
@@ -66,12 +99,16 @@ Runner add_merge(CLI::App& app) {
         std::vector<std::string> exclude;
         std::vector<double> weights;
         bool quiet = false;
+        RegMeanOptions regmean;
+        std::string data;
     };
     auto o = std::make_shared<Options>();
-    auto* method = app.add_option("--method", o->method,
-                                  "mean, weighted, task-arithmetic, ties, dare, slerp, model-stock, gta (generalized "
-                                  "task arithmetic as mergekit computes it), multislerp, karcher, nuslerp or sce")
-                       ->capture_default_str();
+    auto* method =
+        app.add_option(
+               "--method", o->method,
+               "mean, weighted, task-arithmetic, ties, dare, slerp, model-stock, gta (generalized "
+               "task arithmetic as mergekit computes it), multislerp, karcher, nuslerp, sce or regmean (data-aware)")
+            ->capture_default_str();
     auto* models = app.add_option("--models", o->models,
                                   "File listing checkpoint folders or globs (one per line), or DIR1,DIR2,...");
     app.add_option("--config", o->config,
@@ -115,6 +152,14 @@ Runner add_merge(CLI::App& app) {
     app.add_option("--tol", o->merge.karcher_tolerance, "karcher: stop when a step is shorter than this")
         ->capture_default_str();
     app.add_option("--seed", o->merge.seed, "dare: seed of the drop masks")->capture_default_str();
+    app.add_option("--data", o->data,
+                   "regmean: each model's training data (dataset folders or split files), comma-separated, in model "
+                   "order");
+    app.add_option("--examples", o->regmean.examples, "regmean: examples read per model (a seeded sample)")
+        ->capture_default_str();
+    app.add_option("--alpha", o->regmean.alpha, "regmean: scale of the Gram matrices' off-diagonal entries")
+        ->capture_default_str();
+    app.add_option("--max-length", o->regmean.max_length, "regmean: tokens per example at most")->capture_default_str();
     app.add_flag("--keep-head", o->merge.keep_head, "Keep head tensors (every input must have the same head shapes)");
     app.add_option("--dtype", o->dtype,
                    "Output dtype of floating tensors: F32, F16 or BF16 (default: as the first model)");
@@ -134,6 +179,12 @@ Runner add_merge(CLI::App& app) {
             m = read_merge_config(o->config, m);
         } else {
             BASIN_CHECK(!o->models.empty(), "merge: give --models (or --config)");
+            if (o->method == "regmean") {
+                RegMeanOptions r = o->regmean;
+                r.out = o->out, r.seed = m.seed, r.overwrite = m.overwrite, r.threads = m.threads;
+                return run_regmean(r, read_models_argument(o->models), o->data, o->quiet);
+            }
+            BASIN_CHECK(o->data.empty(), "merge: --data is for --method regmean");
             m.method = parse_merge_method(o->method);
             auto listed = read_models_argument(o->models);
             nlohmann::json selection;

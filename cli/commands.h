@@ -3,6 +3,7 @@
 #pragma once
 
 #include "basin/core/interrupt.h"
+#include "basin/merge/regmean.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -35,6 +36,10 @@ Runner add_hull(CLI::App& app);
 Runner add_search(CLI::App& app);
 Runner add_plane(CLI::App& app);
 Runner add_merge(CLI::App& app);
+// merge --method regmean runs forward passes, so it needs libtorch: basin-torch sets the runner
+// before parsing, and basin hands such a merge to basin-torch (launcher.cpp).
+void set_regmean_runner(RegMeanResult (*runner)(const RegMeanOptions&));
+bool is_regmean_merge(int argc, char** argv);
 Runner add_init_compare(CLI::App& app);
 Runner add_run(CLI::App& app);
 Runner add_status(CLI::App& app);

@@ -3,6 +3,7 @@
 // (installed next to it), which spends about 0.4 s loading and initialising libtorch.
 #include "basin/core/error.h"
 #include "basin/core/interrupt.h"
+#include "commands.h"
 #include "program.h"
 
 #include <cerrno>
@@ -15,7 +16,7 @@
 
 int main(int argc, char** argv) {
     const std::string command = argc > 1 ? argv[1] : "";
-    if (basin::cli::is_light_command(command)) {
+    if (basin::cli::is_light_command(command) && !basin::cli::is_regmean_merge(argc, argv)) {
         // libgomp reads its wait policy when it loads: without PASSIVE its idle threads spin and
         // take the cores from the reader and the writer. OpenBLAS's own thread pool (made when it
         // loads) spins in sched_yield the same way: map at N = 16 took 1.11 s with it, 0.64 s

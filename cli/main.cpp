@@ -64,6 +64,7 @@ std::string describe(const std::exception& e) {
 int main(int argc, char** argv) {
     ensure_passive_openmp_wait(argc, argv);
     basin::install_interrupt_handlers(); // before the slow start-up, so that an early signal is a clean stop too
+    basin::cli::set_regmean_runner(&basin::regmean_merge);
     // the commands that need libtorch; the table (program.cpp) has their names, help and order
     const std::map<std::string, basin::cli::Adder> torch = {
         {"eval", basin::cli::without_command_line<basin::cli::add_eval>},

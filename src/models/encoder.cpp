@@ -70,8 +70,22 @@ std::pair<torch::Tensor, torch::Tensor> SelfAttentionImpl::fused_qkv() {
     return {fused_weight_, fused_bias_};
 }
 
+namespace {
+thread_local LinearInputObserver linear_input_observer;
+
+void observe(const torch::nn::Linear& layer, const torch::Tensor& input) {
+    if (linear_input_observer) linear_input_observer(*layer, input);
+}
+} // namespace
+
+void set_linear_input_observer(LinearInputObserver observer) {
+    linear_input_observer = std::move(observer);
+}
+
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
     const auto B = x.size(0), T = x.size(1);
+    for (const auto* layer : {&query, &key, &value}) // one fused GEMM below reads x for all three
+        observe(*layer, x);
     auto [w, b] = fused_qkv();
     // One GEMM for Q, K and V: [B, T, 3H] -> 3 x [B, N, T, D] (views, no copies)
     auto qkv = torch::linear(x, w, b).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
@@ -97,6 +111,7 @@ ResidualOutputImpl::ResidualOutputImpl(std::int64_t in, const EncoderConfig& c) 
 }
 
 torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
+    observe(dense, x);
     return LayerNorm(dropout(dense(x)) + residual);
 }
 
@@ -114,6 +129,7 @@ IntermediateImpl::IntermediateImpl(const EncoderConfig& c) : activation(c.activa
 }
 
 torch::Tensor IntermediateImpl::forward(const torch::Tensor& x) {
+    observe(dense, x);
     return activate(dense(x), activation);
 }
 
@@ -139,7 +155,9 @@ PoolerImpl::PoolerImpl(const EncoderConfig& c) {
 }
 
 torch::Tensor PoolerImpl::forward(const torch::Tensor& hidden) {
-    return torch::tanh(dense(hidden.select(1, 0)));
+    const auto first = hidden.select(1, 0);
+    observe(dense, first);
+    return torch::tanh(dense(first));
 }
 
 BodyImpl::BodyImpl(const EncoderConfig& c, bool with_pooler) : config(c) {

@@ -143,7 +143,7 @@ LoadedModel load_folder(const std::filesystem::path& folder, const LoadOptions& 
     if (body_only) {
         loaded.config.head = HeadKind::None;
         loaded.config.labels.clear();
-        loaded.config.pooler = false; // features are read before any pooler
+        loaded.config.pooler = loaded.config.pooler && options.keep_pooler; // features are read before it
     }
     CheckpointTensors tensors(dir);
     if (!body_only) {

@@ -169,10 +169,11 @@ def make_model(out_dir, family, dtype="F32", seed=0, labels=("neg", "pos", "neut
 
 
 # ---------------------------------------------------------------- forward pass ---------------
-def encode(model_dir, input_ids, sep_id=None):
+def encode(model_dir, input_ids, sep_id=None, capture=None):
     """Last hidden states [B, T, H] for a list of id lists, run as ONE right-padded batch
     (unlike basin's sorted batches), with the weights and config. BERT token types: 0 up to and
-    including the first separator, 1 after it."""
+    including the first separator, 1 after it. capture (a dict): every body linear layer's input
+    rows at the real tokens, [tokens, in], under the layer's name (RegMean's reference)."""
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     W, _, _ = read_safetensors(os.path.join(model_dir, "model.safetensors"))
     W = {k: torch.from_numpy(np.array(v)) for k, v in W.items()}
@@ -198,7 +199,10 @@ def encode(model_dir, input_ids, sep_id=None):
     else:
         positions = torch.arange(T).unsqueeze(0).expand(B, T)
     ln = lambda x, name: torch.nn.functional.layer_norm(x, (H,), W[name + ".weight"], W[name + ".bias"], eps)
-    lin = lambda x, name: x @ W[name + ".weight"].T + W[name + ".bias"]
+    def lin(x, name):
+        if capture is not None:
+            capture[name] = x[mask.bool()] if x.dim() == 3 else x
+        return x @ W[name + ".weight"].T + W[name + ".bias"]
     act = {"gelu": torch.nn.functional.gelu, "relu": torch.relu,
            "gelu_new": lambda x: torch.nn.functional.gelu(x, approximate="tanh")}[cfg["hidden_act"]]
     x = W[p + "embeddings.word_embeddings.weight"][ids] + W[p + "embeddings.position_embeddings.weight"][positions] \

@@ -173,7 +173,7 @@ TEST(MergeMethods, EveryMethodHasOneEntryAndParsesByName) {
         // a method with a combine step works on task vectors: the base is source n
         if (e.combine) EXPECT_TRUE(e.needs_base) << e.name;
     }
-    EXPECT_EQ(names.size(), 8u);
+    EXPECT_EQ(names.size(), 12u);
     const std::string e = basin::testing::error_of([] { parse_merge_method("average"); });
     for (const auto& name : names)
         EXPECT_NE(e.find(name), std::string::npos) << e;
@@ -205,6 +205,36 @@ TEST(MergeMethods, LinearPlansAreTheStatedCoefficients) {
     const auto arc = plan_of(MergeMethod::Slerp, o, 2, orthogonal).coefficients;
     EXPECT_NEAR(arc[0], std::sqrt(0.5), 1e-15);
     EXPECT_NEAR(arc[1], std::sqrt(0.5), 1e-15);
+}
+
+// The spherical methods from their Gram matrices, by hand: two orthogonal unit vectors.
+TEST(MergeMethods, SphericalPlansByHand) {
+    MergeOptions o;
+    o.models = {"a", "b"};
+    TensorStatistics orthogonal{2, {1, 0, 0, 1}, {}};
+    // nuslerp at t = 1/3 along the quarter circle: sin(pi/3), sin(pi/6)
+    o.t = 1.0 / 3;
+    const auto nu = plan_of(MergeMethod::Nuslerp, o, 2, orthogonal).coefficients;
+    ASSERT_EQ(nu.size(), 2u);
+    EXPECT_NEAR(nu[0], std::sin(M_PI / 3), 1e-12);
+    EXPECT_NEAR(nu[1], std::sin(M_PI / 6), 1e-12);
+    o.weights = {1, 3}; // weights: t = 3 / 4
+    const auto weighted = plan_of(MergeMethod::Nuslerp, o, 2, orthogonal).coefficients;
+    EXPECT_NEAR(weighted[1], std::sin(0.75 * M_PI / 2), 1e-12);
+    // karcher of two orthogonal unit vectors: the arc's midpoint, norm 1
+    const auto k = plan_of(MergeMethod::Karcher, o, 2, orthogonal).coefficients;
+    EXPECT_NEAR(k[0], std::sqrt(0.5), 1e-9);
+    EXPECT_NEAR(k[1], std::sqrt(0.5), 1e-9);
+    // multislerp with equal weights: the tangents cancel, the normalised mean scaled to norm 1
+    o.weights = {1, 1};
+    const auto ms = plan_of(MergeMethod::Multislerp, o, 2, orthogonal).coefficients;
+    EXPECT_NEAR(ms[0], std::sqrt(0.5) / (1 + 1e-8), 1e-7);
+    EXPECT_NEAR(ms[1], ms[0], 1e-15);
+    // with a base: coefficients over the task vectors, the base's the rest
+    o.base = "base";
+    const auto based = plan_of(MergeMethod::Nuslerp, o, 2, orthogonal).coefficients;
+    ASSERT_EQ(based.size(), 3u);
+    EXPECT_NEAR(based[2], 1 - based[0] - based[1], 1e-15);
 }
 
 // gta (mergekit's generalized task arithmetic) by hand: the elected sign keeps the agreeing

@@ -8,9 +8,18 @@
 #include "basin/models/config.h"
 
 #include <array>
+#include <functional>
 #include <torch/torch.h>
 
 namespace basin {
+
+// Observing what the body's linear layers read (RegMean's input Gram matrices): while an observer
+// is set on this thread, every linear layer of the body (attention's query, key and value, the
+// dense layers of the attention output, the intermediate and the output blocks, the pooler) passes
+// it the layer and its input [..., in] just before applying itself. Unset (the default), each
+// layer pays one branch.
+using LinearInputObserver = std::function<void(const torch::nn::LinearImpl& layer, const torch::Tensor& input)>;
+void set_linear_input_observer(LinearInputObserver observer); // empty: none
 
 struct EmbeddingsImpl : torch::nn::Module {
     explicit EmbeddingsImpl(const EncoderConfig& c);

@@ -17,6 +17,9 @@ struct LoadOptions {
     // false: load the body only; head tensors in the file are ignored and the model's head keeps
     // its initialisation (a new head for fine-tuning or probing).
     bool load_head = true;
+    // load_body only: keep the pooler where the architecture has one (a merge of bodies keeps it;
+    // features are read before it and need none)
+    bool keep_pooler = false;
 };
 
 struct LoadedModel {
