@@ -328,6 +328,18 @@ JobResults centroid_rows(const Job& job) {
     return r;
 }
 
+// basin search's summary.json: per target, each row's test and selection scores
+JobResults search_rows(const Job& job) {
+    JobResults r;
+    const json s = read_json_object(job.output / "summary.json");
+    for (const auto& t : s.at("targets"))
+        for (const auto& row : t.at("rows"))
+            for (const char* metric : {"test_loss", "test_accuracy", "selection_loss", "selection_accuracy"})
+                r.metrics.push_back({job.id, row.at("row").get<std::string>(), t.at("dataset").get<std::string>(),
+                                     metric, row.at(metric).get<double>()});
+    return r;
+}
+
 JobResults collect_map(const Job& job) {
     return map_rows(read_map(job.output), job);
 }
@@ -353,6 +365,8 @@ const std::vector<JobKindEntry>& job_kinds() {
         {"plane", "the loss surface on the plane through three models (basin plane)", collect_plane},
         {"centroid", "fine-tuning from the leave-one-out centroid against the base (basin init-compare)",
          centroid_rows},
+        {"search", "the region of the other datasets' models searched for the lowest generalized loss (basin search)",
+         search_rows},
     };
     return kinds;
 }

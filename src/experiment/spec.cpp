@@ -4,6 +4,7 @@
 #include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/core/limits.h"
+#include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 
 #include <algorithm>
@@ -87,7 +88,7 @@ toml::table parse_spec(ExperimentSpec& s, const fs::path& file) {
     }
     for (const auto& [key, node] : root)
         BASIN_CHECK(std::set<std::string>({"experiment", "datasets", "finetune", "map", "interpolate", "extrapolate",
-                                           "hull", "plane", "centroid", "probe", "published", "estimate"})
+                                           "hull", "plane", "centroid", "search", "probe", "published", "estimate"})
                         .count(std::string(key.str())),
                     where(s, node), ": unknown section [", key.str(), "]");
     return root;
@@ -186,9 +187,9 @@ void check_published_and_estimate(ExperimentSpec& s, const toml::table& root, co
         // the CPU-hours each kind of job was expected to take, for the report to set beside the measured ones
         for (const auto& [key, node] : *t) {
             static const std::set<std::string> kinds = {"finetune", "map",   "interpolate", "extrapolate",
-                                                        "hull",     "plane", "centroid"};
+                                                        "hull",     "plane", "centroid",    "search"};
             BASIN_CHECK(kinds.count(std::string(key.str())), where(s, node), ": [estimate] ", key.str(),
-                        " is not a job kind (finetune, map, interpolate, extrapolate, hull, plane, centroid)");
+                        " is not a job kind (finetune, map, interpolate, extrapolate, hull, plane, centroid, search)");
             const auto v = node.value<double>();
             BASIN_CHECK(v && *v >= 0, where(s, node), ": [estimate] ", key.str(),
                         " must be CPU-hours (a number, 0 or more)");
@@ -229,6 +230,15 @@ void read_analyses(ExperimentSpec& s, const toml::table& root) {
         s.hull = true;
         s.hull_random = get<std::size_t>(s, *t, "random", s.hull_random, "a whole number");
         s.hull_max_samples = get<std::size_t>(s, *t, "max_samples", 0, "a whole number");
+    }
+    if (const auto* t = section(s, root, "search")) {
+        check_keys(s, *t, "search", {"budget", "held_out"});
+        s.search = true;
+        s.search_budget = get<std::size_t>(s, *t, "budget", s.search_budget, "a whole number");
+        BASIN_CHECK(s.search_budget >= 1, where(s, *t), ": [search] budget must be at least 1");
+        s.search_held_out = get<double>(s, *t, "held_out", s.search_held_out, "a number");
+        BASIN_CHECK(s.search_held_out > 0 && s.search_held_out < 1, where(s, *t),
+                    ": [search] held_out must be in (0, 1), got ", s.search_held_out);
     }
     if (const auto* t = section(s, root, "plane")) {
         check_keys(s, *t, "plane", {"grid"});
@@ -311,6 +321,7 @@ class JobPlanner {
         if (s.hull) add_hulls();
         if (s.plane && models.size() >= 3) add_plane();
         add_centroids();
+        if (s.search) add_searches();
         assign_keys();
         return std::move(jobs);
     }
@@ -588,6 +599,43 @@ class JobPlanner {
                         {"train_limit", std::to_string(c.train_limit)},
                         {"epochs", std::to_string(c.epochs)},
                         {"lr", std::to_string(c.lr)}};
+            jobs.push_back(j);
+        }
+    }
+
+    // one search per dataset over the other datasets' models (the first seed, as the centroid's
+    // zoo: the searched point against the same leave-one-dataset-out centroid), TIES and DARE
+    // against the base
+    void add_searches() {
+        for (const auto& d : s.datasets) {
+            std::vector<std::string> group;
+            for (const auto& other : s.datasets)
+                if (other.name != d.name) group.push_back(model_name(other.name, s.seeds[0]));
+            if (group.empty()) continue;
+            Job j;
+            j.kind = "search";
+            j.id = "search/" + d.name;
+            const fs::path dir = out / "jobs" / "search" / d.name;
+            j.output = dir / "out";
+            j.prepared[dir / "group.txt"] = model_list(group);
+            j.args = {"search",
+                      "--group",
+                      (dir / "group.txt").string(),
+                      "--target",
+                      data_dir(d.name).string(),
+                      "--base",
+                      s.base.string(),
+                      "--budget",
+                      std::to_string(s.search_budget),
+                      "--held-out",
+                      format_exact(s.search_held_out),
+                      "--seed",
+                      "1",
+                      "--out",
+                      j.output.string()};
+            with_probe(j);
+            depends_on(j, group);
+            j.labels = {{"dataset", d.name}, {"family", d.family}};
             jobs.push_back(j);
         }
     }

@@ -390,6 +390,42 @@ train_limit = 40
         for name in ("bitfit-40", "full-40"):
             self.assertTrue(os.path.exists(os.path.join(WORK, "doc", "variants", f"centroid-{name}.svg")))
 
+    def test_search_jobs_compare_with_the_centroid(self):
+        text = spec_text("runs/search")
+        text = text[:text.index("[map]")] + "[search]\nbudget = 4\nheld_out = 0.3\n"
+        with open(os.path.join(WORK, "search.toml"), "w") as f:
+            f.write(text)
+        dry = run("run", "search.toml", "--dry-run").stdout
+        self.assertIn("--budget 4", dry)
+        run("run", "search.toml", "--quiet")
+        exp = os.path.join(WORK, "runs", "search")
+        db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
+        jobs = dict(db.execute("SELECT id, state FROM jobs WHERE kind = 'search'"))
+        self.assertEqual(jobs, {f"search/{t}": "done" for t in TASKS})
+        loss = {(j, s, m): v for j, s, m, v in
+                db.execute("SELECT job, subject, metric, value FROM metrics WHERE job LIKE 'search/%'")}
+        db.close()
+        for t in TASKS:
+            job = f"search/{t}"
+            for row in ("searched", "centroid", "ties", "dare", "greedy-soup", "best-member"):
+                self.assertIn((job, row, "test_loss"), loss, (job, row))
+            # the search starts from the best of the members and the centroid on the selection loss
+            self.assertLessEqual(loss[(job, "searched", "selection_loss")],
+                                 loss[(job, "centroid", "selection_loss")] + 1e-12)
+            with open(os.path.join(exp, "jobs", "search", t, "group.txt")) as f:
+                group = f.read()
+            self.assertNotIn(f"{t}-s", group, "the target's own models are left out, as for the centroid")
+        doc = os.path.join(WORK, "doc", "SEARCH.md")
+        run("report", exp, "--markdown", doc)
+        with open(doc) as f:
+            md = f.read()
+        self.assertIn("## Searching the region", md)
+        wins = sum(loss[(f"search/{t}", "searched", "test_loss")] < loss[(f"search/{t}", "centroid", "test_loss")]
+                   for t in TASKS)
+        row = [line for line in md.splitlines() if line.startswith("| searched lower on")]
+        self.assertEqual(len(row), 1, md)
+        self.assertEqual(row[0].split("|")[3].strip(), f"{wins} of {len(TASKS)}")
+
     def test_a_dataset_with_more_seeds_and_a_document_for_two_studies(self):
         # a second study: another base folder (the same weights), one dataset with a third seed,
         # published accuracies for one dataset; no centroid (the comparison needs only findings)

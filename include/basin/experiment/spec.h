@@ -58,6 +58,11 @@ struct ExperimentSpec {
     bool plane = false;
     std::string plane_grid = "5x5";
     std::vector<CentroidSpec> centroids; // [centroid] or several [[centroid]] variants
+    // [search]: per dataset, the region of the other datasets' models (first seed, as the
+    // centroid's zoo) searched for the lowest generalized loss on it (basin search)
+    bool search = false;
+    std::size_t search_budget = 20;
+    double search_held_out = 0.25;
     double probe_l2 = 1e-2;
     std::size_t probe_train_limit = 0, probe_test_limit = 0; // 0: whole splits
 };
@@ -69,7 +74,7 @@ ExperimentSpec read_experiment(const std::filesystem::path& file,
 
 struct Job {
     std::string id;                           // e.g. finetune/spam-s1, map, hull/dataset/spam
-    std::string kind;                         // finetune, map, interpolate, extrapolate, hull, plane, centroid
+    std::string kind;                         // finetune, map, interpolate, extrapolate, hull, plane, centroid, search
     std::vector<std::string> args;            // the basin command line (without the program)
     std::vector<std::string> depends;         // job ids
     std::vector<std::filesystem::path> reads; // files whose content goes into the key
