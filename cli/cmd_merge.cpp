@@ -144,6 +144,9 @@ Runner add_merge(CLI::App& app) {
         ->each([o](const std::string& v) { o->merge.normalize = v != "-1" && v != "false" && v != "0"; });
     app.add_option("--drop", o->merge.drop, "dare: probability of dropping an entry")->capture_default_str();
     app.add_option("--t", o->merge.t, "slerp, nuslerp: 0 = first model, 1 = second")->capture_default_str();
+    app.add_option("--vectors", o->merge.vectors,
+                   "nuslerp: SLERP of whole tensors (tensor), of each row (rows) or of each column (columns)")
+        ->capture_default_str();
     app.add_option("--select-topk", o->merge.select_topk,
                    "sce: share of entries kept, those whose task vectors vary most across the models")
         ->capture_default_str();

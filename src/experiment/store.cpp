@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 #include <sqlite3.h>
+#include <thread>
 #include <unistd.h>
 
 namespace basin {
@@ -78,9 +79,11 @@ Store::Store(const std::filesystem::path& file, Mode mode) : file_(file) {
                 file.string(), ": cannot open the store (", db_ ? sqlite3_errmsg(db_) : "out of memory", ")");
     sqlite3_busy_timeout(db_, 10000);
     if (!writes) return; // no pragma, no schema: nothing is written (tables a newer basin adds may be absent)
-    // WAL with full sync: a committed transaction survives a crash of the process or the machine
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
-    exec(
+    // WAL with full sync: a committed transaction survives a crash of the process or the machine.
+    // Runners that open a new store at the same moment race for the journal-mode switch, where
+    // SQLite can answer SQLITE_BUSY without calling the busy handler: that setup is retried.
+    setup_retrying("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    setup_retrying(
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
         "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, kind TEXT, key TEXT, state TEXT, error TEXT, output TEXT,"
         " started REAL, finished REAL, seconds REAL, attempts INTEGER DEFAULT 0, labels TEXT DEFAULT '{}');"
@@ -94,6 +97,19 @@ Store::Store(const std::filesystem::path& file, Mode mode) : file_(file) {
 
 Store::~Store() {
     sqlite3_close(db_);
+}
+
+void Store::setup_retrying(const std::string& sql) {
+    for (int attempt = 0;; ++attempt) {
+        char* message = nullptr;
+        const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+        const std::string text = message ? message : sqlite3_errstr(rc);
+        sqlite3_free(message);
+        if (rc == SQLITE_OK) return;
+        const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+        if (!busy || attempt >= 400) throw Error(file_.string() + ": " + text); // 400 x 25 ms: 10 s
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
 }
 
 void Store::exec(const std::string& sql) {

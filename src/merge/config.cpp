@@ -292,6 +292,7 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
     o.normalize = spec.normalize;
     o.clamp_model_stock = false; // mergekit's t = N cos / (1 + (N - 1) cos) as it is
 
+    bool flatten = true, row_wise = false; // nuslerp's defaults
     auto values = std::make_shared<TensorValues>();
     values->slerp = spec.method == MergeMethod::Slerp;
     values->per_model = spec.per_model;
@@ -310,11 +311,9 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
             else if (key == "int8_mask")
                 r.boolean(kv.second, at); // how mergekit stores its masks: no effect on the values
             else if (key == "nuslerp_flatten")
-                BASIN_CHECK(r.boolean(kv.second, at), r.where(kv.first, at),
-                            ": nuslerp_flatten: false (SLERP per row) is not supported by basin");
+                flatten = r.boolean(kv.second, at);
             else if (key == "nuslerp_row_wise")
-                BASIN_CHECK(!r.boolean(kv.second, at), r.where(kv.first, at),
-                            ": nuslerp_row_wise: true (SLERP per column) is not supported by basin");
+                row_wise = r.boolean(kv.second, at);
             else if (key == "filter_wise")
                 BASIN_CHECK(!r.boolean(kv.second, at), r.where(kv.first, at),
                             ": filter_wise: true (Model Stock per row) is not supported by basin");
@@ -323,6 +322,8 @@ MergeOptions read_merge_config(const fs::path& file, MergeOptions o) {
         }
     }
     fs::path base;
+    // nuslerp: mergekit's flatten wins over row_wise; without it, rows (dim -1) or columns (dim 0)
+    o.vectors = flatten ? "tensor" : row_wise ? "columns" : "rows";
     if (root["base_model"]) base = r.model(root["base_model"], "base_model");
     BASIN_CHECK(root["models"] && root["models"].IsSequence() && root["models"].size() > 0, file.string(),
                 ": 'models' must list the models to merge");

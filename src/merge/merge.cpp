@@ -272,10 +272,13 @@ class TensorMerger {
         s.models = n_;
         const std::size_t chunks = (numel + kChunk - 1) / kChunk;
         using S = MergeStatistic;
-        if (m_.statistic == S::weight_inner_products || m_.statistic == S::task_vector_inner_products ||
-            m_.statistic == S::inner_products || m_.statistic == S::source_inner_products) {
-            const bool tau =
-                m_.statistic == S::task_vector_inner_products || (m_.statistic == S::inner_products && sources_ > n_);
+        const bool whole_nuslerp = m_.statistic == S::vector_inner_products && o.vectors == "tensor";
+        if (m_.statistic == S::vector_inner_products && !whole_nuslerp) {
+            vector_statistics(o, refs, numel, s);
+        } else if (m_.statistic == S::weight_inner_products || m_.statistic == S::task_vector_inner_products ||
+                   m_.statistic == S::inner_products || m_.statistic == S::source_inner_products || whole_nuslerp) {
+            const bool tau = m_.statistic == S::task_vector_inner_products ||
+                             ((m_.statistic == S::inner_products || whole_nuslerp) && sources_ > n_);
             const std::size_t k = m_.statistic == S::source_inner_products ? sources_ : n_;
             s.gram.assign(k * k, 0.0);
 #pragma omp parallel num_threads(threads_)
@@ -434,6 +437,41 @@ class TensorMerger {
                 if (kept) after += magnitudes[e];
             }
             s.scale[i] = before < 1e-7 || after < 1e-7 ? 1.0 : before / after;
+        }
+    }
+
+    // nuslerp per vector: <a, a>, <a, b>, <b, b> of each row (vectors along the last dimension) or
+    // column (along the first) of the two models' values (task vectors where a base is given);
+    // s.columns is what an element's flat index is divided by (rows) or taken modulo (columns)
+    void vector_statistics(const MergeOptions& o, const Refs& refs, std::size_t numel, TensorStatistics& s) {
+        const Shape& shape = refs[0]->info->shape;
+        const bool rows = o.vectors == "rows";
+        const std::size_t first = shape.empty() ? 1 : std::size_t(shape.front());
+        s.columns = shape.empty() ? 1 : rows ? std::size_t(shape.back()) : numel / std::max<std::size_t>(first, 1);
+        s.columns = std::max<std::size_t>(s.columns, 1);
+        const std::size_t vectors = rows ? numel / s.columns : s.columns;
+        s.vectors.assign(3 * vectors, 0.0);
+        const bool tau = sources_ > n_;
+        const std::size_t chunks = (numel + kChunk - 1) / kChunk;
+#pragma omp parallel num_threads(threads_)
+        {
+            std::vector<float> scratch(sources_ * kChunk);
+            std::vector<double> local(3 * vectors, 0.0);
+            auto& raw = thread_raw();
+#pragma omp for schedule(static)
+            for (std::size_t c = 0; c < chunks; ++c) {
+                const auto [from, count] = load(refs, numel, c, scratch, raw);
+                const float *a = scratch.data(), *b = scratch.data() + kChunk, *base = scratch.data() + 2 * kChunk;
+                for (std::size_t e = 0; e < count; ++e) {
+                    const double x = tau ? double(a[e] - base[e]) : double(a[e]);
+                    const double y = tau ? double(b[e] - base[e]) : double(b[e]);
+                    const std::size_t v = rows ? (from + e) / s.columns : (from + e) % s.columns;
+                    local[3 * v] += x * x, local[3 * v + 1] += x * y, local[3 * v + 2] += y * y;
+                }
+            }
+#pragma omp critical
+            for (std::size_t i = 0; i < local.size(); ++i)
+                s.vectors[i] += local[i];
         }
     }
 

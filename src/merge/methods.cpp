@@ -427,15 +427,18 @@ void karcher_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s,
         p.coefficients[j] = scale * mean[j];
 }
 
-// NuSLERP, as mergekit with nuslerp_flatten (the default): SLERP of two models' flattened tensors
-// (their task vectors where a base is given) at t = w_2 / (w_1 + w_2) (0.5 when the weights sum to
-// about 0; --t without weights), the line where the two are colinear (1 - cos^2 <= 1e-16)
+// NuSLERP, as mergekit: SLERP of two models' tensors (their task vectors where a base is given) at
+// t = w_2 / (w_1 + w_2) (0.5 when the weights sum to about 0; --t without weights), flattened
+// (nuslerp_flatten, the default), or of each row (flatten off) or each column (row_wise) on its
+// own; the line where the two vectors are colinear (1 - cos^2 <= 1e-16), norms clamped at 1e-7
 void nuslerp_check(const MergeOptions& o) {
     BASIN_CHECK(o.weights.empty() || o.weights.size() == 2, "merge --method nuslerp: ", o.weights.size(),
                 " weights for 2 models");
     for (double w : o.weights)
         BASIN_CHECK(std::isfinite(w), "merge: weight ", w, " is not a finite number");
     BASIN_CHECK(std::isfinite(o.t), "--t must be finite, got ", o.t);
+    BASIN_CHECK(o.vectors == "tensor" || o.vectors == "rows" || o.vectors == "columns",
+                "merge --method nuslerp: --vectors '", o.vectors, "': expected tensor, rows or columns");
 }
 double nuslerp_t(const MergeOptions& o) {
     if (o.weights.empty()) return o.t;
@@ -443,18 +446,40 @@ double nuslerp_t(const MergeOptions& o) {
     return std::abs(total) < 1e-6 ? 0.5 : o.weights[1] / total;
 }
 json nuslerp_parameters(const MergeOptions& o) {
-    json p = {{"t", nuslerp_t(o)}};
+    json p = {{"t", nuslerp_t(o)}, {"vectors", o.vectors}};
     if (!o.weights.empty()) p["weights"] = o.weights;
     return p;
 }
+// the two coefficients of SLERP at t between vectors with these inner products
+std::pair<double, double> slerp_coefficients(double t, double aa, double ab, double bb) {
+    const double n0 = std::max(std::sqrt(std::max(0.0, aa)), 1e-7), n1 = std::max(std::sqrt(std::max(0.0, bb)), 1e-7);
+    const double cosine = std::clamp(ab / (n0 * n1), -1.0, 1.0);
+    if (1 - cosine * cosine <= 1e-16) return {1 - t, t};
+    const double theta = std::acos(cosine), sin_theta = std::sin(theta);
+    return {std::sin((1 - t) * theta) / sin_theta, std::sin(t * theta) / sin_theta};
+}
 void nuslerp_plan(const MergeOptions& o, std::size_t, const TensorStatistics& s, TensorPlan& p) {
     const double t = nuslerp_t(o);
-    const double n0 = std::max(std::sqrt(std::max(0.0, s.gram[0])), 1e-7);
-    const double n1 = std::max(std::sqrt(std::max(0.0, s.gram[3])), 1e-7);
-    const double cosine = std::clamp(s.gram[1] / (n0 * n1), -1.0, 1.0);
-    if (1 - cosine * cosine <= 1e-16) return set_over_sources(o, {1 - t, t}, p);
-    const double theta = std::acos(cosine), sin_theta = std::sin(theta);
-    set_over_sources(o, {std::sin((1 - t) * theta) / sin_theta, std::sin(t * theta) / sin_theta}, p);
+    if (o.vectors == "tensor") {
+        const auto [c0, c1] = slerp_coefficients(t, s.gram[0], s.gram[1], s.gram[3]);
+        return set_over_sources(o, {c0, c1}, p);
+    }
+    p.columns = s.columns;
+    for (std::size_t v = 0; v + 2 < s.vectors.size(); v += 3) {
+        const auto [c0, c1] = slerp_coefficients(t, s.vectors[v], s.vectors[v + 1], s.vectors[v + 2]);
+        p.vector_coefficients.push_back(c0);
+        p.vector_coefficients.push_back(c1);
+    }
+}
+void nuslerp_combine(const MergeOptions& o, std::size_t, const TensorPlan& plan, const MergeChunk& c, float* y) {
+    const bool rows = o.vectors == "rows", based = !o.base.empty();
+    const float *a = c.source(0), *b = c.source(1), *base = based ? c.source(2) : nullptr;
+    for (std::size_t e = 0; e < c.count; ++e) {
+        const std::size_t index = c.from + e, v = rows ? index / plan.columns : index % plan.columns;
+        const double c0 = plan.vector_coefficients[2 * v], c1 = plan.vector_coefficients[2 * v + 1];
+        y[e] = based ? float(double(base[e]) + c0 * double(a[e] - base[e]) + c1 * double(b[e] - base[e]))
+                     : float(c0 * double(a[e]) + c1 * double(b[e]));
+    }
 }
 
 // ---- SCE (Wan et al., 2024, FuseChat), as mergekit: Select the entries whose task-vector
@@ -543,8 +568,8 @@ const std::vector<MergeMethodEntry>& merge_method_table() {
          multislerp_plan, nullptr},
         {MergeMethod::Karcher, "karcher", false, 1, 0, karcher_check, karcher_parameters, S::source_inner_products,
          karcher_plan, nullptr},
-        {MergeMethod::Nuslerp, "nuslerp", false, 2, 2, nuslerp_check, nuslerp_parameters, S::inner_products,
-         nuslerp_plan, nullptr},
+        {MergeMethod::Nuslerp, "nuslerp", false, 2, 2, nuslerp_check, nuslerp_parameters, S::vector_inner_products,
+         nuslerp_plan, nuslerp_combine},
         {MergeMethod::Sce, "sce", true, 1, 0, sce_check, sce_parameters, S::sce, sce_plan, sce_combine},
     };
     return table;

@@ -293,6 +293,21 @@ class Merge(unittest.TestCase):
             theta = np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))
             want = self.base[name].ravel() + (np.sin(0.25 * theta) * a + np.sin(0.75 * theta) * b) / np.sin(theta)
             np.testing.assert_allclose(got[name].ravel(), want, rtol=1e-5, atol=1e-6, err_msg=name)
+        # per row (vectors along the last dimension) and per column (along the first), as mergekit's
+        # nuslerp_flatten: false and nuslerp_row_wise: true
+        for vectors in ("rows", "columns"):
+            got = self.merge("nuslerp-" + vectors, "--method", "nuslerp", "--models", ",".join(self.dirs[:2]),
+                             "--weights", "1,3", "--base", self.base_dir, "--vectors", vectors)
+            for name in SHAPES:
+                a, b = self.tau(0, name).astype(np.float64), self.tau(1, name).astype(np.float64)
+                if vectors == "columns":
+                    a, b = a.T, b.T  # a 1-D tensor is one vector either way
+                a2, b2 = np.atleast_2d(a), np.atleast_2d(b)
+                cos = np.clip((a2 * b2).sum(-1) / np.linalg.norm(a2, axis=-1) / np.linalg.norm(b2, axis=-1), -1, 1)
+                theta = np.arccos(cos)[:, None]
+                mixed = ((np.sin(0.25 * theta) * a2 + np.sin(0.75 * theta) * b2) / np.sin(theta)).reshape(a.shape)
+                want = self.base[name] + (mixed.T if vectors == "columns" else mixed)
+                np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-6, err_msg=f"{vectors} {name}")
         ends = self.merge("nuslerp-end", "--method", "nuslerp", "--models", ",".join(self.dirs[:2]), "--t", "1")
         for name in SHAPES:
             np.testing.assert_allclose(ends[name], self.models[1][name], rtol=1e-6, atol=1e-7, err_msg=name)

@@ -334,7 +334,7 @@ class BadConfigs(unittest.TestCase):
         self.expect("slices:\n  - sources: []\nmerge_method: ties\n", "slices", "not supported by basin")
         self.expect("merge_method: passthrough\nbase_model: base\n" + self.ok_models, "merge_method", "passthrough")
         self.expect("merge_method: nuslerp\nbase_model: base\n" + self.ok_models +
-                    "parameters:\n  nuslerp_flatten: false\n", "parameters.nuslerp_flatten", "not supported")
+                    "parameters:\n  nuslerp_flatten: maybe\n", "parameters.nuslerp_flatten", "true or false")
         self.expect("merge_method: multislerp\n" + self.ok_models + "parameters:\n  eps: 0.1\n",
                     "parameters.eps", "not a parameter of multislerp")
         self.expect("merge_method: ties\nbase_model: base\n" + self.ok_models + "parameters:\n  epsilon: 0.1\n",

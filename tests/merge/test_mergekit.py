@@ -87,6 +87,9 @@ def main():
         "karcher_base": ("karcher", True, 3, [None] * 3, {"max_iter": 20, "tol": 1e-6}),
         "nuslerp": ("nuslerp", False, 2, [{"weight": 1.0}, {"weight": 0.3}], {}),
         "nuslerp_base": ("nuslerp", True, 2, [{"weight": 0.6}, {"weight": 1.0}], {}),
+        "nuslerp_rows": ("nuslerp", True, 2, [{"weight": 0.6}, {"weight": 1.0}], {"nuslerp_flatten": "false"}),
+        "nuslerp_columns": ("nuslerp", False, 2, [{"weight": 1.0}, {"weight": 0.4}],
+                            {"nuslerp_flatten": "false", "nuslerp_row_wise": "true"}),
         "sce": ("sce", True, 3, [None] * 3, {}),
         "sce_topk": ("sce", True, 3, [None] * 3, {"select_topk": 0.5}),
     }

@@ -89,6 +89,7 @@ class Store {
 
   private:
     void exec(const std::string& sql);
+    void setup_retrying(const std::string& sql); // exec, retried while the store is busy (opening)
     void transaction(const std::function<void()>& body);
     void end_claim(const std::string& id);
     sqlite3* db_ = nullptr;

@@ -61,6 +61,7 @@ struct MergeOptions {
     std::optional<bool> normalize;   // gta: divide by the (agreeing) weights (default no); weighted: default yes
     bool rescale = false;            // gta: scale each sparsified task vector back to its L1 norm
     double select_topk = 1.0;        // sce: share of entries kept, those of largest variance across the models
+    std::string vectors = "tensor";  // nuslerp: SLERP of whole tensors, or of each row or each column
     int karcher_iterations = 10;     // karcher: at most this many fixed-point steps
     double karcher_tolerance = 1e-5; // karcher: stop when the tangent step is shorter
     // A configuration's per-tensor values (gradients over layers, filters on names): sets the

@@ -27,6 +27,8 @@ enum class MergeStatistic {
     inner_products,             // of the task vectors where a base is given, else of the weights (multislerp, nuslerp)
     source_inner_products,      // of every source's weights, the base included where given (karcher)
     sce,                        // the variance threshold of the kept entries and the per-model weights (sce)
+    vector_inner_products,      // nuslerp: the whole tensor's as inner_products, or <a, a>, <a, b>, <b, b> per row
+                                // or column (vectors: rows, columns) of the two task vectors / weights
 };
 
 struct TensorStatistics {
@@ -38,6 +40,8 @@ struct TensorStatistics {
                                   // sce: the models' weights
     std::vector<float> upper;     // per model (gta outliers): |tau_i| is kept when <= upper_i too
     std::vector<std::vector<std::uint64_t>> keep; // per model (gta della): one bit per element, kept or not
+    std::vector<double> vectors;                  // nuslerp per row or column: <a, a>, <a, b>, <b, b> each
+    std::size_t columns = 1;                      // the tensor's row length (1-D: its length)
 };
 
 // One tensor's constants. A method with coefficients is linear: out = sum_s c_s x_s over the
@@ -49,7 +53,9 @@ struct TensorPlan {
     std::vector<double> scales;                   // gta: per model
     std::vector<float> upper;                     // gta outliers: per model
     std::vector<std::vector<std::uint64_t>> keep; // gta della: per model, one bit per element
-    std::uint64_t name_hash = 0;                  // FNV-1a of the tensor's name (DARE's masks)
+    std::vector<double> vector_coefficients;      // nuslerp per row or column: the two coefficients of each
+    std::size_t columns = 1;
+    std::uint64_t name_hash = 0; // FNV-1a of the tensor's name (DARE's masks)
 };
 
 // One chunk of one tensor for a non-linear method: the sources' values as float32 (source s at
