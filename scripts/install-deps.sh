@@ -20,6 +20,7 @@ packages=(
   libsqlite3-dev libtomlplusplus-dev  # experiments: the results store and the spec
   libyaml-cpp-dev                     # merge --config: mergekit's YAML merge configurations
   libnlopt-cxx-dev                    # search: COBYLA over the simplex of a group's weights
+  pybind11-dev                        # the Python package (python/basin)
   libxxhash-dev                       # the map's digest of what it read (XXH3), to refuse changed models in an update
   libopenmpi-dev openmpi-bin          # `mpirun basin run`: jobs spread over ranks
   chromium                            # the report's test: the page loads and draws in a headless browser

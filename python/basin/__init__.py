@@ -1,0 +1,13 @@
+"""basin from Python: the C++ library (no subprocesses) with numpy in and out.
+
+    import basin
+    ck = basin.Checkpoint("models/sst2-s1")
+    w = ck.tensor("roberta.embeddings.word_embeddings.weight")   # numpy, a view of the file
+    basin.merge("mean", ["a", "b", "c"], "centroid")             # a checkpoint folder
+    G = basin.gram("base", ["a", "b", "c"])                      # numpy [3, 3], float64
+
+Errors of the library raise basin.Error (a RuntimeError) with its one-line message.
+"""
+from ._basin import Checkpoint, Error, gram, merge, merge_config  # noqa: F401
+
+__all__ = ["Checkpoint", "Error", "gram", "merge", "merge_config"]

@@ -1,0 +1,230 @@
+// basin's Python extension (_basin): the library, not the command line. Checkpoints (tensors as
+// numpy arrays, zero-copy views of the memory-mapped file where numpy has the dtype), merging
+// with every streaming method and from mergekit configurations, and the map's Gram matrix of task
+// vectors. Long calls release the GIL. Library errors raise basin.Error (a RuntimeError) with the
+// library's one-line message.
+#include "basin/core/error.h"
+#include "basin/io/checkpoint.h"
+#include "basin/merge/config.h"
+#include "basin/merge/merge.h"
+#include "basin/space/gram.h"
+
+#include <memory>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+namespace py = pybind11;
+using namespace basin;
+
+namespace {
+
+// numpy's name for a safetensors dtype, or nullptr where numpy has none (BF16, FP8)
+const char* numpy_dtype(Dtype d) {
+    switch (d) {
+    case Dtype::BOOL:
+        return "bool";
+    case Dtype::U8:
+        return "uint8";
+    case Dtype::I8:
+        return "int8";
+    case Dtype::I16:
+        return "int16";
+    case Dtype::U16:
+        return "uint16";
+    case Dtype::F16:
+        return "float16";
+    case Dtype::I32:
+        return "int32";
+    case Dtype::U32:
+        return "uint32";
+    case Dtype::F32:
+        return "float32";
+    case Dtype::F64:
+        return "float64";
+    case Dtype::I64:
+        return "int64";
+    case Dtype::U64:
+        return "uint64";
+    default:
+        return nullptr;
+    }
+}
+
+// A checkpoint folder, a .safetensors file or a shard index, kept open (memory-mapped).
+class Checkpoint {
+  public:
+    explicit Checkpoint(const std::filesystem::path& path) : tensors_(std::make_shared<CheckpointTensors>(path)) {}
+
+    std::vector<std::string> names() const { return tensors_->names(); }
+
+    const CheckpointTensors::Ref& ref(const std::string& name) const {
+        const auto* r = tensors_->find(name);
+        if (!r) throw py::key_error(tensors_->source().string() + ": no tensor '" + name + "'");
+        return *r;
+    }
+
+    std::vector<std::int64_t> shape(const std::string& name) const {
+        const auto& s = ref(name).info->shape;
+        return {s.begin(), s.end()};
+    }
+
+    std::string dtype(const std::string& name) const { return dtype_name(ref(name).info->dtype); }
+
+    // The tensor as a numpy array: a read-only view of the mapped file where numpy has the dtype
+    // (the array keeps the file open), else (BF16, FP8) a float32 copy.
+    py::array tensor(py::object self, const std::string& name) const {
+        const auto& r = ref(name);
+        std::vector<py::ssize_t> shape(r.info->shape.begin(), r.info->shape.end());
+        if (const char* dt = numpy_dtype(r.info->dtype)) {
+            py::array view(py::dtype(dt), shape, {}, r.data(), self); // `self` keeps the mapping alive
+            py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+            return view;
+        }
+        py::array_t<float> out(shape);
+        convert_to_f32(r.info->dtype, r.data(), out.mutable_data(), std::size_t(r.info->numel()));
+        return std::move(out);
+    }
+
+  private:
+    std::shared_ptr<CheckpointTensors> tensors_;
+};
+
+std::vector<std::filesystem::path> paths(const std::vector<std::string>& items) {
+    return {items.begin(), items.end()};
+}
+
+nlohmann::json to_json(const py::handle& value) {
+    return nlohmann::json::parse(py::module_::import("json").attr("dumps")(value).cast<std::string>());
+}
+
+py::object from_json(const nlohmann::json& value) {
+    return py::module_::import("json").attr("loads")(value.dump());
+}
+
+py::object merge(const std::string& method, const std::vector<std::string>& models, const std::string& out,
+                 const std::optional<std::string>& base, const std::optional<std::vector<double>>& weights,
+                 const py::kwargs& parameters) {
+    MergeOptions o;
+    o.method = parse_merge_method(method);
+    o.models = paths(models), o.out = out;
+    if (base) o.base = *base;
+    if (weights) o.weights = *weights;
+    for (const auto& [key, value] : parameters) {
+        const std::string k = py::str(key);
+        if (k == "lambda_" || k == "lam")
+            o.lambda = value.cast<double>();
+        else if (k == "density")
+            o.density = value.cast<double>();
+        else if (k == "drop")
+            o.drop = value.cast<double>();
+        else if (k == "t")
+            o.t = value.cast<double>();
+        else if (k == "seed")
+            o.seed = value.cast<std::uint64_t>();
+        else if (k == "sparsify")
+            o.sparsify = value.cast<std::string>();
+        else if (k == "consensus")
+            o.consensus = value.cast<std::string>();
+        else if (k == "normalize")
+            o.normalize = value.cast<bool>();
+        else if (k == "rescale")
+            o.rescale = value.cast<bool>();
+        else if (k == "gamma")
+            o.gamma = value.cast<double>();
+        else if (k == "epsilon")
+            o.epsilon = value.cast<double>();
+        else if (k == "select_topk")
+            o.select_topk = value.cast<double>();
+        else if (k == "vectors")
+            o.vectors = value.cast<std::string>();
+        else if (k == "max_iter")
+            o.karcher_iterations = value.cast<int>();
+        else if (k == "tol")
+            o.karcher_tolerance = value.cast<double>();
+        else if (k == "keep_head")
+            o.keep_head = value.cast<bool>();
+        else if (k == "overwrite")
+            o.overwrite = value.cast<bool>();
+        else if (k == "threads")
+            o.threads = value.cast<int>();
+        else
+            throw py::type_error("merge() got an unexpected keyword argument '" + k +
+                                 "' (lambda_, density, drop, t, seed, sparsify, consensus, normalize, rescale, gamma, "
+                                 "epsilon, select_topk, vectors, max_iter, tol, keep_head, overwrite, threads)");
+    }
+    MergeResult r;
+    {
+        py::gil_scoped_release release;
+        r = merge_checkpoints(o);
+    }
+    return from_json(r.provenance);
+}
+
+py::object merge_config(const std::string& config, const std::string& out, bool overwrite, int threads) {
+    MergeOptions o;
+    o.out = out, o.overwrite = overwrite, o.threads = threads;
+    o = read_merge_config(config, o);
+    MergeResult r;
+    {
+        py::gil_scoped_release release;
+        r = merge_checkpoints(o);
+    }
+    return from_json(r.provenance);
+}
+
+// The Gram matrix of the task vectors (model - base) over the body, in double, as numpy.
+py::array_t<double> gram(const std::string& base, const std::vector<std::string>& models, int threads,
+                         std::uint64_t memory_limit) {
+    GramOptions o;
+    o.threads = threads, o.memory_limit = memory_limit;
+    GramResult r;
+    {
+        py::gil_scoped_release release;
+        r = task_vector_gram(base, paths(models), o);
+    }
+    const auto n = py::ssize_t(r.gram.n);
+    py::array_t<double> out({n, n});
+    std::copy(r.gram.values.begin(), r.gram.values.end(), out.mutable_data());
+    return out;
+}
+
+} // namespace
+
+PYBIND11_MODULE(_basin, m) {
+    m.doc() = "basin: the weight space of fine-tuned language models (the C++ library, from Python)";
+    static py::exception<basin::Error> error(m, "Error", PyExc_RuntimeError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const basin::Error& e) {
+            error(e.what());
+        }
+    });
+
+    py::class_<Checkpoint>(m, "Checkpoint", "A checkpoint folder, a .safetensors file or a shard index, memory-mapped.")
+        .def(py::init<const std::filesystem::path&>(), py::arg("path"))
+        .def("names", &Checkpoint::names, "Tensor names, in file order.")
+        .def("shape", &Checkpoint::shape, py::arg("name"), "The tensor's shape.")
+        .def("dtype", &Checkpoint::dtype, py::arg("name"), "The tensor's safetensors dtype (F32, F16, BF16, ...).")
+        .def(
+            "tensor",
+            [](py::object self, const std::string& name) { return self.cast<const Checkpoint&>().tensor(self, name); },
+            py::arg("name"),
+            "The tensor as a numpy array: a read-only view of the file where numpy has the dtype, else (BF16, FP8) a "
+            "float32 copy.");
+
+    m.def("merge", &merge, py::arg("method"), py::arg("models"), py::arg("out"), py::arg("base") = py::none(),
+          py::arg("weights") = py::none(),
+          "Merge checkpoints into the folder `out` with a streaming method (as `basin merge --method`); the "
+          "method's parameters as keywords (lambda_, density, drop, t, seed, sparsify, consensus, normalize, "
+          "rescale, gamma, epsilon, select_topk, vectors, max_iter, tol, keep_head), and overwrite, threads. Returns "
+          "basin_merge.json.");
+    m.def("merge_config", &merge_config, py::arg("config"), py::arg("out"), py::kw_only(), py::arg("overwrite") = false,
+          py::arg("threads") = 0,
+          "Run a mergekit YAML configuration (as `basin merge --config`). Returns basin_merge.json.");
+    m.def("gram", &gram, py::arg("base"), py::arg("models"), py::kw_only(), py::arg("threads") = 1,
+          py::arg("memory_limit") = std::uint64_t(2) << 30,
+          "The Gram matrix <m_i - base, m_j - base> over the body, float64 [N, N] (as `basin map` forms it).");
+}

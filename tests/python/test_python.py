@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""basin's Python package (build/python/basin, the pybind11 extension) against the command line
+and independent readers: tensors equal the reference safetensors reader's (F32 and F16 as
+zero-copy read-only views that outlive the Checkpoint, BF16 as float32 copies, shards); merge()
+and merge_config() write byte-for-byte what `basin merge` writes; gram() equals numpy's Gram
+matrix of the task vectors; the GIL is released during a long merge (another thread runs);
+errors raise basin.Error (a RuntimeError) with the library's message, KeyError, TypeError.
+
+Exit status 77 (skipped) when the package was not built (no pybind11).
+
+usage: test_python.py BASIN WORK"""
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+import hf_reference as ref  # noqa: E402
+import numpy as np  # noqa: E402
+
+BASIN, WORK = os.path.abspath(sys.argv[1]), sys.argv[2]
+sys.argv = sys.argv[:1]
+sys.path.insert(0, os.path.join(os.path.dirname(BASIN), "python"))
+try:
+    import basin
+except ImportError as e:
+    print(f"skipped: the Python package is not built ({e}); scripts/install-deps.sh installs pybind11-dev")
+    sys.exit(77)
+
+SHAPES = {"embeddings.word_embeddings.weight": (30, 8), "encoder.layer.0.attention.self.query.weight": (8, 8),
+          "encoder.layer.0.attention.self.query.bias": (8,)}
+
+
+def write_model(folder, tensors, dtype="F32"):
+    os.makedirs(folder, exist_ok=True)
+    ref.write_safetensors(os.path.join(folder, "model.safetensors"), tensors, dtype=dtype)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        f.write('{"architectures": ["RobertaModel"], "model_type": "roberta"}')
+    return folder
+
+
+def cli(*args):
+    subprocess.run([BASIN, *args], check=True, capture_output=True)
+
+
+class Python(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        shutil.rmtree(WORK, ignore_errors=True)
+        rng = np.random.default_rng(0)
+        cls.base = {k: rng.standard_normal(s).astype(np.float32) for k, s in SHAPES.items()}
+        cls.models = [{k: (v + 0.1 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in cls.base.items()}
+                      for _ in range(3)]
+        cls.base_dir = write_model(os.path.join(WORK, "base"), cls.base)
+        cls.dirs = [write_model(os.path.join(WORK, f"m{i}"), m) for i, m in enumerate(cls.models)]
+
+    def test_tensors_are_the_files(self):
+        for dtype, np_dtype in (("F32", np.float32), ("F16", np.float16), ("BF16", np.float32)):
+            folder = write_model(os.path.join(WORK, "dtype-" + dtype), self.models[0], dtype)
+            want = ref.read_safetensors(os.path.join(folder, "model.safetensors"))[0]
+            ck = basin.Checkpoint(folder)
+            self.assertEqual(sorted(ck.names()), sorted(SHAPES))
+            for name, shape in SHAPES.items():
+                a = ck.tensor(name)
+                self.assertEqual(a.dtype, np_dtype, dtype)
+                self.assertEqual(a.shape, shape)
+                self.assertEqual(ck.shape(name), list(shape))
+                self.assertEqual(ck.dtype(name), dtype)
+                np.testing.assert_array_equal(a, want[name].astype(np_dtype), err_msg=f"{dtype} {name}")
+                if dtype != "BF16":  # a view of the mapped file: read-only, not owning its memory
+                    self.assertFalse(a.flags.writeable)
+                    self.assertFalse(a.flags.owndata)
+                    with self.assertRaises(ValueError):
+                        a[0] = 1
+            view = ck.tensor(next(iter(SHAPES)))
+            del ck  # the array keeps the file open
+            np.testing.assert_array_equal(view, want[next(iter(SHAPES))].astype(np_dtype))
+        # a sharded checkpoint reads through its index
+        sharded = os.path.join(WORK, "sharded")
+        cli("merge", "--models", self.dirs[0], "--out", sharded, "--shard-size", "1K")
+        self.assertTrue(os.path.exists(os.path.join(sharded, "model.safetensors.index.json")))
+        ck = basin.Checkpoint(sharded)
+        for name in SHAPES:
+            np.testing.assert_array_equal(ck.tensor(name), self.models[0][name])
+
+    def same_weights(self, a, b):
+        wa = ref.read_safetensors(os.path.join(a, "model.safetensors"))[0]
+        wb = ref.read_safetensors(os.path.join(b, "model.safetensors"))[0]
+        self.assertEqual(sorted(wa), sorted(wb))
+        for k in wa:
+            self.assertEqual(wa[k].tobytes(), wb[k].tobytes(), k)
+
+    def test_merge_is_the_command_line(self):
+        cases = [
+            (("ties", self.dirs, self.base_dir, None), {"density": 0.3, "lambda_": 0.8},
+             ["--method", "ties", "--density", "0.3", "--lambda", "0.8", "--base", self.base_dir]),
+            (("multislerp", self.dirs, None, [1.0, 2.0, 0.5]), {},
+             ["--method", "multislerp", "--weights", "1,2,0.5"]),
+            (("gta", self.dirs, self.base_dir, None), {"sparsify": "magnitude", "consensus": "sum", "density": 0.5},
+             ["--method", "gta", "--sparsify", "magnitude", "--consensus", "sum", "--density", "0.5", "--base",
+              self.base_dir]),
+        ]
+        for (method, models, base, weights), kwargs, args in cases:
+            out = os.path.join(WORK, "py-" + method)
+            provenance = basin.merge(method, models, out, base, weights, **kwargs)
+            self.assertEqual(provenance["method"], method)
+            self.assertEqual(len(provenance["models"]), 3)
+            want = os.path.join(WORK, "cli-" + method)
+            cli("merge", "--models", ",".join(models), "--out", want, *args)
+            self.same_weights(out, want)
+        config = os.path.join(WORK, "ties.yaml")
+        with open(config, "w") as f:
+            f.write("merge_method: ties\nbase_model: base\nmodels:\n" +
+                    "".join(f"  - model: m{i}\n    parameters:\n      weight: 1.0\n      density: 0.4\n"
+                            for i in range(3)))
+        basin.merge_config(config, os.path.join(WORK, "py-config"))
+        cli("merge", "--config", config, "--out", os.path.join(WORK, "cli-config"))
+        self.same_weights(os.path.join(WORK, "py-config"), os.path.join(WORK, "cli-config"))
+
+    def test_gram_is_numpy(self):
+        g = basin.gram(self.base_dir, self.dirs)
+        self.assertEqual((g.shape, g.dtype), ((3, 3), np.float64))
+        taus = np.stack([np.concatenate([(m[k].astype(np.float64) - self.base[k]).ravel() for k in sorted(SHAPES)])
+                         for m in self.models])
+        want = taus @ taus.T
+        np.testing.assert_allclose(g, want, rtol=1e-6)
+
+    def test_the_gil_is_released_during_a_long_merge(self):
+        rng = np.random.default_rng(1)
+        big = {"encoder.layer.0.output.dense.weight": rng.standard_normal((1024, 2048)).astype(np.float32)}
+        dirs = [write_model(os.path.join(WORK, f"big{i}"), {k: v + i for k, v in big.items()}) for i in range(6)]
+        base = write_model(os.path.join(WORK, "big-base"), big)
+        ticks, done = [0], threading.Event()
+
+        def count():
+            while not done.is_set():
+                ticks[0] += 1
+                time.sleep(0.001)
+
+        counter = threading.Thread(target=count)
+        counter.start()
+        start, before = time.time(), ticks[0]
+        basin.merge("ties", dirs, os.path.join(WORK, "big-out"), base, density=0.2, threads=1)
+        seconds, during = time.time() - start, ticks[0] - before
+        done.set()
+        counter.join()
+        print(f"merge took {seconds:.2f} s; the other thread ticked {during} times meanwhile")
+        # with the GIL held the counter could not run at all during the call
+        self.assertGreater(during, 5)
+
+    def test_errors(self):
+        with self.assertRaises(basin.Error) as e:
+            basin.merge("average", self.dirs, os.path.join(WORK, "x"))
+        self.assertIsInstance(e.exception, RuntimeError)
+        self.assertIn("unknown merge method 'average'", str(e.exception))
+        with self.assertRaises(basin.Error) as e:
+            basin.Checkpoint(os.path.join(WORK, "nowhere"))
+        self.assertIn("nowhere", str(e.exception))
+        with self.assertRaises(KeyError):
+            basin.Checkpoint(self.dirs[0]).tensor("no.such.tensor")
+        with self.assertRaises(TypeError):
+            basin.merge("mean", 5, os.path.join(WORK, "x"))
+        with self.assertRaises(TypeError):
+            basin.merge("mean", self.dirs, os.path.join(WORK, "x"), bogus=1)
+        with self.assertRaises(basin.Error) as e:  # the base lacks a tensor: nothing written
+            basin.gram(self.dirs[0], [write_model(os.path.join(WORK, "other"), {"x.weight": np.ones(3, np.float32)})])
+        self.assertFalse(os.path.exists(os.path.join(WORK, "x")))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
