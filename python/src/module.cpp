@@ -4,11 +4,13 @@
 // vectors. Long calls release the GIL. Library errors raise basin.Error (a RuntimeError) with the
 // library's one-line message.
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
 #include "basin/io/checkpoint.h"
 #include "basin/merge/config.h"
 #include "basin/merge/merge.h"
 #include "basin/space/gram.h"
 
+#include <csignal>
 #include <memory>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -19,6 +21,36 @@ namespace py = pybind11;
 using namespace basin;
 
 namespace {
+
+// Ctrl-C during a long call: on the main thread, basin's SIGINT handler replaces Python's for the
+// call (the library polls its flag and unwinds cleanly, nothing half-written), then Python's is
+// back and the flag cleared; the Interrupted error becomes KeyboardInterrupt.
+class InterruptibleCall {
+  public:
+    InterruptibleCall() {
+        const auto threading = py::module_::import("threading");
+        active_ = threading.attr("current_thread")().is(threading.attr("main_thread")());
+        if (!active_) return;
+        sigaction(SIGINT, nullptr, &previous_);
+        clear_interrupt();
+        install_interrupt_handlers();
+        sigaction(SIGTERM, &previous_term_, nullptr); // SIGTERM stays Python's: only Ctrl-C is asked for
+    }
+    ~InterruptibleCall() {
+        if (!active_) return;
+        sigaction(SIGINT, &previous_, nullptr);
+        clear_interrupt();
+    }
+
+  private:
+    bool active_ = false;
+    struct sigaction previous_ {};
+    struct sigaction previous_term_ = [] {
+        struct sigaction a {};
+        sigaction(SIGTERM, nullptr, &a);
+        return a;
+    }();
+};
 
 // numpy's name for a safetensors dtype, or nullptr where numpy has none (BF16, FP8)
 const char* numpy_dtype(Dtype d) {
@@ -156,6 +188,7 @@ py::object merge(const std::string& method, const std::vector<std::string>& mode
     }
     MergeResult r;
     {
+        InterruptibleCall interruptible;
         py::gil_scoped_release release;
         r = merge_checkpoints(o);
     }
@@ -168,6 +201,7 @@ py::object merge_config(const std::string& config, const std::string& out, bool 
     o = read_merge_config(config, o);
     MergeResult r;
     {
+        InterruptibleCall interruptible;
         py::gil_scoped_release release;
         r = merge_checkpoints(o);
     }
@@ -181,6 +215,7 @@ py::array_t<double> gram(const std::string& base, const std::vector<std::string>
     o.threads = threads, o.memory_limit = memory_limit;
     GramResult r;
     {
+        InterruptibleCall interruptible;
         py::gil_scoped_release release;
         r = task_vector_gram(base, paths(models), o);
     }
@@ -198,6 +233,8 @@ PYBIND11_MODULE(_basin, m) {
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
+        } catch (const basin::Interrupted& e) {
+            PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
         } catch (const basin::Error& e) {
             error(e.what());
         }

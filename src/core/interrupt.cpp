@@ -29,6 +29,10 @@ void install_interrupt_handlers() {
     sigaction(SIGTERM, &action, nullptr);
 }
 
+void clear_interrupt() {
+    received.store(0);
+}
+
 int interrupt_signal() {
     return received.load(std::memory_order_relaxed);
 }

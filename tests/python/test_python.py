@@ -152,6 +152,53 @@ class Python(unittest.TestCase):
         # with the GIL held the counter could not run at all during the call
         self.assertGreater(during, 5)
 
+    def test_ctrl_c_interrupts_a_long_call(self):
+        """SIGINT 0.3 s into a merge of about a second: KeyboardInterrupt with the library's message,
+        no output folder, and the next call works (the flag is cleared, Python's handler back)."""
+        script = os.path.join(WORK, "interrupt.py")
+        with open(script, "w") as f:
+            f.write(f"""
+import os, signal, sys, threading, time
+sys.path.insert(0, {os.path.join(os.path.dirname(BASIN), "python")!r})
+sys.path.insert(0, {os.path.join(HERE, "..", "reference")!r})
+import numpy as np
+import hf_reference as ref
+import basin
+work = {os.path.join(WORK, "interrupt")!r}
+rng = np.random.default_rng(0)
+def write(folder, tensors):
+    os.makedirs(folder, exist_ok=True)
+    ref.write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        f.write('{{"model_type": "roberta"}}')
+    return folder
+base = {{f"encoder.layer.{{i}}.output.dense.weight": rng.standard_normal(4096).astype(np.float32) for i in range(2000)}}
+b = write(os.path.join(work, "base"), base)
+models = [write(os.path.join(work, f"m{{k}}"), {{n: v + k for n, v in base.items()}}) for k in range(4)]
+out = os.path.join(work, "out")
+def fire():
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=fire).start()
+start = time.time()
+try:
+    basin.merge("ties", models, out, b, threads=1)
+    print("finished", time.time() - start)
+except KeyboardInterrupt as e:
+    print("interrupted:", e, round(time.time() - start, 2))
+print("output exists:", os.path.exists(out))
+basin.merge("mean", models[:2], os.path.join(work, "again"), threads=1)
+print("again:", os.path.exists(os.path.join(work, "again", "basin_merge.json")))
+print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+""")
+        r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120)
+        print(r.stdout.strip())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("interrupted: interrupted by SIGINT while merging", r.stdout)
+        self.assertIn("output exists: False", r.stdout)
+        self.assertIn("again: True", r.stdout)
+        self.assertIn("python handler back: True", r.stdout)
+
     def test_errors(self):
         with self.assertRaises(basin.Error) as e:
             basin.merge("average", self.dirs, os.path.join(WORK, "x"))

@@ -21,6 +21,10 @@ class Interrupted : public Error {
 // Installs the SIGINT / SIGTERM handlers (idempotent).
 void install_interrupt_handlers();
 
+// Forgets the signal received (a library caller, such as the Python package, that goes on after
+// an interrupted call).
+void clear_interrupt();
+
 // The signal received so far (0: none).
 int interrupt_signal();
 inline bool interrupted() {
