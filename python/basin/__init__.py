@@ -8,6 +8,16 @@
 
 Errors of the library raise basin.Error (a RuntimeError) with its one-line message.
 """
-from ._basin import Checkpoint, Error, gram, merge, merge_config  # noqa: F401
+from ._basin import Checkpoint, Error, Store, gram, merge, merge_config  # noqa: F401
 
-__all__ = ["Checkpoint", "Error", "gram", "merge", "merge_config"]
+__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "merge", "merge_config"]
+
+
+def frame(records):
+    """A list of records (Store.jobs(), .metrics(), .points(), .models()) as a pandas DataFrame.
+    pandas is not a dependency of basin: it is imported here, and an ImportError says so."""
+    try:
+        import pandas
+    except ImportError as e:
+        raise ImportError("basin.frame needs pandas (pip install pandas); the records are plain lists of dicts") from e
+    return pandas.DataFrame.from_records(records)

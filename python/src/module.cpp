@@ -5,6 +5,7 @@
 // library's one-line message.
 #include "basin/core/error.h"
 #include "basin/core/interrupt.h"
+#include "basin/experiment/store.h"
 #include "basin/io/checkpoint.h"
 #include "basin/merge/config.h"
 #include "basin/merge/merge.h"
@@ -225,6 +226,52 @@ py::array_t<double> gram(const std::string& base, const std::vector<std::string>
     return out;
 }
 
+// An experiment's results store (store.sqlite), opened read-only: its rows as lists of dicts.
+class StoreReader {
+  public:
+    explicit StoreReader(const std::filesystem::path& path)
+        : store_(std::make_unique<Store>(std::filesystem::is_directory(path) ? path / "store.sqlite" : path,
+                                         Store::Mode::read_only)) {}
+
+    py::list jobs() const {
+        py::list out;
+        for (const auto& j : store_->jobs())
+            out.append(py::dict(py::arg("id") = j.id, py::arg("kind") = j.kind, py::arg("state") = j.state,
+                                py::arg("key") = j.key, py::arg("error") = j.error, py::arg("output") = j.output,
+                                py::arg("labels") = from_json(nlohmann::json::parse(j.labels, nullptr, false)),
+                                py::arg("started") = j.started, py::arg("finished") = j.finished,
+                                py::arg("seconds") = j.seconds, py::arg("attempts") = j.attempts));
+        return out;
+    }
+    py::list metrics(const std::string& job_prefix) const {
+        py::list out;
+        for (const auto& m : store_->metrics(job_prefix))
+            out.append(py::dict(py::arg("job") = m.job, py::arg("subject") = m.subject, py::arg("dataset") = m.dataset,
+                                py::arg("metric") = m.metric, py::arg("value") = m.value));
+        return out;
+    }
+    py::list points(const std::string& job_prefix) const {
+        py::list out;
+        for (const auto& p : store_->points(job_prefix))
+            out.append(
+                py::dict(py::arg("job") = p.job, py::arg("name") = p.name, py::arg("set") = p.set,
+                         py::arg("coefficients") = from_json(nlohmann::json::parse(p.coefficients, nullptr, false))));
+        return out;
+    }
+    py::list models() const {
+        py::list out;
+        for (const auto& m : store_->models())
+            out.append(
+                py::dict(py::arg("path") = m.path, py::arg("sha256") = m.sha256, py::arg("job") = m.job,
+                         py::arg("provenance") = from_json(nlohmann::json::parse(m.provenance, nullptr, false))));
+        return out;
+    }
+    std::optional<std::string> meta(const std::string& key) const { return store_->meta(key); }
+
+  private:
+    std::unique_ptr<Store> store_;
+};
+
 } // namespace
 
 PYBIND11_MODULE(_basin, m) {
@@ -251,6 +298,17 @@ PYBIND11_MODULE(_basin, m) {
             py::arg("name"),
             "The tensor as a numpy array: a read-only view of the file where numpy has the dtype, else (BF16, FP8) a "
             "float32 copy.");
+
+    py::class_<StoreReader>(m, "Store",
+                            "An experiment's results store (EXPERIMENT_DIR or its store.sqlite), read-only.")
+        .def(py::init<const std::filesystem::path&>(), py::arg("path"))
+        .def("jobs", &StoreReader::jobs, "Every job: id, kind, state, key, error, output, labels, times, attempts.")
+        .def("metrics", &StoreReader::metrics, py::arg("job_prefix") = "",
+             "Metrics (job, subject, dataset, metric, value) of the jobs whose id starts with job_prefix.")
+        .def("points", &StoreReader::points, py::arg("job_prefix") = "",
+             "Weight-space points (job, name, set, coefficients) of the jobs whose id starts with job_prefix.")
+        .def("models", &StoreReader::models, "The fine-tuned models: path, sha256 of their weights, job, provenance.")
+        .def("meta", &StoreReader::meta, py::arg("key"), "A value the runner recorded (spec, name, ...), or None.");
 
     m.def("merge", &merge, py::arg("method"), py::arg("models"), py::arg("out"), py::arg("base") = py::none(),
           py::arg("weights") = py::none(),

@@ -199,6 +199,40 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
         self.assertIn("again: True", r.stdout)
         self.assertIn("python handler back: True", r.stdout)
 
+    def test_store_records_are_the_database(self):
+        """The committed basin-mini study's store, read through basin.Store and through sqlite3."""
+        import sqlite3
+        path = os.path.join(HERE, "..", "..", "results", "reproduction", "store.sqlite")
+        def content():
+            with open(path, "rb") as f:
+                return f.read()
+
+        before = content()
+        store = basin.Store(os.path.dirname(path))
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        jobs = {j["id"]: j for j in store.jobs()}
+        self.assertEqual(set(jobs), {i for (i,) in db.execute("SELECT id FROM jobs")})
+        for i, state, seconds in db.execute("SELECT id, state, seconds FROM jobs"):
+            self.assertEqual((jobs[i]["state"], jobs[i]["seconds"]), (state, seconds))
+        want = db.execute("SELECT job, subject, dataset, metric, value FROM metrics WHERE job LIKE 'centroid%' "
+                          "ORDER BY job, subject, dataset, metric").fetchall()
+        got = [(m["job"], m["subject"], m["dataset"], m["metric"], m["value"]) for m in store.metrics("centroid")]
+        self.assertEqual(got, want)
+        self.assertEqual(len(store.points()), db.execute("SELECT COUNT(*) FROM points").fetchone()[0])
+        self.assertEqual(sorted(m["sha256"] for m in store.models()),
+                         sorted(h for (h,) in db.execute("SELECT sha256 FROM models")))
+        self.assertIsInstance(store.models()[0]["provenance"], dict)
+        self.assertEqual(store.meta("name"), "reproduction")
+        db.close()
+        del store
+        self.assertEqual(content(), before, "reading changed the store")
+        try:
+            import pandas  # noqa: F401
+            self.assertEqual(len(basin.frame(basin.Store(os.path.dirname(path)).metrics("centroid"))), len(want))
+        except ImportError:
+            with self.assertRaises(ImportError):
+                basin.frame([])
+
     def test_errors(self):
         with self.assertRaises(basin.Error) as e:
             basin.merge("average", self.dirs, os.path.join(WORK, "x"))

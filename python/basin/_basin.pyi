@@ -1,0 +1,38 @@
+"""Type stubs of basin's extension module (python/src/module.cpp)."""
+from os import PathLike
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+_Path = Union[str, PathLike]
+
+class Error(RuntimeError):
+    """A library error, with basin's one-line message (file, place, what was expected)."""
+
+class Checkpoint:
+    """A checkpoint folder, a .safetensors file or a shard index, memory-mapped."""
+    def __init__(self, path: _Path) -> None: ...
+    def names(self) -> List[str]: ...
+    def shape(self, name: str) -> List[int]: ...
+    def dtype(self, name: str) -> str: ...
+    def tensor(self, name: str) -> np.ndarray:
+        """A read-only view of the file where numpy has the dtype, else (BF16, FP8) a float32 copy."""
+
+class Store:
+    """An experiment's results store (EXPERIMENT_DIR or its store.sqlite), read-only."""
+    def __init__(self, path: _Path) -> None: ...
+    def jobs(self) -> List[Dict[str, Any]]: ...
+    def metrics(self, job_prefix: str = "") -> List[Dict[str, Any]]: ...
+    def points(self, job_prefix: str = "") -> List[Dict[str, Any]]: ...
+    def models(self) -> List[Dict[str, Any]]: ...
+    def meta(self, key: str) -> Optional[str]: ...
+
+def merge(method: str, models: Sequence[str], out: str, base: Optional[str] = None,
+          weights: Optional[Sequence[float]] = None, **parameters: Any) -> Dict[str, Any]:
+    """Merge checkpoints into `out` (basin merge --method); returns basin_merge.json."""
+
+def merge_config(config: str, out: str, *, overwrite: bool = False, threads: int = 0) -> Dict[str, Any]:
+    """Run a mergekit YAML configuration (basin merge --config); returns basin_merge.json."""
+
+def gram(base: str, models: Sequence[str], *, threads: int = 1, memory_limit: int = 2 << 30) -> np.ndarray:
+    """The Gram matrix of the task vectors m_i - base over the body, float64 [N, N]."""
