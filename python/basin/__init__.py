@@ -5,12 +5,13 @@
     w = ck.tensor("roberta.embeddings.word_embeddings.weight")   # numpy, a view of the file
     basin.merge("mean", ["a", "b", "c"], "centroid")             # a checkpoint folder
     G = basin.gram("base", ["a", "b", "c"])                      # numpy [3, 3], float64
+    m = basin.map("base", models, "groups.csv")                  # cosine, PCA, t-SNE, clusters
 
 Errors of the library raise basin.Error (a RuntimeError) with its one-line message.
 """
-from ._basin import Checkpoint, Error, Store, gram, merge, merge_config  # noqa: F401
+from ._basin import Checkpoint, Error, Store, gram, map, merge, merge_config  # noqa: F401
 
-__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "merge", "merge_config"]
+__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "map", "merge", "merge_config"]
 
 
 def frame(records):

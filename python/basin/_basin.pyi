@@ -34,5 +34,10 @@ def merge(method: str, models: Sequence[str], out: str, base: Optional[str] = No
 def merge_config(config: str, out: str, *, overwrite: bool = False, threads: int = 0) -> Dict[str, Any]:
     """Run a mergekit YAML configuration (basin merge --config); returns basin_merge.json."""
 
+def map(base: str, models: Sequence[str], groups: Optional[str] = None, *, reference: str = "base",
+        clusters: int = 0, seed: int = 0, bootstrap: int = 0, threads: int = 1) -> Dict[str, Any]:
+    """The weight-space map (basin map, nothing written): cosine / distance matrices, PCA and t-SNE
+    coordinates as numpy, and per groups-file column the clusterings and their scores."""
+
 def gram(base: str, models: Sequence[str], *, threads: int = 1, memory_limit: int = 2 << 30) -> np.ndarray:
     """The Gram matrix of the task vectors m_i - base over the body, float64 [N, N]."""

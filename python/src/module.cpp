@@ -10,6 +10,7 @@
 #include "basin/merge/config.h"
 #include "basin/merge/merge.h"
 #include "basin/space/gram.h"
+#include "basin/space/map.h"
 
 #include <csignal>
 #include <memory>
@@ -226,6 +227,62 @@ py::array_t<double> gram(const std::string& base, const std::vector<std::string>
     return out;
 }
 
+py::array_t<double> matrix(const SquareMatrix& m) {
+    const auto n = py::ssize_t(m.n);
+    py::array_t<double> out({n, n});
+    std::copy(m.values.begin(), m.values.end(), out.mutable_data());
+    return out;
+}
+
+py::array_t<double> points(const Points& p) {
+    const auto rows = py::ssize_t(p.size()), cols = py::ssize_t(p.empty() ? 0 : p[0].size());
+    py::array_t<double> out({rows, cols});
+    for (py::ssize_t i = 0; i < rows; ++i)
+        std::copy(p[std::size_t(i)].begin(), p[std::size_t(i)].end(), out.mutable_data() + i * cols);
+    return out;
+}
+
+py::dict clustering(const MapClustering& c) {
+    return py::dict(py::arg("method") = c.method, py::arg("clusters") = c.clusters,
+                    py::arg("group_of_cluster") = c.group_of_cluster, py::arg("accuracy") = c.accuracy,
+                    py::arg("macro_f1") = c.macro_f1, py::arg("silhouette") = c.silhouette, py::arg("f1") = c.f1);
+}
+
+// The weight-space map (as `basin map` computes it; nothing written): similarity and distance
+// matrices as numpy, PCA and t-SNE coordinates, and per groups-file column
+// its groups, each model's label, the clusterings and their scores, within / between similarity.
+py::dict map(const std::string& base, const std::vector<std::string>& models, const std::optional<std::string>& groups,
+             const std::string& reference, int clusters, std::uint64_t seed, std::size_t bootstrap, int threads) {
+    MapOptions o;
+    o.reference = reference, o.clusters = clusters, o.seed = seed, o.bootstrap = bootstrap, o.quiet = true;
+    o.gram.threads = threads;
+    MapRecord r;
+    {
+        InterruptibleCall interruptible;
+        py::gil_scoped_release release;
+        r = map_models(base, paths(models), groups ? std::filesystem::path(*groups) : std::filesystem::path(), o);
+    }
+    py::list kinds;
+    for (const auto& k : r.kinds) {
+        py::list methods;
+        for (const auto& c : k.methods)
+            methods.append(clustering(c));
+        kinds.append(py::dict(py::arg("kind") = k.name, py::arg("groups") = k.groups, py::arg("label") = k.label,
+                              py::arg("clusterings") = methods, py::arg("within") = k.similarity.within,
+                              py::arg("between") = k.similarity.between,
+                              py::arg("within_mean") = k.similarity.within_mean,
+                              py::arg("between_mean") = k.similarity.between_mean));
+    }
+    py::list unlabelled;
+    for (const auto& c : r.unlabelled)
+        unlabelled.append(clustering(c));
+    return py::dict(py::arg("names") = r.names, py::arg("paths") = r.paths, py::arg("cosine") = matrix(r.cosine),
+                    py::arg("distance") = matrix(r.distance), py::arg("pca") = points(r.pca.coordinates),
+                    py::arg("pca_explained") = r.pca.explained, py::arg("tsne") = points(r.tsne),
+                    py::arg("kinds") = kinds, py::arg("clusterings") = unlabelled,
+                    py::arg("not_computed") = r.not_computed);
+}
+
 // An experiment's results store (store.sqlite), opened read-only: its rows as lists of dicts.
 class StoreReader {
   public:
@@ -319,6 +376,13 @@ PYBIND11_MODULE(_basin, m) {
     m.def("merge_config", &merge_config, py::arg("config"), py::arg("out"), py::kw_only(), py::arg("overwrite") = false,
           py::arg("threads") = 0,
           "Run a mergekit YAML configuration (as `basin merge --config`). Returns basin_merge.json.");
+    m.def("map", &map, py::arg("base"), py::arg("models"), py::arg("groups") = py::none(), py::kw_only(),
+          py::arg("reference") = "base", py::arg("clusters") = 0, py::arg("seed") = 0, py::arg("bootstrap") = 0,
+          py::arg("threads") = 1,
+          "The weight-space map (as basin map; nothing written): a dict with names, paths, cosine and "
+          "distance (numpy [N, N]), pca and tsne (numpy [N, 2]), pca_explained, kinds (per groups-file column: "
+          "groups, label, clusterings with accuracy / macro_f1 / silhouette, within / between similarity), "
+          "clusterings (without groups, with clusters=K), not_computed.");
     m.def("gram", &gram, py::arg("base"), py::arg("models"), py::kw_only(), py::arg("threads") = 1,
           py::arg("memory_limit") = std::uint64_t(2) << 30,
           "The Gram matrix <m_i - base, m_j - base> over the body, float64 [N, N] (as `basin map` forms it).");

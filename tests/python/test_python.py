@@ -129,6 +129,48 @@ class Python(unittest.TestCase):
         want = taus @ taus.T
         np.testing.assert_allclose(g, want, rtol=1e-6)
 
+    def test_map_is_the_command_line(self):
+        """basin.map against the files `basin map` writes for the same zoo (two groups of three)."""
+        import csv
+        import json
+        rng = np.random.default_rng(3)
+        dirs, rows = [], ["model,dataset"]
+        for i in range(6):
+            shift = 0.3 if i < 3 else -0.3
+            d = write_model(os.path.join(WORK, "zoo", f"z{i}"),
+                            {k: (v + shift + 0.1 * rng.standard_normal(v.shape)).astype(np.float32)
+                             for k, v in self.base.items()})
+            dirs.append(d)
+            rows.append(f"{d},{'a' if i < 3 else 'b'}")
+        groups = os.path.join(WORK, "zoo", "groups.csv")
+        with open(groups, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        listing = os.path.join(WORK, "zoo", "models.txt")
+        with open(listing, "w") as f:
+            f.write("\n".join(dirs) + "\n")
+        out = os.path.join(WORK, "zoo-map")
+        cli("map", "--base", self.base_dir, "--models", listing, "--groups", groups, "--out", out, "--quiet")
+        r = basin.map(self.base_dir, dirs, groups)
+        self.assertEqual(r["names"], [f"z{i}" for i in range(6)])
+        with open(os.path.join(out, "similarity.csv")) as f:
+            cosine = np.array([[float(x) for x in row[1:]] for row in list(csv.reader(f))[1:]])
+        np.testing.assert_allclose(r["cosine"], cosine, atol=1e-9)
+        with open(os.path.join(out, "embedding.csv")) as f:
+            emb = list(csv.DictReader(f))
+        np.testing.assert_allclose(r["pca"], [[float(e["pca_1"]), float(e["pca_2"])] for e in emb], atol=1e-8)
+        np.testing.assert_allclose(r["tsne"], [[float(e["tsne_1"]), float(e["tsne_2"])] for e in emb], atol=1e-6)
+        with open(os.path.join(out, "clusters.json")) as f:
+            clusters = json.load(f)["dataset"]
+        kind = next(k for k in r["kinds"] if k["kind"] == "dataset")
+        self.assertEqual(kind["groups"], clusters["groups"])
+        self.assertEqual(kind["label"], clusters["labels"])
+        for c in kind["clusterings"]:
+            want = clusters["methods"][c["method"]]
+            self.assertEqual(c["clusters"], want["clusters"], c["method"])
+            self.assertAlmostEqual(c["accuracy"], want["accuracy"], places=12)
+            self.assertAlmostEqual(c["silhouette"], want["silhouette"], places=9)
+        self.assertGreater(kind["within_mean"], kind["between_mean"])
+
     def test_the_gil_is_released_during_a_long_merge(self):
         rng = np.random.default_rng(1)
         big = {"encoder.layer.0.output.dense.weight": rng.standard_normal((1024, 2048)).astype(np.float32)}
