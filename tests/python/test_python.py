@@ -275,6 +275,16 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
             with self.assertRaises(ImportError):
                 basin.frame([])
 
+    def test_the_example_runs(self):
+        """examples/python/zoo.py on its synthetic zoo: the map finds the two groups, the centroid is written."""
+        example = os.path.join(HERE, "..", "..", "examples", "python", "zoo.py")
+        out = os.path.join(WORK, "example")
+        env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(BASIN), "python"))
+        r = subprocess.run([sys.executable, example, out], capture_output=True, text=True, env=env, cwd=WORK)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("spectral       clustering accuracy 100.0%", r.stdout)
+        self.assertIn("centroid of 6 models", r.stdout)
+
     def test_errors(self):
         with self.assertRaises(basin.Error) as e:
             basin.merge("average", self.dirs, os.path.join(WORK, "x"))
