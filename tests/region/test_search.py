@@ -20,7 +20,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
-from basin_runner import make_run  # noqa: E402
+from basin_runner import make_run, tiny_word_models  # noqa: E402
 import numpy as np  # noqa: E402
 
 BASIN, WORK = sys.argv[1], sys.argv[2]
@@ -76,20 +76,8 @@ class Search(unittest.TestCase):
     def setUpClass(cls):
         shutil.rmtree(WORK, ignore_errors=True)
         os.makedirs(WORK)
-        tokenizer = ref.tokenizer_json("bert", WORDS)
-        cls.vocab = tokenizer["model"]["vocab"]
-        tok = os.path.join(WORK, "tokenizer.json")
-        with open(tok, "w") as f:
-            json.dump(tokenizer, f)
-        cls.members = []
-        for seed in (1, 2, 3):
-            out = os.path.join(WORK, f"m{seed}")
-            run("init-model", "--out", out, "--tokenizer", tok, "--hidden", "16", "--layers", "2", "--heads", "2",
-                "--intermediate", "32", "--max-positions", "24", "--seed", str(seed))
-            cls.members.append(out)
-        cls.base = os.path.join(WORK, "base")
-        run("init-model", "--out", cls.base, "--tokenizer", tok, "--hidden", "16", "--layers", "2", "--heads", "2",
-            "--intermediate", "32", "--max-positions", "24", "--seed", "9")
+        cls.vocab, cls.members = tiny_word_models(run, WORK, WORDS, (1, 2, 3), family="roberta")
+        (cls.base,) = tiny_word_models(run, os.path.join(WORK, "base-of"), WORDS, (9,), family="roberta")[1]
         cls.group = os.path.join(WORK, "group.txt")
         with open(cls.group, "w") as f:
             f.write("\n".join(cls.members) + "\n")
