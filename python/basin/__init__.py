@@ -6,12 +6,16 @@
     basin.merge("mean", ["a", "b", "c"], "centroid")             # a checkpoint folder
     G = basin.gram("base", ["a", "b", "c"])                      # numpy [3, 3], float64
     m = basin.map("base", models, "groups.csv")                  # cosine, PCA, t-SNE, clusters
+    basin.probe("centroid", "train.jsonl", "test.jsonl")         # the generalized loss (has_torch)
 
 Errors of the library raise basin.Error (a RuntimeError) with its one-line message.
 """
-from ._basin import Checkpoint, Error, Store, gram, map, merge, merge_config  # noqa: F401
+from ._basin import Checkpoint, Error, Store, gram, has_torch, map, merge, merge_config  # noqa: F401
 
-__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "map", "merge", "merge_config"]
+__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "has_torch", "map", "merge", "merge_config"]
+if has_torch:  # features and the generalized loss need libtorch (not in a `pip install .` build)
+    from ._basin import features, probe  # noqa: F401
+    __all__ += ["features", "probe"]
 
 
 def frame(records):

@@ -39,5 +39,15 @@ def map(base: str, models: Sequence[str], groups: Optional[str] = None, *, refer
     """The weight-space map (basin map, nothing written): cosine / distance matrices, PCA and t-SNE
     coordinates as numpy, and per groups-file column the clusterings and their scores."""
 
+has_torch: bool
+
+def features(model: _Path, data: _Path, *, max_length: int = 128, batch_size: int = 64, cache: str = "",
+             threads: int = 0) -> np.ndarray:
+    """First-token features of the model's body on a dataset file, float32 [N, H] (has_torch only)."""
+
+def probe(model: _Path, train: _Path, test: _Path, *, l2: float = 1e-3, max_length: int = 128, cache: str = "",
+          threads: int = 0) -> Dict[str, Any]:
+    """The generalized loss, as basin probe: test_loss, test_accuracy, train_loss, ... (has_torch only)."""
+
 def gram(base: str, models: Sequence[str], *, threads: int = 1, memory_limit: int = 2 << 30) -> np.ndarray:
     """The Gram matrix of the task vectors m_i - base over the body, float64 [N, N]."""

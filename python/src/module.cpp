@@ -331,6 +331,10 @@ class StoreReader {
 
 } // namespace
 
+namespace basin::python {
+bool add_torch_functions(py::module_& m); // module_torch.cpp, or module_no_torch.cpp without libtorch
+}
+
 PYBIND11_MODULE(_basin, m) {
     m.doc() = "basin: the weight space of fine-tuned language models (the C++ library, from Python)";
     static py::exception<basin::Error> error(m, "Error", PyExc_RuntimeError);
@@ -376,6 +380,8 @@ PYBIND11_MODULE(_basin, m) {
     m.def("merge_config", &merge_config, py::arg("config"), py::arg("out"), py::kw_only(), py::arg("overwrite") = false,
           py::arg("threads") = 0,
           "Run a mergekit YAML configuration (as `basin merge --config`). Returns basin_merge.json.");
+    m.attr("has_torch") = basin::python::add_torch_functions(m);
+
     m.def("map", &map, py::arg("base"), py::arg("models"), py::arg("groups") = py::none(), py::kw_only(),
           py::arg("reference") = "base", py::arg("clusters") = 0, py::arg("seed") = 0, py::arg("bootstrap") = 0,
           py::arg("threads") = 1,

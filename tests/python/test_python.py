@@ -20,6 +20,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
+from basin_runner import make_run, tiny_word_models  # noqa: E402
 import numpy as np  # noqa: E402
 
 BASIN, WORK = os.path.abspath(sys.argv[1]), sys.argv[2]
@@ -284,6 +285,36 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("spectral       clustering accuracy 100.0%", r.stdout)
         self.assertIn("centroid of 6 models", r.stdout)
+
+    @unittest.skipUnless(basin.has_torch, "the package was built without libtorch (BASIN_PYTHON_ONLY)")
+    def test_features_and_probe(self):
+        """features() against the reference forward pass; probe() equal to `basin probe --json`."""
+        import json
+        words = "good great fine bad awful poor the a movie".split()
+        vocab, (model,) = tiny_word_models(make_run(BASIN), os.path.join(WORK, "torch"), words, (4,))
+        rng = np.random.default_rng(2)
+        for split, n in (("train", 40), ("test", 20)):
+            with open(os.path.join(WORK, "torch", split + ".jsonl"), "w") as f:
+                for _ in range(n):
+                    positive = bool(rng.integers(2))
+                    text = " ".join(rng.choice(words[:3] if positive else words[3:6], 2)) + " " + \
+                        " ".join(rng.choice(words[6:], 3))
+                    f.write(json.dumps({"text": text, "label": "pos" if positive else "neg"}) + "\n")
+        train, test = (os.path.join(WORK, "torch", s + ".jsonl") for s in ("train", "test"))
+        got = basin.features(model, train, threads=1)
+        self.assertEqual((got.dtype, got.shape), (np.float32, (40, 16)))
+        with open(train) as f:
+            texts = [json.loads(line)["text"] for line in f]
+        ids = [[vocab["[CLS]"]] + [vocab[w] for w in t.split()] + [vocab["[SEP]"]] for t in texts]
+        want = ref.features(model, ids).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        p = basin.probe(model, train, test, l2=1e-2, threads=1)
+        cli_json = json.loads(make_run(BASIN)("probe", "--model", model, "--train", train, "--test", test, "--l2",
+                                              "1e-2", "--no-cache", "--threads", "1", "--json").stdout)
+        for key in ("test_loss", "test_accuracy", "train_loss", "train_accuracy"):
+            self.assertAlmostEqual(p[key], cli_json[key], places=9, msg=key)
+        self.assertEqual(p["labels"], cli_json["labels"])
+        self.assertEqual(p["body_sha256"], cli_json["body_sha256"])
 
     def test_errors(self):
         with self.assertRaises(basin.Error) as e:
