@@ -12,7 +12,8 @@ Errors of the library raise basin.Error (a RuntimeError) with its one-line messa
 """
 from ._basin import Checkpoint, Error, Store, gram, has_torch, map, merge, merge_config  # noqa: F401
 
-__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "has_torch", "map", "merge", "merge_config"]
+__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "has_torch", "map", "merge", "merge_config",
+           "tqdm_progress"]
 if has_torch:  # features and the generalized loss need libtorch (not in a `pip install .` build)
     from ._basin import features, probe  # noqa: F401
     __all__ += ["features", "probe"]
@@ -26,3 +27,20 @@ def frame(records):
     except ImportError as e:
         raise ImportError("basin.frame needs pandas (pip install pandas); the records are plain lists of dicts") from e
     return pandas.DataFrame.from_records(records)
+
+
+def tqdm_progress(description=""):
+    """A progress callable for merge(progress=...) and gram(progress=...) that draws a tqdm bar
+    (tqdm must be installed: it is not a dependency of basin)."""
+    from tqdm import tqdm
+    bar = None
+
+    def update(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+    return update

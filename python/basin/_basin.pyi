@@ -49,5 +49,6 @@ def probe(model: _Path, train: _Path, test: _Path, *, l2: float = 1e-3, max_leng
           threads: int = 0) -> Dict[str, Any]:
     """The generalized loss, as basin probe: test_loss, test_accuracy, train_loss, ... (has_torch only)."""
 
-def gram(base: str, models: Sequence[str], *, threads: int = 1, memory_limit: int = 2 << 30) -> np.ndarray:
+def gram(base: str, models: Sequence[str], *, threads: int = 1, memory_limit: int = 2 << 30,
+         progress: Optional[Any] = None) -> np.ndarray:
     """The Gram matrix of the task vectors m_i - base over the body, float64 [N, N]."""

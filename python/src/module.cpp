@@ -137,10 +137,35 @@ py::object from_json(const nlohmann::json& value) {
     return py::module_::import("json").attr("loads")(value.dump());
 }
 
+// A Python progress callback called from the library's threads: each call takes the GIL; an
+// exception it raises stops the call (as an interruption) and is raised again afterwards.
+class Progress {
+  public:
+    explicit Progress(py::object callback) : callback_(std::move(callback)) {}
+    void operator()(std::uint64_t done, std::uint64_t total) {
+        py::gil_scoped_acquire acquire;
+        if (failure_) return;
+        try {
+            callback_(done, total);
+        } catch (py::error_already_set& e) {
+            failure_ = std::make_unique<py::error_already_set>(std::move(e));
+            throw Interrupted(0, "stopped by the progress callback");
+        }
+    }
+    void rethrow() {
+        if (failure_) throw std::move(*failure_);
+    }
+
+  private:
+    py::object callback_;
+    std::unique_ptr<py::error_already_set> failure_;
+};
+
 py::object merge(const std::string& method, const std::vector<std::string>& models, const std::string& out,
                  const std::optional<std::string>& base, const std::optional<std::vector<double>>& weights,
                  const py::kwargs& parameters) {
     MergeOptions o;
+    std::unique_ptr<Progress> progress;
     o.method = parse_merge_method(method);
     o.models = paths(models), o.out = out;
     if (base) o.base = *base;
@@ -183,16 +208,23 @@ py::object merge(const std::string& method, const std::vector<std::string>& mode
             o.overwrite = value.cast<bool>();
         else if (k == "threads")
             o.threads = value.cast<int>();
+        else if (k == "progress" && !value.is_none())
+            progress = std::make_unique<Progress>(py::reinterpret_borrow<py::object>(value));
         else
-            throw py::type_error("merge() got an unexpected keyword argument '" + k +
-                                 "' (lambda_, density, drop, t, seed, sparsify, consensus, normalize, rescale, gamma, "
-                                 "epsilon, select_topk, vectors, max_iter, tol, keep_head, overwrite, threads)");
+            throw py::type_error(
+                "merge() got an unexpected keyword argument '" + k +
+                "' (lambda_, density, drop, t, seed, sparsify, consensus, normalize, rescale, gamma, "
+                "epsilon, select_topk, vectors, max_iter, tol, keep_head, overwrite, threads, progress)");
     }
+    if (progress) o.progress = [&progress](std::size_t done, std::size_t total) { (*progress)(done, total); };
     MergeResult r;
-    {
+    try {
         InterruptibleCall interruptible;
         py::gil_scoped_release release;
         r = merge_checkpoints(o);
+    } catch (const Interrupted&) {
+        if (progress) progress->rethrow();
+        throw;
     }
     return from_json(r.provenance);
 }
@@ -212,14 +244,19 @@ py::object merge_config(const std::string& config, const std::string& out, bool 
 
 // The Gram matrix of the task vectors (model - base) over the body, in double, as numpy.
 py::array_t<double> gram(const std::string& base, const std::vector<std::string>& models, int threads,
-                         std::uint64_t memory_limit) {
+                         std::uint64_t memory_limit, py::object progress) {
     GramOptions o;
     o.threads = threads, o.memory_limit = memory_limit;
+    Progress report(progress);
+    if (!progress.is_none()) o.progress = [&report](const StreamProgress& p) { report(p.bytes_done, p.bytes_total); };
     GramResult r;
-    {
+    try {
         InterruptibleCall interruptible;
         py::gil_scoped_release release;
         r = task_vector_gram(base, paths(models), o);
+    } catch (const Interrupted&) {
+        report.rethrow();
+        throw;
     }
     const auto n = py::ssize_t(r.gram.n);
     py::array_t<double> out({n, n});
@@ -375,7 +412,8 @@ PYBIND11_MODULE(_basin, m) {
           py::arg("weights") = py::none(),
           "Merge checkpoints into the folder `out` with a streaming method (as `basin merge --method`); the "
           "method's parameters as keywords (lambda_, density, drop, t, seed, sparsify, consensus, normalize, "
-          "rescale, gamma, epsilon, select_topk, vectors, max_iter, tol, keep_head), and overwrite, threads. Returns "
+          "rescale, gamma, epsilon, select_topk, vectors, max_iter, tol, keep_head), overwrite, threads, and progress "
+          "(a callable, given tensors done and tensors in all after each tensor). Returns "
           "basin_merge.json.");
     m.def("merge_config", &merge_config, py::arg("config"), py::arg("out"), py::kw_only(), py::arg("overwrite") = false,
           py::arg("threads") = 0,
@@ -390,6 +428,7 @@ PYBIND11_MODULE(_basin, m) {
           "groups, label, clusterings with accuracy / macro_f1 / silhouette, within / between similarity), "
           "clusterings (without groups, with clusters=K), not_computed.");
     m.def("gram", &gram, py::arg("base"), py::arg("models"), py::kw_only(), py::arg("threads") = 1,
-          py::arg("memory_limit") = std::uint64_t(2) << 30,
-          "The Gram matrix <m_i - base, m_j - base> over the body, float64 [N, N] (as `basin map` forms it).");
+          py::arg("memory_limit") = std::uint64_t(2) << 30, py::arg("progress") = py::none(),
+          "The Gram matrix <m_i - base, m_j - base> over the body, float64 [N, N] (as `basin map` forms it); "
+          "progress: a callable given bytes read and bytes in all, about once a second.");
 }

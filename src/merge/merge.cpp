@@ -654,6 +654,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
                              }
                              result.bytes_read += merger.merge(name, layers, dtype, dst);
                              result.tensors += 1;
+                             if (o.progress) o.progress(result.tensors, selection.merged.size());
                          }});
         result.bytes_written += std::uint64_t(shape_numel(info.shape)) * dtype_size(dtype);
     }

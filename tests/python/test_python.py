@@ -316,6 +316,26 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
         self.assertEqual(p["labels"], cli_json["labels"])
         self.assertEqual(p["body_sha256"], cli_json["body_sha256"])
 
+    def test_progress_callbacks(self):
+        seen = []
+        basin.merge("mean", self.dirs, os.path.join(WORK, "progress"), progress=lambda d, t: seen.append((d, t)))
+        self.assertEqual(seen, [(k, len(SHAPES)) for k in range(1, len(SHAPES) + 1)])
+
+        def stop(done, total):
+            if done == 2:
+                raise ValueError("enough")
+        with self.assertRaises(ValueError):
+            basin.merge("mean", self.dirs, os.path.join(WORK, "stopped"), progress=stop)
+        self.assertFalse(os.path.exists(os.path.join(WORK, "stopped")))
+        ticks = []
+        basin.gram(self.base_dir, self.dirs, progress=lambda d, t: ticks.append((d, t)))  # may be too quick to tick
+        self.assertTrue(all(0 <= d <= t for d, t in ticks))
+        try:
+            import tqdm  # noqa: F401
+            basin.merge("mean", self.dirs, os.path.join(WORK, "tqdm"), progress=basin.tqdm_progress("merging"))
+        except ImportError:
+            pass
+
     def test_errors(self):
         with self.assertRaises(basin.Error) as e:
             basin.merge("average", self.dirs, os.path.join(WORK, "x"))

@@ -76,7 +76,9 @@ struct MergeOptions {
     bool overwrite = false;
     int threads = 0;                 // 0: all cores
     nlohmann::json extra_provenance; // e.g. the exclusion rule that chose the models
-    nlohmann::json config;           // merge --config: its file, method and text (basin_merge.json's "config")
+    // after each merged tensor: tensors done, tensors to merge (the Python package's progress)
+    std::function<void(std::size_t done, std::size_t total)> progress;
+    nlohmann::json config; // merge --config: its file, method and text (basin_merge.json's "config")
 };
 
 struct MergeResult {
