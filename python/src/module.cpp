@@ -242,6 +242,13 @@ py::object merge_config(const std::string& config, const std::string& out, bool 
     return from_json(r.provenance);
 }
 
+py::array_t<double> matrix(const SquareMatrix& m) {
+    const auto n = py::ssize_t(m.n);
+    py::array_t<double> out({n, n});
+    std::copy(m.values.begin(), m.values.end(), out.mutable_data());
+    return out;
+}
+
 // The Gram matrix of the task vectors (model - base) over the body, in double, as numpy.
 py::array_t<double> gram(const std::string& base, const std::vector<std::string>& models, int threads,
                          std::uint64_t memory_limit, py::object progress) {
@@ -258,17 +265,7 @@ py::array_t<double> gram(const std::string& base, const std::vector<std::string>
         report.rethrow();
         throw;
     }
-    const auto n = py::ssize_t(r.gram.n);
-    py::array_t<double> out({n, n});
-    std::copy(r.gram.values.begin(), r.gram.values.end(), out.mutable_data());
-    return out;
-}
-
-py::array_t<double> matrix(const SquareMatrix& m) {
-    const auto n = py::ssize_t(m.n);
-    py::array_t<double> out({n, n});
-    std::copy(m.values.begin(), m.values.end(), out.mutable_data());
-    return out;
+    return matrix(r.gram);
 }
 
 py::array_t<double> points(const Points& p) {
