@@ -6,17 +6,19 @@
     basin.merge("mean", ["a", "b", "c"], "centroid")             # a checkpoint folder
     G = basin.gram("base", ["a", "b", "c"])                      # numpy [3, 3], float64
     m = basin.map("base", models, "groups.csv")                  # cosine, PCA, t-SNE, clusters
+    m = basin.map_matrix(cosines, groups={"dataset": labels})    # the same from a numpy matrix
     basin.probe("centroid", "train.jsonl", "test.jsonl")         # the generalized loss (has_torch)
+    basin.interpolate("a", "b", ["data/sst2"])                   # loss along the line (has_torch)
 
 Errors of the library raise basin.Error (a RuntimeError) with its one-line message.
 """
-from ._basin import Checkpoint, Error, Store, gram, has_torch, map, merge, merge_config  # noqa: F401
+from ._basin import Checkpoint, Error, Store, gram, has_torch, map, map_matrix, merge, merge_config  # noqa: F401
 
-__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "has_torch", "map", "merge", "merge_config",
+__all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "has_torch", "map", "map_matrix", "merge", "merge_config",
            "tqdm_progress"]
-if has_torch:  # features and the generalized loss need libtorch (not in a `pip install .` build)
-    from ._basin import features, probe  # noqa: F401
-    __all__ += ["features", "probe"]
+if has_torch:  # features, the generalized loss and the region studies need libtorch (not in a `pip install .` build)
+    from ._basin import features, hull, interpolate, plane, probe  # noqa: F401
+    __all__ += ["features", "hull", "interpolate", "plane", "probe"]
 
 
 def frame(records):
@@ -30,7 +32,7 @@ def frame(records):
 
 
 def tqdm_progress(description=""):
-    """A progress callable for merge(progress=...) and gram(progress=...) that draws a tqdm bar
+    """A progress callable for merge(progress=...), gram(progress=...) and map(progress=...) that draws a tqdm bar
     (tqdm must be installed: it is not a dependency of basin)."""
     from tqdm import tqdm
     bar = None

@@ -35,9 +35,37 @@ def merge_config(config: str, out: str, *, overwrite: bool = False, threads: int
     """Run a mergekit YAML configuration (basin merge --config); returns basin_merge.json."""
 
 def map(base: str, models: Sequence[str], groups: Optional[str] = None, *, reference: str = "base",
-        clusters: int = 0, seed: int = 0, bootstrap: int = 0, threads: int = 1) -> Dict[str, Any]:
+        clusters: int = 0, seed: int = 0, bootstrap: int = 0, per_layer: bool = False, threads: int = 1,
+        progress: Optional[Any] = None) -> Dict[str, Any]:
     """The weight-space map (basin map, nothing written): cosine / distance matrices, PCA and t-SNE
-    coordinates as numpy, and per groups-file column the clusterings and their scores."""
+    coordinates as numpy, per groups-file column the clusterings and their scores, nestings,
+    uncertainty (bootstrap=R) and per-layer blocks (per_layer=True)."""
+
+def map_matrix(similarity: Optional[np.ndarray] = None, *, gram: Optional[np.ndarray] = None,
+               norms: Optional[np.ndarray] = None, names: Optional[Sequence[str]] = None,
+               groups: Union[None, _Path, Dict[str, Sequence[str]]] = None, clusters: int = 0, seed: int = 0,
+               bootstrap: int = 0) -> Dict[str, Any]:
+    """The map of a given cosine and/or Gram matrix (basin map --similarity); the same dict as map()."""
+
+def interpolate(a: str, b: str, data: Union[_Path, Sequence[str]], *, alphas: Optional[Sequence[float]] = None,
+                extrapolate: bool = False, l2: float = ..., max_length: int = ..., batch_size: int = ...,
+                probe_train_limit: int = 0, probe_test_limit: int = 0, cache: str = "", threads: int = 0,
+                jobs: int = 1, progress: bool = False) -> Dict[str, Any]:
+    """The generalized loss along the line between A and B: alphas, targets, loss and accuracy
+    [alphas, targets] (has_torch only)."""
+
+def hull(members: Sequence[str], data: Union[_Path, Sequence[str]], *, outside: Sequence[str] = (),
+         base: Optional[str] = None, samples: int = 0, random: int = 0, seed: int = 0,
+         weights: Optional[Sequence[Sequence[float]]] = None, l2: float = ..., max_length: int = ...,
+         batch_size: int = ..., probe_train_limit: int = 0, probe_test_limit: int = 0, cache: str = "",
+         threads: int = 0, jobs: int = 1, progress: bool = False) -> Dict[str, Any]:
+    """In / In' / Ex of a group: points, loss and accuracy [points, targets], PB rows (has_torch only)."""
+
+def plane(models: Sequence[str], data: Union[_Path, Sequence[str]], *, grid: str = "21x21", margin: float = 0.2,
+          random_seed: Optional[int] = None, extent: float = 1.0, l2: float = ..., max_length: int = ...,
+          batch_size: int = ..., probe_train_limit: int = 0, probe_test_limit: int = 0, cache: str = "",
+          threads: int = 0, jobs: int = 1, progress: bool = False) -> Dict[str, Any]:
+    """The loss surface on a plane: u, v, markers, loss and accuracy [grid points, targets] (has_torch only)."""
 
 has_torch: bool
 

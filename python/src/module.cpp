@@ -9,9 +9,12 @@
 #include "basin/io/checkpoint.h"
 #include "basin/merge/config.h"
 #include "basin/merge/merge.h"
+#include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
 #include "basin/space/map.h"
+#include "calls.h"
 
+#include <cmath>
 #include <csignal>
 #include <memory>
 #include <pybind11/numpy.h>
@@ -21,38 +24,10 @@
 
 namespace py = pybind11;
 using namespace basin;
+using basin::python::Progress;
+using basin::python::released;
 
 namespace {
-
-// Ctrl-C during a long call: on the main thread, basin's SIGINT handler replaces Python's for the
-// call (the library polls its flag and unwinds cleanly, nothing half-written), then Python's is
-// back and the flag cleared; the Interrupted error becomes KeyboardInterrupt.
-class InterruptibleCall {
-  public:
-    InterruptibleCall() {
-        const auto threading = py::module_::import("threading");
-        active_ = threading.attr("current_thread")().is(threading.attr("main_thread")());
-        if (!active_) return;
-        sigaction(SIGINT, nullptr, &previous_);
-        clear_interrupt();
-        install_interrupt_handlers();
-        sigaction(SIGTERM, &previous_term_, nullptr); // SIGTERM stays Python's: only Ctrl-C is asked for
-    }
-    ~InterruptibleCall() {
-        if (!active_) return;
-        sigaction(SIGINT, &previous_, nullptr);
-        clear_interrupt();
-    }
-
-  private:
-    bool active_ = false;
-    struct sigaction previous_ {};
-    struct sigaction previous_term_ = [] {
-        struct sigaction a {};
-        sigaction(SIGTERM, nullptr, &a);
-        return a;
-    }();
-};
 
 // numpy's name for a safetensors dtype, or nullptr where numpy has none (BF16, FP8)
 const char* numpy_dtype(Dtype d) {
@@ -137,30 +112,6 @@ py::object from_json(const nlohmann::json& value) {
     return py::module_::import("json").attr("loads")(value.dump());
 }
 
-// A Python progress callback called from the library's threads: each call takes the GIL; an
-// exception it raises stops the call (as an interruption) and is raised again afterwards.
-class Progress {
-  public:
-    explicit Progress(py::object callback) : callback_(std::move(callback)) {}
-    void operator()(std::uint64_t done, std::uint64_t total) {
-        py::gil_scoped_acquire acquire;
-        if (failure_) return;
-        try {
-            callback_(done, total);
-        } catch (py::error_already_set& e) {
-            failure_ = std::make_unique<py::error_already_set>(std::move(e));
-            throw Interrupted(0, "stopped by the progress callback");
-        }
-    }
-    void rethrow() {
-        if (failure_) throw std::move(*failure_);
-    }
-
-  private:
-    py::object callback_;
-    std::unique_ptr<py::error_already_set> failure_;
-};
-
 py::object merge(const std::string& method, const std::vector<std::string>& models, const std::string& out,
                  const std::optional<std::string>& base, const std::optional<std::vector<double>>& weights,
                  const py::kwargs& parameters) {
@@ -217,15 +168,7 @@ py::object merge(const std::string& method, const std::vector<std::string>& mode
                 "epsilon, select_topk, vectors, max_iter, tol, keep_head, overwrite, threads, progress)");
     }
     if (progress) o.progress = [&progress](std::size_t done, std::size_t total) { (*progress)(done, total); };
-    MergeResult r;
-    try {
-        InterruptibleCall interruptible;
-        py::gil_scoped_release release;
-        r = merge_checkpoints(o);
-    } catch (const Interrupted&) {
-        if (progress) progress->rethrow();
-        throw;
-    }
+    const MergeResult r = released(progress.get(), [&] { return merge_checkpoints(o); });
     return from_json(r.provenance);
 }
 
@@ -233,12 +176,7 @@ py::object merge_config(const std::string& config, const std::string& out, bool 
     MergeOptions o;
     o.out = out, o.overwrite = overwrite, o.threads = threads;
     o = read_merge_config(config, o);
-    MergeResult r;
-    {
-        InterruptibleCall interruptible;
-        py::gil_scoped_release release;
-        r = merge_checkpoints(o);
-    }
+    const MergeResult r = released(nullptr, [&] { return merge_checkpoints(o); });
     return from_json(r.provenance);
 }
 
@@ -256,15 +194,7 @@ py::array_t<double> gram(const std::string& base, const std::vector<std::string>
     o.threads = threads, o.memory_limit = memory_limit;
     Progress report(progress);
     if (!progress.is_none()) o.progress = [&report](const StreamProgress& p) { report(p.bytes_done, p.bytes_total); };
-    GramResult r;
-    try {
-        InterruptibleCall interruptible;
-        py::gil_scoped_release release;
-        r = task_vector_gram(base, paths(models), o);
-    } catch (const Interrupted&) {
-        report.rethrow();
-        throw;
-    }
+    const GramResult r = released(&report, [&] { return task_vector_gram(base, paths(models), o); });
     return matrix(r.gram);
 }
 
@@ -282,20 +212,22 @@ py::dict clustering(const MapClustering& c) {
                     py::arg("macro_f1") = c.macro_f1, py::arg("silhouette") = c.silhouette, py::arg("f1") = c.f1);
 }
 
-// The weight-space map (as `basin map` computes it; nothing written): similarity and distance
-// matrices as numpy, PCA and t-SNE coordinates, and per groups-file column
-// its groups, each model's label, the clusterings and their scores, within / between similarity.
-py::dict map(const std::string& base, const std::vector<std::string>& models, const std::optional<std::string>& groups,
-             const std::string& reference, int clusters, std::uint64_t seed, std::size_t bootstrap, int threads) {
-    MapOptions o;
-    o.reference = reference, o.clusters = clusters, o.seed = seed, o.bootstrap = bootstrap, o.quiet = true;
-    o.gram.threads = threads;
-    MapRecord r;
-    {
-        InterruptibleCall interruptible;
-        py::gil_scoped_release release;
-        r = map_models(base, paths(models), groups ? std::filesystem::path(*groups) : std::filesystem::path(), o);
-    }
+py::dict interval(const Interval& i) {
+    return py::dict(py::arg("estimate") = i.estimate, py::arg("low") = i.low, py::arg("high") = i.high);
+}
+
+py::dict summary(const Summary& s) {
+    return py::dict(py::arg("n") = s.n, py::arg("mean") = s.mean, py::arg("median") = s.median, py::arg("q05") = s.q05,
+                    py::arg("q95") = s.q95);
+}
+
+py::dict permutation(const PermutationTest& t) {
+    return py::dict(py::arg("statistic") = t.statistic, py::arg("p_value") = t.p_value,
+                    py::arg("permutations") = t.permutations);
+}
+
+// A map record as the dict map() and map_matrix() return (the same fields as the map's folder).
+py::dict map_dict(const MapRecord& r) {
     py::list kinds;
     for (const auto& k : r.kinds) {
         py::list methods;
@@ -310,11 +242,130 @@ py::dict map(const std::string& base, const std::vector<std::string>& models, co
     py::list unlabelled;
     for (const auto& c : r.unlabelled)
         unlabelled.append(clustering(c));
+    py::list nestings;
+    for (const auto& n : r.nestings)
+        nestings.append(py::dict(py::arg("fine") = n.fine, py::arg("coarse") = n.coarse,
+                                 py::arg("same_fine") = summary(n.pairs.same_fine),
+                                 py::arg("same_coarse") = summary(n.pairs.same_coarse),
+                                 py::arg("different_coarse") = summary(n.pairs.different_coarse)));
+    py::list kind_intervals, nesting_intervals;
+    for (const auto& k : r.uncertainty.kinds)
+        kind_intervals.append(py::dict(py::arg("kind") = k.kind,
+                                       py::arg("spectral_accuracy") = interval(k.spectral_accuracy),
+                                       py::arg("silhouette") = interval(k.silhouette)));
+    for (const auto& n : r.uncertainty.nestings)
+        nesting_intervals.append(py::dict(
+            py::arg("fine") = n.fine, py::arg("coarse") = n.coarse, py::arg("fine_gap") = interval(n.fine_gap),
+            py::arg("coarse_gap") = interval(n.coarse_gap), py::arg("fine_structure") = permutation(n.fine_structure),
+            py::arg("coarse_structure") = permutation(n.coarse_structure)));
+    py::dict uncertainty(py::arg("resampled_within") = r.uncertainty.resampled_kind,
+                         py::arg("resamples") = r.uncertainty.resamples, py::arg("kinds") = kind_intervals,
+                         py::arg("nestings") = nesting_intervals);
+    // per_layer: one block per layer group of the stream, in stream order
+    py::list layers;
+    if (r.per_layer)
+        for (std::size_t l = 0; l < r.layers.size(); ++l)
+            layers.append(py::dict(py::arg("layer") = r.layers[l], py::arg("parameters") = r.layer_parameters.at(l),
+                                   py::arg("cosine") = matrix(r.layer_cosine.at(l)),
+                                   py::arg("distance") = matrix(r.layer_distance.at(l))));
+    py::object distance = r.distance.n ? py::object(matrix(r.distance)) : py::object(py::none());
     return py::dict(py::arg("names") = r.names, py::arg("paths") = r.paths, py::arg("cosine") = matrix(r.cosine),
-                    py::arg("distance") = matrix(r.distance), py::arg("pca") = points(r.pca.coordinates),
+                    py::arg("distance") = distance, py::arg("pca") = points(r.pca.coordinates),
                     py::arg("pca_explained") = r.pca.explained, py::arg("tsne") = points(r.tsne),
-                    py::arg("kinds") = kinds, py::arg("clusterings") = unlabelled,
+                    py::arg("kinds") = kinds, py::arg("clusterings") = unlabelled, py::arg("nestings") = nestings,
+                    py::arg("uncertainty") = uncertainty, py::arg("layers") = layers,
                     py::arg("not_computed") = r.not_computed);
+}
+
+MapOptions map_options(int clusters, std::uint64_t seed, std::size_t bootstrap) {
+    MapOptions o;
+    o.clusters = clusters, o.seed = seed, o.bootstrap = bootstrap, o.quiet = true;
+    return o;
+}
+
+// The weight-space map (as `basin map` computes it; nothing written): similarity and distance
+// matrices as numpy, PCA and t-SNE coordinates, and per groups-file column
+// its groups, each model's label, the clusterings and their scores, within / between similarity.
+py::dict map(const std::string& base, const std::vector<std::string>& models, const std::optional<std::string>& groups,
+             const std::string& reference, int clusters, std::uint64_t seed, std::size_t bootstrap, bool per_layer,
+             int threads, py::object progress) {
+    MapOptions o = map_options(clusters, seed, bootstrap);
+    o.reference = reference;
+    o.gram.threads = threads, o.gram.per_layer = per_layer;
+    Progress report(progress);
+    if (!progress.is_none())
+        o.gram.progress = [&report](const StreamProgress& p) { report(p.bytes_done, p.bytes_total); };
+    const std::filesystem::path groups_file = groups ? std::filesystem::path(*groups) : std::filesystem::path();
+    return map_dict(released(&report, [&] { return map_models(base, paths(models), groups_file, o); }));
+}
+
+// A numpy array argument as a square matrix of doubles: TypeError for what is not an array,
+// ValueError for the wrong shape; the values themselves are the library's to check.
+SquareMatrix square_matrix(const py::object& value, const char* what) {
+    if (!py::isinstance<py::array>(value))
+        throw py::type_error(std::string(what) + ": expected a 2-D numpy array, got " +
+                             py::str(py::type::of(value).attr("__name__")).cast<std::string>());
+    const auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(value);
+    if (!a) throw py::type_error(std::string(what) + ": expected an array of numbers");
+    if (a.ndim() != 2 || a.shape(0) != a.shape(1))
+        throw py::value_error(std::string(what) + ": expected a square 2-D array, got shape " +
+                              py::str(py::tuple(value.attr("shape"))).cast<std::string>());
+    SquareMatrix m(std::size_t(a.shape(0)));
+    std::copy(a.data(), a.data() + a.size(), m.values.begin());
+    return m;
+}
+
+// Labels in memory: {kind: one label per model}, or a groups CSV naming the models.
+ModelGroups groups_of(const py::object& groups, const std::vector<std::string>& names) {
+    if (groups.is_none()) return {};
+    if (py::isinstance<py::str>(groups) || py::hasattr(groups, "__fspath__"))
+        return read_named_groups(py::str(py::module_::import("os").attr("fspath")(groups)).cast<std::string>(), names);
+    if (!py::isinstance<py::dict>(groups))
+        throw py::type_error("groups: expected a dict {kind: [label per model]} or a groups CSV path");
+    ModelGroups g;
+    for (const auto& [kind, labels] : groups.cast<py::dict>()) {
+        g.kinds.push_back(py::str(kind));
+        std::vector<std::string> row;
+        for (const auto& label : labels)
+            row.push_back(py::str(label));
+        if (row.size() != names.size())
+            throw py::value_error("groups['" + g.kinds.back() + "']: " + std::to_string(row.size()) + " labels for " +
+                                  std::to_string(names.size()) + " models");
+        g.labels.push_back(std::move(row));
+    }
+    return g;
+}
+
+// The map of a given matrix (as `basin map --similarity`, with --norms or --gram): the cosines, or
+// a Gram matrix alone (its cosines follow), checked as the CLI checks a file.
+py::dict map_matrix(const py::object& similarity, const py::object& gram, const py::object& norms,
+                    const std::optional<std::vector<std::string>>& names, const py::object& groups, int clusters,
+                    std::uint64_t seed, std::size_t bootstrap) {
+    if (similarity.is_none() && gram.is_none()) throw py::type_error("map_matrix: give similarity, gram or both");
+    if (!norms.is_none() && !gram.is_none()) throw py::type_error("map_matrix: give norms or gram, not both");
+    const std::vector<std::string> given_names = names.value_or(std::vector<std::string>{});
+    GivenSimilarity s;
+    if (similarity.is_none()) {
+        s = similarity_from_gram("gram", square_matrix(gram, "gram"), given_names);
+    } else {
+        s = similarity_from_values("similarity", square_matrix(similarity, "similarity"), given_names);
+        if (!gram.is_none()) s.gram = gram_from_values("gram", square_matrix(gram, "gram"), s);
+        if (!norms.is_none()) {
+            const auto n = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(norms);
+            if (!py::isinstance<py::array>(norms) || !n || n.ndim() != 1 || std::size_t(n.size()) != s.names.size())
+                throw py::value_error("norms: expected a 1-D numpy array of " + std::to_string(s.names.size()) +
+                                      " norms");
+            std::vector<double> v(n.data(), n.data() + n.size());
+            for (std::size_t i = 0; i < v.size(); ++i)
+                if (!std::isfinite(v[i]) || v[i] < 0)
+                    throw py::value_error("norms[" + std::to_string(i) + "] is " + std::to_string(v[i]) +
+                                          "; expected a finite number, 0 or more");
+            s.gram = gram_from_cosine(s.cosine, v);
+        }
+    }
+    const ModelGroups g = groups_of(groups, s.names);
+    const MapOptions o = map_options(clusters, seed, bootstrap);
+    return map_dict(released(nullptr, [&] { return map_similarity(s, g, o); }));
 }
 
 // An experiment's results store (store.sqlite), opened read-only: its rows as lists of dicts.
@@ -419,11 +470,20 @@ PYBIND11_MODULE(_basin, m) {
 
     m.def("map", &map, py::arg("base"), py::arg("models"), py::arg("groups") = py::none(), py::kw_only(),
           py::arg("reference") = "base", py::arg("clusters") = 0, py::arg("seed") = 0, py::arg("bootstrap") = 0,
-          py::arg("threads") = 1,
+          py::arg("per_layer") = false, py::arg("threads") = 1, py::arg("progress") = py::none(),
           "The weight-space map (as basin map; nothing written): a dict with names, paths, cosine and "
           "distance (numpy [N, N]), pca and tsne (numpy [N, 2]), pca_explained, kinds (per groups-file column: "
           "groups, label, clusterings with accuracy / macro_f1 / silhouette, within / between similarity), "
-          "clusterings (without groups, with clusters=K), not_computed.");
+          "clusterings (without groups, with clusters=K), nestings (pair levels of nested kinds), uncertainty "
+          "(with bootstrap=R: intervals and permutation tests), layers (with per_layer: cosine and distance per "
+          "layer group), not_computed. progress: a callable given bytes read and bytes in all.");
+    m.def("map_matrix", &map_matrix, py::arg("similarity") = py::none(), py::kw_only(), py::arg("gram") = py::none(),
+          py::arg("norms") = py::none(), py::arg("names") = py::none(), py::arg("groups") = py::none(),
+          py::arg("clusters") = 0, py::arg("seed") = 0, py::arg("bootstrap") = 0,
+          "The map of a given matrix (as basin map --similarity): similarity, a numpy [N, N] cosine matrix, "
+          "and/or gram, the Gram matrix (for distances; alone, its cosines are used), or norms [N]; names (default "
+          "model1..modelN); groups: {kind: [label per model]} or a groups CSV. Checked as the CLI checks a file "
+          "(square, symmetric, diagonal 1, cosines in [-1, 1]). Returns the same dict as map().");
     m.def("gram", &gram, py::arg("base"), py::arg("models"), py::kw_only(), py::arg("threads") = 1,
           py::arg("memory_limit") = std::uint64_t(2) << 30, py::arg("progress") = py::none(),
           "The Gram matrix <m_i - base, m_j - base> over the body, float64 [N, N] (as `basin map` forms it); "

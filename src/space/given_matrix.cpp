@@ -40,7 +40,7 @@ std::optional<PrintedNumber> parse_printed(const std::string& text) {
 struct ParsedMatrix {
     std::vector<std::string> names;
     SquareMatrix values, half_unit;
-    std::vector<std::size_t> line; // of each row
+    std::vector<std::string> place; // of each row in messages: FILE:LINE, or SOURCE row I
 };
 
 ParsedMatrix parse_matrix(const fs::path& file, const char* what) {
@@ -81,7 +81,7 @@ ParsedMatrix parse_matrix(const fs::path& file, const char* what) {
                         "': the value is ", cells[first + j], "; expected a finite number");
             m.values(row, j) = number->value, m.half_unit(row, j) = number->half_unit;
         }
-        m.line.push_back(line);
+        m.place.push_back(file.string() + ":" + std::to_string(line));
         ++row;
     }
     BASIN_CHECK(row == n, file.string(), ": not square: ", n, " names in the header but ", row, " rows");
@@ -91,15 +91,15 @@ ParsedMatrix parse_matrix(const fs::path& file, const char* what) {
 constexpr double kAbsoluteTolerance = 1e-6;
 
 // Symmetric within the printed precision (scale: what 1e-6 is relative to); the two halves' mean.
-void check_symmetric(const ParsedMatrix& m, const fs::path& file, double scale) {
+void check_symmetric(const ParsedMatrix& m, double scale) {
     const std::size_t n = m.names.size();
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = i + 1; j < n; ++j) {
             const double allowed = std::max(kAbsoluteTolerance * scale, m.half_unit(i, j) + m.half_unit(j, i));
-            BASIN_CHECK(std::abs(m.values(i, j) - m.values(j, i)) <= allowed, file.string(), ":", m.line[i],
-                        ": not symmetric: row '", m.names[i], "' column '", m.names[j], "' is ",
-                        format_g(m.values(i, j), 10), " but row '", m.names[j], "' column '", m.names[i], "' is ",
-                        format_g(m.values(j, i), 10), " (allowed difference ", format_g(allowed, 3), ")");
+            BASIN_CHECK(std::abs(m.values(i, j) - m.values(j, i)) <= allowed, m.place[i], ": not symmetric: row '",
+                        m.names[i], "' column '", m.names[j], "' is ", format_g(m.values(i, j), 10), " but row '",
+                        m.names[j], "' column '", m.names[i], "' is ", format_g(m.values(j, i), 10),
+                        " (allowed difference ", format_g(allowed, 3), ")");
         }
 }
 
@@ -111,24 +111,46 @@ SquareMatrix symmetrised(const SquareMatrix& a) {
     return out;
 }
 
-} // namespace
+// A matrix handed over in memory, as parse_matrix would have read it from a file: names unique
+// and non-empty (default: model1, model2, ...), at least 2 of them, square, finite, exact.
+ParsedMatrix matrix_in_memory(const std::string& source, const SquareMatrix& values, std::vector<std::string> names) {
+    const std::size_t n = values.n;
+    BASIN_CHECK(values.values.size() == n * n, source, ": expected a square matrix");
+    if (names.empty())
+        for (std::size_t i = 0; i < n; ++i)
+            names.push_back("model" + std::to_string(i + 1));
+    BASIN_CHECK(names.size() == n, source, ": ", names.size(), " names for a ", n, " x ", n, " matrix");
+    BASIN_CHECK(n >= 2, source, ": expected at least 2 models, found ", n);
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < n; ++i) {
+        BASIN_CHECK(!names[i].empty(), source, ": name ", i + 1, " is empty; expected a model name");
+        BASIN_CHECK(seen.insert(names[i]).second, source, ": model name '", names[i], "' appears twice");
+    }
+    ParsedMatrix m;
+    m.names = std::move(names);
+    m.values = values, m.half_unit = SquareMatrix(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        m.place.push_back(source + " row " + std::to_string(i + 1));
+        for (std::size_t j = 0; j < n; ++j)
+            BASIN_CHECK(std::isfinite(values(i, j)), m.place[i], ": column '", m.names[j], "': the value is ",
+                        format_g(values(i, j), 10), "; expected a finite number");
+    }
+    return m;
+}
 
-GivenSimilarity read_similarity_matrix(const fs::path& file) {
-    const ParsedMatrix m = parse_matrix(file, "similarity matrix");
+GivenSimilarity checked_similarity(const ParsedMatrix& m) {
     const std::size_t n = m.names.size();
     for (std::size_t i = 0; i < n; ++i) {
         const double diagonal_allowed = std::max(kAbsoluteTolerance, m.half_unit(i, i));
-        BASIN_CHECK(std::abs(m.values(i, i) - 1) <= diagonal_allowed, file.string(), ":", m.line[i],
-                    ": the diagonal of '", m.names[i], "' is ", format_g(m.values(i, i), 10),
-                    "; expected 1 (the cosine of a task vector with itself)");
+        BASIN_CHECK(std::abs(m.values(i, i) - 1) <= diagonal_allowed, m.place[i], ": the diagonal of '", m.names[i],
+                    "' is ", format_g(m.values(i, i), 10), "; expected 1 (the cosine of a task vector with itself)");
         for (std::size_t j = 0; j < n; ++j)
-            BASIN_CHECK(std::abs(m.values(i, j)) <= 1 + std::max(kAbsoluteTolerance, m.half_unit(i, j)), file.string(),
-                        ":", m.line[i], ": column '", m.names[j], "': ", format_g(m.values(i, j), 10),
+            BASIN_CHECK(std::abs(m.values(i, j)) <= 1 + std::max(kAbsoluteTolerance, m.half_unit(i, j)), m.place[i],
+                        ": column '", m.names[j], "': ", format_g(m.values(i, j), 10),
                         " is not a cosine (expected a value in [-1, 1])");
     }
-    check_symmetric(m, file, 1.0);
+    check_symmetric(m, 1.0);
     GivenSimilarity s;
-    s.file = file;
     s.names = m.names;
     s.cosine = symmetrised(m.values);
     s.half_unit = m.half_unit;
@@ -137,6 +159,53 @@ GivenSimilarity read_similarity_matrix(const fs::path& file) {
         for (std::size_t j = 0; j < n; ++j)
             s.cosine(i, j) = std::clamp(s.cosine(i, j), -1.0, 1.0);
     }
+    return s;
+}
+
+// A Gram matrix's checks (symmetric relative to its largest entry, a non-negative diagonal) and,
+// with a similarity, that its cosines equal the similarity's within both precisions.
+SquareMatrix checked_gram(const ParsedMatrix& m, const GivenSimilarity* similarity) {
+    const std::size_t n = m.names.size();
+    double largest = 0;
+    for (double v : m.values.values)
+        largest = std::max(largest, std::abs(v));
+    check_symmetric(m, std::max(largest, 1e-300));
+    SquareMatrix gram = symmetrised(m.values);
+    for (std::size_t i = 0; i < n; ++i)
+        BASIN_CHECK(gram(i, i) >= 0, m.place[i], ": the diagonal of '", m.names[i], "' is ", format_g(gram(i, i), 10),
+                    "; expected a squared norm (0 or more)");
+    if (!similarity) return gram;
+    const SquareMatrix cosine = cosine_from_gram(gram);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            // the cosine's error from the Gram entries' rounding, plus the similarity file's own
+            const double from_gram = gram(i, i) > 0 && gram(j, j) > 0
+                                         ? m.half_unit(i, j) / std::sqrt(gram(i, i) * gram(j, j)) +
+                                               0.5 * std::abs(cosine(i, j)) *
+                                                   (m.half_unit(i, i) / gram(i, i) + m.half_unit(j, j) / gram(j, j))
+                                         : 0;
+            const double allowed = std::max(kAbsoluteTolerance, from_gram + similarity->half_unit(i, j));
+            const double given = similarity->cosine(i, j);
+            BASIN_CHECK(std::abs(cosine(i, j) - given) <= allowed, m.place[i], ": column '", m.names[j],
+                        "': its cosine ", format_g(cosine(i, j), 8), " differs from ", format_g(given, 8),
+                        " in the similarity matrix ", similarity->file.string(), " (allowed ", format_g(allowed, 3),
+                        ")");
+        }
+    return gram;
+}
+
+} // namespace
+
+GivenSimilarity read_similarity_matrix(const fs::path& file) {
+    GivenSimilarity s = checked_similarity(parse_matrix(file, "similarity matrix"));
+    s.file = file;
+    return s;
+}
+
+GivenSimilarity similarity_from_values(const std::string& source, const SquareMatrix& cosine,
+                                       std::vector<std::string> names) {
+    GivenSimilarity s = checked_similarity(matrix_in_memory(source, cosine, std::move(names)));
+    s.file = source;
     return s;
 }
 
@@ -176,32 +245,23 @@ SquareMatrix read_gram_matrix(const fs::path& file, const GivenSimilarity& simil
     const ParsedMatrix m = parse_matrix(file, "Gram matrix");
     BASIN_CHECK(m.names == similarity.names, file.string(),
                 ": its model names (in order) differ from those of the similarity matrix ", similarity.file.string());
-    const std::size_t n = m.names.size();
-    double largest = 0;
-    for (double v : m.values.values)
-        largest = std::max(largest, std::abs(v));
-    check_symmetric(m, file, std::max(largest, 1e-300));
-    SquareMatrix gram = symmetrised(m.values);
-    for (std::size_t i = 0; i < n; ++i)
-        BASIN_CHECK(gram(i, i) >= 0, file.string(), ":", m.line[i], ": the diagonal of '", m.names[i], "' is ",
-                    format_g(gram(i, i), 10), "; expected a squared norm (0 or more)");
-    const SquareMatrix cosine = cosine_from_gram(gram);
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < n; ++j) {
-            // the cosine's error from the Gram entries' rounding, plus the similarity file's own
-            const double from_gram = gram(i, i) > 0 && gram(j, j) > 0
-                                         ? m.half_unit(i, j) / std::sqrt(gram(i, i) * gram(j, j)) +
-                                               0.5 * std::abs(cosine(i, j)) *
-                                                   (m.half_unit(i, i) / gram(i, i) + m.half_unit(j, j) / gram(j, j))
-                                         : 0;
-            const double allowed = std::max(kAbsoluteTolerance, from_gram + similarity.half_unit(i, j));
-            const double given = similarity.cosine(i, j);
-            BASIN_CHECK(std::abs(cosine(i, j) - given) <= allowed, file.string(), ":", m.line[i], ": column '",
-                        m.names[j], "': its cosine ", format_g(cosine(i, j), 8), " differs from ", format_g(given, 8),
-                        " in the similarity matrix ", similarity.file.string(), " (allowed ", format_g(allowed, 3),
-                        ")");
-        }
-    return gram;
+    return checked_gram(m, &similarity);
+}
+
+SquareMatrix gram_from_values(const std::string& source, const SquareMatrix& gram, const GivenSimilarity& similarity) {
+    return checked_gram(matrix_in_memory(source, gram, similarity.names), &similarity);
+}
+
+GivenSimilarity similarity_from_gram(const std::string& source, const SquareMatrix& gram,
+                                     std::vector<std::string> names) {
+    const ParsedMatrix m = matrix_in_memory(source, gram, std::move(names));
+    GivenSimilarity s;
+    s.file = source;
+    s.names = m.names;
+    s.gram = checked_gram(m, nullptr);
+    s.cosine = cosine_from_gram(*s.gram);
+    s.half_unit = SquareMatrix(m.names.size());
+    return s;
 }
 
 SquareMatrix gram_from_cosine(const SquareMatrix& cosine, const std::vector<double>& norms) {

@@ -576,21 +576,31 @@ MapSummary run_map_update(const MapState& state, const fs::path& dir, const std:
     return summary_of(r);
 }
 
-MapRecord map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const MapOptions& options) {
+MapRecord map_similarity(const GivenSimilarity& similarity, const ModelGroups& groups, const MapOptions& options) {
     BASIN_CHECK(options.reference == "base", "map: --reference does not apply to a given matrix (",
                 similarity.file.string(), "): its cosines are used as they are");
+    BASIN_CHECK(groups.labels.size() == groups.kinds.size(), "map: ", groups.kinds.size(), " label kinds but ",
+                groups.labels.size(), " label lists");
+    for (std::size_t k = 0; k < groups.kinds.size(); ++k)
+        BASIN_CHECK(groups.labels[k].size() == similarity.names.size(), "map: groups '", groups.kinds[k],
+                    "': ", groups.labels[k].size(), " labels for the ", similarity.names.size(), " models of ",
+                    similarity.file.string());
     MapRecord r;
     r.reference = "given";
     r.similarity_file = similarity.file.string();
     r.names = similarity.names, r.paths = similarity.names;
-    if (!groups_file.empty()) {
-        const ModelGroups all = read_named_groups(groups_file, similarity.names);
+    if (!groups.kinds.empty()) {
         std::vector<fs::path> as_paths(similarity.names.begin(), similarity.names.end());
-        r.kinds = label_kinds(all, as_paths, as_paths);
+        r.kinds = label_kinds(groups, as_paths, as_paths);
     }
     analyse(r, similarity.cosine, similarity.gram, options);
     r.layers = {"all"};
     return r;
+}
+
+MapRecord map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const MapOptions& options) {
+    return map_similarity(
+        similarity, groups_file.empty() ? ModelGroups{} : read_named_groups(groups_file, similarity.names), options);
 }
 
 MapSummary run_map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const fs::path& out_arg,

@@ -3,8 +3,11 @@
 and independent readers: tensors equal the reference safetensors reader's (F32 and F16 as
 zero-copy read-only views that outlive the Checkpoint, BF16 as float32 copies, shards); merge()
 and merge_config() write byte-for-byte what `basin merge` writes; gram() equals numpy's Gram
-matrix of the task vectors; the GIL is released during a long merge (another thread runs);
-errors raise basin.Error (a RuntimeError) with the library's message, KeyError, TypeError.
+matrix of the task vectors; map() and map_matrix() equal `basin map` (with --similarity / --gram)
+on the same inputs, per-layer blocks and bootstrap intervals included; interpolate(), hull() and
+plane() equal the region commands' score files; the GIL is released during a long merge (another
+thread runs); errors raise basin.Error (a RuntimeError) with the library's message, KeyError,
+TypeError, ValueError.
 
 Exit status 77 (skipped) when the package was not built (no pybind11).
 
@@ -172,6 +175,116 @@ class Python(unittest.TestCase):
             self.assertAlmostEqual(c["silhouette"], want["silhouette"], places=9)
         self.assertGreater(kind["within_mean"], kind["between_mean"])
 
+    def test_map_matrix_is_the_command_line(self):
+        """basin.map_matrix on numpy matrices against `basin map --similarity` (and --gram) on the same
+        numbers written to CSV: clusterings, PCA, nestings, bootstrap intervals and distances equal."""
+        import json
+        rng = np.random.default_rng(5)
+        datasets, families = ["a", "a", "b", "b", "c", "c", "d", "d"], ["x", "x", "x", "x", "y", "y", "y", "y"]
+        centres = {d: rng.standard_normal(20) for d in set(datasets)}
+        for d, f in zip(datasets, families):
+            centres[d] += 0 if f == "x" else 3  # families: a and b, c and d
+        taus = np.stack([centres[d] + 0.3 * rng.standard_normal(20) for d in datasets]) * rng.uniform(1, 3, (8, 1))
+        gram = taus @ taus.T
+        norms = np.sqrt(np.diag(gram))
+        cosine = gram / np.outer(norms, norms)
+        names = [f"m{i}" for i in range(8)]
+        d = os.path.join(WORK, "given")
+        os.makedirs(d, exist_ok=True)
+        for name, m in (("similarity", cosine), ("gram", gram)):
+            with open(os.path.join(d, name + ".csv"), "w") as f:
+                f.write("model," + ",".join(names) + "\n")
+                for n, row in zip(names, m):
+                    f.write(n + "," + ",".join(repr(float(v)) for v in row) + "\n")
+        with open(os.path.join(d, "groups.csv"), "w") as f:
+            f.write("model,dataset,family\n" + "".join(f"{n},{a},{b}\n" for n, a, b in zip(names, datasets, families)))
+        out = os.path.join(WORK, "given-map")
+        cli("map", "--similarity", os.path.join(d, "similarity.csv"), "--gram", os.path.join(d, "gram.csv"), "--groups",
+            os.path.join(d, "groups.csv"), "--bootstrap", "200", "--seed", "4", "--out", out, "--quiet")
+        with open(os.path.join(out, "clusters.json")) as f:
+            clusters = json.load(f)
+        with open(os.path.join(out, "summary.json")) as f:
+            summary = json.load(f)
+        for groups in ({"dataset": datasets, "family": families}, os.path.join(d, "groups.csv")):
+            r = basin.map_matrix(cosine, gram=gram, names=names, groups=groups, bootstrap=200, seed=4)
+            self.assertEqual(r["names"], names)
+            self.assertEqual((r["cosine"].dtype, r["cosine"].shape), (np.float64, (8, 8)))
+            np.testing.assert_allclose(r["distance"], np.sqrt(np.maximum(
+                np.diag(gram)[:, None] + np.diag(gram)[None, :] - 2 * gram, 0)), rtol=1e-9, atol=1e-9)
+            for kind in r["kinds"]:
+                want = clusters[kind["kind"]]
+                self.assertEqual(kind["label"], want["labels"])
+                for c in kind["clusterings"]:
+                    self.assertEqual(c["clusters"], want["methods"][c["method"]]["clusters"], c["method"])
+                    self.assertAlmostEqual(c["accuracy"], want["methods"][c["method"]]["accuracy"], places=12)
+            u = r["uncertainty"]
+            self.assertEqual((u["resampled_within"], u["resamples"]), ("dataset", 200))
+            for got, want in zip(u["kinds"], summary["uncertainty"]["kinds"]):
+                self.assertEqual(got["kind"], want["kind"])
+                for key in ("estimate", "low", "high"):
+                    self.assertAlmostEqual(got["spectral_accuracy"][key], want["spectral_accuracy"][key], places=12)
+            (nest,) = u["nestings"]
+            (want,) = summary["uncertainty"]["nestings"]
+            self.assertEqual((nest["fine"], nest["coarse"]), ("dataset", "family"))
+            self.assertAlmostEqual(nest["fine_gap"]["low"], want["fine_gap"]["low"], places=12)
+            self.assertAlmostEqual(nest["fine_structure"]["p_value"], want["fine_structure"]["p_value"], places=12)
+            self.assertEqual([(n["fine"], n["coarse"]) for n in r["nestings"]], [("dataset", "family")])
+        # the Gram matrix alone gives the same cosines; norms give the same distances
+        alone = basin.map_matrix(gram=gram)
+        np.testing.assert_allclose(alone["cosine"], r["cosine"], atol=1e-12)
+        self.assertEqual(alone["names"], [f"model{i}" for i in range(1, 9)])
+        with_norms = basin.map_matrix(cosine, norms=norms)
+        np.testing.assert_allclose(with_norms["distance"], r["distance"], rtol=1e-9, atol=1e-9)
+        self.assertIsNone(basin.map_matrix(cosine)["distance"], "no distances without lengths")
+        # bad input: one clear error each, never a crash
+        with self.assertRaisesRegex(TypeError, "similarity: expected a 2-D numpy array, got list"):
+            basin.map_matrix(cosine.tolist())
+        with self.assertRaisesRegex(ValueError, r"similarity: expected a square 2-D array, got shape \(8, 7\)"):
+            basin.map_matrix(cosine[:, :7])
+        skew = cosine.copy()
+        skew[0, 1] += 0.01
+        with self.assertRaisesRegex(basin.Error, "similarity row 1: not symmetric: row 'm0' column 'm1'"):
+            basin.map_matrix(skew, names=names)
+        bad_diagonal = cosine.copy()
+        bad_diagonal[2, 2] = 0.5
+        with self.assertRaisesRegex(basin.Error, "similarity row 3: the diagonal of 'model3' is 0.5; expected 1"):
+            basin.map_matrix(bad_diagonal)
+        with self.assertRaisesRegex(ValueError, r"groups\['dataset'\]: 3 labels for 8 models"):
+            basin.map_matrix(cosine, groups={"dataset": ["a", "b", "c"]})
+        other = gram.copy()
+        other[0, 1] = other[1, 0] = 0.5 * gram[0, 1]
+        with self.assertRaisesRegex(basin.Error, "gram row 1: column 'model2': its cosine .* differs from"):
+            basin.map_matrix(cosine, gram=other)
+
+    def test_map_per_layer_blocks_are_numpy(self):
+        """map(per_layer=True): one cosine block per layer group, each numpy's cosine of that group's
+        task-vector parts, equal to per_layer.csv of `basin map --per-layer`."""
+        import csv
+        r = basin.map(self.base_dir, self.dirs, per_layer=True)
+        blocks = {b["layer"]: b for b in r["layers"]}
+        groups = {"embeddings": ["embeddings.word_embeddings.weight"],
+                  "layer 0": ["encoder.layer.0.attention.self.query.weight",
+                              "encoder.layer.0.attention.self.query.bias"]}
+        self.assertEqual(set(blocks), set(groups))
+        for layer, tensors in groups.items():
+            taus = np.stack([np.concatenate([(m[k].astype(np.float64) - self.base[k]).ravel() for k in tensors])
+                             for m in self.models])
+            n = np.linalg.norm(taus, axis=1)
+            np.testing.assert_allclose(blocks[layer]["cosine"], taus @ taus.T / np.outer(n, n), atol=1e-6)
+            self.assertEqual(blocks[layer]["parameters"], taus.shape[1])
+        listing = os.path.join(WORK, "per-layer-models.txt")
+        with open(listing, "w") as f:
+            f.write("\n".join(self.dirs) + "\n")
+        out = os.path.join(WORK, "per-layer-map")
+        cli("map", "--base", self.base_dir, "--models", listing, "--per-layer", "--out", out, "--quiet")
+        with open(os.path.join(out, "per_layer.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertTrue(rows)
+        names = r["names"]
+        for row in rows:
+            i, j = names.index(row["model_a"]), names.index(row["model_b"])
+            self.assertAlmostEqual(blocks[row["layer"]]["cosine"][i, j], float(row["cosine"]), places=9)
+
     def test_the_gil_is_released_during_a_long_merge(self):
         rng = np.random.default_rng(1)
         big = {"encoder.layer.0.output.dense.weight": rng.standard_normal((1024, 2048)).astype(np.float32)}
@@ -315,6 +428,72 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
             self.assertAlmostEqual(p[key], cli_json[key], places=9, msg=key)
         self.assertEqual(p["labels"], cli_json["labels"])
         self.assertEqual(p["body_sha256"], cli_json["body_sha256"])
+
+    @unittest.skipUnless(basin.has_torch, "the package was built without libtorch (BASIN_PYTHON_ONLY)")
+    def test_region_scores_are_the_command_line(self):
+        """interpolate(), hull() and plane() against scores.csv / grid.csv of `basin interpolate / hull /
+        plane` on the same tiny models and datasets: the same losses and accuracies to the last digit."""
+        import csv
+        import json
+        words = "good great fine bad awful poor the a movie".split()
+        work = os.path.join(WORK, "region")
+        _, models = tiny_word_models(make_run(BASIN), work, words, (5, 6, 7, 8))
+        rng = np.random.default_rng(4)
+        data = []
+        for task, (left, right) in (("sent", (words[:3], words[3:6])), ("mixed", (words[::2], words[1::2]))):
+            folder = os.path.join(work, task)
+            os.makedirs(folder, exist_ok=True)
+            for split, n in (("train", 30), ("test", 16)):
+                with open(os.path.join(folder, split + ".jsonl"), "w") as f:
+                    for _ in range(n):
+                        first = bool(rng.integers(2))
+                        text = " ".join(rng.choice(left if first else right, 3))
+                        f.write(json.dumps({"text": text, "label": "x" if first else "y"}) + "\n")
+            data.append(folder)
+        common = ["--data", ",".join(data), "--no-cache", "--threads", "1", "--quiet"]
+
+        def rows(path):
+            with open(path) as f:
+                return list(csv.DictReader(f))
+
+        def check(got, table, index):
+            self.assertEqual(got["targets"], ["sent", "mixed"])
+            for row in table:
+                p, t = index(row), got["targets"].index(row["dataset"])
+                self.assertEqual(got["loss"][p, t], float(row["loss"]), (p, t))
+                self.assertEqual(got["accuracy"][p, t], float(row["accuracy"]), (p, t))
+
+        out = os.path.join(work, "line")
+        cli("interpolate", models[0], models[1], "--alphas", "0:1:3", "--out", out, *common)
+        got = basin.interpolate(models[0], models[1], data, alphas=[0, 0.5, 1], threads=1)
+        self.assertEqual((got["loss"].shape, got["loss"].dtype), ((3, 2), np.float64))
+        np.testing.assert_array_equal(got["alphas"], [0, 0.5, 1])
+        check(got, rows(os.path.join(out, "scores.csv")), lambda row: list(got["alphas"]).index(float(row["alpha"])))
+
+        group, outside = os.path.join(work, "group.txt"), os.path.join(work, "outside.txt")
+        with open(group, "w") as f:
+            f.write("\n".join(models[:3]) + "\n")
+        with open(outside, "w") as f:
+            f.write(models[3] + "\n")
+        out = os.path.join(work, "hull")
+        cli("hull", "--group", group, "--outside", outside, "--samples", "3", "--seed", "2", "--out", out, *common)
+        got = basin.hull(models[:3], data, outside=[models[3]], samples=3, seed=2, threads=1)
+        self.assertEqual([p["set"] for p in got["points"]], ["In"] * 3 + ["In'"] * 3 + ["Ex"])
+        names = [p["name"] for p in got["points"]]
+        check(got, rows(os.path.join(out, "scores.csv")), lambda row: names.index(row["point"]))
+        with open(os.path.join(out, "summary.json")) as f:
+            pb = json.load(f)["pb"]
+        overall = next(r for r in got["pb"] if r["dataset"] == "all datasets")
+        self.assertEqual(overall["PB(In', In)"]["value"], pb["all datasets"]["PB(In', In)"]["value"])
+
+        out = os.path.join(work, "plane")
+        cli("plane", *models[:3], "--grid", "3x2", "--out", out, *common)
+        got = basin.plane(models[:3], data, grid="3x2", threads=1)
+        self.assertEqual((len(got["u"]), len(got["v"]), got["loss"].shape), (3, 2, (6, 2)))
+        self.assertEqual([m["model"] for m in got["markers"]], ["A", "B", "C"])
+        check(got, rows(os.path.join(out, "grid.csv")), lambda row: int(row["j"]) * 3 + int(row["i"]))
+        with self.assertRaisesRegex(basin.Error, "plane: needs three models A B C"):
+            basin.plane(models[:2], data)
 
     def test_progress_callbacks(self):
         seen = []

@@ -45,6 +45,16 @@ std::vector<double> read_norms(const std::filesystem::path& file, const std::vec
 // diagonal; its cosines must equal the similarity matrix's within that file's precision.
 SquareMatrix read_gram_matrix(const std::filesystem::path& file, const GivenSimilarity& similarity);
 
+// The same checks for matrices handed over in memory (the Python package's map of a numpy
+// matrix): `source` names the matrix in messages ("similarity row 3: ..."); the values are exact
+// (the tolerances are the 1e-6 ones); names default to model1, model2, ...
+GivenSimilarity similarity_from_values(const std::string& source, const SquareMatrix& cosine,
+                                       std::vector<std::string> names = {});
+SquareMatrix gram_from_values(const std::string& source, const SquareMatrix& gram, const GivenSimilarity& similarity);
+// A Gram matrix alone: its cosines (cosine_from_gram) with the Gram matrix kept for distances.
+GivenSimilarity similarity_from_gram(const std::string& source, const SquareMatrix& gram,
+                                     std::vector<std::string> names = {});
+
 // G_ij = cos_ij n_i n_j.
 SquareMatrix gram_from_cosine(const SquareMatrix& cosine, const std::vector<double>& norms);
 

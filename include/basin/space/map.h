@@ -179,6 +179,8 @@ std::string locations_text(const std::vector<MapLocation>& locations);
 // The same analyses on a given cosine matrix (and, where given, its Gram matrix): no stream facts,
 // and without a Gram matrix no distances (and no raw-geometry PCA, which is then an error).
 MapRecord map_similarity(const GivenSimilarity& similarity, const fs::path& groups_file, const MapOptions& options);
+// The same with the labels in memory (labels[kind][model], in the matrix's name order).
+MapRecord map_similarity(const GivenSimilarity& similarity, const ModelGroups& groups, const MapOptions& options);
 
 // The output folder from a record: similarity.csv, distance.csv, embedding.csv (numbers with 10
 // significant digits), per_layer.csv (per_layer), clusters.json, summary.json, and the figures
