@@ -47,6 +47,10 @@ Runner add_run(CLI::App& app) {
     app.add_flag("--dry-run", o->run.dry_run, "List the jobs, their dependencies and commands; run nothing");
     app.add_option("--jobs", o->run.jobs, "Jobs at once on this machine (without MPI)")->capture_default_str();
     app.add_flag("--quiet", o->run.quiet, "No progress lines");
+    app.add_option("--only", o->run.only,
+                   "Only the jobs whose ids match these globs (comma-separated, e.g. 'search/*,map') and what "
+                   "they need")
+        ->delimiter(',');
     return [o]() {
         const ExperimentSpec spec = read_experiment(o->spec, parse_sets(o->sets));
         RunOptions r = o->run;

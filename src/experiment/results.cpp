@@ -363,8 +363,8 @@ const std::vector<JobKindEntry>& job_kinds() {
         {"extrapolate", "the same line past its endpoints (basin interpolate --extrapolate)", collect_line},
         {"hull", "In / In' / Ex of a group and PB (basin hull)", collect_hull},
         {"plane", "the loss surface on the plane through three models (basin plane)", collect_plane},
-        {"centroid", "fine-tuning from the leave-one-out centroid against the base (basin init-compare)",
-         centroid_rows},
+        {"centroid", "fine-tuning from the leave-one-out centroid against the base (basin init-compare)", centroid_rows,
+         "runs/*/*/basin_run.json"},
         {"search", "the region of the other datasets' models searched for the lowest generalized loss (basin search)",
          search_rows},
     };

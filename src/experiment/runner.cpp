@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -28,6 +29,7 @@ extern char** environ;
 #include "basin/core/mpi.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
+#include "basin/experiment/job_kinds.h"
 #include "basin/experiment/results.h"
 #include "basin/io/checkpoint.h"
 
@@ -166,6 +168,48 @@ bool done_in_store(const Store& store, const Job& job) {
     for (const auto& m : store.models())
         if (m.job == job.id && m.sha256 != checkpoint_weights_sha256(job.output)) return false;
     return true;
+}
+
+// Pieces (JobKindEntry::pieces): whether rel (a path relative to a job's output folder, from the
+// folder or from a store) is one of the kind's pieces. No component may be empty, '.' or '..', so
+// a piece from a stranger's store is written inside the output folder or not at all.
+bool is_piece(const char* pattern, const std::string& rel) {
+    if (!pattern || rel.empty() || rel.front() == '/') return false;
+    for (const auto& part : fs::path(rel))
+        if (part.empty() || part == "." || part == "..") return false;
+    return ::fnmatch(pattern, rel.c_str(), FNM_PATHNAME | FNM_PERIOD) == 0;
+}
+
+std::vector<PieceRecord> pieces_in(const Job& job) {
+    std::vector<PieceRecord> out;
+    const char* pattern = job_kind(job.kind).pieces;
+    std::error_code ec;
+    if (!pattern || !fs::is_directory(job.output, ec)) return out;
+    for (auto it = fs::recursive_directory_iterator(job.output, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        const std::string rel = it->path().lexically_relative(job.output).string();
+        if (is_piece(pattern, rel)) out.push_back({rel, read_text_file(it->path())});
+    }
+    return out;
+}
+
+// Before an attempt: the pieces an earlier attempt under the same key left in the store, written
+// where they were unless the folder has them already. Returns how many were written.
+std::size_t restore_pieces(const Store& store, const Job& job) {
+    const char* pattern = job_kind(job.kind).pieces;
+    if (!pattern) return 0;
+    std::size_t written = 0;
+    for (const auto& p : store.pieces(job.id, job.key)) {
+        BASIN_CHECK(is_piece(pattern, p.path), store.file().string(), ": job ", job.id, ": piece '", p.path,
+                    "' is not a path of the form ", pattern, " inside its output folder");
+        const fs::path target = job.output / p.path;
+        if (fs::exists(target)) continue;
+        fs::create_directories(target.parent_path());
+        write_text_atomically(target, p.content);
+        ++written;
+    }
+    return written;
 }
 
 struct Finished {
@@ -422,7 +466,10 @@ class Scheduler {
             }
             const Finished f = executor_.wait_any(kRescanSeconds);
             beat();
-            if (f.index == Executor::kTimeout) continue;      // look at the store again: others may have finished jobs
+            if (f.index == Executor::kTimeout) { // look at the store again: others may have finished jobs
+                keep_running_pieces();
+                continue;
+            }
             if (f.index == Executor::kNone) throw stop_run(); // SIGINT/SIGTERM
             record_end(f);
         }
@@ -465,8 +512,10 @@ class Scheduler {
         const int signal = interrupt_signal();
         const std::string why = "interrupted by " + signal_name(signal);
         const auto stopped = executor_.stop(signal);
-        for (std::size_t i : stopped)
+        for (std::size_t i : stopped) {
+            keep_pieces(i);
             store_.job_interrupted(jobs_[i].id, why);
+        }
         return Interrupted(signal,
                            why + ": " + std::to_string(done_) + " of " + std::to_string(jobs_.size()) + " jobs done" +
                                (stopped.empty() ? "" : ", " + std::to_string(stopped.size()) + " running stopped") +
@@ -502,6 +551,8 @@ class Scheduler {
                 continue;
             }
             write_prepared(jobs_[i]);
+            if (const std::size_t n = restore_pieces(store_, jobs_[i]))
+                progress(jobs_[i].id + ": " + std::to_string(n) + " finished pieces of an earlier attempt restored");
             store_.job_started(jobs_[i].id, jobs_[i].kind, jobs_[i].key, jobs_[i].output.string(),
                                nlohmann::json(jobs_[i].labels).dump());
             executor_.start(i, jobs_[i], spec_.out / "logs" / log_name(jobs_[i].id));
@@ -509,6 +560,23 @@ class Scheduler {
             progress("started " + jobs_[i].id);
         }
         return out;
+    }
+
+    // A running job's pieces into the store, each when it first appears or changes.
+    void keep_pieces(std::size_t i) {
+        const Job& job = jobs_[i];
+        if (!job_kind(job.kind).pieces) return;
+        auto& kept = kept_[i];
+        for (const auto& p : pieces_in(job)) {
+            const std::size_t h = std::hash<std::string>()(p.content);
+            if (kept.count(p.path) && kept[p.path] == h) continue;
+            store_.put_piece(job.id, job.key, p);
+            kept[p.path] = h;
+        }
+    }
+    void keep_running_pieces() {
+        for (std::size_t i = 0; i < jobs_.size(); ++i)
+            if (state_[i] == State::Running) keep_pieces(i);
     }
 
     // A job's end: its results collected into the store, or its failure recorded (either ends its claim).
@@ -525,6 +593,7 @@ class Scheduler {
                 store_.job_failed(job.id, job.key, f.seconds, std::string("reading its results: ") + e.what());
             }
         } else {
+            keep_pieces(f.index); // the next attempt starts from them
             store_.job_failed(job.id, job.key, f.seconds, f.error);
         }
         state_[f.index] = State::Failed, ++failed_;
@@ -541,9 +610,37 @@ class Scheduler {
     Clock::time_point last_beat_ = Clock::now();
     std::map<std::string, std::size_t> index_of_;
     std::vector<State> state_;
+    std::map<std::size_t, std::map<std::string, std::size_t>> kept_; // job -> piece path -> content hash
     std::size_t done_ = 0, skipped_ = 0, failed_ = 0, running_ = 0;
     std::size_t elsewhere_ = 0; // finished by other runners during this run
 };
+
+// --only: the jobs matching a pattern and everything they need, in the spec's order. A pattern
+// that matches no job is an error that lists the kinds of ids there are.
+std::vector<Job> select_jobs(const std::vector<Job>& all, const std::vector<std::string>& patterns) {
+    if (patterns.empty()) return all;
+    std::set<std::string> wanted;
+    for (const auto& pattern : patterns) {
+        bool any = false;
+        for (const auto& j : all)
+            if (::fnmatch(pattern.c_str(), j.id.c_str(), 0) == 0) wanted.insert(j.id), any = true;
+        if (!any) {
+            std::set<std::string> kinds;
+            for (const auto& j : all)
+                kinds.insert(j.id.substr(0, j.id.find('/')) + (j.id.find('/') == std::string::npos ? "" : "/*"));
+            std::string list;
+            for (const auto& k : kinds)
+                list += (list.empty() ? "" : ", ") + k;
+            fail("--only '", pattern, "': no job of this experiment matches (its jobs: ", list, ")");
+        }
+    }
+    for (auto j = all.rbegin(); j != all.rend(); ++j) // dependencies come earlier in the list
+        if (wanted.count(j->id)) wanted.insert(j->depends.begin(), j->depends.end());
+    std::vector<Job> out;
+    for (const auto& j : all)
+        if (wanted.count(j.id)) out.push_back(j);
+    return out;
+}
 
 int schedule(const ExperimentSpec& spec, const std::vector<Job>& jobs, Store& store, Executor& executor,
              const RunOptions& o) {
@@ -561,7 +658,8 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         return 0;
     }
 #endif
-    const std::vector<Job> jobs = expand_jobs(spec);
+    const std::vector<Job> all = expand_jobs(spec);
+    const std::vector<Job> jobs = select_jobs(all, o.only);
     int failed = 0;
     if (o.dry_run) {
         std::optional<Store> store;
@@ -581,8 +679,8 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
         store.set_meta("spec", spec.text);
         store.set_meta("spec_file", fs::absolute(spec.file).string());
         store.set_meta("name", spec.name);
-        store.set_meta("jobs", std::to_string(jobs.size())); // the spec's, started or not (the report's "N of M")
-        store.set_meta("ranks", std::to_string(ranks));      // MPI processes of the latest run
+        store.set_meta("jobs", std::to_string(all.size())); // the spec's, started or not (the report's "N of M")
+        store.set_meta("ranks", std::to_string(ranks));     // MPI processes of the latest run
         store.set_meta("base_model", describe_base_model(spec.base));
         store.set_meta("datasets", describe_datasets(spec));
         Ticker ticker(o.quiet ? std::function<void(const std::string&)>()

@@ -47,7 +47,7 @@ class Statement {
     }
     std::string text(int col) const {
         const auto* t = sqlite3_column_text(stmt_, col);
-        return t ? reinterpret_cast<const char*>(t) : "";
+        return t ? std::string(reinterpret_cast<const char*>(t), std::size_t(sqlite3_column_bytes(stmt_, col))) : "";
     }
     double number(int col) const { return sqlite3_column_double(stmt_, col); }
 
@@ -92,7 +92,8 @@ Store::Store(const std::filesystem::path& file, Mode mode) : file_(file) {
         "name));"
         "CREATE TABLE IF NOT EXISTS metrics(job TEXT, subject TEXT, dataset TEXT, metric TEXT, value REAL,"
         " PRIMARY KEY(job, subject, dataset, metric));"
-        "CREATE TABLE IF NOT EXISTS claims(job TEXT PRIMARY KEY, host TEXT, pid INTEGER, token TEXT, heartbeat REAL);");
+        "CREATE TABLE IF NOT EXISTS claims(job TEXT PRIMARY KEY, host TEXT, pid INTEGER, token TEXT, heartbeat REAL);"
+        "CREATE TABLE IF NOT EXISTS pieces(job TEXT, key TEXT, path TEXT, content TEXT, PRIMARY KEY(job, path));");
 }
 
 Store::~Store() {
@@ -243,7 +244,7 @@ void Store::release_all(const RunnerId& me) {
 
 void Store::job_finished(const std::string& id, const std::string& key, double seconds, const JobResults& r) {
     transaction([&] {
-        for (const char* table : {"metrics", "points", "models"})
+        for (const char* table : {"metrics", "points", "models", "pieces"})
             Statement(db_, std::string("DELETE FROM ") + table + " WHERE job = ?", file_.string()).bind(1, id).run();
         {
             Statement s(db_, "INSERT INTO metrics(job, subject, dataset, metric, value) VALUES(?, ?, ?, ?, ?)",
@@ -337,6 +338,24 @@ std::vector<PointRecord> Store::points(const std::string& prefix) const {
     std::vector<PointRecord> out;
     while (s.step())
         out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
+    return out;
+}
+
+void Store::put_piece(const std::string& job, const std::string& key, const PieceRecord& piece) {
+    Statement(db_, "INSERT OR REPLACE INTO pieces(job, key, path, content) VALUES(?, ?, ?, ?)", file_.string())
+        .bind(1, job)
+        .bind(2, key)
+        .bind(3, piece.path)
+        .bind(4, piece.content)
+        .run();
+}
+
+std::vector<PieceRecord> Store::pieces(const std::string& job, const std::string& key) const {
+    Statement s(db_, "SELECT path, content FROM pieces WHERE job = ? AND key = ? ORDER BY path", file_.string());
+    s.bind(1, job).bind(2, key);
+    std::vector<PieceRecord> out;
+    while (s.step())
+        out.push_back({s.text(0), s.text(1)});
     return out;
 }
 

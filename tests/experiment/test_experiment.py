@@ -205,6 +205,55 @@ class Experiment(unittest.TestCase):
         self.assertEqual(db.execute("SELECT count(*) FROM claims").fetchone()[0], 0)
         db.close()
 
+    def test_only_and_pieces_resume_a_long_job_from_the_store_alone(self):
+        # --only runs the matching jobs and what they need; a long job's finished pieces (the
+        # centroid comparison's runs) are kept in the store, so that on a machine where only the
+        # store arrived (a new checkout) the next attempt starts from them
+        with open(os.path.join(WORK, "pieces.toml"), "w") as f:
+            f.write(spec_text("runs/pieces"))
+        out = os.path.join(WORK, "runs", "pieces")
+        r = run("run", "pieces.toml", "--only", "nosuch/*", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--only 'nosuch/*': no job of this experiment matches (its jobs: centroid, extrapolate/*,",
+                      r.stderr)
+        p = subprocess.Popen([BASIN, "run", "pieces.toml", "--only", "centroid"], cwd=WORK, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        runs = os.path.join(out, "jobs", "centroid", "out", "runs")
+        finished = []
+        for _ in range(6000):  # until two of its twelve runs are finished
+            finished = [os.path.join(t, r) for t in (os.listdir(runs) if os.path.isdir(runs) else [])
+                        for r in os.listdir(os.path.join(runs, t))
+                        if os.path.exists(os.path.join(runs, t, r, "basin_run.json"))]
+            if len(finished) >= 2 or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.assertIsNone(p.poll(), "the comparison ended before it could be interrupted")
+        p.send_signal(signal.SIGINT)
+        err = p.communicate()[1]
+        self.assertNotEqual(p.returncode, 0, err)
+        db = sqlite3.connect(os.path.join(out, "store.sqlite"))
+        jobs = dict(db.execute("SELECT id, state FROM jobs"))
+        kept = [path for (path,) in db.execute("SELECT path FROM pieces WHERE job = 'centroid' ORDER BY path")]
+        db.close()
+        self.assertEqual(set(jobs), {"finetune/sentiment-s1", "finetune/stars-s1", "finetune/topic-s1", "centroid"})
+        self.assertEqual(jobs["centroid"], "interrupted")
+        self.assertGreaterEqual(len(kept), 2)
+        self.assertTrue(all(k.startswith("runs/") and k.endswith("/basin_run.json") for k in kept), kept)
+        # a new machine: the store travels, the output folders do not
+        for name in os.listdir(out):
+            if not name.startswith("store.sqlite"):
+                shutil.rmtree(os.path.join(out, name))
+        r = run("run", "pieces.toml", "--only", "centroid")
+        self.assertIn(f"centroid: {len(kept)} finished pieces of an earlier attempt restored", r.stderr)
+        with open(os.path.join(out, "logs", "centroid.log")) as f:
+            self.assertEqual(f.read().count(": reusing "), len(kept))
+        rows, jobs = store_rows("runs/pieces")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        self.assertEqual([r for r in rows if r[0] == "centroid"], [r for r in self.reference[0] if r[0] == "centroid"])
+        db = sqlite3.connect(os.path.join(out, "store.sqlite"))
+        self.assertEqual(db.execute("SELECT count(*) FROM pieces").fetchone()[0], 0, "a finished job keeps no pieces")
+        db.close()
+
     def test_a_damaged_checkpoint_is_made_again_not_used(self):
         with open(os.path.join(WORK, "damaged.toml"), "w") as f:
             f.write(spec_text("runs/damaged"))

@@ -17,6 +17,11 @@ struct JobKindEntry {
     const char* name;                  // Job::kind
     const char* what;                  // one line, for docs and errors
     JobResults (*collect)(const Job&); // the finished job's output folder as store rows
+    // Pieces: a glob (fnmatch, '/' matched only by '/') relative to the output folder for the files
+    // of a long job's finished parts (init-compare's finished runs). The runner keeps them in the
+    // store while the job runs and when it stops, and writes them back before its next attempt
+    // under the same key, so that the attempt resumes there on any machine; nullptr: none.
+    const char* pieces = nullptr;
 };
 
 const std::vector<JobKindEntry>& job_kinds();

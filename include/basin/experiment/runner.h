@@ -12,6 +12,7 @@
 #include "basin/experiment/store.h"
 
 #include <filesystem>
+#include <vector>
 
 namespace basin {
 
@@ -20,6 +21,9 @@ struct RunOptions {
     int jobs = 1;                  // child processes at once (without MPI)
     bool dry_run = false;          // list the jobs and what would run
     bool quiet = false;
+    // Only the jobs whose ids match one of these globs (fnmatch, e.g. search/*), with every job
+    // they depend on; empty: all
+    std::vector<std::string> only;
 };
 
 // Returns the number of jobs that failed or could not run because a dependency failed.

@@ -31,6 +31,11 @@ struct PointRecord {
     std::string job, name, set, coefficients; // coefficients: JSON
 };
 
+// One piece of an unfinished job (JobKindEntry::pieces): a file under its output folder.
+struct PieceRecord {
+    std::string path, content; // path relative to the job's output folder
+};
+
 struct ModelRecord {
     std::string path, sha256, job, provenance; // provenance: JSON
 };
@@ -59,6 +64,7 @@ class Store {
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
+    const std::filesystem::path& file() const { return file_; }
     std::optional<JobRecord> job(const std::string& id) const;
     std::vector<JobRecord> jobs() const;
     void set_meta(const std::string& key, const std::string& value);
@@ -86,6 +92,10 @@ class Store {
     std::vector<Metric> metrics(const std::string& job_prefix = "") const; // ordered by job, subject, dataset, metric
     std::vector<PointRecord> points(const std::string& job_prefix = "") const;
     std::vector<ModelRecord> models() const;
+
+    // Pieces of a job not yet done, kept under its key; job_finished drops them.
+    void put_piece(const std::string& job, const std::string& key, const PieceRecord& piece);
+    std::vector<PieceRecord> pieces(const std::string& job, const std::string& key) const;
 
   private:
     void exec(const std::string& sql);
