@@ -25,6 +25,8 @@ from safetensors.numpy import load_file, save_file
 from bench_merge_mergekit import shapes as llama_shapes  # noqa: E402  (the Llama layout)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
+from mergekit_yaml import config_text  # noqa: E402
 LAYERS = 3
 
 
@@ -53,23 +55,6 @@ def make_zoo(basin, work):
             json.dump(config, f)
         folders.append(folder)
     return folders[0], folders[1:]
-
-
-def config_text(method, base, models, per_model, shared):
-    lines = [f"merge_method: {method}"]
-    if base:
-        lines.append(f"base_model: {base}")
-    lines.append("models:")
-    for m, p in zip(models, per_model):
-        lines.append(f"  - model: {m}")
-        if p:
-            lines.append("    parameters:")
-            lines += [f"      {k}: {json.dumps(v)}" for k, v in p.items()]
-    if shared:
-        lines.append("parameters:")
-        lines += [f"  {k}: {json.dumps(v)}" for k, v in shared.items()]
-    lines.append("dtype: float32")
-    return "\n".join(lines) + "\n"
 
 
 def run_both(basin, work, name, text):

@@ -50,7 +50,7 @@ def map_matrix(similarity: Optional[np.ndarray] = None, *, gram: Optional[np.nda
 def interpolate(a: str, b: str, data: Union[_Path, Sequence[str]], *, alphas: Optional[Sequence[float]] = None,
                 extrapolate: bool = False, l2: float = ..., max_length: int = ..., batch_size: int = ...,
                 probe_train_limit: int = 0, probe_test_limit: int = 0, cache: str = "", threads: int = 0,
-                jobs: int = 1, progress: bool = False) -> Dict[str, Any]:
+                jobs: int = 1, progress: Union[bool, Any] = False) -> Dict[str, Any]:
     """The generalized loss along the line between A and B: alphas, targets, loss and accuracy
     [alphas, targets] (has_torch only)."""
 
@@ -58,13 +58,13 @@ def hull(members: Sequence[str], data: Union[_Path, Sequence[str]], *, outside: 
          base: Optional[str] = None, samples: int = 0, random: int = 0, seed: int = 0,
          weights: Optional[Sequence[Sequence[float]]] = None, l2: float = ..., max_length: int = ...,
          batch_size: int = ..., probe_train_limit: int = 0, probe_test_limit: int = 0, cache: str = "",
-         threads: int = 0, jobs: int = 1, progress: bool = False) -> Dict[str, Any]:
+         threads: int = 0, jobs: int = 1, progress: Union[bool, Any] = False) -> Dict[str, Any]:
     """In / In' / Ex of a group: points, loss and accuracy [points, targets], PB rows (has_torch only)."""
 
 def plane(models: Sequence[str], data: Union[_Path, Sequence[str]], *, grid: str = "21x21", margin: float = 0.2,
           random_seed: Optional[int] = None, extent: float = 1.0, l2: float = ..., max_length: int = ...,
           batch_size: int = ..., probe_train_limit: int = 0, probe_test_limit: int = 0, cache: str = "",
-          threads: int = 0, jobs: int = 1, progress: bool = False) -> Dict[str, Any]:
+          threads: int = 0, jobs: int = 1, progress: Union[bool, Any] = False) -> Dict[str, Any]:
     """The loss surface on a plane: u, v, markers, loss and accuracy [grid points, targets] (has_torch only)."""
 
 has_torch: bool

@@ -14,6 +14,7 @@
 #include "basin/space/map.h"
 #include "calls.h"
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <memory>
@@ -112,6 +113,32 @@ py::object from_json(const nlohmann::json& value) {
     return py::module_::import("json").attr("loads")(value.dump());
 }
 
+// merge()'s keyword parameters: each sets one MergeOptions field (docs/MERGE.md names them).
+using MergeSetter = void (*)(MergeOptions&, const py::handle&);
+const std::vector<std::pair<std::string, MergeSetter>>& merge_parameters() {
+    static const std::vector<std::pair<std::string, MergeSetter>> table = {
+        {"lambda_", [](MergeOptions& o, const py::handle& v) { o.lambda = v.cast<double>(); }},
+        {"density", [](MergeOptions& o, const py::handle& v) { o.density = v.cast<double>(); }},
+        {"drop", [](MergeOptions& o, const py::handle& v) { o.drop = v.cast<double>(); }},
+        {"t", [](MergeOptions& o, const py::handle& v) { o.t = v.cast<double>(); }},
+        {"seed", [](MergeOptions& o, const py::handle& v) { o.seed = v.cast<std::uint64_t>(); }},
+        {"sparsify", [](MergeOptions& o, const py::handle& v) { o.sparsify = v.cast<std::string>(); }},
+        {"consensus", [](MergeOptions& o, const py::handle& v) { o.consensus = v.cast<std::string>(); }},
+        {"normalize", [](MergeOptions& o, const py::handle& v) { o.normalize = v.cast<bool>(); }},
+        {"rescale", [](MergeOptions& o, const py::handle& v) { o.rescale = v.cast<bool>(); }},
+        {"gamma", [](MergeOptions& o, const py::handle& v) { o.gamma = v.cast<double>(); }},
+        {"epsilon", [](MergeOptions& o, const py::handle& v) { o.epsilon = v.cast<double>(); }},
+        {"select_topk", [](MergeOptions& o, const py::handle& v) { o.select_topk = v.cast<double>(); }},
+        {"vectors", [](MergeOptions& o, const py::handle& v) { o.vectors = v.cast<std::string>(); }},
+        {"max_iter", [](MergeOptions& o, const py::handle& v) { o.karcher_iterations = v.cast<int>(); }},
+        {"tol", [](MergeOptions& o, const py::handle& v) { o.karcher_tolerance = v.cast<double>(); }},
+        {"keep_head", [](MergeOptions& o, const py::handle& v) { o.keep_head = v.cast<bool>(); }},
+        {"overwrite", [](MergeOptions& o, const py::handle& v) { o.overwrite = v.cast<bool>(); }},
+        {"threads", [](MergeOptions& o, const py::handle& v) { o.threads = v.cast<int>(); }},
+    };
+    return table;
+}
+
 py::object merge(const std::string& method, const std::vector<std::string>& models, const std::string& out,
                  const std::optional<std::string>& base, const std::optional<std::vector<double>>& weights,
                  const py::kwargs& parameters) {
@@ -123,49 +150,20 @@ py::object merge(const std::string& method, const std::vector<std::string>& mode
     if (weights) o.weights = *weights;
     for (const auto& [key, value] : parameters) {
         const std::string k = py::str(key);
-        if (k == "lambda_" || k == "lam")
-            o.lambda = value.cast<double>();
-        else if (k == "density")
-            o.density = value.cast<double>();
-        else if (k == "drop")
-            o.drop = value.cast<double>();
-        else if (k == "t")
-            o.t = value.cast<double>();
-        else if (k == "seed")
-            o.seed = value.cast<std::uint64_t>();
-        else if (k == "sparsify")
-            o.sparsify = value.cast<std::string>();
-        else if (k == "consensus")
-            o.consensus = value.cast<std::string>();
-        else if (k == "normalize")
-            o.normalize = value.cast<bool>();
-        else if (k == "rescale")
-            o.rescale = value.cast<bool>();
-        else if (k == "gamma")
-            o.gamma = value.cast<double>();
-        else if (k == "epsilon")
-            o.epsilon = value.cast<double>();
-        else if (k == "select_topk")
-            o.select_topk = value.cast<double>();
-        else if (k == "vectors")
-            o.vectors = value.cast<std::string>();
-        else if (k == "max_iter")
-            o.karcher_iterations = value.cast<int>();
-        else if (k == "tol")
-            o.karcher_tolerance = value.cast<double>();
-        else if (k == "keep_head")
-            o.keep_head = value.cast<bool>();
-        else if (k == "overwrite")
-            o.overwrite = value.cast<bool>();
-        else if (k == "threads")
-            o.threads = value.cast<int>();
-        else if (k == "progress" && !value.is_none())
-            progress = std::make_unique<Progress>(py::reinterpret_borrow<py::object>(value));
-        else
-            throw py::type_error(
-                "merge() got an unexpected keyword argument '" + k +
-                "' (lambda_, density, drop, t, seed, sparsify, consensus, normalize, rescale, gamma, "
-                "epsilon, select_topk, vectors, max_iter, tol, keep_head, overwrite, threads, progress)");
+        if (k == "progress") {
+            if (!value.is_none()) progress = std::make_unique<Progress>(py::reinterpret_borrow<py::object>(value));
+            continue;
+        }
+        const auto& table = merge_parameters();
+        const auto it = std::find_if(table.begin(), table.end(),
+                                     [&](const auto& p) { return p.first == (k == "lam" ? "lambda_" : k); });
+        if (it == table.end()) {
+            std::string known;
+            for (const auto& p : table)
+                known += p.first + ", ";
+            throw py::type_error("merge() got an unexpected keyword argument '" + k + "' (" + known + "progress)");
+        }
+        it->second(o, value);
     }
     if (progress) o.progress = [&progress](std::size_t done, std::size_t total) { (*progress)(done, total); };
     const MergeResult r = released(progress.get(), [&] { return merge_checkpoints(o); });

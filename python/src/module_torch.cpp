@@ -87,7 +87,8 @@ struct RegionArgs {
     std::size_t max_length, batch_size, probe_train_limit, probe_test_limit;
     std::string cache;
     int threads, jobs;
-    bool progress;
+    py::object progress; // True: the CLI's lines on stderr; a callable: called with (points done, points)
+    std::unique_ptr<Progress> callback;
 
     std::pair<std::vector<TargetDataset>, ScoreOptions> prepare() const {
         BASIN_CHECK(!data.empty(), "data: no dataset folders");
@@ -102,7 +103,12 @@ struct RegionArgs {
         ScoreOptions s;
         s.fit.l2 = l2;
         s.jobs = jobs;
-        s.progress = progress;
+        if (callback) {
+            Progress* c = callback.get();
+            s.on_point = [c](std::size_t done, std::size_t total) { (*c)(done, total); };
+        } else {
+            s.progress = progress.cast<bool>();
+        }
         const int total = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
         torch::set_num_threads(std::max(1, total / jobs));
         s.features.max_length = max_length, s.features.batch_size = batch_size;
@@ -114,13 +120,21 @@ struct RegionArgs {
 
 RegionArgs region_args(const py::object& data, double l2, std::size_t max_length, std::size_t batch_size,
                        std::size_t probe_train_limit, std::size_t probe_test_limit, const std::string& cache,
-                       int threads, int jobs, bool progress) {
+                       int threads, int jobs, const py::object& progress) {
     std::vector<std::string> folders;
     if (py::isinstance<py::str>(data) || py::hasattr(data, "__fspath__"))
         folders.push_back(py::str(py::module_::import("os").attr("fspath")(data)));
     else
         folders = data.cast<std::vector<std::string>>();
-    return {folders, l2, max_length, batch_size, probe_train_limit, probe_test_limit, cache, threads, jobs, progress};
+    RegionArgs args{folders, l2,   max_length, batch_size, probe_train_limit, probe_test_limit, cache,
+                    threads, jobs, progress,   nullptr};
+    if (!py::isinstance<py::bool_>(progress) && !progress.is_none()) {
+        if (!PyCallable_Check(progress.ptr())) throw py::type_error("progress: expected True, False or a callable");
+        args.callback = std::make_unique<Progress>(progress);
+    } else if (progress.is_none()) {
+        args.progress = py::bool_(false);
+    }
+    return args;
 }
 
 // scores[point][target] as two numpy arrays, loss and accuracy [points, targets]
@@ -141,12 +155,13 @@ py::dict score_arrays(const ScoreGrid& scores, const std::vector<TargetInfo>& ta
 py::dict interpolate(const std::string& a, const std::string& b, const py::object& data,
                      const std::optional<std::vector<double>>& alphas, bool extrapolate, double l2,
                      std::size_t max_length, std::size_t batch_size, std::size_t probe_train_limit,
-                     std::size_t probe_test_limit, const std::string& cache, int threads, int jobs, bool progress) {
+                     std::size_t probe_test_limit, const std::string& cache, int threads, int jobs,
+                     const py::object& progress) {
     const RegionArgs args = region_args(data, l2, max_length, batch_size, probe_train_limit, probe_test_limit, cache,
                                         threads, jobs, progress);
     InterpolationStudy study{a, b, merge_alphas({}, alphas.value_or(parse_alphas("0:1:11"))), extrapolate};
     if (extrapolate) study.alphas = merge_alphas(study.alphas, extrapolation_alphas());
-    const InterpolationRecord r = released(nullptr, [&] {
+    const InterpolationRecord r = released(args.callback.get(), [&] {
         auto [targets, options] = args.prepare();
         return run_interpolation(study, targets, options);
     });
@@ -159,7 +174,7 @@ py::dict hull(const std::vector<std::string>& members, const py::object& data, c
               const std::optional<std::string>& base, std::size_t samples, std::size_t random, std::uint64_t seed,
               const std::optional<std::vector<std::vector<double>>>& weights, double l2, std::size_t max_length,
               std::size_t batch_size, std::size_t probe_train_limit, std::size_t probe_test_limit,
-              const std::string& cache, int threads, int jobs, bool progress) {
+              const std::string& cache, int threads, int jobs, const py::object& progress) {
     const RegionArgs args = region_args(data, l2, max_length, batch_size, probe_train_limit, probe_test_limit, cache,
                                         threads, jobs, progress);
     HullStudy study;
@@ -171,7 +186,7 @@ py::dict hull(const std::vector<std::string>& members, const py::object& data, c
     if (weights) study.weights = *weights;
     if (base) study.base = fs::path(*base);
     study.samples = samples, study.random = random, study.seed = seed;
-    const HullRecord r = released(nullptr, [&] {
+    const HullRecord r = released(args.callback.get(), [&] {
         auto [targets, options] = args.prepare();
         return run_hull(study, targets, options);
     });
@@ -196,7 +211,7 @@ py::dict hull(const std::vector<std::string>& members, const py::object& data, c
 py::dict plane(const std::vector<std::string>& models, const py::object& data, const std::string& grid, double margin,
                const std::optional<std::uint64_t>& random_seed, double extent, double l2, std::size_t max_length,
                std::size_t batch_size, std::size_t probe_train_limit, std::size_t probe_test_limit,
-               const std::string& cache, int threads, int jobs, bool progress) {
+               const std::string& cache, int threads, int jobs, const py::object& progress) {
     const RegionArgs args = region_args(data, l2, max_length, batch_size, probe_train_limit, probe_test_limit, cache,
                                         threads, jobs, progress);
     BASIN_CHECK(random_seed ? models.size() == 1 : models.size() == 3,
@@ -206,7 +221,7 @@ py::dict plane(const std::vector<std::string>& models, const py::object& data, c
     study.models.assign(models.begin(), models.end());
     std::tie(study.columns, study.rows) = parse_grid(grid, false);
     study.margin = margin, study.random_seed = random_seed, study.extent = extent;
-    const PlaneRecord r = released(nullptr, [&] {
+    const PlaneRecord r = released(args.callback.get(), [&] {
         auto [targets, options] = args.prepare();
         return run_plane(study, targets, options);
     });

@@ -161,6 +161,7 @@ ScoreGrid score_points(const WeightSpace& space, std::vector<TargetDataset>& tar
                 total.fit_seconds += mine.fit_seconds;
                 (all_cached ? total.points_cached : total.points_built) += 1;
                 ++done;
+                if (options.on_point) options.on_point(done, points.size());
                 if (options.progress) {
                     const double elapsed = since(start), rate = double(done) / std::max(elapsed, 1e-9);
                     std::fprintf(stderr, "points %zu/%zu  %.1f points/min  %s elapsed, %s left  (%s)\n", done,

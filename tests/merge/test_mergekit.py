@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_reference as ref  # noqa: E402
 from basin_runner import make_run  # noqa: E402
+from mergekit_yaml import config_text as yaml  # noqa: E402
 import numpy as np  # noqa: E402
 
 try:
@@ -46,17 +47,6 @@ def write_model(folder, tensors):
 
 def read(folder):
     return ref.read_safetensors(os.path.join(folder, "model.safetensors"))[0]
-
-
-def yaml(method, base, models, per_model, shared):
-    lines = [f"merge_method: {method}"] + ([f"base_model: {base}"] if base else []) + ["models:"]
-    for m, p in zip(models, per_model):
-        lines.append(f"  - model: {m}")
-        if p:
-            lines += ["    parameters:"] + [f"      {k}: {v}" for k, v in p.items()]
-    if shared:
-        lines += ["parameters:"] + [f"  {k}: {v}" for k, v in shared.items()]
-    return "\n".join(lines + ["dtype: float32"]) + "\n"
 
 
 def main():

@@ -469,6 +469,17 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
         self.assertEqual((got["loss"].shape, got["loss"].dtype), ((3, 2), np.float64))
         np.testing.assert_array_equal(got["alphas"], [0, 0.5, 1])
         check(got, rows(os.path.join(out, "scores.csv")), lambda row: list(got["alphas"]).index(float(row["alpha"])))
+        seen = []
+        basin.interpolate(models[0], models[1], data, alphas=[0, 0.5, 1], threads=1,
+                          progress=lambda d, t: seen.append((d, t)))
+        self.assertEqual(seen, [(1, 3), (2, 3), (3, 3)])
+
+        def stop(done, total):
+            raise ValueError("enough")
+        with self.assertRaisesRegex(ValueError, "enough"):
+            basin.interpolate(models[0], models[1], data, alphas=[0, 0.5, 1], threads=1, progress=stop)
+        with self.assertRaisesRegex(TypeError, "progress: expected True, False or a callable"):
+            basin.interpolate(models[0], models[1], data, progress="yes")
 
         group, outside = os.path.join(work, "group.txt"), os.path.join(work, "outside.txt")
         with open(group, "w") as f:

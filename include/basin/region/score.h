@@ -10,6 +10,7 @@
 #include "basin/train/probe.h"
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <torch/torch.h>
 #include <vector>
@@ -48,6 +49,9 @@ struct ScoreOptions {
     torch::Device device = torch::kCPU;
     int jobs = 1;          // points scored at once (each worker holds one model)
     bool progress = false; // a line on stderr per point: done, rate, time left
+    // called after each point with (points done, points in all), one call at a time (the Python
+    // package's progress callbacks); an exception it throws stops the scoring and is rethrown
+    std::function<void(std::size_t, std::size_t)> on_point;
 };
 
 // scores[p][d]: point p on target d. Targets are tokenized here if they are not yet.
