@@ -9,6 +9,7 @@
 #include "basin/io/checkpoint.h"
 #include "basin/merge/config.h"
 #include "basin/merge/merge.h"
+#include "basin/space/adapter_gram.h"
 #include "basin/space/given_matrix.h"
 #include "basin/space/gram.h"
 #include "basin/space/map.h"
@@ -192,7 +193,7 @@ py::array_t<double> gram(const std::string& base, const std::vector<std::string>
     o.threads = threads, o.memory_limit = memory_limit;
     Progress report(progress);
     if (!progress.is_none()) o.progress = [&report](const StreamProgress& p) { report(p.bytes_done, p.bytes_total); };
-    const GramResult r = released(&report, [&] { return task_vector_gram(base, paths(models), o); });
+    const GramResult r = released(&report, [&] { return zoo_gram(base, paths(models), o); });
     return matrix(r.gram);
 }
 

@@ -132,6 +132,36 @@ void reduce_workers(const std::vector<Worker>& workers, std::size_t groups, std:
 // Which tensors form the body (the base's floating tensors that are not heads, selected by
 // include/exclude, present in some model) and which models match it; what is left out is listed
 // in result with the reason.
+} // namespace
+
+std::vector<std::string> body_candidates(const CheckpointTensors& base, const GramOptions& options,
+                                         std::vector<std::pair<std::string, std::string>>& excluded) {
+    std::regex include, exclude;
+    try {
+        if (!options.include.empty()) include = std::regex(options.include);
+        if (!options.exclude.empty()) exclude = std::regex(options.exclude);
+    } catch (const std::regex_error& e) {
+        fail("map: --include/--exclude: not a valid regular expression (", e.what(), ")");
+    }
+    std::vector<std::string> out;
+    for (const auto& name : base.names()) {
+        const TensorInfo& info = *base.find(name)->info;
+        if (is_head_tensor(name))
+            excluded.emplace_back(name, "head");
+        else if (!is_floating(info.dtype))
+            excluded.emplace_back(name, str("not floating point (", dtype_name(info.dtype), ")"));
+        else if (!options.include.empty() && !std::regex_search(name, include))
+            excluded.emplace_back(name, "not matched by --include");
+        else if (!options.exclude.empty() && std::regex_search(name, exclude))
+            excluded.emplace_back(name, "matched by --exclude");
+        else
+            out.push_back(name);
+    }
+    return out;
+}
+
+namespace {
+
 struct BodySelection {
     std::vector<std::string> body;
     std::vector<std::size_t> used; // models matching the body
@@ -140,34 +170,10 @@ struct BodySelection {
 BodySelection select_body(const fs::path& base_path, const CheckpointTensors& base,
                           const std::vector<std::unique_ptr<CheckpointTensors>>& checkpoints,
                           const std::vector<fs::path>& model_paths, const GramOptions& options, GramResult& result) {
-    std::regex include, exclude;
-    try {
-        if (!options.include.empty()) include = std::regex(options.include);
-        if (!options.exclude.empty()) exclude = std::regex(options.exclude);
-    } catch (const std::regex_error& e) {
-        fail("map: --include/--exclude: not a valid regular expression (", e.what(), ")");
-    }
-
     std::vector<std::string> body;
     std::vector<std::string> problem(model_paths.size()); // first mismatch per model
-    for (const auto& name : base.names()) {
+    for (const auto& name : body_candidates(base, options, result.excluded)) {
         const TensorInfo& info = *base.find(name)->info;
-        if (is_head_tensor(name)) {
-            result.excluded.emplace_back(name, "head");
-            continue;
-        }
-        if (!is_floating(info.dtype)) {
-            result.excluded.emplace_back(name, str("not floating point (", dtype_name(info.dtype), ")"));
-            continue;
-        }
-        if (!options.include.empty() && !std::regex_search(name, include)) {
-            result.excluded.emplace_back(name, "not matched by --include");
-            continue;
-        }
-        if (!options.exclude.empty() && std::regex_search(name, exclude)) {
-            result.excluded.emplace_back(name, "matched by --exclude");
-            continue;
-        }
         std::vector<std::string> why(checkpoints.size());
         std::size_t matching = 0;
         for (std::size_t m = 0; m < checkpoints.size(); ++m) {
@@ -208,8 +214,9 @@ BodySelection select_body(const fs::path& base_path, const CheckpointTensors& ba
                     " (pass --skip-mismatched to skip such models)");
         result.skipped.emplace_back(model_paths[m], problem[m]);
     }
-    BASIN_CHECK(used.size() >= 2, "map: fewer than 2 models match the base's body (", result.skipped.size(),
-                " skipped)");
+    // (one model alone is a pass of its own: the full fine-tunes of a zoo that mixes in adapters)
+    BASIN_CHECK(used.size() >= std::min<std::size_t>(2, model_paths.size()) && !used.empty(),
+                "map: fewer than 2 models match the base's body (", result.skipped.size(), " skipped)");
     BASIN_CHECK(!body.empty(), "map: no tensor of ", base_path.string(),
                 " is left to compare (all excluded: check --include/--exclude)");
     return {body, used};
@@ -572,7 +579,7 @@ GramMemoryPlan plan_gram_memory(const GramStreamShape& s, int threads, std::uint
 GramResult task_vector_gram(const fs::path& base_path, const std::vector<fs::path>& model_paths,
                             const GramOptions& options) {
     const auto start = Clock::now();
-    BASIN_CHECK(model_paths.size() >= 2, "map: needs at least 2 models, got ", model_paths.size());
+    BASIN_CHECK(!model_paths.empty(), "map: no models");
     const std::size_t rank = std::size_t(std::max(0, options.rank)), ranks = std::size_t(std::max(1, options.ranks));
     BASIN_CHECK(rank < ranks, "map: rank ", rank, " of ", ranks);
     BASIN_CHECK(ranks == 1 || options.sum_across_ranks, "map: several ranks need a way to add their results");

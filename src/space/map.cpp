@@ -7,6 +7,7 @@
 #include "basin/data/dataset.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
+#include "basin/space/adapter_gram.h"
 #include "basin/space/analysis.h"
 
 #include <algorithm>
@@ -492,7 +493,7 @@ MapRecord map_models(const fs::path& base, const std::vector<fs::path>& model_pa
     check_map_inputs(model_paths, options);
     ModelGroups all_groups;
     if (!groups_file.empty()) all_groups = read_model_groups(groups_file, model_paths);
-    const GramResult g = task_vector_gram(base, model_paths, with_progress(options.gram, options.quiet));
+    const GramResult g = zoo_gram(base, model_paths, with_progress(options.gram, options.quiet));
     return record_from_gram(base, g, all_groups, model_paths, groups_file, options);
 }
 

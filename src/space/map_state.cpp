@@ -5,6 +5,7 @@
 #include "basin/core/hash.h"
 #include "basin/core/json_file.h"
 #include "basin/io/safetensors.h"
+#include "basin/space/adapter_gram.h"
 
 #include <cmath>
 #include <cstdio>
@@ -193,7 +194,7 @@ GramResult extend_gram(const MapState& s, const fs::path& dir, const std::vector
     o.known = s.paths.size();
     std::vector<fs::path> all(s.paths.begin(), s.paths.end());
     all.insert(all.end(), new_models.begin(), new_models.end());
-    GramResult g = task_vector_gram(s.base, all, o);
+    GramResult g = zoo_gram(s.base, all, o); // adapters refuse known > 0 with a clear line
     BASIN_CHECK(g.parameters == s.parameters && body_digest(g.body) == s.body_sha256, "map: the new models change ",
                 "the body of the task vectors (", g.parameters, " parameters in ", g.body.size(), " tensors; ",
                 file.string(), " has ", s.parameters, "): map all the models again");

@@ -119,6 +119,12 @@ GramMemoryPlan plan_gram_memory(const GramStreamShape& shape, int threads, std::
 // the model and the tensor (or, with skip_mismatched, those models are skipped and listed).
 GramResult task_vector_gram(const fs::path& base, const std::vector<fs::path>& models, const GramOptions& options);
 
+class CheckpointTensors;
+// The base's tensors a task vector is made of before the models are looked at: not a head (is_head_tensor),
+// floating point, selected by include / exclude; every other tensor goes into excluded with why.
+std::vector<std::string> body_candidates(const CheckpointTensors& base, const GramOptions& options,
+                                         std::vector<std::pair<std::string, std::string>>& excluded);
+
 // The layer group of a tensor name: "layer N" for names with a layer/layers/h/block/blocks index
 // component, "embeddings" for embedding tables, otherwise "other".
 std::string layer_group(const std::string& tensor_name);

@@ -1,0 +1,208 @@
+#include "basin/space/adapter_gram.h"
+
+#include "basin/core/error.h"
+#include "basin/io/adapter.h"
+#include "basin/io/checkpoint.h"
+
+#include <Eigen/Dense>
+#include <chrono>
+#include <map>
+#include <set>
+
+namespace basin {
+
+namespace {
+
+using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using FloatMap = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+// The stacked factors of one weight's adapters: scale folded into B, both in double.
+struct Stacked {
+    Matrix b;                         // [out, sum of ranks]
+    Matrix a;                         // [sum of ranks, in]
+    std::vector<std::int64_t> offset; // of each adapter's columns / rows
+};
+
+Stacked stack(const std::vector<LoraFactors>& adapters) {
+    std::int64_t total = 0;
+    for (const auto& f : adapters)
+        total += f.rank;
+    const std::int64_t out = adapters.front().out, in = adapters.front().in;
+    Stacked s{Matrix(out, total), Matrix(total, in), {}};
+    std::int64_t at = 0;
+    for (const auto& f : adapters) {
+        BASIN_CHECK(f.out == out && f.in == in, "lora_block_gram: adapters of one weight must share its shape (", out,
+                    " x ", in, "), found ", f.out, " x ", f.in);
+        s.offset.push_back(at);
+        s.b.middleCols(at, f.rank) = FloatMap(f.b, f.out, f.rank).cast<double>() * f.scale;
+        s.a.middleRows(at, f.rank) = FloatMap(f.a, f.rank, f.in).cast<double>();
+        at += f.rank;
+    }
+    s.offset.push_back(at);
+    return s;
+}
+
+} // namespace
+
+SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threads) {
+    const std::size_t k = adapters.size();
+    SquareMatrix g(k);
+    if (k == 0) return g;
+    const Stacked s = stack(adapters);
+    std::vector<std::pair<std::size_t, std::size_t>> tiles; // (first adapter of I, of J), I <= J
+    for (std::size_t i = 0; i < k; i += kLoraTileAdapters)
+        for (std::size_t j = i; j < k; j += kLoraTileAdapters)
+            tiles.emplace_back(i, j);
+#pragma omp parallel for schedule(dynamic) num_threads(std::max(1, threads))
+    for (std::size_t t = 0; t < tiles.size(); ++t) {
+        const auto [i0, j0] = tiles[t];
+        const std::size_t i1 = std::min(k, i0 + kLoraTileAdapters), j1 = std::min(k, j0 + kLoraTileAdapters);
+        const std::int64_t ri = s.offset[i0], ni = s.offset[i1] - ri, rj = s.offset[j0], nj = s.offset[j1] - rj;
+        // P = B_I^T B_J, Q = A_I A_J^T: each adapter pair's r x r blocks, then sum(P_ab o Q_ab)
+        const Matrix p = s.b.middleCols(ri, ni).transpose() * s.b.middleCols(rj, nj);
+        const Matrix q = s.a.middleRows(ri, ni) * s.a.middleRows(rj, nj).transpose();
+        for (std::size_t a = i0; a < i1; ++a)
+            for (std::size_t b = std::max(a, j0); b < j1; ++b) {
+                const std::int64_t pa = s.offset[a] - ri, pb = s.offset[b] - rj;
+                const std::int64_t na = s.offset[a + 1] - s.offset[a], nb = s.offset[b + 1] - s.offset[b];
+                const double v = p.block(pa, pb, na, nb).cwiseProduct(q.block(pa, pb, na, nb)).sum();
+                g(a, b) = g(b, a) = v; // each pair lies in exactly one tile
+            }
+    }
+    return g;
+}
+
+double lora_dot_dense(const LoraFactors& f, const float* t, bool transposed) {
+    const Matrix b = FloatMap(f.b, f.out, f.rank).cast<double>(), a = FloatMap(f.a, f.rank, f.in).cast<double>();
+    // delta [out, in] against T [out, in]: sum((B^T T) o A); stored transposed, T is [in, out]
+    const Matrix bt_t = transposed ? Matrix(b.transpose() * FloatMap(t, f.in, f.out).cast<double>().transpose())
+                                   : Matrix(b.transpose() * FloatMap(t, f.out, f.in).cast<double>());
+    return f.scale * bt_t.cwiseProduct(a).sum();
+}
+
+bool has_adapters(const std::vector<fs::path>& models) {
+    for (const auto& m : models)
+        if (is_adapter_folder(m)) return true;
+    return false;
+}
+
+namespace {
+
+// A tensor of a checkpoint as float32 (any floating dtype).
+std::vector<float> read_f32(const CheckpointTensors::Ref& ref) {
+    std::vector<float> out(std::size_t(ref.info->numel()));
+    convert_to_f32(ref.info->dtype, ref.data(), out.data(), out.size());
+    return out;
+}
+
+} // namespace
+
+GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& models, const GramOptions& options) {
+    if (!has_adapters(models)) return task_vector_gram(base_path, models, options);
+    const auto start = std::chrono::steady_clock::now();
+    BASIN_CHECK(!options.per_layer, "map: --per-layer is not supported for zoos with adapters yet (",
+                "an adapter folder is among the models)");
+    BASIN_CHECK(options.known == 0, "map --update / locate: not supported for zoos with adapters yet");
+    BASIN_CHECK(options.ranks <= 1, "map: zoos with adapters run in one process (not under MPI) yet");
+
+    std::vector<fs::path> full;
+    std::vector<std::size_t> adapter_at; // input positions of the adapters
+    for (std::size_t i = 0; i < models.size(); ++i)
+        (is_adapter_folder(models[i]) ? (void)adapter_at.push_back(i) : full.push_back(models[i]));
+
+    // every adapter is read and checked against the base before the pass over the full models
+    const CheckpointTensors base(find_weights(model_folder(base_path)));
+    std::vector<std::unique_ptr<LoraAdapter>> adapters;
+    for (std::size_t i : adapter_at)
+        adapters.push_back(std::make_unique<LoraAdapter>(models[i], base));
+    GramResult g;
+    if (!full.empty()) g = task_vector_gram(base_path, full, options);
+    if (full.empty()) {
+        g.body = body_candidates(base, options, g.excluded);
+        for (const auto& name : g.body)
+            g.parameters += base.find(name)->info->numel();
+        g.layers = {"all"};
+        g.layer_parameters = {g.parameters};
+    }
+    const std::set<std::string> body(g.body.begin(), g.body.end());
+
+    // the models in input order: the full ones the pass used (some may have been skipped), then
+    // every adapter in its place
+    std::vector<fs::path> used;
+    std::vector<int> full_index, adapter_index; // per used model: its index among g.models / adapters
+    std::size_t next_full = 0, next_adapter = 0;
+    for (std::size_t i = 0; i < models.size(); ++i) {
+        if (is_adapter_folder(models[i])) {
+            used.push_back(models[i]), full_index.push_back(-1), adapter_index.push_back(int(next_adapter++));
+        } else if (next_full < g.models.size() && g.models[next_full] == models[i]) {
+            used.push_back(models[i]), full_index.push_back(int(next_full++)), adapter_index.push_back(-1);
+        }
+    }
+    const std::size_t n = used.size();
+    SquareMatrix gram(n);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j)
+            if (full_index[i] >= 0 && full_index[j] >= 0)
+                gram(i, j) = g.gram(std::size_t(full_index[i]), std::size_t(full_index[j]));
+
+    // the adapted weights in the body, each with its adapters (model index, weight)
+    std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>> by_target;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (adapter_index[i] < 0) continue;
+        const LoraAdapter& a = *adapters[std::size_t(adapter_index[i])];
+        for (const auto& w : a.weights()) {
+            if (!body.count(w.target)) {
+                g.excluded.emplace_back(a.folder().string() + ": " + w.target, "adapted, but not in the body");
+                continue;
+            }
+            by_target[w.target].emplace_back(i, &w);
+        }
+    }
+    std::vector<std::unique_ptr<CheckpointTensors>> full_tensors;
+    for (const auto& m : g.models)
+        full_tensors.push_back(std::make_unique<CheckpointTensors>(find_weights(model_folder(m))));
+    for (const auto& [target, members] : by_target) {
+        std::vector<std::vector<float>> a_values, b_values;
+        std::vector<LoraFactors> factors;
+        const bool transposed = members.front().second->transposed;
+        for (const auto& [i, w] : members) {
+            BASIN_CHECK(w->transposed == transposed, "map: adapters disagree on how ", target,
+                        " is stored (fan_in_fan_out): ", adapters[std::size_t(adapter_index[i])]->folder().string());
+            const LoraAdapter& a = *adapters[std::size_t(adapter_index[i])];
+            a_values.push_back(a.a(*w));
+            b_values.push_back(a.b(*w));
+            factors.push_back({a_values.back().data(), b_values.back().data(), w->rank, w->out, w->in, w->scale});
+        }
+        const SquareMatrix block = lora_block_gram(factors, options.threads);
+        for (std::size_t x = 0; x < members.size(); ++x)
+            for (std::size_t y = 0; y < members.size(); ++y)
+                gram(members[x].first, members[y].first) += block(x, y);
+        // against every full task vector on this weight: T = model - base, read once
+        const std::vector<float> base_values = read_f32(*base.find(target));
+        for (std::size_t i = 0; i < n; ++i) {
+            if (full_index[i] < 0) continue;
+            const auto* ref = full_tensors[std::size_t(full_index[i])]->find(target);
+            BASIN_CHECK(ref && ref->info->shape == base.find(target)->info->shape, used[i].string(), ": tensor ",
+                        target, " is missing or has another shape than the base's");
+            std::vector<float> t = read_f32(*ref);
+            for (std::size_t e = 0; e < t.size(); ++e)
+                t[e] -= base_values[e];
+            g.bytes_read += ref->info->nbytes();
+            for (std::size_t x = 0; x < members.size(); ++x) {
+                const double v = lora_dot_dense(factors[x], t.data(), transposed);
+                gram(i, members[x].first) += v;
+                gram(members[x].first, i) += v;
+            }
+        }
+    }
+    for (const auto& a : adapters)
+        g.bytes_read += a->file().file_size();
+    g.models = used;
+    g.gram = gram;
+    g.layer_gram = {gram};
+    g.digests.assign(n, 0); // adapters have no stream digest: a map of them is not updated in place
+    g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return g;
+}
+
+} // namespace basin
