@@ -17,8 +17,8 @@ from ._basin import Checkpoint, Error, Store, gram, has_torch, map, map_matrix, 
 __all__ = ["Checkpoint", "Error", "Store", "frame", "gram", "has_torch", "map", "map_matrix", "merge", "merge_config",
            "tqdm_progress"]
 if has_torch:  # features, the generalized loss and the region studies need libtorch (not in a `pip install .` build)
-    from ._basin import features, hull, interpolate, plane, probe  # noqa: F401
-    __all__ += ["features", "hull", "interpolate", "plane", "probe"]
+    from ._basin import features, hull, interpolate, plane, probe, regmean  # noqa: F401
+    __all__ += ["features", "hull", "interpolate", "plane", "probe", "regmean"]
 
 
 def frame(records):

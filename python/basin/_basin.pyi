@@ -80,3 +80,8 @@ def probe(model: _Path, train: _Path, test: _Path, *, l2: float = 1e-3, max_leng
 def gram(base: str, models: Sequence[str], *, threads: int = 1, memory_limit: int = 2 << 30,
          progress: Optional[Any] = None) -> np.ndarray:
     """The Gram matrix of the task vectors m_i - base over the body, float64 [N, N]."""
+
+def regmean(models: Sequence[str], data: Sequence[str], out: str, *, examples: int = 256, alpha: float = 0.9,
+            max_length: int = 128, batch_size: int = 32, seed: int = 0, overwrite: bool = False,
+            threads: int = 0) -> Dict[str, Any]:
+    """RegMean (basin merge --method regmean) on each model's data; returns basin_merge.json (has_torch only)."""

@@ -145,6 +145,8 @@ py::object merge(const std::string& method, const std::vector<std::string>& mode
                  const py::kwargs& parameters) {
     MergeOptions o;
     std::unique_ptr<Progress> progress;
+    if (method == "regmean") // data-aware: its own function with its own parameters
+        throw py::type_error("merge(): regmean reads each model's data; call basin.regmean(models, data, out)");
     o.method = parse_merge_method(method);
     o.models = paths(models), o.out = out;
     if (base) o.base = *base;

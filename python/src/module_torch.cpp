@@ -6,6 +6,7 @@
 #include "basin/core/fs.h"
 #include "basin/core/interrupt.h"
 #include "basin/io/checkpoint.h"
+#include "basin/merge/regmean.h"
 #include "basin/models/load.h"
 #include "basin/region/points.h"
 #include "basin/region/studies.h"
@@ -240,6 +241,22 @@ py::dict plane(const std::vector<std::string>& models, const py::object& data, c
     return out;
 }
 
+// RegMean (as basin merge --method regmean): each linear layer solved from the models' input Gram
+// matrices on their own data; the rest averaged. Returns basin_merge.json.
+py::object regmean(const std::vector<std::string>& models, const std::vector<std::string>& data,
+                   const std::string& out, std::size_t examples, double alpha, std::size_t max_length,
+                   std::size_t batch_size, std::uint64_t seed, bool overwrite, int threads) {
+    RegMeanOptions o;
+    o.models.assign(models.begin(), models.end());
+    o.data.assign(data.begin(), data.end());
+    BASIN_CHECK(o.data.size() == o.models.size(), "regmean: ", o.data.size(), " data folders for ", o.models.size(),
+                " models (one per model, in model order)");
+    o.out = out, o.examples = examples, o.alpha = alpha, o.max_length = max_length, o.batch_size = batch_size;
+    o.seed = seed, o.overwrite = overwrite, o.threads = threads;
+    const RegMeanResult r = released(nullptr, [&] { return regmean_merge(o); });
+    return py::module_::import("json").attr("loads")(r.provenance.dump());
+}
+
 } // namespace
 
 bool add_torch_functions(py::module_& m) {
@@ -273,6 +290,14 @@ bool add_torch_functions(py::module_& m) {
           "The loss surface on the plane through A B C (or around A with random_seed; as basin plane): u, v "
           "(the grid's coordinates), markers, and loss and accuracy [v * len(u) + u index, targets].");
 #undef BASIN_REGION_ARGS
+    const RegMeanOptions regmean_defaults;
+    m.def("regmean", &regmean, py::arg("models"), py::arg("data"), py::arg("out"), py::kw_only(),
+          py::arg("examples") = regmean_defaults.examples, py::arg("alpha") = regmean_defaults.alpha,
+          py::arg("max_length") = regmean_defaults.max_length, py::arg("batch_size") = regmean_defaults.batch_size,
+          py::arg("seed") = regmean_defaults.seed, py::arg("overwrite") = false, py::arg("threads") = 0,
+          "RegMean (as basin merge --method regmean): each linear layer from the models' input Gram matrices on "
+          "their own data (data: one dataset folder or split file per model), the rest averaged; writes the folder "
+          "`out` and returns basin_merge.json.");
     return true;
 }
 

@@ -506,6 +506,14 @@ print("python handler back:", signal.getsignal(signal.SIGINT) is signal.default_
         with self.assertRaisesRegex(basin.Error, "plane: needs three models A B C"):
             basin.plane(models[:2], data)
 
+        # RegMean on each model's own data: the same bytes as basin merge --method regmean
+        basin.regmean(models[:2], data, os.path.join(work, "py-regmean"), examples=20, threads=1)
+        cli("merge", "--method", "regmean", "--models", ",".join(models[:2]), "--data", ",".join(data), "--examples",
+            "20", "--threads", "1", "--out", os.path.join(work, "cli-regmean"))
+        self.same_weights(os.path.join(work, "py-regmean"), os.path.join(work, "cli-regmean"))
+        with self.assertRaisesRegex(TypeError, "call basin.regmean"):
+            basin.merge("regmean", models[:2], os.path.join(work, "x"))
+
     def test_progress_callbacks(self):
         seen = []
         basin.merge("mean", self.dirs, os.path.join(WORK, "progress"), progress=lambda d, t: seen.append((d, t)))
