@@ -168,6 +168,10 @@ Runner add_merge(CLI::App& app) {
                    "Output dtype of floating tensors: F32, F16 or BF16 (default: as the first model)");
     app.add_option("--shard-size", o->shard_size, "Write shards of at most this size (e.g. 2G) with an index");
     app.add_option("--threads", o->merge.threads, "Threads (0: all cores)")->capture_default_str();
+    app.add_option("--adapter-out", o->merge.adapter_out,
+                   "LoRA adapter inputs: write one adapter instead of a full checkpoint: concat (exact, the ranks "
+                   "add up) or svd (rank --rank, the discarded energy reported)");
+    app.add_option("--rank", o->merge.adapter_rank, "--adapter-out svd: the merged adapter's rank");
     app.add_flag("--overwrite", o->merge.overwrite, "Replace a non-empty output folder");
     app.add_flag("--quiet", o->quiet, "Print nothing but errors");
     return [o, method, models, base]() {
@@ -210,6 +214,10 @@ Runner add_merge(CLI::App& app) {
                 "%.2f s -> %s\n",
                 m.models.size(), merge_method_name(m.method), r.tensors, r.dropped_heads, double(r.bytes_read) / 1e9,
                 double(r.bytes_written) / 1e9, r.seconds, o->out.c_str());
+        if (!o->quiet && r.provenance.contains("discarded_energy"))
+            std::printf("rank-%lld adapter: %.4g%% of the merged task vector's energy discarded (squared singular "
+                        "values dropped; per weight in basin_merge.json)\n",
+                        (long long)m.adapter_rank, 100 * r.provenance["discarded_energy"]["overall"].get<double>());
         return 0;
     };
 }

@@ -17,6 +17,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libicu-dev libgtest-dev
   python3-torch python3-numpy python3-sklearn   # independent reference computations in tests
   python3-venv python3-yaml python3-requests     # .venv: transformers and tokenizers over Debian's torch
+  python3-psutil                      # .venv: peft (through accelerate)
   libsqlite3-dev libtomlplusplus-dev  # experiments: the results store and the spec
   libyaml-cpp-dev                     # merge --config: mergekit's YAML merge configurations
   libnlopt-cxx-dev                    # search: COBYLA over the simplex of a group's weights

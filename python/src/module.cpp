@@ -136,6 +136,8 @@ const std::vector<std::pair<std::string, MergeSetter>>& merge_parameters() {
         {"keep_head", [](MergeOptions& o, const py::handle& v) { o.keep_head = v.cast<bool>(); }},
         {"overwrite", [](MergeOptions& o, const py::handle& v) { o.overwrite = v.cast<bool>(); }},
         {"threads", [](MergeOptions& o, const py::handle& v) { o.threads = v.cast<int>(); }},
+        {"adapter_out", [](MergeOptions& o, const py::handle& v) { o.adapter_out = v.cast<std::string>(); }},
+        {"rank", [](MergeOptions& o, const py::handle& v) { o.adapter_rank = v.cast<std::int64_t>(); }},
     };
     return table;
 }

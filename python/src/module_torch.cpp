@@ -243,9 +243,9 @@ py::dict plane(const std::vector<std::string>& models, const py::object& data, c
 
 // RegMean (as basin merge --method regmean): each linear layer solved from the models' input Gram
 // matrices on their own data; the rest averaged. Returns basin_merge.json.
-py::object regmean(const std::vector<std::string>& models, const std::vector<std::string>& data,
-                   const std::string& out, std::size_t examples, double alpha, std::size_t max_length,
-                   std::size_t batch_size, std::uint64_t seed, bool overwrite, int threads) {
+py::object regmean(const std::vector<std::string>& models, const std::vector<std::string>& data, const std::string& out,
+                   std::size_t examples, double alpha, std::size_t max_length, std::size_t batch_size,
+                   std::uint64_t seed, bool overwrite, int threads) {
     RegMeanOptions o;
     o.models.assign(models.begin(), models.end());
     o.data.assign(data.begin(), data.end());

@@ -3,7 +3,7 @@
 #include "basin/core/error.h"
 #include "basin/core/json_value.h"
 #include "basin/core/limits.h"
-#include "basin/space/gram.h" // is_head_tensor
+#include "basin/space/gram.h" // is_task_head_tensor
 
 #include <cmath>
 #include <map>
@@ -153,7 +153,7 @@ LoraAdapter::LoraAdapter(const fs::path& folder, const CheckpointTensors& base) 
     for (const auto& t : file_->tensors()) {
         const FactorKey key = parse_key(t.name);
         if (key.kind.empty()) {
-            if (is_head_tensor(key.module)) {
+            if (is_task_head_tensor(key.module)) {
                 ignored_.push_back(t.name + " (a task head: not part of the body's task vector)");
                 continue;
             }
@@ -161,7 +161,7 @@ LoraAdapter::LoraAdapter(const fs::path& folder, const CheckpointTensors& base) 
                  "' is neither a LoRA factor (lora_A / lora_B) nor a task head (trained biases and modules_to_save of "
                  "body modules are not supported)");
         }
-        if (is_head_tensor(key.module)) {
+        if (is_task_head_tensor(key.module)) {
             ignored_.push_back(t.name + " (a factor of a task head: not part of the body's task vector)");
             continue;
         }

@@ -5,8 +5,10 @@
 #include "basin/core/hash.h"
 #include "basin/core/interrupt.h"
 #include "basin/core/limits.h"
+#include "basin/io/adapter.h"
 #include "basin/io/checkpoint.h"
 #include "basin/io/tensor_reader.h"
+#include "basin/merge/adapters.h"
 #include "basin/merge/methods.h"
 #include "basin/space/gram.h"
 
@@ -606,6 +608,9 @@ class TensorMerger {
 } // namespace
 
 MergeResult merge_checkpoints(const MergeOptions& o) {
+    for (const auto& m : o.models) // adapters: sums of low-rank products (merge/adapters.h)
+        if (is_adapter_folder(m)) return merge_adapters(o);
+    BASIN_CHECK(o.adapter_out.empty(), "merge --adapter-out ", o.adapter_out, ": the inputs are not adapters");
     const auto start = std::chrono::steady_clock::now();
     const MergeMethodEntry& method = merge_method_entry(o.method);
     check_merge_options(o, method);

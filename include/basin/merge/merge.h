@@ -79,6 +79,9 @@ struct MergeOptions {
     // after each merged tensor: tensors done, tensors to merge (the Python package's progress)
     std::function<void(std::size_t done, std::size_t total)> progress;
     nlohmann::json config; // merge --config: its file, method and text (basin_merge.json's "config")
+    // LoRA adapter inputs (merge/adapters.h): "" a full checkpoint; "concat" or "svd" one adapter
+    std::string adapter_out;
+    std::int64_t adapter_rank = 0; // svd: the merged adapter's rank
 };
 
 struct MergeResult {
