@@ -153,6 +153,8 @@ Runner add_map(CLI::App& app) {
         std::string similarity, norms, gram, assign = "discretize", geometry = "cosine", update;
         MapOptions map;
         int threads = 0;
+        std::size_t sketch = 0;
+        std::uint64_t sketch_seed = 0;
         PassOptions pass;
         AnalysisOptions analysis;
     };
@@ -179,6 +181,12 @@ Runner add_map(CLI::App& app) {
             ->check(CLI::IsMember({"cosine", "raw"}))
             ->capture_default_str();
     app.add_option("--out", o->out, "Output folder (with --update: the map's own folder unless given)");
+    app.add_option("--sketch", o->sketch,
+                   "K: map CountSketches of K buckets (a power of two, e.g. 65536) instead of the exact Gram matrix: "
+                   "time linear in the models, each cosine with its bound (sketch_bound.csv); --update adds models "
+                   "by reading only them");
+    app.add_option("--sketch-seed", o->sketch_seed, "With --sketch: the seed of the buckets and signs")
+        ->capture_default_str();
     app.add_option("--update", o->update,
                    "Grow this map folder by the models of --models, from one pass that forms only their products "
                    "with the map's models (equal to mapping all again); the map's base and pass settings apply");
@@ -226,7 +234,22 @@ Runner add_map(CLI::App& app) {
         o->map.gram.memory_limit = parse_byte_size(o->memory_limit, "--memory-limit");
         o->map.gram.threads =
             o->threads > 0 ? o->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        if (!o->update.empty() && fs::exists(fs::path(o->update) / "sketch.json")) { // a sketch map grows
+            BASIN_CHECK(o->base.empty() && o->sketch == 0, "map --update ", o->update,
+                        ": the base, K and seed are the sketch map's (sketch.json); give the new models only");
+            BASIN_CHECK(!o->models.empty(), "map --update ", o->update, ": give the new models with --models");
+            const fs::path out = o->out.empty() ? fs::path(o->update) : fs::path(o->out);
+            return report(run_sketch_map({}, read_model_list(o->models), o->groups, out, o->map, {0, 0, o->update}),
+                          out.string());
+        }
         if (!o->update.empty()) return map_update(*o);
+        if (o->sketch > 0) {
+            BASIN_CHECK(!o->out.empty() && !o->base.empty() && !o->models.empty(),
+                        "map --sketch: give --base, --models and --out");
+            return report(run_sketch_map(o->base, read_model_list(o->models), o->groups, o->out, o->map,
+                                         {o->sketch, o->sketch_seed, {}}),
+                          o->out);
+        }
         BASIN_CHECK(!o->out.empty(), "map: --out is required");
         if (!o->similarity.empty()) return map_given(*o);
         BASIN_CHECK(!o->base.empty() && !o->models.empty(), "map: give --base and --models (or --similarity)");

@@ -1,9 +1,9 @@
 #include "basin/merge/adapters.h"
 
 #include "basin/core/error.h"
+#include "basin/core/fs.h"
 #include "basin/core/hash.h"
 #include "basin/core/interrupt.h"
-#include "basin/core/fs.h"
 #include "basin/core/json_value.h"
 #include "basin/core/limits.h"
 #include "basin/io/adapter.h"
@@ -74,8 +74,8 @@ std::map<std::string, Stack> stack_by_target(const std::vector<std::unique_ptr<L
         std::int64_t k = 0;
         for (const auto& [i, w] : members) {
             BASIN_CHECK(w->transposed == s.first->transposed, adapters[i]->folder().string(), ": module '", w->module,
-                        "' is stored ", w->transposed ? "transposed" : "not transposed", " (fan_in_fan_out), unlike in ",
-                        adapters[members.front().first]->folder().string());
+                        "' is stored ", w->transposed ? "transposed" : "not transposed",
+                        " (fan_in_fan_out), unlike in ", adapters[members.front().first]->folder().string());
             k += w->rank;
         }
         s.b = Matrix(s.first->out, k), s.a = Matrix(k, s.first->in);
@@ -95,7 +95,8 @@ std::map<std::string, Stack> stack_by_target(const std::vector<std::unique_ptr<L
 // (squared singular values) kept and dropped.
 std::pair<double, double> truncate(Stack& s, std::int64_t r) {
     const Eigen::HouseholderQR<Matrix> qb(s.b), qa(s.a.transpose());
-    const std::int64_t k = s.b.cols(), kb = std::min<std::int64_t>(k, s.b.rows()), ka = std::min<std::int64_t>(k, s.a.cols());
+    const std::int64_t k = s.b.cols(), kb = std::min<std::int64_t>(k, s.b.rows()),
+                       ka = std::min<std::int64_t>(k, s.a.cols());
     const Matrix q_b = qb.householderQ() * Matrix::Identity(s.b.rows(), kb);
     const Matrix q_a = qa.householderQ() * Matrix::Identity(s.a.cols(), ka);
     const Matrix r_b = qb.matrixQR().topRows(kb).triangularView<Eigen::Upper>();
@@ -124,11 +125,12 @@ std::vector<float> to_float(const Matrix& m) {
 json inputs_json(const MergeOptions& o) {
     json models = json::array();
     for (const auto& m : o.models)
-        models.push_back({{"path", fs::absolute(m).lexically_normal().string()},
-                          {"sha256", is_adapter_folder(m) ? sha256_file_cached(fs::exists(m / "adapter_model.safetensors")
-                                                                                   ? m / "adapter_model.safetensors"
-                                                                                   : m / "adapter_model.bin")
-                                                          : checkpoint_weights_sha256(m)}});
+        models.push_back(
+            {{"path", fs::absolute(m).lexically_normal().string()},
+             {"sha256", is_adapter_folder(m) ? sha256_file_cached(fs::exists(m / "adapter_model.safetensors")
+                                                                      ? m / "adapter_model.safetensors"
+                                                                      : m / "adapter_model.bin")
+                                             : checkpoint_weights_sha256(m)}});
     return models;
 }
 
@@ -147,11 +149,17 @@ void write_adapter(const fs::path& dir, const std::map<std::string, Stack>& stac
         const bool embedding = s.first->transposed && !first.config().fan_in_fan_out;
         const std::string kind = embedding ? "lora_embedding_" : "lora_";
         storage.push_back(to_float(s.a));
-        views.push_back({"base_model.model." + s.module + "." + kind + "A.weight", Dtype::F32,
-                         {s.a.rows(), s.a.cols()}, storage.back().data(), {}});
+        views.push_back({"base_model.model." + s.module + "." + kind + "A.weight",
+                         Dtype::F32,
+                         {s.a.rows(), s.a.cols()},
+                         storage.back().data(),
+                         {}});
         storage.push_back(to_float(s.b));
-        views.push_back({"base_model.model." + s.module + "." + kind + "B.weight", Dtype::F32,
-                         {s.b.rows(), s.b.cols()}, storage.back().data(), {}});
+        views.push_back({"base_model.model." + s.module + "." + kind + "B.weight",
+                         Dtype::F32,
+                         {s.b.rows(), s.b.cols()},
+                         storage.back().data(),
+                         {}});
         if (s.a.rows() != r) rank_pattern[s.module] = s.a.rows(), alpha_pattern[s.module] = s.a.rows();
         targets.insert(s.module.substr(s.module.rfind('.') + 1));
     }
@@ -203,13 +211,14 @@ MergeResult merge_adapters(const MergeOptions& o) {
         }
     }
     std::map<std::string, Stack> stacks = stack_by_target(adapters, adapter_c);
-    json provenance = {{"format", "basin-merge-v1"},
-                       {"method", merge_method_name(o.method)},
-                       {"coefficients", c},
-                       {"models", inputs_json(o)},
-                       {"base", {{"path", fs::absolute(o.base).lexically_normal().string()},
-                                 {"sha256", checkpoint_weights_sha256(o.base)}}},
-                       {"output", o.adapter_out.empty() ? "checkpoint" : "adapter (" + o.adapter_out + ")"}};
+    json provenance = {
+        {"format", "basin-merge-v1"},
+        {"method", merge_method_name(o.method)},
+        {"coefficients", c},
+        {"models", inputs_json(o)},
+        {"base",
+         {{"path", fs::absolute(o.base).lexically_normal().string()}, {"sha256", checkpoint_weights_sha256(o.base)}}},
+        {"output", o.adapter_out.empty() ? "checkpoint" : "adapter (" + o.adapter_out + ")"}};
     MergeResult result;
     if (!o.adapter_out.empty()) {
         if (o.adapter_out == "svd") {
@@ -226,7 +235,8 @@ MergeResult merge_adapters(const MergeOptions& o) {
                                               {"definition", "squared singular values of the merged task vector "
                                                              "dropped by the truncation, over all of them"}};
         }
-        write_folder_atomically(out, [&](const fs::path& dir) { write_adapter(dir, stacks, *adapters.front(), provenance); });
+        write_folder_atomically(
+            out, [&](const fs::path& dir) { write_adapter(dir, stacks, *adapters.front(), provenance); });
         result.tensors = stacks.size();
     } else {
         // a full checkpoint: base + sum of the task vectors, one tensor at a time

@@ -3,14 +3,18 @@
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
 #include "basin/core/json_file.h"
+#include "basin/core/json_value.h"
+#include "basin/core/limits.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/data/table.h"
 #include "basin/report/figure.h"
 #include "basin/space/adapter_gram.h"
 #include "basin/space/analysis.h"
+#include "basin/space/sketch.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -610,6 +614,112 @@ MapSummary run_map_similarity(const GivenSimilarity& similarity, const fs::path&
     const MapRecord r = map_similarity(similarity, groups_file, options);
     write_folder_atomically(out, [&](const fs::path& dir) { write_map_files(r, dir); });
     return summary_of(r);
+}
+
+MapSummary run_sketch_map(const fs::path& base_arg, const std::vector<fs::path>& new_models,
+                          const fs::path& groups_file, const fs::path& out_arg, const MapOptions& options,
+                          const SketchMapOptions& sk) {
+    const auto start = std::chrono::steady_clock::now();
+    BASIN_CHECK(options.reference == "base", "map --sketch: --reference mean is not supported (a sketch is of "
+                                             "model - base)");
+    BASIN_CHECK(!options.gram.per_layer, "map --sketch: --per-layer is not supported");
+    BASIN_CHECK(!has_adapters(new_models), "map --sketch: adapter folders are not sketched yet (map them exactly)");
+    GramOptions pass = options.gram;
+    fs::path base = base_arg;
+    std::size_t k = sk.k;
+    std::uint64_t seed = sk.seed;
+    json previous;
+    if (!sk.previous.empty()) { // the earlier map's settings are this one's
+        const fs::path file = sk.previous / "sketch.json";
+        BASIN_CHECK(fs::exists(file), sk.previous.string(), ": no sketch.json (not a sketch map)");
+        previous = read_json_file(file, limits::config_json);
+        BASIN_CHECK(previous.value("format", "") == "basin sketch map", file.string(), ": not a basin sketch map");
+        base = json_value<std::string>(previous, "base", file);
+        k = json_value<std::size_t>(previous, "k", file), seed = json_value<std::uint64_t>(previous, "seed", file);
+        pass.include = previous.value("include", ""), pass.exclude = previous.value("exclude", "");
+    }
+    const CheckpointTensors base_tensors(find_weights(model_folder(base)));
+    const SketchBody body = sketch_body(base_tensors, pass);
+    std::vector<ModelSketch> sketches;
+    std::vector<fs::path> paths;
+    if (!previous.is_null()) {
+        const fs::path file = sk.previous / "sketch.json";
+        BASIN_CHECK(previous.value("body_digest", "") == body.digest, file.string(), ": the base ", base.string(),
+                    " no longer has the body the sketches were made over");
+        for (const auto& m : json_field(previous, "models", file)) {
+            const fs::path sketch_file = sk.previous / json_value<std::string>(m, "sketch", file);
+            sketches.push_back(read_sketch(sketch_file, k, seed, body.digest));
+            paths.push_back(json_value<std::string>(m, "path", file));
+        }
+    }
+    const std::size_t old = sketches.size();
+    paths.insert(paths.end(), new_models.begin(), new_models.end());
+    check_map_inputs(paths, options);
+    sketches.resize(paths.size());
+    std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic) num_threads(std::max(1, pass.threads))
+    for (std::size_t i = old; i < paths.size(); ++i) {
+        try {
+            sketches[i] = sketch_model(base_tensors, body, paths[i], k, seed);
+        } catch (...) {
+#pragma omp critical
+            if (!failure) failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+    GramResult g;
+    g.models = paths;
+    g.gram = sketched_gram(sketches, pass.threads);
+    g.layer_gram = {g.gram};
+    g.body = body.tensors, g.parameters = body.parameters;
+    g.layers = {"all"}, g.layer_parameters = {body.parameters};
+    g.digests.assign(paths.size(), 0);
+    for (std::size_t i = old; i < paths.size(); ++i)
+        g.bytes_read += fs::file_size(find_weights(model_folder(paths[i])));
+    g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const ModelGroups groups = groups_file.empty() ? ModelGroups{} : read_model_groups(groups_file, paths);
+    MapRecord r = record_from_gram(base, g, groups, paths, groups_file, options);
+    r.state = MapState{}; // not an exact map: --update reads its sketches instead
+    SquareMatrix bound(paths.size());
+    for (std::size_t i = 0; i < paths.size(); ++i)
+        for (std::size_t j = 0; j < paths.size(); ++j)
+            bound(i, j) = i == j ? 0.0 : sketch_cosine_bound(r.cosine(i, j), k);
+    json models = json::array();
+    char name[32];
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        std::snprintf(name, sizeof name, "sketches/%05zu.safetensors", i);
+        models.push_back({{"path", paths[i].string()}, {"sketch", name}});
+    }
+    const json record = {
+        {"format", "basin sketch map"},
+        {"base", canonical_or_absolute(base).string()},
+        {"k", k},
+        {"seed", seed},
+        {"include", pass.include},
+        {"exclude", pass.exclude},
+        {"body_digest", body.digest},
+        {"parameters", body.parameters},
+        {"models", models},
+        {"sketched_now", paths.size() - old},
+        {"bound",
+         {{"delta", 0.05},
+          {"formula", "|c^ - c| <= sqrt((1 + c'^2) / (0.05 K)), c' = min(1, |c^| + sqrt(2 / K)): Chebyshev "
+                      "on the CountSketch variance bound (|a|^2 |b|^2 + <a,b>^2) / K, exact norms"},
+          {"largest", sketch_cosine_bound(1.0, k)}}},
+    };
+    const bool in_place = !sk.previous.empty() && canonical_or_absolute(out_arg) == canonical_or_absolute(sk.previous);
+    const fs::path out = check_output_folder(out_arg, options.overwrite || in_place);
+    write_folder_atomically(out, [&](const fs::path& dir) {
+        write_map_files(r, dir);
+        fs::create_directories(dir / "sketches");
+        for (std::size_t i = 0; i < paths.size(); ++i)
+            write_sketch(dir / models[i]["sketch"].get<std::string>(), sketches[i]);
+        write_matrix_csv(dir / "sketch_bound.csv", bound, r.names);
+        write_text_atomically(dir / "sketch.json", record.dump(2) + "\n");
+    });
+    MapSummary summary = summary_of(r);
+    summary.updated_from = old;
+    return summary;
 }
 
 MapGeometry parse_map_geometry(const std::string& name) {

@@ -196,6 +196,19 @@ struct MapSummary {
     std::map<std::string, double> spectral_accuracy; // per label kind
 };
 
+// `map --sketch K` (space/sketch.h): the map of the models' CountSketches (seed sketch_seed)
+// instead of their exact Gram matrix: every analysis on the estimated Gram matrix (exact norms),
+// written with the models' sketches (sketches/), sketch.json and each cosine's bound
+// (sketch_bound.csv). previous: a sketch map folder whose models keep their sketches (read, not
+// made again: only the new models are read); empty for a new map.
+struct SketchMapOptions {
+    std::size_t k = 65536;
+    std::uint64_t seed = 0;
+    fs::path previous;
+};
+MapSummary run_sketch_map(const fs::path& base, const std::vector<fs::path>& new_models, const fs::path& groups_file,
+                          const fs::path& out, const MapOptions& options, const SketchMapOptions& sketch);
+
 // map_models, then write_map_files into `out` atomically (checked first: see check_output_folder).
 MapSummary run_map(const fs::path& base, const std::vector<fs::path>& models, const fs::path& groups_file,
                    const fs::path& out, const MapOptions& options);
