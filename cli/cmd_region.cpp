@@ -25,6 +25,7 @@ struct RegionOptions {
     ProbeCliOptions probe;
     int threads = 0, jobs = 1;
     TargetLimits limits;
+    std::string adapter_base;
 
     void add(CLI::App& app, const std::string& data_names = "--data") {
         app.add_option(data_names, data, "Dataset folders with train and test splits (comma-separated or repeated)")
@@ -45,6 +46,8 @@ struct RegionOptions {
             ->capture_default_str();
         add_device_option(app, device);
         app.add_flag("--quiet", quiet, "No progress lines");
+        app.add_option("--adapter-base", adapter_base,
+                       "The base of LoRA adapter folders among the models (their weights: base + s B A)");
     }
 
     // Checks the output folder, reads the targets, and prepares the scoring options.
@@ -96,7 +99,8 @@ Runner add_interpolate(CLI::App& app) {
                  "Add 10 log-spaced points from 1 to 32 and from 0 to -31 (PAPER.md's extrapolation)");
     o->region.add(app);
     return [o]() {
-        InterpolationStudy study{o->a, o->b, merge_alphas({}, parse_alphas(o->alphas)), o->extrapolate};
+        InterpolationStudy study{o->a, o->b, merge_alphas({}, parse_alphas(o->alphas)), o->extrapolate,
+                                 o->region.adapter_base};
         if (o->extrapolate) study.alphas = merge_alphas(study.alphas, extrapolation_alphas());
         fs::path out;
         auto [targets, options] = o->region.prepare(out);
@@ -151,6 +155,7 @@ Runner add_hull(CLI::App& app) {
         if (!o->weights.empty()) study.weights = read_hull_weights(o->weights, study.members.size());
         if (!o->base.empty()) study.base = fs::path(o->base);
         study.samples = o->samples, study.random = o->random, study.seed = o->seed;
+        study.adapter_base = o->region.adapter_base;
         fs::path out;
         auto [targets, options] = o->region.prepare(out);
         const HullRecord r = run_hull(study, targets, options);
@@ -255,6 +260,7 @@ Runner add_plane(CLI::App& app) {
         study.models.assign(o->models.begin(), o->models.end());
         std::tie(study.columns, study.rows) = parse_grid(o->grid, o->force);
         study.margin = o->margin, study.random_seed = o->random_plane, study.extent = o->extent;
+        study.adapter_base = o->region.adapter_base;
         fs::path out;
         auto [targets, options] = o->region.prepare(out);
         const PlaneRecord r = run_plane(study, targets, options);

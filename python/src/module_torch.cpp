@@ -160,7 +160,7 @@ py::dict interpolate(const std::string& a, const std::string& b, const py::objec
                      const py::object& progress) {
     const RegionArgs args = region_args(data, l2, max_length, batch_size, probe_train_limit, probe_test_limit, cache,
                                         threads, jobs, progress);
-    InterpolationStudy study{a, b, merge_alphas({}, alphas.value_or(parse_alphas("0:1:11"))), extrapolate};
+    InterpolationStudy study{a, b, merge_alphas({}, alphas.value_or(parse_alphas("0:1:11"))), extrapolate, {}};
     if (extrapolate) study.alphas = merge_alphas(study.alphas, extrapolation_alphas());
     const InterpolationRecord r = released(args.callback.get(), [&] {
         auto [targets, options] = args.prepare();

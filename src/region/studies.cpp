@@ -30,7 +30,7 @@ Combination one_hot(std::size_t sources, std::size_t i) {
 InterpolationRecord run_interpolation(const InterpolationStudy& study, std::vector<TargetDataset>& targets,
                                       const ScoreOptions& options) {
     BASIN_CHECK(!study.alphas.empty(), "interpolate: no alphas");
-    WeightSpace space({study.a, study.b});
+    WeightSpace space({study.a, study.b}, study.adapter_base);
     std::vector<NamedPoint> points;
     for (double a : study.alphas)
         points.push_back({"alpha=" + format_g(a), {{1 - a, a}, {}}});
@@ -61,7 +61,9 @@ HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets,
     sources.insert(sources.end(), study.outside.begin(), study.outside.end());
     const std::size_t base_index = sources.size();
     if (study.base) sources.push_back(*study.base);
-    WeightSpace space(sources);
+    WeightSpace space(sources, !study.adapter_base.empty() ? study.adapter_base
+                               : study.base                ? *study.base
+                                                           : fs::path());
 
     HullRecord r;
     for (const auto& s : sources)
@@ -109,7 +111,7 @@ PlaneRecord run_plane(const PlaneStudy& study, std::vector<TargetDataset>& targe
                        : "plane: needs three models A B C (or one with a random plane)");
     BASIN_CHECK(!random || (study.extent > 0 && std::isfinite(study.extent)), "plane: the extent must be positive");
     BASIN_CHECK(study.columns >= 1 && study.rows >= 1, "plane: the grid needs at least one column and one row");
-    WeightSpace space(study.models);
+    WeightSpace space(study.models, study.adapter_base);
 
     PlaneRecord r;
     for (const auto& m : study.models)

@@ -24,10 +24,14 @@ std::string hex_double(double v) {
 
 } // namespace
 
-WeightSpace::WeightSpace(const std::vector<fs::path>& sources) {
+WeightSpace::WeightSpace(const std::vector<fs::path>& sources, const fs::path& adapter_base) {
     BASIN_CHECK(!sources.empty(), "weight space: no checkpoints given");
     BASIN_CHECK(fs::is_directory(sources.front()), sources.front().string(), ": model folder not found");
-    const fs::path first = model_folder(sources.front()); // a sentence-transformers folder's body
+    for (const auto& dir : sources)
+        BASIN_CHECK(!is_adapter_folder(dir) || !adapter_base.empty(), dir.string(),
+                    ": a LoRA adapter folder; give the base it was trained on (--adapter-base DIR)");
+    // a sentence-transformers folder's body; an adapter's base
+    const fs::path first = model_folder(is_adapter_folder(sources.front()) ? adapter_base : sources.front());
     config_ = EncoderConfig::resolve(HfConfig::load(first / "config.json"), (first / "config.json").string());
     config_.head = HeadKind::None;
     config_.labels.clear();
@@ -44,7 +48,8 @@ WeightSpace::WeightSpace(const std::vector<fs::path>& sources) {
         BASIN_CHECK(fs::is_directory(dir), dir.string(), ": model folder not found");
         Source s;
         s.dir = dir;
-        s.tensors = std::make_unique<CheckpointTensors>(dir);
+        s.tensors = std::make_unique<CheckpointTensors>(is_adapter_folder(dir) ? adapter_base : dir);
+        if (is_adapter_folder(dir)) s.adapter = std::make_unique<LoraAdapter>(dir, *s.tensors);
         const auto names = match_checkpoint_names(model, *s.tensors);
         for (std::size_t i = 0; i < names_.size(); ++i) {
             auto it = names.find(names_[i]);
@@ -57,6 +62,10 @@ WeightSpace::WeightSpace(const std::vector<fs::path>& sources) {
             BASIN_CHECK(is_floating(ref->info->dtype), dir.string(), ": tensor ", it->second, " is ",
                         dtype_name(ref->info->dtype), ", expected a floating-point dtype");
             s.body.push_back(ref);
+            s.delta.push_back(nullptr);
+            if (s.adapter)
+                for (const auto& w : s.adapter->weights())
+                    if (w.target == ref->info->name) s.delta.back() = &w;
         }
         sources_.push_back(std::move(s));
     }
@@ -72,7 +81,13 @@ const text::Tokenizer& WeightSpace::tokenizer() const {
 const std::string& WeightSpace::source_hash(std::size_t i) const {
     const Source& s = sources_.at(i);
     std::lock_guard<std::mutex> lock(hash_mutex);
-    if (s.hash.empty()) s.hash = checkpoint_weights_sha256(*s.tensors);
+    if (s.hash.empty()) {
+        s.hash = checkpoint_weights_sha256(*s.tensors);
+        if (s.adapter) { // the base's weights and the adapter's file
+            const std::string both = s.hash + sha256_file_cached(s.adapter->file().path());
+            s.hash = sha256_hex(both.data(), both.size());
+        }
+    }
     return s.hash;
 }
 
@@ -91,9 +106,16 @@ EncoderModel WeightSpace::new_model(torch::Device device) const {
 }
 
 torch::Tensor WeightSpace::source_tensor(std::size_t source, std::size_t index) const {
-    const auto* ref = sources_.at(source).body.at(index);
+    const Source& s = sources_.at(source);
+    const auto* ref = s.body.at(index);
     auto out = torch::empty(shapes_[index], torch::kFloat32);
     convert_to_f32(ref->info->dtype, ref->data(), out.data_ptr<float>(), std::size_t(out.numel()));
+    if (const LoraWeight* w = s.delta.at(index)) { // base + s B A, in the stored layout
+        const std::vector<float> delta = s.adapter->delta(*w);
+        float* values = out.data_ptr<float>();
+        for (std::size_t e = 0; e < delta.size(); ++e)
+            values[e] += delta[e];
+    }
     return out;
 }
 

@@ -36,8 +36,8 @@ SketchBody sketch_body(const CheckpointTensors& base, const GramOptions& options
     return b;
 }
 
-ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, const fs::path& model,
-                         std::size_t k, std::uint64_t seed) {
+ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, const fs::path& model, std::size_t k,
+                         std::uint64_t seed) {
     BASIN_CHECK(k >= 2 && (k & (k - 1)) == 0, "map --sketch: K must be a power of two (e.g. 65536), got ", k);
     const CheckpointTensors m(find_weights(model_folder(model)));
     std::vector<double> sketch(k, 0.0);
@@ -48,8 +48,8 @@ ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, 
         check_interrupted("sketching");
         const auto& base_ref = *base.find(name);
         const auto* ref = m.find(name);
-        BASIN_CHECK(ref && ref->info->shape == base_ref.info->shape && is_floating(ref->info->dtype),
-                    model.string(), ": tensor ", name,
+        BASIN_CHECK(ref && ref->info->shape == base_ref.info->shape && is_floating(ref->info->dtype), model.string(),
+                    ": tensor ", name,
                     ref ? " has shape " + shape_string(ref->info->shape) + ", the base " +
                               shape_string(base_ref.info->shape)
                         : std::string(" is missing (the base has it)"));

@@ -153,6 +153,48 @@ class AdapterMerge(unittest.TestCase):
         self.assertAlmostEqual(provenance["discarded_energy"]["overall"], dropped / (kept + dropped), places=6)
         self.assertIn("discarded", r.stdout)
 
+    def test_region_commands_take_adapters(self):
+        """basin interpolate and plane over adapters (--adapter-base) score the same points as over the
+        dense models PEFT's merge_and_unload gives."""
+        import csv
+        words = [f"w{i}" for i in range(34)]
+        with open(os.path.join(self.base_dir, "tokenizer.json"), "w") as f:
+            json.dump(ref.tokenizer_json("bert", words), f)
+        data = os.path.join(WORK, "task")
+        os.makedirs(data, exist_ok=True)
+        rng = np.random.default_rng(3)
+        for split, n in (("train", 40), ("test", 20)):
+            with open(os.path.join(data, split + ".jsonl"), "w") as f:
+                for _ in range(n):
+                    label = int(rng.integers(2))
+                    text = " ".join(rng.choice(words[:17] if label else words[17:], 4))
+                    f.write(json.dumps({"text": text, "label": str(label)}) + "\n")
+        dense = []
+        for i, adapter in enumerate(self.adapters):
+            model = PeftModel.from_pretrained(BertModel.from_pretrained(self.base_dir), adapter).merge_and_unload()
+            folder = os.path.join(WORK, f"dense{i}")
+            model.save_pretrained(folder, safe_serialization=True)
+            shutil.copy(os.path.join(self.base_dir, "tokenizer.json"), folder)
+            dense.append(folder)
+        common = ["--data", data, "--no-cache", "--threads", "1", "--quiet"]
+
+        def losses(path, file):
+            with open(os.path.join(path, file)) as f:
+                return np.array([float(row["loss"]) for row in csv.DictReader(f)])
+        basin("interpolate", self.adapters[0], self.adapters[1], "--adapter-base", self.base_dir, "--alphas", "0:1:3",
+              "--out", os.path.join(WORK, "line-adapters"), *common)
+        basin("interpolate", dense[0], dense[1], "--alphas", "0:1:3", "--out", os.path.join(WORK, "line-dense"), *common)
+        np.testing.assert_allclose(losses(os.path.join(WORK, "line-adapters"), "scores.csv"),
+                                   losses(os.path.join(WORK, "line-dense"), "scores.csv"), rtol=1e-4, atol=1e-5)
+        basin("plane", *self.adapters, "--adapter-base", self.base_dir, "--grid", "3x2",
+              "--out", os.path.join(WORK, "plane-adapters"), *common)
+        basin("plane", *dense, "--grid", "3x2", "--out", os.path.join(WORK, "plane-dense"), *common)
+        np.testing.assert_allclose(losses(os.path.join(WORK, "plane-adapters"), "grid.csv"),
+                                   losses(os.path.join(WORK, "plane-dense"), "grid.csv"), rtol=1e-4, atol=1e-5)
+        r = basin("interpolate", self.adapters[0], self.adapters[1], "--out", os.path.join(WORK, "no-base"), *common,
+                  check=False)
+        self.assertIn("a LoRA adapter folder; give the base it was trained on (--adapter-base DIR)", r.stderr)
+
     def test_bad_merges_are_one_line_each(self):
         full = os.path.join(WORK, "full-for-bad")
         if not os.path.exists(full):

@@ -17,8 +17,9 @@ namespace basin {
 // theta(alpha) = (1 - alpha) A + alpha B at each alpha.
 struct InterpolationStudy {
     std::filesystem::path a, b;
-    std::vector<double> alphas; // sorted, distinct (merge_alphas)
-    bool extrapolate = false;   // the alphas include extrapolation_alphas() (figures on a symlog axis)
+    std::vector<double> alphas;         // sorted, distinct (merge_alphas)
+    bool extrapolate = false;           // the alphas include extrapolation_alphas() (figures on a symlog axis)
+    std::filesystem::path adapter_base; // the base of LoRA adapter folders among A and B (WeightSpace)
 };
 InterpolationRecord run_interpolation(const InterpolationStudy& study, std::vector<TargetDataset>& targets,
                                       const ScoreOptions& options);
@@ -32,7 +33,8 @@ struct HullStudy {
     std::vector<std::vector<double>> weights;  // one row per hull sample; empty: Dirichlet samples
     std::size_t samples = 0;                   // Dirichlet samples (0: as many as members)
     std::size_t random = 0;
-    std::uint64_t seed = 0; // of the Dirichlet samples and (derive_seed 1, 2, ...) the directions
+    std::uint64_t seed = 0;             // of the Dirichlet samples and (derive_seed 1, 2, ...) the directions
+    std::filesystem::path adapter_base; // the base of LoRA adapter folders among the models (default: base)
 };
 HullRecord run_hull(const HullStudy& study, std::vector<TargetDataset>& targets, const ScoreOptions& options);
 
@@ -45,6 +47,7 @@ struct PlaneStudy {
     double margin = 0.2;
     std::optional<std::uint64_t> random_seed;
     double extent = 1.0;
+    std::filesystem::path adapter_base; // the base of LoRA adapter folders among the models
 };
 PlaneRecord run_plane(const PlaneStudy& study, std::vector<TargetDataset>& targets, const ScoreOptions& options);
 

@@ -4,6 +4,7 @@
 // than the model being built (plus one tensor of scratch).
 #pragma once
 
+#include "basin/io/adapter.h"
 #include "basin/io/checkpoint.h"
 #include "basin/models/config.h"
 #include "basin/models/encoder.h"
@@ -45,7 +46,11 @@ class WeightSpace {
     // sources[0] fixes the architecture (config.json, tokenizer.json). Every source's body must
     // have sources[0]'s body tensors with the same shapes (heads are ignored); otherwise one error
     // names the source and the tensor.
-    explicit WeightSpace(const std::vector<std::filesystem::path>& sources);
+    // A source may be a PEFT LoRA adapter folder (io/adapter.h): its weights are adapter_base's with
+    // each adapted tensor's s B A added (formed when the tensor is read); adapter_base is then
+    // required, and also fixes the architecture when sources[0] is an adapter.
+    explicit WeightSpace(const std::vector<std::filesystem::path>& sources,
+                         const std::filesystem::path& adapter_base = {});
     ~WeightSpace();
 
     std::size_t size() const { return sources_.size(); }
@@ -79,6 +84,8 @@ class WeightSpace {
         std::filesystem::path dir;
         std::unique_ptr<CheckpointTensors> tensors;
         std::vector<const CheckpointTensors::Ref*> body; // in names_ order
+        std::unique_ptr<LoraAdapter> adapter;            // an adapter: tensors are its base's
+        std::vector<const LoraWeight*> delta;            // per body tensor: the adapter's weight on it, or null
         mutable std::string hash;
     };
     std::vector<Source> sources_;

@@ -37,7 +37,8 @@ struct ModelSketch {
 };
 
 // Adds tau[0..n) (coordinates offset.. offset + n of the body) into a sketch of k buckets (k a power of two).
-void sketch_add(double* sketch, std::size_t k, std::uint64_t seed, std::uint64_t offset, const float* tau, std::size_t n);
+void sketch_add(double* sketch, std::size_t k, std::uint64_t seed, std::uint64_t offset, const float* tau,
+                std::size_t n);
 
 // The body a sketch is made over: body_candidates of the base (heads, non-float, --include/--exclude
 // left out), and its digest.
@@ -49,8 +50,8 @@ struct SketchBody {
 SketchBody sketch_body(const CheckpointTensors& base, const GramOptions& options);
 
 // One model's sketch, in one read of it (and of the base's body).
-ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, const fs::path& model,
-                         std::size_t k, std::uint64_t seed);
+ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, const fs::path& model, std::size_t k,
+                         std::uint64_t seed);
 
 void write_sketch(const fs::path& file, const ModelSketch& sketch);
 // Refuses, naming the file, a sketch made with another seed, K or body.
