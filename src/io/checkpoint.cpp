@@ -36,6 +36,12 @@ fs::path model_folder(const fs::path& folder) {
     fail(modules_file.string(), ": no sentence_transformers.models.Transformer module (the body) is listed");
 }
 
+void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                             "vocab.json", "merges.txt"})
+        if (fs::exists(from / file)) fs::copy_file(from / file, to / file);
+}
+
 fs::path find_weights(const fs::path& folder) {
     if (fs::exists(folder / "model.safetensors.index.json")) return folder / "model.safetensors.index.json";
     if (fs::exists(folder / "model.safetensors")) return folder / "model.safetensors";

@@ -291,9 +291,7 @@ MergeResult merge_adapters(const MergeOptions& o) {
             write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", merge_method_name(o.method)}},
                                      o.shard_bytes);
             write_text_atomically(dir / "config.json", config.dump(2) + "\n");
-            for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                                     "vocab.json", "merges.txt"})
-                if (fs::exists(base_folder / file)) fs::copy_file(base_folder / file, dir / file);
+            copy_tokenizer_files(base_folder, dir);
             write_text_atomically(dir / "basin_merge.json", provenance.dump(2) + "\n");
         });
     }

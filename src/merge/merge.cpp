@@ -671,9 +671,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     write_folder_atomically(out, [&](const fs::path& dir) {
         write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", method.name}}, o.shard_bytes);
         write_text_atomically(dir / "config.json", config.dump(2) + "\n");
-        for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                                 "vocab.json", "merges.txt"})
-            if (fs::exists(config_source / file)) fs::copy_file(config_source / file, dir / file);
+        copy_tokenizer_files(config_source, dir);
         write_text_atomically(dir / "basin_merge.json", provenance.dump(2) + "\n");
     });
     result.provenance = provenance;

@@ -160,9 +160,7 @@ RegMeanResult regmean_merge(const RegMeanOptions& o) {
     write_folder_atomically(out, [&](const fs::path& dir) {
         save_model(first.model, config_for(first.config, first.hf), dir, first.stored_dtype,
                    {{"basin_merge", "regmean"}});
-        for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                                 "vocab.json", "merges.txt"})
-            if (fs::exists(source / file)) fs::copy_file(source / file, dir / file);
+        copy_tokenizer_files(source, dir);
         write_text_atomically(dir / "basin_merge.json", result.provenance.dump(2) + "\n");
     });
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -456,10 +456,7 @@ nlohmann::json run_record(const FinetuneOptions& o, const RunIdentity& id, const
 void write_finetuned(const fs::path& out, const fs::path& model_dir, StartModel& start, const nlohmann::json& record) {
     write_folder_atomically(out, [&](const fs::path& tmp) {
         save_model(start.model, config_for(start.config, start.hf), tmp, Dtype::F32, {{"basin_run", "finetune"}});
-        fs::copy_file(model_dir / "tokenizer.json", tmp / "tokenizer.json");
-        for (const char* extra :
-             {"tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt"})
-            if (fs::exists(model_dir / extra)) fs::copy_file(model_dir / extra, tmp / extra);
+        copy_tokenizer_files(model_dir, tmp); // tokenizer.json was read to tokenize the data
         write_text_atomically(tmp / "basin_run.json", record.dump(2) + "\n");
     });
 }

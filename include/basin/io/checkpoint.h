@@ -62,6 +62,11 @@ fs::path find_weights(const fs::path& folder);
 std::string checkpoint_weights_sha256(const CheckpointTensors& tensors);
 std::string checkpoint_weights_sha256(const fs::path& folder);
 
+// Copies a model folder's tokenizer files (tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json, vocab.txt, vocab.json, merges.txt), those it has, into `to`: what a
+// written checkpoint carries besides its weights and config.
+void copy_tokenizer_files(const fs::path& from, const fs::path& to);
+
 // Writes tensors as one model.safetensors, or as shards with an index when the total exceeds
 // max_shard_bytes (0 = never shard). Each file is written atomically.
 void write_checkpoint_weights(const fs::path& folder, const std::vector<TensorView>& tensors,
