@@ -5,6 +5,7 @@
 #include "basin/io/checkpoint.h"
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -100,8 +101,6 @@ std::vector<float> read_f32(const CheckpointTensors::Ref& ref) {
 GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& models, const GramOptions& options) {
     if (!has_adapters(models)) return task_vector_gram(base_path, models, options);
     const auto start = std::chrono::steady_clock::now();
-    BASIN_CHECK(!options.per_layer, "map: --per-layer is not supported for zoos with adapters yet (",
-                "an adapter folder is among the models)");
     BASIN_CHECK(options.known == 0, "map --update / locate: not supported for zoos with adapters yet");
     BASIN_CHECK(options.ranks <= 1, "map: zoos with adapters run in one process (not under MPI) yet");
 
@@ -117,12 +116,17 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
         adapters.push_back(std::make_unique<LoraAdapter>(models[i], base));
     GramResult g;
     if (!full.empty()) g = task_vector_gram(base_path, full, options);
-    if (full.empty()) {
+    if (full.empty()) { // the body and its layer groups, in the order the pass would give them
         g.body = body_candidates(base, options, g.excluded);
-        for (const auto& name : g.body)
-            g.parameters += base.find(name)->info->numel();
-        g.layers = {"all"};
-        g.layer_parameters = {g.parameters};
+        for (const auto& name : g.body) {
+            const std::string group = options.per_layer ? layer_group(name) : "all";
+            const auto at = std::find(g.layers.begin(), g.layers.end(), group);
+            const std::int64_t numel = base.find(name)->info->numel();
+            if (at == g.layers.end()) g.layers.push_back(group), g.layer_parameters.push_back(0);
+            g.layer_parameters[std::size_t(std::find(g.layers.begin(), g.layers.end(), group) - g.layers.begin())] +=
+                numel;
+            g.parameters += numel;
+        }
     }
     const std::set<std::string> body(g.body.begin(), g.body.end());
 
@@ -140,10 +144,23 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     }
     const std::size_t n = used.size();
     SquareMatrix gram(n);
+    std::vector<SquareMatrix> layer_gram(g.layers.size(), SquareMatrix(n)); // per layer group (one: "all")
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = 0; j < n; ++j)
-            if (full_index[i] >= 0 && full_index[j] >= 0)
-                gram(i, j) = g.gram(std::size_t(full_index[i]), std::size_t(full_index[j]));
+            if (full_index[i] >= 0 && full_index[j] >= 0) {
+                const auto fi = std::size_t(full_index[i]), fj = std::size_t(full_index[j]);
+                gram(i, j) = g.gram(fi, fj);
+                for (std::size_t l = 0; l < g.layers.size() && !g.layer_gram.empty(); ++l)
+                    layer_gram[l](i, j) = g.layer_gram[l](fi, fj);
+            }
+    // adds v to entry (i, j) of the Gram matrix and of the target's layer group
+    auto add = [&](const std::string& target, std::size_t i, std::size_t j, double v) {
+        gram(i, j) += v;
+        const std::string group = options.per_layer ? layer_group(target) : "all";
+        const auto at = std::find(g.layers.begin(), g.layers.end(), group);
+        BASIN_CHECK(at != g.layers.end(), "map: layer group ", group, " of ", target, " is not in the pass");
+        layer_gram[std::size_t(at - g.layers.begin())](i, j) += v;
+    };
 
     // the adapted weights in the body, each with its adapters (model index, weight)
     std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>> by_target;
@@ -176,7 +193,7 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
         const SquareMatrix block = lora_block_gram(factors, options.threads);
         for (std::size_t x = 0; x < members.size(); ++x)
             for (std::size_t y = 0; y < members.size(); ++y)
-                gram(members[x].first, members[y].first) += block(x, y);
+                add(target, members[x].first, members[y].first, block(x, y));
         // against every full task vector on this weight: T = model - base, read once
         const std::vector<float> base_values = read_f32(*base.find(target));
         for (std::size_t i = 0; i < n; ++i) {
@@ -190,8 +207,8 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
             g.bytes_read += ref->info->nbytes();
             for (std::size_t x = 0; x < members.size(); ++x) {
                 const double v = lora_dot_dense(factors[x], t.data(), transposed);
-                gram(i, members[x].first) += v;
-                gram(members[x].first, i) += v;
+                add(target, i, members[x].first, v);
+                add(target, members[x].first, i, v);
             }
         }
     }
@@ -199,7 +216,7 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
         g.bytes_read += a->file().file_size();
     g.models = used;
     g.gram = gram;
-    g.layer_gram = {gram};
+    g.layer_gram = options.per_layer ? std::move(layer_gram) : std::vector<SquareMatrix>{gram};
     g.digests.assign(n, 0); // adapters have no stream digest: a map of them is not updated in place
     g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return g;

@@ -209,9 +209,27 @@ class Adapters(unittest.TestCase):
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertIn(expected, lines[0], name)
             self.assertFalse(os.path.exists(out), f"{name}: a map was written")
-        # what adapters do not do yet says so
-        r, _ = self.map_of(self.adapters, "per-layer", "--per-layer", check=False)
-        self.assertIn("--per-layer is not supported for zoos with adapters", r.stderr)
+
+    def test_per_layer_blocks_of_a_mixed_zoo(self):
+        import csv
+        models = [self.full[0], *self.adapters, self.full[1]]
+        _, out = self.map_of(models, "per-layer", "--per-layer")
+        groups = {"embeddings": ["embeddings.word_embeddings.weight"],
+                  "layer 0": [k for k in BODY if k.startswith("encoder.layer.0.")],
+                  "layer 1": [k for k in BODY if k.startswith("encoder.layer.1.")]}
+        with open(os.path.join(out, "per_layer.csv")) as f:
+            rows = list(csv.DictReader(f))
+        names = [os.path.basename(m) for m in models]
+        self.assertEqual({row["layer"] for row in rows}, set(groups))
+        for row in rows:
+            tensors = groups[row["layer"]]
+            i, j = names.index(row["model_a"]), names.index(row["model_b"])
+            a, b = ([self.deltas[models[k]].get(t, np.zeros(SHAPES[t])).ravel() for t in tensors] for k in (i, j))
+            a, b = np.concatenate(a), np.concatenate(b)
+            if np.linalg.norm(a) == 0 or np.linalg.norm(b) == 0:
+                continue  # an adapter with nothing in this layer group: no cosine to compare
+            self.assertAlmostEqual(float(row["cosine"]), a @ b / np.linalg.norm(a) / np.linalg.norm(b), places=6,
+                                   msg=row)
 
 
 if __name__ == "__main__":

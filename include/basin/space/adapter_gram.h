@@ -44,8 +44,9 @@ double lora_dot_dense(const LoraFactors& factors, const float* t, bool transpose
 
 // The Gram matrix of the task vectors of models (checkpoint folders and adapter folders, in any
 // mix) against base, as task_vector_gram reports it (models in input order; body, excluded,
-// parameters; layers "all"). Adapters' weights outside the body (heads, --include / --exclude) do
-// not count and are listed in excluded. Not with per_layer or known (errors say so).
+// parameters; layers, with per_layer one matrix per layer group). Adapters' weights outside the
+// body (heads, --include / --exclude) do not count and are listed in excluded. Not with known
+// (an update: an error says so).
 GramResult zoo_gram(const fs::path& base, const std::vector<fs::path>& models, const GramOptions& options);
 
 // True when any of the models is an adapter folder.
