@@ -4,6 +4,7 @@
 #include "basin/core/strings.h"
 #include "basin/merge/merge.h"
 #include "basin/region/simplex_search.h"
+#include "basin/space/adapter_gram.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -92,7 +93,8 @@ std::vector<double> uniform_over(std::size_t m, const std::vector<std::size_t>& 
 std::vector<std::pair<std::string, std::string>> write_baseline_merges(const SearchStudy& study,
                                                                        std::vector<fs::path>& sources) {
     std::vector<std::pair<std::string, std::string>> merges; // name, detail
-    if (!study.base) return merges;
+    // without a base there are no task vectors; TIES and DARE are not linear, so adapters cannot take them
+    if (!study.base || has_adapters(study.members)) return merges;
     MergeOptions ties;
     ties.method = MergeMethod::Ties;
     ties.models = study.members, ties.base = *study.base, ties.out = study.out / "ties";
@@ -297,7 +299,7 @@ SearchRecord run_search(const SearchStudy& study, std::vector<TargetDataset>& ta
     r.held_out = study.held_out, r.seed = study.seed, r.budget = study.budget;
     std::vector<fs::path> sources = study.members;
     const auto merges = write_baseline_merges(study, sources);
-    const WeightSpace space(sources);
+    const WeightSpace space(sources, study.base ? *study.base : fs::path()); // the base of any adapters
     const auto start = std::chrono::steady_clock::now();
     for (auto& target : targets) {
         r.targets.push_back(search_target(study, space, target, merges, options, r.times));
@@ -306,6 +308,7 @@ SearchRecord run_search(const SearchStudy& study, std::vector<TargetDataset>& ta
         MergeOptions point;
         point.method = MergeMethod::Weighted;
         point.models = study.members, point.weights = t.rows[0].weights;
+        if (has_adapters(study.members)) point.base = *study.base; // the adapters' deltas apply to it
         point.out = study.out / file_safe_name(target.name) / "searched";
         point.extra_provenance = {{"search",
                                    {{"target", target.name},

@@ -191,6 +191,22 @@ class AdapterMerge(unittest.TestCase):
         basin("plane", *dense, "--grid", "3x2", "--out", os.path.join(WORK, "plane-dense"), *common)
         np.testing.assert_allclose(losses(os.path.join(WORK, "plane-adapters"), "grid.csv"),
                                    losses(os.path.join(WORK, "plane-dense"), "grid.csv"), rtol=1e-4, atol=1e-5)
+        # search over adapters: the centroid row (the mean) scores as over the dense models; no TIES / DARE
+        group_a, group_d = os.path.join(WORK, "group-adapters.txt"), os.path.join(WORK, "group-dense.txt")
+        for path, models in ((group_a, self.adapters), (group_d, dense)):
+            with open(path, "w") as f:
+                f.write("\n".join(models) + "\n")
+        rows = {}
+        for name, group in (("adapters", group_a), ("dense", group_d)):
+            out = os.path.join(WORK, "search-" + name)
+            basin("search", "--group", group, "--target", data, "--base", self.base_dir, "--budget", "4", "--out", out,
+                  "--no-cache", "--threads", "1", "--quiet")
+            with open(os.path.join(out, "search.csv")) as f:
+                rows[name] = {row["row"]: row for row in csv.DictReader(f)}
+        self.assertNotIn("ties", rows["adapters"])
+        self.assertIn("ties", rows["dense"])
+        self.assertAlmostEqual(float(rows["adapters"]["centroid"]["loss"]),
+                               float(rows["dense"]["centroid"]["loss"]), places=4)
         r = basin("interpolate", self.adapters[0], self.adapters[1], "--out", os.path.join(WORK, "no-base"), *common,
                   check=False)
         self.assertIn("a LoRA adapter folder; give the base it was trained on (--adapter-base DIR)", r.stderr)
