@@ -8,6 +8,7 @@
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/data/table.h"
+#include "basin/io/adapter.h"
 #include "basin/report/figure.h"
 #include "basin/space/adapter_gram.h"
 #include "basin/space/analysis.h"
@@ -623,7 +624,6 @@ MapSummary run_sketch_map(const fs::path& base_arg, const std::vector<fs::path>&
     BASIN_CHECK(options.reference == "base", "map --sketch: --reference mean is not supported (a sketch is of "
                                              "model - base)");
     BASIN_CHECK(!options.gram.per_layer, "map --sketch: --per-layer is not supported");
-    BASIN_CHECK(!has_adapters(new_models), "map --sketch: adapter folders are not sketched yet (map them exactly)");
     GramOptions pass = options.gram;
     fs::path base = base_arg;
     std::size_t k = sk.k;
@@ -675,7 +675,10 @@ MapSummary run_sketch_map(const fs::path& base_arg, const std::vector<fs::path>&
     g.layers = {"all"}, g.layer_parameters = {body.parameters};
     g.digests.assign(paths.size(), 0);
     for (std::size_t i = old; i < paths.size(); ++i)
-        g.bytes_read += fs::file_size(find_weights(model_folder(paths[i])));
+        g.bytes_read +=
+            fs::file_size(!is_adapter_folder(paths[i])                         ? find_weights(model_folder(paths[i]))
+                          : fs::exists(paths[i] / "adapter_model.safetensors") ? paths[i] / "adapter_model.safetensors"
+                                                                               : paths[i] / "adapter_model.bin");
     g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const ModelGroups groups = groups_file.empty() ? ModelGroups{} : read_model_groups(groups_file, paths);
     MapRecord r = record_from_gram(base, g, groups, paths, groups_file, options);

@@ -3,11 +3,13 @@
 #include "basin/core/error.h"
 #include "basin/core/hash.h"
 #include "basin/core/interrupt.h"
+#include "basin/io/adapter.h"
 
 #include <cblas.h>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 
 namespace basin {
 
@@ -39,12 +41,31 @@ SketchBody sketch_body(const CheckpointTensors& base, const GramOptions& options
 ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, const fs::path& model, std::size_t k,
                          std::uint64_t seed) {
     BASIN_CHECK(k >= 2 && (k & (k - 1)) == 0, "map --sketch: K must be a power of two (e.g. 65536), got ", k);
-    const CheckpointTensors m(find_weights(model_folder(model)));
     std::vector<double> sketch(k, 0.0);
     std::vector<float> a, b;
     double norm2 = 0;
     std::uint64_t offset = 0;
-    for (const auto& name : body.tensors) {
+    auto add = [&](const std::string& name, const std::vector<float>& tau) {
+        for (float v : tau) {
+            BASIN_CHECK(std::isfinite(v), model.string(), ": tensor ", name, " holds a NaN or infinite value");
+            norm2 += double(v) * double(v);
+        }
+        sketch_add(sketch.data(), k, seed, offset, tau.data(), tau.size());
+    };
+    if (is_adapter_folder(model)) { // tau is s B A on the adapted weights (one formed at a time), 0 elsewhere
+        const LoraAdapter adapter(model, base);
+        for (const auto& name : body.tensors) {
+            check_interrupted("sketching");
+            for (const auto& w : adapter.weights())
+                if (w.target == name) add(name, adapter.delta(w));
+            offset += std::uint64_t(base.find(name)->info->numel());
+        }
+    }
+    const std::unique_ptr<CheckpointTensors> full =
+        is_adapter_folder(model) ? nullptr : std::make_unique<CheckpointTensors>(find_weights(model_folder(model)));
+    for (std::size_t t = 0; full && t < body.tensors.size(); ++t) {
+        const auto& name = body.tensors[t];
+        const CheckpointTensors& m = *full;
         check_interrupted("sketching");
         const auto& base_ref = *base.find(name);
         const auto* ref = m.find(name);
@@ -57,12 +78,9 @@ ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, 
         a.resize(n), b.resize(n);
         convert_to_f32(ref->info->dtype, ref->data(), a.data(), n);
         convert_to_f32(base_ref.info->dtype, base_ref.data(), b.data(), n);
-        for (std::size_t p = 0; p < n; ++p) {
+        for (std::size_t p = 0; p < n; ++p)
             a[p] -= b[p];
-            BASIN_CHECK(std::isfinite(a[p]), model.string(), ": tensor ", name, " holds a NaN or infinite value");
-            norm2 += double(a[p]) * double(a[p]);
-        }
-        sketch_add(sketch.data(), k, seed, offset, a.data(), n);
+        add(name, a);
         offset += n;
     }
     ModelSketch s;

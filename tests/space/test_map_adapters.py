@@ -210,6 +210,30 @@ class Adapters(unittest.TestCase):
             self.assertIn(expected, lines[0], name)
             self.assertFalse(os.path.exists(out), f"{name}: a map was written")
 
+    def test_sketched_map_of_a_mixed_zoo(self):
+        # map --sketch: adapters sketched from their factors (one weight formed at a time) in the same
+        # buckets as full fine-tunes; every cosine within its bound of numpy's exact one
+        import csv
+        # and the first adapter materialised as a full checkpoint: its cosine with the adapter is 1
+        dense = {k: (self.base[k].astype(np.float64) + self.deltas[self.adapters[0]].get(k, 0)).astype(np.float32)
+                 for k in SHAPES}
+        twin = write_folder(os.path.join(WORK, "twin"), dense)
+        self.deltas[twin] = {k: dense[k].astype(np.float64) - self.base[k] for k in BODY}
+        models = [self.full[0], *self.adapters, self.full[1], twin]
+        _, out = self.map_of(models, "sketched", "--sketch", "4096")
+
+        def matrix(name):
+            with open(os.path.join(out, name)) as f:
+                return np.array([[float(v) for v in row[1:]] for row in list(csv.reader(f))[1:]])
+        x = np.stack([self.vector(m) for m in models])
+        g = x @ x.T
+        exact = g / np.outer(np.sqrt(np.diag(g)), np.sqrt(np.diag(g)))
+        got, bound = matrix("similarity.csv"), matrix("sketch_bound.csv")
+        off = ~np.eye(len(models), dtype=bool)
+        self.assertTrue(np.all(np.abs(got - exact)[off] <= bound[off]))
+        self.assertLess(np.max(np.abs(got - exact)), 0.05)
+        self.assertAlmostEqual(got[1, len(models) - 1], 1.0, places=5)  # the adapter and its materialised twin
+
     def test_per_layer_blocks_of_a_mixed_zoo(self):
         import csv
         models = [self.full[0], *self.adapters, self.full[1]]
