@@ -1,5 +1,8 @@
 // basin inspect DIR|FILE: architecture, parameter count, dtypes, tensor table and metadata.
 #include "basin/core/error.h"
+#include "basin/core/json_value.h"
+#include "basin/core/limits.h"
+#include "basin/io/adapter.h"
 #include "basin/io/checkpoint.h"
 #include "basin/models/config.h"
 #include "commands.h"
@@ -29,7 +32,15 @@ Runner add_inspect(CLI::App& app) {
             out["body"] = path.string() + " (sentence-transformers Transformer module)";
         else if (fs::is_directory(path) && fs::exists(path / "modules.json"))
             out["layout"] = "sentence-transformers (the body at the top; pooling modules are not weights)";
-        if (fs::is_directory(path)) {
+        const bool adapter = is_adapter_folder(path);
+        if (adapter) { // a PEFT adapter: its config; its tensors are the factors (io/adapter.h)
+            const auto c = read_json_file(path / "adapter_config.json", limits::config_json);
+            nlohmann::ordered_json a;
+            for (const char* key : {"peft_type", "r", "lora_alpha", "use_rslora", "fan_in_fan_out", "target_modules",
+                                    "rank_pattern", "alpha_pattern", "base_model_name_or_path", "task_type"})
+                if (c.is_object() && c.contains(key)) a[key] = c[key];
+            out["adapter"] = a;
+        } else if (fs::is_directory(path)) {
             BASIN_CHECK(fs::exists(path / "config.json"), (path / "config.json").string(), ": config.json not found");
             HfConfig hf = HfConfig::load(path / "config.json");
             EncoderConfig c = EncoderConfig::resolve(hf, (path / "config.json").string());
@@ -45,7 +56,9 @@ Runner add_inspect(CLI::App& app) {
             if (!c.labels.empty()) out["labels"] = c.labels;
             out["tokenizer"] = fs::exists(path / "tokenizer.json") ? "tokenizer.json" : "missing";
         }
-        CheckpointTensors tensors(path);
+        CheckpointTensors tensors(!adapter                                         ? path
+                                  : fs::exists(path / "adapter_model.safetensors") ? path / "adapter_model.safetensors"
+                                                                                   : path / "adapter_model.bin");
         std::int64_t params = 0;
         std::uint64_t bytes = 0;
         std::map<std::string, std::int64_t> by_dtype;

@@ -103,6 +103,14 @@ class AdapterMerge(unittest.TestCase):
         x = np.stack([np.concatenate([d[k].ravel() for k in names]) for d in self.deltas])
         np.testing.assert_allclose(got, x @ x.T, rtol=1e-6)
 
+    def test_inspect_shows_the_adapter(self):
+        info = json.loads(basin("inspect", self.adapters[1], "--json").stdout)
+        self.assertEqual((info["adapter"]["peft_type"], info["adapter"]["r"], info["adapter"]["use_rslora"]),
+                         ("LORA", 3, True))
+        # query, value and the three dense layers of 2 layers, plus the pooler's dense: 2 factors each
+        self.assertEqual(info["tensors"], 2 * (2 * 5 + 1))
+        self.assertTrue(all(".lora_" in t["name"] for t in info["tensor_table"]))
+
     def test_merge_into_a_full_checkpoint(self):
         for method, extra, c in (("mean", [], [1 / 3] * 3), ("weighted", ["--weights", "1,2,1"], [0.25, 0.5, 0.25]),
                                  ("task-arithmetic", ["--base", self.base_dir, "--lambda", "0.7"], [0.7] * 3)):
