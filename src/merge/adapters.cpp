@@ -286,14 +286,7 @@ MergeResult merge_adapters(const MergeOptions& o) {
                              }});
             result.bytes_written += std::uint64_t(info.numel()) * dtype_size(dtype);
         }
-        json config = read_json_file(base_folder / "config.json", limits::config_json);
-        write_folder_atomically(out, [&](const fs::path& dir) {
-            write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", merge_method_name(o.method)}},
-                                     o.shard_bytes);
-            write_text_atomically(dir / "config.json", config.dump(2) + "\n");
-            copy_tokenizer_files(base_folder, dir);
-            write_text_atomically(dir / "basin_merge.json", provenance.dump(2) + "\n");
-        });
+        write_merged_checkpoint(out, views, o, base_folder, provenance);
     }
     result.provenance = provenance;
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -607,6 +607,18 @@ class TensorMerger {
 
 } // namespace
 
+void write_merged_checkpoint(const fs::path& out, const std::vector<TensorView>& views, const MergeOptions& o,
+                             const fs::path& config_source, const json& provenance) {
+    const json config = merged_config(o, config_source);
+    write_folder_atomically(out, [&](const fs::path& dir) {
+        write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", merge_method_name(o.method)}},
+                                 o.shard_bytes);
+        write_text_atomically(dir / "config.json", config.dump(2) + "\n");
+        copy_tokenizer_files(config_source, dir);
+        write_text_atomically(dir / "basin_merge.json", provenance.dump(2) + "\n");
+    });
+}
+
 MergeResult merge_checkpoints(const MergeOptions& o) {
     for (const auto& m : o.models) // adapters: sums of low-rank products (merge/adapters.h)
         if (is_adapter_folder(m)) return merge_adapters(o);
@@ -667,13 +679,7 @@ MergeResult merge_checkpoints(const MergeOptions& o) {
     const json provenance = merge_provenance(o, method, inputs, selection, threads);
     const fs::path config_source =
         model_folder(o.base.empty() ? o.models[0] : o.base); // sentence-transformers: the body
-    const json config = merged_config(o, config_source);
-    write_folder_atomically(out, [&](const fs::path& dir) {
-        write_checkpoint_weights(dir, views, {{"format", "pt"}, {"basin_merge", method.name}}, o.shard_bytes);
-        write_text_atomically(dir / "config.json", config.dump(2) + "\n");
-        copy_tokenizer_files(config_source, dir);
-        write_text_atomically(dir / "basin_merge.json", provenance.dump(2) + "\n");
-    });
+    write_merged_checkpoint(out, views, o, config_source, provenance);
     result.provenance = provenance;
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;

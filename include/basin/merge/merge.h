@@ -93,6 +93,12 @@ struct MergeResult {
 
 MergeResult merge_checkpoints(const MergeOptions& options);
 
+// The folder a merge writes, atomically: the tensors (produced as they are written), config.json
+// (config_source's, a body unless keep_head), its tokenizer files and basin_merge.json.
+void write_merged_checkpoint(const std::filesystem::path& out, const std::vector<TensorView>& views,
+                             const MergeOptions& options, const std::filesystem::path& config_source,
+                             const nlohmann::json& provenance);
+
 // DARE's keep decision for element `index` of tensor `name` of model `model`: a counter-based
 // draw (splitmix64 of seed, model, FNV-1a of the name, index), so masks do not depend on chunking
 // or threads and are reproducible elsewhere (tests/merge recomputes them in numpy).
