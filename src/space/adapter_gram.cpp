@@ -80,12 +80,25 @@ SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threa
     return g;
 }
 
-double lora_dot_dense(const LoraFactors& f, const float* t, bool transposed) {
+namespace {
+
+// T [out, in] in double, from the stored tensor ([in, out] when transposed): converted once for
+// every adapter that meets it.
+Matrix dense_as_out_in(const LoraFactors& f, const float* t, bool transposed) {
+    return transposed ? Matrix(FloatMap(t, f.in, f.out).cast<double>().transpose())
+                      : Matrix(FloatMap(t, f.out, f.in).cast<double>());
+}
+
+// sum((B^T T) o A), scaled: <s B A, T>_F with T [out, in]
+double dot_dense(const LoraFactors& f, const Matrix& t) {
     const Matrix b = FloatMap(f.b, f.out, f.rank).cast<double>(), a = FloatMap(f.a, f.rank, f.in).cast<double>();
-    // delta [out, in] against T [out, in]: sum((B^T T) o A); stored transposed, T is [in, out]
-    const Matrix bt_t = transposed ? Matrix(b.transpose() * FloatMap(t, f.in, f.out).cast<double>().transpose())
-                                   : Matrix(b.transpose() * FloatMap(t, f.out, f.in).cast<double>());
-    return f.scale * bt_t.cwiseProduct(a).sum();
+    return f.scale * Matrix(b.transpose() * t).cwiseProduct(a).sum();
+}
+
+} // namespace
+
+double lora_dot_dense(const LoraFactors& f, const float* t, bool transposed) {
+    return dot_dense(f, dense_as_out_in(f, t, transposed));
 }
 
 bool has_adapters(const std::vector<fs::path>& models) {
@@ -123,15 +136,19 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
         adapters.push_back(std::make_unique<LoraAdapter>(models[i], base));
     GramResult g;
     if (!full.empty()) g = task_vector_gram(base_path, full, options);
+    // the layer group of a tensor: its index in g.layers (one group, "all", without per_layer)
+    auto group_of = [&](const std::string& tensor) {
+        const std::string group = options.per_layer ? layer_group(tensor) : "all";
+        return std::size_t(std::find(g.layers.begin(), g.layers.end(), group) - g.layers.begin());
+    };
     if (full.empty()) { // the body and its layer groups, in the order the pass would give them
         g.body = body_candidates(base, options, g.excluded);
         for (const auto& name : g.body) {
-            const std::string group = options.per_layer ? layer_group(name) : "all";
-            const auto at = std::find(g.layers.begin(), g.layers.end(), group);
+            const std::size_t l = group_of(name);
+            if (l == g.layers.size())
+                g.layers.push_back(options.per_layer ? layer_group(name) : "all"), g.layer_parameters.push_back(0);
             const std::int64_t numel = base.find(name)->info->numel();
-            if (at == g.layers.end()) g.layers.push_back(group), g.layer_parameters.push_back(0);
-            g.layer_parameters[std::size_t(std::find(g.layers.begin(), g.layers.end(), group) - g.layers.begin())] +=
-                numel;
+            g.layer_parameters[l] += numel;
             g.parameters += numel;
         }
     }
@@ -160,13 +177,10 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
                 for (std::size_t l = 0; l < g.layers.size() && !g.layer_gram.empty(); ++l)
                     layer_gram[l](i, j) = g.layer_gram[l](fi, fj);
             }
-    // adds v to entry (i, j) of the Gram matrix and of the target's layer group
-    auto add = [&](const std::string& target, std::size_t i, std::size_t j, double v) {
+    // adds v to entry (i, j) of the Gram matrix and of layer group l
+    auto add = [&](std::size_t l, std::size_t i, std::size_t j, double v) {
         gram(i, j) += v;
-        const std::string group = options.per_layer ? layer_group(target) : "all";
-        const auto at = std::find(g.layers.begin(), g.layers.end(), group);
-        BASIN_CHECK(at != g.layers.end(), "map: layer group ", group, " of ", target, " is not in the pass");
-        layer_gram[std::size_t(at - g.layers.begin())](i, j) += v;
+        layer_gram[l](i, j) += v;
     };
 
     // the adapted weights in the body, each with its adapters (model index, weight)
@@ -197,10 +211,12 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
             b_values.push_back(a.b(*w));
             factors.push_back({a_values.back().data(), b_values.back().data(), w->rank, w->out, w->in, w->scale});
         }
+        const std::size_t l = group_of(target); // found once per weight, not per pair
+        BASIN_CHECK(l < g.layers.size(), "map: the layer group of ", target, " is not in the pass");
         const SquareMatrix block = lora_block_gram(factors, options.threads);
         for (std::size_t x = 0; x < members.size(); ++x)
             for (std::size_t y = 0; y < members.size(); ++y)
-                add(target, members[x].first, members[y].first, block(x, y));
+                add(l, members[x].first, members[y].first, block(x, y));
         // against every full task vector on this weight: T = model - base, read once
         const std::vector<float> base_values = read_f32(*base.find(target));
         for (std::size_t i = 0; i < n; ++i) {
@@ -212,10 +228,11 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
             for (std::size_t e = 0; e < t.size(); ++e)
                 t[e] -= base_values[e];
             g.bytes_read += ref->info->nbytes();
+            const Matrix dense = dense_as_out_in(factors.front(), t.data(), transposed); // once for all adapters
             for (std::size_t x = 0; x < members.size(); ++x) {
-                const double v = lora_dot_dense(factors[x], t.data(), transposed);
-                add(target, i, members[x].first, v);
-                add(target, members[x].first, i, v);
+                const double v = dot_dense(factors[x], dense);
+                add(l, i, members[x].first, v);
+                add(l, members[x].first, i, v);
             }
         }
     }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace basin {
 
@@ -52,35 +53,34 @@ ModelSketch sketch_model(const CheckpointTensors& base, const SketchBody& body, 
         }
         sketch_add(sketch.data(), k, seed, offset, tau.data(), tau.size());
     };
-    if (is_adapter_folder(model)) { // tau is s B A on the adapted weights (one formed at a time), 0 elsewhere
-        const LoraAdapter adapter(model, base);
-        for (const auto& name : body.tensors) {
-            check_interrupted("sketching");
-            for (const auto& w : adapter.weights())
-                if (w.target == name) add(name, adapter.delta(w));
-            offset += std::uint64_t(base.find(name)->info->numel());
-        }
-    }
-    const std::unique_ptr<CheckpointTensors> full =
-        is_adapter_folder(model) ? nullptr : std::make_unique<CheckpointTensors>(find_weights(model_folder(model)));
-    for (std::size_t t = 0; full && t < body.tensors.size(); ++t) {
-        const auto& name = body.tensors[t];
-        const CheckpointTensors& m = *full;
+    // an adapter: tau is s B A on its adapted weights (one formed at a time), 0 elsewhere
+    std::optional<LoraAdapter> adapter;
+    std::optional<CheckpointTensors> full;
+    if (is_adapter_folder(model))
+        adapter.emplace(model, base);
+    else
+        full.emplace(find_weights(model_folder(model)));
+    for (const auto& name : body.tensors) {
         check_interrupted("sketching");
         const auto& base_ref = *base.find(name);
-        const auto* ref = m.find(name);
-        BASIN_CHECK(ref && ref->info->shape == base_ref.info->shape && is_floating(ref->info->dtype), model.string(),
-                    ": tensor ", name,
-                    ref ? " has shape " + shape_string(ref->info->shape) + ", the base " +
-                              shape_string(base_ref.info->shape)
-                        : std::string(" is missing (the base has it)"));
         const std::size_t n = std::size_t(base_ref.info->numel());
-        a.resize(n), b.resize(n);
-        convert_to_f32(ref->info->dtype, ref->data(), a.data(), n);
-        convert_to_f32(base_ref.info->dtype, base_ref.data(), b.data(), n);
-        for (std::size_t p = 0; p < n; ++p)
-            a[p] -= b[p];
-        add(name, a);
+        if (adapter) {
+            for (const auto& w : adapter->weights())
+                if (w.target == name) add(name, adapter->delta(w));
+        } else {
+            const auto* ref = full->find(name);
+            BASIN_CHECK(ref && ref->info->shape == base_ref.info->shape && is_floating(ref->info->dtype),
+                        model.string(), ": tensor ", name,
+                        ref ? " has shape " + shape_string(ref->info->shape) + ", the base " +
+                                  shape_string(base_ref.info->shape)
+                            : std::string(" is missing (the base has it)"));
+            a.resize(n), b.resize(n);
+            convert_to_f32(ref->info->dtype, ref->data(), a.data(), n);
+            convert_to_f32(base_ref.info->dtype, base_ref.data(), b.data(), n);
+            for (std::size_t p = 0; p < n; ++p)
+                a[p] -= b[p];
+            add(name, a);
+        }
         offset += n;
     }
     ModelSketch s;
