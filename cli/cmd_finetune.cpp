@@ -1,4 +1,5 @@
-// basin finetune: fine-tune a checkpoint (full, BitFit or head) into a new checkpoint folder.
+// basin finetune: fine-tune a checkpoint (full, BitFit or head) into a new checkpoint folder, or
+// (LoRA) into a PEFT adapter folder.
 #include "basin/train/finetune.h"
 #include "options.h"
 
@@ -11,6 +12,7 @@ Runner add_finetune(CLI::App& app, const std::string& command_line) {
     struct Options {
         FinetuneOptions f;
         std::string model, train, eval, out, mode = "full";
+        LoraCliOptions lora;
         double dropout = -1;
         bool quiet = false;
     };
@@ -20,7 +22,9 @@ Runner add_finetune(CLI::App& app, const std::string& command_line) {
     app.add_option("--train", o->train, "Training data (.jsonl, .csv, .tsv)")->required();
     app.add_option("--eval", o->eval, "Evaluation data, scored after each epoch");
     app.add_option("--out", o->out, "Output checkpoint folder")->required();
-    app.add_option("--mode", o->mode, "full, bitfit (bias terms and head) or head")->capture_default_str();
+    app.add_option("--mode", o->mode, "full, bitfit (bias terms and head), head, or lora (a PEFT adapter folder)")
+        ->capture_default_str();
+    o->lora.add(app, f.lora);
     app.add_option("--seed", f.seed, "Seed: head initialisation, data order, dropout")->capture_default_str();
     app.add_option("--epochs", f.epochs, "Passes over the training data")->capture_default_str();
     app.add_option("--max-steps", f.max_steps, "Optimizer steps (overrides --epochs when positive)")
@@ -49,6 +53,7 @@ Runner add_finetune(CLI::App& app, const std::string& command_line) {
         set_threads(f.threads);
         f.model = o->model, f.train = o->train, f.eval = o->eval, f.out = o->out;
         f.mode = parse_train_mode(o->mode);
+        o->lora.apply(f.lora);
         if (o->dropout >= 0) f.dropout = o->dropout;
         f.device = check_device(f.device);
         f.command_line = command_line;

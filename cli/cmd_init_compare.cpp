@@ -15,6 +15,7 @@ Runner add_init_compare(CLI::App& app) {
         StartSettings settings;
         std::string target, candidates, zoo, data_root, pretrained, targets = "all", out, mode = "bitfit",
                                                                     seeds = "1,2,3";
+        LoraCliOptions lora;
         bool quiet = false;
     };
     auto o = std::make_shared<Options>();
@@ -26,7 +27,8 @@ Runner add_init_compare(CLI::App& app) {
     app.add_option("--data-root", o->data_root, "With --zoo: folder holding one dataset folder per target");
     app.add_option("--pretrained", o->pretrained, "With --zoo: the pretrained model");
     app.add_option("--targets", o->targets, "With --zoo: comma-separated targets, or all")->capture_default_str();
-    app.add_option("--mode", o->mode, "bitfit, full or head")->capture_default_str();
+    app.add_option("--mode", o->mode, "bitfit, full, head or lora")->capture_default_str();
+    o->lora.add(app, o->settings.lora);
     app.add_option("--seeds", o->seeds, "Comma-separated seeds, the same for every candidate")->capture_default_str();
     app.add_option("--train-limit", o->settings.train_limit, "Few-shot: at most this many training examples (0: all)")
         ->capture_default_str();
@@ -41,6 +43,7 @@ Runner add_init_compare(CLI::App& app) {
     return [o]() {
         StartSettings s = o->settings;
         s.mode = parse_train_mode(o->mode);
+        o->lora.apply(s.lora);
         s.seeds.clear();
         for (const auto& part : split_list(o->seeds)) {
             std::size_t used = 0;

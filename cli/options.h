@@ -5,6 +5,8 @@
 #pragma once
 
 #include "basin/core/fs.h"
+#include "basin/core/strings.h"
+#include "basin/train/finetune.h"
 #include "basin/train/probe.h"
 #include "commands.h"
 
@@ -53,6 +55,22 @@ struct ProbeCliOptions {
         f.cache_dir = no_cache ? fs::path() : cache.empty() ? default_cache_dir() : fs::path(cache);
         return f;
     }
+};
+
+// LoRA's settings (mode lora): --lora-rank, --lora-alpha and --lora-targets (comma-separated,
+// read into targets: call lora_targets(targets) after parsing to set lora.targets).
+struct LoraCliOptions {
+    std::string targets = "query,value";
+
+    void add(CLI::App& app, LoraOptions& lora) {
+        app.add_option("--lora-rank", lora.rank, "LoRA (--mode lora): the factors' rank r")->capture_default_str();
+        app.add_option("--lora-alpha", lora.alpha, "LoRA: alpha (the update is alpha / r * B A)")
+            ->capture_default_str();
+        app.add_option("--lora-targets", targets,
+                       "LoRA: comma-separated linear layers of the body (PEFT's names: query, key, value, dense, ...)")
+            ->capture_default_str();
+    }
+    void apply(LoraOptions& lora) const { lora.targets = split_list(targets); }
 };
 
 } // namespace basin::cli

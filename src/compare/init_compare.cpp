@@ -65,6 +65,7 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
                 f.eval = test;
                 f.out = run;
                 f.mode = s.mode;
+                f.lora = s.lora;
                 f.seed = seed;
                 f.epochs = s.epochs;
                 f.lr = s.lr;

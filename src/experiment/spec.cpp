@@ -41,6 +41,14 @@ T get(const ExperimentSpec& s, const toml::table& table, const char* key, T fall
     }
 }
 
+// A fine-tuning mode: full, bitfit, head or lora.
+std::string get_mode(const ExperimentSpec& s, const toml::table& table, const std::string& fallback) {
+    const std::string mode = get<std::string>(s, table, "mode", fallback, "full, bitfit, head or lora");
+    BASIN_CHECK(mode == "full" || mode == "bitfit" || mode == "head" || mode == "lora", where(s, *table.get("mode")),
+                ": mode '", mode, "' is not full, bitfit, head or lora");
+    return mode;
+}
+
 std::vector<std::uint64_t> get_seeds(const ExperimentSpec& s, const toml::table& table, const char* key,
                                      std::vector<std::uint64_t> fallback) {
     const toml::node* node = table.get(key);
@@ -67,13 +75,6 @@ void check_keys(const ExperimentSpec& s, const toml::table& table, const char* n
     for (const auto& [key, node] : table)
         BASIN_CHECK(known.count(std::string(key.str())), where(s, node), ": unknown key '", key.str(), "' in [", name,
                     "]");
-}
-
-std::string join(const std::vector<std::string>& items, const std::string& sep) {
-    std::string out;
-    for (const auto& i : items)
-        out += (out.empty() ? "" : sep) + i;
-    return out;
 }
 
 // The spec's text as TOML, with its sections known; s.text is filled.
@@ -154,8 +155,23 @@ void read_datasets(ExperimentSpec& s, const toml::table& root, const fs::path& f
 
 void read_finetune(ExperimentSpec& s, const toml::table& root) {
     if (const auto* t = section(s, root, "finetune")) {
-        check_keys(s, *t, "finetune", {"mode", "epochs", "lr", "batch_size", "train_limit"});
-        s.mode = get<std::string>(s, *t, "mode", s.mode, "full, bitfit or head");
+        check_keys(s, *t, "finetune",
+                   {"mode", "epochs", "lr", "batch_size", "train_limit", "lora_rank", "lora_alpha", "lora_targets"});
+        s.mode = get_mode(s, *t, s.mode);
+        s.lora_rank = get<std::int64_t>(s, *t, "lora_rank", s.lora_rank, "a whole number (LoRA's rank)");
+        s.lora_alpha = get<double>(s, *t, "lora_alpha", s.lora_alpha, "a number (LoRA's alpha)");
+        if (const toml::node* node = t->get("lora_targets")) {
+            const auto* array = node->as_array();
+            BASIN_CHECK(array && !array->empty(), where(s, *node),
+                        ": 'lora_targets' must be a list of layer names, e.g. [\"query\", \"value\"]");
+            s.lora_targets.clear();
+            for (const auto& item : *array) {
+                BASIN_CHECK(item.is_string(), where(s, item), ": 'lora_targets' must hold strings");
+                s.lora_targets.push_back(item.value<std::string>().value());
+            }
+        }
+        BASIN_CHECK(s.lora_rank >= 1 && s.lora_alpha > 0, where(s, *t),
+                    ": [finetune] lora_rank must be at least 1 and lora_alpha positive");
         s.epochs = get<int>(s, *t, "epochs", s.epochs, "a whole number");
         s.lr = get<double>(s, *t, "lr", s.lr, "a number");
         s.batch_size = get<std::size_t>(s, *t, "batch_size", s.batch_size, "a whole number");
@@ -259,7 +275,7 @@ void read_centroids(ExperimentSpec& s, const toml::table& root) {
                         "' must not hold '/' or spaces");
             for (const auto& other : s.centroids)
                 BASIN_CHECK(other.name != c.name, where(s, t), ": two centroid variants named '", c.name, "'");
-            c.mode = get<std::string>(s, t, "mode", c.mode, "bitfit, full or head");
+            c.mode = get_mode(s, t, c.mode);
             c.seeds = get_seeds(s, t, "seeds", s.seeds);
             c.epochs = get<int>(s, t, "epochs", c.epochs, "a whole number");
             c.lr = get<double>(s, t, "lr", c.lr, "a number");
@@ -357,6 +373,15 @@ class JobPlanner {
         j.args.insert(j.args.end(), {"--epochs", std::to_string(epochs), "--lr", std::to_string(lr), "--batch-size",
                                      std::to_string(s.batch_size), "--max-length", max_length, "--threads", threads});
     }
+    // mode lora: the adapters' settings (after --mode), and the base for the jobs that read adapters
+    std::vector<std::string> lora_args(const std::string& mode) const {
+        if (mode != "lora") return {};
+        return {"--lora-rank",    std::to_string(s.lora_rank), "--lora-alpha", format_exact(s.lora_alpha),
+                "--lora-targets", join(s.lora_targets, ",")};
+    }
+    void with_adapter_base(Job& j) const {
+        if (s.mode == "lora") j.args.insert(j.args.end(), {"--adapter-base", s.base.string()});
+    }
     static void depends_on(Job& j, const std::vector<std::string>& names) {
         for (const auto& n : names)
             j.depends.push_back("finetune/" + n);
@@ -377,6 +402,8 @@ class JobPlanner {
                 j.args = {"finetune",    "--model", s.base.string(),   "--train", train.string(),       "--eval",
                           test.string(), "--out",   j.output.string(), "--seed",  std::to_string(seed), "--mode",
                           s.mode};
+                const auto lora = lora_args(s.mode);
+                j.args.insert(j.args.end(), lora.begin(), lora.end());
                 with_recipe(j, s.epochs, s.lr);
                 j.args.push_back("--overwrite");
                 if (capped) j.args.insert(j.args.end(), {"--train-limit", std::to_string(s.train_limit)});
@@ -460,6 +487,7 @@ class JobPlanner {
                       "--out",
                       j.output.string()};
             if (extrapolate) j.args.push_back("--extrapolate");
+            with_adapter_base(j);
             with_probe(j);
             depends_on(j, {p.a, p.b});
             j.labels = {{"A", p.a}, {"B", p.b}, {"relation", p.relation}};
@@ -493,6 +521,7 @@ class JobPlanner {
                 j.args.insert(j.args.end(), {"--samples", std::to_string(std::min(group.size(), s.hull_max_samples))});
             if (s.hull_random > 0)
                 j.args.insert(j.args.end(), {"--random", std::to_string(s.hull_random), "--base", s.base.string()});
+            with_adapter_base(j);
             with_probe(j);
             std::vector<std::string> all = group;
             all.insert(all.end(), outside.begin(), outside.end());
@@ -549,6 +578,7 @@ class JobPlanner {
                   s.plane_grid,
                   "--out",
                   j.output.string()};
+        with_adapter_base(j);
         with_probe(j);
         depends_on(j, {a, b, c});
         j.labels = {{"A", a}, {"B", b}, {"C", c}};
@@ -586,6 +616,8 @@ class JobPlanner {
                       c.mode,
                       "--seeds",
                       join(seeds, ",")};
+            const auto lora = lora_args(c.mode);
+            j.args.insert(j.args.end(), lora.begin(), lora.end());
             with_recipe(j, c.epochs, c.lr);
             j.args.insert(j.args.end(), {"--out", j.output.string()});
             if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});

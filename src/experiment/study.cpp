@@ -85,6 +85,7 @@ CentroidComparison centroid_comparison(const Lookup& m, const json& labels) {
     c.train_limit = labels.contains("train_limit") ? std::stoul(labels.value("train_limit", "0")) : 0;
     c.title = c.mode == "bitfit" ? "BitFit"
               : c.mode == "full" ? "full fine-tuning"
+              : c.mode == "lora" ? "LoRA"
               : c.mode.empty()   ? "centroid"
                                  : c.mode;
     if (!c.mode.empty())

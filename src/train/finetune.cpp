@@ -10,6 +10,7 @@
 #include "basin/eval/evaluate.h"
 #include "basin/io/checkpoint.h"
 #include "basin/models/load.h"
+#include "lora.h"
 #include "state.h"
 
 #include <algorithm>
@@ -26,7 +27,8 @@ TrainMode parse_train_mode(const std::string& name) {
     if (name == "full") return TrainMode::Full;
     if (name == "bitfit") return TrainMode::BitFit;
     if (name == "head") return TrainMode::Head;
-    fail("--mode: expected full, bitfit or head, got '", name, "'");
+    if (name == "lora") return TrainMode::Lora;
+    fail("--mode: expected full, bitfit, head or lora, got '", name, "'");
 }
 
 const char* train_mode_name(TrainMode mode) {
@@ -37,6 +39,8 @@ const char* train_mode_name(TrainMode mode) {
         return "bitfit";
     case TrainMode::Head:
         return "head";
+    case TrainMode::Lora:
+        return "lora";
     }
     return "?";
 }
@@ -45,13 +49,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace train_detail;
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& s : items)
-        out += (out.empty() ? "" : ", ") + s;
-    return out;
-}
 
 struct TrainState {
     std::int64_t step = 0;
@@ -133,6 +130,12 @@ void check_finetune_options(const FinetuneOptions& o) {
     BASIN_CHECK(o.weight_decay >= 0, "--weight-decay must not be negative");
     BASIN_CHECK(o.max_grad_norm >= 0, "--max-grad-norm must not be negative");
     BASIN_CHECK(!o.dropout || (*o.dropout >= 0 && *o.dropout < 1), "--dropout must be in [0, 1)");
+    if (o.mode == TrainMode::Lora) {
+        BASIN_CHECK(o.lora.rank >= 1, "--lora-rank must be at least 1, got ", o.lora.rank);
+        BASIN_CHECK(o.lora.alpha > 0 && std::isfinite(o.lora.alpha), "--lora-alpha must be positive, got ",
+                    o.lora.alpha);
+        BASIN_CHECK(!o.lora.targets.empty(), "--lora-targets: name at least one linear layer (e.g. query,value)");
+    }
 }
 
 // The training data (a seeded sample with train_limit), the evaluation data, and the labels: the
@@ -157,8 +160,8 @@ TrainingData read_training_data(const FinetuneOptions& o) {
         for (const auto& l : b)
             if (!a.count(l)) only_eval.push_back(l);
         BASIN_CHECK(only_train.empty() && only_eval.empty(), "labels of ", o.train.string(), " and ", o.eval.string(),
-                    " differ:", only_train.empty() ? "" : " only in the training data: " + join(only_train) + ";",
-                    only_eval.empty() ? "" : " only in the evaluation data: " + join(only_eval));
+                    " differ:", only_train.empty() ? "" : " only in the training data: " + join(only_train, ", ") + ";",
+                    only_eval.empty() ? "" : " only in the evaluation data: " + join(only_eval, ", "));
     }
     if (o.train_limit > 0) {
         BASIN_CHECK(o.train_limit <= train.examples.size(), "--train-limit ", o.train_limit,
@@ -177,8 +180,8 @@ TrainingData read_training_data(const FinetuneOptions& o) {
     return {std::move(train), std::move(eval), std::move(labels)};
 }
 
-// Which parameters train (full: all; BitFit: biases and the head; head: the head only); returns
-// (trained, total) parameter counts.
+// Which parameters train (full: all; BitFit: biases and the head; head and LoRA: the head only,
+// LoRA's factors are added by LoraTrainer); returns (trained, total) parameter counts.
 std::pair<std::int64_t, std::int64_t> set_trainable(EncoderModel& model, TrainMode mode) {
     std::int64_t trainable = 0, total_params = 0;
     for (auto& item : model->named_parameters()) {
@@ -253,6 +256,8 @@ RunIdentity identify_finetune(const FinetuneOptions& o, const fs::path& model_di
                               {"train_limit", o.train_limit},
                               {"device", o.device},
                               {"threads", o.threads}};
+    if (o.mode == TrainMode::Lora)
+        options["lora"] = {{"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"targets", o.lora.targets}};
     nlohmann::json inputs = {
         {"model",
          {{"path", model_dir.string()},
@@ -280,10 +285,10 @@ class TrainingLoop {
   public:
     TrainingLoop(const FinetuneOptions& o, StartModel& start, torch::optim::Optimizer& optimizer,
                  const TokenizedExamples& tokenized, const std::vector<std::int64_t>& targets, const StepPlan& steps,
-                 StateStore& store, TrainState& state, const EvalInputs& eval, const fs::path& out)
+                 StateStore& store, TrainState& state, const EvalInputs& eval, const fs::path& out, LoraTrainer* lora)
         : o_(o), model_(start.model), optimizer_(optimizer), tokenized_(tokenized), targets_(targets), steps_(steps),
-          store_(store), state_(state), eval_(eval), out_(out), pad_id_(std::int32_t(start.config.pad_token_id)),
-          device_(start.device), elapsed_before_(state.elapsed) {}
+          store_(store), state_(state), eval_(eval), out_(out), lora_(lora),
+          pad_id_(std::int32_t(start.config.pad_token_id)), device_(start.device), elapsed_before_(state.elapsed) {}
 
     void run() {
         model_->train();
@@ -351,10 +356,12 @@ class TrainingLoop {
             for (auto i : indices)
                 state_.tokens_seen += tokenized_.encodings[i].size();
         }
+        if (lora_) lora_->factor_gradients();
         clip_gradients(optimizer_, o_.max_grad_norm);
         const double factor = lr_factor(state_.step, steps_.warmup_steps, steps_.total_steps);
         set_lr(optimizer_, o_.lr * factor);
         optimizer_.step();
+        if (lora_) lora_->merge();
         ++state_.step;
         state_.loss_sum += step_loss;
         ++state_.loss_count;
@@ -415,6 +422,7 @@ class TrainingLoop {
     TrainState& state_;
     const EvalInputs& eval_;
     const fs::path& out_;
+    LoraTrainer* lora_; // mode lora: the factors' gradients and W = W0 + s B A after each step
     const std::int32_t pad_id_;
     const torch::Device device_;
     const double elapsed_before_;
@@ -452,10 +460,15 @@ nlohmann::json run_record(const FinetuneOptions& o, const RunIdentity& id, const
     };
 }
 
-// The output, atomically: a temporary folder renamed into place.
-void write_finetuned(const fs::path& out, const fs::path& model_dir, StartModel& start, const nlohmann::json& record) {
+// The output, atomically: a temporary folder renamed into place; a checkpoint folder, or with LoRA
+// an adapter folder (factors and head) that names the start model as its base.
+void write_finetuned(const fs::path& out, const fs::path& model_dir, StartModel& start, const nlohmann::json& record,
+                     const LoraTrainer* lora) {
     write_folder_atomically(out, [&](const fs::path& tmp) {
-        save_model(start.model, config_for(start.config, start.hf), tmp, Dtype::F32, {{"basin_run", "finetune"}});
+        if (lora)
+            lora->write_adapter(tmp, start.model, model_dir);
+        else
+            save_model(start.model, config_for(start.config, start.hf), tmp, Dtype::F32, {{"basin_run", "finetune"}});
         copy_tokenizer_files(model_dir, tmp); // tokenizer.json was read to tokenize the data
         write_text_atomically(tmp / "basin_run.json", record.dump(2) + "\n");
     });
@@ -486,8 +499,14 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     auto tokenizer = text::Tokenizer::from_file(model_dir / "tokenizer.json");
     const std::size_t model_max = std::size_t(start.config.max_positions - start.config.position_offset());
     const std::size_t max_length = std::min(o.max_length ? o.max_length : model_max, model_max);
-    const auto [trainable, total_params] = set_trainable(start.model, o.mode);
-    auto optimizer = make_adamw(start.model, o.lr, o.weight_decay);
+    auto [trainable, total_params] = set_trainable(start.model, o.mode);
+    std::optional<LoraTrainer> lora;
+    if (o.mode == TrainMode::Lora) {
+        lora.emplace(start.model, o.lora, o.seed);
+        trainable += lora->factor_parameters();
+    }
+    auto optimizer =
+        make_adamw(start.model, o.lr, o.weight_decay, lora ? lora->target_weights() : std::set<std::string>{});
     const auto tokenized = tokenize_examples(data.train, tokenizer, max_length, o.threads);
     const auto targets = map_labels(data.train, start.config.labels);
     const std::size_t n = data.train.examples.size();
@@ -504,6 +523,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     FinetuneResult result;
     if (store.exists()) {
         state = state_from_json(store.load(start.model, *optimizer));
+        if (lora) lora->merge(); // W from the restored factors (bit for bit what was saved)
         result.resumed = true;
         if (o.log) o.log(str("resuming from ", partial.string(), " at step ", state.step, " of ", steps.total_steps));
     }
@@ -515,7 +535,8 @@ FinetuneResult finetune(const FinetuneOptions& o) {
 
     // ---- the loop, then the output
     const EvalInputs eval{data.eval ? &*data.eval : nullptr, tokenizer, max_length};
-    TrainingLoop loop(o, start, *optimizer, tokenized, targets, steps, store, state, eval, out);
+    TrainingLoop loop(o, start, *optimizer, tokenized, targets, steps, store, state, eval, out,
+                      lora ? &*lora : nullptr);
     loop.run();
     result.epochs = state.epochs;
     result.steps = state.step;
@@ -524,7 +545,7 @@ FinetuneResult finetune(const FinetuneOptions& o) {
     result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, result.seconds);
     result.run_record = run_record(o, id, start, result, state, trainable, total_params, steps.warmup_steps, n,
                                    std::chrono::duration<double>(Clock::now() - start_time).count());
-    write_finetuned(out, model_dir, start, result.run_record);
+    write_finetuned(out, model_dir, start, result.run_record, lora ? &*lora : nullptr);
     store.remove();
     return result;
 }

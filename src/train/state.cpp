@@ -66,10 +66,11 @@ void save_parameters(EncoderModel& model, const fs::path& path) {
 }
 } // namespace
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, double weight_decay) {
+std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, double weight_decay,
+                                                const std::set<std::string>& skip) {
     std::vector<torch::Tensor> decay, no_decay;
     for (auto& item : model->named_parameters()) {
-        if (!item.value().requires_grad()) continue;
+        if (!item.value().requires_grad() || skip.count(item.key())) continue;
         const std::string& name = item.key();
         (ends_with(name, "bias") || is_layer_norm_parameter(name) ? no_decay : decay).push_back(item.value());
     }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <torch/torch.h>
 #include <vector>
@@ -21,8 +22,10 @@ std::uint64_t mix_seed(std::uint64_t seed, std::int64_t salt);
 // Hugging Face's linear schedule with warm-up, evaluated before optimizer step `step` (0-based).
 double lr_factor(std::int64_t step, std::int64_t warmup, std::int64_t total);
 
-// AdamW over the trainable parameters, weight decay on all but biases and LayerNorm weights.
-std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, double weight_decay);
+// AdamW over the trainable parameters but those named in skip (LoRA's target weights, which train
+// through their factors), weight decay on all but biases and LayerNorm weights.
+std::unique_ptr<torch::optim::AdamW> make_adamw(EncoderModel& model, double lr, double weight_decay,
+                                                const std::set<std::string>& skip = {});
 void set_lr(torch::optim::Optimizer& optimizer, double lr);
 void clip_gradients(torch::optim::Optimizer& optimizer, double max_norm);
 

@@ -475,6 +475,50 @@ train_limit = 40
         self.assertEqual(len(row), 1, md)
         self.assertEqual(row[0].split("|")[3].strip(), f"{wins} of {len(TASKS)}")
 
+    def test_an_adapter_zoo_runs_every_analysis(self):
+        """[finetune] mode = "lora": every fine-tune is a PEFT adapter folder of the base, and the map,
+        the lines, hulls, plane, centroid and searches read them (given the base)."""
+        text = spec_text("runs/lora").replace("[finetune]\n", '[finetune]\nmode = "lora"\nlora_rank = 2\n'
+                                                                'lora_targets = ["query", "value", "dense"]\n')
+        text = text.replace("lr = 1e-3", "lr = 5e-3") + "[search]\nbudget = 2\nheld_out = 0.3\n"
+        # the centroid (the adapters' mean task vector on the base, a full checkpoint) fine-tuned by LoRA too
+        text = text.replace("[centroid]\n", '[centroid]\nmode = "lora"\n')
+        with open(os.path.join(WORK, "lora.toml"), "w") as f:
+            f.write(text)
+        dry = run("run", "lora.toml", "--dry-run").stdout
+        self.assertIn("--mode lora --lora-rank 2 --lora-alpha 16 --lora-targets query,value,dense", dry)
+        self.assertEqual(dry.count("--mode lora --lora-rank 2"), 6, dry)  # the six fine-tunes
+        centroid = [line for line in dry.splitlines() if "basin init-compare" in line]
+        self.assertEqual(len(centroid), 1)
+        self.assertIn("--mode lora --seeds 1,2 --lora-rank 2 --lora-alpha 16", centroid[0])
+        run("run", "lora.toml", "--quiet")
+        exp = os.path.join(WORK, "runs", "lora")
+        rows, jobs = store_rows("runs/lora")
+        self.assertTrue(all(state == "done" for state in jobs.values()), jobs)
+        self.assertEqual({j.split("/")[0] for j in jobs}, {"finetune", "map", "interpolate", "extrapolate", "hull",
+                                                           "plane", "centroid", "search"})
+        model = os.path.join(exp, "models", "topic-s1")
+        self.assertTrue(os.path.exists(os.path.join(model, "adapter_config.json")))
+        self.assertFalse(os.path.exists(os.path.join(model, "model.safetensors")))
+        metrics = {(j, m) for j, _, _, m, _ in rows}
+        self.assertIn(("map", "clustering_accuracy/dataset/spectral"), metrics)
+        self.assertTrue(any(m == "PB(In', In)" for _, m in metrics))
+        self.assertTrue(any(j == "centroid" and m == "difference" for j, m in metrics))
+        subjects = {(j, s) for j, s, _, _, _ in rows if j.startswith("search/")}
+        for t in TASKS:
+            for row in ("searched", "centroid", "greedy-soup", "best-member"):
+                self.assertIn((f"search/{t}", row), subjects)
+        # the store knows the adapters' weights by their file's hash
+        db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
+        (stored,), = db.execute("SELECT sha256 FROM models WHERE job = 'finetune/topic-s1'")
+        db.close()
+        info = json.loads(run("inspect", model, "--json").stdout)
+        self.assertEqual(info["adapter"]["r"], 2)
+        self.assertEqual(len(stored), 64)
+        run_record = os.path.join(exp, "jobs", "centroid", "out", "runs", "topic", "centroid-s1")
+        self.assertTrue(os.path.exists(os.path.join(run_record, "adapter_config.json")))
+        run("report", exp)
+
     def test_a_dataset_with_more_seeds_and_a_document_for_two_studies(self):
         # a second study: another base folder (the same weights), one dataset with a third seed,
         # published accuracies for one dataset; no centroid (the comparison needs only findings)
@@ -600,6 +644,10 @@ train_limit = 40
                 "must be an accuracy in percent",
             "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[estimate]\nfinetunes = 1\n":
                 "[estimate] finetunes is not a job kind",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[finetune]\nmode = 'qlora'\n":
+                "bad.toml:7: mode 'qlora' is not full, bitfit, head or lora",
+            "[experiment]\nbase = 'base'\ndata_root = 'data'\n[datasets]\ntopic = 'x'\n[finetune]\nlora_targets = 'query'\n":
+                "'lora_targets' must be a list of layer names",
         }
         for text, message in cases.items():
             with open(os.path.join(WORK, "bad.toml"), "w") as f:

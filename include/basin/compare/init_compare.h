@@ -22,6 +22,7 @@ namespace basin {
 
 struct StartSettings {
     TrainMode mode = TrainMode::BitFit;
+    LoraOptions lora; // mode lora: each run's output is an adapter of its start
     std::vector<std::uint64_t> seeds{1, 2, 3};
     std::size_t train_limit = 0; // few-shot: at most this many training examples (0: all)
     int epochs = 3;

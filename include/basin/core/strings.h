@@ -87,6 +87,16 @@ inline std::string duration_text(double seconds) {
     return buf;
 }
 
+// The items with sep between each two.
+inline std::string join(const std::vector<std::string>& items, std::string_view sep) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += sep;
+        out += items[i];
+    }
+    return out;
+}
+
 // Comma-separated items, each trimmed; empty items dropped.
 inline std::vector<std::string> split_list(std::string_view s) {
     std::vector<std::string> out;

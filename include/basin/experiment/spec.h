@@ -43,6 +43,11 @@ struct ExperimentSpec {
     int epochs = 1;
     double lr = 3e-4;
     std::size_t batch_size = 32, train_limit = 0;
+    // mode "lora": each fine-tune is a PEFT adapter of the base (train/finetune.h), and the jobs that
+    // read the models are given the base (--adapter-base); a lora centroid uses the same settings
+    std::int64_t lora_rank = 8;
+    double lora_alpha = 16;
+    std::vector<std::string> lora_targets{"query", "value"};
     // analyses (a missing table in the spec turns the analysis off)
     bool map = false;
     // [map]: spectral clustering's label assignment, the geometry of k-means and PCA, and the

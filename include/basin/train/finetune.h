@@ -1,5 +1,6 @@
 // Fine-tuning a BERT/RoBERTa checkpoint for sequence classification: full, BitFit (bias terms
-// and the head) or head-only; AdamW with linear warm-up and decay; evaluation after each epoch;
+// and the head), head-only, or LoRA (low-rank factors on chosen linear layers and the head,
+// written as a PEFT adapter folder); AdamW with linear warm-up and decay; evaluation after each epoch;
 // deterministic for a seed at one thread; resumable after a kill; output written atomically as
 // a Hugging Face checkpoint folder with a basin_run.json provenance record.
 #pragma once
@@ -14,9 +15,22 @@
 
 namespace basin {
 
-enum class TrainMode { Full, BitFit, Head };
+enum class TrainMode { Full, BitFit, Head, Lora };
 TrainMode parse_train_mode(const std::string& name);
 const char* train_mode_name(TrainMode mode);
+
+// LoRA (mode lora): each target linear layer's weight W0 [out, in] trains as W0 + scale * B A with
+// A [rank, in] (PEFT's initialisation: uniform in +-1/sqrt(in), seeded) and B [out, rank] (zeros),
+// scale = alpha / rank; W0 stays frozen, the head trains in full. A target names a module by its
+// last components (PEFT's rule: "query" is every ...attention.self.query); only the body's linear
+// layers can be targets. The output is a PEFT adapter folder (io/adapter.h reads it back): its
+// adapter_config.json and adapter_model.safetensors with the factors and the head (PEFT's
+// modules_to_save) under PEFT's key names, loadable with PeftModel.from_pretrained.
+struct LoraOptions {
+    std::int64_t rank = 8;
+    double alpha = 16;
+    std::vector<std::string> targets{"query", "value"}; // PEFT's default for BERT and RoBERTa
+};
 
 struct FinetuneOptions {
     std::filesystem::path model; // start checkpoint folder
@@ -24,6 +38,7 @@ struct FinetuneOptions {
     std::filesystem::path eval;  // optional evaluation data (after each epoch)
     std::filesystem::path out;   // output checkpoint folder
     TrainMode mode = TrainMode::Full;
+    LoraOptions lora;       // mode lora only
     std::uint64_t seed = 0; // head initialisation, data order, dropout
     int epochs = 3;
     std::int64_t max_steps = -1; // optimizer steps; -1: epochs decide
