@@ -1,6 +1,7 @@
 #include "basin/space/adapter_gram.h"
 
 #include "basin/core/error.h"
+#include "basin/core/hash.h"
 #include "basin/io/adapter.h"
 #include "basin/io/checkpoint.h"
 
@@ -46,16 +47,16 @@ Stacked stack(const std::vector<LoraFactors>& adapters) {
 
 } // namespace
 
-SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threads) {
+SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threads, std::size_t known) {
     const std::size_t k = adapters.size();
     SquareMatrix g(k);
-    if (k == 0) return g;
+    if (k == 0 || known >= k) return g;
     const Stacked s = stack(adapters);
     std::vector<std::pair<std::size_t, std::size_t>> tiles; // (first adapter of I, of J), I <= J
     for (std::size_t i = 0; i < k; i += kLoraTileAdapters)
         for (std::size_t j = i; j < k; j += kLoraTileAdapters)
-            tiles.emplace_back(i, j);
-    openblas_set_num_threads(1); // the tiles are the parallelism
+            if (std::min(k, j + kLoraTileAdapters) > known) tiles.emplace_back(i, j); // some pair is new
+    openblas_set_num_threads(1);                                                      // the tiles are the parallelism
 #pragma omp parallel for schedule(dynamic) num_threads(std::max(1, threads))
     for (std::size_t t = 0; t < tiles.size(); ++t) {
         const auto [i0, j0] = tiles[t];
@@ -71,6 +72,7 @@ SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threa
                     int(in), s.a.data() + rj * in, int(in), 0.0, q.data(), int(nj));
         for (std::size_t a = i0; a < i1; ++a)
             for (std::size_t b = std::max(a, j0); b < j1; ++b) {
+                if (b < known) continue; // a and b both known (a <= b)
                 const std::int64_t pa = s.offset[a] - ri, pb = s.offset[b] - rj;
                 const std::int64_t na = s.offset[a + 1] - s.offset[a], nb = s.offset[b + 1] - s.offset[b];
                 const double v = p.block(pa, pb, na, nb).cwiseProduct(q.block(pa, pb, na, nb)).sum();
@@ -121,13 +123,16 @@ std::vector<float> read_f32(const CheckpointTensors::Ref& ref) {
 GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& models, const GramOptions& options) {
     if (!has_adapters(models)) return task_vector_gram(base_path, models, options);
     const auto start = std::chrono::steady_clock::now();
-    BASIN_CHECK(options.known == 0, "map --update / locate: not supported for zoos with adapters yet");
     BASIN_CHECK(options.ranks <= 1, "map: zoos with adapters run in one process (not under MPI) yet");
+    const std::size_t known = options.known; // models mapped before (an update): their products are kept
 
     std::vector<fs::path> full;
     std::vector<std::size_t> adapter_at; // input positions of the adapters
-    for (std::size_t i = 0; i < models.size(); ++i)
+    std::size_t known_full = 0;
+    for (std::size_t i = 0; i < models.size(); ++i) {
         (is_adapter_folder(models[i]) ? (void)adapter_at.push_back(i) : full.push_back(models[i]));
+        if (i < known && !is_adapter_folder(models[i])) ++known_full;
+    }
 
     // every adapter is read and checked against the base before the pass over the full models
     const CheckpointTensors base(find_weights(model_folder(base_path)));
@@ -135,7 +140,13 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     for (std::size_t i : adapter_at)
         adapters.push_back(std::make_unique<LoraAdapter>(models[i], base));
     GramResult g;
-    if (!full.empty()) g = task_vector_gram(base_path, full, options);
+    if (!full.empty()) {
+        // the pass needs a new model after the known ones: when only adapters are new, the last
+        // known full model's row is formed again (read anyway, it costs one row of products)
+        GramOptions pass = options;
+        pass.known = std::min(known_full, full.size() - 1);
+        g = task_vector_gram(base_path, full, pass);
+    }
     // the layer group of a tensor: its index in g.layers (one group, "all", without per_layer)
     auto group_of = [&](const std::string& tensor) {
         const std::string group = options.per_layer ? layer_group(tensor) : "all";
@@ -213,14 +224,17 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
         }
         const std::size_t l = group_of(target); // found once per weight, not per pair
         BASIN_CHECK(l < g.layers.size(), "map: the layer group of ", target, " is not in the pass");
-        const SquareMatrix block = lora_block_gram(factors, options.threads);
+        std::size_t known_members = 0; // members are in model order: the known ones first
+        while (known_members < members.size() && members[known_members].first < known)
+            ++known_members;
+        const SquareMatrix block = lora_block_gram(factors, options.threads, known_members);
         for (std::size_t x = 0; x < members.size(); ++x)
             for (std::size_t y = 0; y < members.size(); ++y)
                 add(l, members[x].first, members[y].first, block(x, y));
         // against every full task vector on this weight: T = model - base, read once
         const std::vector<float> base_values = read_f32(*base.find(target));
         for (std::size_t i = 0; i < n; ++i) {
-            if (full_index[i] < 0) continue;
+            if (full_index[i] < 0 || (i < known && known_members == members.size())) continue; // nothing new
             const auto* ref = full_tensors[std::size_t(full_index[i])]->find(target);
             BASIN_CHECK(ref && ref->info->shape == base.find(target)->info->shape, used[i].string(), ": tensor ",
                         target, " is missing or has another shape than the base's");
@@ -230,6 +244,7 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
             g.bytes_read += ref->info->nbytes();
             const Matrix dense = dense_as_out_in(factors.front(), t.data(), transposed); // once for all adapters
             for (std::size_t x = 0; x < members.size(); ++x) {
+                if (i < known && x < known_members) continue; // both known
                 const double v = dot_dense(factors[x], dense);
                 add(l, i, members[x].first, v);
                 add(l, members[x].first, i, v);
@@ -238,10 +253,17 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     }
     for (const auto& a : adapters)
         g.bytes_read += a->file().file_size();
+    std::vector<std::uint64_t> digests(n, 0);
+    for (std::size_t i = 0; i < n; ++i)
+        digests[i] =
+            full_index[i] >= 0
+                ? (std::size_t(full_index[i]) < g.digests.size() ? g.digests[std::size_t(full_index[i])] : 0)
+                : std::stoull(sha256_file_cached(adapters[std::size_t(adapter_index[i])]->file().path()).substr(0, 16),
+                              nullptr, 16);
     g.models = used;
     g.gram = gram;
     g.layer_gram = options.per_layer ? std::move(layer_gram) : std::vector<SquareMatrix>{gram};
-    g.digests.assign(n, 0); // adapters have no stream digest: a map of them is not updated in place
+    g.digests = std::move(digests);
     g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return g;
 }

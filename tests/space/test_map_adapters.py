@@ -172,6 +172,61 @@ class Adapters(unittest.TestCase):
         _, two = self.map_of(folders, "many-threads", "--threads", "2")
         np.testing.assert_array_equal(read_gram(out), read_gram(two))
 
+    def test_update_adds_adapters_and_full_models(self):
+        """map --update on a mixed map: new adapters and a new full model are added (a new adapter
+        against the known full model reads that model's adapted tensors; known pairs are kept), and
+        the grown map equals the one made at once, and numpy's (that the known pairs of adapters are
+        not formed again is tests/unit/test_space.cpp's LoraBlockGram)."""
+        first = [self.full[0], self.adapters[0], self.adapters[1]]
+        rest = [*self.adapters[2:], self.full[1]]
+        _, grown = self.map_of(first, "grown")
+        listing = os.path.join(WORK, "grown-rest.txt")
+        with open(listing, "w") as f:
+            f.write("\n".join(rest) + "\n")
+        run("map", "--update", grown, "--models", listing, "--bootstrap", "0", "--quiet")
+        models = first + rest
+        once = self.check_gram(models, "once")
+        np.testing.assert_allclose(read_gram(grown), read_gram(once), rtol=1e-12, atol=1e-12)
+        x = np.stack([self.vector(m) for m in models])
+        want = x @ x.T
+        np.testing.assert_allclose(read_gram(grown), want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+        # an adapter changed since it was mapped is named, and the map is left as it was
+        _, again = self.map_of(first, "grown-again")
+        before = read_gram(again).copy()
+        with open(listing, "w") as f:
+            f.write(self.full[1] + "\n")
+        path = os.path.join(self.adapters[1], "adapter_model.safetensors")
+        with open(path, "rb") as f:
+            original = f.read()
+        tensors = ref.read_safetensors(path)[0]
+        key = next(k for k in tensors if "lora_A" in k)
+        try:
+            ref.write_safetensors(path, {**tensors, key: tensors[key] * 2})
+            r = run("map", "--update", again, "--models", listing, "--bootstrap", "0", "--quiet", check=False)
+        finally:
+            with open(path, "wb") as f:
+                f.write(original)
+        self.assertNotEqual(r.returncode, 0)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("changed since the map was made", lines[0])
+        np.testing.assert_array_equal(read_gram(again), before)
+        # basin locate places models against a map of adapters, without adding them
+        with open(listing, "w") as f:
+            f.write(self.adapters[2] + "\n" + self.full[1] + "\n")
+        where = os.path.join(WORK, "where.json")
+        run("locate", again, "--models", listing, "--out", where)
+        with open(where) as f:
+            located = json.load(f)
+        self.assertEqual([entry["model"] for entry in located], [os.path.basename(m) for m in
+                                                                  (self.adapters[2], self.full[1])])
+        for entry, m in zip(located, (self.adapters[2], self.full[1])):
+            for near in entry["nearest"]:
+                other = next(x for x in first if os.path.basename(x) == near["model"])
+                u, v = self.vector(m), self.vector(other)
+                self.assertAlmostEqual(near["cosine"], u @ v / np.sqrt((u @ u) * (v @ v)), places=7)
+        np.testing.assert_array_equal(read_gram(again), before)
+
     def test_bad_adapters_are_one_line_each(self):
         rng = np.random.default_rng(9)
         q0 = "encoder.layer.0.attention.self.query"

@@ -4,6 +4,7 @@
 #include "basin/core/error.h"
 #include "basin/io/safetensors.h"
 #include "basin/merge/methods.h"
+#include "basin/space/adapter_gram.h"
 #include "basin/space/analysis.h"
 #include "basin/space/block_gram.h"
 #include "basin/space/given_matrix.h"
@@ -158,6 +159,52 @@ TensorPlan plan_of(MergeMethod method, const MergeOptions& o, std::size_t n, con
 }
 
 } // namespace
+
+// 150 adapters of ranks 1-3 on one 12 x 9 weight (three tiles): every entry equals the
+// materialised task vectors' inner product, and with known = 100 the known pairs are not formed
+// while every new one is, equal to the full matrix's (an update adds k products per new adapter).
+TEST(LoraBlockGram, EqualsMaterialisedProductsAndKnownPairsAreLeftOut) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal;
+    const std::int64_t out = 12, in = 9;
+    const std::size_t k = 150, known = 100;
+    std::vector<std::vector<float>> a(k), b(k);
+    std::vector<LoraFactors> factors;
+    for (std::size_t i = 0; i < k; ++i) {
+        const std::int64_t r = 1 + std::int64_t(i % 3);
+        a[i].resize(std::size_t(r * in));
+        b[i].resize(std::size_t(out * r));
+        for (auto& v : a[i])
+            v = normal(rng);
+        for (auto& v : b[i])
+            v = normal(rng);
+        factors.push_back({a[i].data(), b[i].data(), r, out, in, 0.5 + double(i % 4)});
+    }
+    auto delta = [&](std::size_t i) { // s B A, in double
+        std::vector<double> d(std::size_t(out * in), 0.0);
+        const auto& f = factors[i];
+        for (std::int64_t o = 0; o < out; ++o)
+            for (std::int64_t c = 0; c < in; ++c)
+                for (std::int64_t r = 0; r < f.rank; ++r)
+                    d[std::size_t(o * in + c)] += f.scale * double(f.b[o * f.rank + r]) * double(f.a[r * in + c]);
+        return d;
+    };
+    std::vector<std::vector<double>> deltas;
+    for (std::size_t i = 0; i < k; ++i)
+        deltas.push_back(delta(i));
+    const SquareMatrix all = lora_block_gram(factors, 2), update = lora_block_gram(factors, 2, known);
+    for (std::size_t i = 0; i < k; ++i)
+        for (std::size_t j = 0; j < k; ++j) {
+            double want = 0;
+            for (std::size_t e = 0; e < deltas[i].size(); ++e)
+                want += deltas[i][e] * deltas[j][e];
+            ASSERT_NEAR(all(i, j), want, 1e-10 * std::max(1.0, std::abs(want))) << i << ", " << j;
+            if (i < known && j < known)
+                ASSERT_EQ(update(i, j), 0.0) << i << ", " << j;
+            else
+                ASSERT_NEAR(update(i, j), all(i, j), 1e-12 * std::max(1.0, std::abs(want))) << i << ", " << j;
+        }
+}
 
 TEST(MergeMethods, EveryMethodHasOneEntryAndParsesByName) {
     std::set<std::string> names;

@@ -35,8 +35,10 @@ struct LoraFactors {
 };
 
 // G_ij = <s_i B_i A_i, s_j B_j A_j>_F over adapters of one weight (equal out and in; ranks may
-// differ), symmetric k x k.
-SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threads = 1);
+// differ), symmetric k x k. known: the first known adapters' products among themselves are not
+// formed (left 0; an update has them): tiles of old adapters only are skipped, so adding one
+// adapter to k costs k products, not k^2 / 2.
+SquareMatrix lora_block_gram(const std::vector<LoraFactors>& adapters, int threads = 1, std::size_t known = 0);
 
 // <s B A, T>_F for T row-major [out, in]; transposed: T is the stored [in, out] weight whose delta
 // is (s B A)^T.
@@ -45,8 +47,11 @@ double lora_dot_dense(const LoraFactors& factors, const float* t, bool transpose
 // The Gram matrix of the task vectors of models (checkpoint folders and adapter folders, in any
 // mix) against base, as task_vector_gram reports it (models in input order; body, excluded,
 // parameters; layers, with per_layer one matrix per layer group). Adapters' weights outside the
-// body (heads, --include / --exclude) do not count and are listed in excluded. Not with known
-// (an update: an error says so).
+// body (heads, --include / --exclude) do not count and are listed in excluded. With known (an
+// update: the first known models were mapped before), products among the first known models are
+// not formed (left 0) and everything else is: a new adapter against the known full models reads
+// their tensors on the weights it adapts, a new full model is one pass as task_vector_gram makes
+// it. digests: a full model's stream digest; an adapter's, the first 64 bits of its file's SHA-256.
 GramResult zoo_gram(const fs::path& base, const std::vector<fs::path>& models, const GramOptions& options);
 
 // True when any of the models is an adapter folder.
