@@ -11,14 +11,17 @@ namespace basin::cli {
 
 Runner add_eval(CLI::App& app) {
     struct Options {
-        std::string model, data, predictions, device = "cpu", format = "auto";
+        std::string model, data, predictions, device = "cpu", format = "auto", adapter_base;
         std::string text_column = "text", pair_column = "text_pair", label_column = "label";
         bool json = false, no_header = false, unsorted = false, features = false;
         std::size_t batch_size = 32, max_length = 0;
         int threads = 0;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("--model", o->model, "Checkpoint folder (config.json, *.safetensors, tokenizer.json)")->required();
+    app.add_option("--model", o->model,
+                   "Checkpoint folder (config.json, *.safetensors, tokenizer.json), or a LoRA adapter folder")
+        ->required();
+    add_adapter_base_option(app, o->adapter_base);
     app.add_option("--data", o->data, "Labelled dataset (.jsonl, .csv or .tsv)")->required();
     app.add_flag("--json", o->json, "Print the metrics as JSON");
     app.add_option("--predictions", o->predictions, "Write each example's logits and prediction to this JSONL file");
@@ -44,8 +47,9 @@ Runner add_eval(CLI::App& app) {
         set_threads(o->threads);
         LoadOptions load;
         load.device = torch::Device(check_device(o->device));
+        load.adapter_base = o->adapter_base;
         LoadedModel loaded = load_model(o->model, load);
-        auto tokenizer = text::Tokenizer::from_file(model_folder(o->model) / "tokenizer.json");
+        auto tokenizer = text::Tokenizer::from_file(tokenizer_file(o->model, o->adapter_base));
         ReadOptions read;
         read.format = parse_format(o->format);
         read.columns = {o->text_column, o->pair_column, o->label_column};

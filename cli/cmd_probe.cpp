@@ -14,13 +14,15 @@ namespace basin::cli {
 
 Runner add_probe(CLI::App& app) {
     struct Options {
-        std::string model, train, test, device = "cpu", save_head;
+        std::string model, train, test, device = "cpu", save_head, adapter_base;
         ProbeCliOptions probe;
         int threads = 0;
         bool json = false;
     };
     auto o = std::make_shared<Options>();
-    app.add_option("--model", o->model, "Checkpoint folder (any head is dropped)")->required();
+    app.add_option("--model", o->model, "Checkpoint folder (any head is dropped), or a LoRA adapter folder")
+        ->required();
+    add_adapter_base_option(app, o->adapter_base);
     app.add_option("--train", o->train, "Data the linear head is fitted on")->required();
     app.add_option("--test", o->test, "Data the generalized loss and accuracy are measured on")->required();
     o->probe.add(app);
@@ -33,8 +35,9 @@ Runner add_probe(CLI::App& app) {
         set_threads(o->threads);
         LoadOptions load;
         load.device = torch::Device(check_device(o->device));
+        load.adapter_base = o->adapter_base;
         auto loaded = load_body(o->model, load);
-        auto tokenizer = text::Tokenizer::from_file(model_folder(o->model) / "tokenizer.json");
+        auto tokenizer = text::Tokenizer::from_file(tokenizer_file(o->model, o->adapter_base));
         Dataset train = read_dataset(o->train), test = read_dataset(o->test);
         const FeatureOptions features = o->probe.feature_options(o->threads);
         const ProbeFitOptions& fit = o->probe.fit;

@@ -6,6 +6,7 @@
 
 #include "basin/core/fs.h"
 #include "basin/core/strings.h"
+#include "basin/io/adapter.h"
 #include "basin/train/finetune.h"
 #include "basin/train/probe.h"
 #include "commands.h"
@@ -56,6 +57,20 @@ struct ProbeCliOptions {
         return f;
     }
 };
+
+// --adapter-base: the base of a PEFT LoRA adapter given as the model (default: the adapter's
+// base_model_name_or_path where that is a folder here).
+inline void add_adapter_base_option(CLI::App& app, std::string& adapter_base) {
+    app.add_option("--adapter-base", adapter_base,
+                   "When the model is a LoRA adapter folder: its base (default: its base_model_name_or_path)");
+}
+
+// The tokenizer.json of a model folder; an adapter folder without one uses its base's.
+inline fs::path tokenizer_file(const fs::path& model, const std::string& adapter_base) {
+    const fs::path own = model_folder(model) / "tokenizer.json";
+    if (fs::exists(own) || !is_adapter_folder(model)) return own;
+    return model_folder(adapter_base_folder(model, adapter_base)) / "tokenizer.json";
+}
 
 // LoRA's settings (mode lora): --lora-rank, --lora-alpha and --lora-targets (comma-separated,
 // read into targets: call lora_targets(targets) after parsing to set lora.targets).

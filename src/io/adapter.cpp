@@ -127,6 +127,19 @@ bool is_adapter_folder(const fs::path& folder) {
     return fs::is_directory(folder) && fs::exists(folder / "adapter_config.json");
 }
 
+fs::path adapter_base_folder(const fs::path& adapter, const fs::path& given) {
+    if (!given.empty()) return given;
+    const fs::path config_file = adapter / "adapter_config.json";
+    const json c = read_json_file(config_file, limits::config_json);
+    const std::string named = c.is_object() ? c.value("base_model_name_or_path", "") : "";
+    if (!named.empty()) {
+        for (const fs::path& candidate : {fs::path(named), adapter / named})
+            if (fs::exists(candidate / "config.json")) return candidate;
+    }
+    fail(adapter.string(), ": a LoRA adapter folder; give the base it was trained on (--adapter-base DIR)",
+         named.empty() ? std::string() : "; its base_model_name_or_path '" + named + "' is not a model folder here");
+}
+
 LoraAdapter::LoraAdapter(const fs::path& folder, const CheckpointTensors& base) : folder_(folder) {
     const fs::path config_file = folder / "adapter_config.json";
     BASIN_CHECK(fs::exists(config_file), folder.string(), ": no adapter_config.json (not a PEFT adapter folder)");

@@ -1,7 +1,9 @@
 #include "basin/models/load.h"
 
 #include "basin/core/error.h"
+#include "basin/core/json_file.h"
 #include "basin/core/strings.h"
+#include "basin/io/adapter.h"
 
 #include <algorithm>
 #include <set>
@@ -133,8 +135,11 @@ namespace {
 
 // What load_model and load_body share: the folder's config and tensors, a model of that config
 // on the device, the weights loaded. body_only: no head, no pooler (features come before it).
+LoadedModel load_adapter(const std::filesystem::path& folder, const LoadOptions& options, bool body_only);
+
 LoadedModel load_folder(const std::filesystem::path& folder, const LoadOptions& options, bool body_only) {
     BASIN_CHECK(std::filesystem::is_directory(folder), folder.string(), ": model folder not found");
+    if (is_adapter_folder(folder)) return load_adapter(folder, options, body_only);
     const std::filesystem::path dir = model_folder(folder); // a sentence-transformers folder's body
     LoadedModel loaded;
     loaded.dir = dir;
@@ -161,6 +166,98 @@ LoadedModel load_folder(const std::filesystem::path& folder, const LoadOptions& 
     LoadOptions load = options;
     if (body_only) load.load_head = false;
     load_weights(loaded.model, tensors, load);
+    return loaded;
+}
+
+constexpr const char* kPeftPrefix = "base_model.model.";
+
+// The labels of an adapter's head of n classes: its basin_run.json's (basin finetune --mode lora),
+// else the base config's when it has n, else LABEL_0 .. LABEL_{n-1} (as transformers names them).
+std::vector<std::string> adapter_labels(const std::filesystem::path& folder, const EncoderConfig& base,
+                                        std::int64_t n) {
+    const auto record = folder / "basin_run.json";
+    if (std::filesystem::exists(record)) {
+        const nlohmann::json j = read_json_object(record);
+        if (j.contains("labels") && j["labels"].is_array() && std::int64_t(j["labels"].size()) == n)
+            return j["labels"].get<std::vector<std::string>>();
+    }
+    if (std::int64_t(base.labels.size()) == n) return base.labels;
+    std::vector<std::string> labels;
+    for (std::int64_t i = 0; i < n; ++i)
+        labels.push_back("LABEL_" + std::to_string(i));
+    return labels;
+}
+
+// A PEFT LoRA adapter folder (io/adapter.h): its base's body with s B A added to every adapted
+// weight, and (load_model) the adapter's sequence-classification head, which PEFT saves as
+// modules_to_save under base_model.model.<the head's names>.
+LoadedModel load_adapter(const std::filesystem::path& folder, const LoadOptions& options, bool body_only) {
+    const std::filesystem::path base_dir = model_folder(adapter_base_folder(folder, options.adapter_base));
+    LoadOptions base_options = options;
+    base_options.adapter_base.clear();
+    LoadedModel loaded;
+    loaded.dir = base_dir;
+    loaded.hf = HfConfig::load(base_dir / "config.json");
+    loaded.config = EncoderConfig::resolve(loaded.hf, (base_dir / "config.json").string());
+    const CheckpointTensors base(base_dir);
+    const LoraAdapter adapter(folder, base);
+    const SafetensorsFile& file = adapter.file();
+    if (body_only) {
+        loaded.config.head = HeadKind::None;
+        loaded.config.labels.clear();
+        loaded.config.pooler = loaded.config.pooler && options.keep_pooler;
+    } else {
+        // the head's class count from its output layer (RoBERTa: classifier.out_proj, BERT: classifier)
+        const std::string out_layer =
+            std::string(kPeftPrefix) +
+            (loaded.config.family == ModelFamily::Roberta ? "classifier.out_proj.weight" : "classifier.weight");
+        const TensorInfo* head = file.find(out_layer);
+        BASIN_CHECK(head && head->shape.size() == 2, file.path().string(), ": no classification head (", out_layer,
+                    ", PEFT's modules_to_save): the adapter can be mapped and merged, not evaluated");
+        loaded.config.head = HeadKind::SequenceClassification;
+        loaded.config.pooler = default_pooler(loaded.config.family, loaded.config.head);
+        loaded.config.labels = adapter_labels(folder, loaded.config, head->shape[0]);
+    }
+    loaded.metadata = base.files().front()->metadata();
+    loaded.model = EncoderModel(loaded.config);
+    loaded.model->to(options.device);
+    LoadOptions body = base_options;
+    body.load_head = false;
+    load_weights(loaded.model, base, body);
+
+    torch::NoGradGuard no_grad;
+    auto params = loaded.model->named_parameters();
+    std::map<std::string, std::string> model_name_of; // the base's tensor name -> the model's
+    for (const auto& [model_name, file_name] : match_checkpoint_names(loaded.model, base))
+        model_name_of[file_name] = model_name;
+    auto add_values = [&](const std::string& name, const std::vector<float>& values, bool replace) {
+        torch::Tensor* p = params.find(name);
+        BASIN_CHECK(p && p->numel() == std::int64_t(values.size()), folder.string(), ": ", name,
+                    " does not fit the model built from ", base_dir.string());
+        auto t = torch::from_blob(const_cast<float*>(values.data()), p->sizes(), torch::kFloat32)
+                     .to(p->device(), p->scalar_type());
+        replace ? p->copy_(t) : p->add_(t);
+    };
+    for (const auto& w : adapter.weights()) {
+        const auto it = model_name_of.find(w.target);
+        if (it == model_name_of.end()) continue; // outside this model (a pooler the body drops)
+        if (!params.find(it->second)) continue;
+        add_values(it->second, adapter.delta(w), false);
+    }
+    if (!body_only)
+        for (auto& item : params) {
+            if (!loaded.model->is_head_parameter(item.key())) continue;
+            const std::string key = kPeftPrefix + item.key();
+            const TensorInfo* info = file.find(key);
+            BASIN_CHECK(info, file.path().string(), ": no tensor ", key, " (the head ", item.key(),
+                        " as PEFT saves modules_to_save)");
+            BASIN_CHECK(info->shape == Shape(item.value().sizes().begin(), item.value().sizes().end()),
+                        file.path().string(), ": ", key, " is ", shape_string(info->shape), ", expected ",
+                        shape_string(Shape(item.value().sizes().begin(), item.value().sizes().end())));
+            std::vector<float> values(std::size_t(info->numel()));
+            convert_to_f32(info->dtype, file.data(*info), values.data(), values.size());
+            add_values(item.key(), values, true);
+        }
     return loaded;
 }
 

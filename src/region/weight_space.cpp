@@ -27,11 +27,11 @@ std::string hex_double(double v) {
 WeightSpace::WeightSpace(const std::vector<fs::path>& sources, const fs::path& adapter_base) {
     BASIN_CHECK(!sources.empty(), "weight space: no checkpoints given");
     BASIN_CHECK(fs::is_directory(sources.front()), sources.front().string(), ": model folder not found");
-    for (const auto& dir : sources)
-        BASIN_CHECK(!is_adapter_folder(dir) || !adapter_base.empty(), dir.string(),
-                    ": a LoRA adapter folder; give the base it was trained on (--adapter-base DIR)");
+    // each adapter's base: the one given, else its base_model_name_or_path where that is a folder here
+    auto base_of = [&](const fs::path& dir) { return adapter_base_folder(dir, adapter_base); };
     // a sentence-transformers folder's body; an adapter's base
-    const fs::path first = model_folder(is_adapter_folder(sources.front()) ? adapter_base : sources.front());
+    const fs::path first =
+        model_folder(is_adapter_folder(sources.front()) ? base_of(sources.front()) : sources.front());
     config_ = EncoderConfig::resolve(HfConfig::load(first / "config.json"), (first / "config.json").string());
     config_.head = HeadKind::None;
     config_.labels.clear();
@@ -48,7 +48,7 @@ WeightSpace::WeightSpace(const std::vector<fs::path>& sources, const fs::path& a
         BASIN_CHECK(fs::is_directory(dir), dir.string(), ": model folder not found");
         Source s;
         s.dir = dir;
-        s.tensors = std::make_unique<CheckpointTensors>(is_adapter_folder(dir) ? adapter_base : dir);
+        s.tensors = std::make_unique<CheckpointTensors>(is_adapter_folder(dir) ? base_of(dir) : dir);
         if (is_adapter_folder(dir)) s.adapter = std::make_unique<LoraAdapter>(dir, *s.tensors);
         const auto names = match_checkpoint_names(model, *s.tensors);
         for (std::size_t i = 0; i < names_.size(); ++i) {

@@ -215,9 +215,22 @@ class AdapterMerge(unittest.TestCase):
         self.assertIn("ties", rows["dense"])
         self.assertAlmostEqual(float(rows["adapters"]["centroid"]["loss"]),
                                float(rows["dense"]["centroid"]["loss"]), places=4)
-        r = basin("interpolate", self.adapters[0], self.adapters[1], "--out", os.path.join(WORK, "no-base"), *common,
-                  check=False)
-        self.assertIn("a LoRA adapter folder; give the base it was trained on (--adapter-base DIR)", r.stderr)
+        # without --adapter-base: the base_model_name_or_path PEFT wrote (this base's folder)
+        basin("interpolate", self.adapters[0], self.adapters[1], "--alphas", "0:1:3", "--out",
+              os.path.join(WORK, "line-named-base"), *common)
+        np.testing.assert_allclose(losses(os.path.join(WORK, "line-named-base"), "scores.csv"),
+                                   losses(os.path.join(WORK, "line-adapters"), "scores.csv"), rtol=1e-12)
+        hub = os.path.join(WORK, "hub-named")
+        shutil.rmtree(hub, ignore_errors=True)
+        shutil.copytree(self.adapters[0], hub)
+        with open(os.path.join(hub, "adapter_config.json")) as f:
+            config = json.load(f)
+        config["base_model_name_or_path"] = "org/bert-tiny"
+        with open(os.path.join(hub, "adapter_config.json"), "w") as f:
+            json.dump(config, f)
+        r = basin("interpolate", hub, self.adapters[1], "--out", os.path.join(WORK, "no-base"), *common, check=False)
+        self.assertIn("a LoRA adapter folder; give the base it was trained on (--adapter-base DIR); its "
+                      "base_model_name_or_path 'org/bert-tiny' is not a model folder here", r.stderr)
 
     def test_bad_merges_are_one_line_each(self):
         full = os.path.join(WORK, "full-for-bad")

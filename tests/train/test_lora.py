@@ -195,6 +195,11 @@ class Lora(unittest.TestCase):
             self.assertAlmostEqual(loss, last["eval_loss"], delta=1e-5 * max(1.0, abs(loss)), msg=family)
             self.assertAlmostEqual(accuracy, last["eval_accuracy"], places=9, msg=family)
 
+            # basin evaluates it (its base from base_model_name_or_path) as it scored it while training
+            got = json.loads(run("eval", "--model", out, "--data", self.test, "--json").stdout)
+            self.assertAlmostEqual(got["accuracy"], last["eval_accuracy"], places=9)
+            self.assertAlmostEqual(got["mean_loss"], last["eval_loss"], places=6)
+
             # a zoo member for basin: inspect and map read it against the base
             info = json.loads(run("inspect", out, "--json").stdout)
             self.assertEqual(info["adapter"]["r"], rank)
@@ -214,6 +219,51 @@ class Lora(unittest.TestCase):
                                                                 t[m + ".lora_A.weight"].astype(np.float64)).ravel()
                                               for m in sorted(modules) if ".pooler." not in m]))
             np.testing.assert_allclose(gram, np.stack(deltas) @ np.stack(deltas).T, rtol=1e-6)
+
+    def test_basin_evaluates_and_probes_an_adapter_peft_made(self):
+        """An adapter PEFT made (random non-zero factors on query, value and the FFN's output, a
+        trained-looking head) with no tokenizer and a Hub-style base name: basin eval with
+        --adapter-base gives PEFT's logits, and basin probe reads its body."""
+        torch.manual_seed(3)
+        model = self.peft_model("roberta", ["query", "value", "output.dense"])
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if ".lora_" in name or "modules_to_save" in name:
+                    p.normal_(0, 0.3)
+        folder = os.path.join(WORK, "peft-made")
+        model.create_or_update_model_card = lambda *a, **k: None  # README.md needs Jinja2, not the adapter
+        model.save_pretrained(folder)
+        with open(os.path.join(folder, "adapter_config.json")) as f:
+            config = json.load(f)
+        config["base_model_name_or_path"] = "some-org/some-base"  # a Hub name: not a folder here
+        with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+            json.dump(config, f)
+        test = rows(self.test)
+        input_ids, mask, _ = self.batch("roberta", test)
+        model.eval()
+        with torch.no_grad():
+            want = model(input_ids=input_ids, attention_mask=mask).logits.numpy()
+        predictions = os.path.join(WORK, "peft-made.jsonl")
+        r = run("eval", "--model", folder, "--data", self.test, "--predictions", predictions, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("give the base it was trained on (--adapter-base DIR); its base_model_name_or_path "
+                      "'some-org/some-base' is not a model folder here", r.stderr)
+        run("eval", "--model", folder, "--adapter-base", self.bases["roberta"], "--data", self.test, "--predictions",
+            predictions)
+        with open(predictions) as f:
+            got = [json.loads(line) for line in f]
+        self.assertEqual(len(got), len(test))
+        for i, row in enumerate(got):
+            np.testing.assert_allclose(row["logits"], want[i], rtol=1e-4, atol=1e-4, err_msg=str(i))
+        # the body PEFT's merge_and_unload gives is the one basin probes
+        probe = json.loads(run("probe", "--model", folder, "--adapter-base", self.bases["roberta"], "--train",
+                               self.train, "--test", self.test, "--no-cache", "--json").stdout)
+        dense = os.path.join(WORK, "peft-made-dense")
+        model.merge_and_unload().save_pretrained(dense, safe_serialization=True)
+        shutil.copy(os.path.join(self.bases["roberta"], "tokenizer.json"), dense)
+        same = json.loads(run("probe", "--model", dense, "--train", self.train, "--test", self.test, "--no-cache",
+                              "--json").stdout)
+        self.assertAlmostEqual(probe["test_loss"], same["test_loss"], places=5)
 
     def test_same_seed_bitwise_and_resume_after_kill(self):
         args = ["--epochs", "2", "--batch-size", "16", "--seed", "3", "--save-every", "4", "--lr", "5e-3"]

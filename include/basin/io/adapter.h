@@ -34,6 +34,11 @@ namespace basin {
 // A folder with an adapter_config.json.
 bool is_adapter_folder(const fs::path& folder);
 
+// The base of an adapter folder: given when not empty, else its base_model_name_or_path where that
+// names a model folder here (absolute, or relative to the adapter folder; basin finetune --mode
+// lora writes the start's absolute path); else one error asking for the base (--adapter-base).
+fs::path adapter_base_folder(const fs::path& adapter, const fs::path& given);
+
 struct LoraConfig {
     std::string peft_type, base_model; // base_model: base_model_name_or_path
     std::int64_t r = 0;

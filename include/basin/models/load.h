@@ -20,6 +20,9 @@ struct LoadOptions {
     // load_body only: keep the pooler where the architecture has one (a merge of bodies keeps it;
     // features are read before it and need none)
     bool keep_pooler = false;
+    // The base of a PEFT LoRA adapter folder (io/adapter.h); empty: the adapter's
+    // base_model_name_or_path where that is a model folder here.
+    std::filesystem::path adapter_base;
 };
 
 struct LoadedModel {
@@ -31,7 +34,10 @@ struct LoadedModel {
     std::map<std::string, std::string> metadata;
 };
 
-// Reads config.json and the weights of a checkpoint folder, strictly.
+// Reads config.json and the weights of a checkpoint folder, strictly. A PEFT LoRA adapter folder
+// loads as its base with each adapted weight's s B A added and the adapter's head (PEFT's
+// modules_to_save; load_body drops it); its labels are its basin_run.json's, the base's, or
+// LABEL_i.
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 // Reads only the body of any supported checkpoint (the head, if any, is dropped): the model

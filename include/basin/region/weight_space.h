@@ -47,8 +47,9 @@ class WeightSpace {
     // have sources[0]'s body tensors with the same shapes (heads are ignored); otherwise one error
     // names the source and the tensor.
     // A source may be a PEFT LoRA adapter folder (io/adapter.h): its weights are adapter_base's with
-    // each adapted tensor's s B A added (formed when the tensor is read); adapter_base is then
-    // required, and also fixes the architecture when sources[0] is an adapter.
+    // each adapted tensor's s B A added (formed when the tensor is read); without adapter_base, an
+    // adapter's base_model_name_or_path where that is a model folder here (else one error asking
+    // for it). The base also fixes the architecture when sources[0] is an adapter.
     explicit WeightSpace(const std::vector<std::filesystem::path>& sources,
                          const std::filesystem::path& adapter_base = {});
     ~WeightSpace();
