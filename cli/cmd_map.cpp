@@ -4,6 +4,7 @@
 #include "basin/core/interrupt.h"
 #include "basin/core/mpi.h"
 #include "basin/experiment/runner.h"
+#include "basin/space/adapter_gram.h"
 #include "basin/space/gram.h"
 #include "basin/space/map.h"
 #include "commands.h"
@@ -257,7 +258,7 @@ Runner add_map(CLI::App& app) {
         o->map.gram.precision = o->precision == "bf16" ? GramPrecision::bf16 : GramPrecision::f32;
         const auto models = read_model_list(o->models);
         return run_over_ranks(
-            o->map.gram, [&] { task_vector_gram(o->base, models, o->map.gram); },
+            o->map.gram, [&] { zoo_gram(o->base, models, o->map.gram); },
             [&] { return report(run_map(o->base, models, o->groups, o->out, o->map), o->out); });
     };
 }

@@ -123,7 +123,6 @@ std::vector<float> read_f32(const CheckpointTensors::Ref& ref) {
 GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& models, const GramOptions& options) {
     if (!has_adapters(models)) return task_vector_gram(base_path, models, options);
     const auto start = std::chrono::steady_clock::now();
-    BASIN_CHECK(options.ranks <= 1, "map: zoos with adapters run in one process (not under MPI) yet");
     const std::size_t known = options.known; // models mapped before (an update): their products are kept
 
     std::vector<fs::path> full;
@@ -188,11 +187,10 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
                 for (std::size_t l = 0; l < g.layers.size() && !g.layer_gram.empty(); ++l)
                     layer_gram[l](i, j) = g.layer_gram[l](fi, fj);
             }
-    // adds v to entry (i, j) of the Gram matrix and of layer group l
-    auto add = [&](std::size_t l, std::size_t i, std::size_t j, double v) {
-        gram(i, j) += v;
-        layer_gram[l](i, j) += v;
-    };
+    // the adapters' products, apart: under MPI each rank forms those of its share of the adapted
+    // weights, and the shares are added over the ranks (the full models' are summed already)
+    std::vector<SquareMatrix> adapter_part(g.layers.size(), SquareMatrix(n));
+    auto add = [&](std::size_t l, std::size_t i, std::size_t j, double v) { adapter_part[l](i, j) += v; };
 
     // the adapted weights in the body, each with its adapters (model index, weight)
     std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>> by_target;
@@ -210,48 +208,85 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     std::vector<std::unique_ptr<CheckpointTensors>> full_tensors;
     for (const auto& m : g.models)
         full_tensors.push_back(std::make_unique<CheckpointTensors>(find_weights(model_folder(m))));
+    const std::size_t ranks = std::size_t(std::max(1, options.ranks)), rank = std::size_t(std::max(0, options.rank));
+    std::string failure; // this rank's first error: every rank must still join the sum below
+    std::size_t weight_index = 0;
+    std::uint64_t adapter_bytes = 0;
     for (const auto& [target, members] : by_target) {
-        std::vector<std::vector<float>> a_values, b_values;
-        std::vector<LoraFactors> factors;
-        const bool transposed = members.front().second->transposed;
-        for (const auto& [i, w] : members) {
-            BASIN_CHECK(w->transposed == transposed, "map: adapters disagree on how ", target,
-                        " is stored (fan_in_fan_out): ", adapters[std::size_t(adapter_index[i])]->folder().string());
-            const LoraAdapter& a = *adapters[std::size_t(adapter_index[i])];
-            a_values.push_back(a.a(*w));
-            b_values.push_back(a.b(*w));
-            factors.push_back({a_values.back().data(), b_values.back().data(), w->rank, w->out, w->in, w->scale});
-        }
-        const std::size_t l = group_of(target); // found once per weight, not per pair
-        BASIN_CHECK(l < g.layers.size(), "map: the layer group of ", target, " is not in the pass");
-        std::size_t known_members = 0; // members are in model order: the known ones first
-        while (known_members < members.size() && members[known_members].first < known)
-            ++known_members;
-        const SquareMatrix block = lora_block_gram(factors, options.threads, known_members);
-        for (std::size_t x = 0; x < members.size(); ++x)
-            for (std::size_t y = 0; y < members.size(); ++y)
-                add(l, members[x].first, members[y].first, block(x, y));
-        // against every full task vector on this weight: T = model - base, read once
-        const std::vector<float> base_values = read_f32(*base.find(target));
-        for (std::size_t i = 0; i < n; ++i) {
-            if (full_index[i] < 0 || (i < known && known_members == members.size())) continue; // nothing new
-            const auto* ref = full_tensors[std::size_t(full_index[i])]->find(target);
-            BASIN_CHECK(ref && ref->info->shape == base.find(target)->info->shape, used[i].string(), ": tensor ",
-                        target, " is missing or has another shape than the base's");
-            std::vector<float> t = read_f32(*ref);
-            for (std::size_t e = 0; e < t.size(); ++e)
-                t[e] -= base_values[e];
-            g.bytes_read += ref->info->nbytes();
-            const Matrix dense = dense_as_out_in(factors.front(), t.data(), transposed); // once for all adapters
-            for (std::size_t x = 0; x < members.size(); ++x) {
-                if (i < known && x < known_members) continue; // both known
-                const double v = dot_dense(factors[x], dense);
-                add(l, i, members[x].first, v);
-                add(l, members[x].first, i, v);
+        if (weight_index++ % ranks != rank || !failure.empty()) continue; // another rank's weight
+        try {
+            std::vector<std::vector<float>> a_values, b_values;
+            std::vector<LoraFactors> factors;
+            const bool transposed = members.front().second->transposed;
+            for (const auto& [i, w] : members) {
+                BASIN_CHECK(
+                    w->transposed == transposed, "map: adapters disagree on how ", target,
+                    " is stored (fan_in_fan_out): ", adapters[std::size_t(adapter_index[i])]->folder().string());
+                const LoraAdapter& a = *adapters[std::size_t(adapter_index[i])];
+                a_values.push_back(a.a(*w));
+                b_values.push_back(a.b(*w));
+                factors.push_back({a_values.back().data(), b_values.back().data(), w->rank, w->out, w->in, w->scale});
             }
+            const std::size_t l = group_of(target); // found once per weight, not per pair
+            BASIN_CHECK(l < g.layers.size(), "map: the layer group of ", target, " is not in the pass");
+            std::size_t known_members = 0; // members are in model order: the known ones first
+            while (known_members < members.size() && members[known_members].first < known)
+                ++known_members;
+            const SquareMatrix block = lora_block_gram(factors, options.threads, known_members);
+            for (std::size_t x = 0; x < members.size(); ++x)
+                for (std::size_t y = 0; y < members.size(); ++y)
+                    add(l, members[x].first, members[y].first, block(x, y));
+            // against every full task vector on this weight: T = model - base, read once
+            const std::vector<float> base_values = read_f32(*base.find(target));
+            for (std::size_t i = 0; i < n; ++i) {
+                if (full_index[i] < 0 || (i < known && known_members == members.size())) continue; // nothing new
+                const auto* ref = full_tensors[std::size_t(full_index[i])]->find(target);
+                BASIN_CHECK(ref && ref->info->shape == base.find(target)->info->shape, used[i].string(), ": tensor ",
+                            target, " is missing or has another shape than the base's");
+                std::vector<float> t = read_f32(*ref);
+                for (std::size_t e = 0; e < t.size(); ++e)
+                    t[e] -= base_values[e];
+                adapter_bytes += ref->info->nbytes();
+                const Matrix dense = dense_as_out_in(factors.front(), t.data(), transposed); // once for all adapters
+                for (std::size_t x = 0; x < members.size(); ++x) {
+                    if (i < known && x < known_members) continue; // both known
+                    const double v = dot_dense(factors[x], dense);
+                    add(l, i, members[x].first, v);
+                    add(l, members[x].first, i, v);
+                }
+            }
+        } catch (const std::exception& e) {
+            failure = e.what();
         }
     }
-    for (const auto& a : adapters)
+    if (ranks > 1) { // every group's matrix, the bytes read and a failure flag, added over the ranks
+        std::vector<double> shared;
+        shared.reserve(adapter_part.size() * n * n + 2);
+        for (const auto& m : adapter_part)
+            for (std::size_t i = 0; i < n; ++i)
+                for (std::size_t j = 0; j < n; ++j)
+                    shared.push_back(m(i, j));
+        shared.push_back(double(adapter_bytes));
+        shared.push_back(failure.empty() ? 0.0 : 1.0);
+        options.sum_across_ranks(shared);
+        BASIN_CHECK(failure.empty(), failure);
+        BASIN_CHECK(shared.back() == 0, "map: another rank failed (see its message)");
+        std::size_t at = 0;
+        for (auto& m : adapter_part)
+            for (std::size_t i = 0; i < n; ++i)
+                for (std::size_t j = 0; j < n; ++j)
+                    m(i, j) = shared[at++];
+        adapter_bytes = std::uint64_t(shared[at]);
+    }
+    BASIN_CHECK(failure.empty(), failure);
+    for (std::size_t l = 0; l < adapter_part.size(); ++l)
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                gram(i, j) += adapter_part[l](i, j);
+                layer_gram[l](i, j) += adapter_part[l](i, j);
+            }
+    g.bytes_read += adapter_bytes;
+    for (const auto& a : adapters) // every rank reads every adapter (they are small): counted once
         g.bytes_read += a->file().file_size();
     std::vector<std::uint64_t> digests(n, 0);
     for (std::size_t i = 0; i < n; ++i)

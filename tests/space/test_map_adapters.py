@@ -227,6 +227,28 @@ class Adapters(unittest.TestCase):
                 self.assertAlmostEqual(near["cosine"], u @ v / np.sqrt((u @ u) * (v @ v)), places=7)
         np.testing.assert_array_equal(read_gram(again), before)
 
+    def test_mpirun_shares_the_adapted_weights(self):
+        """mpirun -np 2: the full models' stream and the adapted weights are shared by the ranks, the
+        adapters' products added over them; the matrix equals one process's and every byte of the
+        full models is read once over both ranks."""
+        import shutil
+        import subprocess
+        if shutil.which("mpirun") is None:
+            self.skipTest("mpirun is not installed (openmpi-bin)")
+        models = [self.full[0], *self.adapters, self.full[1]]
+        _, single = self.map_of(models, "mpi-single", "--per-layer")
+        listing = os.path.join(WORK, "mpi-single.txt")
+        out = os.path.join(WORK, "maps", "mpi")
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                   OMPI_MCA_rmaps_base_oversubscribe="1")
+        r = subprocess.run(["mpirun", "-np", "2", BASIN, "map", "--base", self.base_dir, "--models", listing, "--out",
+                            out, "--bootstrap", "0", "--per-layer", "--quiet", "--overwrite"], capture_output=True,
+                           text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        np.testing.assert_allclose(read_gram(out), read_gram(single), rtol=1e-12, atol=1e-15)
+        with open(os.path.join(out, "summary.json")) as f, open(os.path.join(single, "summary.json")) as g:
+            self.assertEqual(json.load(f)["bytes_read"], json.load(g)["bytes_read"])
+
     def test_bad_adapters_are_one_line_each(self):
         rng = np.random.default_rng(9)
         q0 = "encoder.layer.0.attention.self.query"
