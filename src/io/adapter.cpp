@@ -127,6 +127,22 @@ bool is_adapter_folder(const fs::path& folder) {
     return fs::is_directory(folder) && fs::exists(folder / "adapter_config.json");
 }
 
+WeightsByTarget weights_by_target(const std::vector<const LoraAdapter*>& adapters) {
+    WeightsByTarget by_target;
+    for (std::size_t i = 0; i < adapters.size(); ++i)
+        for (const auto& w : adapters[i]->weights()) {
+            auto& members = by_target[w.target];
+            if (!members.empty()) {
+                const auto& [first, first_weight] = members.front();
+                BASIN_CHECK(w.transposed == first_weight->transposed, adapters[i]->folder().string(), ": module '",
+                            w.module, "' is stored ", w.transposed ? "transposed" : "not transposed",
+                            " (fan_in_fan_out), unlike in ", adapters[first]->folder().string());
+            }
+            members.emplace_back(i, &w);
+        }
+    return by_target;
+}
+
 fs::path adapter_base_folder(const fs::path& adapter, const fs::path& given) {
     if (!given.empty()) return given;
     const fs::path config_file = adapter / "adapter_config.json";

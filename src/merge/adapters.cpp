@@ -62,22 +62,17 @@ struct Stack {
 
 std::map<std::string, Stack> stack_by_target(const std::vector<std::unique_ptr<LoraAdapter>>& adapters,
                                              const std::vector<double>& c) {
-    std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>> by_target;
-    for (std::size_t i = 0; i < adapters.size(); ++i)
-        for (const auto& w : adapters[i]->weights())
-            by_target[w.target].emplace_back(i, &w);
+    std::vector<const LoraAdapter*> views;
+    for (const auto& a : adapters)
+        views.push_back(a.get());
     std::map<std::string, Stack> out;
-    for (const auto& [target, members] : by_target) {
+    for (const auto& [target, members] : weights_by_target(views)) {
         Stack s;
         s.first = members.front().second;
         s.module = s.first->module;
         std::int64_t k = 0;
-        for (const auto& [i, w] : members) {
-            BASIN_CHECK(w->transposed == s.first->transposed, adapters[i]->folder().string(), ": module '", w->module,
-                        "' is stored ", w->transposed ? "transposed" : "not transposed",
-                        " (fan_in_fan_out), unlike in ", adapters[members.front().first]->folder().string());
+        for (const auto& [i, w] : members)
             k += w->rank;
-        }
         s.b = Matrix(s.first->out, k), s.a = Matrix(k, s.first->in);
         std::int64_t at = 0;
         for (const auto& [i, w] : members) {

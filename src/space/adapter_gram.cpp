@@ -193,17 +193,23 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     auto add = [&](std::size_t l, std::size_t i, std::size_t j, double v) { adapter_part[l](i, j) += v; };
 
     // the adapted weights in the body, each with its adapters (model index, weight)
-    std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>> by_target;
-    for (std::size_t i = 0; i < n; ++i) {
-        if (adapter_index[i] < 0) continue;
-        const LoraAdapter& a = *adapters[std::size_t(adapter_index[i])];
-        for (const auto& w : a.weights()) {
-            if (!body.count(w.target)) {
-                g.excluded.emplace_back(a.folder().string() + ": " + w.target, "adapted, but not in the body");
-                continue;
-            }
-            by_target[w.target].emplace_back(i, &w);
+    std::vector<const LoraAdapter*> views;
+    std::vector<std::size_t> model_of(adapters.size()); // an adapter's index among the used models
+    for (std::size_t i = 0; i < n; ++i)
+        if (adapter_index[i] >= 0) model_of[std::size_t(adapter_index[i])] = i;
+    for (const auto& a : adapters)
+        views.push_back(a.get());
+    WeightsByTarget by_target;
+    for (auto& [target, members] : weights_by_target(views)) {
+        if (!body.count(target)) {
+            for (const auto& member : members)
+                g.excluded.emplace_back(adapters[member.first]->folder().string() + ": " + target,
+                                        "adapted, but not in the body");
+            continue;
         }
+        for (auto& member : members)
+            member.first = model_of[member.first];
+        by_target.emplace(target, std::move(members));
     }
     std::vector<std::unique_ptr<CheckpointTensors>> full_tensors;
     for (const auto& m : g.models)
@@ -217,11 +223,8 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
         try {
             std::vector<std::vector<float>> a_values, b_values;
             std::vector<LoraFactors> factors;
-            const bool transposed = members.front().second->transposed;
+            const bool transposed = members.front().second->transposed; // one for all (weights_by_target)
             for (const auto& [i, w] : members) {
-                BASIN_CHECK(
-                    w->transposed == transposed, "map: adapters disagree on how ", target,
-                    " is stored (fan_in_fan_out): ", adapters[std::size_t(adapter_index[i])]->folder().string());
                 const LoraAdapter& a = *adapters[std::size_t(adapter_index[i])];
                 a_values.push_back(a.a(*w));
                 b_values.push_back(a.b(*w));

@@ -286,6 +286,15 @@ class Adapters(unittest.TestCase):
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertIn(expected, lines[0], name)
             self.assertFalse(os.path.exists(out), f"{name}: a map was written")
+        # two adapters that store one weight differently (fan_in_fan_out) are named together
+        conv = write_adapter(os.path.join(WORK, "bad", "conv1d"), good, 2, 4, config={"fan_in_fan_out": True})
+        plain = write_adapter(os.path.join(WORK, "bad", "plain"), good, 2, 4)
+        for models in ([plain, conv], [plain, conv, self.full[0]]):
+            r, out = self.map_of(models, "bad-fan-in-fan-out", check=False)
+            lines = [line for line in r.stderr.splitlines() if line.strip()]
+            self.assertEqual(len(lines), 1, r.stderr)
+            self.assertIn(f"{conv}: module '{q0}' is stored transposed (fan_in_fan_out), unlike in {plain}", lines[0])
+            self.assertFalse(os.path.exists(out))
 
     def test_sketched_map_of_a_mixed_zoo(self):
         # map --sketch: adapters sketched from their factors (one weight formed at a time) in the same

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,14 @@ struct LoraWeight {
     double scale = 0;
     bool transposed = false; // fan_in_fan_out: the stored weight is [in, out] and its delta (B A)^T
 };
+
+class LoraAdapter;
+
+// The weights several adapters adapt, grouped by the base tensor (LoraWeight::target, sorted), each
+// with its adapters in order as (index in adapters, weight). Two adapters that store one weight
+// differently (fan_in_fan_out) are one error naming both.
+using WeightsByTarget = std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>>;
+WeightsByTarget weights_by_target(const std::vector<const LoraAdapter*>& adapters);
 
 class LoraAdapter {
   public:
