@@ -290,7 +290,7 @@ class Adapters(unittest.TestCase):
         conv = write_adapter(os.path.join(WORK, "bad", "conv1d"), good, 2, 4, config={"fan_in_fan_out": True})
         plain = write_adapter(os.path.join(WORK, "bad", "plain"), good, 2, 4)
         for models in ([plain, conv], [plain, conv, self.full[0]]):
-            r, out = self.map_of(models, "bad-fan-in-fan-out", check=False)
+            r, out = self.map_of(models, "bad-fan-in-fan-out", "--quiet", check=False)
             lines = [line for line in r.stderr.splitlines() if line.strip()]
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertIn(f"{conv}: module '{q0}' is stored transposed (fan_in_fan_out), unlike in {plain}", lines[0])
