@@ -8,6 +8,7 @@
 #include "basin/core/version.h"
 #include "basin/data/batching.h"
 #include "basin/eval/evaluate.h"
+#include "basin/io/adapter.h"
 #include "basin/io/checkpoint.h"
 #include "basin/models/load.h"
 #include "lora.h"
@@ -489,6 +490,9 @@ StepPlan plan_steps(std::size_t examples, const FinetuneOptions& o) {
 FinetuneResult finetune(const FinetuneOptions& o) {
     const auto start_time = Clock::now();
     check_finetune_options(o); // before touching anything
+    BASIN_CHECK(!is_adapter_folder(o.model), o.model.string(),
+                ": a LoRA adapter folder; fine-tune from its base, or from the checkpoint basin merge makes of it "
+                "(basin merge --method mean --models ADAPTER --base BASE --out DIR)");
     const fs::path out = check_output_folder(o.out, o.overwrite, o.model);
     // a sentence-transformers folder is read through its Transformer module (the body)
     const fs::path model_dir = model_folder(fs::absolute(o.model).lexically_normal());

@@ -292,6 +292,15 @@ class Lora(unittest.TestCase):
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertIn(words, lines[0])
             self.assertFalse(os.path.exists(os.path.join(WORK, out)))
+        # an adapter is not a start: one line saying what to start from
+        adapter = os.path.join(WORK, "lora-a0")
+        if not os.path.exists(adapter):
+            self.finetune("lora-a0", "roberta", "--max-steps", "1")
+        r = run("finetune", "--model", adapter, "--train", self.train, "--out", os.path.join(WORK, "from-adapter"),
+                "--quiet", check=False)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("a LoRA adapter folder; fine-tune from its base", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(WORK, "from-adapter")))
 
 
 if __name__ == "__main__":
