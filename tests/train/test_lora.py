@@ -293,9 +293,8 @@ class Lora(unittest.TestCase):
             self.assertIn(words, lines[0])
             self.assertFalse(os.path.exists(os.path.join(WORK, out)))
         # an adapter is not a start: one line saying what to start from
-        adapter = os.path.join(WORK, "lora-a0")
-        if not os.path.exists(adapter):
-            self.finetune("lora-a0", "roberta", "--max-steps", "1")
+        adapter = os.path.join(WORK, "adapter-start")
+        self.finetune("adapter-start", "roberta", "--max-steps", "1")
         r = run("finetune", "--model", adapter, "--train", self.train, "--out", os.path.join(WORK, "from-adapter"),
                 "--quiet", check=False)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
