@@ -136,7 +136,7 @@ RegMeanResult regmean_merge(const RegMeanOptions& o) {
                 const auto& s = it->second;
                 const double ridge = 1e-10 * std::max(1e-30, s.gram.diagonal().mean().item<double>());
                 const torch::Tensor a = s.gram + ridge * torch::eye(s.gram.size(0), s.gram.options());
-                merged = torch::linalg::solve(a, s.target, true).t();
+                merged = at::linalg_solve(a, s.target, /*left=*/true).t(); // (torch::linalg is not in 2.x's torch.h)
                 ++result.linear_layers;
             } else {
                 merged = means.at(p.key()) / double(o.models.size());
