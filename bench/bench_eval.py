@@ -117,6 +117,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default="/tmp/basin-bench-eval")
     parser.add_argument("--only-real-base", action="store_true", help="skip the synthetic-model rows (kept from the last run)")
+    parser.add_argument("--real-base-key", default="real_base",
+                        help="where results/eval.json keeps the real-base rows (real_base_basin_on_torch2 for a build "
+                             "against the torch 2.x wheel's libtorch)")
+    parser.add_argument("--build-label", default="basin built against Debian's libtorch 1.13 (the default)",
+                        help="what the basin binary was built against, recorded with the rows")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     parser.add_argument("--child-batches", help=argparse.SUPPRESS)
@@ -205,10 +210,12 @@ def real_base_part(args, result):
     if not real_base_bench.available():
         print("note: models/real-base or ../shared/datasets missing; the real-base rows were not measured")
         return
-    result["real_base"] = real_base_bench.eval_rows(args.basin, args.work, [int(t) for t in args.threads.split(",")],
-                                                    examples=args.examples, batch=args.batch_size, repeats=args.repeats)
+    key = args.real_base_key
+    result[key] = real_base_bench.eval_rows(args.basin, args.work, [int(t) for t in args.threads.split(",")],
+                                            examples=args.examples, batch=args.batch_size, repeats=args.repeats)
+    result[key]["basin_build"] = args.build_label
     json.dump(result, open(os.path.join(HERE, "results", "eval.json"), "w"), indent=2)
-    real_base_bench.table(result["real_base"], f"evaluation ({result['real_base']['examples']} SST-2 test sentences)")
+    real_base_bench.table(result[key], f"evaluation ({result[key]['examples']} SST-2 test sentences)")
 
 
 if __name__ == "__main__":
