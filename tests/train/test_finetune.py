@@ -87,6 +87,11 @@ class Finetune(unittest.TestCase):
         # the output is itself a checkpoint basin evaluates
         out = json.loads(run("eval", "--model", os.path.join(WORK, "full"), "--data", self.test, "--json").stdout)
         self.assertAlmostEqual(out["accuracy"], accuracy, places=6)
+        # --repeats (benchmarks): the same result, the fastest pass as seconds, the first one apart
+        again = json.loads(run("eval", "--model", os.path.join(WORK, "full"), "--data", self.test, "--json",
+                               "--repeats", "3").stdout)
+        self.assertEqual((again["accuracy"], again["mean_loss"], again["repeats"]), (out["accuracy"], out["mean_loss"], 3))
+        self.assertLessEqual(again["seconds"], again["first_pass_seconds"])
 
     def test_bitfit_changes_only_biases_and_head(self):
         self.finetune("bitfit", "--mode", "bitfit", "--epochs", "1", "--seed", "1")
