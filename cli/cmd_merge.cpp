@@ -142,8 +142,9 @@ Runner add_merge(CLI::App& app) {
     app.add_flag("--rescale", o->merge.rescale, "gta: scale sparsified task vectors back to their L1 norm");
     // (a named description: a string literal is ambiguous between two add_flag overloads in C++20)
     const std::string normalize_help = "gta: divide by the (agreeing) weights; weighted: by their sum";
-    app.add_flag("--normalize,!--no-normalize", normalize_help)
-        ->each([o](const std::string& v) { o->merge.normalize = v != "-1" && v != "false" && v != "0"; });
+    app.add_flag("--normalize,!--no-normalize", normalize_help)->each([o](const std::string& v) {
+        o->merge.normalize = v != "-1" && v != "false" && v != "0";
+    });
     app.add_option("--drop", o->merge.drop, "dare: probability of dropping an entry")->capture_default_str();
     app.add_option("--t", o->merge.t, "slerp, nuslerp: 0 = first model, 1 = second")->capture_default_str();
     app.add_option("--vectors", o->merge.vectors,
