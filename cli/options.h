@@ -73,7 +73,7 @@ inline fs::path tokenizer_file(const fs::path& model, const std::string& adapter
 }
 
 // LoRA's settings (mode lora): --lora-rank, --lora-alpha and --lora-targets (comma-separated,
-// read into targets: call lora_targets(targets) after parsing to set lora.targets).
+// read into targets: call apply(lora) after parsing to set lora.targets).
 struct LoraCliOptions {
     std::string targets = "query,value";
 

@@ -127,7 +127,7 @@ bool is_adapter_folder(const fs::path& folder) {
     return fs::is_directory(folder) && fs::exists(folder / "adapter_config.json");
 }
 
-WeightsByTarget weights_by_target(const std::vector<const LoraAdapter*>& adapters) {
+WeightsByTarget weights_by_target(const std::vector<std::unique_ptr<LoraAdapter>>& adapters) {
     WeightsByTarget by_target;
     for (std::size_t i = 0; i < adapters.size(); ++i)
         for (const auto& w : adapters[i]->weights()) {

@@ -62,11 +62,8 @@ struct Stack {
 
 std::map<std::string, Stack> stack_by_target(const std::vector<std::unique_ptr<LoraAdapter>>& adapters,
                                              const std::vector<double>& c) {
-    std::vector<const LoraAdapter*> views;
-    for (const auto& a : adapters)
-        views.push_back(a.get());
     std::map<std::string, Stack> out;
-    for (const auto& [target, members] : weights_by_target(views)) {
+    for (const auto& [target, members] : weights_by_target(adapters)) {
         Stack s;
         s.first = members.front().second;
         s.module = s.first->module;

@@ -193,8 +193,6 @@ std::vector<std::string> adapter_labels(const std::filesystem::path& folder, con
 // modules_to_save under base_model.model.<the head's names>.
 LoadedModel load_adapter(const std::filesystem::path& folder, const LoadOptions& options, bool body_only) {
     const std::filesystem::path base_dir = model_folder(adapter_base_folder(folder, options.adapter_base));
-    LoadOptions base_options = options;
-    base_options.adapter_base.clear();
     LoadedModel loaded;
     loaded.dir = base_dir;
     loaded.hf = HfConfig::load(base_dir / "config.json");
@@ -221,7 +219,7 @@ LoadedModel load_adapter(const std::filesystem::path& folder, const LoadOptions&
     loaded.metadata = base.files().front()->metadata();
     loaded.model = EncoderModel(loaded.config);
     loaded.model->to(options.device);
-    LoadOptions body = base_options;
+    LoadOptions body = options; // the base's body; the head is the adapter's
     body.load_head = false;
     load_weights(loaded.model, base, body);
 

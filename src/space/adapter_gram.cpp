@@ -193,14 +193,11 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     auto add = [&](std::size_t l, std::size_t i, std::size_t j, double v) { adapter_part[l](i, j) += v; };
 
     // the adapted weights in the body, each with its adapters (model index, weight)
-    std::vector<const LoraAdapter*> views;
     std::vector<std::size_t> model_of(adapters.size()); // an adapter's index among the used models
     for (std::size_t i = 0; i < n; ++i)
         if (adapter_index[i] >= 0) model_of[std::size_t(adapter_index[i])] = i;
-    for (const auto& a : adapters)
-        views.push_back(a.get());
     WeightsByTarget by_target;
-    for (auto& [target, members] : weights_by_target(views)) {
+    for (auto& [target, members] : weights_by_target(adapters)) {
         if (!body.count(target)) {
             for (const auto& member : members)
                 g.excluded.emplace_back(adapters[member.first]->folder().string() + ": " + target,
@@ -291,11 +288,11 @@ GramResult zoo_gram(const fs::path& base_path, const std::vector<fs::path>& mode
     g.bytes_read += adapter_bytes;
     for (const auto& a : adapters) // every rank reads every adapter (they are small): counted once
         g.bytes_read += a->file().file_size();
-    std::vector<std::uint64_t> digests(n, 0);
+    std::vector<std::uint64_t> digests(n); // a full model's from the pass, an adapter's from its file
     for (std::size_t i = 0; i < n; ++i)
         digests[i] =
             full_index[i] >= 0
-                ? (std::size_t(full_index[i]) < g.digests.size() ? g.digests[std::size_t(full_index[i])] : 0)
+                ? g.digests[std::size_t(full_index[i])]
                 : std::stoull(sha256_file_cached(adapters[std::size_t(adapter_index[i])]->file().path()).substr(0, 16),
                               nullptr, 16);
     g.models = used;

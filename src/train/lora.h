@@ -29,7 +29,7 @@ class LoraTrainer {
     // Finds the targets among the body's linear layers (one error listing what a target may name
     // when one matches nothing), registers their factors, initialised from seed, and marks W as
     // needing its gradient. Call after the model is on its device and its other parameters'
-    // requires_grad are set.
+    // requires_grad are set; options are checked already (check_finetune_options).
     LoraTrainer(EncoderModel& model, const LoraOptions& options, std::uint64_t seed);
 
     // After backward: the factors' gradients from the targets' (which are then cleared).

@@ -65,7 +65,7 @@ class LoraAdapter;
 // with its adapters in order as (index in adapters, weight). Two adapters that store one weight
 // differently (fan_in_fan_out) are one error naming both.
 using WeightsByTarget = std::map<std::string, std::vector<std::pair<std::size_t, const LoraWeight*>>>;
-WeightsByTarget weights_by_target(const std::vector<const LoraAdapter*>& adapters);
+WeightsByTarget weights_by_target(const std::vector<std::unique_ptr<LoraAdapter>>& adapters);
 
 class LoraAdapter {
   public:
