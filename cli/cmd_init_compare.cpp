@@ -37,6 +37,10 @@ Runner add_init_compare(CLI::App& app) {
     app.add_option("--batch-size", o->settings.batch_size, "Examples per step")->capture_default_str();
     app.add_option("--max-length", o->settings.max_length, "Tokens per example")->capture_default_str();
     add_threads_option(app, o->settings.threads);
+    app.add_option("--workers", o->settings.workers,
+                   "Runs at once, each a child process with --threads threads (the results do not change)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     add_device_option(app, o->settings.device);
     app.add_option("--out", o->out, "Output folder: runs, centroids, table.md, table.csv, summary.json")->required();
     app.add_flag("--quiet", o->quiet, "No progress lines");
@@ -59,6 +63,7 @@ Runner add_init_compare(CLI::App& app) {
         BASIN_CHECK(!s.seeds.empty(), "--seeds: no seeds");
         check_device(s.device);
         set_threads(s.threads);
+        if (s.workers > 1) s.program = fs::read_symlink("/proc/self/exe");
         if (!o->quiet) s.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
         std::vector<TargetComparison> rows;
         nlohmann::json inputs;

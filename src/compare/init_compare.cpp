@@ -2,17 +2,25 @@
 
 #include "basin/core/error.h"
 #include "basin/core/fs.h"
+#include "basin/core/interrupt.h"
+#include "basin/core/process.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/merge/merge.h"
 #include "basin/space/map.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace basin {
 
@@ -31,6 +39,117 @@ std::optional<double> finished_accuracy(const fs::path& run) {
     return last["eval_accuracy"].get<double>();
 }
 
+// One run: candidate start `start` fine-tuned on target's train split with `seed`, scored on its
+// test split, into `run`.
+FinetuneOptions run_options(const fs::path& target, const fs::path& start, std::uint64_t seed, const StartSettings& s,
+                            const fs::path& run) {
+    FinetuneOptions f;
+    f.model = start;
+    f.train = find_split(target, "train");
+    f.eval = find_split(target, "test");
+    f.out = run;
+    f.mode = s.mode;
+    f.lora = s.lora;
+    f.seed = seed;
+    f.epochs = s.epochs;
+    f.lr = s.lr;
+    f.batch_size = s.batch_size;
+    f.max_length = s.max_length;
+    f.train_limit = s.train_limit;
+    f.threads = s.threads;
+    f.device = s.device;
+    f.overwrite = true; // an unfinished folder of an earlier attempt
+    return f;
+}
+
+// The `basin finetune` command line of a run: every option run_options sets; the others keep
+// their defaults, which are FinetuneOptions' own, so the child makes the run finetune(f) would.
+std::vector<std::string> finetune_command(const FinetuneOptions& f) {
+    std::vector<std::string> args = {"finetune",
+                                     "--model",
+                                     f.model.string(),
+                                     "--train",
+                                     f.train.string(),
+                                     "--eval",
+                                     f.eval.string(),
+                                     "--out",
+                                     f.out.string(),
+                                     "--mode",
+                                     train_mode_name(f.mode),
+                                     "--seed",
+                                     std::to_string(f.seed),
+                                     "--epochs",
+                                     std::to_string(f.epochs),
+                                     "--lr",
+                                     format_exact(f.lr),
+                                     "--batch-size",
+                                     std::to_string(f.batch_size),
+                                     "--max-length",
+                                     std::to_string(f.max_length),
+                                     "--train-limit",
+                                     std::to_string(f.train_limit),
+                                     "--threads",
+                                     std::to_string(f.threads),
+                                     "--device",
+                                     f.device,
+                                     "--overwrite"};
+    if (f.mode == TrainMode::Lora)
+        args.insert(args.end(), {"--lora-rank", std::to_string(f.lora.rank), "--lora-alpha", format_exact(f.lora.alpha),
+                                 "--lora-targets", join(f.lora.targets, ",")});
+    return args;
+}
+
+// The unfinished runs, s.workers at a time, each a `basin finetune` child process of s.program
+// with its log beside its folder (<run>.log). A failed run stops the others and throws with its
+// log's last line; a SIGINT or SIGTERM is passed on to every child (each saves what it can) and
+// then thrown as Interrupted. The runs' results are read back from their folders afterwards.
+void run_in_workers(const std::vector<FinetuneOptions>& all, const StartSettings& s) {
+    std::vector<FinetuneOptions> pending;
+    for (const auto& f : all)
+        if (!finished_accuracy(f.out)) pending.push_back(f);
+    std::map<pid_t, FinetuneOptions> running;
+    const auto stop_all = [&](int signal) {
+        for (const auto& [pid, f] : running)
+            ::kill(pid, signal);
+        for (const auto& [pid, f] : running)
+            wait_for(pid);
+        running.clear();
+    };
+    std::size_t next = 0;
+    while (next < pending.size() || !running.empty()) {
+        while (next < pending.size() && running.size() < std::size_t(s.workers)) {
+            const FinetuneOptions& f = pending[next++];
+            if (s.log)
+                s.log("fine-tuning " + f.out.string() + " in a worker (" + std::to_string(next) + " of " +
+                      std::to_string(pending.size()) + " unfinished)");
+            fs::create_directories(f.out.parent_path());
+            running[spawn(s.program, finetune_command(f), f.out.string() + ".log")] = f;
+        }
+        int status = 0;
+        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid == 0 || (pid < 0 && errno == EINTR)) {
+            if (interrupted()) {
+                stop_all(interrupt_signal());
+                check_interrupted("fine-tuning in workers");
+            }
+            ::usleep(100'000);
+            continue;
+        }
+        BASIN_CHECK(pid > 0, "init-compare: waiting for a worker failed (", std::strerror(errno), ")");
+        const auto it = running.find(pid);
+        BASIN_CHECK(it != running.end(), "init-compare: an unknown child process ended");
+        const FinetuneOptions f = it->second;
+        running.erase(it);
+        const int code = exit_code(status);
+        if (code != 0 || !finished_accuracy(f.out)) {
+            stop_all(SIGTERM);
+            check_interrupted("fine-tuning in workers");
+            throw Error(f.out.string() + ": fine-tuning failed (exit code " + std::to_string(code) +
+                        "): " + last_line(f.out.string() + ".log"));
+        }
+    }
+}
+
 } // namespace
 
 TargetComparison compare_starts(const fs::path& target, const std::vector<std::pair<std::string, fs::path>>& candidates,
@@ -46,38 +165,31 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
     TargetComparison result;
     result.target = fs::path(target).lexically_normal().filename().string();
     if (result.target.empty()) result.target = fs::path(target).lexically_normal().parent_path().filename().string();
-    const fs::path train = find_split(target, "train"), test = find_split(target, "test");
-    result.test_examples = read_dataset(test).examples.size();
+    result.test_examples = read_dataset(find_split(target, "test")).examples.size();
+    if (s.workers > 1) {
+        std::vector<FinetuneOptions> runs_here;
+        for (const auto& [name, dir] : candidates)
+            for (std::uint64_t seed : s.seeds)
+                runs_here.push_back(
+                    run_options(target, dir, seed, s, runs / result.target / (name + "-s" + std::to_string(seed))));
+        run_in_workers(runs_here, s);
+    }
     for (const auto& [name, dir] : candidates) {
         CandidateResult c;
         c.name = name;
         c.start = dir;
         for (std::uint64_t seed : s.seeds) {
-            const fs::path run = runs / result.target / (name + "-s" + std::to_string(seed));
-            std::optional<double> accuracy = finished_accuracy(run);
+            const FinetuneOptions f =
+                run_options(target, dir, seed, s, runs / result.target / (name + "-s" + std::to_string(seed)));
+            std::optional<double> accuracy = finished_accuracy(f.out);
             if (accuracy) {
                 if (s.log)
-                    s.log(result.target + ": " + name + " seed " + std::to_string(seed) + ": reusing " + run.string());
+                    s.log(result.target + ": " + name + " seed " + std::to_string(seed) + ": reusing " +
+                          f.out.string());
             } else {
-                FinetuneOptions f;
-                f.model = dir;
-                f.train = train;
-                f.eval = test;
-                f.out = run;
-                f.mode = s.mode;
-                f.lora = s.lora;
-                f.seed = seed;
-                f.epochs = s.epochs;
-                f.lr = s.lr;
-                f.batch_size = s.batch_size;
-                f.max_length = s.max_length;
-                f.train_limit = s.train_limit;
-                f.threads = s.threads;
-                f.device = s.device;
-                f.overwrite = true; // an unfinished folder of an earlier attempt
                 if (s.log) s.log(result.target + ": fine-tuning from " + name + " with seed " + std::to_string(seed));
                 const FinetuneResult r = finetune(f);
-                BASIN_CHECK(!r.epochs.empty() && r.epochs.back().eval_accuracy, run.string(),
+                BASIN_CHECK(!r.epochs.empty() && r.epochs.back().eval_accuracy, f.out.string(),
                             ": the run recorded no test accuracy");
                 accuracy = *r.epochs.back().eval_accuracy;
             }

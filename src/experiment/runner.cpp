@@ -16,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
-
 #ifdef BASIN_WITH_MPI
 #include <mpi.h>
 #endif
@@ -27,6 +25,7 @@ extern char** environ;
 #include "basin/core/interrupt.h"
 #include "basin/core/limits.h"
 #include "basin/core/mpi.h"
+#include "basin/core/process.h"
 #include "basin/core/strings.h"
 #include "basin/data/dataset.h"
 #include "basin/experiment/job_kinds.h"
@@ -88,68 +87,6 @@ std::string log_name(const std::string& id) {
     for (char& c : s)
         if (c == '/') c = '_';
     return s + ".log";
-}
-
-// The last non-empty line of a job's log: its error message.
-std::string last_line(const fs::path& log) {
-    std::ifstream in(log);
-    std::string line, last;
-    while (std::getline(in, line))
-        if (!line.empty()) last = line;
-    return last.empty() ? "(no output)" : last;
-}
-
-// Runs program with args, stdout and stderr into log; the child dies with its parent (a killed
-// `basin run` leaves no job running on). Returns the exit status (128 + signal if killed).
-pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const fs::path& log) {
-    fs::create_directories(log.parent_path());
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    BASIN_CHECK(pid >= 0, "basin run: fork failed (", std::strerror(errno), ")");
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127); // the parent died before prctl
-        // a process group of its own: Ctrl-C in a terminal reaches the runner only, which passes
-        // one SIGINT on (a job that received two would stop at once instead of cleanly)
-        ::setpgid(0, 0);
-        // a job is a process of its own, not a rank: without this, `basin map` started by an MPI
-        // worker would try to join the MPI job it inherited the environment of
-        std::vector<std::string> mpi_vars;
-        for (char** e = environ; *e; ++e) {
-            const std::string var(*e);
-            for (const char* prefix : {"OMPI_", "PMIX_", "PMI_", "SLURM_PROCID"})
-                if (var.rfind(prefix, 0) == 0) mpi_vars.push_back(var.substr(0, var.find('=')));
-        }
-        for (const auto& name : mpi_vars)
-            ::unsetenv(name.c_str());
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-        }
-        std::vector<char*> argv;
-        std::string program_name = program.string();
-        argv.push_back(program_name.data());
-        std::vector<std::string> copy = args;
-        for (auto& a : copy)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        ::execv(program.c_str(), argv.data());
-        std::fprintf(stderr, "cannot run %s: %s\n", program.c_str(), std::strerror(errno));
-        ::_exit(127);
-    }
-    return pid;
-}
-
-int exit_code(int status) {
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-int wait_for(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return exit_code(status);
 }
 
 void write_prepared(const Job& job) {
@@ -667,8 +604,12 @@ int run_experiment(const ExperimentSpec& spec, const RunOptions& o) {
             store.emplace(store_file(spec), Store::Mode::read_only); // a dry run writes nothing
         for (const auto& j : jobs) {
             const bool finished = store && done_in_store(*store, j);
-            std::printf("%-7s %-45s after: %s\n        basin", finished ? "done" : "to run", j.id.c_str(),
-                        j.depends.empty() ? "-" : std::to_string(j.depends.size()).append(" jobs").c_str());
+            // the pieces an earlier attempt kept under this job's key: what its next attempt restores
+            const std::size_t pieces =
+                store && !finished && job_kind(j.kind).pieces ? store->pieces(j.id, j.key).size() : 0;
+            std::printf("%-7s %-45s after: %s%s\n        basin", finished ? "done" : "to run", j.id.c_str(),
+                        j.depends.empty() ? "-" : std::to_string(j.depends.size()).append(" jobs").c_str(),
+                        pieces ? (" (" + std::to_string(pieces) + " finished pieces kept)").c_str() : "");
             for (const auto& a : j.args)
                 std::printf(" %s", a.c_str());
             std::printf("\n");

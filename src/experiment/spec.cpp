@@ -267,7 +267,7 @@ void read_analyses(ExperimentSpec& s, const toml::table& root) {
 void read_centroids(ExperimentSpec& s, const toml::table& root) {
     if (const toml::node* node = root.get("centroid")) {
         auto read_variant = [&](const toml::table& t, bool named) {
-            check_keys(s, t, "centroid", {"name", "mode", "seeds", "epochs", "lr", "train_limit"});
+            check_keys(s, t, "centroid", {"name", "mode", "seeds", "epochs", "lr", "train_limit", "workers"});
             CentroidSpec c;
             c.name = get<std::string>(s, t, "name", "", "a string");
             BASIN_CHECK(!named || !c.name.empty(), where(s, t), ": each [[centroid]] needs a name");
@@ -280,6 +280,8 @@ void read_centroids(ExperimentSpec& s, const toml::table& root) {
             c.epochs = get<int>(s, t, "epochs", c.epochs, "a whole number");
             c.lr = get<double>(s, t, "lr", c.lr, "a number");
             c.train_limit = get<std::size_t>(s, t, "train_limit", c.train_limit, "a whole number");
+            c.workers = get<int>(s, t, "workers", c.workers, "a whole number");
+            BASIN_CHECK(c.workers >= 1, where(s, t), ": workers must be at least 1, got ", c.workers);
             s.centroids.push_back(c);
         };
         if (const auto* table = node->as_table()) {
@@ -621,6 +623,10 @@ class JobPlanner {
             with_recipe(j, c.epochs, c.lr);
             j.args.insert(j.args.end(), {"--out", j.output.string()});
             if (c.train_limit) j.args.insert(j.args.end(), {"--train-limit", std::to_string(c.train_limit)});
+            if (c.workers > 1) {
+                j.args.insert(j.args.end(), {"--workers", std::to_string(c.workers)});
+                j.neutral_args = 2;
+            }
             for (const auto& d : s.datasets) {
                 j.reads.push_back(find_split(data_dir(d.name), "train"));
                 j.reads.push_back(find_split(data_dir(d.name), "test"));
@@ -683,7 +689,8 @@ class JobPlanner {
             return sha256_hex(h.data(), h.size());
         }();
         for (auto& j : jobs) {
-            std::string text = "basin-job-v1\n" + j.id + "\n" + join(j.args, "\x1f") + "\nbase " + base_hash + "\n";
+            const std::vector<std::string> keyed(j.args.begin(), j.args.end() - std::ptrdiff_t(j.neutral_args));
+            std::string text = "basin-job-v1\n" + j.id + "\n" + join(keyed, "\x1f") + "\nbase " + base_hash + "\n";
             for (const auto& f : j.reads)
                 text += f.string() + " " + sha256_file_cached(f) + "\n";
             for (const auto& [path, content] : j.prepared)

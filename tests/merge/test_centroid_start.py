@@ -4,7 +4,9 @@ one small run each), then `basin init-compare --zoo` builds each target's leave-
 and fine-tunes from it and from basin-mini with the same seeds. Checks that the code produces the
 result table for every quickstart dataset (nothing typed in): rows, per-seed accuracies that match
 the runs' own records, means, the paired test, and that each centroid excludes its target's model
-(provenance hashes). A rerun reuses every finished run and gives the same table.
+(provenance hashes). A rerun reuses every finished run and gives the same table. With --workers 2
+(the runs as child processes, two at a time) two targets give the same accuracies and the same
+weights, byte for byte, as one run at a time.
 
 Needs the quickstart data's packages (scripts/install-deps.sh --data); without them it reports
 itself skipped (exit 77).
@@ -89,6 +91,26 @@ def main():
     check(r.returncode == 0, r.stderr)
     with open(os.path.join(out, "table.md")) as f:
         check(f.read() == first_table, "a rerun gives the same table")
+    # --workers 2: the same runs as child processes, two at a time, give the same results
+    two = ["spam", "sotu_party"]
+    out2 = os.path.join(WORK, "compare-workers")
+    r = subprocess.run([a if a != out else out2 for a in args] + ["--targets", ",".join(two), "--workers", "2"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, r.stderr)
+    with open(os.path.join(out2, "summary.json")) as f:
+        summary2 = json.load(f)
+    by_target = {row["target"]: row for row in summary["rows"]}
+    check([row["target"] for row in summary2["rows"]] == two, "--workers 2: one row per target asked for")
+    for row in summary2["rows"]:
+        one = by_target[row["target"]]
+        for c, c1 in zip(row["candidates"], one["candidates"]):
+            check(c["accuracy"] == c1["accuracy"], f"--workers 2: {row['target']} {c['name']}: the same accuracies "
+                  f"({c['accuracy']} against {c1['accuracy']})")
+            for seed in (1, 2):
+                run = os.path.join("runs", row["target"], f"{c['name']}-s{seed}")
+                check(os.path.exists(os.path.join(out2, run + ".log")), f"--workers 2: {run}: its worker's log")
+                check(sha256(os.path.join(out2, run, "model.safetensors")) ==
+                      sha256(os.path.join(out, run, "model.safetensors")), f"--workers 2: {run}: the same weights")
     print(f"mean gain of the centroid start: {100 * summary['mean_difference']:+.2f} points "
           f"({summary['wins']} win / {summary['ties']} tie / {summary['losses']} loss)")
     return 0

@@ -30,6 +30,11 @@ struct StartSettings {
     std::size_t batch_size = 32, max_length = 128;
     int threads = 0;
     std::string device = "cpu";
+    // Runs at once: above 1, each target's unfinished runs are `program finetune` child processes,
+    // `workers` at a time (each with `threads` threads). The results are the same as one at a
+    // time: every run is deterministic on its own and none reads another's output.
+    int workers = 1;
+    std::filesystem::path program; // the basin program (with workers > 1)
     std::function<void(const std::string&)> log;
 };
 

@@ -25,6 +25,7 @@ struct CentroidSpec {
     int epochs = 2;
     double lr = 1e-3;
     std::size_t train_limit = 0; // 0: all the training data
+    int workers = 1;             // fine-tunes at once (init-compare --workers); not in the job's key
 };
 
 struct ExperimentSpec {
@@ -78,12 +79,15 @@ ExperimentSpec read_experiment(const std::filesystem::path& file,
                                const std::map<std::string, std::string>& overrides = {});
 
 struct Job {
-    std::string id;                           // e.g. finetune/spam-s1, map, hull/dataset/spam
-    std::string kind;                         // finetune, map, interpolate, extrapolate, hull, plane, centroid, search
-    std::vector<std::string> args;            // the basin command line (without the program)
-    std::vector<std::string> depends;         // job ids
-    std::vector<std::filesystem::path> reads; // files whose content goes into the key
-    std::filesystem::path output;             // the folder the command writes
+    std::string id;                // e.g. finetune/spam-s1, map, hull/dataset/spam
+    std::string kind;              // finetune, map, interpolate, extrapolate, hull, plane, centroid, search
+    std::vector<std::string> args; // the basin command line (without the program)
+    // The last neutral_args of args say how the job runs, not what it computes (init-compare's
+    // --workers): they are left out of its key, so changing them keeps its results and pieces.
+    std::size_t neutral_args = 0;
+    std::vector<std::string> depends;                      // job ids
+    std::vector<std::filesystem::path> reads;              // files whose content goes into the key
+    std::filesystem::path output;                          // the folder the command writes
     std::map<std::filesystem::path, std::string> prepared; // small input files (model lists) written before it runs
     std::map<std::string, std::string> labels;             // dataset, seed, family, level, ... for the store
     std::string key;                                       // filled by expand_jobs
