@@ -166,21 +166,20 @@ TargetComparison compare_starts(const fs::path& target, const std::vector<std::p
     result.target = fs::path(target).lexically_normal().filename().string();
     if (result.target.empty()) result.target = fs::path(target).lexically_normal().parent_path().filename().string();
     result.test_examples = read_dataset(find_split(target, "test")).examples.size();
-    if (s.workers > 1) {
-        std::vector<FinetuneOptions> runs_here;
-        for (const auto& [name, dir] : candidates)
-            for (std::uint64_t seed : s.seeds)
-                runs_here.push_back(
-                    run_options(target, dir, seed, s, runs / result.target / (name + "-s" + std::to_string(seed))));
-        run_in_workers(runs_here, s);
-    }
+    // every run, candidate by candidate and seed by seed
+    std::vector<FinetuneOptions> planned;
+    for (const auto& [name, dir] : candidates)
+        for (std::uint64_t seed : s.seeds)
+            planned.push_back(
+                run_options(target, dir, seed, s, runs / result.target / (name + "-s" + std::to_string(seed))));
+    if (s.workers > 1) run_in_workers(planned, s);
+    auto next = planned.begin();
     for (const auto& [name, dir] : candidates) {
         CandidateResult c;
         c.name = name;
         c.start = dir;
         for (std::uint64_t seed : s.seeds) {
-            const FinetuneOptions f =
-                run_options(target, dir, seed, s, runs / result.target / (name + "-s" + std::to_string(seed)));
+            const FinetuneOptions& f = *next++;
             std::optional<double> accuracy = finished_accuracy(f.out);
             if (accuracy) {
                 if (s.log)

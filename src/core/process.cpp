@@ -19,7 +19,6 @@ namespace basin {
 
 namespace fs = std::filesystem;
 
-// The last non-empty line of a job's log: its error message.
 std::string last_line(const fs::path& log) {
     std::ifstream in(log);
     std::string line, last;
