@@ -10,17 +10,12 @@
 #include "basin/space/map.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
-#include <map>
 #include <optional>
 #include <set>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace basin {
 
@@ -107,45 +102,28 @@ void run_in_workers(const std::vector<FinetuneOptions>& all, const StartSettings
     std::vector<FinetuneOptions> pending;
     for (const auto& f : all)
         if (!finished_accuracy(f.out)) pending.push_back(f);
-    std::map<pid_t, FinetuneOptions> running;
-    const auto stop_all = [&](int signal) {
-        for (const auto& [pid, f] : running)
-            ::kill(pid, signal);
-        for (const auto& [pid, f] : running)
-            wait_for(pid);
-        running.clear();
-    };
+    ChildSet running; // tagged by index into pending
     std::size_t next = 0;
     while (next < pending.size() || !running.empty()) {
         while (next < pending.size() && running.size() < std::size_t(s.workers)) {
-            const FinetuneOptions& f = pending[next++];
+            const FinetuneOptions& f = pending[next];
             if (s.log)
-                s.log("fine-tuning " + f.out.string() + " in a worker (" + std::to_string(next) + " of " +
+                s.log("fine-tuning " + f.out.string() + " in a worker (" + std::to_string(next + 1) + " of " +
                       std::to_string(pending.size()) + " unfinished)");
             fs::create_directories(f.out.parent_path());
-            running[spawn(s.program, finetune_command(f), f.out.string() + ".log")] = f;
+            running.start(next++, s.program, finetune_command(f), f.out.string() + ".log");
         }
-        int status = 0;
-        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-        if (pid == 0 || (pid < 0 && errno == EINTR)) {
-            if (interrupted()) {
-                stop_all(interrupt_signal());
-                check_interrupted("fine-tuning in workers");
-            }
-            ::usleep(100'000);
-            continue;
-        }
-        BASIN_CHECK(pid > 0, "init-compare: waiting for a worker failed (", std::strerror(errno), ")");
-        const auto it = running.find(pid);
-        BASIN_CHECK(it != running.end(), "init-compare: an unknown child process ended");
-        const FinetuneOptions f = it->second;
-        running.erase(it);
-        const int code = exit_code(status);
-        if (code != 0 || !finished_accuracy(f.out)) {
-            stop_all(SIGTERM);
+        const auto ended = running.wait_any();
+        if (!ended) { // a SIGINT or SIGTERM: every child saves what it can
+            running.stop(interrupt_signal());
             check_interrupted("fine-tuning in workers");
-            throw Error(f.out.string() + ": fine-tuning failed (exit code " + std::to_string(code) +
-                        "): " + last_line(f.out.string() + ".log"));
+        }
+        const FinetuneOptions& f = pending[ended->tag];
+        if (ended->code != 0 || !finished_accuracy(f.out)) {
+            running.stop(SIGTERM);
+            check_interrupted("fine-tuning in workers");
+            throw Error(f.out.string() + ": fine-tuning failed (exit code " + std::to_string(ended->code) +
+                        "): " + last_line(ended->log));
         }
     }
 }

@@ -1,6 +1,7 @@
 #include "basin/core/process.h"
 
 #include "basin/core/error.h"
+#include "basin/core/interrupt.h"
 
 #include <cerrno>
 #include <csignal>
@@ -76,6 +77,46 @@ int wait_for(pid_t pid) {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return exit_code(status);
+}
+
+void ChildSet::start(std::size_t tag, const fs::path& program, const std::vector<std::string>& args,
+                     const fs::path& log) {
+    children_[spawn(program, args, log)] = {tag, std::chrono::steady_clock::now(), log};
+}
+
+std::optional<ChildSet::Ended> ChildSet::wait_any(double seconds, const std::function<void()>& idle) {
+    const auto since = std::chrono::steady_clock::now();
+    while (!children_.empty()) {
+        for (auto it = children_.begin(); it != children_.end(); ++it) {
+            int status = 0;
+            const pid_t pid = ::waitpid(it->first, &status, WNOHANG);
+            if (pid == 0 || (pid < 0 && errno == EINTR)) continue;
+            BASIN_CHECK(pid > 0, "waiting for child process ", it->first, " failed (", std::strerror(errno), ")");
+            const Child child = it->second;
+            children_.erase(it);
+            return Ended{child.tag, exit_code(status),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - child.started).count(),
+                         child.log};
+        }
+        if (interrupted()) return std::nullopt;
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count() > seconds)
+            return std::nullopt;
+        if (idle) idle();
+        ::usleep(100'000);
+    }
+    return std::nullopt;
+}
+
+std::vector<std::size_t> ChildSet::stop(int signal) {
+    std::vector<std::size_t> tags;
+    for (const auto& [pid, child] : children_)
+        ::kill(pid, signal);
+    for (const auto& [pid, child] : children_) {
+        wait_for(pid);
+        tags.push_back(child.tag);
+    }
+    children_.clear();
+    return tags;
 }
 
 } // namespace basin

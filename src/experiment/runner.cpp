@@ -204,51 +204,27 @@ class LocalExecutor : public Executor {
         : program_(std::move(program)), jobs_(std::max(1, jobs)), ticker_(ticker) {}
     std::size_t capacity() const override { return std::size_t(jobs_); }
     void start(std::size_t index, const Job& job, const fs::path& log) override {
-        running_[spawn(program_, job.args, log)] = {index, Clock::now(), log};
+        children_.start(index, program_, job.args, log);
         ticker_.started(index, job.id, log);
     }
     Finished wait_any(double seconds) override {
-        int status = 0;
-        pid_t pid;
-        const auto until = Clock::now() + std::chrono::duration<double>(seconds);
-        while ((pid = ::waitpid(-1, &status, WNOHANG)) <= 0) {
-            BASIN_CHECK(pid == 0 || errno == EINTR, "basin run: waiting for a job failed (", std::strerror(errno), ")");
-            if (interrupted()) return {kNone, 0, 0, ""};
-            if (Clock::now() > until) return {kTimeout, 0, 0, ""};
-            ticker_.tick();
-            ::usleep(100'000);
-        }
-        auto it = running_.find(pid);
-        BASIN_CHECK(it != running_.end(), "basin run: an unknown child process ended");
-        const auto [index, started, log] = it->second;
-        running_.erase(it);
-        ticker_.finished(index);
-        const int code = exit_code(status);
-        return {index, code, std::chrono::duration<double>(Clock::now() - started).count(), code ? last_line(log) : ""};
+        const auto ended = children_.wait_any(seconds, [this] { ticker_.tick(); });
+        if (!ended) return {interrupted() ? kNone : kTimeout, 0, 0, ""};
+        ticker_.finished(ended->tag);
+        return {ended->tag, ended->code, ended->seconds, ended->code ? last_line(ended->log) : ""};
     }
     std::vector<std::size_t> stop(int signal) override {
-        std::vector<std::size_t> stopped;
-        for (const auto& [pid, r] : running_)
-            ::kill(pid, signal);
-        for (const auto& [pid, r] : running_) { // each saves what it can and exits
-            wait_for(pid);
-            ticker_.finished(r.index);
-            stopped.push_back(r.index);
-        }
-        running_.clear();
+        const auto stopped = children_.stop(signal);
+        for (const std::size_t index : stopped)
+            ticker_.finished(index);
         return stopped;
     }
 
   private:
-    struct Running {
-        std::size_t index;
-        Clock::time_point started;
-        fs::path log;
-    };
     fs::path program_;
     int jobs_;
     Ticker& ticker_;
-    std::map<pid_t, Running> running_;
+    ChildSet children_;
 };
 
 #ifdef BASIN_WITH_MPI
