@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <fstream>
@@ -13,7 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifdef BASIN_WITH_MPI
