@@ -1,10 +1,12 @@
 #include "basin/space/block_gram.h"
 
 #include "basin/core/cpu.h"
+#include "basin/core/error.h"
 #include "basin/io/safetensors.h"
 
 #include <algorithm>
 #include <cblas.h>
+#include <cstdlib>
 #include <immintrin.h>
 #include <vector>
 
@@ -21,13 +23,18 @@ namespace {
 // The sum of a vector's 16 lanes, in the order sum_lanes_16 adds them (so that an entry's value
 // does not depend on which tile formed it: an update's rectangle of products equals the square's,
 // bit for bit): per 128-bit lane q, (x0 + x2) + (x1 + x3); then (q0 + q1) + (q2 + q3).
-BASIN_AVX512 inline float sum_lanes(__m512 v) {
-    alignas(64) float lane[16];
-    _mm512_store_ps(lane, v);
+// The AVX2 kernel folds its two 8-lane halves with the same function.
+inline float sum_16_lanes(const float* lane) {
     float q[4];
     for (int i = 0; i < 4; ++i)
         q[i] = (lane[4 * i] + lane[4 * i + 2]) + (lane[4 * i + 1] + lane[4 * i + 3]);
     return (q[0] + q[1]) + (q[2] + q[3]);
+}
+
+BASIN_AVX512 inline float sum_lanes(__m512 v) {
+    alignas(64) float lane[16];
+    _mm512_store_ps(lane, v);
+    return sum_16_lanes(lane);
 }
 
 // [a's 128-bit lanes 0 + 1, a's 2 + 3, b's 0 + 1, b's 2 + 3]
@@ -202,7 +209,114 @@ BASIN_AVX512 void block_gram_avx512(std::size_t n, std::size_t first, std::size_
     }
 }
 
+// ---- AVX2 + FMA: the AVX-512 float32 kernel's sums on CPUs without AVX-512 (Haswell, Zen 1-3)
+//
+// The 16-lane accumulator of an entry is kept as two 8-lane halves (lanes 0-7 and 8-15): each lane
+// adds the same products in the same order, each with FMA's single rounding, the masked tail adds
+// the same zeros, and sum_16_lanes folds the 16 lanes in sum_lanes's order. So every entry equals
+// the AVX-512 kernel's bit for bit, and, as there, does not depend on which tile formed it: an
+// update's rectangle equals the full square, and a map is the same number on both kinds of CPU.
+// Tiles are 2 x 2 (8 accumulators and 4 loads of AVX2's 16 registers).
+
+#define BASIN_AVX2 __attribute__((target("avx2,fma")))
+
+BASIN_AVX2 inline float sum_halves(__m256 lo, __m256 hi) {
+    alignas(32) float lane[16];
+    _mm256_store_ps(lane, lo);
+    _mm256_store_ps(lane + 8, hi);
+    return sum_16_lanes(lane);
+}
+
+// acc (lo and hi halves) += a * b for each (r, c) of the tile
+template <int R, int C, bool Diagonal>
+BASIN_AVX2 inline void multiply_add_avx2(const __m256 (&alo)[R], const __m256 (&ahi)[R], const __m256 (&blo)[C],
+                                         const __m256 (&bhi)[C], __m256 (&lo)[R][C], __m256 (&hi)[R][C]) {
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c)
+            if (!Diagonal || c >= r) {
+                lo[r][c] = _mm256_fmadd_ps(alo[r], blo[c], lo[r][c]);
+                hi[r][c] = _mm256_fmadd_ps(ahi[r], bhi[c], hi[r][c]);
+            }
+}
+
+// One R x C tile (R, C = 1 or 2) of rows i0.. against rows j0..; a Diagonal tile forms its upper
+// triangle only.
+template <int R, int C, bool Diagonal = false>
+BASIN_AVX2 void tile_avx2(const float* x, std::size_t stride, std::size_t columns, std::size_t i0, std::size_t j0,
+                          float* out, std::size_t n) {
+    static_assert(!Diagonal || R == C, "a diagonal tile is square");
+    __m256 lo[R][C], hi[R][C];
+    const float* a[R];
+    const float* b[C];
+    for (int r = 0; r < R; ++r) {
+        a[r] = x + (i0 + std::size_t(r)) * stride;
+        for (int c = 0; c < C; ++c)
+            lo[r][c] = hi[r][c] = _mm256_setzero_ps();
+    }
+    for (int c = 0; c < C; ++c)
+        b[c] = x + (j0 + std::size_t(c)) * stride;
+    std::size_t k = 0;
+    for (; k + 16 <= columns; k += 16) {
+        __m256 alo[R], ahi[R], blo[C], bhi[C];
+        for (int r = 0; r < R; ++r)
+            alo[r] = _mm256_loadu_ps(a[r] + k), ahi[r] = _mm256_loadu_ps(a[r] + k + 8);
+        for (int c = 0; c < C; ++c) {
+            blo[c] = Diagonal ? alo[c] : _mm256_loadu_ps(b[c] + k);
+            bhi[c] = Diagonal ? ahi[c] : _mm256_loadu_ps(b[c] + k + 8);
+        }
+        multiply_add_avx2<R, C, Diagonal>(alo, ahi, blo, bhi, lo, hi);
+    }
+    if (k < columns) { // the last 1-15 columns, masked loads (zeros past the end, nothing read there)
+        const int count = int(columns - k);
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i mask_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
+        const __m256i mask_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(count - 8), lane);
+        __m256 alo[R], ahi[R], blo[C], bhi[C];
+        for (int r = 0; r < R; ++r)
+            alo[r] = _mm256_maskload_ps(a[r] + k, mask_lo), ahi[r] = _mm256_maskload_ps(a[r] + k + 8, mask_hi);
+        for (int c = 0; c < C; ++c) {
+            blo[c] = Diagonal ? alo[c] : _mm256_maskload_ps(b[c] + k, mask_lo);
+            bhi[c] = Diagonal ? ahi[c] : _mm256_maskload_ps(b[c] + k + 8, mask_hi);
+        }
+        multiply_add_avx2<R, C, Diagonal>(alo, ahi, blo, bhi, lo, hi);
+    }
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c)
+            if (!Diagonal || c >= r)
+                out[(i0 + std::size_t(r)) * n + j0 + std::size_t(c)] = sum_halves(lo[r][c], hi[r][c]);
+}
+
+template <int R>
+BASIN_AVX2 void tile_row_avx2(const float* x, std::size_t stride, std::size_t columns, std::size_t i0, std::size_t j0,
+                              float* out, std::size_t n) {
+    if (n - j0 >= 2) return tile_avx2<R, 2>(x, stride, columns, i0, j0, out, n);
+    tile_avx2<R, 1>(x, stride, columns, i0, j0, out, n);
+}
+
+BASIN_AVX2 void tile_rows_avx2(std::size_t rows, const float* x, std::size_t stride, std::size_t columns,
+                               std::size_t i0, std::size_t j0, float* out, std::size_t n) {
+    if (rows >= 2) return tile_row_avx2<2>(x, stride, columns, i0, j0, out, n);
+    tile_row_avx2<1>(x, stride, columns, i0, j0, out, n);
+}
+
 } // namespace
+
+// The same walk as block_gram_avx512: the rectangle of rows before `first`, then the square.
+BASIN_AVX2 void block_gram_upper_avx2(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride,
+                                      float* out, std::size_t first) {
+    first = std::min(first, n);
+    for (std::size_t i0 = 0; i0 < first; i0 += 2)
+        for (std::size_t j0 = first; j0 < n; j0 += 2)
+            tile_rows_avx2(std::min<std::size_t>(2, first - i0), x, row_stride, columns, i0, j0, out, n);
+    for (std::size_t i0 = first; i0 < n; i0 += 2) {
+        if (n - i0 >= 2)
+            tile_avx2<2, 2, true>(x, row_stride, columns, i0, i0, out, n);
+        else
+            tile_avx2<1, 1, true>(x, row_stride, columns, i0, i0, out, n);
+        for (std::size_t j0 = i0 + 2; j0 < n; j0 += 2)
+            tile_rows_avx2(std::min<std::size_t>(2, n - i0), x, row_stride, columns, i0, j0, out, n);
+    }
+}
 
 void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out,
                            std::size_t first) {
@@ -215,10 +329,27 @@ void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, s
                 int(row_stride), 0.0f, out + first * n + first, int(n));
 }
 
+GramKernel gram_kernel() {
+    const bool avx512 = cpu_has_avx512bw(), avx2 = cpu_has_avx2_fma(); // F and BW (see BASIN_AVX512)
+    const GramKernel best = avx512 ? GramKernel::Avx512 : avx2 ? GramKernel::Avx2 : GramKernel::Blas;
+    const char* forced = std::getenv("BASIN_GRAM_KERNEL");
+    if (!forced || !*forced) return best;
+    const std::string name = forced;
+    if (name == "blas") return GramKernel::Blas;
+    if (name == "avx2" && (avx2 || avx512)) return GramKernel::Avx2;
+    if (name == "avx512" && avx512) return GramKernel::Avx512;
+    throw Error("BASIN_GRAM_KERNEL='" + name + "': expected blas, avx2 or avx512, one this CPU has (it has " +
+                (avx512 ? "avx512, avx2 and blas"
+                 : avx2 ? "avx2 and blas"
+                        : "blas") +
+                ")");
+}
+
 void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out,
                       std::size_t first) {
-    static const bool avx512 = cpu_has_avx512bw(); // F and BW (see BASIN_AVX512)
-    if (avx512) return block_gram_avx512<F32>(n, std::min(first, n), columns, x, row_stride, out);
+    static const GramKernel kernel = gram_kernel();
+    if (kernel == GramKernel::Avx512) return block_gram_avx512<F32>(n, std::min(first, n), columns, x, row_stride, out);
+    if (kernel == GramKernel::Avx2) return block_gram_upper_avx2(n, columns, x, row_stride, out, first);
     block_gram_upper_blas(n, columns, x, row_stride, out, first);
 }
 

@@ -126,6 +126,33 @@ class Update(unittest.TestCase):
         self.assertEqual(state["models"][0]["labels"], {"dataset": "data0", "family": "even"})
         self.assertIn("mapped 16 models", self.update_run.stdout)
 
+    def test_every_vector_kernel_gives_the_same_map(self):
+        """The AVX2 kernel (BASIN_GRAM_KERNEL=avx2: what a CPU without AVX-512 runs) forms the same
+        float32 sums as the AVX-512 one: its full map and its update equal the default map bit for
+        bit; a kernel name the CPU lacks or that does not exist is one line."""
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split())
+        if not {"avx2", "fma"} <= flags:
+            self.skipTest("no AVX2 + FMA here: only the OpenBLAS path, which agrees to float32 rounding")
+        env = {**os.environ, "BASIN_GRAM_KERNEL": "avx2"}
+        common = ["--per-layer", "--threads", "2", "--bootstrap", "60", "--seed", "3", "--quiet"]
+        full = os.path.join(self.root, "map-full-avx2")
+        run("map", "--base", self.base, "--models", self.lists["all"], "--groups", self.groups, "--out", full,
+            *common, env=env)
+        updated = os.path.join(self.root, "map-updated-avx2")
+        run("map", "--update", self.small, "--models", self.lists["new"], "--groups", self.groups, "--out", updated,
+            "--threads", "2", "--quiet", env=env)
+        want = read_grams(self.full)
+        for folder in (full, updated):
+            got = read_grams(folder)
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], f"{folder}: {name}")
+        self.assertEqual(text(os.path.join(full, "similarity.csv")), text(os.path.join(self.full, "similarity.csv")))
+        r = run("map", "--base", self.base, "--models", self.lists["old"], "--out", os.path.join(self.root, "bad"),
+                "--quiet", check=False, env={**os.environ, "BASIN_GRAM_KERNEL": "avx3"})
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("BASIN_GRAM_KERNEL='avx3': expected blas, avx2 or avx512", r.stderr)
+
     def test_update_in_place_then_again(self):
         folder = os.path.join(self.root, "map-in-place")
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,6 @@
-// The weight-space map's block kernel: the AVX-512 tiles against OpenBLAS's ssyrk and a double
-// precision sum, for every edge case of the 4 x 4 tiling and of the 16-wide vectors.
+// The weight-space map's block kernel: the AVX-512 tiles and their AVX2 twin against OpenBLAS's
+// ssyrk, a double precision sum and a scalar sum in the kernels' own order, for every edge case of
+// the 4 x 4 and 2 x 2 tilings and of the 16-wide vectors.
 #include "basin/core/cpu.h"
 #include "basin/core/error.h"
 #include "basin/io/safetensors.h"
@@ -47,9 +48,23 @@ void expect_upper_gram(const std::vector<std::vector<float>>& outputs, const std
         }
 }
 
+// The sum the AVX-512 and AVX2 kernels form for one entry, in scalar code: lane l of 16 adds the
+// products of columns l, l + 16, l + 32, ... in that order, each with one rounding (std::fma), and
+// the lanes are folded as (per quarter q: (l0 + l2) + (l1 + l3)), then (q0 + q1) + (q2 + q3).
+float sixteen_lane_sum(const float* a, const float* b, std::size_t columns) {
+    float lane[16] = {};
+    for (std::size_t c = 0; c < columns; ++c)
+        lane[c % 16] = std::fma(a[c], b[c], lane[c % 16]);
+    float q[4];
+    for (int i = 0; i < 4; ++i)
+        q[i] = (lane[4 * i] + lane[4 * i + 2]) + (lane[4 * i + 1] + lane[4 * i + 3]);
+    return (q[0] + q[1]) + (q[2] + q[3]);
+}
+
 } // namespace
 
 TEST(Space, BlockGramMatchesBlasAndDoubleSums) {
+    const bool avx2 = cpu_has_avx2_fma();
     std::mt19937 rng(7);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (std::size_t n : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 64}) {
@@ -59,13 +74,52 @@ TEST(Space, BlockGramMatchesBlasAndDoubleSums) {
             for (std::size_t i = 0; i < n; ++i)
                 for (std::size_t c = 0; c < columns; ++c)
                     x[i * stride + c] = normal(rng);
-            std::vector<std::vector<float>> out(2, std::vector<float>(n * n, kSentinel));
+            std::vector<std::vector<float>> out(avx2 ? 3 : 2, std::vector<float>(n * n, kSentinel));
             block_gram_upper(n, columns, x.data(), stride, out[0].data());
             block_gram_upper_blas(n, columns, x.data(), stride, out[1].data());
+            if (avx2) block_gram_upper_avx2(n, columns, x.data(), stride, out[2].data());
             expect_upper_gram(out, x, n, columns, stride);
         }
     }
-    if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 here: block_gram_upper used OpenBLAS, compared with itself";
+    if (!cpu_has_avx512bw() && !avx2)
+        GTEST_SKIP() << "neither AVX-512 nor AVX2 here: block_gram_upper used OpenBLAS, compared with itself";
+}
+
+// Both vector kernels form, for every entry, exactly the scalar sum of their lane order: so a map
+// is the same number on CPUs with AVX-512 and on CPUs with AVX2 only, whichever tile formed it.
+TEST(Space, BlockGramKernelsAreTheSixteenLaneSumBitForBit) {
+    const bool avx512 = cpu_has_avx512bw(), avx2 = cpu_has_avx2_fma();
+    if (!avx512 && !avx2) GTEST_SKIP() << "neither AVX-512 nor AVX2 here: no lane-ordered kernel to check";
+    std::mt19937 rng(10);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::size_t n : {1, 2, 3, 4, 5, 7, 9, 17}) {
+        for (std::size_t first : {0, 1, 2, 3, 5}) {
+            if (first >= n && first > 0) continue;
+            for (std::size_t columns : {1, 7, 8, 9, 15, 16, 17, 31, 33, 1000}) {
+                const std::size_t stride = 1024;
+                std::vector<float> x(n * stride);
+                for (auto& v : x)
+                    v = normal(rng);
+                std::vector<float> dispatched(n * n, kSentinel), twin(n * n, kSentinel);
+                block_gram_upper(n, columns, x.data(), stride, dispatched.data(), first);
+                if (avx2) block_gram_upper_avx2(n, columns, x.data(), stride, twin.data(), first);
+                for (std::size_t i = 0; i < n; ++i)
+                    for (std::size_t j = std::max(i, first); j < n; ++j) {
+                        const float want = sixteen_lane_sum(&x[i * stride], &x[j * stride], columns);
+                        const std::string at =
+                            str("n ", n, " first ", first, " columns ", columns, " (", i, ",", j, ")");
+                        EXPECT_EQ(dispatched[i * n + j], want) << at;
+                        if (avx2) EXPECT_EQ(twin[i * n + j], want) << "AVX2, " << at;
+                    }
+                for (std::size_t i = 0; i < n; ++i) // nothing written below the diagonal or among the old rows
+                    for (std::size_t j = 0; j < n; ++j)
+                        if (j < i || j < first) {
+                            EXPECT_EQ(dispatched[i * n + j], kSentinel);
+                            if (avx2) EXPECT_EQ(twin[i * n + j], kSentinel);
+                        }
+            }
+        }
+    }
 }
 
 // bfloat16 rows: products of the bfloat16 values are exact, so both paths must equal the double
@@ -94,12 +148,13 @@ TEST(Space, BlockGramBf16MatchesDoubleSumsOfTheRoundedValues) {
 }
 
 // An update's products (rows from `first` on against all): the entries of the full square, bit for
-// bit on the AVX-512 paths (the same sums in the same order whichever tile forms them), to float32
-// rounding on OpenBLAS's; the entries among the rows before `first` are not written.
+// bit on the AVX-512 and AVX2 paths (the same sums in the same order whichever tile forms them), to
+// float32 rounding on OpenBLAS's; the entries among the rows before `first` are not written.
 TEST(Space, BlockGramFromAFirstRowEqualsTheSquare) {
     std::mt19937 rng(9);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    const bool avx512 = cpu_has_avx512bw(), avx512bf16 = cpu_has_avx512bf16();
+    // bfloat16 rows are widened and summed by block_gram_upper where AVX-512 BF16 is missing
+    const bool lanes = cpu_has_avx512bw() || cpu_has_avx2_fma(), lanes_bf16 = cpu_has_avx512bf16() || lanes;
     for (std::size_t n : {2, 3, 5, 8, 9, 13, 17}) {
         for (std::size_t first : {1, 2, 3, 4, 5, 7, 8, 12, 16}) {
             if (first >= n) continue;
@@ -130,11 +185,11 @@ TEST(Space, BlockGramFromAFirstRowEqualsTheSquare) {
                             EXPECT_EQ(part_h[k], kSentinel) << at;
                             continue;
                         }
-                        if (avx512)
+                        if (lanes)
                             EXPECT_EQ(part[k], square[k]) << at;
                         else
                             EXPECT_NEAR(part[k], square[k], 1e-5 * (std::abs(square[k]) + columns)) << at;
-                        if (avx512bf16)
+                        if (lanes_bf16)
                             EXPECT_EQ(part_h[k], square_h[k]) << at;
                         else
                             EXPECT_NEAR(part_h[k], square_h[k], 1e-5 * (std::abs(square_h[k]) + columns)) << at;
@@ -143,7 +198,7 @@ TEST(Space, BlockGramFromAFirstRowEqualsTheSquare) {
             }
         }
     }
-    if (!avx512) GTEST_SKIP() << "no AVX-512 here: only the agreement to float32 rounding was checked";
+    if (!lanes) GTEST_SKIP() << "neither AVX-512 nor AVX2 here: only the agreement to float32 rounding was checked";
 }
 
 // ---- the merge method table (merge/methods.h)

@@ -23,6 +23,19 @@ inline bool cpu_has_f16c() {
     return (xcr0 & 6u) == 6u;
 }
 
+// AVX2 and FMA3 (leaf 7 EBX bit 5; leaf 1 ECX bit 12), with AVX and the OS saving its state (as
+// cpu_has_f16c checks).
+inline bool cpu_has_avx2_fma() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const unsigned need = (1u << 12) | (1u << 27) | (1u << 28);
+    if ((c & need) != need) return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 5))) return false;
+    unsigned xcr0 = 0, high = 0;
+    __asm__("xgetbv" : "=a"(xcr0), "=d"(high) : "c"(0));
+    return (xcr0 & 6u) == 6u;
+}
+
 // AVX-512 Foundation (leaf 7 EBX bit 16), with the OS saving the opmask and ZMM state (XCR0 bits
 // 1, 2, 5, 6, 7).
 inline bool cpu_has_avx512f() {
