@@ -293,15 +293,42 @@ Published published_accuracies(const toml::table& spec) {
 }
 
 // Test accuracy of every fine-tuned model, by dataset (over seeds), in store order.
-// CPU time by job kind: measured (each job's seconds times its threads) beside the spec's [estimate].
+// The spec's workers of each centroid variant (by name; "" for a lone [centroid]): a centroid job
+// runs that many fine-tunes at once, each with the experiment's threads.
+std::map<std::string, double> centroid_workers(const toml::table& spec) {
+    std::map<std::string, double> workers;
+    const auto add = [&](const toml::table& t) {
+        workers[t["name"].value_or(std::string())] = double(t["workers"].value_or(std::int64_t(1)));
+    };
+    if (const auto* t = spec["centroid"].as_table()) add(*t);
+    if (const auto* a = spec["centroid"].as_array())
+        for (const auto& node : *a)
+            if (const auto* t = node.as_table()) add(*t);
+    return workers;
+}
+
+// CPU time by job kind: measured (each job's seconds times the cores it held: its threads, times a
+// centroid job's workers) beside the spec's [estimate].
 void write_compute(Report& r, const Study& st) {
     const double threads = double(st.spec["experiment"]["threads"].value_or(std::int64_t(1)));
-    std::map<std::string, std::pair<std::size_t, double>> by_kind; // kind -> (jobs done, seconds)
+    const auto workers = centroid_workers(st.spec);
+    struct Done {
+        std::size_t jobs = 0;
+        double seconds = 0, core_seconds = 0;
+    };
+    std::map<std::string, Done> by_kind;
     std::vector<std::string> kinds;
+    bool parallel_centroids = false;
     for (const auto& j : st.jobs) {
         if (j.state != "done") continue;
+        double cores = threads;
+        if (j.kind == "centroid") {
+            const auto w = workers.find(st.labels(j.id).value("variant", ""));
+            if (w != workers.end()) cores *= w->second, parallel_centroids |= w->second > 1;
+        }
         if (!by_kind.count(j.kind)) kinds.push_back(j.kind);
-        by_kind[j.kind].first += 1, by_kind[j.kind].second += j.seconds * threads;
+        Done& d = by_kind[j.kind];
+        d.jobs += 1, d.seconds += j.seconds, d.core_seconds += j.seconds * cores;
     }
     const auto* estimate = st.spec["estimate"].as_table();
     for (const auto& [kind, node] : estimate ? *estimate : toml::table())
@@ -310,11 +337,12 @@ void write_compute(Report& r, const Study& st) {
     std::vector<std::vector<std::string>> rows;
     double measured = 0, expected = 0;
     for (const auto& k : kinds) {
-        const auto [n, seconds] = by_kind.count(k) ? by_kind[k] : std::pair<std::size_t, double>{0, 0.0};
+        const Done d = by_kind.count(k) ? by_kind[k] : Done{};
+        const std::size_t n = d.jobs;
         const auto e = estimate ? (*estimate)[k].value<double>() : std::nullopt;
-        measured += seconds, expected += e.value_or(0);
-        std::vector<std::string> row = {k, std::to_string(n), format_fixed(seconds / 3600, 2),
-                                        n ? format_fixed(seconds / double(n), 0) : "-"};
+        measured += d.core_seconds, expected += e.value_or(0);
+        std::vector<std::string> row = {k, std::to_string(n), format_fixed(d.core_seconds / 3600, 2),
+                                        n ? format_fixed(d.seconds / double(n), 0) : "-"};
         if (estimate) row.push_back(e ? format_fixed(*e, 2) : "-");
         rows.push_back(row);
     }
@@ -323,8 +351,10 @@ void write_compute(Report& r, const Study& st) {
     if (estimate) header.push_back("estimated CPU-hours"), total.push_back(format_fixed(expected, 2));
     rows.push_back(total);
     r.table(header, rows,
-            "Compute by job kind: each finished job's seconds times its threads (" + format_fixed(threads, 0) +
-                "), so jobs that shared the machine count their contention" +
+            "Compute by job kind: each finished job's seconds times its threads (" + format_fixed(threads, 0) + ")" +
+                (parallel_centroids ? ", times its workers for a centroid variant with workers > 1" : "") +
+                ", so jobs that shared the machine count their contention; attempts that were interrupted and "
+                "resumed count only the finished attempt's time" +
                 (estimate ? "; the estimate is the spec's [estimate], sized from measured per-job times before the run"
                           : "") +
                 ".");
