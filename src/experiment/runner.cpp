@@ -1,5 +1,6 @@
 #include "basin/experiment/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -158,7 +159,9 @@ struct Finished {
 class Executor {
   public:
     virtual ~Executor() = default;
+    // Slots: jobs at once, a job filling cost(job) of them.
     virtual std::size_t capacity() const = 0;
+    virtual std::size_t cost(const Job& job) const = 0;
     virtual void start(std::size_t index, const Job& job, const fs::path& log) = 0;
     // The next job to end; index kNone when a SIGINT/SIGTERM arrived first, kTimeout when none
     // ended within `seconds` (the scheduler then looks at the store again).
@@ -201,6 +204,9 @@ class LocalExecutor : public Executor {
     LocalExecutor(fs::path program, int jobs, Ticker& ticker)
         : program_(std::move(program)), jobs_(std::max(1, jobs)), ticker_(ticker) {}
     std::size_t capacity() const override { return std::size_t(jobs_); }
+    // A job running several processes (a centroid's workers) shares this machine's cores with the
+    // others; one wider than --jobs runs alone.
+    std::size_t cost(const Job& job) const override { return std::clamp<std::size_t>(job.slots, 1, capacity()); }
     void start(std::size_t index, const Job& job, const fs::path& log) override {
         children_.start(index, program_, job.args, log);
         ticker_.started(index, job.id, log);
@@ -260,6 +266,8 @@ class MpiExecutor : public Executor {
             idle_.insert(r);
     }
     std::size_t capacity() const override { return idle_.size() + busy_; }
+    // A rank runs one job at a time, with its host's cores to itself as far as this runner knows.
+    std::size_t cost(const Job&) const override { return 1; }
     void start(std::size_t index, const Job& job, const fs::path& log) override {
         BASIN_CHECK(!idle_.empty(), "basin run: no idle MPI rank");
         const int rank = *idle_.begin();
@@ -437,7 +445,7 @@ class Scheduler {
     // job whose dependency failed is blocked.
     Started start_ready() {
         Started out;
-        for (std::size_t i = 0; i < jobs_.size() && running_ < executor_.capacity() && !interrupted(); ++i) {
+        for (std::size_t i = 0; i < jobs_.size() && busy_ < executor_.capacity() && !interrupted(); ++i) {
             if (state_[i] != State::Pending) continue;
             bool ready = true;
             for (const auto& d : jobs_[i].depends) {
@@ -451,6 +459,9 @@ class Scheduler {
                 ready = ready && s == State::Done;
             }
             if (!ready) continue;
+            // A job wider than the free slots waits for them, and nothing after it starts first:
+            // otherwise narrow jobs could keep taking each slot that frees and starve it.
+            if (busy_ + executor_.cost(jobs_[i]) > executor_.capacity()) break;
             if (!store_.claim(jobs_[i].id, me_, kStaleClaimSeconds)) { // another runner has it
                 out.held_elsewhere = true;
                 continue;
@@ -467,7 +478,7 @@ class Scheduler {
             store_.job_started(jobs_[i].id, jobs_[i].kind, jobs_[i].key, jobs_[i].output.string(),
                                nlohmann::json(jobs_[i].labels).dump());
             executor_.start(i, jobs_[i], spec_.out / "logs" / log_name(jobs_[i].id));
-            state_[i] = State::Running, ++running_;
+            state_[i] = State::Running, ++running_, busy_ += executor_.cost(jobs_[i]);
             progress("started " + jobs_[i].id);
         }
         return out;
@@ -492,8 +503,8 @@ class Scheduler {
 
     // A job's end: its results collected into the store, or its failure recorded (either ends its claim).
     void record_end(const Finished& f) {
-        --running_;
         const Job& job = jobs_[f.index];
+        --running_, busy_ -= executor_.cost(job);
         if (f.code == 0) {
             try {
                 store_.job_finished(job.id, job.key, f.seconds, collect_results(job));
@@ -523,6 +534,7 @@ class Scheduler {
     std::vector<State> state_;
     std::map<std::size_t, std::map<std::string, std::size_t>> kept_; // job -> piece path -> content hash
     std::size_t done_ = 0, skipped_ = 0, failed_ = 0, running_ = 0;
+    std::size_t busy_ = 0;      // the executor's slots the running jobs fill
     std::size_t elsewhere_ = 0; // finished by other runners during this run
 };
 

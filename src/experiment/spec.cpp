@@ -626,6 +626,7 @@ class JobPlanner {
             if (c.workers > 1) {
                 j.args.insert(j.args.end(), {"--workers", std::to_string(c.workers)});
                 j.neutral_args = 2;
+                j.slots = std::size_t(c.workers);
             }
             for (const auto& d : s.datasets) {
                 j.reads.push_back(find_split(data_dir(d.name), "train"));

@@ -409,16 +409,23 @@ seeds = [1, 2]
 epochs = 1
 lr = 1e-3
 train_limit = 40
+workers = 2
 """
         with open(os.path.join(WORK, "variants.toml"), "w") as f:
             f.write(text)
         dry = run("run", "variants.toml", "--dry-run").stdout
         self.assertIn("--samples 2", dry)  # the general hull has 6 members, capped at 2 samples
-        run("run", "variants.toml", "--quiet")
+        run("run", "variants.toml", "--quiet", "--jobs", "2")
         exp = os.path.join(WORK, "runs", "variants")
         db = sqlite3.connect(os.path.join(exp, "store.sqlite"))
         jobs = dict(db.execute("SELECT id, state FROM jobs WHERE kind = 'centroid'"))
         self.assertEqual(jobs, {"centroid/bitfit-40": "done", "centroid/full-40": "done"})
+        # --jobs 2 runs two jobs at once, but the variant with workers = 2 fills both slots: it
+        # overlaps no other job (times are the runner's own clock, recorded in order)
+        spans = dict((i, (a, b)) for i, a, b in db.execute("SELECT id, started, finished FROM jobs"))
+        overlaps = {(i, k) for i, (a, b) in spans.items() for k, (c, d) in spans.items() if i < k and a < d and c < b}
+        self.assertTrue(overlaps, "--jobs 2 ran one job at a time")
+        self.assertEqual({pair for pair in overlaps if "centroid/full-40" in pair}, set(), spans)
         diffs = {job: [v for (v,) in db.execute("SELECT value FROM metrics WHERE job = ? AND metric = 'difference'", (job,))]
                  for job in jobs}
         db.close()

@@ -18,7 +18,7 @@ namespace basin {
 
 struct RunOptions {
     std::filesystem::path program; // the basin executable the jobs run
-    int jobs = 1;                  // child processes at once (without MPI)
+    int jobs = 1;                  // jobs at once (without MPI); a job with slots > 1 counts as that many
     bool dry_run = false;          // list the jobs and what would run
     bool quiet = false;
     // Only the jobs whose ids match one of these globs (fnmatch, e.g. search/*), with every job

@@ -85,6 +85,9 @@ struct Job {
     // The last neutral_args of args say how the job runs, not what it computes (init-compare's
     // --workers): they are left out of its key, so changing them keeps its results and pieces.
     std::size_t neutral_args = 0;
+    // How many of `basin run --jobs`' slots it fills while it runs: a centroid variant with
+    // workers = W runs W fine-tunes at once, so it counts as W jobs (at most --jobs; not in its key).
+    std::size_t slots = 1;
     std::vector<std::string> depends;                      // job ids
     std::vector<std::filesystem::path> reads;              // files whose content goes into the key
     std::filesystem::path output;                          // the folder the command writes
