@@ -364,7 +364,7 @@ void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const st
 
 void block_gram_upper_bf16(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
                            float* out, std::size_t first) {
-    static const bool bf16 = cpu_has_avx512bf16();
+    static const bool bf16 = cpu_has_avx512bf16() && gram_kernel() == GramKernel::Avx512;
     if (bf16) return block_gram_avx512<Bf16>(n, std::min(first, n), columns, x, row_stride, out);
     block_gram_upper_bf16_portable(n, columns, x, row_stride, out, first);
 }

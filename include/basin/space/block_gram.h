@@ -36,7 +36,8 @@ void block_gram_upper_blas(std::size_t n, std::size_t columns, const float* x, s
 
 // bfloat16 rows (`map --precision bf16`): the products of the bfloat16 values (exact in float32),
 // summed in float32. With AVX-512 BF16 (VDPBF16PS: 32 multiply-adds per instruction, twice FMA's
-// 16), the same tiles as above; else the rows are widened to float32 and block_gram_upper sums them.
+// 16), the same tiles as above; else (or when BASIN_GRAM_KERNEL names another kernel, so that a test
+// run takes a CPU without AVX-512's paths) the rows are widened to float32 and block_gram_upper sums them.
 void block_gram_upper_bf16(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
                            float* out, std::size_t first = 0);
 
