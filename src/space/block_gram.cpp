@@ -345,9 +345,17 @@ GramKernel gram_kernel() {
                 ")");
 }
 
+namespace {
+// The process's kernel, chosen once for the float32 and bfloat16 entry points alike.
+GramKernel chosen_kernel() {
+    static const GramKernel kernel = gram_kernel();
+    return kernel;
+}
+} // namespace
+
 void block_gram_upper(std::size_t n, std::size_t columns, const float* x, std::size_t row_stride, float* out,
                       std::size_t first) {
-    static const GramKernel kernel = gram_kernel();
+    const GramKernel kernel = chosen_kernel();
     if (kernel == GramKernel::Avx512) return block_gram_avx512<F32>(n, std::min(first, n), columns, x, row_stride, out);
     if (kernel == GramKernel::Avx2) return block_gram_upper_avx2(n, columns, x, row_stride, out, first);
     block_gram_upper_blas(n, columns, x, row_stride, out, first);
@@ -364,7 +372,7 @@ void block_gram_upper_bf16_portable(std::size_t n, std::size_t columns, const st
 
 void block_gram_upper_bf16(std::size_t n, std::size_t columns, const std::uint16_t* x, std::size_t row_stride,
                            float* out, std::size_t first) {
-    static const bool bf16 = cpu_has_avx512bf16() && gram_kernel() == GramKernel::Avx512;
+    static const bool bf16 = cpu_has_avx512bf16() && chosen_kernel() == GramKernel::Avx512;
     if (bf16) return block_gram_avx512<Bf16>(n, std::min(first, n), columns, x, row_stride, out);
     block_gram_upper_bf16_portable(n, columns, x, row_stride, out, first);
 }
